@@ -1,0 +1,51 @@
+# Two commands: `make run` and `make test`. Both create what is missing first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_DIR := .cache/claude-code
+# Python >= 3.12: the first of these that exists and is new enough.
+PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
+	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
+	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
+
+.PHONY: run test bench install claude-code clean
+
+run: install
+	$(BIN)/stabilizer run
+
+test: install claude-code
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@py=""; for c in $(PYTHON_CANDIDATES); do \
+	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then py=$$(command -v $$c); break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "stabilizer needs Python >= 3.12 (mitmproxy 12 requires it) and found none."; \
+	  echo "Install one (pyenv install 3.12, apt install python3.12, brew install python@3.12) or run: make PYTHON=/path/to/python3.12"; \
+	  exit 1; \
+	fi; \
+	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); $$py -m venv $(VENV) || exit 1; \
+	fi
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip check
+	@touch $@
+
+claude-code: $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
+
+$(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION):
+	@command -v npm >/dev/null || { echo "npm is needed for the Claude Code CLI used by the end-to-end tests (apt install npm, brew install node)"; exit 1; }
+	rm -rf $(CLAUDE_DIR) && mkdir -p $(CLAUDE_DIR)
+	cd $(CLAUDE_DIR) && npm install --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

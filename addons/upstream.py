@@ -1,0 +1,139 @@
+"""Keep a fixed endpoint in front of a LiteLLM proxy whose port changes on every start.
+
+The Upstream addon follows LiteLLM's log file, learns the newest listening port
+from uvicorn's "running on" line and retargets every request to it. While no
+port is known it answers 503 overloaded_error itself, which Claude Code retries.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from datetime import datetime, timezone
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+
+from addons import __version__
+from addons.errors import error_body
+from addons.logfollow import LogFollower, listening_address
+
+logger = logging.getLogger(__name__)
+
+STATUS_PATH = "/_stabilizer/status"
+POLL_SECONDS = 0.2
+RETRY_AFTER_SECONDS = 1
+
+
+def unavailable_response(message: str) -> http.Response:
+    """503 overloaded_error with Retry-After: what Claude Code retries about once a second."""
+    return http.Response.make(
+        503,
+        error_body("overloaded_error", message),
+        {"content-type": "application/json", "retry-after": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class Upstream:
+    def __init__(self):
+        self.follower: LogFollower | None = None
+        self.address: tuple[str, int] | None = None
+        self.learned_at: float | None = None
+        self._poller: asyncio.Task | None = None
+
+    def load(self, loader):
+        loader.add_option(
+            "stabilizer_litellm_log", str, "",
+            "LiteLLM's log file; its newest 'Uvicorn running on' line says where to send requests.",
+        )
+
+    def configure(self, updated):
+        if "stabilizer_litellm_log" not in updated:
+            return
+        if self.follower:
+            self.follower.close()
+        path = ctx.options.stabilizer_litellm_log
+        if not path:
+            self.follower = None
+            logger.warning("stabilizer_litellm_log is not set: every request gets 503 until it is")
+            return
+        self.follower = LogFollower(path)
+        self.address = self.learned_at = None
+        self.poll()
+
+    async def running(self):
+        self._poller = asyncio.create_task(self._poll_forever())
+
+    def done(self):
+        if self._poller:
+            self._poller.cancel()
+        if self.follower:
+            self.follower.close()
+
+    async def _poll_forever(self):
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                self.poll()
+            except OSError as e:
+                logger.warning("cannot read %s: %s", self.follower.path, e)
+
+    def poll(self) -> None:
+        """Read what the log gained; the last address in it wins."""
+        if not self.follower:
+            return
+        for line in self.follower.read_lines():
+            if address := listening_address(line):
+                self.address, self.learned_at = address, time.time()
+                logger.info("upstream: LiteLLM at %s:%d", *address)
+
+    def status(self) -> dict:
+        return {
+            "version": __version__,
+            "upstream": f"http://{self.address[0]}:{self.address[1]}" if self.address else None,
+            "learned_at": datetime.fromtimestamp(self.learned_at, timezone.utc).isoformat()
+            if self.learned_at
+            else None,
+            "litellm_log": self.follower.path if self.follower else None,
+        }
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response:
+            return
+        if flow.request.method == "GET" and flow.request.path.partition("?")[0] == STATUS_PATH:
+            flow.response = http.Response.make(
+                200, json.dumps(self.status()), {"content-type": "application/json"}
+            )
+            return
+        if self.address is None:
+            flow.response = unavailable_response(
+                "LiteLLM is not running yet (no port in its log); retry shortly"
+            )
+            return
+        flow.request.scheme = "http"
+        flow.request.host, flow.request.port = self.address
+
+
+def _anthropic_error_page(status_code: int, message: str = "") -> bytes:
+    """Stands in for mitmproxy's HTML error page (upstream refused, died, timed out).
+
+    mitmproxy has no hook for these pages: they are written by the HTTP/1 layer
+    after the `error` hook, so the module function that renders them is replaced.
+    """
+    if status_code >= 500:
+        response = unavailable_response(f"LiteLLM upstream unavailable: {message}; retry shortly")
+    else:
+        kind = "request_too_large" if status_code == 413 else "invalid_request_error"
+        response = http.Response.make(status_code, error_body(kind, message), {"content-type": "application/json"})
+    response.headers["connection"] = "close"
+    return http1.assemble_response(response)
+
+
+class JsonErrorPages:
+    """Every error mitmproxy itself answers is Anthropic JSON, never an HTML page."""
+
+    def load(self, loader):
+        if not hasattr(_http1, "make_error_response"):
+            raise exceptions.AddonManagerError("mitmproxy changed: _http1.make_error_response is gone")
+        _http1.make_error_response = _anthropic_error_page

@@ -1,0 +1,5 @@
+import sys
+
+from litellm_service.server import main
+
+sys.exit(main())

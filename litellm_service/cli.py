@@ -1,0 +1,228 @@
+"""The `stabilizer` command."""
+
+import argparse
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from addons.logfollow import LogFollower, listening_address
+from addons.policy import PolicyError, load_policy
+from addons.upstream import STATUS_PATH
+from litellm_service import stack
+from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
+from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
+
+# Like launchd's ThrottleInterval: a LiteLLM that dies at once is not restarted in a tight loop.
+RESTART_THROTTLE_SECONDS = 1.0
+STOP_GRACE_SECONDS = 5.0
+READY_TIMEOUT_SECONDS = 120.0
+
+
+class StartupError(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"stabilizer: {message}", file=sys.stderr, flush=True)
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {host} is already in use (another stabilizer or LiteLLM?); "
+                    f"stop it, or pass --port to use another port"
+                ) from None
+            raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def _die_with_parent() -> None:
+    """Linux: children get SIGTERM if this process dies without cleaning up."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(command: list[str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, **kwargs)
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def fetch_status(host: str, port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{STATUS_PATH}", timeout=1) as response:
+            return json.load(response)
+    except (OSError, ValueError):
+        return None
+
+
+class Stack:
+    """LiteLLM and mitmdump as siblings; LiteLLM is restarted whenever it dies."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.log_dir: Path = args.log_dir
+        self.litellm_log: Path = args.attach_log or self.log_dir / stack.LITELLM_LOG_NAME
+        self.litellm: subprocess.Popen | None = None
+        self.mitmdump: subprocess.Popen | None = None
+        self.stopping = False
+
+    def check_config(self) -> list[str]:
+        """Everything start-up can check, before any process starts."""
+        check_port_free(self.args.host, self.args.port)
+        try:
+            load_policy(str(self.args.policy) if self.args.policy else None)
+            if self.args.attach_log:
+                return []
+            for name, value in read_env_file(self.args.env_file).items():
+                os.environ.setdefault(name, value)
+            ensure_master_key(self.args.env_file)
+            return model_names(load_litellm_config(self.args.litellm_config))
+        except (PolicyError, EnvFileError, LiteLLMConfigError) as e:
+            raise StartupError(str(e)) from None
+
+    def start_litellm(self) -> None:
+        self.litellm = spawn(
+            stack.litellm_command(
+                config=self.args.litellm_config, log_file=self.litellm_log, env_file=self.args.env_file
+            )
+        )
+
+    def start_mitmdump(self) -> None:
+        command = stack.mitmdump_command(
+            host=self.args.host, port=self.args.port, litellm_log=self.litellm_log, policy=self.args.policy
+        )
+        if self.args.quiet:
+            command.append("-q")
+        self.mitmdump = spawn(command)
+
+    def wait_ready(self, new_lines: LogFollower) -> str:
+        """Until mitmdump answers and routes to the LiteLLM that this run started."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        expected = None
+        while time.monotonic() < deadline:
+            if self.mitmdump.poll() is not None:
+                raise StartupError(f"mitmdump exited with status {self.mitmdump.returncode} (see its output above)")
+            if self.litellm and self.litellm.poll() is not None:
+                raise StartupError(
+                    f"LiteLLM exited with status {self.litellm.returncode}; see {self.litellm_log}"
+                )
+            for line in new_lines.read_lines():
+                expected = listening_address(line) or expected
+            ours = f"http://{expected[0]}:{expected[1]}" if expected else None
+            status = fetch_status(self.args.host, self.args.port)
+            # Attached to a LiteLLM started elsewhere, any learned port will do.
+            if status and status["upstream"] and (self.args.attach_log or status["upstream"] == ours):
+                return status["upstream"]
+            time.sleep(0.2)
+        raise StartupError(f"the stack was not ready after {READY_TIMEOUT_SECONDS:.0f} s; see {self.litellm_log}")
+
+    def handle_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        models = self.check_config()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self.handle_signal)
+        signal.signal(signal.SIGINT, self.handle_signal)
+        new_lines = LogFollower(str(self.litellm_log))
+        new_lines.read_lines()  # what is already in the log belongs to an earlier LiteLLM
+        try:
+            if not self.args.attach_log:
+                self.start_litellm()
+            self.start_mitmdump()
+            upstream = self.wait_ready(new_lines)
+            say(
+                f"ready on http://{self.args.host}:{self.args.port} -> LiteLLM {upstream}"
+                + (f" (models: {', '.join(models)})" if models else "")
+            )
+            return self.supervise()
+        except StartupError as e:
+            if not self.stopping:
+                say(str(e))
+                return 1
+            return 0
+        finally:
+            stop(self.mitmdump)
+            stop(self.litellm)
+            new_lines.close()
+
+    def supervise(self) -> int:
+        last_start = time.monotonic()
+        while not self.stopping:
+            if self.mitmdump.poll() is not None:
+                say(f"mitmdump exited with status {self.mitmdump.returncode}; stopping")
+                return 1
+            if self.litellm and self.litellm.poll() is not None:
+                say(f"LiteLLM exited with status {self.litellm.returncode}; restarting it")
+                time.sleep(max(0.0, last_start + RESTART_THROTTLE_SECONDS - time.monotonic()))
+                self.start_litellm()
+                last_start = time.monotonic()
+            time.sleep(0.1)
+        say("stopping")
+        return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return Stack(args).run()
+    except StartupError as e:
+        say(str(e))
+        return 1
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    try:
+        print(ensure_master_key(args.env_file))
+    except EnvFileError as e:
+        say(str(e))
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stabilizer", description="A fixed, forgiving endpoint for Claude Code in front of LiteLLM.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start LiteLLM and mitmdump with the addons, in the foreground")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=4000, help="port Claude Code talks to (default 4000)")
+    run.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
+    run.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY, help="the addons' settings (config/stabilizer.yaml)")
+    run.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
+    run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
+    run.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
+    run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
+    run.set_defaults(func=cmd_run)
+
+    key = commands.add_parser("key", help="print the master key clients send (ANTHROPIC_AUTH_TOKEN)")
+    key.add_argument("--env-file", type=Path, default=default_env_file())
+    key.set_defaults(func=cmd_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

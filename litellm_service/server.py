@@ -1,0 +1,65 @@
+"""The LiteLLM proxy, started programmatically: loopback, an OS-chosen port, offline.
+
+    python -m litellm_service --config config/litellm.yaml --log-file litellm.log
+
+Everything LiteLLM and uvicorn print goes to the log file, including uvicorn's
+`Uvicorn running on http://127.0.0.1:PORT` line, which is the only thing the
+upstream addon needs to find this process. Port 0 lets the OS choose: LiteLLM's
+own CLI silently drifts to a random port when 4000 is taken, which is exactly the
+instability the mitmdump front end exists to hide.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
+from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
+
+
+def _redirect_output(log_file: Path) -> None:
+    """Point fds 1 and 2 at the log (append), so nothing LiteLLM prints is lost."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+
+
+def prepare_environment(config: Path, env_file: Path) -> None:
+    """Load keys, check the config against them, and make LiteLLM offline-safe."""
+    for name, value in read_env_file(env_file).items():
+        os.environ.setdefault(name, value)
+    os.environ["LITELLM_MASTER_KEY"] = ensure_master_key(env_file)
+    load_litellm_config(config)
+    os.environ["CONFIG_FILE_PATH"] = str(config)
+    # No cost-map download at start-up, no telemetry.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_TELEMETRY", "False")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m litellm_service", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="LiteLLM proxy config (YAML)")
+    parser.add_argument("--log-file", type=Path, required=True, help="where all output goes (appended)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: the OS chooses (default)")
+    parser.add_argument("--env-file", type=Path, default=default_env_file(), help="NAME=value keys, mode 0600")
+    args = parser.parse_args(argv)
+    try:
+        prepare_environment(args.config.resolve(), args.env_file)
+    except (EnvFileError, LiteLLMConfigError) as e:
+        print(f"litellm_service: {e}", file=sys.stderr)
+        return 2
+    _redirect_output(args.log_file)
+
+    import litellm
+    import uvicorn
+
+    litellm.disable_hf_tokenizer_download = True
+    # Access lines would grow the log the upstream addon follows by one line per request.
+    uvicorn.run("litellm.proxy.proxy_server:app", host=args.host, port=args.port, access_log=False)
+    return 0

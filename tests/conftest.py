@@ -1,0 +1,106 @@
+"""Session fixtures: the stand-in backend, the real LiteLLM proxy and the real mitmdump with the addons.
+
+LiteLLM takes about 10 s to start, so one instance serves the whole session;
+tests that kill it restart it through the same object, and mitmdump follows
+its log to the new port just as it does in production.
+"""
+
+import secrets
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.backend import Backend
+from tests.procs import LiteLLM, Mitmdump, child_environment
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
+BACKEND_MODELS = ("deepseek-chat", "qwen-plus", "plain-model")
+
+
+def write_litellm_config(path: Path, backend_url: str) -> Path:
+    """The shipped config's settings, with models pointed at the stand-in backend."""
+    shipped = yaml.safe_load((PROJECT_ROOT / "config" / "litellm.yaml").read_text())
+    shipped["model_list"] += [
+        {
+            "model_name": name,
+            "litellm_params": {"model": f"openai/{name}", "api_base": backend_url, "api_key": "os.environ/FAKE_PROVIDER_KEY"},
+        }
+        for name in BACKEND_MODELS
+    ]
+    path.write_text(yaml.safe_dump(shipped))
+    return path
+
+
+@pytest.fixture(scope="session")
+def master_key() -> str:
+    return "sk-test-master-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def provider_key() -> str:
+    return "sk-fake-provider-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def child_env(session_home, master_key, provider_key) -> dict[str, str]:
+    env = child_environment(session_home, master_key)
+    env["FAKE_PROVIDER_KEY"] = provider_key
+    return env
+
+
+@pytest.fixture(scope="session")
+def backend():
+    server = Backend().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_backend(backend):
+    """The session backend with nothing received, scripted or overridden."""
+    backend.reset()
+    yield backend
+    backend.reset()
+
+
+@pytest.fixture(scope="session")
+def litellm_config(tmp_path_factory, backend) -> Path:
+    return write_litellm_config(tmp_path_factory.mktemp("config") / "litellm.yaml", backend.base_url)
+
+
+@pytest.fixture(scope="session")
+def litellm(litellm_config, session_home, child_env):
+    process = LiteLLM(litellm_config, session_home / "logs" / "litellm.log", child_env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(litellm, child_env):
+    """mitmdump with the addons in front of the session LiteLLM."""
+    process = Mitmdump(litellm.log_file, POLICY, child_env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def stack(proxy, litellm):
+    """The proxy routed to a live LiteLLM (restarted if an earlier test killed it)."""
+    if litellm.process.poll() is not None:
+        litellm.start()
+    proxy.wait_upstream(litellm.url)
+    return proxy
+
+
+@pytest.fixture
+def anthropic_client(stack, master_key):
+    import anthropic
+
+    return anthropic.Anthropic(base_url=stack.url, api_key=master_key, max_retries=0, timeout=60)

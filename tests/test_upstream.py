@@ -1,0 +1,82 @@
+"""The Upstream addon and the JSON error pages, without a network."""
+
+import json
+
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.test import taddons, tflow
+
+from addons.errors import is_anthropic_error
+from addons.upstream import JsonErrorPages, Upstream
+
+LINE = b"INFO:     Uvicorn running on http://127.0.0.1:%d (Press CTRL+C to quit)\n"
+
+
+def test_unknown_port_answers_503_overloaded(tmp_path):
+    upstream = Upstream()
+    with taddons.context(upstream) as tctx:
+        tctx.configure(upstream, stabilizer_litellm_log=str(tmp_path / "absent.log"))
+        flow = tflow.tflow()
+        upstream.request(flow)
+        assert flow.response.status_code == 503
+        assert flow.response.headers["retry-after"] == "1"
+        body = json.loads(flow.response.content)
+        assert is_anthropic_error(body) and body["error"]["type"] == "overloaded_error"
+
+
+def test_newest_port_wins_and_retargets(tmp_path):
+    log = tmp_path / "litellm.log"
+    log.write_bytes(LINE % 4001 + b"noise\n" + LINE % 4002)
+    upstream = Upstream()
+    with taddons.context(upstream) as tctx:
+        tctx.configure(upstream, stabilizer_litellm_log=str(log))
+        flow = tflow.tflow()
+        upstream.request(flow)
+        assert flow.response is None
+        assert (flow.request.host, flow.request.port, flow.request.scheme) == ("127.0.0.1", 4002, "http")
+        with open(log, "ab") as f:
+            f.write(LINE % 4003)
+        upstream.poll()
+        flow = tflow.tflow()
+        upstream.request(flow)
+        assert flow.request.port == 4003
+
+
+def test_status_endpoint(tmp_path):
+    log = tmp_path / "litellm.log"
+    upstream = Upstream()
+    with taddons.context(upstream) as tctx:
+        tctx.configure(upstream, stabilizer_litellm_log=str(log))
+        flow = tflow.tflow()
+        flow.request.method, flow.request.path = "GET", "/_stabilizer/status"
+        upstream.request(flow)
+        status = json.loads(flow.response.content)
+        assert status["upstream"] is None and status["learned_at"] is None and status["version"]
+        log.write_bytes(LINE % 4005)
+        upstream.poll()
+        flow = tflow.tflow()
+        flow.request.method, flow.request.path = "GET", "/_stabilizer/status?x=1"
+        upstream.request(flow)
+        status = json.loads(flow.response.content)
+        assert status["upstream"] == "http://127.0.0.1:4005" and status["learned_at"]
+
+
+def test_error_pages_are_anthropic_json():
+    original = _http1.make_error_response
+    try:
+        pages = JsonErrorPages()
+        with taddons.context(pages):
+            for status, expected_status, kind in [
+                (502, 503, "overloaded_error"),
+                (504, 503, "overloaded_error"),
+                (400, 400, "invalid_request_error"),
+                (413, 413, "request_too_large"),
+            ]:
+                raw = _http1.make_error_response(status, "Connect call failed")
+                response = http1.read_response_head(raw.split(b"\r\n\r\n")[0].split(b"\r\n"))
+                body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+                assert response.status_code == expected_status
+                assert response.headers["content-type"] == "application/json"
+                assert body["error"]["type"] == kind and "Connect call failed" in body["error"]["message"]
+    finally:
+        _http1.make_error_response = original
