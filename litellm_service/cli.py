@@ -98,7 +98,8 @@ class Stack:
                 return []
             for name, value in read_env_file(self.args.env_file).items():
                 os.environ.setdefault(name, value)
-            ensure_master_key(self.args.env_file)
+            # Both children read it: LiteLLM to check keys, mitmdump's auth addon likewise.
+            os.environ["LITELLM_MASTER_KEY"] = ensure_master_key(self.args.env_file)
             return model_names(load_litellm_config(self.args.litellm_config))
         except (PolicyError, EnvFileError, LiteLLMConfigError) as e:
             raise StartupError(str(e)) from None

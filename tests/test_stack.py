@@ -1,0 +1,164 @@
+"""The whole stack with real processes: LiteLLM, mitmdump with the addons, `stabilizer run`."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from addons.errors import is_anthropic_error
+from tests.procs import LineReader, Mitmdump, free_port, get_json, poll_until, post_json
+
+HI = {"model": "deepseek-chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
+
+
+def test_non_streaming_round_trip(anthropic_client, fresh_backend):
+    message = anthropic_client.messages.create(**HI)
+    assert message.content[0].type == "text" and message.content[0].text
+    assert fresh_backend.requests[-1]["messages"][-1]["content"] in ("hi there", [{"type": "text", "text": "hi there"}])
+
+
+def test_streaming_round_trip(anthropic_client, fresh_backend):
+    with anthropic_client.messages.stream(**HI) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.content[0].text == text
+    assert final.stop_reason == "end_turn"
+    assert fresh_backend.requests[-1]["stream"] is True
+
+
+def test_demo_model_answers_without_a_backend(anthropic_client):
+    message = anthropic_client.messages.create(**{**HI, "model": "demo"})
+    assert "demo model" in message.content[0].text
+
+
+def test_status_names_the_live_upstream(stack, litellm):
+    status, body = get_json(stack.url + "/_stabilizer/status")
+    assert status == 200
+    assert body["upstream"] == litellm.url and body["learned_at"] and body["version"]
+
+
+def test_litellm_restart_gap_gets_503_json_then_new_port(stack, litellm, master_key):
+    old_url = litellm.url
+    litellm.kill()
+    status, headers, body = post_json(stack.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 503, body
+    assert headers["content-type"] == "application/json" and headers["retry-after"] == "1"
+    assert is_anthropic_error(json.loads(body)) and json.loads(body)["error"]["type"] == "overloaded_error"
+
+    litellm.start()
+    assert litellm.url != old_url
+    stack.wait_upstream(litellm.url, timeout=1.0)  # retargeting within one second of the log line
+    status, _, body = post_json(stack.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 200, body
+
+
+@pytest.fixture
+def lone_proxy(tmp_path, child_env):
+    """A second mitmdump following a log file the test writes itself."""
+    log = tmp_path / "litellm.log"
+    proxy = Mitmdump(log, None, child_env).start()
+    yield proxy, log
+    proxy.stop()
+
+
+def running_line(url: str) -> bytes:
+    return f"INFO:     Uvicorn running on {url} (Press CTRL+C to quit)\n".encode()
+
+
+def test_log_absent_then_written_truncated_and_replaced(lone_proxy, litellm, master_key):
+    proxy, log = lone_proxy
+    assert proxy.status()["upstream"] is None
+    status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 503 and json.loads(body)["error"]["type"] == "overloaded_error"
+
+    log.write_bytes(b"x" * 5000 + b"\n" + running_line("http://127.0.0.1:1111"))
+    proxy.wait_upstream("http://127.0.0.1:1111", timeout=1.0)
+
+    log.write_bytes(running_line(litellm.url))  # truncated in place, shorter than before
+    proxy.wait_upstream(litellm.url, timeout=1.0)
+    status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 200, body
+
+    replacement = log.with_name("rotated.log")
+    replacement.write_bytes(running_line("http://127.0.0.1:2222"))
+    os.replace(replacement, log)
+    proxy.wait_upstream("http://127.0.0.1:2222", timeout=1.0)
+
+
+def test_refused_port_gets_503_json_not_html(lone_proxy, master_key):
+    proxy, log = lone_proxy
+    dead = free_port()
+    log.write_bytes(running_line(f"http://127.0.0.1:{dead}"))
+    proxy.wait_upstream(f"http://127.0.0.1:{dead}", timeout=1.0)
+    status, headers, body = post_json(proxy.url + "/v1/messages?beta=true", HI, {"x-api-key": master_key})
+    assert status == 503 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["type"] == "overloaded_error"
+
+
+def stabilizer(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "stabilizer"), *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def test_run_refuses_a_taken_port(child_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = stabilizer("run", "--port", str(port), "--log-dir", str(tmp_path), env=child_env)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert f"port {port}" in stderr.decode()
+
+
+def child_pids(pid: int) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in children.read_text().split()} if children.exists() else set()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads children from /proc")
+def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config, tmp_path, master_key):
+    port = free_port()
+    process = stabilizer(
+        "run", "--port", str(port), "--log-dir", str(tmp_path / "logs"),
+        "--litellm-config", str(litellm_config), "--env-file", str(tmp_path / "env"), "-q",
+        env=child_env,
+    )
+    try:
+        stderr = LineReader(process.stderr)
+        assert f"ready on http://127.0.0.1:{port}" in stderr.wait_for("ready on", timeout=90)
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        demo = {**HI, "model": "demo"}
+        assert post_json(url, demo, {"authorization": f"Bearer {master_key}"})[0] == 200
+
+        children = child_pids(process.pid)
+        litellm_pid = next(pid for pid in children if b"litellm_service" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(litellm_pid, signal.SIGKILL)
+        stderr.wait_for("restarting", timeout=10)
+        # Claude Code retries 503 about once a second; so does this client, boundedly.
+        poll_until(
+            lambda: post_json(url, demo, {"authorization": f"Bearer {master_key}"})[0] == 200,
+            timeout=90, what="a 200 from the restarted LiteLLM", interval=0.5,
+        )
+        children = child_pids(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    assert not [pid for pid in children if alive(pid)], "children left behind"
