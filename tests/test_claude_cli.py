@@ -1,0 +1,13 @@
+"""The pinned Claude Code CLI is installed and runs."""
+
+import subprocess
+
+from tests.claude import claude_binary, pinned_version
+
+
+def test_cli_reports_pinned_version():
+    proc = subprocess.run([str(claude_binary()), "--version"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    # prints e.g. "2.1.197 (Claude Code)"
+    assert proc.stdout.split()[0] == pinned_version(), proc.stdout
