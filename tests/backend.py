@@ -1,0 +1,1026 @@
+"""Stand-in OpenAI-compatible model provider for the integration tests.
+
+Every integration test runs the real LiteLLM proxy, the real mitmdump and the
+real Claude Code CLI against this server, so it reproduces what the DeepSeek
+and Qwen (DashScope compatible-mode) gateways really do, with their wording:
+
+- DeepSeek rejects parameters it does not know, `max_tokens` outside
+  [1, 8192] and prompts over 131072 tokens (messages + completion); it puts
+  usage on the chunk that carries `finish_reason`, whatever `stream_options`.
+- Qwen rejects `max_tokens` outside [1, 8192] and inputs over 129024 tokens,
+  ignores unknown parameters, and streams usage only when
+  `stream_options.include_usage` is set (in a last chunk with empty choices).
+- Any other model name gets a permissive plain OpenAI server.
+
+The provider profile is chosen per request from the `model` field; a test
+overrides it with `with backend.quirks(...)` (usage null/absent/zero, odd
+chunking of the byte stream, CRLF line endings, limits) and scripts the
+answers with `backend.script([...])` or `backend.responder`. Stalls and
+broken streams are replies too; they end when `until` is set, on `reset()` or
+on `stop()`, so a test can never hang on them.
+
+Streams use HTTP/1.1 chunked transfer encoding on a kept-alive connection, as
+the real gateways (behind nginx/envoy) do, one HTTP chunk per write.
+
+Standalone: `python -m tests.backend --port 8000 [--provider deepseek]
+[--quirk usage=null ...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.server
+import itertools
+import json
+import logging
+import random
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from addons.tokens import count_text
+
+logger = logging.getLogger(__name__)
+
+CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+MODELS_PATHS = ("/v1/models", "/models")
+PROVIDERS = ("deepseek", "qwen", "openai")
+
+# What DeepSeek documents for POST /chat/completions, minus `thinking`: the
+# stabilizer must never let Claude Code's Anthropic-shaped `thinking` through.
+DEEPSEEK_KEYS = (
+    "messages", "model", "frequency_penalty", "max_tokens", "presence_penalty",
+    "response_format", "stop", "stream", "stream_options", "temperature",
+    "top_p", "tools", "tool_choice", "logprobs", "top_logprobs",
+)
+# OpenAI's own Chat Completions parameters (used when a test turns strict_keys
+# on for the plain or the Qwen profile).
+OPENAI_KEYS = (
+    "messages", "model", "audio", "frequency_penalty", "function_call",
+    "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
+    "response_format", "safety_identifier", "seed", "service_tier", "stop",
+    "store", "stream", "stream_options", "temperature", "tool_choice",
+    "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options",
+)
+# DashScope's extensions on top of OpenAI's set.
+QWEN_KEYS = OPENAI_KEYS + (
+    "enable_thinking", "thinking_budget", "enable_search", "search_options",
+    "top_k", "repetition_penalty", "translation_options",
+    "vl_high_resolution_images",
+)
+ACCEPTED_KEYS = {"deepseek": DEEPSEEK_KEYS, "qwen": QWEN_KEYS, "openai": OPENAI_KEYS}
+
+USAGE_MODES = ("real", "null", "absent", "zero")
+CHUNKING_MODES = ("normal", "odd")
+LINE_ENDINGS = ("\n", "\r\n")
+
+# A stall nobody releases ends on its own after this long: a forgotten
+# Event must fail one test, not hang the session.
+MAX_STALL_SECONDS = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Quirks:
+    """How the server behaves for one request.
+
+    usage: "real" counts, "zero" counts, "null" (`"usage": null`) or "absent"
+        (no usage key, no usage chunk), placed where the provider places it.
+    chunking: "normal" writes one SSE event per HTTP chunk; "odd" cuts the
+        byte stream at awkward points (inside `data:`, inside the JSON,
+        between \\r and \\n) and packs several events into one write.
+    strict_keys: unknown top-level request keys -> 400.
+    max_tokens_limit: `max_tokens` outside [1, limit] -> 400 (None: no check).
+    context_window: tokens (see `request_tokens`). DeepSeek and plain OpenAI
+        compare messages + max_tokens with it, Qwen the input alone (its
+        "input length" limit). None: no check.
+    line_ending: "\\n" or "\\r\\n" inside the SSE stream.
+    keepalive: number of `: keep-alive` SSE comments (blank lines for a JSON
+        body) sent before the answer, as DeepSeek does while a request queues.
+    """
+
+    provider: str = "openai"
+    usage: str = "real"
+    chunking: str = "normal"
+    strict_keys: bool = False
+    max_tokens_limit: int | None = None
+    context_window: int | None = None
+    line_ending: str = "\n"
+    keepalive: int = 0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("provider", PROVIDERS), ("usage", USAGE_MODES),
+            ("chunking", CHUNKING_MODES), ("line_ending", LINE_ENDINGS),
+        )
+        for name, allowed in checks:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if self.keepalive < 0:
+            raise ValueError("keepalive must be >= 0")
+
+
+PROFILES: dict[str, Quirks] = {
+    "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=8192, context_window=131072),
+    "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024),
+    "openai": Quirks(provider="openai"),
+}
+
+
+def provider_for(model: Any) -> str:
+    name = model.lower() if isinstance(model, str) else ""
+    if name.startswith("deepseek"):
+        return "deepseek"
+    if name.startswith("qwen"):
+        return "qwen"
+    return "openai"
+
+
+# --------------------------------------------------------------------------
+# Replies a test can script.
+
+
+@dataclasses.dataclass
+class Text:
+    """A plain answer, streamed as several content deltas."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclasses.dataclass
+class ToolCalls:
+    """OpenAI `tool_calls`; each call's arguments JSON is streamed in several
+    fragments after a first fragment carrying id, type and name."""
+
+    calls: list[tuple[str, dict[str, Any]]]
+    text: str = ""  # content streamed before the calls, as DeepSeek often does
+
+
+@dataclasses.dataclass
+class Error:
+    """An HTTP error answer; a dict body is sent as JSON."""
+
+    status: int
+    body: dict[str, Any] | str
+    content_type: str = "application/json"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class StallBeforeFirstByte:
+    """Send nothing, not even the status line, until `until` is set; then
+    answer with `then` (default answer when None). Released by reset()/stop()
+    instead, the connection is closed without a byte. `reached` is set when
+    the request has arrived and the stall began."""
+
+    until: threading.Event | None = None
+    then: Text | ToolCalls | Error | None = None
+    reached: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@dataclasses.dataclass
+class StallMidStream:
+    """Send the first `after_events` SSE events of `reply` (default answer
+    when None), flush, set `reached`, hold until `until` is set, then send the
+    rest. Released by reset()/stop() instead, the connection is closed. For a
+    non-streaming request the JSON body is held after its first half.
+
+    This is the ordering gate: StallMidStream(after_events=2, until=gate)
+    holds the third event until the test has seen the second arrive."""
+
+    after_events: int = 1
+    until: threading.Event | None = None
+    reply: Text | ToolCalls | None = None
+    reached: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@dataclasses.dataclass
+class CloseMidEvent:
+    """Send `after_events` whole events, then half of the next one, then
+    close the socket (no terminating chunk). `reached` is set once closed."""
+
+    after_events: int = 1
+    reply: Text | ToolCalls | None = None
+    reached: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@dataclasses.dataclass
+class EndlessEvent:
+    """A 200 stream whose one event never ends: `data: {...` then filler
+    bytes without a newline, until the client goes away, `max_bytes` or
+    `max_seconds` is reached, or reset()/stop(); then the socket closes.
+    `reached` is set after the first write, `ended` when it stops;
+    `sent_bytes` counts what the socket accepted."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_seconds: float = 30.0
+    chunk_size: int = 16 * 1024
+    reached: threading.Event = dataclasses.field(default_factory=threading.Event)
+    ended: threading.Event = dataclasses.field(default_factory=threading.Event)
+    sent_bytes: int = 0
+
+
+Reply = Text | ToolCalls | Error | StallBeforeFirstByte | StallMidStream | CloseMidEvent | EndlessEvent
+
+
+@dataclasses.dataclass
+class Exchange:
+    """One HTTP request as received, and the status it was answered with
+    (None while no status line was sent)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None when absent / not JSON
+    status: int | None = None
+
+
+# --------------------------------------------------------------------------
+# Pure core: token counting, validation, rendering.
+
+
+def message_texts(message: dict[str, Any]) -> Iterator[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                if isinstance(function.get(key), str):
+                    yield function[key]
+
+
+def request_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens as this server counts them: cl100k tokens of every text
+    in the messages (string content, text parts, tool-call names and
+    arguments) plus those of `json.dumps(tools)`. Limits and real usage use it."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    total = sum(
+        count_text(text) for message in messages if isinstance(message, dict) for text in message_texts(message)
+    )
+    if body.get("tools"):
+        total += count_text(json.dumps(body["tools"]))
+    return total
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return "".join(message_texts(message))
+    return ""
+
+
+def default_reply(body: dict[str, Any]) -> Text:
+    quoted = last_user_text(body)
+    if len(quoted) > 200:
+        quoted = quoted[:200] + "..."
+    return Text(f'You said: "{quoted}"')
+
+
+def _deepseek_error(message: str) -> Error:
+    return Error(400, {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": "invalid_request_error"}})
+
+
+def _qwen_error(message: str) -> Error:
+    return Error(400, {
+        "error": {"code": "invalid_parameter_error", "param": None,
+                  "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
+                  "type": "invalid_request_error"},
+        "id": f"chatcmpl-{uuid.uuid4()}",
+        "request_id": str(uuid.uuid4()),
+    })
+
+
+def _openai_error(message: str, param: str | None = None, code: str | None = None) -> Error:
+    return Error(400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+
+
+def _line_column(raw: str, offset: int) -> tuple[int, int]:
+    return raw.count("\n", 0, offset) + 1, offset - (raw.rfind("\n", 0, offset) + 1)
+
+
+def _after_key(raw: str, key: str) -> tuple[int, int]:
+    """Line and column just past `"key"` in the raw body, as serde reports
+    them (first occurrence: good enough for an error message)."""
+    match = re.search(rf'"{re.escape(key)}"\s*:', raw)
+    return _line_column(raw, match.start() + len(key) + 2 if match else len(raw))
+
+
+def _unknown_keys_error(provider: str, unknown: list[str], raw: str) -> Error:
+    if provider == "deepseek":
+        expected = ", ".join(f"`{key}`" for key in DEEPSEEK_KEYS)
+        line, column = _after_key(raw, unknown[0])
+        return _deepseek_error(
+            "Failed to deserialize the JSON body into the target type: "
+            f"unknown field `{unknown[0]}`, expected one of {expected} at line {line} column {column}"
+        )
+    noun = "argument" if len(unknown) == 1 else "arguments"
+    message = f"Unrecognized request {noun} supplied: {', '.join(unknown)}"
+    return _qwen_error(message) if provider == "qwen" else _openai_error(message)
+
+
+def _max_tokens_error(provider: str, value: Any, limit: int) -> Error:
+    if provider == "deepseek":
+        return _deepseek_error(f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
+    if provider == "qwen":
+        return _qwen_error(f"Range of max_tokens should be [1, {limit}]")
+    return _openai_error(
+        f"max_tokens is too large: {value}. This model supports at most {limit} completion tokens, "
+        f"whereas you provided {value}.",
+        param="max_tokens", code="invalid_value",
+    )
+
+
+def _context_error(provider: str, window: int, prompt: int, completion: int) -> Error | None:
+    if provider == "qwen":
+        return _qwen_error(f"Range of input length should be [1, {window}]") if prompt > window else None
+    if prompt + completion <= window:
+        return None
+    message = (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+        "Please reduce the length of the messages or completion."
+    )
+    if provider == "deepseek":
+        return _deepseek_error(message)
+    return _openai_error(message, param="messages", code="context_length_exceeded")
+
+
+def _missing_messages_error(provider: str, raw: str) -> Error:
+    if provider == "deepseek":
+        line, column = _line_column(raw, len(raw))
+        return _deepseek_error(
+            f"Failed to deserialize the JSON body into the target type: missing field `messages` "
+            f"at line {line} column {column}"
+        )
+    if provider == "qwen":
+        return _qwen_error("Required parameter(s) missing or invalid, please check the request parameters.")
+    return _openai_error("Missing required parameter: 'messages'.", param="messages",
+                         code="missing_required_parameter")
+
+
+def invalid_json_error(provider: str, problem: str) -> Error:
+    if provider == "deepseek":
+        return _deepseek_error(f"Failed to parse the request body as JSON: {problem}")
+    if provider == "qwen":
+        return _qwen_error("Input should be a valid dictionary or instance of ChatCompletionRequest")
+    return _openai_error(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+        "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
+        "valid JSON.)"
+    )
+
+
+def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
+    """The 400 the provider would answer this request with, or None."""
+    provider = quirks.provider
+    if quirks.strict_keys:
+        unknown = [key for key in body if key not in ACCEPTED_KEYS[provider]]
+        if unknown:
+            return _unknown_keys_error(provider, unknown, raw)
+    if not isinstance(body.get("messages"), list):
+        return _missing_messages_error(provider, raw)
+    max_tokens = body.get("max_tokens")
+    limit = quirks.max_tokens_limit
+    if limit is not None and max_tokens is not None:
+        in_range = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and 1 <= max_tokens <= limit
+        if not in_range:
+            return _max_tokens_error(provider, max_tokens, limit)
+    if quirks.context_window is not None:
+        completion = max_tokens if isinstance(max_tokens, int) else 0
+        return _context_error(provider, quirks.context_window, request_tokens(body), completion)
+    return None
+
+
+_UNSET = object()
+
+
+def _compact(value: Any) -> str:
+    """JSON the way the gateways write it: no spaces, UTF-8 kept."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Completion:
+    """Renders one answer (Text or ToolCalls) the way `quirks.provider`
+    shapes it: SSE events for a streaming request, a JSON body otherwise."""
+
+    def __init__(self, body: dict[str, Any], reply: Text | ToolCalls, quirks: Quirks) -> None:
+        self.body, self.quirks = body, quirks
+        self.provider = quirks.provider
+        self.model = body.get("model") if isinstance(body.get("model"), str) else "stand-in"
+        self.id = str(uuid.uuid4()) if self.provider == "deepseek" else f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.fingerprint = None if self.provider == "qwen" else "fp_standin_prod"
+        self.text = reply.text
+        self.calls = [
+            (self._call_id(index), name, json.dumps(arguments, ensure_ascii=False))
+            for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
+        ]
+        self.finish_reason = "tool_calls" if self.calls else getattr(reply, "finish_reason", "stop")
+
+    def _call_id(self, index: int) -> str:
+        if self.provider == "deepseek":
+            return f"call_{index:02d}_{uuid.uuid4().hex[:24]}"
+        return f"call_{uuid.uuid4().hex[:24]}"
+
+    def usage(self) -> dict[str, Any] | None:
+        if self.quirks.usage == "null":
+            return None
+        prompt, completion = 0, 0
+        if self.quirks.usage != "zero":
+            prompt = request_tokens(self.body)
+            completion = count_text(self.text) + sum(count_text(name + arguments) for _, name, arguments in self.calls)
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}
+        if self.provider in ("deepseek", "qwen"):
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        if self.provider == "deepseek":
+            usage |= {"prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt}
+        return usage
+
+    # -- non-streaming
+
+    def json_body(self) -> bytes:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.calls:
+            if self.provider == "openai" and not self.text:
+                message["content"] = None
+            message["tool_calls"] = [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                for call_id, name, arguments in self.calls
+            ]
+        result: dict[str, Any] = {
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "system_fingerprint": self.fingerprint,
+        }
+        if self.quirks.usage != "absent":
+            result["usage"] = self.usage()
+        return _compact(result).encode()
+
+    # -- streaming
+
+    def _include_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and bool(options.get("include_usage"))
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: Any = _UNSET) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": self.fingerprint, "choices": choices,
+        }
+        if usage is _UNSET:
+            # Where the provider puts `"usage": null` on ordinary chunks.
+            if self.quirks.usage == "absent":
+                return chunk
+            if self.provider == "qwen" or self._include_usage():
+                chunk["usage"] = None
+            return chunk
+        chunk["usage"] = usage
+        return chunk
+
+    def _delta(self, delta: dict[str, Any], finish_reason: str | None = None, **usage: Any) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._chunk([choice], **usage)
+
+    def _tool_call_fragments(self) -> Iterator[dict[str, Any]]:
+        for index, (call_id, name, arguments) in enumerate(self.calls):
+            yield {"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                   "function": {"name": name, "arguments": ""}}]}
+            for fragment in split_fragments(arguments):
+                call: dict[str, Any] = {"index": index, "function": {"arguments": fragment}}
+                if self.provider == "qwen":
+                    # DashScope repeats an empty id and the type on every fragment.
+                    call = {"index": index, "id": "", "type": "function", "function": {"arguments": fragment}}
+                yield {"tool_calls": [call]}
+
+    def chunks(self) -> list[dict[str, Any]]:
+        chunks = [self._delta({"role": "assistant", "content": ""})]
+        chunks += [self._delta({"content": piece}) for piece in split_text(self.text)]
+        chunks += [self._delta(fragment) for fragment in self._tool_call_fragments()]
+        finish_delta: dict[str, Any] = {} if self.provider == "openai" else {"content": ""}
+        if self.provider == "deepseek" and self.quirks.usage != "absent":
+            # DeepSeek: usage rides on the finish chunk, with or without include_usage.
+            chunks.append(self._delta(finish_delta, self.finish_reason, usage=self.usage()))
+        else:
+            chunks.append(self._delta(finish_delta, self.finish_reason))
+        if self.provider != "deepseek" and self._include_usage() and self.quirks.usage != "absent":
+            chunks.append(self._chunk([], usage=self.usage()))
+        return chunks
+
+    def open_content(self) -> bytes:
+        """A chunk's JSON cut inside its content string: `{..."content": "`."""
+        marker = "\u2063fill\u2063"
+        text = _compact(self._delta({"content": marker}))
+        return text[: text.index(marker)].encode()
+
+    def events(self) -> list[bytes]:
+        """The SSE events, `data: [DONE]` last (keep-alive comments excluded)."""
+        end = self.quirks.line_ending
+        payloads = [_compact(chunk) for chunk in self.chunks()] + ["[DONE]"]
+        return [f"data: {payload}{end}{end}".encode() for payload in payloads]
+
+
+def split_text(text: str) -> list[str]:
+    """Content deltas of two words each (whitespace kept), like a tokenizer would."""
+    words = re.findall(r"\s*\S+|\s+$", text)
+    return ["".join(words[i:i + 2]) for i in range(0, len(words), 2)]
+
+
+def split_fragments(arguments: str) -> list[str]:
+    """Cut a JSON arguments string into small uneven fragments."""
+    sizes = itertools.cycle((3, 7, 2, 5, 11))
+    fragments, start = [], 0
+    while start < len(arguments):
+        size = next(sizes)
+        fragments.append(arguments[start:start + size])
+        start += size
+    return fragments
+
+
+def odd_pieces(events: list[bytes], seed: int = 0) -> list[bytes]:
+    """Cut the concatenated events into writes at awkward places: inside the
+    first `data:`, inside the first JSON, between the first \\r and \\n; the
+    second and third events share one write; elsewhere cuts fall at random
+    sizes, some spanning several events. Deterministic for a given seed."""
+    data = b"".join(events)
+    if not data:
+        return []
+    cuts: set[int] = set()
+    first = data.find(b"data:")
+    if first >= 0:
+        cuts.add(first + 3)
+    brace = data.find(b"{")
+    if brace >= 0:
+        cuts.add(min(brace + 5, len(data) - 1))
+    crlf = data.find(b"\r\n")
+    if crlf >= 0:
+        cuts.add(crlf + 1)
+    starts = list(itertools.accumulate(len(event) for event in events))  # end offsets
+    together = (starts[0], starts[2]) if len(events) >= 3 else (0, 0)
+    rng = random.Random(seed)
+    average = max(1, len(data) // len(events))
+    position = 0
+    while True:
+        position += rng.randint(1, average * 2)
+        if position >= len(data):
+            break
+        if not together[0] < position < together[1]:
+            cuts.add(position)
+    cuts = {cut for cut in cuts if 0 < cut < len(data) and not together[0] < cut < together[1]}
+    bounds = [0, *sorted(cuts), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+# --------------------------------------------------------------------------
+# The HTTP server.
+
+
+def _route(path: str) -> str:
+    return path.split("?", 1)[0]
+
+
+class _ClientGone(Exception):
+    """The client closed the connection, or stop()/reset() cut it."""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "stand-in-backend"
+    sys_version = ""
+    timeout = 60  # idle kept-alive connections and writes nobody reads
+    server: _Server
+
+    # -- plumbing
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.backend._register(self.connection)
+        self.exchange: Exchange | None = None
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        self.server.backend._unregister(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("backend: " + format, *args)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.exchange is not None:
+            self.exchange.status = code
+        super().send_response(code, message)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError as error:
+            raise _ClientGone from error
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:
+            self._write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _abort(self) -> None:
+        """Close the socket now, mid-response, so the client sees a cut."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _hold(self, until: threading.Event | None, release: threading.Event) -> bool:
+        """Wait for `until` (True) or for reset()/stop()/timeout (False)."""
+        deadline = time.monotonic() + MAX_STALL_SECONDS
+        while time.monotonic() < deadline:
+            if until is not None and until.is_set():
+                return True
+            if release.wait(0.02):
+                return False
+        return False
+
+    # -- routes
+
+    def do_GET(self) -> None:
+        self.exchange = self.server.backend._receive("GET", self.path, dict(self.headers), None)
+        if _route(self.path) not in MODELS_PATHS:
+            self._not_found()
+            return
+        models = ["deepseek-chat", "deepseek-reasoner", "qwen-plus", "qwen3-coder-plus", "gpt-4o-mini"]
+        self._send_json(200, {"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": provider_for(name)} for name in models
+        ]})
+
+    def do_POST(self) -> None:
+        backend = self.server.backend
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.exchange = backend._receive("POST", self.path, dict(self.headers), None)
+            self._send_json(411, {"error": {"message": "Content-Length required", "type": "invalid_request_error",
+                                            "param": None, "code": None}})
+            return
+        raw = self.rfile.read(int(length)).decode("utf-8", errors="replace")
+        try:
+            body: Any = json.loads(raw)
+            problem = None if isinstance(body, dict) else "expected a JSON object"
+        except json.JSONDecodeError as error:
+            body, problem = None, f"{error.msg} at line {error.lineno} column {error.colno}"
+        self.exchange = backend._receive("POST", self.path, dict(self.headers), body)
+        release = backend._release
+        if _route(self.path) not in CHAT_PATHS:
+            self._not_found()
+            return
+        if problem is not None:
+            self._send_error(invalid_json_error(backend.provider or "openai", problem))
+            return
+        quirks = backend.quirks_for(body.get("model"))
+        rejection = check_request(body, raw, quirks)
+        if rejection is not None:
+            self._send_error(rejection)
+            return
+        try:
+            self._answer(body, backend._next_reply(body), quirks, release)
+        except _ClientGone:
+            self.close_connection = True
+
+    # -- answers
+
+    def _send_json(self, status: int, payload: Any, extra: dict[str, str] | None = None,
+                   content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else _compact(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self._write(data)
+
+    def _not_found(self) -> None:
+        self._send_json(404, {"error": {"message": f"Not found: {self.path}", "type": "invalid_request_error",
+                                        "param": None, "code": "not_found"}})
+
+    def _send_error(self, error: Error) -> None:
+        data = error.body if isinstance(error.body, str) else _compact(error.body)
+        self._send_json(error.status, data.encode(), error.headers, error.content_type)
+
+    def _answer(self, body: dict[str, Any], reply: Reply, quirks: Quirks, release: threading.Event) -> None:
+        match reply:
+            case Error():
+                self._send_error(reply)
+            case Text() | ToolCalls():
+                completion = Completion(body, reply, quirks)
+                if body.get("stream"):
+                    self._start_stream(quirks)
+                    self._stream(completion.events(), quirks)
+                    self._write(b"0\r\n\r\n")
+                else:
+                    data = completion.json_body()
+                    self._start_json(len(data), quirks)
+                    self._write(data)
+            case StallBeforeFirstByte():
+                reply.reached.set()
+                if not self._hold(reply.until, release):
+                    self._abort()
+                    return
+                self._answer(body, reply.then or default_reply(body), quirks, release)
+            case StallMidStream():
+                self._stall_mid_stream(body, reply, quirks, release)
+            case CloseMidEvent():
+                self._close_mid_event(body, reply, quirks)
+            case EndlessEvent():
+                self._endless(body, reply, quirks, release)
+            case _:
+                raise TypeError(f"not a Reply: {reply!r}")
+
+    def _start_stream(self, quirks: Quirks) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._stream([f": keep-alive{quirks.line_ending}{quirks.line_ending}".encode()] * quirks.keepalive,
+                     dataclasses.replace(quirks, chunking="normal"))
+
+    def _start_json(self, length: int, quirks: Quirks) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(length + quirks.keepalive))
+        self.end_headers()
+        if quirks.keepalive:
+            self._write(b"\n" * quirks.keepalive)
+
+    def _stream(self, events: list[bytes], quirks: Quirks) -> None:
+        pieces = odd_pieces(events) if quirks.chunking == "odd" else events
+        for piece in pieces:
+            self._write_chunk(piece)
+
+    def _send_first_part(self, body: dict[str, Any], reply: StallMidStream | CloseMidEvent,
+                         quirks: Quirks) -> tuple[list[bytes], bool]:
+        """Send the status, headers and the first part of the answer; return
+        the pieces still to send and whether they belong to a stream."""
+        completion = Completion(body, reply.reply or default_reply(body), quirks)
+        if body.get("stream"):
+            events = completion.events()
+            split = min(max(reply.after_events, 0), len(events))
+            self._start_stream(quirks)
+            self._stream(events[:split], quirks)
+            return events[split:], True
+        data = completion.json_body()
+        self._start_json(len(data), quirks)
+        self._write(data[: len(data) // 2])
+        return [data[len(data) // 2:]], False
+
+    def _stall_mid_stream(self, body: dict[str, Any], reply: StallMidStream, quirks: Quirks,
+                          release: threading.Event) -> None:
+        rest, streaming = self._send_first_part(body, reply, quirks)
+        reply.reached.set()
+        if not self._hold(reply.until, release):
+            self._abort()
+        elif streaming:
+            self._stream(rest, quirks)
+            self._write(b"0\r\n\r\n")
+        else:
+            self._write(rest[0])
+
+    def _close_mid_event(self, body: dict[str, Any], reply: CloseMidEvent, quirks: Quirks) -> None:
+        rest, streaming = self._send_first_part(body, reply, quirks)
+        if rest:
+            half = rest[0][: len(rest[0]) // 2]
+            self._write_chunk(half) if streaming else self._write(half)
+        self._abort()
+        reply.reached.set()
+
+    def _endless(self, body: dict[str, Any], reply: EndlessEvent, quirks: Quirks, release: threading.Event) -> None:
+        opening = Completion(body, Text(""), quirks).open_content()
+        try:
+            if body.get("stream"):
+                self._start_stream(quirks)
+                self._write_chunk(b"data: " + opening)
+            else:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._write_chunk(opening)
+            reply.reached.set()
+            filler = b"x" * reply.chunk_size
+            deadline = time.monotonic() + reply.max_seconds
+            while reply.sent_bytes < reply.max_bytes and time.monotonic() < deadline and not release.is_set():
+                self._write_chunk(filler)
+                reply.sent_bytes += len(filler)
+        finally:
+            self._abort()
+            reply.ended.set()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins every handler thread: no leaks
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], backend: Backend) -> None:
+        self.backend = backend
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("backend: connection from %s ended with an error", client_address, exc_info=True)
+
+
+class Backend:
+    """The stand-in provider. `Backend().start()` listens on a free loopback
+    port in a background thread; `stop()` releases every stall, closes every
+    connection and joins every thread."""
+
+    def __init__(self, provider: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        if provider is not None and provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}")
+        self.provider = provider  # forces one profile whatever the model name
+        self.responder: Callable[[dict[str, Any]], Reply | None] | None = None
+        self._address = (host, port)
+        self._lock = threading.Condition()
+        self._exchanges: list[Exchange] = []
+        self._script: list[Reply] = []
+        self._overrides: dict[str, Any] = {}
+        self._release = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._stopping = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> Backend:
+        self._server = _Server(self._address, self)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="stand-in-backend", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        with self._lock:
+            self._stopping = True
+            self._release.set()
+            connections = list(self._connections)
+        self._server.shutdown()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._server.server_close()
+        assert self._thread is not None
+        self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> Backend:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("backend not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._address[0]}:{self.port}/v1"
+
+    def reset(self) -> None:
+        """Forget requests, script, responder and overrides; end every stall."""
+        with self._lock:
+            self._exchanges.clear()
+            self._script.clear()
+            self._overrides = {}
+            self.responder = None
+            self._release.set()
+            self._release = threading.Event()
+
+    # -- what a test reads
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        with self._lock:
+            return list(self._exchanges)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of the chat-completion POSTs received, in order."""
+        with self._lock:
+            return [e.body for e in self._exchanges
+                    if e.method == "POST" and _route(e.path) in CHAT_PATHS and isinstance(e.body, dict)]
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until `count` JSON bodies have arrived; TimeoutError otherwise."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self.requests) >= count, timeout):
+                raise TimeoutError(f"{len(self.requests)} of {count} requests arrived within {timeout} s")
+            return self.requests
+
+    # -- what a test sets
+
+    def script(self, replies: list[Reply]) -> None:
+        """Answer the next accepted requests with these replies, in order; then
+        `responder`, then the default answer. Requests the provider rejects
+        (400 for a key, max_tokens or the context) do not consume a reply."""
+        with self._lock:
+            self._script = list(replies)
+
+    @contextlib.contextmanager
+    def quirks(self, **overrides: Any) -> Iterator[Backend]:
+        """Override profile fields (see Quirks) for the duration of the block."""
+        unknown = set(overrides) - {field.name for field in dataclasses.fields(Quirks)}
+        if unknown:
+            raise TypeError(f"unknown quirks: {', '.join(sorted(unknown))}")
+        dataclasses.replace(PROFILES["openai"], **overrides)  # validates the values now
+        previous = self._overrides
+        self._overrides = previous | overrides
+        try:
+            yield self
+        finally:
+            self._overrides = previous
+
+    def quirks_for(self, model: Any) -> Quirks:
+        profile = PROFILES[self.provider or provider_for(model)]
+        return dataclasses.replace(profile, **self._overrides)
+
+    # -- used by the handler
+
+    def _register(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            stopping = self._stopping
+        if stopping:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def _unregister(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _receive(self, method: str, path: str, headers: dict[str, str], body: Any) -> Exchange:
+        exchange = Exchange(method, path, headers, body)
+        with self._lock:
+            self._exchanges.append(exchange)
+            self._lock.notify_all()
+        return exchange
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self._script:
+                return self._script.pop(0)
+            responder = self.responder
+        reply = responder(body) if responder is not None else None
+        return reply if reply is not None else default_reply(body)
+
+
+def _parse_quirk(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    if name not in {field.name for field in dataclasses.fields(Quirks)}:
+        raise argparse.ArgumentTypeError(f"unknown quirk {name!r}")
+    if value in ("true", "false"):
+        return name, value == "true"
+    if value == "none":
+        return name, None
+    if value.isdigit():
+        return name, int(value)
+    return name, value.replace("\\r", "\r").replace("\\n", "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Stand-in OpenAI-compatible backend (DeepSeek / Qwen quirks).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--provider", choices=PROVIDERS, help="force one profile (default: from the model name)")
+    parser.add_argument("--quirk", action="append", default=[], type=_parse_quirk, metavar="NAME=VALUE",
+                        help="override a profile field, e.g. usage=null, chunking=odd, line_ending=\\r\\n")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    backend = Backend(args.provider, args.host, args.port)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    with backend, backend.quirks(**dict(args.quirk)):
+        print(f"stand-in backend listening on {backend.base_url}", flush=True)
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,779 @@
+"""Tests of the stand-in provider itself (tests/backend.py).
+
+Fast tests talk to it directly: httpx for ordinary exchanges, a raw socket
+when the test is about the bytes and HTTP chunks on the wire. One test, marked
+`litellm`, runs the real LiteLLM proxy against it (~10 s start-up).
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.backend import (
+    DEEPSEEK_KEYS,
+    Backend,
+    CloseMidEvent,
+    EndlessEvent,
+    Error,
+    StallBeforeFirstByte,
+    StallMidStream,
+    Text,
+    ToolCalls,
+    odd_pieces,
+    request_tokens,
+    split_fragments,
+    split_text,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with Backend() as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _fresh(backend):
+    backend.reset()
+    yield
+    backend.reset()
+
+
+@pytest.fixture
+def client():
+    with httpx.Client(timeout=10) as http:
+        yield http
+
+
+def chat(model="deepseek-chat", text="hello there", **extra):
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def post(client, backend, body, path="/chat/completions"):
+    return client.post(backend.base_url + path, json=body)
+
+
+def sse_payloads(data: bytes) -> list[str]:
+    """The `data:` payloads of an SSE byte stream (either line ending)."""
+    text = data.decode().replace("\r\n", "\n")
+    assert text.endswith("\n\n"), "stream must end with a blank line"
+    return [block.removeprefix("data: ") for block in text.split("\n\n") if block and not block.startswith(":")]
+
+
+def chunks_of(data: bytes) -> list[dict]:
+    payloads = sse_payloads(data)
+    assert payloads[-1] == "[DONE]"
+    return [json.loads(payload) for payload in payloads[:-1]]
+
+
+def streamed_text(chunks: list[dict]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def tool_call_fragments(chunks: list[dict]) -> list[dict]:
+    return [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
+
+
+class RawExchange:
+    """One request on a raw socket; reads the response's HTTP chunks one by
+    one, so a test sees exactly what the server wrote and when."""
+
+    def __init__(self, backend: Backend, body: dict) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", backend.port), timeout=10)
+        self.buffer = b""
+        self.send(body)
+
+    def send(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: backend\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(f"connection closed; unread: {self.buffer[:80]!r}")
+            self.buffer += data
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(f"connection closed after {len(self.buffer)} of {size} bytes")
+            self.buffer += data
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        lines = self._read_until(b"\r\n\r\n").decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        return int(lines[0].split()[1]), {name.lower(): value for name, value in headers.items()}
+
+    def next_chunk(self) -> bytes | None:
+        """The next HTTP chunk's data; None for the terminating chunk."""
+        size = int(self._read_until(b"\r\n"), 16)
+        data = self._read_exactly(size + 2)
+        assert data.endswith(b"\r\n")
+        return data[:-2] or None
+
+    def all_chunks(self) -> list[bytes]:
+        chunks = []
+        while (chunk := self.next_chunk()) is not None:
+            chunks.append(chunk)
+        return chunks
+
+    def nothing_pending(self) -> bool:
+        """No byte has arrived beyond what was read (non-blocking peek)."""
+        if self.buffer:
+            return False
+        self.sock.setblocking(False)  # a socket timeout would make recv wait instead
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            self.sock.settimeout(10)
+
+    def drain(self) -> None:
+        """Read until the peer closes (fails on the socket timeout otherwise)."""
+        while self.sock.recv(65536):
+            pass
+
+
+# --------------------------------------------------------------------------
+# Serving basics
+
+
+def test_listens_on_loopback_and_lists_models(backend, client):
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", backend.base_url)
+    response = client.get(backend.base_url + "/models")
+    assert response.status_code == 200
+    assert "deepseek-chat" in [model["id"] for model in response.json()["data"]]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/chat/completions"])
+def test_both_paths_answer_and_default_reply_quotes_last_user_text(backend, client, path):
+    body = {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": [{"type": "text", "text": "second question"}]},
+    ]}
+    response = client.post(backend.base_url.removesuffix("/v1") + path, json=body)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": 'You said: "second question"'}
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert backend.requests == [body]
+
+
+def test_unknown_path_is_404_and_invalid_json_is_400(backend, client):
+    assert client.post(backend.base_url + "/responses", json=chat()).status_code == 404
+    assert backend.requests == [] and backend.exchanges[0].path == "/v1/responses"
+    response = client.post(backend.base_url + "/chat/completions", content=b"{not json",
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_stream_is_chunked_sse_ending_with_done(backend):
+    raw = RawExchange(backend, chat(text="one two three four five", stream=True))
+    try:
+        status, headers = raw.head()
+        chunks = raw.all_chunks()
+    finally:
+        raw.close()
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["transfer-encoding"] == "chunked"
+    assert all(chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") for chunk in chunks)  # one event per write
+    parsed = chunks_of(b"".join(chunks))
+    assert parsed[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert streamed_text(parsed) == 'You said: "one two three four five"'
+    assert len(parsed) >= 4  # role, several content deltas, finish
+    assert parsed[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_json_is_compact_like_the_gateways(backend, client):
+    assert b'"object":"chat.completion"' in post(client, backend, chat()).content
+
+
+def test_keeps_the_connection_alive_between_requests(backend):
+    raw = RawExchange(backend, chat(stream=True))
+    try:
+        raw.head()
+        assert chunks_of(b"".join(raw.all_chunks()))
+        raw.send(chat(text="again"))
+        status, headers = raw.head()
+        answer = json.loads(raw._read_exactly(int(headers["content-length"])))
+    finally:
+        raw.close()
+    assert status == 200 and answer["choices"][0]["message"]["content"] == 'You said: "again"'
+    assert backend.wait_for_requests(2) == [chat(stream=True), chat(text="again")]
+
+
+# --------------------------------------------------------------------------
+# Usage: real counts, placed where each provider places them
+
+
+def test_real_usage_counts_messages_and_tools(backend, client):
+    tools = [{"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}}]
+    body = chat(text="alpha beta gamma " * 20, tools=tools)
+    usage = post(client, backend, body).json()["usage"]
+    assert usage["prompt_tokens"] == request_tokens(body) > request_tokens(chat(text="alpha beta gamma " * 20))
+    assert usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_cache_miss_tokens"] == usage["prompt_tokens"]  # DeepSeek's own fields
+
+
+def test_deepseek_puts_usage_on_the_finish_chunk_whatever_stream_options(backend, client):
+    for include in (False, True):
+        extra = {"stream_options": {"include_usage": True}} if include else {}
+        chunks = chunks_of(post(client, backend, chat(stream=True, **extra)).content)
+        assert all(chunk["choices"] for chunk in chunks), "DeepSeek sends no usage-only chunk"
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+        assert chunks[-1]["usage"]["prompt_tokens"] == request_tokens(chat())
+        if include:
+            assert all(chunk["usage"] is None for chunk in chunks[:-1])
+        else:
+            assert all("usage" not in chunk for chunk in chunks[:-1])
+
+
+@pytest.mark.parametrize("model", ["qwen-plus", "gpt-4o-mini"])
+def test_qwen_and_openai_send_usage_only_when_asked(backend, client, model):
+    plain = chunks_of(post(client, backend, chat(model, stream=True)).content)
+    assert all(chunk.get("usage") is None for chunk in plain)
+    asked = chunks_of(post(client, backend, chat(model, stream=True, stream_options={"include_usage": True})).content)
+    assert asked[-1]["choices"] == []
+    assert asked[-1]["usage"]["prompt_tokens"] == request_tokens(chat(model))
+    assert asked[-2]["choices"][0]["finish_reason"] == "stop"
+    assert all(chunk["usage"] is None for chunk in asked[:-1])
+
+
+@pytest.mark.parametrize("model", ["deepseek-chat", "qwen-plus", "gpt-4o"])
+def test_usage_modes(backend, client, model):
+    streaming = chat(model, stream=True, stream_options={"include_usage": True})
+    with backend.quirks(usage="null"):
+        assert post(client, backend, chat(model)).json()["usage"] is None
+        assert all(chunk["usage"] is None for chunk in chunks_of(post(client, backend, streaming).content))
+    with backend.quirks(usage="absent"):
+        assert "usage" not in post(client, backend, chat(model)).json()
+        chunks = chunks_of(post(client, backend, streaming).content)
+        assert all("usage" not in chunk and chunk["choices"] for chunk in chunks)
+    with backend.quirks(usage="zero"):
+        assert post(client, backend, chat(model)).json()["usage"]["prompt_tokens"] == 0
+        usages = [chunk["usage"] for chunk in chunks_of(post(client, backend, streaming).content) if chunk.get("usage")]
+        assert usages and all(u["prompt_tokens"] == u["completion_tokens"] == u["total_tokens"] == 0 for u in usages)
+
+
+# --------------------------------------------------------------------------
+# Scripted replies
+
+
+def test_tool_calls_stream_arguments_in_fragments(backend, client):
+    calls = [("Read", {"file_path": "/tmp/project/main.py"}), ("Glob", {"pattern": "**/*.py", "path": "/tmp"})]
+    backend.script([ToolCalls(calls, text="Let me look.")])
+    chunks = chunks_of(post(client, backend, chat(stream=True)).content)
+    assert streamed_text(chunks) == "Let me look."
+    fragments = tool_call_fragments(chunks)
+    for index, (name, arguments) in enumerate(calls):
+        mine = [f for f in fragments if f["index"] == index]
+        assert mine[0]["function"] == {"name": name, "arguments": ""} and mine[0]["id"].startswith("call_")
+        assert len(mine) > 3
+        assert json.loads("".join(f["function"]["arguments"] for f in mine)) == arguments
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_qwen_tool_call_fragments_repeat_an_empty_id(backend, client):
+    backend.script([ToolCalls([("Read", {"file_path": "/a"})])])
+    chunks = chunks_of(post(client, backend, chat("qwen-plus", stream=True)).content)
+    later = tool_call_fragments(chunks)[1:]
+    assert later and all(f["id"] == "" and f["type"] == "function" for f in later)
+
+
+def test_tool_calls_without_streaming(backend, client):
+    backend.script([ToolCalls([("Read", {"file_path": "/a"})])])
+    answer = post(client, backend, chat("gpt-4o")).json()["choices"][0]
+    assert answer["finish_reason"] == "tool_calls"
+    assert answer["message"]["content"] is None
+    call = answer["message"]["tool_calls"][0]
+    assert call["function"] == {"name": "Read", "arguments": json.dumps({"file_path": "/a"})}
+
+
+def test_script_then_responder_then_default(backend, client):
+    backend.script([Text("scripted"), Error(503, {"error": {"message": "busy"}}, headers={"Retry-After": "1"})])
+    backend.responder = lambda body: Text("from responder") if body["messages"][0]["content"] == "ask" else None
+    first = post(client, backend, chat())
+    second = post(client, backend, chat())
+    third = post(client, backend, chat(text="ask"))
+    fourth = post(client, backend, chat(text="other"))
+    assert first.json()["choices"][0]["message"]["content"] == "scripted"
+    assert (second.status_code, second.headers["retry-after"]) == (503, "1")
+    assert second.json() == {"error": {"message": "busy"}}
+    assert third.json()["choices"][0]["message"]["content"] == "from responder"
+    assert fourth.json()["choices"][0]["message"]["content"] == 'You said: "other"'
+    assert [e.status for e in backend.exchanges] == [200, 503, 200, 200]
+
+
+def test_error_with_a_text_body(backend, client):
+    backend.script([Error(502, "<html>Bad Gateway</html>", content_type="text/html")])
+    response = post(client, backend, chat(stream=True))
+    assert (response.status_code, response.text, response.headers["content-type"]) == (
+        502, "<html>Bad Gateway</html>", "text/html")
+
+
+def test_rejected_requests_do_not_consume_the_script(backend, client):
+    backend.script([Text("kept for the valid request")])
+    assert post(client, backend, chat(max_tokens=32000)).status_code == 400
+    assert post(client, backend, chat()).json()["choices"][0]["message"]["content"] == "kept for the valid request"
+    assert len(backend.requests) == 2  # the rejected body is recorded too
+
+
+# --------------------------------------------------------------------------
+# Provider checks, with the providers' wording
+
+
+# What LiteLLM 1.108.7 sent for Anthropic /v1/messages requests (plain,
+# streaming with temperature/top_p/stop_sequences, tools with tool_choice and
+# tool_use/tool_result history): see test_real_litellm_proxy_against_strict_deepseek.
+LITELLM_KEYS = {"model", "messages", "max_tokens", "stream", "stream_options", "temperature", "top_p", "stop",
+                "tools", "tool_choice"}
+
+
+def test_deepseek_accepts_every_key_litellm_sends(backend, client):
+    body = chat(max_tokens=8192, stream=True, stream_options={"include_usage": True}, temperature=0.2, top_p=0.9,
+                stop=["END"], tools=[{"type": "function", "function": {"name": "Read", "parameters": {}}}],
+                tool_choice="auto")
+    assert set(body) == LITELLM_KEYS <= set(DEEPSEEK_KEYS)
+    assert post(client, backend, body).status_code == 200
+
+
+@pytest.mark.parametrize("key, value", [
+    ("thinking", {"type": "adaptive"}), ("output_config", {"effort": "high"}), ("top_k", 5),
+    ("reasoning_effort", "high"), ("context_management", {"edits": []}),
+])
+def test_deepseek_rejects_unknown_keys(backend, client, key, value):
+    response = post(client, backend, chat(**{key: value}))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == error["code"] == "invalid_request_error" and error["param"] is None
+    assert error["message"].startswith(
+        f"Failed to deserialize the JSON body into the target type: unknown field `{key}`, expected one of `messages`")
+    assert re.search(r"at line 1 column \d+$", error["message"])
+
+
+def test_strict_keys_is_a_quirk(backend, client):
+    with backend.quirks(strict_keys=False):
+        assert post(client, backend, chat(top_k=5)).status_code == 200
+    assert post(client, backend, chat("qwen-plus", top_k=5, enable_thinking=False, foo=1)).status_code == 200
+    with backend.quirks(strict_keys=True):
+        response = post(client, backend, chat("gpt-4o", foo=1, bar=2))
+        assert response.json()["error"]["message"] == "Unrecognized request arguments supplied: foo, bar"
+        assert post(client, backend, chat("qwen-plus", top_k=5)).status_code == 200  # DashScope knows top_k
+
+
+@pytest.mark.parametrize("value", [8193, 32000, 0, -1, "100"])
+def test_deepseek_max_tokens_range(backend, client, value):
+    response = post(client, backend, chat(max_tokens=value))
+    assert response.status_code == 400
+    assert response.json() == {"error": {
+        "message": "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]",
+        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}
+
+
+def test_max_tokens_at_the_limit_passes_and_qwen_and_openai_wording(backend, client):
+    assert post(client, backend, chat(max_tokens=8192)).status_code == 200
+    qwen = post(client, backend, chat("qwen-plus", max_tokens=9000))
+    assert qwen.status_code == 400
+    error = qwen.json()["error"]
+    assert error == {"code": "invalid_parameter_error", "param": None, "type": "invalid_request_error",
+                     "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]"}
+    assert post(client, backend, chat("gpt-4o", max_tokens=100000)).status_code == 200  # permissive
+    with backend.quirks(max_tokens_limit=16384):
+        error = post(client, backend, chat("gpt-4o", max_tokens=100000)).json()["error"]
+        assert error["message"].startswith("max_tokens is too large: 100000.") and error["param"] == "max_tokens"
+
+
+def test_deepseek_context_window_counts_messages_and_completion(backend, client):
+    body = chat(text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt + 100):
+        assert post(client, backend, body).status_code == 200
+    with backend.quirks(context_window=prompt + 99):
+        response = post(client, backend, body)
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": f"This model's maximum context length is {prompt + 99} tokens. However, you requested "
+                   f"{prompt + 100} tokens ({prompt} in the messages, 100 in the completion). "
+                   "Please reduce the length of the messages or completion.",
+        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}
+
+
+def test_deepseek_default_window_is_131072(backend, client):
+    body = chat(text="hello " * 131100)
+    assert 131072 < request_tokens(body) < 140000
+    assert "maximum context length is 131072 tokens" in post(client, backend, body).json()["error"]["message"]
+
+
+def test_qwen_limits_the_input_alone(backend, client):
+    body = chat("qwen-plus", text="lorem ipsum dolor " * 30, max_tokens=8000)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt):
+        assert post(client, backend, body).status_code == 200
+    with backend.quirks(context_window=prompt - 1):
+        error = post(client, backend, body).json()["error"]
+    assert error["code"] == "invalid_parameter_error"
+    assert error["message"] == (
+        f"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, {prompt - 1}]")
+
+
+def test_openai_context_error_when_a_window_is_set(backend, client):
+    with backend.quirks(context_window=10):
+        error = post(client, backend, chat("gpt-4o", text="word " * 50)).json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+
+
+def test_missing_messages_is_rejected(backend, client):
+    response = post(client, backend, {"model": "deepseek-chat"})
+    assert response.status_code == 400
+    assert "missing field `messages`" in response.json()["error"]["message"]
+
+
+def test_quirks_override_restore_and_validate(backend):
+    assert backend.quirks_for("deepseek-chat").strict_keys
+    with backend.quirks(strict_keys=False, usage="zero"):
+        with backend.quirks(usage="null"):
+            inner = backend.quirks_for("deepseek-v3")
+            assert (inner.usage, inner.strict_keys) == ("null", False)
+        assert backend.quirks_for("deepseek-chat").usage == "zero"
+    assert backend.quirks_for("deepseek-chat").usage == "real"
+    assert backend.quirks_for("qwen3-coder-plus").context_window == 129024
+    assert backend.quirks_for("claude-sonnet").max_tokens_limit is None
+    with pytest.raises(TypeError), backend.quirks(usge="null"):
+        pass
+    with pytest.raises(ValueError), backend.quirks(usage="sometimes"):
+        pass
+
+
+def test_forced_provider_ignores_the_model_name():
+    forced = Backend(provider="qwen")
+    assert forced.quirks_for("deepseek-chat").provider == "qwen"
+
+
+# --------------------------------------------------------------------------
+# Wire shape quirks
+
+
+def test_odd_chunking_cuts_at_awkward_places(backend):
+    body = chat(text="one two three four five six seven eight", stream=True)
+    with backend.quirks(chunking="odd", line_ending="\r\n"):
+        raw = RawExchange(backend, body)
+        try:
+            raw.head()
+            chunks = raw.all_chunks()
+        finally:
+            raw.close()
+    stream = b"".join(chunks)
+    assert streamed_text(chunks_of(stream)) == 'You said: "one two three four five six seven eight"'
+    assert b"\r\n\r\n" in stream and b"\n\n" not in stream.replace(b"\r\n\r\n", b"")
+    assert any(chunk.endswith(b"dat") for chunk in chunks), "a cut inside `data:`"
+    assert any(chunk.endswith(b"\r") for chunk in chunks), "a cut between \\r and \\n"
+    assert any(chunk.count(b"data: ") >= 2 for chunk in chunks), "several events in one write"
+    assert any(not chunk.endswith(b"\n") and b"{" in chunk for chunk in chunks), "a cut inside the JSON"
+
+
+def test_keepalive_comments_before_the_answer(backend, client):
+    with backend.quirks(keepalive=2):
+        stream = post(client, backend, chat(stream=True)).content
+        plain = post(client, backend, chat()).content
+    assert stream.startswith(b": keep-alive\n\n: keep-alive\n\ndata: ")
+    assert plain.startswith(b"\n\n{") and json.loads(plain)["object"] == "chat.completion"
+
+
+@given(st.lists(st.text(min_size=1, max_size=60), min_size=1, max_size=12), st.integers(0, 2**32))
+def test_odd_pieces_keep_every_byte(texts, seed):
+    events = [f"data: {json.dumps({'t': text})}\r\n\r\n".encode() for text in texts]
+    pieces = odd_pieces(events, seed)
+    assert b"".join(pieces) == b"".join(events)
+    assert all(pieces)
+    if len(events) >= 3:
+        assert any(events[1] + events[2] in piece for piece in pieces)
+
+
+@given(st.text())
+def test_text_and_argument_splits_keep_every_character(text):
+    assert "".join(split_text(text)) == text
+    assert "".join(split_fragments(text)) == text
+
+
+# --------------------------------------------------------------------------
+# Stalls, cuts, endless events
+
+
+def test_stall_before_first_byte_sends_nothing_until_released(backend):
+    release = threading.Event()
+    stall = StallBeforeFirstByte(until=release, then=Text("late"))
+    backend.script([stall])
+    raw = RawExchange(backend, chat())
+    try:
+        assert stall.reached.wait(10)
+        assert raw.nothing_pending()
+        release.set()
+        status, headers = raw.head()
+        assert status == 200
+        answer = json.loads(raw._read_exactly(int(headers["content-length"])))
+        assert answer["choices"][0]["message"]["content"] == "late"
+    finally:
+        raw.close()
+
+
+def test_stall_mid_stream_is_an_ordering_gate(backend):
+    gate = threading.Event()
+    stall = StallMidStream(after_events=2, until=gate, reply=Text("alpha beta gamma delta"))
+    backend.script([stall])
+    raw = RawExchange(backend, chat(stream=True))
+    try:
+        raw.head()
+        first_two = [raw.next_chunk(), raw.next_chunk()]
+        assert stall.reached.wait(10)
+        assert raw.nothing_pending(), "the backend must hold the third event"
+        gate.set()
+        rest = raw.all_chunks()
+    finally:
+        raw.close()
+    chunks = chunks_of(b"".join(first_two + rest))
+    assert streamed_text(chunks) == "alpha beta gamma delta"
+
+
+def test_stall_mid_stream_without_streaming_holds_half_the_body(backend):
+    gate = threading.Event()
+    stall = StallMidStream(until=gate)
+    backend.script([stall])
+    raw = RawExchange(backend, chat())
+    try:
+        _, headers = raw.head()
+        assert stall.reached.wait(10)
+        gate.set()
+        body = raw._read_exactly(int(headers["content-length"]))
+    finally:
+        raw.close()
+    assert json.loads(body)["choices"][0]["message"]["content"] == 'You said: "hello there"'
+
+
+def test_reset_ends_a_stall_by_closing_the_connection(backend, client):
+    stall = StallMidStream(after_events=1)  # no `until`: only reset()/stop() ends it
+    backend.script([stall])
+    outcome = {}
+
+    def consume():
+        try:
+            with client.stream("POST", backend.base_url + "/chat/completions", json=chat(stream=True)) as response:
+                outcome["body"] = response.read()
+        except httpx.HTTPError as error:
+            outcome["error"] = error
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert stall.reached.wait(10)
+    backend.reset()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert isinstance(outcome.get("error"), httpx.RemoteProtocolError)
+
+
+def test_close_mid_event_cuts_the_socket_inside_an_event(backend):
+    cut = CloseMidEvent(after_events=2)
+    backend.script([cut])
+    raw = RawExchange(backend, chat(stream=True))
+    try:
+        raw.head()
+        whole = [raw.next_chunk(), raw.next_chunk()]
+        partial = raw.next_chunk()
+        with pytest.raises(EOFError):
+            raw.next_chunk()
+    finally:
+        raw.close()
+    assert cut.reached.wait(10)
+    assert len(chunks_of(b"".join(whole) + b"data: [DONE]\n\n")) == 2
+    assert partial.startswith(b"data: {") and b"\n" not in partial
+
+
+def test_endless_event_never_ends_its_line_and_is_bounded(backend):
+    endless = EndlessEvent(max_bytes=256 * 1024, chunk_size=8192)
+    backend.script([endless])
+    raw = RawExchange(backend, chat(stream=True))
+    received = b""
+    try:
+        raw.head()
+        with pytest.raises(EOFError):
+            while (chunk := raw.next_chunk()) is not None:
+                received += chunk
+    finally:
+        raw.close()
+    assert endless.ended.wait(10)
+    assert received.startswith(b'data: {"id":') and b"\n" not in received
+    assert len(received) > 256 * 1024 and endless.sent_bytes == 256 * 1024
+
+
+def test_endless_event_stops_when_the_client_goes_away(backend):
+    endless = EndlessEvent()  # 8 MiB / 30 s bounds, never reached here
+    backend.script([endless])
+    raw = RawExchange(backend, chat(stream=True))
+    raw.head()
+    raw.next_chunk()
+    assert endless.reached.wait(10)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+    raw.close()
+    assert endless.ended.wait(20)
+    assert endless.sent_bytes < endless.max_bytes
+
+
+def test_stop_releases_every_stall_and_joins_every_thread():
+    before = set(threading.enumerate())
+    backend = Backend().start()
+    stall, endless, held = StallMidStream(after_events=1), EndlessEvent(max_seconds=60), StallBeforeFirstByte()
+    backend.script([stall, endless, held])
+    clients = []
+    for reply in (stall, endless, held):
+        clients.append(RawExchange(backend, chat(stream=True)))
+        assert reply.reached.wait(10)
+    idle = socket.create_connection(("127.0.0.1", backend.port))  # a kept-alive connection with no request
+    backend.stop()
+    assert set(threading.enumerate()) - before == set()
+    assert endless.ended.is_set()
+    for raw in clients:
+        raw.drain()  # what was sent, then the close
+        raw.close()
+    idle.close()
+
+
+def test_wait_for_requests_times_out_with_a_clear_error(backend):
+    with pytest.raises(TimeoutError, match="0 of 1 requests"):
+        backend.wait_for_requests(1, timeout=0.05)
+
+
+# --------------------------------------------------------------------------
+# Standalone
+
+
+def test_runs_standalone(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.backend", "--port", "0", "--provider", "deepseek", "--quirk", "usage=zero"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        base_url = re.search(r"listening on (http://127\.0\.0\.1:\d+/v1)", line).group(1)
+        answer = httpx.post(base_url + "/chat/completions", json=chat("gpt-4o"), timeout=10).json()
+        assert answer["usage"]["prompt_tokens"] == 0  # quirk applied
+        assert "prompt_cache_hit_tokens" in answer["usage"]  # DeepSeek forced despite the model name
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+
+
+# --------------------------------------------------------------------------
+# The real LiteLLM proxy against the stand-in (slow: ~10 s start-up)
+
+
+@pytest.fixture(scope="module")
+def litellm_proxy(backend, tmp_path_factory):
+    """LiteLLM on an OS-chosen loopback port, routing deepseek-chat to the backend."""
+    config = tmp_path_factory.mktemp("litellm") / "litellm.yaml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "model_list": [{"model_name": "deepseek-chat", "litellm_params": {
+            "model": "openai/deepseek-chat", "api_base": backend.base_url, "api_key": "sk-fake"}}],
+        "litellm_settings": {"drop_params": True, "use_chat_completions_url_for_anthropic_messages": True},
+        "general_settings": {"master_key": "sk-test"},
+    }))
+    env = dict(os.environ, CONFIG_FILE_PATH=str(config), LITELLM_LOCAL_MODEL_COST_MAP="True",
+               LITELLM_TELEMETRY="False")
+    code = ("import litellm, uvicorn; litellm.disable_hf_tokenizer_download = True; "
+            "uvicorn.run('litellm.proxy.proxy_server:app', host='127.0.0.1', port=0)")
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    found: dict[str, str] = {}
+    ready = threading.Event()
+
+    def follow() -> None:
+        for line in process.stderr:  # keeps draining after start-up so the pipe never fills
+            log.append(line)
+            if match := re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line):
+                found["url"] = match.group(1)
+                ready.set()
+        ready.set()
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        assert ready.wait(90) and "url" in found, "LiteLLM did not start:\n" + "".join(log[-30:])
+        yield found["url"]
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        follower.join(10)
+
+
+@pytest.mark.litellm
+def test_real_litellm_proxy_against_strict_deepseek(backend, litellm_proxy):
+    headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
+    tools = [{"name": "Read", "description": "Read a file", "input_schema": {
+        "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]
+    history = [
+        {"role": "user", "content": "read /tmp/a.py"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "Read",
+                                           "input": {"file_path": "/tmp/a.py"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "print(1)"}]},
+    ]
+    backend.script([Text("plain answer"), ToolCalls([("Read", {"file_path": "/tmp/b.py"})], text="Next file.")])
+    with httpx.Client(base_url=litellm_proxy, headers=headers, timeout=60) as anthropic:
+        plain = anthropic.post("/v1/messages", json={
+            "model": "deepseek-chat", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]})
+        streamed = anthropic.post("/v1/messages", json={
+            "model": "deepseek-chat", "max_tokens": 1024, "stream": True, "temperature": 0.2,
+            "stop_sequences": ["END"], "tools": tools, "messages": history})
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["content"] == [{"type": "text", "text": "plain answer"}]
+    assert streamed.status_code == 200, streamed.text
+    events = [json.loads(line.removeprefix("data: ")) for line in streamed.text.splitlines()
+              if line.startswith("data: ")]
+    tool_use = [e["content_block"] for e in events if e["type"] == "content_block_start"
+                and e["content_block"]["type"] == "tool_use"]
+    assert tool_use and tool_use[0]["name"] == "Read"
+    arguments = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"
+                        and e["delta"]["type"] == "input_json_delta")
+    assert json.loads(arguments) == {"file_path": "/tmp/b.py"}
+    # Strict DeepSeek accepted both translations, made of keys already seen.
+    # (LiteLLM also sends GET /v1/models to the api_base on its own.)
+    assert [e.status for e in backend.exchanges if e.method == "POST"] == [200, 200]
+    assert all(set(body) <= LITELLM_KEYS for body in backend.requests), [sorted(b) for b in backend.requests]
+    assert backend.requests[1]["stop"] == ["END"] and backend.requests[1]["stream_options"] == {"include_usage": True}
+    assert backend.requests[1]["messages"][1]["tool_calls"][0]["id"] == "toolu_01"
+    assert backend.requests[1]["messages"][2] == {"role": "tool", "tool_call_id": "toolu_01", "content": "print(1)"}
