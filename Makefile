@@ -9,12 +9,12 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test bench install claude-code clean
+.PHONY: run test bench install claude-code shells clean
 
 run: install
 	$(BIN)/stabilizer run
 
-test: install claude-code
+test: install claude-code shells
 	$(BIN)/pytest
 
 bench: install
@@ -46,6 +46,13 @@ $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION):
 	rm -rf $(CLAUDE_DIR) && mkdir -p $(CLAUDE_DIR)
 	cd $(CLAUDE_DIR) && npm install --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	@touch $@
+
+# The alias tests eval the functions in bash and zsh.
+shells:
+	@command -v zsh >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }) >/dev/null; \
+	  else echo "zsh is missing: the zsh alias tests will be skipped (install zsh to run them)"; fi; }
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

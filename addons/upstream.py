@@ -15,13 +15,12 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 
-from addons import __version__
+from addons import STATUS_PATH, __version__
 from addons.errors import error_body
 from addons.logfollow import LogFollower, listening_address
 
 logger = logging.getLogger(__name__)
 
-STATUS_PATH = "/_stabilizer/status"
 POLL_SECONDS = 0.2
 RETRY_AFTER_SECONDS = 1
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
-from addons.upstream import STATUS_PATH
-from litellm_service import stack
-from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
+from addons import STATUS_PATH
+from litellm_service import aliases, doctor, service, stack
+from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, load_into_environ
+from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
+from litellm_service.systemd import Systemd
 
 # Like launchd's ThrottleInterval: a LiteLLM that dies at once is not restarted in a tight loop.
 RESTART_THROTTLE_SECONDS = 1.0
@@ -96,10 +98,8 @@ class Stack:
             load_policy(str(self.args.policy) if self.args.policy else None)
             if self.args.attach_log:
                 return []
-            for name, value in read_env_file(self.args.env_file).items():
-                os.environ.setdefault(name, value)
-            # Both children read it: LiteLLM to check keys, mitmdump's auth addon likewise.
-            os.environ["LITELLM_MASTER_KEY"] = ensure_master_key(self.args.env_file)
+            # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
+            load_into_environ(self.args.env_file)
             return model_names(load_litellm_config(self.args.litellm_config))
         except (PolicyError, EnvFileError, LiteLLMConfigError) as e:
             raise StartupError(str(e)) from None
@@ -221,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     key = commands.add_parser("key", help="print the master key clients send (ANTHROPIC_AUTH_TOKEN)")
     key.add_argument("--env-file", type=Path, default=default_env_file())
     key.set_defaults(func=cmd_key)
+
+    service.add_arguments(commands.add_parser("launchd", help="the stack as macOS LaunchAgents"), Launchd())
+    service.add_arguments(commands.add_parser("systemd", help="the stack as systemd --user units (Linux)"), Systemd())
+    aliases.add_arguments(commands.add_parser("aliases", help="print claude-<model> shell functions; eval them"))
+    doctor.add_arguments(commands.add_parser("doctor", help="check the installation and the running stack"))
     return parser
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
+from litellm_service.envfile import EnvFileError, default_env_file, load_into_environ
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
 
 
@@ -31,9 +31,7 @@ def _redirect_output(log_file: Path) -> None:
 
 def prepare_environment(config: Path, env_file: Path) -> None:
     """Load keys, check the config against them, and make LiteLLM offline-safe."""
-    for name, value in read_env_file(env_file).items():
-        os.environ.setdefault(name, value)
-    os.environ["LITELLM_MASTER_KEY"] = ensure_master_key(env_file)
+    load_into_environ(env_file)
     load_litellm_config(config)
     os.environ["CONFIG_FILE_PATH"] = str(config)
     # No cost-map download at start-up, no telemetry.

@@ -1,0 +1,133 @@
+"""`stabilizer aliases`: a shell function `claude-<model>` for each model in the LiteLLM config.
+
+    eval "$(stabilizer aliases)"        # in ~/.bashrc or ~/.zshrc
+
+Each function runs `claude` in a subshell with ANTHROPIC_API_KEY unset and the
+endpoint, the master key and the model set, for background tasks and subagents
+too. It also passes the model's limits from the policy: Claude Code assumes a
+200K window for any model name it does not know, so without
+CLAUDE_CODE_AUTO_COMPACT_WINDOW it would never compact before a 128K backend
+refuses the request.
+
+The master key is not in the printed text: each function asks `stabilizer key`
+for it when it runs. So the output can be shown, pasted or cached in a file
+without leaking the key, and a key changed in the env file needs no new shell.
+Every value is single-quoted, so the text is safe to eval whatever the config's
+model names contain.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from addons.policy import ModelPolicy, PolicyError, load_policy
+from litellm_service import stack
+from litellm_service.envfile import default_env_file
+from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
+
+FUNCTION_PREFIX = "claude-"
+# Characters bash and zsh accept in a function name without quoting; the rest become "-".
+NOT_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
+MODEL_VARIABLES = (
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "CLAUDE_CODE_SUBAGENT_MODEL",
+)
+
+
+def function_names(models: list[str]) -> dict[str, str]:
+    """model -> a unique function name made only of letters, digits, "_" and "-"."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for model in models:
+        base = FUNCTION_PREFIX + (NOT_NAME_CHARACTERS.sub("-", model).strip("-") or "model")
+        name, suffix = base, 2
+        while name in taken:
+            name, suffix = f"{base}-{suffix}", suffix + 1
+        names[model] = name
+        taken.add(name)
+    return names
+
+
+def client_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a stack listening on host:port."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def quote(value: str) -> str:
+    """Single quotes around everything, even safe words: the same rule for every value in bash and zsh."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def model_function(name: str, model: str, limits: ModelPolicy, base_url: str, key_command: list[str]) -> str:
+    exports = {
+        "ANTHROPIC_BASE_URL": base_url,
+        **{variable: model for variable in MODEL_VARIABLES},
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": str(limits.context_window),
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(limits.max_output_tokens),
+    }
+    lines = [
+        # `function NAME`, not `NAME()`: an alias of the same name would be expanded in the latter.
+        f"function {name} {{",
+        "  (",  # a subshell: the caller's environment stays as it was
+        # Claude Code prefers an API key over the auth token, and would send the Anthropic key here.
+        "    unset ANTHROPIC_API_KEY",
+        # Its own line: `export X=$(...)` would hide a failing `stabilizer key`.
+        f"    ANTHROPIC_AUTH_TOKEN=$({' '.join(map(quote, key_command))}) || exit",
+        "    export ANTHROPIC_AUTH_TOKEN",
+        *(f"    export {variable}={quote(value)}" for variable, value in exports.items()),
+        '    claude "$@"',
+        "  )",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(models: list[tuple[str, ModelPolicy]], base_url: str, key_command: list[str]) -> str:
+    names = function_names([model for model, _ in models])
+    header = (
+        "# Claude Code through stabilizer: one claude-<model> function per model in the LiteLLM config.\n"
+        "# Load with: eval \"$(stabilizer aliases)\". No key in here: each function runs `stabilizer key`.\n"
+    )
+    return header + "".join(
+        model_function(names[model], model, limits, base_url, key_command) for model, limits in models
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address the stack listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4000, help="port the stack listens on (default 4000)")
+    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
+    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
+    parser.add_argument("--env-file", type=Path, default=default_env_file(), help="where `stabilizer key` finds the key")
+    parser.set_defaults(func=main)
+
+
+class _EveryVariableSet(dict):
+    """An environment in which every `os.environ/NAME` counts as set: listing models needs no keys."""
+
+    def get(self, name, default=None):
+        return "set"
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        config = load_litellm_config(args.litellm_config, environ=_EveryVariableSet())
+        policy = load_policy(str(args.policy))
+    except (LiteLLMConfigError, PolicyError) as e:
+        print(f"stabilizer: {e}", file=sys.stderr)
+        return 1
+    key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve())]
+    models = []
+    for model in model_names(config):
+        if "\0" in model:  # no shell variable can hold it
+            print(f"stabilizer: skipped model {model!r}: a name with a NUL character", file=sys.stderr)
+        else:
+            models.append((model, policy.for_model(model)))
+    print(render(models, client_url(args.host, args.port), key_command), end="")
+    return 0

@@ -1,0 +1,286 @@
+"""`stabilizer doctor`: is everything in place, one line per check, and what to do if not.
+
+Exit status 0 only when every check is ok. Nothing is changed: no key is
+generated, no process started.
+"""
+
+import argparse
+import json
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator
+
+from packaging.requirements import Requirement
+
+from addons.errors import is_anthropic_error
+from addons.logfollow import listening_address
+from addons.policy import PolicyError, load_policy
+from litellm_service import stack
+from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, read_env_file
+from litellm_service.launchd import Launchd
+from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
+from litellm_service.service import JOB_NAMES, Manager, ServiceError, job_statuses
+from litellm_service.systemd import Systemd
+
+DISTRIBUTION = "stabilizer"
+MINIMUM_PYTHON = (3, 12)
+CONNECT_TIMEOUT_SECONDS = 2.0
+START_HINT = "start it: `stabilizer run`, or `stabilizer launchd install` / `stabilizer systemd install`"
+
+
+@dataclass(frozen=True)
+class Result:
+    ok: bool
+    what: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'ok' if self.ok else 'problem':<8} {self.what}: {self.detail}"
+        text = f"{text}; fix: {self.fix}" if self.fix else text
+        return " ".join(text.splitlines())  # one line per check, whatever a message or model name holds
+
+
+def check_python() -> Result:
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info < MINIMUM_PYTHON:
+        return Result(False, "python", f"{version} at {sys.executable}; mitmproxy 12 needs >= 3.12",
+                      "make install PYTHON=/path/to/python3.12")
+    return Result(True, "python", f"{version} at {sys.executable}")
+
+
+def check_packages() -> Result:
+    """The installed versions against this project's pinned requirements."""
+    try:
+        requirements = [Requirement(spec) for spec in metadata.requires(DISTRIBUTION) or []]
+    except metadata.PackageNotFoundError:
+        return Result(False, "packages", f"{DISTRIBUTION} is not installed in {sys.prefix}", "make install")
+    found, wrong = [], []
+    for requirement in requirements:
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an optional extra (test)
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            wrong.append(f"{requirement.name} missing")
+            continue
+        if not requirement.specifier.contains(version, prereleases=True):
+            wrong.append(f"{requirement.name} {version} (wanted {requirement.specifier})")
+        found.append(f"{requirement.name} {version}")
+    if wrong:
+        return Result(False, "packages", ", ".join(wrong), "make install")
+    return Result(True, "packages", ", ".join(found))
+
+
+def check_env_file(path: Path) -> tuple[Result, dict[str, str]]:
+    """(result, the file's variables); the key itself is never shown."""
+    try:
+        values = read_env_file(path)
+    except EnvFileError as e:
+        return Result(False, "env file", str(e)), {}
+    has_key = MASTER_KEY_VAR in values or bool(os.environ.get(MASTER_KEY_VAR))
+    where = f"{path}: {len(values)} variable(s)" if path.exists() else f"{path} absent"
+    if not has_key:
+        return Result(False, "env file", f"{where}, no {MASTER_KEY_VAR}", "`stabilizer key` generates one there"), values
+    return Result(True, "env file", f"{where}, master key set"), values
+
+
+def check_litellm_config(path: Path, environ: dict[str, str]) -> tuple[Result, list[str]]:
+    try:
+        models = model_names(load_litellm_config(path, environ=environ))
+    except LiteLLMConfigError as e:
+        return Result(False, "litellm config", str(e)), []
+    return Result(True, "litellm config", f"{path}: models {', '.join(models)}"), models
+
+
+def check_policy(path: Path) -> Result:
+    try:
+        load_policy(str(path))
+    except PolicyError as e:
+        return Result(False, "policy", "; ".join(str(e).splitlines()))
+    return Result(True, "policy", str(path))
+
+
+def stack_status(host: str, port: int) -> dict | None:
+    """What /_stabilizer/status says, if this stack is what answers there."""
+    # Imported here: cli imports this module to register `doctor`.
+    from litellm_service.cli import fetch_status
+
+    status = fetch_status(host, port)
+    return status if isinstance(status, dict) and "version" in status else None
+
+
+def check_port(host: str, port: int, status: dict | None) -> Result:
+    from litellm_service.cli import StartupError, check_port_free
+
+    what = f"port {port}"
+    try:
+        check_port_free(host, port)
+    except StartupError as e:
+        if status is not None:
+            return Result(True, what, f"held by this stack (stabilizer {status['version']})")
+        return Result(False, what, f"not this stack (no /_stabilizer/status there): {e}")
+    return Result(True, what, "free (the stack is not running)")
+
+
+def last_address(log: Path) -> tuple[str, int] | None:
+    address = None
+    with log.open("rb") as lines:
+        for line in lines:
+            address = listening_address(line) or address
+    return address
+
+
+def answers(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError:
+        return False
+    return True
+
+
+def check_litellm_log(log: Path) -> tuple[Result, str | None]:
+    """(result, LiteLLM's URL as learned from its log)."""
+    if not log.exists():
+        return Result(False, "litellm log", f"{log} not found: no LiteLLM has written there",
+                      f"{START_HINT}; or point --litellm-log / --log-dir at the log it writes"), None
+    address = last_address(log)
+    if address is None:
+        return Result(False, "litellm log", f"{log} has no 'Uvicorn running on' line: LiteLLM did not finish starting",
+                      f"read the end of {log}"), None
+    url = f"http://[{address[0]}]:{address[1]}" if ":" in address[0] else f"http://{address[0]}:{address[1]}"
+    if not answers(address):
+        return Result(False, "litellm log", f"LiteLLM at {url} (from {log}) is not answering: stopped or crashed",
+                      f"read the end of {log}, then {START_HINT}"), url
+    return Result(True, "litellm log", f"LiteLLM at {url} (from {log})"), url
+
+
+def check_status(host: str, port: int, status: dict | None, log: Path, litellm_url: str | None) -> Result:
+    what = "status"
+    if status is None:
+        return Result(False, what, f"nothing answers http://{host}:{port}/_stabilizer/status", START_HINT)
+    if Path(status.get("litellm_log") or "").resolve() != log.resolve():
+        return Result(False, what, f"mitmdump follows {status.get('litellm_log')}, not {log}",
+                      "check with the stack's own --log-dir / --litellm-log, or restart the stack")
+    if status.get("upstream") is None:
+        return Result(False, what, f"mitmdump knows no LiteLLM port yet (it follows {log})", START_HINT)
+    if litellm_url and status["upstream"] != litellm_url:
+        return Result(False, what, f"mitmdump routes to {status['upstream']}, the log says {litellm_url}",
+                      "wait a second and check again; if it stays, restart mitmdump")
+    return Result(True, what, f"mitmdump routes to {status['upstream']}")
+
+
+def ask_model(base_url: str, model: str, key: str, timeout: float) -> tuple[int, dict | None]:
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Say OK."}]}
+    request = urllib.request.Request(
+        f"{base_url}/v1/messages", data=json.dumps(body).encode(), method="POST",
+        headers={"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
+def check_model(base_url: str, model: str, key: str, timeout: float) -> Result:
+    what = f"model {model}"
+    try:
+        status, body = ask_model(base_url, model, key, timeout)
+    except OSError as e:
+        return Result(False, what, f"no answer within {timeout:.0f} s: {e}", "read the LiteLLM log")
+    if status == 200 and isinstance(body, dict) and body.get("type") == "message":
+        return Result(True, what, "answered a one-token request")
+    message = body["error"]["message"] if is_anthropic_error(body) else "not an Anthropic message"
+    fix = (
+        "the stack runs with another master key than this shell or env file has: restart it after changing the key"
+        if status == 401 else "check the model's entry in the LiteLLM config and its API key; read the LiteLLM log"
+    )
+    return Result(False, what, f"HTTP {status}: {message[:300]}", fix)
+
+
+def service_manager(choice: str) -> Manager | None:
+    if choice == "launchd" or (choice == "auto" and sys.platform == "darwin"):
+        return Launchd()
+    if choice == "systemd" or (choice == "auto" and sys.platform.startswith("linux")):
+        return Systemd()
+    return None
+
+
+def check_services(choice: str) -> Result:
+    manager = service_manager(choice)
+    if manager is None:
+        return Result(True, "services", f"not checked (--services {choice})")
+    what = f"{manager.name} jobs"
+    try:
+        statuses = job_statuses(manager)
+    except ServiceError as e:
+        return Result(False, what, str(e), "pass --services none if you run the stack with `stabilizer run`")
+    lines = [f"{manager.job_id(name)} {statuses[name].describe()}" for name in JOB_NAMES]
+    if all(state.installed and state.loaded for state in statuses.values()):
+        return Result(True, what, "; ".join(lines))
+    return Result(False, what, "; ".join(lines),
+                  f"stabilizer {manager.name} install (or --services none if you run the stack with `stabilizer run`)")
+
+
+def checks(args: argparse.Namespace) -> Iterator[Result]:
+    """Every check in order; later ones use what earlier ones found."""
+    yield check_python()
+    yield check_packages()
+    env_result, env_values = check_env_file(args.env_file)
+    yield env_result
+    # As the stack sees it: the process environment wins over the file.
+    environ = {**env_values, **os.environ}
+    config_result, models = check_litellm_config(args.litellm_config, environ)
+    yield config_result
+    yield check_policy(args.policy)
+    status = stack_status(args.host, args.port)
+    yield check_port(args.host, args.port, status)
+    log = args.litellm_log or args.log_dir / stack.LITELLM_LOG_NAME
+    log_result, litellm_url = check_litellm_log(log)
+    yield log_result
+    status_result = check_status(args.host, args.port, status, log, litellm_url)
+    yield status_result
+    key = environ.get(MASTER_KEY_VAR)
+    if not status_result.ok or not key:
+        reason = "the stack is not answering" if not status_result.ok else "there is no master key"
+        yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")
+    else:
+        base_url = f"http://{args.host}:{args.port}"
+        for model in models:
+            yield check_model(base_url, model, key, args.timeout)
+    yield check_services(args.services)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address the stack listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4000, help="port the stack listens on (default 4000)")
+    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
+    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
+    parser.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
+    parser.add_argument("--litellm-log", type=Path, help="LiteLLM's log (default: LOG_DIR/litellm.log)")
+    parser.add_argument("--env-file", type=Path, default=default_env_file())
+    parser.add_argument(
+        "--services", choices=["auto", "launchd", "systemd", "none"], default="auto",
+        help="which service jobs to check (auto: launchd on macOS, systemd on Linux; none: you use `stabilizer run`)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    healthy = True
+    for result in checks(args):
+        print(result.line(), flush=True)
+        healthy &= result.ok
+    return 0 if healthy else 1

@@ -1,0 +1,77 @@
+"""`stabilizer doctor` against the real session stack, healthy and broken."""
+
+import subprocess
+
+import pytest
+
+from litellm_service.stack import DEFAULT_POLICY, venv_tool
+from tests.procs import free_port
+
+
+def doctor(env: dict, *args: str) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        [venv_tool("stabilizer"), "doctor", "--services", "none", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.stderr == ""
+    return done.returncode, done.stdout.splitlines()
+
+
+def problems(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("problem")]
+
+
+@pytest.fixture
+def stack_options(stack, litellm, litellm_config, tmp_path) -> list[str]:
+    return [
+        "--port", str(stack.port), "--litellm-config", str(litellm_config), "--policy", str(DEFAULT_POLICY),
+        "--litellm-log", str(litellm.log_file), "--env-file", str(tmp_path / "env"),
+    ]
+
+
+def test_healthy_stack_is_all_ok(stack_options, child_env, litellm_config, stack, master_key):
+    status, lines = doctor(child_env, *stack_options)
+    assert status == 0, "\n".join(lines)
+    assert lines and all(line.startswith("ok ") for line in lines)
+    models = ["demo", "deepseek-chat", "qwen-plus", "plain-model"]
+    assert [line.split(":")[0].split(None, 1)[1] for line in lines if " model " in line] == [f"model {m}" for m in models]
+    assert any(f"port {stack.port}: held by this stack" in line for line in lines)
+    assert not any(master_key in line for line in lines)
+
+
+def test_broken_config_is_named_and_fails(stack_options, child_env, tmp_path):
+    broken = tmp_path / "litellm.yaml"
+    broken.write_text("model_list:\n  - model_name: x\n")
+    options = [*stack_options]
+    options[options.index("--litellm-config") + 1] = str(broken)
+    status, lines = doctor(child_env, *options)
+    assert status == 1
+    assert problems(lines) == [f"problem  litellm config: {broken}: model_list[0].litellm_params.model: expected e.g. openai/deepseek-chat"]
+
+
+def test_stopped_litellm_is_named_and_fails(stack_options, child_env, litellm, stack):
+    litellm.kill()
+    try:
+        status, lines = doctor(child_env, *stack_options)
+    finally:
+        litellm.start()
+        stack.wait_upstream(litellm.url)
+    assert status == 1
+    found = problems(lines)
+    assert found[0].startswith("problem  litellm log: LiteLLM at http://127.0.0.1:") and "not answering" in found[0]
+    assert all(line.startswith("problem  model ") and "HTTP 503" in line for line in found[1:]), found
+
+
+def test_nothing_running_and_a_readable_env_file(child_env, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("LITELLM_MASTER_KEY=sk-x\n")
+    env_file.chmod(0o644)
+    status, lines = doctor(
+        child_env, "--port", str(free_port()), "--env-file", str(env_file), "--log-dir", str(tmp_path / "logs"),
+    )
+    assert status == 1
+    by_check = {line.split(":")[0].split(None, 1)[1]: line for line in lines}
+    assert by_check["env file"].startswith("problem") and f"chmod 600 {env_file}" in by_check["env file"]
+    assert by_check["litellm log"].startswith("problem") and "not found" in by_check["litellm log"]
+    assert by_check["status"].startswith("problem") and "nothing answers" in by_check["status"]
+    assert "free" in next(line for check, line in by_check.items() if check.startswith("port "))
