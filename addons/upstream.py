@@ -11,27 +11,15 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from mitmproxy import ctx, exceptions, http
-from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
+from mitmproxy import ctx, http
 
 from addons import STATUS_PATH, __version__
-from addons.errors import error_body
 from addons.logfollow import LogFollower, listening_address
+from addons.proxy_errors import unavailable_response
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
-RETRY_AFTER_SECONDS = 1
-
-
-def unavailable_response(message: str) -> http.Response:
-    """503 overloaded_error with Retry-After: what Claude Code retries about once a second."""
-    return http.Response.make(
-        503,
-        error_body("overloaded_error", message),
-        {"content-type": "application/json", "retry-after": str(RETRY_AFTER_SECONDS)},
-    )
 
 
 class Upstream:
@@ -112,27 +100,3 @@ class Upstream:
             return
         flow.request.scheme = "http"
         flow.request.host, flow.request.port = self.address
-
-
-def _anthropic_error_page(status_code: int, message: str = "") -> bytes:
-    """Stands in for mitmproxy's HTML error page (upstream refused, died, timed out).
-
-    mitmproxy has no hook for these pages: they are written by the HTTP/1 layer
-    after the `error` hook, so the module function that renders them is replaced.
-    """
-    if status_code >= 500:
-        response = unavailable_response(f"LiteLLM upstream unavailable: {message}; retry shortly")
-    else:
-        kind = "request_too_large" if status_code == 413 else "invalid_request_error"
-        response = http.Response.make(status_code, error_body(kind, message), {"content-type": "application/json"})
-    response.headers["connection"] = "close"
-    return http1.assemble_response(response)
-
-
-class JsonErrorPages:
-    """Every error mitmproxy itself answers is Anthropic JSON, never an HTML page."""
-
-    def load(self, loader):
-        if not hasattr(_http1, "make_error_response"):
-            raise exceptions.AddonManagerError("mitmproxy changed: _http1.make_error_response is gone")
-        _http1.make_error_response = _anthropic_error_page

@@ -100,6 +100,15 @@ def stack(proxy, litellm):
 
 
 @pytest.fixture
+def lone_proxy(tmp_path, child_env):
+    """A second mitmdump with the addons, following a log file the test writes itself."""
+    log = tmp_path / "litellm.log"
+    proxy = Mitmdump(log, None, child_env).start()
+    yield proxy, log
+    proxy.stop()
+
+
+@pytest.fixture
 def anthropic_client(stack, master_key):
     import anthropic
 

@@ -184,6 +184,11 @@ class LineReader:
         raise TimeoutError(f"no line containing {needle!r} within {timeout:.0f} s; saw: {''.join(self.seen)[-2000:]}")
 
 
+def running_line(url: str) -> bytes:
+    """The line uvicorn prints when LiteLLM is up, as the Upstream addon reads it."""
+    return f"INFO:     Uvicorn running on {url} (Press CTRL+C to quit)\n".encode()
+
+
 def child_environment(home: Path, master_key: str) -> dict[str, str]:
     """A clean environment for child processes: throwaway HOME, the master key, offline LiteLLM."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LITELLM_", "OPENAI_"))}

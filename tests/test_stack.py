@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from addons.errors import is_anthropic_error
-from tests.procs import LineReader, Mitmdump, free_port, get_json, poll_until, post_json
+from tests.procs import LineReader, free_port, get_json, poll_until, post_json, running_line
 
 HI = {"model": "deepseek-chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
 
@@ -55,19 +55,6 @@ def test_litellm_restart_gap_gets_503_json_then_new_port(stack, litellm, master_
     stack.wait_upstream(litellm.url, timeout=1.0)  # retargeting within one second of the log line
     status, _, body = post_json(stack.url + "/v1/messages", HI, {"x-api-key": master_key})
     assert status == 200, body
-
-
-@pytest.fixture
-def lone_proxy(tmp_path, child_env):
-    """A second mitmdump following a log file the test writes itself."""
-    log = tmp_path / "litellm.log"
-    proxy = Mitmdump(log, None, child_env).start()
-    yield proxy, log
-    proxy.stop()
-
-
-def running_line(url: str) -> bytes:
-    return f"INFO:     Uvicorn running on {url} (Press CTRL+C to quit)\n".encode()
 
 
 def test_log_absent_then_written_truncated_and_replaced(lone_proxy, litellm, master_key):

@@ -2,12 +2,10 @@
 
 import json
 
-from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons, tflow
 
 from addons.errors import is_anthropic_error
-from addons.upstream import JsonErrorPages, Upstream
+from addons.upstream import Upstream
 
 LINE = b"INFO:     Uvicorn running on http://127.0.0.1:%d (Press CTRL+C to quit)\n"
 
@@ -59,27 +57,6 @@ def test_status_endpoint(tmp_path):
         upstream.request(flow)
         status = json.loads(flow.response.content)
         assert status["upstream"] == "http://127.0.0.1:4005" and status["learned_at"]
-
-
-def test_error_pages_are_anthropic_json():
-    original = _http1.make_error_response
-    try:
-        pages = JsonErrorPages()
-        with taddons.context(pages):
-            for status, expected_status, kind in [
-                (502, 503, "overloaded_error"),
-                (504, 503, "overloaded_error"),
-                (400, 400, "invalid_request_error"),
-                (413, 413, "request_too_large"),
-            ]:
-                raw = _http1.make_error_response(status, "Connect call failed")
-                response = http1.read_response_head(raw.split(b"\r\n\r\n")[0].split(b"\r\n"))
-                body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
-                assert response.status_code == expected_status
-                assert response.headers["content-type"] == "application/json"
-                assert body["error"]["type"] == kind and "Connect call failed" in body["error"]["message"]
-    finally:
-        _http1.make_error_response = original
 
 
 def test_master_key_is_required_on_api_paths(monkeypatch):

@@ -1,0 +1,91 @@
+"""mitmproxy's own failure answers, turned Anthropic-shaped (addons/proxy_errors.py)."""
+
+import http.client
+import json
+import socket
+import threading
+
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.test import taddons
+
+from addons.proxy_errors import ProxyErrorAnswers
+from addons.sse import SSEDecoder
+from tests.procs import running_line
+
+
+def test_error_pages_are_anthropic_json():
+    original_page, original_send = _http1.make_error_response, _http1.Http1Server.send
+    try:
+        with taddons.context(ProxyErrorAnswers()):
+            for status, expected_status, kind in [
+                (502, 503, "overloaded_error"),
+                (504, 503, "overloaded_error"),
+                (400, 400, "invalid_request_error"),
+                (413, 413, "request_too_large"),
+            ]:
+                raw = _http1.make_error_response(status, "Connect call failed")
+                head, body = raw.split(b"\r\n\r\n", 1)
+                response = http1.read_response_head(head.split(b"\r\n"))
+                assert response.status_code == expected_status
+                assert response.headers["content-type"] == "application/json"
+                error = json.loads(body)["error"]
+                assert error["type"] == kind and "Connect call failed" in error["message"]
+    finally:
+        _http1.make_error_response, _http1.Http1Server.send = original_page, original_send
+
+
+MESSAGE_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":0,"output_tokens":0}}}\n\n'
+)
+HALF_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_del'
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class DyingUpstream:
+    """Plays a LiteLLM that is killed in the middle of a stream: headers, one event, half another, close."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve_one, daemon=True)
+        self.thread.start()
+
+    def serve_one(self):
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                + chunk(MESSAGE_START) + chunk(HALF_DELTA)
+            )
+        self.listener.close()
+
+
+def test_stream_cut_by_a_dying_upstream_ends_with_an_error_event(lone_proxy, master_key):
+    proxy, log = lone_proxy
+    upstream = DyingUpstream()
+    log.write_bytes(running_line(f"http://127.0.0.1:{upstream.port}"))
+    proxy.wait_upstream(f"http://127.0.0.1:{upstream.port}")
+
+    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    request = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    client.request("POST", "/v1/messages?beta=true", json.dumps(request), {"x-api-key": master_key, "content-type": "application/json"})
+    response = client.getresponse()
+    body = response.read()  # http.client raises IncompleteRead if the chunked body is not closed
+    upstream.thread.join(10)
+
+    decoder = SSEDecoder()
+    events = decoder.feed(body) + decoder.finish()[0]
+    assert [event.event for event in events] == ["message_start", "error"]
+    assert json.loads(events[-1].data)["error"]["type"] == "overloaded_error"
