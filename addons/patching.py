@@ -1,0 +1,461 @@
+"""Response patches as pure code: usage that Claude Code can count on, a stream
+for every streaming request, and errors in Anthropic's shape.
+
+Claude Code reads `usage` from `message_start` and `message_delta` to know how
+full its context is; LiteLLM sends zeros there (or null, or nothing) whenever
+the backend does not report usage, and an OpenAI-shaped error reaches the user
+raw. Nothing here knows about mitmproxy: bytes and dicts in, bytes and dicts out.
+"""
+
+import json
+import logging
+import re
+from typing import Any
+
+from addons.errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
+from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
+from addons.tokens import count_text
+
+CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+
+# Event types of Anthropic's Messages stream. A data-only event whose JSON has
+# one of these types gets its `event:` line: the SDKs skip unnamed events.
+STREAM_EVENT_TYPES = frozenset(
+    {
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    }
+)
+
+TRUNCATED_STREAM_MESSAGE = "upstream stream ended before message_stop"
+
+logger = logging.getLogger(__name__)
+
+
+def _reported(value: Any) -> int | None:
+    """A token count the backend really reported: a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return int(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# --- usage -----------------------------------------------------------------------
+
+
+def complete_usage(usage: Any, input_estimate: int, output_estimate: int | None) -> tuple[dict[str, Any], list[str]]:
+    """`usage` with integer input, output and cache counts, and the fields it filled.
+
+    input_tokens: reported, else `input_estimate` (no prompt has zero tokens,
+    so zero means "not reported"). output_tokens: reported, else
+    `output_estimate`; with None, any non-negative int stays (message_start
+    comes before the output). Cache counts: 0 when not an int. Reported
+    figures are never replaced.
+    """
+    result = dict(usage) if isinstance(usage, dict) else {}
+    filled: list[str] = []
+    if _reported(result.get("input_tokens")) is None:
+        result["input_tokens"] = input_estimate
+        filled.append(f"input_tokens={input_estimate}")
+    if output_estimate is not None and _reported(result.get("output_tokens")) is None:
+        result["output_tokens"] = output_estimate
+        filled.append(f"output_tokens={output_estimate}")
+    for field in ("output_tokens", *CACHE_USAGE_FIELDS):
+        if not _is_count(result.get(field)):
+            result[field] = _reported(result.get(field)) or 0
+            filled.append(f"{field}={result[field]}")
+    return result, filled
+
+
+def _filled(where: str, fields: list[str]) -> list[str]:
+    """One change note per patched event."""
+    return [f"{where}: filled usage {', '.join(fields)}"] if fields else []
+
+
+def content_text(blocks: Any) -> str:
+    """The generated text of content blocks, as the output-token estimate sees it."""
+    parts: list[str] = []
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(str(block.get("text") or ""))
+        elif kind == "thinking":
+            parts.append(str(block.get("thinking") or ""))
+        elif kind in ("tool_use", "server_tool_use"):
+            parts.append(json.dumps(block.get("input") or {}, ensure_ascii=False))
+    return "".join(parts)
+
+
+def is_message(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "message" and isinstance(value.get("content"), list)
+
+
+def fill_message_usage(message: dict[str, Any], input_estimate: int) -> list[str]:
+    """Complete `message["usage"]` of a non-streaming message in place; returns the changes."""
+    output_estimate = count_text(content_text(message.get("content")))
+    message["usage"], filled = complete_usage(message.get("usage"), input_estimate, output_estimate)
+    return _filled("message", filled)
+
+
+# --- JSON message -> event stream -------------------------------------------------
+
+
+def message_to_sse_events(message: dict[str, Any]) -> bytes:
+    """The events Anthropic streams for `message` (give it complete usage first)."""
+    usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    # message_start carries the message before any output: no content, no stop yet.
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**usage, "output_tokens": 0}
+    events = [encode_event("message_start", json_data({"type": "message_start", "message": start}))]
+    for index, block in enumerate(message.get("content") or []):
+        for name, payload in _block_events(block):
+            events.append(encode_event(name, json_data({"type": name, "index": index, **payload})))
+    delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    events.append(encode_event("message_delta", json_data({"type": "message_delta", "delta": delta, "usage": usage})))
+    events.append(encode_event("message_stop", json_data({"type": "message_stop"})))
+    return b"".join(events)
+
+
+def _block_events(block: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(event name, payload without type and index) for one content block."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind == "text":
+        start = {**block, "text": ""}
+        deltas = [{"type": "text_delta", "text": block.get("text") or ""}]
+    elif kind in ("tool_use", "server_tool_use"):
+        start = {**block, "input": {}}
+        arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+        deltas = [{"type": "input_json_delta", "partial_json": arguments}]
+    elif kind == "thinking":
+        start = {**block, "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": block.get("thinking") or ""}]
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    else:
+        # redacted_thinking, tool results and newer kinds come whole in the start event.
+        start, deltas = block, []
+    return [
+        ("content_block_start", {"content_block": start}),
+        *(("content_block_delta", {"delta": delta}) for delta in deltas),
+        ("content_block_stop", {}),
+    ]
+
+
+# --- the stream patcher ----------------------------------------------------------
+
+
+class StreamPatcher:
+    """Patches an Anthropic event stream as it passes.
+
+    feed() returns the bytes ready to go on (b"" while an event is still
+    incomplete); finish() returns the rest. Only message_start, message_delta,
+    malformed error events and unnamed events are rewritten; every other byte
+    goes through as it came. content_block_delta data is kept aside unparsed
+    and read only if the backend reports no output count.
+
+    A stream that started a message and ends with neither message_stop nor an
+    error event gets an `overloaded_error` event appended, so the client
+    retries instead of taking a truncated answer for a whole one.
+    """
+
+    def __init__(
+        self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
+        self.input_estimate = input_tokens_estimate
+        self.changes: list[str] = changes if changes is not None else []
+        self.message_started = False
+        self.message_stopped = False
+        self.error_seen = False
+        self._decoder = SSEDecoder(max_event_bytes)
+        self._deltas: list[bytes] = []
+        self._reported_input: int | None = None
+        self._named_events = False
+        self._oversized_noted = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = b"".join([self._patch_or_pass(event) for event in self._decoder.feed(chunk)])
+        if self._decoder.in_oversized_event and not self._oversized_noted:
+            self._oversized_noted = True
+            self.changes.append(f"an event over {self._decoder.max_event_bytes} bytes passed on unpatched")
+        return out
+
+    def finish(self) -> bytes:
+        # Cut inside an event already passed on: end it so the error below parses.
+        cut_open = self._decoder.in_oversized_event
+        events, rest = self._decoder.finish()
+        out = [self._patch_or_pass(event) for event in events]
+        if rest:
+            if (event := _leftover_event(rest)) is not None:
+                out.append(self._patch_or_pass(event))
+            elif self._truncated():
+                # Half an event of a cut stream: the client would choke on it
+                # before it got to the error event below.
+                self.changes.append(f"dropped {len(rest)} bytes of an unfinished event")
+            else:
+                out.append(rest)
+        if self._truncated():
+            self.error_seen = True
+            self.changes.append("stream ended without message_stop: appended an overloaded_error event")
+            error = encode_event("error", json_data(error_payload("overloaded_error", TRUNCATED_STREAM_MESSAGE)))
+            out.append(b"\n\n" + error if cut_open else error)
+        return b"".join(out)
+
+    def _truncated(self) -> bool:
+        return self.message_started and not (self.message_stopped or self.error_seen)
+
+    def _patch_or_pass(self, event: SSEEvent) -> bytes:
+        try:
+            return self._patch(event)
+        except Exception:  # a patching bug must not cost the client an event
+            logger.exception("patching a %s event failed; passed it through unchanged", event.event)
+            return event.raw
+
+    def _patch(self, event: SSEEvent) -> bytes:
+        name = event.event
+        if name == "content_block_delta":  # the hot path: nearly every event
+            if event.data is not None:
+                self._deltas.append(event.data)
+            return event.raw
+        if name is None:
+            return self._patch_unnamed(event)
+        if name == "message_start":
+            self.message_started = True
+            return self._rewrite(event, self._patch_message_start)
+        if name == "message_delta":
+            return self._rewrite(event, self._patch_message_delta)
+        if name == "message_stop":
+            self.message_stopped = True
+        elif name == "error":
+            self.error_seen = True
+            return self._rewrite_error(event)
+        return event.raw
+
+    def _patch_unnamed(self, event: SSEEvent) -> bytes:
+        """Data without an `event:` line: named after its JSON type, if it has one."""
+        if event.data is None or not event.data.lstrip().startswith(b"{"):
+            return event.raw  # comments, keep-alives, `[DONE]`
+        try:
+            kind = json.loads(event.data).get("type")
+        except (ValueError, AttributeError):
+            return event.raw
+        if kind not in STREAM_EVENT_TYPES:
+            return event.raw
+        if not self._named_events:
+            self._named_events = True
+            self.changes.append("added missing `event:` lines")
+        return self._patch(parse_event(replace_data(event, event.data, name=kind)))
+
+    def _rewrite(self, event: SSEEvent, patch) -> bytes:
+        """Apply `patch` to the event's JSON object; re-encode only if it changed something."""
+        try:
+            payload = json.loads(event.data) if event.data is not None else None
+        except ValueError:
+            return event.raw
+        if not isinstance(payload, dict) or not (changes := patch(payload)):
+            return event.raw
+        self.changes.extend(changes)
+        return replace_data(event, json_data(payload))
+
+    def _rewrite_error(self, event: SSEEvent) -> bytes:
+        """An error event stays where it is, in Anthropic's shape."""
+        try:
+            payload = json.loads(event.data) if event.data is not None else None
+        except ValueError:
+            payload = None
+        if is_anthropic_error(payload):
+            return event.raw
+        text = (event.data or b"").decode("utf-8", "replace")
+        _, error_type, message = classify_error(None, payload, text)
+        self.changes.append(f"error event reshaped to {error_type}")
+        data = json_data(error_payload(error_type, message))
+        return replace_data(event, data) if event.data is not None else encode_event("error", data)
+
+    def _patch_message_start(self, payload: dict[str, Any]) -> list[str]:
+        message = payload.get("message")
+        if not isinstance(message, dict):
+            return []
+        usage = message.get("usage")
+        self._reported_input = _reported(usage.get("input_tokens")) if isinstance(usage, dict) else None
+        message["usage"], filled = complete_usage(usage, self.input_estimate, None)
+        return _filled("message_start", filled)
+
+    def _patch_message_delta(self, payload: dict[str, Any]) -> list[str]:
+        """output_tokens always; input_tokens when the key is there without a
+        figure, or when message_start had none either (an absent key keeps the
+        client's message_start figure)."""
+        usage = dict(payload["usage"]) if isinstance(payload.get("usage"), dict) else {}
+        filled = []
+        if _reported(usage.get("output_tokens")) is None:
+            usage["output_tokens"] = self._output_estimate()
+            filled.append(f"output_tokens={usage['output_tokens']}")
+        if _reported(usage.get("input_tokens")) is None and ("input_tokens" in usage or self._reported_input is None):
+            usage["input_tokens"] = self._reported_input or self.input_estimate
+            filled.append(f"input_tokens={usage['input_tokens']}")
+        payload["usage"] = usage
+        return _filled("message_delta", filled)
+
+    def _output_estimate(self) -> int:
+        """Tokens of the text, thinking and tool input streamed so far."""
+        parts: list[str] = []
+        for data in self._deltas:
+            try:
+                delta = json.loads(data).get("delta")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(delta, dict):
+                value = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
+                if isinstance(value, str):
+                    parts.append(value)
+        return count_text("".join(parts))
+
+
+def _leftover_event(rest: bytes) -> SSEEvent | None:
+    """The stream's last bytes as an event, if only its empty line is missing
+    (its data is whole JSON); None for half an event or for no event at all."""
+    event = parse_event(rest)
+    if event.data is None:
+        return None
+    try:
+        json.loads(event.data)
+    except ValueError:
+        return None
+    ending = b"\n" if rest.endswith((b"\r", b"\n")) else b"\n\n"
+    return parse_event(rest + ending)
+
+
+# --- errors ----------------------------------------------------------------------
+
+_CONTEXT_ERROR = re.compile(
+    r"context_length_exceeded|maximum context length|context[ _]?window[ _]?exceeded"
+    r"|range of input length should be|input length is too long|prompt is too long"
+    r"|exceeds? (?:the )?(?:model'?s? )?(?:maximum )?context (?:length|window)",
+    re.IGNORECASE,
+)
+# The model's limit, in the wordings of OpenAI/DeepSeek/vLLM, Qwen (DashScope), Anthropic, TGI.
+_CONTEXT_LIMIT = (
+    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
+    re.compile(r"range of input length should be \[\s*\d+\s*,\s*(\d+)\s*\]", re.IGNORECASE),
+    re.compile(r"tokens > (\d+) maximum", re.IGNORECASE),
+    re.compile(r"must be <= (\d+)", re.IGNORECASE),
+)
+# The request's size, total first: Claude Code compares it with the limit.
+_REQUEST_TOKENS = (
+    re.compile(r"for a total of (?:at least )?(\d+) tokens", re.IGNORECASE),
+    re.compile(r"you requested (\d+) tokens", re.IGNORECASE),
+    re.compile(r"prompt is too long: (\d+) tokens", re.IGNORECASE),
+    re.compile(
+        r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens", re.IGNORECASE
+    ),
+)
+# 5xx wordings meaning "backend unreachable or busy": overloaded, so the client retries.
+_UNAVAILABLE = re.compile(
+    r"apiconnectionerror|connection (?:error|refused|reset)|service unavailable|overloaded|no deployments available",
+    re.IGNORECASE,
+)
+# Anthropic's error type for a status; 5xx are sorted out in classify_error.
+_TYPE_BY_STATUS = {status: error_type for error_type, status in STATUS_BY_TYPE.items() if status not in (500, 529)}
+_MAX_MESSAGE_CHARS = 2000
+
+
+def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
+    for pattern in patterns:
+        if match := pattern.search(text):
+            return int(match.group(1))
+    return None
+
+
+def upstream_error_text(payload: Any, body_text: str = "") -> tuple[str, str]:
+    """(message, text to search) of an error body in whatever shape it came:
+    OpenAI/LiteLLM `{"error": {"message", "type", "code"}}`, `{"error": "..."}`,
+    FastAPI `{"detail": ...}`, `{"message": ...}`, or plain text."""
+    message: Any = None
+    details: list[str] = []
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            details = [str(error[key]) for key in ("type", "code") if error.get(key) is not None]
+        elif isinstance(error, str):
+            message = error
+        if not message:
+            message = next((payload[key] for key in ("message", "detail", "msg") if payload.get(key)), None)
+        if isinstance(message, dict):
+            return upstream_error_text(message, body_text)
+    elif payload is not None:
+        message = payload
+    if not message:
+        message = body_text
+    if not isinstance(message, str):
+        message = json.dumps(message, ensure_ascii=False)
+    message = " ".join(message.split())[:_MAX_MESSAGE_CHARS]
+    return message, " ".join([message, *details])
+
+
+def classify_error(
+    status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0
+) -> tuple[int, str, str]:
+    """(status, Anthropic error type, message) for an upstream error;
+    `status` None for an error event inside a stream.
+
+    A context-length error in any wording becomes 400 invalid_request_error
+    "prompt is too long: N tokens > M maximum", the sentence Claude Code
+    explains itself. N and M come from the upstream text when it has them,
+    else from the request's estimate and the model's window. N is raised to
+    M+1 when our tokenizer counted less than the backend's: the backend said
+    the prompt is too long, and Claude Code reads the overflow from N - M.
+    """
+    message, searchable = upstream_error_text(payload, body_text)
+    if _CONTEXT_ERROR.search(searchable):
+        limit = _first_number(_CONTEXT_LIMIT, searchable) or context_window
+        tokens = _first_number(_REQUEST_TOKENS, searchable) or estimate
+        if limit and tokens:
+            return 400, "invalid_request_error", prompt_too_long_message(max(tokens, limit + 1), limit)
+        return 400, "invalid_request_error", f"prompt is too long ({message})"
+    if status is None:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        error_type = error.get("type") if isinstance(error, dict) else None
+        error_type = error_type if error_type in STATUS_BY_TYPE else "api_error"
+        return STATUS_BY_TYPE[error_type], error_type, message or "upstream sent an error event"
+    message = message or f"upstream answered HTTP {status}"
+    if status in (502, 503, 529) or (status >= 500 and _UNAVAILABLE.search(searchable)):
+        return 529, "overloaded_error", message
+    if status >= 500:
+        return status, _TYPE_BY_STATUS.get(status, "api_error"), message
+    return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), message
+
+
+def to_anthropic_error(
+    status: int, body: bytes, content_type: str = "", estimate: int = 0, context_window: int = 0
+) -> tuple[int, bytes] | None:
+    """An upstream non-2xx answer as an Anthropic error: (status, body), or
+    None when it already is one. An Anthropic-shaped context error is still
+    reworded when its message is not the one Claude Code recognises."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    if payload is None and "html" in content_type.lower():
+        text = _html_title(text) or f"upstream answered HTTP {status} with an HTML page"
+    new_status, error_type, message = classify_error(status, payload, text, estimate, context_window)
+    if is_anthropic_error(payload):
+        reworded = message.startswith("prompt is too long") and payload["error"]["message"] != message
+        if not reworded:
+            return None
+    return new_status, error_body(error_type, message)
+
+
+def _html_title(html: str) -> str | None:
+    match = re.search(r"<title>(.*?)</title>", html, re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split()) or None if match else None

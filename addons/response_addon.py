@@ -1,0 +1,174 @@
+"""The response addon: mitmproxy hooks around addons.patching.
+
+Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
+the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
+in `response`. All per-flow state lives on the flow: the patcher in the stream
+callable, the notes in flow.metadata["stabilizer"]["changes"].
+"""
+
+import json
+import logging
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.net.http import status_codes
+
+from addons.patching import StreamPatcher, fill_message_usage, is_message, message_to_sse_events, to_anthropic_error
+
+logger = logging.getLogger(__name__)
+
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+
+
+def _path(flow: http.HTTPFlow) -> str:
+    return flow.request.path.split("?", 1)[0].rstrip("/")
+
+
+def _stabilizer(flow: http.HTTPFlow) -> dict[str, Any]:
+    """The request addon's notes on this flow (created empty when it left none)."""
+    notes = flow.metadata.setdefault("stabilizer", {})
+    notes.setdefault("changes", [])
+    return notes
+
+
+def _positive_count(mapping: dict[str, Any], key: str) -> int:
+    """mapping[key] when it is a positive int, else 0 (absent, null, junk)."""
+    value = mapping.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _label(flow: http.HTTPFlow) -> str:
+    return f"{flow.request.method} {flow.request.path}"
+
+
+def _record(flow: http.HTTPFlow, changes: list[str]) -> None:
+    if changes:
+        _stabilizer(flow)["changes"].extend(changes)
+        logger.info("%s: %s", _label(flow), "; ".join(changes))
+
+
+def _is_2xx(response: http.Response) -> bool:
+    return 200 <= response.status_code < 300
+
+
+class MitmproxyStream:
+    """Adapts StreamPatcher to mitmproxy's stream callable.
+
+    mitmproxy sends every returned chunk as is, and an empty chunk mid-stream
+    is the end of a chunked body: "nothing yet" must be an empty list. b"" is
+    the end-of-body call. A patcher failure switches this flow to pass-through
+    instead of breaking the response.
+    """
+
+    def __init__(self, patcher: StreamPatcher, label: str) -> None:
+        self.patcher: StreamPatcher | None = patcher
+        self.label = label
+        self._changes_before = len(patcher.changes)
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        if self.patcher is None:
+            return [chunk] if chunk else []
+        try:
+            out = self.patcher.feed(chunk) if chunk else self.patcher.finish()
+        except Exception:  # never break the client's stream over a patching bug
+            logger.exception("%s: stream patching failed, passing the rest through", self.label)
+            self.patcher = None
+            return [chunk] if chunk else []
+        if not chunk and (changes := self.patcher.changes[self._changes_before :]):
+            logger.info("%s: %s", self.label, "; ".join(changes))
+        return [out] if out else []
+
+
+class ResponsePatcher:
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if not (flow.request.method == "POST" and _path(flow).endswith(MESSAGES_PATH) and _is_2xx(response)):
+            return
+        if "text/event-stream" not in response.headers.get("content-type", "").lower():
+            return  # a whole body: the response hook handles it
+        if response.headers.get("content-encoding", "identity").lower() != "identity":
+            # Compressed events cannot be patched without decoding; still never buffer them.
+            logger.info("%s: %s event stream passes unpatched", _label(flow), response.headers["content-encoding"])
+            response.stream = True
+            return
+        notes = _stabilizer(flow)
+        patcher = StreamPatcher(_positive_count(notes, "input_tokens"), changes=notes["changes"])
+        response.stream = MitmproxyStream(patcher, _label(flow))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or response.stream or flow.request.method != "POST":
+            return  # streamed bodies were patched on the way
+        path = _path(flow)
+        if path.endswith(COUNT_TOKENS_PATH):
+            self._count_tokens(flow)
+        elif path.endswith(MESSAGES_PATH):
+            if _is_2xx(response):
+                self._message(flow)
+            else:
+                self._error(flow)
+
+    def _count_tokens(self, flow: http.HTTPFlow) -> None:
+        """Answer with the request addon's estimate when the upstream could not count."""
+        answer = _json(flow.response) if flow.response.status_code == 200 else None
+        if isinstance(answer, dict) and _positive_count(answer, "input_tokens"):
+            return
+        estimate = _positive_count(_stabilizer(flow), "input_tokens")
+        if estimate:
+            upstream = flow.response.status_code
+            body = json.dumps({"input_tokens": estimate})
+            flow.response = http.Response.make(200, body, {"content-type": "application/json"})
+            _record(flow, [f"count_tokens: upstream HTTP {upstream} gave no count, answered the estimate {estimate}"])
+        elif not _is_2xx(flow.response):
+            self._error(flow)
+
+    def _message(self, flow: http.HTTPFlow) -> None:
+        message = _json(flow.response)
+        if not is_message(message):
+            return
+        notes = _stabilizer(flow)
+        changes = fill_message_usage(message, _positive_count(notes, "input_tokens"))
+        if _stream_requested(flow, notes):
+            flow.response.headers["content-type"] = SSE_CONTENT_TYPE
+            flow.response.content = message_to_sse_events(message)
+            changes.append("streaming request answered with JSON: converted to events")
+        elif changes:
+            flow.response.content = json.dumps(message, ensure_ascii=False).encode()
+        _record(flow, changes)
+
+    def _error(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        notes = _stabilizer(flow)
+        reshaped = to_anthropic_error(
+            response.status_code,
+            response.get_content(strict=False) or b"",
+            response.headers.get("content-type", ""),
+            _positive_count(notes, "input_tokens"),
+            _positive_count(notes, "context_window"),
+        )
+        if reshaped is None:
+            return
+        status, body = reshaped
+        upstream = response.status_code
+        response.status_code = status
+        response.reason = status_codes.RESPONSES.get(status, "")
+        response.headers["content-type"] = "application/json"
+        response.content = body
+        _record(flow, [f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"])
+
+
+def _json(message: http.Message) -> Any:
+    try:
+        return json.loads(message.get_content(strict=False) or b"")
+    except ValueError:
+        return None
+
+
+def _stream_requested(flow: http.HTTPFlow, notes: dict[str, Any]) -> bool:
+    """What the client asked: the request addon's note, else the request body."""
+    if "stream" in notes:
+        return bool(notes["stream"])
+    request = _json(flow.request)
+    return isinstance(request, dict) and request.get("stream") is True

@@ -1,0 +1,246 @@
+"""The response addon's hooks, driven the way mitmproxy drives them."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.errors import is_anthropic_error
+from addons.patching import StreamPatcher
+from addons.response_addon import MitmproxyStream, ResponsePatcher
+from tests.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
+
+STREAMS = Path(__file__).parent / "data" / "streams"
+SSE = "text/event-stream; charset=utf-8"
+
+
+def make_flow(
+    path: str = "/v1/messages?beta=true",
+    status: int = 200,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    notes: dict | None = None,
+    request_body: bytes = b"{}",
+    method: str = "POST",
+) -> http.HTTPFlow:
+    flow = tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), content=request_body))
+    flow.response = http.Response.make(status, body, {"content-type": content_type})
+    if notes is not None:
+        flow.metadata["stabilizer"] = {"changes": ["capped max_tokens 32000->8192"], **notes}
+    return flow
+
+
+@pytest.fixture
+def addon():
+    addon = ResponsePatcher()
+    with taddons.context(addon):
+        yield addon
+
+
+def stream_through(flow: http.HTTPFlow, chunks: list[bytes]) -> bytes:
+    """Call the stream callable as mitmproxy does; no empty chunk may come back."""
+    callable_ = flow.response.stream
+    sent = []
+    for chunk in [*chunks, b""]:
+        out = callable_(chunk)
+        assert isinstance(out, list) and all(isinstance(piece, bytes) and piece for piece in out)
+        sent += out
+    return b"".join(sent)
+
+
+# --- streams ---------------------------------------------------------------------
+
+
+@settings(deadline=None, max_examples=30)
+@given(cuts=st.lists(st.integers(min_value=0), max_size=30))
+def test_sse_answer_is_patched_as_it_streams(cuts):
+    body = (STREAMS / "litellm-text-zero-usage.sse").read_bytes()
+    addon = ResponsePatcher()
+    with taddons.context(addon):
+        flow = make_flow(content_type=SSE, notes={"input_tokens": ESTIMATE, "stream": True})
+        addon.responseheaders(flow)
+        assert isinstance(flow.response.stream, MitmproxyStream)
+        assert stream_through(flow, chunked(body, cuts)) == patch([body])[0]
+        addon.response(flow)  # after a streamed body: nothing more to do
+    changes = flow.metadata["stabilizer"]["changes"]
+    assert changes[0] == "capped max_tokens 32000->8192"  # the request addon's notes stay
+    assert f"message_start: filled usage input_tokens={ESTIMATE}" in changes
+
+
+def test_stream_without_notes_still_gets_complete_usage(addon):
+    flow = make_flow(content_type=SSE)
+    addon.responseheaders(flow)
+    message = sdk_final_message(stream_through(flow, [(STREAMS / "usage-null.sse").read_bytes()]))
+    assert message.usage.input_tokens == 0
+    assert message.usage.output_tokens > 0
+
+
+def test_truncated_stream_gets_an_error_event_at_the_end(addon):
+    flow = make_flow(content_type=SSE, notes={"input_tokens": 10})
+    addon.responseheaders(flow)
+    out = stream_through(flow, [(STREAMS / "truncated-mid-event.sse").read_bytes()])
+    assert out.endswith(b"\n\n") and b"overloaded_error" in out.rsplit(b"event: ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "method, path, status, content_type",
+    [
+        ("POST", "/v1/messages?beta=true", 200, "application/json"),
+        ("POST", "/v1/messages", 400, SSE),
+        ("POST", "/v1/messages/count_tokens", 200, SSE),
+        ("GET", "/v1/messages", 200, SSE),
+        ("POST", "/v1/chat/completions", 200, SSE),
+    ],
+)
+def test_only_successful_message_streams_are_streamed(addon, method, path, status, content_type):
+    flow = make_flow(path=path, status=status, content_type=content_type, method=method)
+    addon.responseheaders(flow)
+    assert not flow.response.stream
+
+
+def test_compressed_stream_is_streamed_unpatched(addon):
+    flow = make_flow(content_type=SSE)
+    flow.response.headers["content-encoding"] = "gzip"
+    addon.responseheaders(flow)
+    assert flow.response.stream is True
+
+
+def test_patcher_failure_passes_the_event_through(addon, monkeypatch):
+    def broken(self, payload):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(StreamPatcher, "_patch_message_start", broken)
+    body = (STREAMS / "litellm-text-zero-usage.sse").read_bytes()
+    flow = make_flow(content_type=SSE, notes={"input_tokens": ESTIMATE})
+    addon.responseheaders(flow)
+    out = stream_through(flow, [body])
+    assert out.startswith(body.split(b"\n\n", 1)[0] + b"\n\n")  # message_start as it came
+    assert sdk_final_message(out).usage.output_tokens == 4  # later events still patched
+
+
+def test_adapter_failure_passes_the_rest_through():
+    class Exploding(StreamPatcher):
+        def feed(self, chunk):
+            raise RuntimeError("bug")
+
+    stream = MitmproxyStream(Exploding(), "POST /v1/messages")
+    with taddons.context():
+        assert stream(b"data: 1\n\n") == [b"data: 1\n\n"]
+        assert stream(b"data: 2\n\n") == [b"data: 2\n\n"]
+        assert stream(b"") == []
+
+
+# --- whole bodies ------------------------------------------------------------------
+
+
+def test_json_message_gets_usage(addon):
+    body = (STREAMS / "litellm-text-no-usage.json").read_bytes()
+    flow = make_flow(body=body, notes={"input_tokens": ESTIMATE, "stream": False})
+    addon.response(flow)
+    message = json.loads(flow.response.content)
+    assert message["usage"]["input_tokens"] == ESTIMATE
+    assert message["usage"]["output_tokens"] > 0
+    assert flow.response.headers["content-length"] == str(len(flow.response.content))
+    assert any(change.startswith("message: filled usage") for change in flow.metadata["stabilizer"]["changes"])
+
+
+def test_json_answer_to_a_streaming_request_becomes_a_stream(addon):
+    body = (STREAMS / "litellm-demo-mock-stream.json").read_bytes()
+    flow = make_flow(body=body, notes={"input_tokens": ESTIMATE, "stream": True})
+    addon.response(flow)
+    assert flow.response.headers["content-type"].startswith("text/event-stream")
+    message = sdk_final_message(flow.response.content)
+    assert text_of(message) == "Hello from the demo model."
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (2095, 503)  # LiteLLM's figures kept
+
+
+def test_stream_request_is_read_from_the_body_without_notes(addon):
+    body = (STREAMS / "litellm-demo-mock-stream.json").read_bytes()
+    flow = make_flow(body=body, request_body=b'{"model": "demo", "stream": true}')
+    addon.response(flow)
+    assert flow.response.headers["content-type"].startswith("text/event-stream")
+
+
+def test_json_message_with_complete_usage_is_left_as_it_came(addon):
+    message = json.loads((STREAMS / "litellm-demo-mock.json").read_bytes())
+    message["usage"] |= {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    body = json.dumps(message, separators=(",", ":")).encode()
+    flow = make_flow(body=body, notes={"input_tokens": ESTIMATE, "stream": False})
+    addon.response(flow)
+    assert flow.response.content == body
+
+
+# --- errors ----------------------------------------------------------------------
+
+
+def test_openai_context_error_becomes_prompt_is_too_long(addon):
+    error = {"message": "input length is too long", "type": "invalid_request_error", "code": "400"}
+    body = json.dumps({"error": error}).encode()
+    flow = make_flow(status=400, body=body, notes={"input_tokens": 140000, "context_window": 131072})
+    addon.response(flow)
+    assert flow.response.status_code == 400
+    assert json.loads(flow.response.content) == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "prompt is too long: 140000 tokens > 131072 maximum"},
+    }
+    assert flow.metadata["stabilizer"]["changes"][-1] == "HTTP 400 error -> 400 invalid_request_error"
+
+
+def test_litellm_anthropic_shaped_context_error_is_reworded(addon):
+    flow = make_flow(status=400, body=(STREAMS / "litellm-context-error.json").read_bytes(), notes={})
+    addon.response(flow)
+    assert json.loads(flow.response.content)["error"]["message"] == "prompt is too long: 138001 tokens > 131072 maximum"
+
+
+def test_upstream_5xx_becomes_a_retryable_overloaded_error(addon):
+    flow = make_flow(status=503, body=b"Service Unavailable", content_type="text/plain")
+    addon.response(flow)
+    assert flow.response.status_code == 529
+    assert flow.response.headers["content-type"] == "application/json"
+    assert json.loads(flow.response.content)["error"] == {"type": "overloaded_error", "message": "Service Unavailable"}
+
+
+def test_gzip_error_body_is_read_decoded(addon):
+    flow = make_flow(status=400, body=b"", notes={})
+    flow.response.headers["content-encoding"] = "gzip"
+    flow.response.raw_content = gzip.compress(b'{"error": {"message": "bad things"}}')
+    addon.response(flow)
+    assert json.loads(flow.response.content)["error"] == {"type": "invalid_request_error", "message": "bad things"}
+
+
+def test_anthropic_error_is_left_alone(addon):
+    body = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    flow = make_flow(status=529, body=body)
+    addon.response(flow)
+    assert (flow.response.status_code, flow.response.content) == (529, body)
+
+
+# --- count_tokens ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, body", [(404, b'{"detail":"Not Found"}'), (500, b"boom"), (200, b'{"input_tokens": 0}'), (200, b"nope")]
+)
+def test_count_tokens_answers_the_estimate_when_upstream_cannot(addon, status, body):
+    flow = make_flow(path="/v1/messages/count_tokens?beta=true", status=status, body=body, notes={"input_tokens": 2048})
+    addon.response(flow)
+    assert flow.response.status_code == 200
+    assert json.loads(flow.response.content) == {"input_tokens": 2048}
+
+
+def test_count_tokens_from_upstream_is_kept(addon):
+    flow = make_flow(path="/v1/messages/count_tokens", body=b'{"input_tokens": 1999}', notes={"input_tokens": 2048})
+    addon.response(flow)
+    assert json.loads(flow.response.content) == {"input_tokens": 1999}
+
+
+def test_count_tokens_without_estimate_is_still_an_anthropic_error(addon):
+    flow = make_flow(path="/v1/messages/count_tokens", status=404, body=b'{"detail":"Not Found"}')
+    addon.response(flow)
+    assert flow.response.status_code == 404
+    assert is_anthropic_error(json.loads(flow.response.content))
