@@ -1,4 +1,4 @@
-"""Token counts with a real tokenizer that works offline.
+"""Token counts and request estimates with a real tokenizer that works offline.
 
 LiteLLM ships the tiktoken encoding files inside its package
 (litellm/litellm_core_utils/tokenizers); pointing TIKTOKEN_CACHE_DIR there
@@ -8,9 +8,16 @@ means tiktoken never downloads. We locate the folder without importing litellm
 
 import functools
 import importlib.util
+import json
 import os
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
+import orjson
 import tiktoken
+
+T = TypeVar("T")
 
 
 def _bundled_encodings_dir() -> str | None:
@@ -33,3 +40,160 @@ def count_text(text: str) -> int:
     if not text:
         return 0
     return len(_encoding().encode_ordinary(text))
+
+
+# --- Estimating whole requests ----------------------------------------------------------
+#
+# The estimate counts what reaches the backend: the system prompt, every message block
+# (text, tool_use input as JSON, tool_result content), and the tool schemas. Chat
+# formats add a few tokens per message and per block; images are billed by size, which
+# we do not decode, so each counts as Anthropic's figure for a ~1.15 megapixel image.
+
+IMAGE_TOKENS = 1600
+MESSAGE_OVERHEAD = 4
+BLOCK_OVERHEAD = 3
+REQUEST_OVERHEAD = 8
+
+# A session's history is resent whole on every turn; counting 2 MB of it takes ~200 ms,
+# hashing it ~1 ms. Estimates are kept per message (and for the system prompt and tools),
+# keyed by a hash of the value's JSON: no message text is kept, so a bound on entries
+# is a bound on memory (a few hundred bytes each, ~10 MB when full).
+CACHE_ENTRIES = 32768
+
+
+def to_json(value: Any) -> bytes:
+    """Compact JSON; orjson where it can (20x faster on large bodies), stdlib otherwise.
+
+    orjson refuses what the stdlib accepts from a client: lone surrogates
+    (JavaScript's JSON.stringify escapes them) and integers above 64 bits.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def from_json(data: bytes) -> Any:
+    """Parse like the stdlib (same error type: json.JSONDecodeError), orjson where it can."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+class _EstimateCache:
+    """Least-recently-used map from (kind, length, hash) of a value's JSON to its estimate."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._estimates: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+
+    def get(self, kind: str, value: Any, estimate: Callable[[Any], T]) -> T:
+        encoded = to_json(value)
+        key = (kind, len(encoded), hash(encoded))
+        if (found := self._estimates.get(key)) is not None:
+            self._estimates.move_to_end(key)
+            return found
+        estimated = self._estimates[key] = estimate(value)
+        if len(self._estimates) > self.max_entries:
+            self._estimates.popitem(last=False)
+        return estimated
+
+    def clear(self) -> None:
+        self._estimates.clear()
+
+
+_cache = _EstimateCache(CACHE_ENTRIES)
+
+
+class MessageEstimate(NamedTuple):
+    """What trimming needs to know about a message, found once per distinct message."""
+
+    tokens: int
+    # ids of the tool_use blocks (server_tool_use, mcp_tool_use ...) it opens
+    tool_use_ids: tuple[str, ...]
+    # tool_use_id of the blocks answering one (tool_result, web_search_tool_result ...)
+    answered_ids: tuple[str, ...]
+
+
+def count_content(content: Any) -> int:
+    """Tokens in a message's `content` (a string or a list of blocks); not cached."""
+    if isinstance(content, str):
+        return count_text(content)
+    if isinstance(content, list):
+        return sum(_count_block(block) for block in content)
+    return _count_json(content)
+
+
+def _count_block(block: Any) -> int:
+    if not isinstance(block, dict):
+        return count_content(block)
+    match block.get("type"):
+        case "text":
+            return BLOCK_OVERHEAD + count_text(_str(block.get("text")))
+        case "image":
+            return BLOCK_OVERHEAD + IMAGE_TOKENS
+        case "tool_use":
+            return BLOCK_OVERHEAD + count_text(_str(block.get("name"))) + _count_json(block.get("input"))
+        case "tool_result":
+            return BLOCK_OVERHEAD + count_content(block.get("content", ""))
+        case "thinking":
+            return BLOCK_OVERHEAD + count_text(_str(block.get("thinking")))
+        case _:
+            return BLOCK_OVERHEAD + _count_json(block)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count_json(value: Any) -> int:
+    return count_text(to_json(value).decode())
+
+
+def _estimate_message(message: Any) -> MessageEstimate:
+    if not isinstance(message, dict):
+        return MessageEstimate(MESSAGE_OVERHEAD + _count_json(message), (), ())
+    content = message.get("content", "")
+    blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
+    return MessageEstimate(
+        MESSAGE_OVERHEAD + count_content(content),
+        tuple(block["id"] for block in blocks if _opens_tool_use(block)),
+        tuple(block["tool_use_id"] for block in blocks if isinstance(block.get("tool_use_id"), str)),
+    )
+
+
+def _opens_tool_use(block: dict) -> bool:
+    kind = block.get("type")
+    return isinstance(kind, str) and kind.endswith("tool_use") and isinstance(block.get("id"), str)
+
+
+def estimate_message(message: Any) -> MessageEstimate:
+    """Tokens and tool ids of one message, cached: a history's old messages are counted once."""
+    return _cache.get("message", message, _estimate_message)
+
+
+def count_message(message: Any) -> int:
+    return estimate_message(message).tokens
+
+
+def count_system(system: Any) -> int:
+    """Tokens of the top-level `system` (a string or a list of text blocks), cached."""
+    return _cache.get("system", system, count_content) if system else 0
+
+
+def count_tools(tools: Any) -> int:
+    """Tokens of the tool definitions, counted as their JSON schema, cached."""
+    return _cache.get("tools", tools, _count_json) if tools else 0
+
+
+def count_fixed(request: dict) -> int:
+    """Tokens of everything but the messages: what trimming can never remove."""
+    return REQUEST_OVERHEAD + count_system(request.get("system")) + count_tools(request.get("tools"))
+
+
+def estimate_request(request: dict) -> int:
+    """Estimated input tokens of a Messages API request as the backend will see it."""
+    messages = request.get("messages")
+    counted = sum(map(count_message, messages)) if isinstance(messages, list) else 0
+    return count_fixed(request) + counted

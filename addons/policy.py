@@ -1,0 +1,180 @@
+"""The request policy: what each target model accepts and how its requests are trimmed.
+
+The file (config/stabilizer.yaml) has two sections:
+
+    defaults:            # every setting, for models without an entry of their own
+      context_window: 131072
+    models:
+      deepseek-chat:     # keyed by the `model` name Claude Code sends
+        max_output_tokens: 8192   # partial: unset keys come from `defaults`
+
+A model's entry is merged over `defaults` key by key (a list given in an entry
+replaces the default list). Unknown models use `defaults`.
+
+`load_policy(None)` or `load_policy("")` and an empty file give the built-in
+defaults. A path that was given but does not exist is an error: a mistyped
+--policy must not silently run with other limits than the user wrote down.
+Every problem becomes a PolicyError naming the file, the key path
+(`models.deepseek-chat.max_output_tokens`), what is expected and how to fix it.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+
+DEFAULT_ACCEPTED_KEYS = frozenset(
+    {"model", "messages", "system", "max_tokens", "stream", "temperature", "stop_sequences", "tools", "tool_choice"}
+)
+REQUIRED_KEYS = frozenset({"model", "messages"})
+DEFAULT_BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result"})
+THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
+
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+
+
+class ModelPolicy(BaseModel):
+    """Everything the request addon needs to know about one target model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context_window: PositiveInt = Field(
+        131072, description="a whole number above 0: tokens the model holds, prompt and answer together"
+    )
+    max_output_tokens: PositiveInt = Field(
+        8192, description="a whole number above 0: the largest max_tokens the backend accepts"
+    )
+    safety_margin_tokens: NonNegativeInt = Field(
+        4096, description="a whole number, 0 or more: tokens kept free for the estimate's error"
+    )
+    accepted_keys: frozenset[str] = Field(
+        DEFAULT_ACCEPTED_KEYS,
+        description="a list of top-level request keys the backend accepts, including model and messages",
+    )
+    accepted_block_types: frozenset[str] = Field(
+        DEFAULT_BLOCK_TYPES,
+        description="a list of content block types the backend accepts (thinking goes in accepts_thinking)",
+    )
+    accepts_thinking: StrictBool = Field(
+        False, description="true or false: whether thinking and redacted_thinking blocks may stay in the history"
+    )
+    low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
+        70, description="a whole number from 1 to 100: trimming cuts down to this share of the budget"
+    )
+    max_messages: NonNegativeInt = Field(
+        0, description="a whole number: trim histories longer than this many messages (0 = no limit)"
+    )
+    keep_first_messages: PositiveInt = Field(
+        1, description="a whole number above 0: messages at the start of the history that trimming keeps"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelPolicy":
+        if self.context_window <= self.max_output_tokens + self.safety_margin_tokens:
+            raise ValueError(
+                f"context_window ({self.context_window}) must exceed max_output_tokens + safety_margin_tokens "
+                f"({self.max_output_tokens} + {self.safety_margin_tokens}), or no prompt fits"
+            )
+        if missing := REQUIRED_KEYS - self.accepted_keys:
+            raise ValueError(f"accepted_keys must include {', '.join(sorted(missing))}")
+        if mixed := THINKING_BLOCK_TYPES & self.accepted_block_types:
+            raise ValueError(
+                f"accepted_block_types lists {', '.join(sorted(mixed))}: use accepts_thinking: true instead"
+            )
+        if self.max_messages and self.max_messages < self.keep_first_messages + 2:
+            raise ValueError(
+                f"max_messages ({self.max_messages}) must be 0 or at least keep_first_messages + 2 "
+                f"({self.keep_first_messages + 2}): the kept start and the last turn must fit"
+            )
+        return self
+
+    def input_budget(self, max_tokens: Any) -> int:
+        """Prompt tokens allowed when the answer may take `max_tokens` (capped like the request)."""
+        answer = self.max_output_tokens
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and 0 < max_tokens < answer:
+            answer = max_tokens
+        return self.context_window - answer - self.safety_margin_tokens
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: ModelPolicy = ModelPolicy()
+    models: dict[str, ModelPolicy] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults_into_models(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+            return data
+        defaults = data.get("defaults")
+        defaults = defaults if isinstance(defaults, dict) else {}
+        merged = {
+            name: {**defaults, **(entry or {})} if entry is None or isinstance(entry, dict) else entry
+            for name, entry in data["models"].items()
+        }
+        return {**data, "models": merged}
+
+    def for_model(self, name: Any) -> ModelPolicy:
+        """The settings for `name` (the request's `model`), or the defaults for unknown models."""
+        return self.models.get(name, self.defaults) if isinstance(name, str) else self.defaults
+
+
+class PolicyError(Exception):
+    """A policy file that cannot be used; str() says where, what is wrong and what to write."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
+
+
+def load_policy(path: str | None) -> Policy:
+    if not path:
+        return Policy()
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(path, ["file not found. Fix: give an existing file, or no policy for the defaults"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(path, [f"cannot read: {e}"]) from None
+    except yaml.YAMLError as e:
+        raise PolicyError(path, [f"not valid YAML: {e}"]) from None
+    if raw is None:
+        return Policy()
+    if not isinstance(raw, dict):
+        raise PolicyError(path, ["expected a mapping with `defaults:` and `models:` at the top level"])
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as e:
+        raise PolicyError(path, _describe_errors(e, raw)) from None
+
+
+def _describe_errors(error: ValidationError, raw: dict) -> list[str]:
+    problems = []
+    for item in error.errors():
+        loc = item["loc"]
+        # A bad default is reported once, under `defaults`, not again for each model.
+        if len(loc) >= 3 and loc[0] == "models" and loc[2] not in (raw["models"].get(loc[1]) or {}):
+            continue
+        problems.append(_describe(item))
+    return problems
+
+
+def _describe(item: dict) -> str:
+    loc = item["loc"]
+    key_path = ".".join(str(part) for part in loc) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        fields = Policy.model_fields if len(loc) == 1 else ModelPolicy.model_fields
+        return f"{key_path}: unknown key. Fix: remove it or use one of: {', '.join(fields)}"
+    # loc is ("defaults", field, ...) or ("models", name, field, ...)
+    field_name = loc[1] if loc[0] == "defaults" and len(loc) > 1 else loc[2] if len(loc) > 2 else None
+    field = ModelPolicy.model_fields.get(field_name) if isinstance(field_name, str) else None
+    if field is not None:
+        got = repr(item["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        return f"{key_path}: {item['msg']} (got {got}). Expected {field.description}"
+    # Cross-field checks and section shapes: pydantic's message says what to change.
+    return f"{key_path}: {item['msg'].removeprefix('Value error, ')}"

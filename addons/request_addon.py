@@ -1,0 +1,132 @@
+"""The request side: a Claude Code Messages request made acceptable to the target model.
+
+For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
+capped and trimmed (addons/shaping.py, addons/trim.py) under the model's policy
+(addons/policy.py, option `stabilizer_policy`). A history that cannot fit even
+after trimming is answered here with Anthropic's 400 "prompt is too long", which
+Claude Code turns into an offer to /compact.
+
+POST /v1/messages/count_tokens is folded and stripped only: Claude Code asks it
+for the true size of what it would send, so it is neither capped nor trimmed.
+
+A body that is not a JSON object with a `messages` list goes through unchanged
+(LiteLLM answers it) after one log line. The addon never touches host or port:
+the Upstream addon, ordered before it, decides where the request goes.
+
+The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
+the shaped request and M its prompt budget (context_window - max_tokens -
+safety_margin_tokens).
+
+For the response addon it leaves flow.metadata["stabilizer"]: model, stream (as
+the client asked), input_tokens (estimate of what goes upstream), context_window,
+max_output_tokens and changes (short descriptions of what it did). Each request
+it changes gets one INFO line: model, tokens before and after trimming, messages
+removed, and the changes (keys stripped among them).
+"""
+
+import logging
+
+from mitmproxy import ctx, exceptions, http
+
+from addons.errors import error_body, prompt_too_long_message
+from addons.policy import Policy, PolicyError, load_policy
+from addons.shaping import shape_request
+from addons.tokens import estimate_request, from_json, to_json
+from addons.trim import trim_request
+
+logger = logging.getLogger(__name__)
+
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+
+
+class RequestShaper:
+    def __init__(self):
+        self.policy = Policy()
+
+    def load(self, loader):
+        loader.add_option(
+            "stabilizer_policy", str, "",
+            "The request policy (config/stabilizer.yaml): context window, output cap and trimming per model. "
+            "Empty: built-in defaults.",
+        )
+
+    def configure(self, updated):
+        if "stabilizer_policy" not in updated:
+            return
+        try:
+            self.policy = load_policy(ctx.options.stabilizer_policy)
+        except PolicyError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        source = ctx.options.stabilizer_policy or "built-in defaults"
+        logger.info("request policy: %s (%d models)", source, len(self.policy.models))
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.request.method != "POST":
+            return
+        endpoint = flow.request.path.partition("?")[0]
+        if endpoint not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
+            return
+        body = self._parse(flow)
+        if body is None:
+            return
+        try:
+            self._shape(flow, body, trim=endpoint == MESSAGES_PATH)
+        except Exception:
+            logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, endpoint)
+
+    @staticmethod
+    def _parse(flow: http.HTTPFlow) -> dict | None:
+        """The body as a Messages request, or None (after one log line) to leave it alone."""
+        content = flow.request.get_content(strict=False)
+        try:
+            body = from_json(content or b"")
+        except ValueError as e:
+            logger.warning("request body is not JSON (%s): forwarded unchanged", e)
+            return None
+        if not isinstance(body, dict):
+            logger.warning("request body is a JSON %s, not an object: forwarded unchanged", type(body).__name__)
+            return None
+        if not isinstance(body.get("messages"), list):
+            logger.warning("request body has no `messages` list: forwarded unchanged")
+            return None
+        return body
+
+    def _shape(self, flow: http.HTTPFlow, body: dict, *, trim: bool) -> None:
+        model = body.get("model")
+        policy = self.policy.for_model(model)
+        shaped = shape_request(body, policy, cap=trim)
+        changes = list(shaped.changes)
+        outgoing, removed = shaped.request, 0
+        if trim:
+            trimmed = trim_request(shaped.request, policy, shaped.reminders)
+            before, after = trimmed.tokens_before, trimmed.tokens_after
+            if trimmed.removed:
+                outgoing, removed = trimmed.request, trimmed.removed
+                changes.append(f"trimmed {removed} messages")
+        else:
+            before = after = estimate_request(outgoing)
+
+        if trim and trimmed.too_long:
+            message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
+            changes.append(f"answered 400: {message}")
+            flow.response = http.Response.make(
+                400, error_body("invalid_request_error", message), {"content-type": "application/json"}
+            )
+        else:
+            if flow.request.headers.pop("anthropic-beta", None) is not None:
+                changes.append("removed anthropic-beta header")
+            if outgoing is not body:
+                flow.request.set_content(to_json(outgoing))
+        flow.metadata["stabilizer"] = {
+            "model": model if isinstance(model, str) else "",
+            "stream": body.get("stream") is True,
+            "input_tokens": after,
+            "context_window": policy.context_window,
+            "max_output_tokens": policy.max_output_tokens,
+            "changes": changes,
+        }
+        if changes:
+            logger.info(
+                "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
+            )

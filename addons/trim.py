@@ -1,0 +1,181 @@
+"""How trimming works: fitting a long history into the model's context window.
+
+Budget = context_window - max_tokens (already capped) - safety_margin_tokens,
+all from the model's policy. The request's size is estimated with a real
+tokenizer (addons/tokens.py; counts are cached per message, so only a turn's new
+messages are counted). When the estimate is over budget, or the history has more
+than `max_messages`, whole messages are removed from the middle:
+
+    kept start | removed gap | tail, from an assistant turn to the end
+    U0           A1 U2 .. U8   A9 U10 .. A(n-2) U(n-1)
+
+- The start is the first `keep_first_messages` messages (default 1: the task),
+  shortened until it ends with a user turn.
+- The tail starts at an assistant turn, so the result keeps alternating user,
+  assistant, user. Its shortest form is the last turn: the last assistant
+  message before the final user message, and everything after it.
+- A cut is allowed only where no tool_use/tool_result pair straddles the gap:
+  nothing in the result answers a removed tool_use, and no kept tool_use loses
+  its answer.
+- The first user turn after the gap gets a text block saying how many messages
+  were omitted (after its tool_result blocks, which must come first), followed
+  by any <system-reminder> folded from a system message in the gap: system
+  text is never lost.
+- If even the start plus the last turn is over budget, nothing is sent: the
+  caller answers "prompt is too long: N tokens > M maximum", on which Claude
+  Code offers /compact. The current turn is never cut.
+
+Prefix stability. Backends such as DeepSeek cache by prefix: a request whose
+messages begin with exactly the previous request's messages is cheap and fast.
+A sliding window (cut just enough each turn) moves the cut on almost every turn
+and so misses that cache. Instead the amount removed goes in steps of
+H = budget - low_water, where low_water = budget * low_water_percent / 100:
+
+    k = ceil((tokens - budget) / H)        removed >= k * H
+
+and the cut is the first allowed one that removes at least k * H tokens. The
+history is append-only and counts are deterministic, so while k stays the same
+the cut stays at the same message, turn after turn: the kept prefix (start,
+note, and the tail's old part) is byte-identical and only new messages are
+appended. Each time k steps up, the kept part drops back to about low_water
+and then grows again for H tokens before the next cut. (A history first seen
+far over budget lands anywhere between low_water and the budget, and falls
+into that rhythm at its next cut.) In the 300-turn replay of tests/test_trim.py,
+94% of trimmed turns keep the previous request as their prefix; a token sliding
+window keeps 28%, the origin article's message window none.
+
+The message-count limit steps the same way, in messages. The article's "first
+10 + last 90 above 100" is max_messages: 100, keep_first_messages: 10,
+low_water_percent: 100 (the start then holds 9 messages, to end on a user turn).
+
+Nothing here keeps state between requests: the same history always gets the
+same cut, whichever process or restart handles it.
+"""
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+from addons.policy import ModelPolicy
+from addons.shaping import add_text_blocks, role_of
+from addons.tokens import MessageEstimate, count_fixed, count_message, estimate_message
+
+OMITTED_NOTE = "[{} earlier messages of this conversation were omitted here to fit the model's context window.]"
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    request: dict
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    removed: int = 0
+    # True when even the start plus the last turn is over budget: answer, do not send.
+    too_long: bool = False
+
+
+def trim_request(request: dict, policy: ModelPolicy, reminders: Collection[str] = ()) -> Trimmed:
+    """Fit `request` (already shaped: roles alternate) into `policy`'s budget.
+
+    `reminders` are the texts folded from system messages, carried over when
+    their message is cut.
+    """
+    messages = request["messages"]
+    estimates = [estimate_message(message) for message in messages]
+    tokens = count_fixed(request) + sum(estimate.tokens for estimate in estimates)
+    budget = policy.input_budget(request.get("max_tokens"))
+    unchanged = Trimmed(request, tokens, tokens, budget)
+
+    token_goal = _removal_goal(tokens, budget, policy.low_water_percent)
+    count_goal = 0
+    if policy.max_messages:
+        count_goal = _removal_goal(len(messages), policy.max_messages, policy.low_water_percent)
+    if not token_goal and not count_goal:
+        return unchanged
+
+    start = _start_length(messages, policy.keep_first_messages)
+    cuts = _allowed_cuts(messages, estimates, start)
+    # removed_tokens[t - start]: tokens of messages[start:t]
+    removed_tokens = [0, *accumulate(estimate.tokens for estimate in estimates[start:])]
+    wanted = [t for t in cuts if t - start >= count_goal and removed_tokens[t - start] >= token_goal]
+    for cut in wanted or cuts[-1:]:
+        # The first user turn after the gap carries the note (cuts leave one in the tail).
+        noted = next(i for i in range(cut, len(messages)) if role_of(messages[i]) == "user")
+        noted_message = add_text_blocks(messages[noted], _inserted_blocks(messages, start, cut, reminders))
+        after = tokens - removed_tokens[cut - start] - estimates[noted].tokens + count_message(noted_message)
+        if after <= budget:
+            kept = [*messages[:start], *messages[cut:noted], noted_message, *messages[noted + 1 :]]
+            return Trimmed({**request, "messages": kept}, tokens, after, budget, removed=cut - start)
+    return Trimmed(request, tokens, tokens, budget, too_long=True) if token_goal else unchanged
+
+
+def _removal_goal(size: int, limit: int, low_water_percent: int) -> int:
+    """How much to remove: 0 within the limit, else the excess rounded up to a step."""
+    if size <= limit:
+        return 0
+    step = max(1, limit - limit * low_water_percent // 100)
+    return -(-(size - limit) // step) * step
+
+
+def _start_length(messages: list, keep_first: int) -> int:
+    """Length of the kept start: at most `keep_first` messages, ending with a user turn."""
+    length = min(keep_first, len(messages))
+    while length and role_of(messages[length - 1]) != "user":
+        length -= 1
+    if length:
+        return length
+    # The history does not open with the user: keep through its first user turn.
+    first_user = next((i for i, message in enumerate(messages) if role_of(message) == "user"), len(messages))
+    return first_user + 1
+
+
+def _allowed_cuts(messages: list, estimates: list[MessageEstimate], start: int) -> list[int]:
+    """Indices t where the tail messages[t:] may begin, ascending (t > start)."""
+    last_user = next((i for i in range(len(messages) - 1, -1, -1) if role_of(messages[i]) == "user"), None)
+    if last_user is None:
+        return []
+    # t may not exceed `latest`; t is blocked where blocked_depth[t] > 0.
+    latest = last_user - 1
+    blocked_depth = [0] * (len(messages) + 1)
+    used_at: dict[str, int] = {}
+    for index, estimate in enumerate(estimates):
+        for answered in estimate.answered_ids:
+            used = used_at.get(answered, index)
+            if used == index:
+                continue  # answers nothing earlier: not trimming's doing
+            if used < start:
+                if index >= start:
+                    latest = min(latest, index)  # the start's tool_use keeps its answer
+            else:
+                blocked_depth[used + 1] += 1  # a cut in (used, index] would split the pair
+                blocked_depth[index + 1] -= 1
+        for tool_use_id in estimate.tool_use_ids:
+            used_at.setdefault(tool_use_id, index)
+    depth = list(accumulate(blocked_depth))
+    return [t for t in range(start + 1, latest + 1) if role_of(messages[t]) == "assistant" and depth[t] == 0]
+
+
+def _inserted_blocks(messages: list, start: int, cut: int, reminders: Collection[str]) -> list[dict]:
+    """The omission note and the system reminders that only the gap held."""
+    inserted = [{"type": "text", "text": OMITTED_NOTE.format(cut - start)}]
+    if not reminders:
+        return inserted
+    reminders = set(reminders)
+    seen = {
+        text for message in messages[:start] for block in _blocks(message) if isinstance(text := block.get("text"), str)
+    }
+    for message in messages[start:cut]:
+        if role_of(message) != "user" or not isinstance(content := message.get("content"), list):
+            continue  # fold puts reminders in user turns, always as blocks
+        for block in content:
+            text = block.get("text") if isinstance(block, dict) else None
+            if isinstance(text, str) and text in reminders and text not in seen:
+                seen.add(text)
+                inserted.append({"type": "text", "text": text})
+    return inserted
+
+
+def _blocks(message: Any) -> list[dict]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []

@@ -1,0 +1,282 @@
+import copy
+import json
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from addons.policy import ModelPolicy, load_policy
+from addons.shaping import (
+    SYSTEM_REMINDER,
+    add_text_blocks,
+    cap_max_tokens,
+    fold_system_messages,
+    shape_request,
+    strip_unaccepted,
+)
+
+DATA = Path(__file__).parent / "data"
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
+DEEPSEEK = load_policy(str(SHIPPED)).for_model("deepseek-chat")
+
+
+def recorded(name: str = "claude_code_request.json") -> dict:
+    """A real request recorded from Claude Code 2.1.197 ("say hi", 85 KB)."""
+    return json.loads((DATA / name).read_text())
+
+
+def user(*content) -> dict:
+    return {"role": "user", "content": list(content)}
+
+
+def assistant(*content) -> dict:
+    return {"role": "assistant", "content": list(content)}
+
+
+def system(text) -> dict:
+    return {"role": "system", "content": text}
+
+
+def text(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def tool_use(id_: str) -> dict:
+    return {"type": "tool_use", "id": id_, "name": "Read", "input": {"file_path": "/tmp/x"}}
+
+
+def tool_result(id_: str) -> dict:
+    return {"type": "tool_result", "tool_use_id": id_, "content": "contents"}
+
+
+def reminder(value: str) -> dict:
+    return text(SYSTEM_REMINDER.format(value))
+
+
+def cache_controls(request: dict) -> int:
+    """cache_control keys where Anthropic allows them: system, tools, messages, blocks, nested blocks."""
+    def count(items) -> int:
+        found = 0
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                found += "cache_control" in item
+                found += count(item.get("content"))
+        return found
+
+    return count(request.get("system")) + count(request.get("tools")) + count(request.get("messages"))
+
+
+# --- the recorded request -----------------------------------------------------------------
+
+
+def test_recorded_request_is_shaped_for_deepseek():
+    original = recorded()
+    before = copy.deepcopy(original)
+    shaped = shape_request(original, DEEPSEEK)
+
+    assert original == before  # the input is never mutated
+    out = shaped.request
+    assert set(out) == {"model", "messages", "system", "tools", "max_tokens", "stream"}
+    assert out["stream"] is True and out["max_tokens"] == 8192
+    assert cache_controls(out) == 0 < cache_controls(original)
+    assert [m["role"] for m in out["messages"]] == ["user"]
+    # The mid-conversation system message (Claude Code's agent list) reaches the backend.
+    agent_list = original["messages"][1]["content"]
+    assert out["messages"][0]["content"][-1] == reminder(agent_list)
+    assert shaped.reminders == [SYSTEM_REMINDER.format(agent_list)]
+    assert shaped.changes == [
+        "folded 1 system messages",
+        "stripped keys: metadata, thinking, context_management, output_config",
+        "removed cache_control x3",
+        "capped max_tokens 32000->8192",
+    ]
+    json.dumps(out)
+
+
+def test_recorded_tool_roundtrip_keeps_the_pair():
+    out = shape_request(recorded("claude_code_tool_roundtrip_request.json"), DEEPSEEK).request
+    roles = [m["role"] for m in out["messages"]]
+    assert roles == ["user", "assistant", "user"]
+    assert out["messages"][1]["content"][0]["id"] == out["messages"][2]["content"][0]["tool_use_id"] == "toolu_01"
+
+
+# --- fold ---------------------------------------------------------------------------------
+
+
+def test_system_message_before_an_assistant_turn_joins_the_previous_user_turn():
+    request = {"messages": [user(text("task")), system("agents"), assistant(text("ok")), user(text("next"))]}
+    folded, reminders = fold_system_messages(request)
+    assert folded["messages"] == [user(text("task"), reminder("agents")), assistant(text("ok")), user(text("next"))]
+    assert reminders == [SYSTEM_REMINDER.format("agents")]
+
+
+def test_system_message_before_a_user_turn_goes_after_its_tool_results():
+    request = {
+        "messages": [
+            user(text("task")),
+            assistant(tool_use("a")),
+            system([text("one"), {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}]),
+            system("three"),
+            user(tool_result("a"), text("more")),
+        ]
+    }
+    folded, _ = fold_system_messages(request)
+    assert folded["messages"][-1] == user(tool_result("a"), reminder("one\ntwo"), reminder("three"), text("more"))
+
+
+def test_system_message_with_no_user_turn_beside_it_becomes_one():
+    messages = [system("first"), assistant(text("a")), system("middle"), assistant(text("b")), system("end")]
+    folded, _ = fold_system_messages({"messages": messages})
+    assert folded["messages"] == [
+        user(reminder("first")),
+        assistant(text("a")),
+        user(reminder("middle")),
+        assistant(text("b")),
+        user(reminder("end")),
+    ]
+
+
+def test_string_content_becomes_blocks_when_a_reminder_joins():
+    folded, _ = fold_system_messages({"messages": [{"role": "user", "content": "hi"}, system("s")]})
+    assert folded["messages"] == [user(text("hi"), reminder("s"))]
+
+
+def test_no_system_message_returns_the_same_request():
+    request = {"messages": [user(text("hi"))]}
+    assert fold_system_messages(request) == (request, [])
+
+
+def test_add_text_blocks_puts_blocks_after_tool_results():
+    message = user(tool_result("a"), tool_result("b"), text("t"))
+    added = add_text_blocks(message, [text("n")])
+    assert added["content"] == [tool_result("a"), tool_result("b"), text("n"), text("t")]
+    assert add_text_blocks(message, [text("n")], at_end=True)["content"][-1] == text("n")
+    assert message["content"] == [tool_result("a"), tool_result("b"), text("t")]
+
+
+conversation_items = st.lists(
+    st.one_of(
+        st.builds(system, st.text(min_size=1, max_size=20)),
+        st.builds(lambda s: {"role": "user", "content": s}, st.text(max_size=10)),
+        st.builds(lambda s: assistant(text(s)), st.text(max_size=10)),
+    ),
+    max_size=12,
+)
+
+
+@given(conversation_items)
+def test_fold_keeps_every_system_text_in_a_user_turn(messages):
+    folded, reminders = fold_system_messages({"messages": messages})
+    texts = [
+        block["text"]
+        for message in folded["messages"]
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for block in message["content"]
+    ]
+    expected = [SYSTEM_REMINDER.format(m["content"]) for m in messages if m["role"] == "system"]
+    assert reminders == expected
+    assert [t for t in texts if t in expected] == expected  # all of them, in order
+    assert all(m["role"] != "system" for m in folded["messages"])
+    non_system = [m for m in messages if m["role"] != "system"]
+    assert len(folded["messages"]) >= len(non_system)
+
+
+# --- strip --------------------------------------------------------------------------------
+
+
+def test_keys_outside_the_allow_list_go_stream_stays_as_sent():
+    for stream in (True, False):
+        request = {"model": "m", "messages": [], "stream": stream, "top_k": 5, "thinking": {"type": "adaptive"}}
+        out, changes = strip_unaccepted(request, ModelPolicy())
+        assert out == {"model": "m", "messages": [], "stream": stream}
+        assert changes == ["stripped keys: top_k, thinking"]
+    out, _ = strip_unaccepted({"model": "m", "messages": [], "top_k": 5}, ModelPolicy())
+    assert "stream" not in out
+
+
+def test_cache_control_goes_everywhere_but_tool_input_is_left_alone():
+    marker = {"type": "ephemeral"}
+    tool_input = {"cache_control": "user data, not a marker"}
+    request = {
+        "model": "m",
+        "system": [{"type": "text", "text": "s", "cache_control": marker}],
+        "tools": [{"name": "Read", "input_schema": {}, "cache_control": marker}],
+        "messages": [
+            user(
+                {"type": "text", "text": "t", "cache_control": marker},
+                {"type": "tool_result", "tool_use_id": "x", "content": [{**text("r"), "cache_control": marker}]},
+            ),
+            assistant({"type": "tool_use", "id": "y", "name": "Edit", "input": tool_input, "cache_control": marker}),
+        ],
+    }
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert cache_controls(out) == 0
+    assert out["messages"][1]["content"][0]["input"] is tool_input
+    assert changes == ["removed cache_control x5"]
+    assert cache_controls(request) == 5
+
+
+def test_server_tools_and_a_tool_choice_naming_one_are_removed():
+    custom = {"name": "Read", "description": "", "input_schema": {}}
+    web = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    base = {"model": "m", "messages": [], "tools": [custom, {**custom, "name": "Bash", "type": "custom"}, web]}
+    out, changes = strip_unaccepted({**base, "tool_choice": {"type": "tool", "name": "web_search"}}, ModelPolicy())
+    assert [t["name"] for t in out["tools"]] == ["Read", "Bash"]
+    assert "tool_choice" not in out
+    assert changes == ["removed server tools: web_search", "dropped tool_choice naming a removed tool"]
+
+    out, _ = strip_unaccepted({**base, "tool_choice": {"type": "tool", "name": "Read"}}, ModelPolicy())
+    assert out["tool_choice"] == {"type": "tool", "name": "Read"}
+
+    only_server = {"model": "m", "messages": [], "tools": [web], "tool_choice": {"type": "auto"}}
+    out, _ = strip_unaccepted(only_server, ModelPolicy())
+    assert "tools" not in out and "tool_choice" not in out
+
+
+def test_thinking_blocks_go_unless_the_model_takes_them():
+    thinking = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+    redacted = {"type": "redacted_thinking", "data": "xyz"}
+    messages = [user(text("q")), assistant(thinking, redacted, tool_use("a")), user(tool_result("a"))]
+    request = {"model": "m", "messages": messages}
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert out["messages"][1] == assistant(tool_use("a"))
+    assert changes == ["removed blocks: thinking x1, redacted_thinking x1"]
+    assert strip_unaccepted(request, ModelPolicy(accepts_thinking=True)) == (request, [])
+
+
+def test_a_turn_left_empty_is_dropped_and_its_neighbours_joined():
+    thinking = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+    request = {
+        "model": "m",
+        "messages": [user(text("q")), assistant(thinking), {"role": "user", "content": "again"}, assistant(text("a"))],
+    }
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert out["messages"] == [user(text("q"), text("again")), assistant(text("a"))]
+    assert "dropped 1 messages left empty" in changes
+
+
+def test_block_types_outside_the_allow_list_go_also_inside_tool_results():
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}
+    result = {"type": "tool_result", "tool_use_id": "a", "content": [text("r"), document]}
+    out, changes = strip_unaccepted({"model": "m", "messages": [user(text("q"), document, result)]}, ModelPolicy())
+    assert out["messages"][0]["content"] == [text("q"), {**result, "content": [text("r")]}]
+    assert changes == ["removed blocks: document x2"]
+
+
+def test_nothing_to_strip_returns_the_same_request():
+    request = {"model": "m", "messages": [user(text("q"))], "max_tokens": 10}
+    assert strip_unaccepted(request, ModelPolicy()) == (request, [])
+
+
+# --- cap ----------------------------------------------------------------------------------
+
+
+def test_max_tokens_is_capped_to_the_model():
+    out, changes = cap_max_tokens({"max_tokens": 32000}, DEEPSEEK)
+    assert out == {"max_tokens": 8192} and changes == ["capped max_tokens 32000->8192"]
+    for fine in ({"max_tokens": 8192}, {"max_tokens": 100}, {}, {"max_tokens": True}, {"max_tokens": "32000"}):
+        assert cap_max_tokens(fine, DEEPSEEK) == (fine, [])
+
+
+def test_count_tokens_shaping_does_not_cap():
+    assert shape_request(recorded(), DEEPSEEK, cap=False).request["max_tokens"] == 32000
