@@ -1,0 +1,92 @@
+"""Request shaping through the real stack, against a strict DeepSeek / Qwen stand-in."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from addons.tokens import estimate_request
+from tests.procs import post_json
+
+DATA = Path(__file__).parent / "data"
+STRICT_MODELS = ["deepseek-chat", "qwen-plus"]
+
+
+def sse_event_types(body: bytes) -> list[str]:
+    return [line.split(b":", 1)[1].strip().decode() for line in body.splitlines() if line.startswith(b"event:")]
+
+
+def recorded_request(model: str) -> tuple[dict, dict]:
+    request = json.loads((DATA / "claude_code_request.json").read_text())
+    headers = json.loads((DATA / "claude_code_request.headers.json").read_text())
+    headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key", "content-length")}
+    return {**request, "model": model}, headers
+
+
+@pytest.mark.parametrize("model", STRICT_MODELS)
+def test_recorded_claude_code_request_is_accepted(stack, fresh_backend, master_key, model):
+    request, headers = recorded_request(model)
+    assert request["max_tokens"] > 8192 and "thinking" in request and "output_config" in request
+    status, _, body = post_json(
+        stack.url + "/v1/messages?beta=true", request, {**headers, "authorization": f"Bearer {master_key}"}
+    )
+    assert status == 200, body[:500]
+    assert sse_event_types(body)[-1] == "message_stop"
+
+    received = fresh_backend.requests[-1]
+    assert received["max_tokens"] <= 8192
+    assert not {"thinking", "reasoning_effort", "output_config", "context_management", "top_k"} & set(received)
+    # The mid-conversation system message (agent types, skills) reached the backend.
+    system_text = next(m for m in request["messages"] if m["role"] == "system")
+    system_text = system_text["content"] if isinstance(system_text["content"], str) else system_text["content"][0]["text"]
+    sent = json.dumps(received["messages"])
+    assert json.dumps(system_text)[1:200] in sent
+
+
+def long_history(messages: int, seed: int = 7) -> list[dict]:
+    """A session of tool calls and answers, each turn a few hundred varied words."""
+    rng = random.Random(seed)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar".split()
+
+    def prose(n):
+        return " ".join(f"{rng.choice(words)}{rng.randrange(1000)}" for _ in range(n))
+
+    history = [{"role": "user", "content": "The task: summarise the repository. " + prose(50)}]
+    for turn in range((messages - 2) // 2):
+        tool_id = f"toolu_{turn:04d}"
+        history.append({"role": "assistant", "content": [
+            {"type": "text", "text": prose(20)},
+            {"type": "tool_use", "id": tool_id, "name": "Read", "input": {"file_path": f"/src/f{turn}.py"}},
+        ]})
+        history.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": tool_id, "content": prose(400)},
+        ]})
+    history.append({"role": "assistant", "content": prose(30)})
+    history.append({"role": "user", "content": "And now the last question: what is left to do?"})
+    return history
+
+
+@pytest.mark.parametrize("model", STRICT_MODELS)
+def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, litellm, fresh_backend, master_key, model):
+    history = long_history(300)
+    request = {"model": model, "max_tokens": 32000, "stream": True, "messages": history,
+               "tools": [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]}
+    assert estimate_request(request) > 131072
+    # Sent straight to LiteLLM (no addons), the backend refuses it: that is what trimming must prevent.
+    status, _, body = post_json(litellm.url + "/v1/messages", {**request, "max_tokens": 8192}, {"x-api-key": master_key})
+    assert status == 400 and b"length" in body, body[:300]
+
+    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body[:500]
+    assert sse_event_types(body)[-1] == "message_stop"
+
+    received = fresh_backend.requests[-1]
+    sent = received["messages"]
+    assert len(sent) < len(history)
+    assert "The task: summarise the repository." in json.dumps(sent[0]) or "The task" in json.dumps(sent[:2])
+    assert "what is left to do?" in json.dumps(sent[-1])
+    # Every tool result the backend got answers a tool call it also got.
+    calls = {c["id"] for m in sent if m["role"] == "assistant" for c in m.get("tool_calls") or []}
+    answered = {m["tool_call_id"] for m in sent if m["role"] == "tool"}
+    assert answered <= calls and calls <= answered
