@@ -9,7 +9,7 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test bench install claude-code shells clean
+.PHONY: run test bench flows install claude-code shells clean
 
 run: install
 	$(BIN)/stabilizer run
@@ -19,6 +19,12 @@ test: install claude-code shells
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# Record tests/flows/ again (after a Claude Code upgrade): the end-to-end scenarios with the real
+# CLI, each passing scenario's flows written, keys replaced, to tests/flows/<scenario>.flow.
+flows: install claude-code
+	STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/test_e2e_claude.py
+	$(BIN)/pytest -q tests/test_flows.py
 
 install: $(VENV)/.installed
 

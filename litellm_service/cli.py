@@ -4,6 +4,7 @@ import argparse
 import errno
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -12,6 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import argon2
+
+from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
 from addons import STATUS_PATH
@@ -80,6 +84,15 @@ def fetch_status(host: str, port: int) -> dict | None:
         return None
 
 
+def web_password_hash(token: str) -> str:
+    """mitmweb's web_password as an argon2 hash, so the token is not in the process list.
+
+    The token is random (192 bits), so the cheapest argon2 parameters protect
+    it as well as the expensive ones, and mitmweb checks it in a millisecond.
+    """
+    return argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(token)
+
+
 class Stack:
     """LiteLLM and mitmdump as siblings; LiteLLM is restarted whenever it dies."""
 
@@ -90,10 +103,14 @@ class Stack:
         self.litellm: subprocess.Popen | None = None
         self.mitmdump: subprocess.Popen | None = None
         self.stopping = False
+        # mitmweb's login token: printed once when the stack is ready, never stored.
+        self.web_token = secrets.token_urlsafe(24) if args.web else None
 
     def check_config(self) -> list[str]:
         """Everything start-up can check, before any process starts."""
         check_port_free(self.args.host, self.args.port)
+        if self.args.web:
+            check_port_free("127.0.0.1", self.args.web_port)
         try:
             load_policy(str(self.args.policy) if self.args.policy else None)
             if self.args.attach_log:
@@ -113,7 +130,15 @@ class Stack:
 
     def start_mitmdump(self) -> None:
         command = stack.mitmdump_command(
-            host=self.args.host, port=self.args.port, litellm_log=self.litellm_log, policy=self.args.policy
+            host=self.args.host,
+            port=self.args.port,
+            litellm_log=self.litellm_log,
+            policy=self.args.policy,
+            tool="mitmweb" if self.args.web else "mitmdump",
+            record=self.args.record,
+            web_port=self.args.web_port,
+            web_password=web_password_hash(self.web_token) if self.web_token else "",
+            max_flows=self.args.max_flows,
         )
         if self.args.quiet:
             command.append("-q")
@@ -159,6 +184,13 @@ class Stack:
                 f"ready on http://{self.args.host}:{self.args.port} -> LiteLLM {upstream}"
                 + (f" (models: {', '.join(models)})" if models else "")
             )
+            if self.args.record:
+                say(f"recording flows, keys replaced, to {self.args.record}")
+            if self.web_token:
+                say(
+                    f"mitmweb: http://127.0.0.1:{self.args.web_port}/?token={self.web_token} "
+                    "(shown only this once; the token stays valid until the stack stops)"
+                )
             return self.supervise()
         except StartupError as e:
             if not self.stopping:
@@ -216,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
     run.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
+    run.add_argument(
+        "--record", type=Path, metavar="FILE",
+        help="write every flow, with keys replaced, to this mitmproxy flow file (open it with mitmweb -r FILE)",
+    )
+    run.add_argument(
+        "--web", action="store_true",
+        help="run the addons under mitmweb to watch the flows; its address and a login token are printed once",
+    )
+    run.add_argument(
+        "--web-port", type=int, default=stack.DEFAULT_WEB_PORT,
+        help=f"with --web: mitmweb's port on 127.0.0.1 (default {stack.DEFAULT_WEB_PORT})",
+    )
+    run.add_argument(
+        "--max-flows", type=int, default=DEFAULT_MAX_FLOWS,
+        help=f"with --web: flows kept in memory, the oldest dropped first (default {DEFAULT_MAX_FLOWS}; 0: no cap)",
+    )
     run.set_defaults(func=cmd_run)
 
     key = commands.add_parser("key", help="print the master key clients send (ANTHROPIC_AUTH_TOKEN)")

@@ -16,6 +16,9 @@ LITELLM_LOG_NAME = "litellm.log"
 # mitmdump needs a reverse target to start; the Upstream addon retargets every
 # request to the port it learned, so this address (the discard port) is never used.
 PLACEHOLDER_TARGET = "http://127.0.0.1:9"
+DEFAULT_WEB_PORT = 8081
+# mitmweb's default columns plus the comment, where FlowMarker writes what the addons changed.
+WEB_COLUMNS = ("tls", "icon", "path", "method", "status", "size", "time", "comment")
 
 
 def default_log_dir() -> Path:
@@ -40,9 +43,25 @@ def litellm_command(*, config: Path, log_file: Path, env_file: Path) -> list[str
 
 
 def mitmdump_command(
-    *, host: str, port: int, litellm_log: Path, policy: Path | None, tool: str = "mitmdump"
+    *,
+    host: str,
+    port: int,
+    litellm_log: Path,
+    policy: Path | None,
+    tool: str = "mitmdump",
+    record: Path | None = None,
+    web_port: int = DEFAULT_WEB_PORT,
+    web_password: str = "",
+    max_flows: int | None = None,
 ) -> list[str]:
-    return [
+    """mitmdump (or, with tool="mitmweb", mitmweb) with the addons.
+
+    `record`: write the flows, redacted, to this file (addons/recorder.py).
+    The web_* and max_flows settings apply to mitmweb only; `web_password` is
+    best an argon2 hash, which mitmweb accepts and which tells nothing to
+    whoever lists the processes.
+    """
+    command = [
         venv_tool(tool),
         "--mode", f"reverse:{PLACEHOLDER_TARGET}",
         "--listen-host", host,
@@ -53,3 +72,18 @@ def mitmdump_command(
         "--set", f"stabilizer_litellm_log={litellm_log.resolve()}",
         "--set", f"stabilizer_policy={policy.resolve() if policy else ''}",
     ]
+    if record is not None:
+        command += ["--set", f"stabilizer_record={record.resolve()}"]
+    if tool == "mitmweb":
+        command += [
+            # The UI can replay and edit requests: it never listens beyond this machine.
+            "--set", "web_host=127.0.0.1",
+            "--set", f"web_port={web_port}",
+            "--set", "web_open_browser=false",
+            *(arg for column in WEB_COLUMNS for arg in ("--set", f"web_columns={column}")),
+        ]
+        if web_password:
+            command += ["--set", f"web_password={web_password}"]
+        if max_flows is not None:
+            command += ["--set", f"stabilizer_max_flows={max_flows}"]
+    return command

@@ -1,0 +1,126 @@
+"""Live inspection: `stabilizer run --web` (mitmweb with the addons), flow marking and the flow cap."""
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mitmproxy.addons.view import View
+from mitmproxy.test import taddons, tflow
+
+from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker
+from tests.procs import LineReader, free_port, get_json, post_json
+
+CAP = 5
+
+
+# --- the addons ----------------------------------------------------------------------
+
+
+def test_marker_comments_what_the_addons_changed():
+    flow = tflow.tflow(resp=True)
+    flow.metadata["stabilizer"] = {"changes": ["stripped keys: thinking", "message_start: filled usage input_tokens=9"]}
+    FlowMarker().response(flow)
+    assert flow.comment == "stripped keys: thinking; message_start: filled usage input_tokens=9"
+    assert flow.marked == CHANGED_MARKER
+
+
+@pytest.mark.parametrize("metadata", [{}, {"stabilizer": {"changes": []}}, {"stabilizer": "junk"}])
+def test_marker_leaves_untouched_flows_alone(metadata):
+    flow = tflow.tflow(err=True)
+    flow.metadata = metadata
+    FlowMarker().error(flow)
+    assert (flow.comment, flow.marked) == ("", "")
+
+
+def test_cap_drops_the_oldest_finished_flows():
+    view, cap = View(), FlowCap()
+    with taddons.context(view, cap) as tctx:
+        tctx.configure(cap, stabilizer_max_flows=3)
+        flows = [tflow.tflow(resp=True) for _ in range(5)]
+        for flow in flows:
+            flow.live = False
+        flows[0].live = True  # still streaming: not ours to cut off
+        view.add(flows)
+        cap.response(flows[-1])
+        assert list(view.resolve("@all")) == [flows[0], flows[3], flows[4]]
+
+        tctx.configure(cap, stabilizer_max_flows=0)  # no cap
+        view.add([tflow.tflow(resp=True) for _ in range(3)])
+        cap.response(flows[-1])
+        assert view.store_count() == 6
+
+
+def test_cap_without_a_view_does_nothing():
+    cap = FlowCap()
+    with taddons.context(cap) as tctx:
+        tctx.configure(cap, stabilizer_max_flows=1)
+        cap.response(tflow.tflow(resp=True))  # mitmdump: nothing to drop, no error
+
+
+# --- mitmweb, for real -----------------------------------------------------------------
+
+
+@pytest.fixture
+def web(litellm, child_env, tmp_path):
+    """`stabilizer run --web` attached to the session's LiteLLM; yields (proxy url, web url, token)."""
+    if litellm.process.poll() is not None:
+        litellm.start()
+    port, web_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "stabilizer"), "run", "--web",
+            "--port", str(port), "--web-port", str(web_port), "--max-flows", str(CAP),
+            "--attach-log", str(litellm.log_file), "--log-dir", str(tmp_path), "-q",
+        ],
+        env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        stderr = LineReader(process.stderr)
+        stderr.wait_for("ready on", timeout=90)
+        line = stderr.wait_for("mitmweb:", timeout=5)
+        match = re.search(rf"http://127\.0\.0\.1:{web_port}/\?token=(\S+)", line)
+        assert match, line
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}", match.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def flows(web_url: str, token: str) -> list[dict]:
+    status, body = get_json(web_url + "/flows", {"authorization": f"Bearer {token}"})
+    assert status == 200, body
+    return body
+
+
+def test_web_shows_the_marked_flow_to_the_token_holder_only(web, master_key, fresh_backend):
+    proxy_url, web_url, token = web
+    request = {"model": "deepseek-chat", "max_tokens": 32000, "thinking": {"type": "adaptive"},
+               "messages": [{"role": "user", "content": "hi"}]}
+    status, _, body = post_json(proxy_url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body
+
+    (flow,) = [flow for flow in flows(web_url, token) if flow["request"]["path"] == "/v1/messages"]
+    assert "stripped keys: thinking" in flow["comment"]
+    assert "capped max_tokens 32000->8192" in flow["comment"]
+    assert flow["marked"]  # the wrench mitmweb shows in its list
+
+    assert get_json(web_url + "/flows")[0] == 403
+    assert get_json(web_url + "/flows", {"authorization": "Bearer wrong"})[0] == 403
+    assert get_json(web_url + "/flows?token=wrong")[0] == 403
+    assert get_json(web_url + f"/flows?token={token}")[0] == 200
+
+
+def test_web_keeps_at_most_the_cap(web):
+    proxy_url, web_url, token = web
+    for _ in range(CAP + 3):
+        assert get_json(proxy_url + "/_stabilizer/status")[0] == 200
+    assert len(flows(web_url, token)) == CAP
+
+
+def test_token_is_not_in_the_process_list(web):
+    _, _, token = web
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert "mitmweb" in listing and token not in listing
