@@ -17,6 +17,7 @@ from pathlib import Path
 
 from addons.logfollow import LogFollower, listening_address
 from litellm_service import stack
+from litellm_service.cli import stop
 
 STARTUP_TIMEOUT = 90.0
 
@@ -95,12 +96,7 @@ class LiteLLM:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop(self.process)
         self._follower.close()
 
     @property
@@ -148,13 +144,7 @@ class Mitmdump:
         poll_until(lambda: (self.status() or {}).get("upstream") == url, timeout, f"upstream {url}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self.log.close()
 
 
