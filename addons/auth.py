@@ -1,9 +1,12 @@
-"""Refuse API calls that do not carry the master key, before any addon answers for LiteLLM.
+"""Refuse calls that do not carry the master key, before any addon answers for LiteLLM.
 
 Other addons answer some requests themselves (count_tokens estimates, "prompt is
-too long"), so the key is checked here, first, not only by LiteLLM. The key comes
-from the environment (LITELLM_MASTER_KEY, as LiteLLM reads it), never from an
-option: options show up in process listings and mitmweb.
+too long"), so the key is checked here, first, not only by LiteLLM. Every path
+is checked but the status endpoint and the root (Claude Code fetches it once at
+start): LiteLLM's own routes outside /v1/ answer a missing key with a 500 and a
+wrong one with "No connected db.", not with a refusal. The key comes from the
+environment (LITELLM_MASTER_KEY, as LiteLLM reads it), never from an option:
+options show up in process listings and mitmweb.
 """
 
 import hmac
@@ -12,12 +15,13 @@ import os
 
 from mitmproxy import http
 
+from addons import STATUS_PATH
 from addons.errors import error_body
 
 logger = logging.getLogger(__name__)
 
 MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
-PROTECTED_PREFIX = "/v1/"
+PUBLIC_PATHS = frozenset({"/", STATUS_PATH})
 
 
 def presented_key(request: http.Request) -> str | None:
@@ -39,7 +43,7 @@ class MasterKeyAuth:
             logger.warning("%s is not set: the master key is left to LiteLLM to check", MASTER_KEY_VAR)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if not self.master_key or flow.response or not flow.request.path.startswith(PROTECTED_PREFIX):
+        if not self.master_key or flow.response or flow.request.path.partition("?")[0] in PUBLIC_PATHS:
             return
         key = presented_key(flow.request)
         if key is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from addons.errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
 from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
-from addons.tokens import count_text
+from addons.tokens import count_text, from_json
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -246,7 +246,7 @@ class StreamPatcher:
         if event.data is None or not event.data.lstrip().startswith(b"{"):
             return event.raw  # comments, keep-alives, `[DONE]`
         try:
-            kind = json.loads(event.data).get("type")
+            kind = from_json(event.data).get("type")
         except (ValueError, AttributeError):
             return event.raw
         if kind not in STREAM_EVENT_TYPES:
@@ -259,7 +259,7 @@ class StreamPatcher:
     def _rewrite(self, event: SSEEvent, patch) -> bytes:
         """Apply `patch` to the event's JSON object; re-encode only if it changed something."""
         try:
-            payload = json.loads(event.data) if event.data is not None else None
+            payload = from_json(event.data) if event.data is not None else None
         except ValueError:
             return event.raw
         if not isinstance(payload, dict) or not (changes := patch(payload)):
@@ -270,7 +270,7 @@ class StreamPatcher:
     def _rewrite_error(self, event: SSEEvent) -> bytes:
         """An error event stays where it is, in Anthropic's shape."""
         try:
-            payload = json.loads(event.data) if event.data is not None else None
+            payload = from_json(event.data) if event.data is not None else None
         except ValueError:
             payload = None
         if is_anthropic_error(payload):
@@ -310,7 +310,7 @@ class StreamPatcher:
         parts: list[str] = []
         for data in self._deltas:
             try:
-                delta = json.loads(data).get("delta")
+                delta = from_json(data).get("delta")
             except (ValueError, AttributeError):
                 continue
             if isinstance(delta, dict):
@@ -327,7 +327,7 @@ def _leftover_event(rest: bytes) -> SSEEvent | None:
     if event.data is None:
         return None
     try:
-        json.loads(event.data)
+        from_json(event.data)
     except ValueError:
         return None
     ending = b"\n" if rest.endswith((b"\r", b"\n")) else b"\n\n"
@@ -443,7 +443,7 @@ def to_anthropic_error(
     reworded when its message is not the one Claude Code recognises."""
     text = body.decode("utf-8", "replace").strip()
     try:
-        payload = json.loads(text) if text else None
+        payload = from_json(text) if text else None
     except ValueError:
         payload = None
     if payload is None and "html" in content_type.lower():

@@ -9,9 +9,12 @@ Claude Code turns into an offer to /compact.
 POST /v1/messages/count_tokens is folded and stripped only: Claude Code asks it
 for the true size of what it would send, so it is neither capped nor trimmed.
 
-A body that is not a JSON object with a `messages` list goes through unchanged
-(LiteLLM answers it) after one log line. The addon never touches host or port:
-the Upstream addon, ordered before it, decides where the request goes.
+A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first:
+LiteLLM reads plain bodies only. A body that is not a JSON object with a
+`messages` list, or whose shaped messages are malformed (addons/validation.py),
+is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
+most of them a 500, after retrying for seconds. The addon never touches host or
+port: the Upstream addon, ordered before it, decides where the request goes.
 
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
@@ -24,15 +27,19 @@ it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
 
+import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mitmproxy import ctx, exceptions, http
 
 from addons.errors import error_body, prompt_too_long_message
 from addons.policy import Policy, PolicyError, load_policy
 from addons.shaping import shape_request
-from addons.tokens import estimate_request, from_json, to_json
+from addons.tokens import count_text, estimate_request, from_json, to_json
 from addons.trim import trim_request
+from addons.validation import request_problem
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +68,25 @@ class RequestShaper:
         source = ctx.options.stabilizer_policy or "built-in defaults"
         logger.info("request policy: %s (%d models)", source, len(self.policy.models))
 
+    def running(self):
+        # Load the tokenizer's tables now (about 0.3 s): otherwise the first request waits for them.
+        count_text("warm up")
+
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.request.method != "POST":
             return
         endpoint = flow.request.path.partition("?")[0]
         if endpoint not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             return
+        with _collector_paused():
+            self._shape_body(flow, endpoint)
+
+    def _shape_body(self, flow: http.HTTPFlow, endpoint: str) -> None:
+        # A method of its own so that the parsed body and its shaped copies are
+        # freed when it returns, before collection is on again.
         body = self._parse(flow)
-        if body is None:
+        if isinstance(body, str):
+            _refuse(flow, body)
             return
         try:
             self._shape(flow, body, trim=endpoint == MESSAGES_PATH)
@@ -76,26 +94,30 @@ class RequestShaper:
             logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, endpoint)
 
     @staticmethod
-    def _parse(flow: http.HTTPFlow) -> dict | None:
-        """The body as a Messages request, or None (after one log line) to leave it alone."""
-        content = flow.request.get_content(strict=False)
+    def _parse(flow: http.HTTPFlow) -> dict | str:
+        """The body as a Messages request, or why it is not one."""
+        if encoding := flow.request.headers.get("content-encoding"):
+            try:
+                flow.request.decode()
+            except (ValueError, TypeError):  # mitmproxy lets a text-only codec's TypeError through
+                return f"the body cannot be decoded as Content-Encoding: {encoding}"
         try:
-            body = from_json(content or b"")
+            body = from_json(flow.request.raw_content or b"")
         except ValueError as e:
-            logger.warning("request body is not JSON (%s): forwarded unchanged", e)
-            return None
+            return f"the body is not JSON: {e}"
         if not isinstance(body, dict):
-            logger.warning("request body is a JSON %s, not an object: forwarded unchanged", type(body).__name__)
-            return None
+            return f"the body is a JSON {type(body).__name__}, not an object"
         if not isinstance(body.get("messages"), list):
-            logger.warning("request body has no `messages` list: forwarded unchanged")
-            return None
+            return "messages: expected a list of messages"
         return body
 
     def _shape(self, flow: http.HTTPFlow, body: dict, *, trim: bool) -> None:
         model = body.get("model")
         policy = self.policy.for_model(model)
         shaped = shape_request(body, policy, cap=trim)
+        if problem := request_problem(shaped.request):
+            _refuse(flow, problem)
+            return
         changes = list(shaped.changes)
         outgoing, removed = shaped.request, 0
         if trim:
@@ -130,3 +152,32 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
             )
+
+
+def _refuse(flow: http.HTTPFlow, problem: str) -> None:
+    """Answer a malformed request with Anthropic's 400, which Claude Code shows instead of retrying."""
+    logger.info("%s %s answered 400: %s", flow.request.method, flow.request.path.partition("?")[0], problem)
+    flow.response = http.Response.make(
+        400, error_body("invalid_request_error", problem), {"content-type": "application/json"}
+    )
+    flow.metadata["stabilizer"] = {"changes": [f"answered 400: {problem}"]}
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a request is parsed and shaped.
+
+    A long session parses into tens of thousands of objects that all die when
+    the hook returns. Collections started meanwhile would only scan them (and
+    move them to older generations, bringing the next full collection of the
+    whole process closer: tens of ms at a 2 MB history). The hook never
+    awaits, so nothing else runs while collection is off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -14,6 +14,8 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons.patching import StreamPatcher, fill_message_usage, is_message, message_to_sse_events, to_anthropic_error
+from addons.sse import json_data
+from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ class ResponsePatcher:
             flow.response.content = message_to_sse_events(message)
             changes.append("streaming request answered with JSON: converted to events")
         elif changes:
-            flow.response.content = json.dumps(message, ensure_ascii=False).encode()
+            flow.response.content = json_data(message)
         _record(flow, changes)
 
     def _error(self, flow: http.HTTPFlow) -> None:
@@ -161,7 +163,7 @@ class ResponsePatcher:
 
 def _json(message: http.Message) -> Any:
     try:
-        return json.loads(message.get_content(strict=False) or b"")
+        return from_json(message.get_content(strict=False) or b"")
     except ValueError:
         return None
 

@@ -143,8 +143,17 @@ def encode_event(name: str | None, data: bytes, eol: bytes = b"\n") -> bytes:
 
 
 def json_data(value: Any) -> bytes:
-    """Compact JSON for an event's data: one line, UTF-8 kept as is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact JSON for an event's data: one line, UTF-8 kept as is.
+
+    A lone surrogate (JSON's `"\\ud800"` escape, which json.loads accepts)
+    has no UTF-8 form: such a value is written with every non-ASCII
+    character escaped instead.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def replace_data(event: SSEEvent, data: bytes, name: str | None = None) -> bytes:

@@ -4,13 +4,16 @@ ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
 MasterKeyAuth refuses callers without the master key, Upstream decides where a
 request goes (or answers it while LiteLLM is away), RequestShaper makes the
 request acceptable to the model, ResponsePatcher makes the answer parseable by
-Claude Code. FlowMarker comments each flow with what was changed and FlowCap
-bounds the flows mitmweb keeps (both for `stabilizer run --web`). The
-FlowRecorder (`stabilizer run --record FILE`) comes in two parts: the first
-copies what arrives before anything changes it, the last writes the flow.
+Claude Code, UpstreamIdleTimeout gives up a request LiteLLM stays silent on
+(after the hooks that may answer, before the recorder taps the stream).
+FlowMarker comments each flow with what was changed and FlowCap bounds the
+flows mitmweb keeps (both for `stabilizer run --web`). The FlowRecorder
+(`stabilizer run --record FILE`) comes in two parts: the first copies what
+arrives before anything changes it, the last writes the flow.
 """
 
 from addons.auth import MasterKeyAuth
+from addons.deadline import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker
 from addons.recorder import FlowRecorder
 from addons.request_addon import RequestShaper
@@ -27,6 +30,7 @@ addons = [
     Upstream(),
     RequestShaper(),
     ResponsePatcher(),
+    UpstreamIdleTimeout(),
     FlowMarker(),
     FlowCap(),
     recorder,

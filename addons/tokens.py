@@ -73,12 +73,22 @@ def to_json(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-def from_json(data: bytes) -> Any:
-    """Parse like the stdlib (same error type: json.JSONDecodeError), orjson where it can."""
+def from_json(data: bytes | str) -> Any:
+    """Parse like the stdlib, orjson where it can; json.JSONDecodeError (a
+    ValueError) for anything that is not JSON: NaN and Infinity (the stdlib
+    takes them, no JSON parser of a backend does) and nesting too deep (the
+    stdlib would raise RecursionError) included."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    except orjson.JSONDecodeError as refused:
+        try:
+            return json.loads(data, parse_constant=_not_json)
+        except (RecursionError, ValueError):
+            raise refused from None  # orjson's account: "depth limit exceeded", "unexpected character"
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
 
 
 class _EstimateCache:

@@ -3,6 +3,14 @@
 The Upstream addon follows LiteLLM's log file, learns the newest listening port
 from uvicorn's "running on" line and retargets every request to it. While no
 port is known it answers 503 overloaded_error itself, which Claude Code retries.
+
+A LiteLLM that refuses a connection has died and is being restarted (by
+`stabilizer run`, launchd or systemd; it takes 8-14 s to start). The request
+that met the refusal gets a 503; requests after it wait for the new port, for up
+to RESTART_WAIT_SECONDS after that first refusal, instead of each failing at once:
+Claude Code honours Retry-After: 1 and gives up after 10 tries, about 10 s, less
+than a restart takes. After that window, a LiteLLM that is still away gets
+503s at once again.
 """
 
 import asyncio
@@ -12,6 +20,7 @@ import time
 from datetime import datetime, timezone
 
 from mitmproxy import ctx, http
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from addons import STATUS_PATH, __version__
 from addons.logfollow import LogFollower, listening_address
@@ -20,6 +29,7 @@ from addons.proxy_errors import unavailable_response
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+RESTART_WAIT_SECONDS = 30.0
 
 
 class Upstream:
@@ -27,6 +37,8 @@ class Upstream:
         self.follower: LogFollower | None = None
         self.address: tuple[str, int] | None = None
         self.learned_at: float | None = None
+        # When the learned address first refused a connection (None: it did not).
+        self.refused_at: float | None = None
         self._poller: asyncio.Task | None = None
 
     def load(self, loader):
@@ -72,7 +84,7 @@ class Upstream:
             return
         for line in self.follower.read_lines():
             if address := listening_address(line):
-                self.address, self.learned_at = address, time.time()
+                self.address, self.learned_at, self.refused_at = address, time.time(), None
                 logger.info("upstream: LiteLLM at %s:%d", *address)
 
     def status(self) -> dict:
@@ -85,18 +97,39 @@ class Upstream:
             "litellm_log": self.follower.path if self.follower else None,
         }
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        if data.server.address == self.address and self.refused_at is None:
+            self.refused_at = time.monotonic()
+            logger.warning(
+                "upstream: LiteLLM at %s:%d refuses connections; requests wait up to %.0f s for its new port",
+                *self.address, RESTART_WAIT_SECONDS,
+            )
+
+    def request(self, flow: http.HTTPFlow):
         if flow.response:
-            return
+            return None
         if flow.request.method == "GET" and flow.request.path.partition("?")[0] == STATUS_PATH:
             flow.response = http.Response.make(
                 200, json.dumps(self.status()), {"content-type": "application/json"}
             )
-            return
+            return None
         if self.address is None:
             flow.response = unavailable_response(
                 "LiteLLM is not running yet (no port in its log); retry shortly"
             )
-            return
+            return None
+        if self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
+            # Awaited by mitmproxy for this flow only; every other request goes on meanwhile.
+            return self._route_after_restart(flow)
+        self._route(flow)
+        return None
+
+    async def _route_after_restart(self, flow: http.HTTPFlow) -> None:
+        while self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
+            await asyncio.sleep(POLL_SECONDS)
+        # The new port; or, if none came, the old one, whose refusal becomes a 503.
+        self._route(flow)
+
+    def _route(self, flow: http.HTTPFlow) -> None:
         flow.request.scheme = "http"
         flow.request.host, flow.request.port = self.address

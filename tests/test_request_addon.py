@@ -1,10 +1,10 @@
-import gzip
 import json
 import logging
 from pathlib import Path
 
 import pytest
 from mitmproxy import exceptions
+from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
 from addons import request_addon
@@ -88,13 +88,15 @@ def test_stream_false_is_respected(shaper):
     assert sent(flow)["stream"] is False and flow.metadata["stabilizer"]["stream"] is False
 
 
-def test_gzip_body_is_read_and_written_encoded(shaper):
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd", "deflate"])
+def test_compressed_body_goes_upstream_decoded(shaper, encoding):
+    # LiteLLM does not decode request bodies: it would find no `messages` in a compressed one.
     flow = post("/v1/messages", b"")
-    flow.request.headers["content-encoding"] = "gzip"
-    flow.request.raw_content = gzip.compress(RECORDED)
+    flow.request.headers["content-encoding"] = encoding
+    flow.request.raw_content = encode(RECORDED, encoding)
     shaper.request(flow)
-    assert flow.request.headers["content-encoding"] == "gzip"
-    assert json.loads(gzip.decompress(flow.request.raw_content))["max_tokens"] == 8192
+    assert "content-encoding" not in flow.request.headers
+    assert json.loads(flow.request.raw_content)["max_tokens"] == 8192
 
 
 def test_count_tokens_is_folded_and_stripped_only(shaper):
@@ -144,18 +146,30 @@ def test_prompt_too_long_is_answered_here(shaper):
     "body, reason",
     [
         (b"not json at all", "not JSON"),
+        (b'{"max_tokens": NaN, "messages": []}', "not JSON"),
         (b"[1, 2]", "not an object"),
-        (b'{"model": "m", "prompt": "hi"}', "no `messages` list"),
+        (b'{"model": "m", "prompt": "hi"}', "messages: expected a list"),
+        (b'{"model": "m", "messages": [5]}', "messages.0: expected a message object"),
     ],
 )
-def test_body_problems_pass_through_with_one_line(shaper, caplog, body, reason):
+def test_body_problems_are_answered_400_with_one_line(shaper, caplog, body, reason):
+    # LiteLLM would answer most of these with a 500 after retrying, which Claude Code retries again.
     flow = post("/v1/messages", body, {"anthropic-beta": "x"})
     with caplog.at_level(logging.INFO, logger=request_addon.__name__):
         shaper.request(flow)
-    assert flow.request.content == body and flow.response is None
-    assert flow.request.headers["anthropic-beta"] == "x"
-    assert "stabilizer" not in flow.metadata
+    assert flow.response.status_code == 400
+    error = json.loads(flow.response.content)["error"]
+    assert error["type"] == "invalid_request_error" and reason in error["message"]
     assert [reason in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_undecodable_body_is_answered_400(shaper):
+    flow = post("/v1/messages", b"")
+    flow.request.headers["content-encoding"] = "gzip"
+    flow.request.raw_content = RECORDED  # says gzip, is not
+    shaper.request(flow)
+    assert flow.response.status_code == 400
+    assert "Content-Encoding: gzip" in json.loads(flow.response.content)["error"]["message"]
 
 
 def test_other_requests_are_not_touched(shaper):

@@ -1,0 +1,66 @@
+"""The shape a Messages request must have before it goes to LiteLLM.
+
+LiteLLM answers a malformed request (a message that is not an object, content
+blocks that are numbers, a `tool_choice` that is a list, nothing left in
+`messages`) with HTTP 500 after retrying it internally for seconds, and its
+message is a Python exception ("'int' object has no attribute 'get'"). Claude
+Code retries a 500 ten times; a 400 it shows at once. So the request addon
+answers these itself, with Anthropic's 400 invalid_request_error naming the
+field, the way Anthropic's API words it ("messages.0.content.1: ...").
+
+Only the structure is checked, and only in the request as it goes upstream
+(shaped: system messages folded, unaccepted blocks removed). Values (the model
+name, max_tokens, the text itself) stay for LiteLLM and the backend to judge:
+they answer those with a 400 of their own.
+"""
+
+from typing import Any
+
+ROLES = ("user", "assistant")
+
+
+def request_problem(request: dict[str, Any]) -> str | None:
+    """What makes `request` malformed, as a 400 message; None when its shape is sound."""
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: expected a non-empty list of messages (none is left that the model accepts)"
+    for index, message in enumerate(messages):
+        if problem := _message_problem(message, f"messages.{index}"):
+            return problem
+    system = request.get("system")
+    if system is not None and not isinstance(system, str):
+        if problem := _blocks_problem(system, "system"):
+            return problem
+    tools = request.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools)):
+        return "tools: expected a list of tool definitions (objects)"
+    if "tool_choice" in request and not isinstance(request["tool_choice"], dict):
+        return 'tool_choice: expected an object such as {"type": "auto"}'
+    return None
+
+
+def _message_problem(message: Any, where: str) -> str | None:
+    if not isinstance(message, dict):
+        return f"{where}: expected a message object with role and content"
+    if message.get("role") not in ROLES:
+        return f'{where}.role: expected "user" or "assistant", not {_shown(message.get("role"))}'
+    content = message.get("content")
+    if isinstance(content, str):
+        return None
+    return _blocks_problem(content, f"{where}.content")
+
+
+def _blocks_problem(blocks: Any, where: str) -> str | None:
+    if not isinstance(blocks, list):
+        return f"{where}: expected a string or a list of content blocks"
+    for index, block in enumerate(blocks):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            return f"{where}.{index}: expected a content block (an object with a string `type`)"
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            return f"{where}.{index}.text: expected a string"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,1 @@
+"""Bad requests for tests/test_hostile.py: the corpus is corpus.CASES."""
