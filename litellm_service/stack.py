@@ -68,6 +68,9 @@ def mitmdump_command(
         "--listen-port", str(port),
         # eager would connect to the placeholder target before any hook runs.
         "--set", "connection_strategy=lazy",
+        # Anthropic's own request limit; larger bodies get a 413 request_too_large
+        # before mitmdump buffers them (anything on this machine can reach the port).
+        "--set", "body_size_limit=32m",
         "-s", str(ADDONS_ENTRY),
         "--set", f"stabilizer_litellm_log={litellm_log.resolve()}",
         "--set", f"stabilizer_policy={policy.resolve() if policy else ''}",

@@ -1,5 +1,6 @@
 """The whole stack with real processes: LiteLLM, mitmdump with the addons, `stabilizer run`."""
 
+import http.client
 import json
 import os
 import signal
@@ -149,3 +150,15 @@ def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config
         process.wait(timeout=30)
     assert process.returncode == 0
     assert not [pid for pid in children if alive(pid)], "children left behind"
+
+
+def test_body_over_32_mb_is_refused_before_it_is_read(stack, master_key):
+    """mitmdump answers from Content-Length alone: 413 request_too_large, nothing buffered."""
+    client = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    client.putrequest("POST", "/v1/messages")
+    for name, value in {"x-api-key": master_key, "content-type": "application/json", "content-length": str(33 << 20)}.items():
+        client.putheader(name, value)
+    client.endheaders()  # the body is never sent
+    response = client.getresponse()
+    assert response.status == 413 and response.headers["content-type"] == "application/json"
+    assert json.loads(response.read())["error"]["type"] == "request_too_large"
