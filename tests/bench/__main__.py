@@ -1,0 +1,196 @@
+"""`make bench`: what the bundle costs on the way, against the same work without it.
+
+    python -m tests.bench [--quick] [--only latency,streaming,...] [--out DIR] [--profile]
+
+Starts a fast stand-in upstream (tests/bench/upstream.py), stock mitmdump in
+front of it and mitmdump with the addons, all on loopback, and measures
+(see each module): 1 latency, 2 streaming, 3 throughput, 4 costs (in this
+process), 5 memory (a fresh bundle), 6 accuracy. Prints one markdown table
+with every target held or missed, and writes it and the raw figures (every
+round) to DIR (bench-results/). A missed target does not fail: the exit
+status is 0 whenever the benchmark ran.
+
+The default run takes about five minutes on a 2-core machine: 3 rounds of
+150 requests of 76 KB and 20 of 2 MB per case and way, streams of 500 events
+10 ms apart (1 stream, then 32), 2-second throughput windows, 10,000 requests
+for memory. `--quick` runs everything small (under a minute) to check that the
+benchmark itself works; its figures mean little.
+
+`--profile` records the bundle's mitmdump with py-spy while latency,
+streaming and throughput run (needs the right to trace processes: root, or
+ptrace allowed) and writes a flame graph next to the results: where a missed
+target's time goes.
+"""
+
+import argparse
+import asyncio
+import json
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from litellm_service import stack
+from tests.bench import accuracy, costs, latency, memory, report, servers, streaming, throughput, workload
+
+SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy")
+RESULTS_DIR = servers.PROJECT_ROOT / "bench-results"
+
+
+@dataclass
+class Plan:
+    latency: latency.Settings
+    stream_events: int
+    stream_gap_ms: float
+    stream_counts: tuple[int, ...]
+    stream_rounds: int
+    throughput_clients: tuple[int, ...]
+    throughput_seconds: float
+    throughput_rounds: int
+    memory_checkpoints: tuple[int, ...]
+    cost_repeats: int
+    cost_sizes: tuple[int, ...]
+
+
+FULL = Plan(
+    latency=latency.Settings(),
+    stream_events=500, stream_gap_ms=10, stream_counts=(1, 32), stream_rounds=2,
+    throughput_clients=(1, 8, 32), throughput_seconds=2.0, throughput_rounds=3,
+    memory_checkpoints=(1_000, 10_000),
+    cost_repeats=5, cost_sizes=costs.SIZES,
+)
+QUICK = Plan(
+    latency=latency.Settings(rounds=2, small_requests=20, large_requests=3, cold_requests=1),
+    stream_events=100, stream_gap_ms=5, stream_counts=(1, 8), stream_rounds=1,
+    throughput_clients=(1, 8), throughput_seconds=0.5, throughput_rounds=1,
+    memory_checkpoints=(100, 300),
+    cost_repeats=2, cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
+)
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def _through_proxies(plan: Plan, sections: set[str], folder: Path, key: str, results: dict,
+                           profile: Path | None) -> None:
+    headers = {**workload.claude_code_headers(), "x-api-key": key}
+    progress("starting the stand-in upstream, stock mitmdump and the bundle")
+    routes = servers.start_routes(folder, key)
+    profiler = None
+    if profile:
+        progress(f"profiling the bundle (pid {routes.bundle.pid}) into {profile}")
+        profiler = subprocess.Popen(
+            [stack.venv_tool("py-spy"), "record", "--pid", str(routes.bundle.pid), "--rate", "500",
+             "--nonblocking", "--output", str(profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    try:
+        if "latency" in sections:
+            results["latency"] = await latency.measure(routes.ports, routes.proxy_pids, headers, plan.latency, progress)
+        body = workload.encode(workload.recorded())
+        if "streaming" in sections:
+            results["streaming"] = []
+            for count in plan.stream_counts:
+                progress(f"streaming: {count} x {plan.stream_events} events, {plan.stream_gap_ms:g} ms apart")
+                results["streaming"].append(await streaming.measure(
+                    routes.ports, routes.upstream.ack_port, body, headers, streams=count, events=plan.stream_events,
+                    gap_ms=plan.stream_gap_ms, rounds=plan.stream_rounds,
+                ))
+        if "throughput" in sections:
+            progress(f"throughput: {', '.join(map(str, plan.throughput_clients))} clients")
+            results["throughput"] = await throughput.measure(
+                routes.ports, body, headers, clients=plan.throughput_clients,
+                seconds=plan.throughput_seconds, rounds=plan.throughput_rounds,
+            )
+    finally:
+        if profiler:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
+            profiler.wait(60)
+        routes.stop()
+
+
+async def _memory(plan: Plan, folder: Path, key: str) -> dict:
+    """RSS of a fresh stock mitmdump and of a fresh bundle under the same requests, one after the other."""
+    headers = {**workload.claude_code_headers(), "x-api-key": key}
+    upstream = servers.UpstreamProcess(folder)
+    results = {"clients": memory.CLIENTS}
+    try:
+        progress("memory: starting a fresh stock mitmdump")
+        stock = servers.StockMitmdump(folder, upstream.url)
+        try:
+            results["stock"] = await memory.measure(stock.port, stock.pid, headers, plan.memory_checkpoints, progress)
+        finally:
+            stock.stop()
+        progress("memory: starting a fresh bundle")
+        (folder / "memory").mkdir()
+        bundle = servers.Bundle(folder / "memory", upstream.url, key)
+        try:
+            results["bundle"] = await memory.measure(bundle.port, bundle.pid, headers, plan.memory_checkpoints, progress)
+        finally:
+            bundle.stop()
+    finally:
+        upstream.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: checks the benchmark, not the bundle")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the table and the JSON go")
+    parser.add_argument("--profile", action="store_true", help="record the bundle with py-spy (a flame graph)")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    if unknown := sections - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    plan = QUICK if args.quick else FULL
+    started = datetime.now(timezone.utc)
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    profile = args.out / f"profile-{stamp}.svg" if args.profile else None
+    key = "sk-bench-" + secrets.token_hex(8)
+    results: dict = {}
+    folder = Path(tempfile.mkdtemp(prefix="stabilizer-bench-"))
+    try:
+        if sections & {"latency", "streaming", "throughput"}:
+            asyncio.run(_through_proxies(plan, sections, folder, key, results, profile))
+        if "memory" in sections:
+            results["memory"] = asyncio.run(_memory(plan, folder, key))
+        if "costs" in sections:
+            results["costs"] = costs.measure(plan.cost_repeats, progress, plan.cost_sizes)
+        if "accuracy" in sections:
+            results["accuracy"] = accuracy.measure(progress)
+    except BaseException:
+        print(f"benchmark failed; process logs kept in {folder}", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+
+    machine = servers.machine()
+    date = started.strftime("%Y-%m-%d %H:%M UTC")
+    found = report.targets(results)
+    table = report.markdown(results, machine, date, found)
+    print(table)
+    json_path = args.out / f"bench-{stamp}.json"
+    document = {
+        "date": started.isoformat(), "quick": args.quick, "machine": machine, "plan": report.to_json(vars(plan) | {"latency": vars(plan.latency)}),
+        "results": report.to_json(results), "targets": report.to_json(found),
+        "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
+    }
+    json_path.write_text(json.dumps(document, indent=2))
+    (args.out / "latest.md").write_text(table)
+    held = sum(target.holds for target in found)
+    print(f"{held} of {len(found)} targets hold; table: {args.out / 'latest.md'}, figures: {json_path}")
+    if profile:
+        print(f"flame graph of the bundle: {profile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""4. Trim and estimate cost alone, in this process, as a function of history size.
+
+For histories from 10 KB to 4 MB (the recorded system prompt and tools plus
+generated turns), under the shipped policy for deepseek-chat (128K window, so
+the larger ones are trimmed):
+
+- parse: the body to Python objects (from_json), for scale;
+- estimate, cold: estimate_request with an empty estimate cache (every
+  message tokenized);
+- shape+trim, cold: shape_request + trim_request with an empty cache;
+- shape+trim, repeat: the same request again (every estimate cached);
+- shape+trim, next turn: the history plus one turn after the previous was seen.
+
+Each is timed in CPU time of this thread (what other processes on a shared
+machine do moves it much less than wall time) and with cyclic garbage
+collection off, as the request addon runs them (addons/request_addon.py):
+otherwise a collection that happens to fall into a timing scans this
+process's whole heap, test data included.
+
+The curve is judged by the least-squares slope of log(time) over log(size)
+on the histories of 100 KB and more (below that the fixed part dominates):
+1 is linear, less is better than linear.
+"""
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+
+from addons import tokens
+from addons.policy import load_policy
+from addons.shaping import shape_request
+from addons.tokens import estimate_request, from_json
+from addons.trim import trim_request
+from tests.bench import workload
+from tests.bench.servers import POLICY
+from tests.bench.stats import loglog_slope
+
+SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000, 2_000_000, 4_000_000)
+MODEL = "deepseek-chat"
+SLOPE_FROM_BYTES = 100_000
+COLUMNS = ("parse", "estimate cold", "shape+trim cold", "shape+trim repeat", "shape+trim next turn")
+
+
+def _once(action: Callable[[], object]) -> float:
+    gc.disable()
+    try:
+        start = time.thread_time_ns()
+        action()
+        return (time.thread_time_ns() - start) / 1e6
+    finally:
+        gc.enable()
+
+
+def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
+    """The costs per history size; the rounds go over all sizes in turn, so a
+    moment when the machine is busy spreads over the sizes instead of bending
+    the curve at one of them."""
+    policy = load_policy(str(POLICY)).for_model(MODEL)
+    tokens.count_text("load the encoding before anything is timed")
+    fixed = len(workload.encode({**workload.roundtrip(), "messages": []}))
+
+    def shape_and_trim(request: dict):
+        shaped = shape_request(request, policy)
+        return trim_request(shaped.request, policy, shaped.reminders)
+
+    progress(f"costs: building histories of {', '.join(f'{size // 1000} KB' for size in sizes)}")
+    cases = []
+    for size in sizes:
+        request = {**workload.long_session(fixed + size, salt=f"cost{size}x"), "model": MODEL}
+        turns = [request]
+        for turn in range(repeats):
+            turns.append(workload.next_turn(turns[-1], 50_000 + turn))
+        cases.append((request, workload.encode(request), shape_request(request, policy).request, turns))
+    times: dict[tuple[int, str], list[float]] = {(index, column): [] for index in range(len(sizes)) for column in COLUMNS}
+
+    progress("costs: cold (every estimate computed)")
+    for _ in range(max(1, repeats // 2)):
+        for index, (request, _, shaped, _) in enumerate(cases):
+            tokens._cache.clear()
+            times[index, "estimate cold"].append(_once(lambda: estimate_request(shaped)))
+            tokens._cache.clear()
+            times[index, "shape+trim cold"].append(_once(lambda: shape_and_trim(request)))
+    progress("costs: parse, repeat and next turn")
+    for request, _, _, _ in cases:
+        shape_and_trim(request)  # every estimate cached
+    for round_ in range(repeats):
+        for index, (request, body, _, turns) in enumerate(cases):
+            times[index, "parse"].append(_once(lambda: from_json(body)))
+            times[index, "shape+trim repeat"].append(_once(lambda: shape_and_trim(request)))
+            # turns[round_] was seen in the round before (turns[0] is the request itself)
+            times[index, "shape+trim next turn"].append(_once(lambda: shape_and_trim(turns[round_ + 1])))
+
+    rows = []
+    for index, (request, _, shaped, _) in enumerate(cases):
+        row = {
+            "history_kb": len(workload.encode(request["messages"])) / 1000,
+            "messages": len(request["messages"]),
+            "tokens": estimate_request(shaped),
+            "trimmed_messages": shape_and_trim(request).removed,
+        }
+        row.update({column: statistics.median(times[index, column]) for column in COLUMNS})
+        rows.append(row)
+    slopes = {
+        column: loglog_slope([(row["history_kb"], row[column]) for row in rows if row["history_kb"] * 1000 >= SLOPE_FROM_BYTES])
+        for column in COLUMNS
+    }
+    return {"model": MODEL, "repeats": repeats, "rows": rows, "slopes": slopes}

@@ -1,0 +1,149 @@
+"""1. Added latency per request: the same requests (a) direct, (b) through stock mitmdump, (c) through the bundle.
+
+Requests go one at a time, each way over its own kept-alive connection, and
+the three ways take turns request by request (in a rotating order), so the
+three distributions are measured side by side. A reply is timed from the
+first byte written to the last byte read; the upstream answers instantly.
+Beside the times, the CPU time each proxy process used per request: on a
+shared machine it moves less than the times do, which also hold the waits
+for a CPU.
+
+Cases:
+- the recorded 76 KB Claude Code request as sent (streaming; the answer is a
+  short event stream, which the bundle streams and patches and stock mitmdump
+  buffers), and the same with `"stream": false` (a JSON answer, so both
+  proxies buffer it: only the addons' own work differs);
+- a 2 MB long session, sent again unchanged ("repeat") and grown by one turn
+  per request ("next turn": the same history plus an assistant tool call and
+  its result, so only two messages are new to the estimate cache), for a
+  model whose 128K window makes the bundle trim it (the shipped defaults) and
+  for one whose 1M window holds it whole;
+- the 2 MB session seen for the first time (every message new to the cache:
+  after a restart), trimmed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.bench import workload
+from tests.bench.client import Connection, prepare
+from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
+from tests.bench.stats import Figure, percentile
+
+MODES = ("direct", "stock", "bundle")
+PATH = "/v1/messages?beta=true"
+TRIMMED_MODEL = "deepseek-chat"
+
+
+@dataclass
+class Case:
+    name: str
+    # request bodies for round r (same count each round); built when the case runs
+    bodies: Callable[[int], list[bytes]]
+    warmup: list[bytes]
+
+
+@dataclass
+class Settings:
+    rounds: int = 3
+    small_requests: int = 150  # per round and way, 76 KB
+    large_requests: int = 20  # per round and way, 2 MB
+    cold_requests: int = 4  # per round and way, 2 MB first seen
+    large_bytes: int = 2_000_000
+
+
+def cases(settings: Settings) -> list[Case]:
+    small = workload.recorded()
+    small_body = workload.encode(small)
+    small_json = workload.encode({**small, "stream": False})
+    per_round, large = settings.large_requests, settings.large_bytes
+
+    def repeat(body: bytes, count: int) -> Callable[[int], list[bytes]]:
+        return lambda _round: [body] * count
+
+    def session(model: str) -> dict:
+        return {**workload.long_session(large), "model": model}
+
+    def next_turns(model: str, first_turn: int) -> tuple[list[bytes], Callable[[int], list[bytes]]]:
+        bodies, request = [], session(model)
+        for turn in range(first_turn, first_turn + 2 + settings.rounds * per_round):
+            request = workload.next_turn(request, turn)
+            bodies.append(workload.encode(request))
+        return bodies[:2], lambda r: bodies[2 + r * per_round : 2 + (r + 1) * per_round]
+
+    def first_seen(round_: int) -> list[bytes]:
+        return [
+            workload.encode({**workload.long_session(large, salt=f"r{round_}s{i}x"), "model": TRIMMED_MODEL})
+            for i in range(settings.cold_requests)
+        ]
+
+    trimmed = workload.encode(session(TRIMMED_MODEL))
+    whole = workload.encode(session(LONG_WINDOW_MODEL))
+    trimmed_warmup, trimmed_next = next_turns(TRIMMED_MODEL, 10_000)
+    whole_warmup, whole_next = next_turns(LONG_WINDOW_MODEL, 20_000)
+    mb = large / 1e6
+    return [
+        Case("76 KB recorded request (streaming)", repeat(small_body, settings.small_requests), [small_body] * 10),
+        Case("76 KB recorded request, stream=false", repeat(small_json, settings.small_requests), [small_json] * 10),
+        Case(f"{mb:g} MB session, trimmed (128K window), repeat", repeat(trimmed, per_round), [trimmed] * 2),
+        Case(f"{mb:g} MB session, trimmed, next turn", trimmed_next, trimmed_warmup),
+        Case(f"{mb:g} MB session, whole (1M window), repeat", repeat(whole, per_round), [whole] * 2),
+        Case(f"{mb:g} MB session, whole, next turn", whole_next, whole_warmup),
+        Case(f"{mb:g} MB session, trimmed, first seen (cold cache)", first_seen, []),
+    ]
+
+
+async def measure(ports: dict[str, int], pids: dict[str, int], headers: dict[str, str], settings: Settings,
+                  progress) -> list[dict]:
+    connections = {mode: await Connection(ports[mode]).open() for mode in MODES}
+    results = []
+    try:
+        for case in cases(settings):
+            progress(f"latency: {case.name}")
+            results.append(await _run_case(case, connections, pids, headers, settings.rounds))
+    finally:
+        for connection in connections.values():
+            await connection.close()
+    return results
+
+
+async def _post(connection: Connection, body: bytes, headers: dict[str, str]) -> float:
+    reply = await connection.post(prepare(PATH, body, headers), body)
+    if reply.status != 200:
+        raise RuntimeError(f"HTTP {reply.status} from port {connection.port}: {reply.body[:300]!r}")
+    return reply.seconds * 1000
+
+
+async def _run_case(case: Case, connections: dict[str, Connection], pids: dict[str, int], headers: dict[str, str],
+                    rounds: int) -> dict:
+    for body in case.warmup:
+        for mode in MODES:
+            await _post(connections[mode], body, headers)
+    figures = {name: Figure() for name in (
+        *(f"{mode} {p}" for p in ("p50", "p99") for mode in MODES),
+        "c-b p50", "c-b p99", "c/b p50", "c/a p50", "stock cpu", "bundle cpu", "c-b cpu",
+    )}
+    requests = 0
+    for round_ in range(rounds):
+        times: dict[str, list[float]] = {mode: [] for mode in MODES}
+        bodies = case.bodies(round_)
+        requests = len(bodies)
+        cpu_before = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
+        for index, body in enumerate(bodies):
+            order = MODES[index % 3 :] + MODES[: index % 3]
+            for mode in order:
+                times[mode].append(await _post(connections[mode], body, headers))
+        cpu = {mode: (cpu_seconds(pid) - cpu_before[mode]) * 1000 / requests for mode, pid in pids.items()}
+        figures["stock cpu"].add(cpu["stock"])
+        figures["bundle cpu"].add(cpu["bundle"])
+        figures["c-b cpu"].add(cpu["bundle"] - cpu["stock"])
+        p50 = {mode: percentile(times[mode], 50) for mode in MODES}
+        p99 = {mode: percentile(times[mode], 99) for mode in MODES}
+        for mode in MODES:
+            figures[f"{mode} p50"].add(p50[mode])
+            figures[f"{mode} p99"].add(p99[mode])
+        figures["c-b p50"].add(p50["bundle"] - p50["stock"])
+        figures["c-b p99"].add(p99["bundle"] - p99["stock"])
+        figures["c/b p50"].add(p50["bundle"] / p50["stock"])
+        figures["c/a p50"].add(p50["bundle"] / p50["direct"])
+    return {"case": case.name, "requests_per_round": requests, "rounds": rounds, "figures": figures}

@@ -1,0 +1,47 @@
+"""5. Memory: resident size of a fresh bundle after 1,000 and after 10,000 requests of 76 KB.
+
+Each request is the recorded one with its own question, as the first request
+of 10,000 different sessions would be, so every request brings new messages
+to the estimate cache: what grows with traffic shows. A fresh stock mitmdump
+gets the same requests, for comparison: Python's and the C library's
+allocators settle over the first thousands of requests in both.
+"""
+
+import asyncio
+
+from tests.bench import workload
+from tests.bench.client import Connection, prepare
+from tests.bench.servers import rss_bytes
+
+CLIENTS = 8
+
+
+async def _send(port: int, headers: dict[str, str], numbers: range) -> None:
+    base = workload.recorded()
+    pending = iter(numbers)
+    connections = [await Connection(port).open() for _ in range(CLIENTS)]
+
+    async def client(connection: Connection) -> None:
+        for number in pending:
+            body = workload.encode(workload.unique_first_request(base, number))
+            reply = await connection.post(prepare("/v1/messages?beta=true", body, headers), body)
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}: {reply.body[:300]!r}")
+
+    try:
+        await asyncio.gather(*(client(connection) for connection in connections))
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def measure(port: int, pid: int, headers: dict[str, str], checkpoints: tuple[int, ...], progress) -> dict[str, float]:
+    """RSS (MB) at start ("0") and after each checkpoint (cumulative request counts)."""
+    rss = {"0": rss_bytes(pid) / 2**20}
+    sent = 0
+    for checkpoint in checkpoints:
+        progress(f"memory: requests {sent + 1}-{checkpoint}")
+        await _send(port, headers, range(sent, checkpoint))
+        sent = checkpoint
+        rss[str(checkpoint)] = rss_bytes(pid) / 2**20
+    return rss

@@ -1,0 +1,165 @@
+"""The benchmark's one table (markdown), its targets, and the same as JSON."""
+
+from typing import Any
+
+from tests.bench.stats import Figure, Target
+
+# Issue 7's targets.
+SMALL_ADDED_MS = 1.0
+LARGE_ADDED_MS = 25.0
+NEXT_TURN_ADDED_MS = 5.0
+ONE_STREAM_P50_MS, ONE_STREAM_P99_MS = 2.0, 10.0
+MANY_STREAMS_P99_MS = 50.0
+THROUGHPUT_SHARE = 0.8
+MAX_SLOPE = 1.1
+MEMORY_GROWTH = 1.2
+
+
+def targets(results: dict) -> list[Target]:
+    found: list[Target] = []
+    for case in results.get("latency", []):
+        added = case["figures"]["c-b p50"].median
+        name = case["case"]
+        if name.startswith("76 KB") and "stream=false" not in name:
+            found.append(Target(f"added p50 over stock, {name}", added, SMALL_ADDED_MS, "ms"))
+        elif name.endswith("repeat"):
+            found.append(Target(f"added p50 over stock, {name}", added, LARGE_ADDED_MS, "ms"))
+        elif name.endswith("next turn"):
+            found.append(Target(f"added p50 over stock, {name}", added, NEXT_TURN_ADDED_MS, "ms"))
+    for run in results.get("streaming", []):
+        figures, label = run["figures"], f"{run['streams']} stream{'s' if run['streams'] > 1 else ''}"
+        if run["streams"] == 1:
+            found.append(Target(f"event delay over direct p50, {label}", figures["c-a p50"].median, ONE_STREAM_P50_MS, "ms"))
+            found.append(Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, ONE_STREAM_P99_MS, "ms"))
+        else:
+            held = max(figures["held back (bundle)"].values)
+            found.append(Target(f"events held back for a later one, {label} (worst round)", held, 0, "events"))
+            found.append(Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, MANY_STREAMS_P99_MS, "ms"))
+    for run in results.get("throughput", []):
+        found.append(Target(f"throughput bundle/stock, {run['clients']} clients", run["figures"]["c/b"].median,
+                            THROUGHPUT_SHARE, "x", at_most=False))
+    if costs := results.get("costs"):
+        for column, slope in costs["slopes"].items():
+            if column != "parse":
+                found.append(Target(f"cost curve slope (log-log, >= 100 KB), {column}", slope, MAX_SLOPE, ""))
+    if memory := results.get("memory"):
+        rss = memory["bundle"]
+        marks = [key for key in rss if key != "0"]
+        if len(marks) >= 2:
+            growth = rss[marks[-1]] / rss[marks[0]]
+            found.append(Target(f"bundle RSS after {int(marks[-1]):,} / after {int(marks[0]):,} requests", growth,
+                                MEMORY_GROWTH, "x"))
+    return found
+
+
+def _pair(figures: dict[str, Figure], mode: str) -> str:
+    return f"{figures[f'{mode} p50'].show()} / {figures[f'{mode} p99'].show()}"
+
+
+def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> str:
+    out = [
+        f"Measured {date} on {machine['cpus']} x {machine['cpu']}, {machine['os']}, Python {machine['python']}, "
+        f"mitmproxy {machine['mitmproxy']}. Figures: median of the rounds ± half their spread (max - min).",
+        "",
+    ]
+    if latency := results.get("latency"):
+        out += [
+            "**1. Added latency per request** (ms, p50 / p99; (a) direct, (b) stock mitmdump, (c) bundle; "
+            "CPU: ms the proxy process used per request)",
+            "",
+            "| case | requests | (a) direct | (b) stock | (c) bundle | c-b p50 | c-b p99 | c/b p50 | c/a p50 "
+            "| CPU (b) / (c) | CPU c-b |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for case in latency:
+            f = case["figures"]
+            out.append(
+                f"| {case['case']} | {case['rounds']} x {case['requests_per_round']} | {_pair(f, 'direct')} | "
+                f"{_pair(f, 'stock')} | {_pair(f, 'bundle')} | {f['c-b p50'].show()} | {f['c-b p99'].show()} | "
+                f"{f['c/b p50'].show()} | {f['c/a p50'].show()} | {f['stock cpu'].show()} / {f['bundle cpu'].show()} | "
+                f"{f['c-b cpu'].show()} |"
+            )
+        out.append("")
+    if streaming := results.get("streaming"):
+        out += [
+            "**2. Streaming delay per event** (ms, arrival - sent, p50 / p99)",
+            "",
+            "| streams | events x gap | (a) direct | (c) bundle | c-a p50 | c-a p99 | held back (c) | held back (a) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for run in streaming:
+            f = run["figures"]
+            out.append(
+                f"| {run['streams']} | {run['events']} x {run['gap_ms']:g} ms | {_pair(f, 'direct')} | {_pair(f, 'bundle')} | "
+                f"{f['c-a p50'].show()} | {f['c-a p99'].show()} | {f['held back (bundle)'].show(0)} | "
+                f"{f['held back (direct)'].show(0)} |"
+            )
+        out.append("")
+    if throughput := results.get("throughput"):
+        out += [
+            "**3. Throughput** (76 KB requests per second)",
+            "",
+            "| clients | (b) stock | (c) bundle | c/b |",
+            "| --- | --- | --- | --- |",
+        ]
+        for run in throughput:
+            f = run["figures"]
+            out.append(f"| {run['clients']} | {f['stock rps'].show(0)} | {f['bundle rps'].show(0)} | {f['c/b'].show()} |")
+        out.append("")
+    if costs := results.get("costs"):
+        columns = list(costs["slopes"])
+        out += [
+            f"**4. Trim and estimate cost alone** (ms of CPU, median of {costs['repeats']}; model {costs['model']}, "
+            "128K window)",
+            "",
+            "| history | messages | tokens | removed by trim | " + " | ".join(columns) + " |",
+            "| --- | --- | --- | --- |" + " --- |" * len(columns),
+        ]
+        for row in costs["rows"]:
+            out.append(
+                f"| {row['history_kb']:,.0f} KB | {row['messages']} | {row['tokens']:,} | {row['trimmed_messages']} | "
+                + " | ".join(f"{row[column]:.2f}" for column in columns) + " |"
+            )
+        out.append("| slope, log-log, >= 100 KB | | | | " + " | ".join(f"{costs['slopes'][c]:.2f}" for c in columns) + " |")
+        out.append("")
+    if memory := results.get("memory"):
+        marks = list(memory["bundle"])
+        out += [
+            f"**5. Memory** (RSS in MB of a fresh mitmdump, unique 76 KB requests from {memory['clients']} clients)",
+            "",
+            "| | " + " | ".join("at start" if key == "0" else f"after {int(key):,}" for key in marks)
+            + f" | after {int(marks[-1]):,} / after {int(marks[1]):,} |",
+            "| --- |" + " --- |" * (len(marks) + 1),
+        ]
+        for name in ("stock", "bundle"):
+            rss = memory[name]
+            out.append(f"| {name} | " + " | ".join(f"{rss[key]:.1f}" for key in marks)
+                       + f" | {rss[marks[-1]] / rss[marks[1]]:.2f} |")
+        out.append("")
+    if accuracy := results.get("accuracy"):
+        out += [
+            "**6. Token estimate accuracy** (estimate vs tiktoken on LiteLLM's translation of the shaped request)",
+            "",
+            "| request | estimate | cl100k | error | o200k | error |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in accuracy:
+            out.append(
+                f"| {row['request']} | {row['estimate']:,} | {row['cl100k']:,} | {row['cl100k error %']:+.1f}% | "
+                f"{row['o200k']:,} | {row['o200k error %']:+.1f}% |"
+            )
+        out.append("")
+    if found:
+        out += ["**Targets**", ""] + [f"- {target.line()}" for target in found] + [""]
+    return "\n".join(out)
+
+
+def to_json(value: Any) -> Any:
+    """Results with every Figure and Target as plain data."""
+    if isinstance(value, (Figure, Target)):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    return value

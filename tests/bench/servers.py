@@ -1,0 +1,198 @@
+"""The three ways a request can go in a benchmark, each a real process on loopback.
+
+(a) direct: the stand-in upstream (tests/bench/upstream.py), alone;
+(b) stock:  mitmdump in reverse mode in front of it, no addons;
+(c) bundle: mitmdump with addons/stabilizer_addons.py, the real policy file,
+    the master key, and the upstream learned from a LiteLLM log file.
+
+(b) and (c) run with the same options (`-q`, connection_strategy=lazy), so
+the difference between them is the addons.
+"""
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import yaml
+
+from litellm_service import stack
+from tests.procs import Mitmdump, child_environment, free_port, poll_until, running_line
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
+START_TIMEOUT = 60.0
+# A model with a window that holds the 2 MB session (about 450K tokens), so the
+# bundle's cost on it can be measured without trimming; every other model
+# name gets the shipped policy (128K defaults: the 2 MB session is trimmed).
+LONG_WINDOW_MODEL = "bench-1m-window"
+LONG_WINDOW_TOKENS = 1 << 20
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used, all its threads (Linux: ns from schedstat, else clock ticks)."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*/schedstat"))
+    if tasks:
+        return sum(int(task.read_text().split()[0]) for task in tasks) / 1e9
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_policy(folder: Path) -> Path:
+    """The shipped policy plus the long-window model, as mitmdump reads it."""
+    policy = yaml.safe_load(POLICY.read_text())
+    policy["models"][LONG_WINDOW_MODEL] = {"context_window": LONG_WINDOW_TOKENS}
+    path = folder / "stabilizer.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class UpstreamProcess:
+    def __init__(self, folder: Path):
+        self.log = open(folder / "upstream.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.upstream", "--port", "0"],
+            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+        )
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"the stand-in upstream did not start: {line!r}; see {self.log.name}")
+        # listening on http://127.0.0.1:PORT acks udp:ACKPORT
+        words = line.split()
+        self.url = words[2]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.ack_port = int(words[-1].rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.log.close()
+
+
+class StockMitmdump:
+    def __init__(self, folder: Path, upstream_url: str):
+        self.port = free_port()
+        self.log = open(folder / f"stock-mitmdump-{self.port}.log", "wb")
+        self.process = subprocess.Popen(
+            [
+                stack.venv_tool("mitmdump"), "-q",
+                "--mode", f"reverse:{upstream_url}",
+                "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
+                "--set", "connection_strategy=lazy",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+        def up():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stock mitmdump exited with {self.process.returncode}; see {self.log.name}")
+            return _listening(self.port)
+
+        poll_until(up, START_TIMEOUT, "stock mitmdump to listen")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.log.close()
+
+
+class Bundle:
+    """mitmdump with the addons (tests/procs.Mitmdump), routed to the stand-in upstream."""
+
+    def __init__(self, folder: Path, upstream_url: str, master_key: str):
+        home = folder / "home"
+        home.mkdir(exist_ok=True)
+        litellm_log = folder / "litellm.log"
+        litellm_log.write_bytes(running_line(upstream_url))
+        self.mitmdump = Mitmdump(litellm_log, write_policy(folder), child_environment(home, master_key))
+        self.mitmdump.start()
+        self.mitmdump.wait_upstream(upstream_url, timeout=START_TIMEOUT)
+        self.port = self.mitmdump.port
+
+    @property
+    def pid(self) -> int:
+        return self.mitmdump.process.pid
+
+    def stop(self) -> None:
+        self.mitmdump.stop()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Routes:
+    """Ports of (a), (b) and (c), and the processes behind them."""
+
+    upstream: UpstreamProcess
+    stock: StockMitmdump
+    bundle: Bundle
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"direct": self.upstream.port, "stock": self.stock.port, "bundle": self.bundle.port}
+
+    @property
+    def proxy_pids(self) -> dict[str, int]:
+        return {"stock": self.stock.pid, "bundle": self.bundle.pid}
+
+    def stop(self) -> None:
+        for server in (self.bundle, self.stock, self.upstream):
+            if server is not None:
+                server.stop()
+
+
+def start_routes(folder: Path, master_key: str) -> Routes:
+    upstream = UpstreamProcess(folder)
+    stock = bundle = None
+    try:
+        stock = StockMitmdump(folder, upstream.url)
+        bundle = Bundle(folder, upstream.url, master_key)
+    except BaseException:
+        for server in (bundle, stock, upstream):
+            if server is not None:
+                server.stop()
+        raise
+    return Routes(upstream, stock, bundle)
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "mitmproxy": version("mitmproxy"),
+        "tiktoken": version("tiktoken"),
+    }
