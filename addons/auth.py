@@ -15,7 +15,7 @@ import os
 
 from mitmproxy import http
 
-from addons import STATUS_PATH
+from addons import STATUS_PATH, endpoint
 from addons.errors import error_body
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class MasterKeyAuth:
             logger.warning("%s is not set: the master key is left to LiteLLM to check", MASTER_KEY_VAR)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if not self.master_key or flow.response or flow.request.path.partition("?")[0] in PUBLIC_PATHS:
+        if not self.master_key or flow.response or endpoint(flow.request.path) in PUBLIC_PATHS:
             return
         key = presented_key(flow.request)
         if key is None:

@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 
 from mitmproxy import ctx, exceptions, http, io
 
-from addons import STATUS_PATH
+from addons import STATUS_PATH, endpoint
 from addons.auth import MASTER_KEY_VAR
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class _Arrivals:
 
     def request(self, flow: http.HTTPFlow) -> None:
         # Status polls (`stabilizer run` and `doctor` waiting for the stack) are not traffic.
-        if self.recorder.writer is not None and flow.request.path.partition("?")[0] != STATUS_PATH:
+        if self.recorder.writer is not None and endpoint(flow.request.path) != STATUS_PATH:
             self.recorder.arrived[flow.id] = (flow.request.copy(), None)
 
     def response(self, flow: http.HTTPFlow) -> None:

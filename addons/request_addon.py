@@ -34,6 +34,7 @@ from contextlib import contextmanager
 
 from mitmproxy import ctx, exceptions, http
 
+from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors import error_body, prompt_too_long_message
 from addons.policy import Policy, PolicyError, load_policy
 from addons.shaping import shape_request
@@ -43,8 +44,6 @@ from addons.validation import request_problem
 
 logger = logging.getLogger(__name__)
 
-MESSAGES_PATH = "/v1/messages"
-COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 
 class RequestShaper:
@@ -75,13 +74,13 @@ class RequestShaper:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.request.method != "POST":
             return
-        endpoint = flow.request.path.partition("?")[0]
-        if endpoint not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
+        path = endpoint(flow.request.path)
+        if path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             return
         with _collector_paused():
-            self._shape_body(flow, endpoint)
+            self._shape_body(flow, path)
 
-    def _shape_body(self, flow: http.HTTPFlow, endpoint: str) -> None:
+    def _shape_body(self, flow: http.HTTPFlow, path: str) -> None:
         # A method of its own so that the parsed body and its shaped copies are
         # freed when it returns, before collection is on again.
         body = self._parse(flow)
@@ -89,9 +88,9 @@ class RequestShaper:
             _refuse(flow, body)
             return
         try:
-            self._shape(flow, body, trim=endpoint == MESSAGES_PATH)
+            self._shape(flow, body, trim=path == MESSAGES_PATH)
         except Exception:
-            logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, endpoint)
+            logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, path)
 
     @staticmethod
     def _parse(flow: http.HTTPFlow) -> dict | str:
@@ -156,7 +155,7 @@ class RequestShaper:
 
 def _refuse(flow: http.HTTPFlow, problem: str) -> None:
     """Answer a malformed request with Anthropic's 400, which Claude Code shows instead of retrying."""
-    logger.info("%s %s answered 400: %s", flow.request.method, flow.request.path.partition("?")[0], problem)
+    logger.info("%s %s answered 400: %s", flow.request.method, endpoint(flow.request.path), problem)
     flow.response = http.Response.make(
         400, error_body("invalid_request_error", problem), {"content-type": "application/json"}
     )

@@ -13,19 +13,18 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
+from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.patching import StreamPatcher, fill_message_usage, is_message, message_to_sse_events, to_anthropic_error
 from addons.sse import json_data
 from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
 
-MESSAGES_PATH = "/v1/messages"
-COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 
 def _path(flow: http.HTTPFlow) -> str:
-    return flow.request.path.split("?", 1)[0].rstrip("/")
+    return endpoint(flow.request.path).rstrip("/")
 
 
 def _stabilizer(flow: http.HTTPFlow) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import STATUS_PATH, __version__
+from addons import STATUS_PATH, __version__, endpoint
 from addons.logfollow import LogFollower, listening_address
 from addons.proxy_errors import unavailable_response
 
@@ -108,7 +108,7 @@ class Upstream:
     def request(self, flow: http.HTTPFlow):
         if flow.response:
             return None
-        if flow.request.method == "GET" and flow.request.path.partition("?")[0] == STATUS_PATH:
+        if flow.request.method == "GET" and endpoint(flow.request.path) == STATUS_PATH:
             flow.response = http.Response.make(
                 200, json.dumps(self.status()), {"content-type": "application/json"}
             )
