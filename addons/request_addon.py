@@ -131,9 +131,7 @@ class RequestShaper:
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
             changes.append(f"answered 400: {message}")
-            flow.response = http.Response.make(
-                400, error_body("invalid_request_error", message), {"content-type": "application/json"}
-            )
+            flow.response = invalid_request(message)
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
@@ -153,12 +151,14 @@ class RequestShaper:
             )
 
 
+def invalid_request(message: str) -> http.Response:
+    return http.Response.make(400, error_body("invalid_request_error", message), {"content-type": "application/json"})
+
+
 def _refuse(flow: http.HTTPFlow, problem: str) -> None:
     """Answer a malformed request with Anthropic's 400, which Claude Code shows instead of retrying."""
     logger.info("%s %s answered 400: %s", flow.request.method, endpoint(flow.request.path), problem)
-    flow.response = http.Response.make(
-        400, error_body("invalid_request_error", problem), {"content-type": "application/json"}
-    )
+    flow.response = invalid_request(problem)
     flow.metadata["stabilizer"] = {"changes": [f"answered 400: {problem}"]}
 
 

@@ -1,16 +1,11 @@
 """The `stabilizer` command."""
 
 import argparse
-import errno
-import json
-import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import argon2
@@ -18,7 +13,6 @@ import argon2
 from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
-from addons import STATUS_PATH
 from litellm_service import aliases, doctor, service, stack
 from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, load_into_environ
 from litellm_service.launchd import Launchd
@@ -37,19 +31,6 @@ class StartupError(Exception):
 
 def say(message: str) -> None:
     print(f"stabilizer: {message}", file=sys.stderr, flush=True)
-
-
-def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use (another stabilizer or LiteLLM?); "
-                    f"stop it, or pass --port to use another port"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 def _die_with_parent() -> None:
@@ -76,14 +57,6 @@ def stop(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
-def fetch_status(host: str, port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://{host}:{port}{STATUS_PATH}", timeout=1) as response:
-            return json.load(response)
-    except (OSError, ValueError):
-        return None
-
-
 def web_password_hash(token: str) -> str:
     """mitmweb's web_password as an argon2 hash, so the token is not in the process list.
 
@@ -108,17 +81,17 @@ class Stack:
 
     def check_config(self) -> list[str]:
         """Everything start-up can check, before any process starts."""
-        check_port_free(self.args.host, self.args.port)
-        if self.args.web:
-            check_port_free("127.0.0.1", self.args.web_port)
         try:
+            stack.check_port_free(self.args.host, self.args.port)
+            if self.args.web:
+                stack.check_port_free("127.0.0.1", self.args.web_port)
             load_policy(str(self.args.policy) if self.args.policy else None)
             if self.args.attach_log:
                 return []
             # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
             load_into_environ(self.args.env_file)
             return model_names(load_litellm_config(self.args.litellm_config))
-        except (PolicyError, EnvFileError, LiteLLMConfigError) as e:
+        except (stack.PortUnavailable, PolicyError, EnvFileError, LiteLLMConfigError) as e:
             raise StartupError(str(e)) from None
 
     def start_litellm(self) -> None:
@@ -158,7 +131,7 @@ class Stack:
             for line in new_lines.read_lines():
                 expected = listening_address(line) or expected
             ours = f"http://{expected[0]}:{expected[1]}" if expected else None
-            status = fetch_status(self.args.host, self.args.port)
+            status = stack.fetch_status(self.args.host, self.args.port)
             # Attached to a LiteLLM started elsewhere, any learned port will do.
             if status and status["upstream"] and (self.args.attach_log or status["upstream"] == ours):
                 return status["upstream"]

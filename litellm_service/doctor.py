@@ -109,20 +109,15 @@ def check_policy(path: Path) -> Result:
 
 def stack_status(host: str, port: int) -> dict | None:
     """What /_stabilizer/status says, if this stack is what answers there."""
-    # Imported here: cli imports this module to register `doctor`.
-    from litellm_service.cli import fetch_status
-
-    status = fetch_status(host, port)
+    status = stack.fetch_status(host, port)
     return status if isinstance(status, dict) and "version" in status else None
 
 
 def check_port(host: str, port: int, status: dict | None) -> Result:
-    from litellm_service.cli import StartupError, check_port_free
-
     what = f"port {port}"
     try:
-        check_port_free(host, port)
-    except StartupError as e:
+        stack.check_port_free(host, port)
+    except stack.PortUnavailable as e:
         if status is not None:
             return Result(True, what, f"held by this stack (stabilizer {status['version']})")
         return Result(False, what, f"not this stack (no /_stabilizer/status there): {e}")

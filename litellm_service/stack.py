@@ -4,9 +4,15 @@
 commands here, so the three cannot drift apart.
 """
 
+import errno
+import json
 import os
+import socket
 import sys
+import urllib.request
 from pathlib import Path
+
+from addons import STATUS_PATH
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADDONS_ENTRY = PROJECT_ROOT / "addons" / "stabilizer_addons.py"
@@ -90,3 +96,30 @@ def mitmdump_command(
         if max_flows is not None:
             command += ["--set", f"stabilizer_max_flows={max_flows}"]
     return command
+
+
+class PortUnavailable(Exception):
+    pass
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortUnavailable, saying why, unless host:port can be listened on."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise PortUnavailable(
+                    f"port {port} on {host} is already in use (another stabilizer or LiteLLM?); "
+                    f"stop it, or pass --port to use another port"
+                ) from None
+            raise PortUnavailable(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def fetch_status(host: str, port: int) -> dict | None:
+    """The Upstream addon's status answer at host:port, or None when nothing answers it."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{STATUS_PATH}", timeout=1) as response:
+            return json.load(response)
+    except (OSError, ValueError):
+        return None
