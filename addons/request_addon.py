@@ -9,7 +9,10 @@ Claude Code turns into an offer to /compact.
 POST /v1/messages/count_tokens is folded and stripped only: Claude Code asks it
 for the true size of what it would send, so it is neither capped nor trimmed.
 
-A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first:
+The body is parsed by addons/history.py: a session's next turn is parsed from
+its previous one (only what changed), and what was worked out from the messages
+the two share comes from the previous request's memo instead of being done
+again. A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first:
 LiteLLM reads plain bodies only. A body that is not a JSON object with a
 `messages` list, or whose shaped messages are malformed (addons/validation.py),
 is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
@@ -36,9 +39,11 @@ from mitmproxy import ctx, exceptions, http
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors import error_body, prompt_too_long_message
+from addons.history import History, Parsed
+from addons.memo import Memo
 from addons.policy import Policy, PolicyError, load_policy
 from addons.shaping import shape_request
-from addons.tokens import count_text, estimate_request, from_json, to_json
+from addons.tokens import count_text, estimate_request, to_json
 from addons.trim import trim_request
 from addons.validation import request_problem
 
@@ -49,6 +54,7 @@ logger = logging.getLogger(__name__)
 class RequestShaper:
     def __init__(self):
         self.policy = Policy()
+        self.history = History()
 
     def load(self, loader):
         loader.add_option(
@@ -81,19 +87,18 @@ class RequestShaper:
             self._shape_body(flow, path)
 
     def _shape_body(self, flow: http.HTTPFlow, path: str) -> None:
-        # A method of its own so that the parsed body and its shaped copies are
-        # freed when it returns, before collection is on again.
-        body = self._parse(flow)
-        if isinstance(body, str):
-            _refuse(flow, body)
+        # A method of its own so that what this request alone made is freed when
+        # it returns, before collection is on again (the history keeps the rest).
+        parsed = self._parse(flow)
+        if isinstance(parsed, str):
+            _refuse(flow, parsed)
             return
         try:
-            self._shape(flow, body, trim=path == MESSAGES_PATH)
+            self._shape(flow, parsed.body, parsed.memo, trim=path == MESSAGES_PATH)
         except Exception:
             logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, path)
 
-    @staticmethod
-    def _parse(flow: http.HTTPFlow) -> dict | str:
+    def _parse(self, flow: http.HTTPFlow) -> Parsed | str:
         """The body as a Messages request, or why it is not one."""
         if encoding := flow.request.headers.get("content-encoding"):
             try:
@@ -101,32 +106,32 @@ class RequestShaper:
             except (ValueError, TypeError):  # mitmproxy lets a text-only codec's TypeError through
                 return f"the body cannot be decoded as Content-Encoding: {encoding}"
         try:
-            body = from_json(flow.request.raw_content or b"")
+            parsed = self.history.parse(flow.request.raw_content or b"")
         except ValueError as e:
             return f"the body is not JSON: {e}"
-        if not isinstance(body, dict):
-            return f"the body is a JSON {type(body).__name__}, not an object"
-        if not isinstance(body.get("messages"), list):
+        if not isinstance(parsed.body, dict):
+            return f"the body is a JSON {type(parsed.body).__name__}, not an object"
+        if not isinstance(parsed.body.get("messages"), list):
             return "messages: expected a list of messages"
-        return body
+        return parsed
 
-    def _shape(self, flow: http.HTTPFlow, body: dict, *, trim: bool) -> None:
+    def _shape(self, flow: http.HTTPFlow, body: dict, memo: Memo, *, trim: bool) -> None:
         model = body.get("model")
         policy = self.policy.for_model(model)
-        shaped = shape_request(body, policy, cap=trim)
-        if problem := request_problem(shaped.request):
+        shaped = shape_request(body, policy, cap=trim, memo=memo)
+        if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
         changes = list(shaped.changes)
         outgoing, removed = shaped.request, 0
         if trim:
-            trimmed = trim_request(shaped.request, policy, shaped.reminders)
+            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
             before, after = trimmed.tokens_before, trimmed.tokens_after
             if trimmed.removed:
                 outgoing, removed = trimmed.request, trimmed.removed
                 changes.append(f"trimmed {removed} messages")
         else:
-            before = after = estimate_request(outgoing)
+            before = after = estimate_request(outgoing, memo)
 
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)

@@ -15,9 +15,11 @@ a 2 MB history costs a walk, not a copy.
 The client's `stream` choice is never touched.
 """
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
+from addons.memo import Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
@@ -31,10 +33,12 @@ class Shaped:
     reminders: list[str]
 
 
-def shape_request(request: dict, policy: ModelPolicy, *, cap: bool = True) -> Shaped:
-    """Fold, strip and (unless `cap` is false) cap; `request["messages"]` must be a list."""
-    request, reminders = fold_system_messages(request)
-    request, changes = strip_unaccepted(request, policy)
+def shape_request(request: dict, policy: ModelPolicy, *, cap: bool = True, memo: Memo | None = None) -> Shaped:
+    """Fold, strip and (unless `cap` is false) cap; `request["messages"]` must be a list.
+
+    `memo`: results for values seen before (see strip_unaccepted)."""
+    request, reminders = fold_system_messages(request, memo)
+    request, changes = strip_unaccepted(request, policy, memo)
     if reminders:
         changes.insert(0, f"folded {len(reminders)} system messages")
     if cap:
@@ -46,18 +50,21 @@ def shape_request(request: dict, policy: ModelPolicy, *, cap: bool = True) -> Sh
 # --- fold ---------------------------------------------------------------------------------
 
 
-def fold_system_messages(request: dict) -> tuple[dict, list[str]]:
+def fold_system_messages(request: dict, memo: Memo | None = None) -> tuple[dict, list[str]]:
     """Move the text of each system message into a user turn, keeping the order of events.
 
     A system message goes to the start of the next user turn (after its tool_result
     blocks, which the API wants first) when the next turn is the user's; otherwise to
     the end of the previous user turn; between two assistant turns, or with no user
     turn around, it becomes a user turn of its own. Returns the new request and the
-    folded texts.
+    folded texts. A user turn that took the same texts before (in `memo`) gives the
+    same copy again.
     """
     messages = request["messages"]
     if not any(role_of(message) == "system" for message in messages):
         return request, []
+    if memo is None:
+        memo = Memo()
     folded: list[Any] = []
     pending: list[dict] = []
     reminders: list[str] = []
@@ -69,21 +76,26 @@ def fold_system_messages(request: dict) -> tuple[dict, list[str]]:
             continue
         if pending:
             if role_of(message) == "user":
-                message = add_text_blocks(message, pending)
+                message = _with_reminders(message, pending, memo)
             else:
-                _append_to_previous_user_turn(folded, pending)
+                _append_to_previous_user_turn(folded, pending, memo)
             pending = []
         folded.append(message)
     if pending:
-        _append_to_previous_user_turn(folded, pending)
+        _append_to_previous_user_turn(folded, pending, memo)
     return {**request, "messages": folded}, reminders
 
 
-def _append_to_previous_user_turn(folded: list[Any], blocks: list[dict]) -> None:
+def _append_to_previous_user_turn(folded: list[Any], blocks: list[dict], memo: Memo) -> None:
     if folded and role_of(folded[-1]) == "user":
-        folded[-1] = add_text_blocks(folded[-1], blocks, at_end=True)
+        folded[-1] = _with_reminders(folded[-1], blocks, memo, at_end=True)
     else:
         folded.append({"role": "user", "content": list(blocks)})
+
+
+def _with_reminders(message: dict, blocks: list[dict], memo: Memo, *, at_end: bool = False) -> dict:
+    kind = ("fold", at_end, *(block["text"] for block in blocks))
+    return memo.get(kind, message, lambda message: add_text_blocks(message, blocks, at_end=at_end))
 
 
 def _system_text(content: Any) -> str:
@@ -111,14 +123,19 @@ def add_text_blocks(message: dict, blocks: list[dict], *, at_end: bool = False) 
 # --- strip --------------------------------------------------------------------------------
 
 
-def strip_unaccepted(request: dict, policy: ModelPolicy) -> tuple[dict, list[str]]:
-    """Remove what the backend rejects or mishandles. Returns the new request and changes."""
+def strip_unaccepted(request: dict, policy: ModelPolicy, memo: Memo | None = None) -> tuple[dict, list[str]]:
+    """Remove what the backend rejects or mishandles. Returns the new request and changes.
+
+    Each message, the system prompt and the tool list are stripped on their own, so
+    the result for a value is found in `memo` when the same object comes again (a
+    session's next turn, addons/history.py).
+    """
     changes: list[str] = []
     shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
     if stripped := [key for key in request if key not in policy.accepted_keys]:
         changes.append(f"stripped keys: {', '.join(stripped)}")
 
-    stripper = _BlockStripper(policy)
+    stripper = _BlockStripper(policy, Memo() if memo is None else memo)
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
     if isinstance(tools := shaped.get("tools"), list):
@@ -130,7 +147,7 @@ def strip_unaccepted(request: dict, policy: ModelPolicy) -> tuple[dict, list[str
 
 
 def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper") -> list[str]:
-    custom = [stripper.block(tool) for tool in tools if _is_custom_tool(tool)]
+    custom = stripper.tools(tools)
     if len(custom) == len(tools):
         shaped["tools"] = custom
         return []
@@ -159,51 +176,47 @@ def _is_custom_tool(tool: Any) -> bool:
     return isinstance(tool, dict) and tool.get("type", "custom") == "custom"
 
 
-class _BlockStripper:
-    """Walks content blocks once, copying only what changes, and tallies what it removed."""
+@dataclass(frozen=True)
+class _Stripped:
+    """One value stripped on its own: the result (None: a message left empty) and what went."""
 
-    def __init__(self, policy: ModelPolicy):
+    value: Any
+    cache_controls: int
+    removed_blocks: tuple[str, ...]  # the type of each block removed, in order
+
+
+class _BlockStripper:
+    """Walks content blocks, copying only what changes, and tallies what it removed.
+
+    Unchanged values come out as the same objects, changed ones as copies, and
+    both are kept in the memo under the value they came from: next turn the
+    same message gives the same object again, whose estimate is in the memo too.
+    """
+
+    def __init__(self, policy: ModelPolicy, memo: Memo):
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if policy.accepts_thinking else set())
+        self.memo = memo
         self.cache_controls = 0
         self.removed_blocks: dict[str, int] = {}
         self.dropped_messages = 0
 
-    def block(self, block: Any) -> Any:
-        if isinstance(block, dict) and "cache_control" in block:
-            self.cache_controls += 1
-            return {key: value for key, value in block.items() if key != "cache_control"}
-        return block
-
     def blocks(self, blocks: list) -> list:
-        kept = []
-        for block in blocks:
-            if isinstance(block, dict):
-                kind = block.get("type")
-                if isinstance(kind, str) and kind not in self.accepted:
-                    self.removed_blocks[kind] = self.removed_blocks.get(kind, 0) + 1
-                    continue
-                block = self.block(block)
-                if kind == "tool_result" and isinstance(nested := block.get("content"), list):
-                    if (inner := self.blocks(nested)) != nested:
-                        block = {**block, "content": inner}
-            kept.append(block)
-        return kept
+        return self._tallied(self.memo.get(("strip blocks", self.accepted), blocks, self._strip_blocks))
+
+    def tools(self, tools: list) -> list:
+        return self._tallied(self.memo.get("strip tools", tools, _custom_tools))
 
     def messages(self, messages: list) -> list:
         out: list[Any] = []
         after_drop = False
         for message in messages:
-            shaped = self.block(message)
-            if isinstance(shaped, dict) and isinstance(content := shaped.get("content"), list):
-                kept = self.blocks(content)
-                if not kept and content:
-                    # Nothing the backend takes is left (a thinking-only turn): drop the turn
-                    # and join its neighbours, so the roles still alternate.
-                    self.dropped_messages += 1
-                    after_drop = True
-                    continue
-                if kept != content:
-                    shaped = {**shaped, "content": kept}
+            shaped = self._tallied(self.memo.get(("strip message", self.accepted), message, self._strip_message))
+            if shaped is None:
+                # Nothing the backend takes is left (a thinking-only turn): drop the turn
+                # and join its neighbours, so the roles still alternate.
+                self.dropped_messages += 1
+                after_drop = True
+                continue
             if after_drop and out and role_of(shaped) is not None and role_of(out[-1]) == role_of(shaped):
                 out[-1] = _joined(out[-1], shaped)
             else:
@@ -220,6 +233,64 @@ class _BlockStripper:
         if self.dropped_messages:
             changes.append(f"dropped {self.dropped_messages} messages left empty")
         return changes
+
+    def _tallied(self, stripped: _Stripped) -> Any:
+        self.cache_controls += stripped.cache_controls
+        for kind in stripped.removed_blocks:
+            self.removed_blocks[kind] = self.removed_blocks.get(kind, 0) + 1
+        return stripped.value
+
+    def _strip_message(self, message: Any) -> _Stripped:
+        shaped, cache_controls = _without_cache_control(message)
+        if not isinstance(shaped, dict) or not isinstance(content := shaped.get("content"), list):
+            return _Stripped(shaped, cache_controls, ())
+        kept = self._strip_blocks(content)
+        if not kept.value and content:
+            return _Stripped(None, cache_controls + kept.cache_controls, kept.removed_blocks)
+        if kept.value is not content:
+            shaped = {**shaped, "content": kept.value}
+        return _Stripped(shaped, cache_controls + kept.cache_controls, kept.removed_blocks)
+
+    def _strip_blocks(self, blocks: list) -> _Stripped:
+        kept = []
+        cache_controls = 0
+        removed: list[str] = []
+        for block in blocks:
+            if isinstance(block, dict):
+                kind = block.get("type")
+                if isinstance(kind, str) and kind not in self.accepted:
+                    removed.append(kind)
+                    continue
+                block, dropped = _without_cache_control(block)
+                cache_controls += dropped
+                if kind == "tool_result" and isinstance(nested := block.get("content"), list):
+                    inner = self._strip_blocks(nested)
+                    cache_controls += inner.cache_controls
+                    removed += inner.removed_blocks
+                    if inner.value is not nested:
+                        block = {**block, "content": inner.value}
+            kept.append(block)
+        unchanged = not removed and all(map(operator.is_, kept, blocks))
+        return _Stripped(blocks if unchanged else kept, cache_controls, tuple(removed))
+
+
+def _custom_tools(tools: list) -> _Stripped:
+    """The tools that are not server tools, without cache_control."""
+    custom = []
+    cache_controls = 0
+    for tool in tools:
+        if _is_custom_tool(tool):
+            tool, dropped = _without_cache_control(tool)
+            cache_controls += dropped
+            custom.append(tool)
+    unchanged = len(custom) == len(tools) and all(map(operator.is_, custom, tools))
+    return _Stripped(tools if unchanged else custom, cache_controls, ())
+
+
+def _without_cache_control(value: Any) -> tuple[Any, int]:
+    if isinstance(value, dict) and "cache_control" in value:
+        return {key: item for key, item in value.items() if key != "cache_control"}, 1
+    return value, 0
 
 
 def _joined(first: dict, second: dict) -> dict:

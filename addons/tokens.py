@@ -17,6 +17,8 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 import tiktoken
 
+from addons.memo import Memo
+
 T = TypeVar("T")
 
 
@@ -55,9 +57,11 @@ BLOCK_OVERHEAD = 3
 REQUEST_OVERHEAD = 8
 
 # A session's history is resent whole on every turn; counting 2 MB of it takes ~200 ms,
-# hashing it ~1 ms. Estimates are kept per message (and for the system prompt and tools),
+# hashing it ~1.5 ms. Estimates are kept per message (and for the system prompt and tools),
 # keyed by a hash of the value's JSON: no message text is kept, so a bound on entries
-# is a bound on memory (a few hundred bytes each, ~10 MB when full).
+# is a bound on memory (a few hundred bytes each, ~10 MB when full). A request parsed
+# from the session's previous one (addons/history.py) shares its objects, and finds
+# their estimates in its memo by identity, without hashing.
 CACHE_ENTRIES = 32768
 
 
@@ -178,32 +182,51 @@ def _opens_tool_use(block: dict) -> bool:
     return isinstance(kind, str) and kind.endswith("tool_use") and isinstance(block.get("id"), str)
 
 
-def estimate_message(message: Any) -> MessageEstimate:
-    """Tokens and tool ids of one message, cached: a history's old messages are counted once."""
+def _message_estimate(message: Any) -> MessageEstimate:
     return _cache.get("message", message, _estimate_message)
 
 
-def count_message(message: Any) -> int:
-    return estimate_message(message).tokens
+def _system_count(system: Any) -> int:
+    return _cache.get("system", system, count_content)
 
 
-def count_system(system: Any) -> int:
+def _tools_count(tools: Any) -> int:
+    return _cache.get("tools", tools, _count_json)
+
+
+# Each looks in the request's memo (by identity) first, then in the cache (by JSON).
+
+
+def estimate_message(message: Any, memo: Memo | None = None) -> MessageEstimate:
+    """Tokens and tool ids of one message, cached: a history's old messages are counted once."""
+    return _message_estimate(message) if memo is None else memo.get("estimate", message, _message_estimate)
+
+
+def count_message(message: Any, memo: Memo | None = None) -> int:
+    return estimate_message(message, memo).tokens
+
+
+def count_system(system: Any, memo: Memo | None = None) -> int:
     """Tokens of the top-level `system` (a string or a list of text blocks), cached."""
-    return _cache.get("system", system, count_content) if system else 0
+    if not system:
+        return 0
+    return _system_count(system) if memo is None else memo.get("system tokens", system, _system_count)
 
 
-def count_tools(tools: Any) -> int:
+def count_tools(tools: Any, memo: Memo | None = None) -> int:
     """Tokens of the tool definitions, counted as their JSON schema, cached."""
-    return _cache.get("tools", tools, _count_json) if tools else 0
+    if not tools:
+        return 0
+    return _tools_count(tools) if memo is None else memo.get("tools tokens", tools, _tools_count)
 
 
-def count_fixed(request: dict) -> int:
+def count_fixed(request: dict, memo: Memo | None = None) -> int:
     """Tokens of everything but the messages: what trimming can never remove."""
-    return REQUEST_OVERHEAD + count_system(request.get("system")) + count_tools(request.get("tools"))
+    return REQUEST_OVERHEAD + count_system(request.get("system"), memo) + count_tools(request.get("tools"), memo)
 
 
-def estimate_request(request: dict) -> int:
+def estimate_request(request: dict, memo: Memo | None = None) -> int:
     """Estimated input tokens of a Messages API request as the backend will see it."""
     messages = request.get("messages")
-    counted = sum(map(count_message, messages)) if isinstance(messages, list) else 0
-    return count_fixed(request) + counted
+    counted = sum(count_message(message, memo) for message in messages) if isinstance(messages, list) else 0
+    return count_fixed(request, memo) + counted

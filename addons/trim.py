@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from addons.memo import Memo
 from addons.policy import ModelPolicy
 from addons.shaping import add_text_blocks, role_of
 from addons.tokens import MessageEstimate, count_fixed, count_message, estimate_message
@@ -75,15 +76,17 @@ class Trimmed:
     too_long: bool = False
 
 
-def trim_request(request: dict, policy: ModelPolicy, reminders: Collection[str] = ()) -> Trimmed:
+def trim_request(
+    request: dict, policy: ModelPolicy, reminders: Collection[str] = (), memo: Memo | None = None
+) -> Trimmed:
     """Fit `request` (already shaped: roles alternate) into `policy`'s budget.
 
     `reminders` are the texts folded from system messages, carried over when
-    their message is cut.
+    their message is cut. `memo`: estimates of values seen before, by identity.
     """
     messages = request["messages"]
-    estimates = [estimate_message(message) for message in messages]
-    tokens = count_fixed(request) + sum(estimate.tokens for estimate in estimates)
+    estimates = [estimate_message(message, memo) for message in messages]
+    tokens = count_fixed(request, memo) + sum(estimate.tokens for estimate in estimates)
     budget = policy.input_budget(request.get("max_tokens"))
     unchanged = Trimmed(request, tokens, tokens, budget)
 

@@ -16,17 +16,23 @@ they answer those with a 400 of their own.
 
 from typing import Any
 
+from addons.memo import Memo
+
 ROLES = ("user", "assistant")
 
 
-def request_problem(request: dict[str, Any]) -> str | None:
-    """What makes `request` malformed, as a 400 message; None when its shape is sound."""
+def request_problem(request: dict[str, Any], memo: Memo | None = None) -> str | None:
+    """What makes `request` malformed, as a 400 message; None when its shape is sound.
+
+    A message found sound before (in `memo`, by identity) is not checked again."""
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: expected a non-empty list of messages (none is left that the model accepts)"
+    if memo is None:
+        memo = Memo()
     for index, message in enumerate(messages):
-        if problem := _message_problem(message, f"messages.{index}"):
-            return problem
+        if not memo.get("sound message", message, _sound):
+            return _message_problem(message, f"messages.{index}")
     system = request.get("system")
     if system is not None and not isinstance(system, str):
         if problem := _blocks_problem(system, "system"):
@@ -37,6 +43,10 @@ def request_problem(request: dict[str, Any]) -> str | None:
     if "tool_choice" in request and not isinstance(request["tool_choice"], dict):
         return 'tool_choice: expected an object such as {"type": "auto"}'
     return None
+
+
+def _sound(message: Any) -> bool:
+    return _message_problem(message, "") is None
 
 
 def _message_problem(message: Any, where: str) -> str | None:

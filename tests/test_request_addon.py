@@ -9,6 +9,7 @@ from mitmproxy.test import taddons, tflow
 
 from addons import request_addon
 from addons.request_addon import RequestShaper
+from tests.bench import workload
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "stabilizer.yaml"
@@ -218,3 +219,22 @@ def test_no_policy_uses_built_in_defaults():
         flow = post("/v1/messages", recorded(model="anything"))
         addon.request(flow)
         assert flow.metadata["stabilizer"]["context_window"] == 131072
+
+
+def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
+    """The addon parses a next turn from the previous one (addons/history.py) and reuses
+    what it worked out from the shared messages; the result is what a fresh addon gives."""
+    session = workload.long_session(700_000)  # trimmed under the shipped 128K window
+    for turn in range(4):
+        session = workload.next_turn(session, turn)
+        body = workload.encode(session)
+        continued = post("/v1/messages?beta=true", body)
+        shaper.request(continued)
+        alone = post("/v1/messages?beta=true", body)
+        fresh = RequestShaper()
+        fresh.policy = shaper.policy
+        fresh.request(alone)
+        assert continued.request.content == alone.request.content
+        assert continued.metadata == alone.metadata
+        assert any("trimmed" in change for change in continued.metadata["stabilizer"]["changes"])
+    assert len(shaper.history._known) == 1

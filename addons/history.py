@@ -1,0 +1,189 @@
+"""Parsing a session's next request from the one before it.
+
+Claude Code sends the whole conversation on every turn. From one turn to the
+next the body's bytes stay the same up to the last message or two (the
+`cache_control` mark moves to the newest turn) and after the messages (system
+prompt, tools, settings); new messages are appended. Parsing a 2 MB body takes
+2.5-4 ms; this parses only what changed.
+
+It can do so from a body whose layout it knows: a canonical one, exactly the
+bytes orjson writes for the value it parses to (compact JSON as JSON.stringify
+writes it: no spaces, no duplicate keys). Of such a body R it knows where each
+message ends and where the `]` closing the messages is:
+
+    R = head [ m0 , m1 , ... , m(n-1) ] tail
+              ^first     ends[i]^      ^close
+
+A new body B continues R when it begins with R's `head [` and ends with R's
+`] tail`. If it also begins with R's first k messages, each with its comma
+(k < n: the last one has none), then
+
+    B = head [ m0 , ... , m(k-1) , rest ] tail
+
+and B's value is R's with messages[k:] replaced by the parse of `[rest]`: a
+JSON parser is in the same state after `head [ m0 , ... , m(k-1) ,` in R and
+in B, and `] tail` ends both the same way. If `[rest]` is not JSON, or is empty
+while k > 0 (B would end its messages with a comma), B is parsed whole, which
+gives its own error.
+
+The reused messages, system prompt and tools are the very objects parsed from
+R, so what was worked out from them is found in R's memo (addons/memo.py); B's
+memo starts from it. Nothing downstream mutates a parsed request
+(addons/shaping.py copies what it changes), so sharing the objects is safe.
+
+A few bodies are remembered (MAX_BODIES, at most MAX_BYTES together), the
+least recently used dropped first. A body that continues all of a remembered
+one but its last message takes its place: the same session, a turn later. Any
+other is added, so a session forked from another (a subagent, a compaction, a
+resumed branch) does not push out the one it shares its start with. A body that is not canonical is parsed whole every time.
+"""
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from addons.memo import Memo
+from addons.tokens import from_json
+
+MAX_BODIES = 8
+MAX_BYTES = 24 << 20
+
+
+class Parsed(NamedTuple):
+    body: Any
+    memo: Memo
+    # messages taken over from a remembered body without being parsed again
+    reused: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    raw: bytes
+    body: dict
+    # offset just after each message; ends[i] + 1 is where message i + 1 starts
+    ends: list[int]
+    first: int  # where the first message starts, just after `"messages":[`
+    close: int  # where the `]` closing the messages is
+    memo: Memo
+
+
+class History:
+    def __init__(self, max_bodies: int = MAX_BODIES, max_bytes: int = MAX_BYTES):
+        self.max_bodies = max_bodies
+        self.max_bytes = max_bytes
+        self._known: list[_Layout] = []  # least recently used first
+
+    def parse(self, raw: bytes) -> Parsed:
+        """`raw` parsed as addons.tokens.from_json parses it (same value, same
+        errors), from a remembered body where `raw` continues one."""
+        best, reused = None, -1
+        for known in reversed(self._known):
+            if (k := _reusable_messages(known, raw)) > reused:
+                best, reused = known, k
+        if best is not None:
+            if (parsed := self._continue(best, raw, reused)) is not None:
+                return parsed
+        body = from_json(raw)
+        memo = Memo()
+        if len(raw) <= self.max_bytes:
+            self._remember(_layout(raw, body, memo))
+        return Parsed(body, memo)
+
+    def _continue(self, known: _Layout, raw: bytes, k: int) -> Parsed | None:
+        start = known.ends[k - 1] + 1 if k else known.first
+        rest_end = len(raw) - (len(known.raw) - known.close)
+        try:
+            rest = from_json(b"[" + raw[start:rest_end] + b"]")
+        except ValueError:
+            return None
+        if k and not rest:
+            return None
+        body = {**known.body, "messages": [*known.body["messages"][:k], *rest]}
+        memo = Memo(known.memo)
+        ends = _message_ends(raw, rest, start, rest_end)
+        if ends is not None and len(raw) <= self.max_bytes:
+            if k >= len(known.ends) - 1:  # all of it again, and more: the same session a turn on
+                self._known.remove(known)
+            self._remember(_Layout(raw, body, [*known.ends[:k], *ends], known.first, rest_end, memo))
+        return Parsed(body, memo, k)
+
+    def _remember(self, layout: "_Layout | None") -> None:
+        if layout is None:
+            return
+        self._known.append(layout)
+        while len(self._known) > self.max_bodies or sum(len(known.raw) for known in self._known) > self.max_bytes:
+            del self._known[0]
+
+
+def _reusable_messages(known: _Layout, raw: bytes) -> int:
+    """How many of `known`'s messages `raw` begins with (each with its comma); -1
+    when `raw` does not continue `known` at all."""
+    tail = memoryview(known.raw)[known.close :]
+    if len(raw) - len(tail) < known.first or not raw.endswith(tail):
+        return -1
+    shared = _common_prefix(raw, known.raw, len(raw) - len(tail))
+    if shared < known.first:
+        return -1
+    # message i is reused when its comma (at ends[i]) is shared too
+    return min(bisect_right(known.ends, shared - 1), max(len(known.ends) - 1, 0))
+
+
+def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the longest common prefix of a[:limit] and b (memcmp, not a loop over bytes)."""
+    end = min(limit, len(b))
+    view = memoryview(b)
+    if a.startswith(view[:end]):
+        return end
+    low, high = 0, end  # a[:low] == b[:low]; a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a.startswith(view[low:middle], low):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _layout(raw: bytes, body: Any, memo: Memo) -> _Layout | None:
+    """Where the messages of `body` are in `raw`, if `raw` is canonical."""
+    if not isinstance(body, dict) or not isinstance(messages := body.get("messages"), list):
+        return None
+    keys = list(body)
+    place = keys.index("messages")
+    try:
+        head = b"{" + b"".join(_member(key, body[key]) + b"," for key in keys[:place]) + b'"messages":['
+        tail = b"]" + b"".join(b"," + _member(key, body[key]) for key in keys[place + 1 :]) + b"}"
+    except orjson.JSONEncodeError:
+        return None
+    close = len(raw) - len(tail)
+    if not (raw.startswith(head) and raw.endswith(tail)):
+        return None
+    ends = _message_ends(raw, messages, len(head), close)
+    return None if ends is None else _Layout(raw, body, ends, len(head), close, memo)
+
+
+def _member(key: str, value: Any) -> bytes:
+    return orjson.dumps(key) + b":" + orjson.dumps(value)
+
+
+def _message_ends(raw: bytes, messages: list, start: int, close: int) -> list[int] | None:
+    """Offsets just after each message, if raw[start:close] is exactly the
+    messages as orjson writes them, comma-separated; None otherwise."""
+    ends = []
+    position = start
+    for index, message in enumerate(messages):
+        if index:
+            if raw[position : position + 1] != b",":
+                return None
+            position += 1
+        try:
+            encoded = orjson.dumps(message)
+        except orjson.JSONEncodeError:
+            return None
+        if not raw.startswith(encoded, position):
+            return None
+        position += len(encoded)
+        ends.append(position)
+    return ends if position == close else None

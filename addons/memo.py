@@ -1,0 +1,36 @@
+"""What was worked out from parsed values, found again by the values' identity.
+
+A session's next request reuses the previous request's parsed messages as the
+very same objects (addons/history.py). So what was worked out from them (a
+stripped copy, a token estimate, a shape check) can be looked up by identity,
+in a dict, instead of being computed again or hashed from its JSON: at 2 MB of
+history that is the difference between a millisecond and a few microseconds.
+
+Each entry keeps its value alive, so the id it is filed under cannot be taken
+by another object while the entry exists. A memo lives as long as the request
+it serves and what history.py remembers of it; it starts from the previous
+request's entries and keeps only those it used again, so it never holds more
+than two requests' worth.
+"""
+
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Memo:
+    __slots__ = ("_entries", "_earlier")
+
+    def __init__(self, earlier: "Memo | None" = None):
+        self._entries: dict[tuple[Hashable, int], tuple[Any, Any]] = {}
+        self._earlier = earlier._entries if earlier is not None else {}
+
+    def get(self, kind: Hashable, value: Any, compute: Callable[[Any], T]) -> T:
+        """compute(value), or what it gave for this very object under `kind` before."""
+        key = (kind, id(value))
+        entry = self._entries.get(key) or self._earlier.get(key)
+        if entry is None:
+            entry = (value, compute(value))
+        self._entries[key] = entry
+        return entry[1]

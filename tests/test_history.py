@@ -1,0 +1,275 @@
+"""addons/history.py and addons/memo.py: a session's next request parsed from the one before.
+
+The claim to hold: whatever the bytes, History.parse gives exactly what
+from_json gives (or the same error), and the request pipeline run with the
+parse's memo gives exactly what it gives without one. The sessions here are
+generated (hypothesis): turns appended, the last message rewritten, history
+cut or edited in the middle, head and tail keys changed, bodies written
+compact (canonical), with spaces, or broken in the places a splice could hide
+(a trailing comma, the messages array closed early).
+"""
+
+import json
+
+import orjson
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+from addons.history import History
+from addons.memo import Memo
+from addons.policy import ModelPolicy
+from addons.shaping import shape_request
+from addons.tokens import estimate_request, from_json
+from addons.trim import trim_request
+from addons.validation import request_problem
+from tests.bench import workload
+from tests.test_fuzz_transforms import FUZZ, json_values, messages, policies, requests
+
+
+def exactly(value) -> str:
+    """A rendering that tells 1 from 1.0 and True, and keeps key order."""
+    return json.dumps(value)
+
+
+def compact(value) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def parsed_or_error(parse, raw: bytes):
+    try:
+        return "value", exactly(parse(raw))
+    except ValueError:
+        return "error", None
+
+
+# --- one turn to the next ------------------------------------------------------------
+
+
+edits = st.sampled_from(["append", "rewrite last", "repeat", "cut", "edit early", "tail", "head", "drop messages"])
+writings = st.sampled_from(["compact", "compact", "compact", "spaced", "trailing comma", "closed early", "truncated"])
+
+
+def next_body(body: dict, edit: str, new_messages: list, value) -> dict:
+    history = body["messages"]
+    match edit:
+        case "append":
+            return {**body, "messages": [*history, *new_messages]}
+        case "rewrite last":
+            return {**body, "messages": [*history[:-1], *new_messages]}
+        case "repeat":
+            return body
+        case "cut":
+            return {**body, "messages": history[: len(history) // 2] + new_messages}
+        case "edit early":
+            return {**body, "messages": [value, *history[1:]]}
+        case "tail":
+            return {**body, "tools": value}
+        case "head":
+            return {"model": value, **{k: v for k, v in body.items() if k != "model"}}
+        case _:
+            return {**body, "messages": []}
+
+
+def written(body: dict, writing: str) -> bytes:
+    raw = compact(body)
+    match writing:
+        case "spaced":
+            try:
+                return json.dumps(body).encode()
+            except ValueError:
+                return raw
+        case "trailing comma":
+            close = raw.rfind(b"]")
+            return raw[:close] + b"," + raw[close:] if close > 0 else raw
+        case "closed early":
+            return raw.replace(b'"messages":[', b'"messages":[],"x":[', 1)
+        case "truncated":
+            return raw[: len(raw) * 2 // 3]
+        case _:
+            return raw
+
+
+def session_bodies(session) -> list[bytes]:
+    first, turns = session
+    body = first
+    bodies = [compact(first)]
+    for edit, new_messages, value, writing in turns:
+        body = next_body(body, edit, new_messages, value)
+        bodies.append(written(body, writing))
+    return bodies
+
+
+sessions = st.tuples(
+    requests,
+    st.lists(st.tuples(edits, st.lists(messages | json_values, max_size=3), json_values, writings), max_size=6),
+)
+
+
+@FUZZ
+@given(sessions)
+def test_parse_gives_what_from_json_gives(session):
+    history = History()
+    for raw in session_bodies(session):
+        assert parsed_or_error(lambda r: history.parse(r).body, raw) == parsed_or_error(from_json, raw)
+
+
+def test_the_generated_sessions_do_reach_the_splice():
+    """The properties above say something only if bodies do get continued."""
+
+    def continued(session) -> bool:
+        history = History()
+        for raw in session_bodies(session):
+            try:
+                if history.parse(raw).reused:
+                    return True
+            except ValueError:
+                pass
+        return False
+
+    find(sessions, continued, settings=settings(database=None))
+
+
+@FUZZ
+@given(sessions, policies)
+def test_the_pipeline_gives_the_same_with_the_memo(session, policy: ModelPolicy):
+    history = History()
+    for raw in session_bodies(session):
+        try:
+            plain = from_json(raw)
+        except ValueError:
+            continue
+        if not isinstance(plain, dict) or not isinstance(plain.get("messages"), list):
+            continue
+        parsed = history.parse(raw)
+        assert exactly(pipeline(parsed.body, policy, parsed.memo)) == exactly(pipeline(plain, policy, None))
+
+
+def pipeline(body: dict, policy: ModelPolicy, memo: Memo | None) -> list:
+    shaped = shape_request(body, policy, memo=memo)
+    problem = request_problem(shaped.request, memo)
+    out = [shaped.request, shaped.changes, shaped.reminders, problem, estimate_request(shaped.request, memo)]
+    if problem is None:
+        trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
+        out += [trimmed.request, trimmed.tokens_before, trimmed.tokens_after, trimmed.removed, trimmed.too_long]
+    return out
+
+
+# --- what is reused, and what is remembered --------------------------------------------
+
+
+def claude_code_turns(count: int, size: int = 200_000, salt: str = "") -> list[bytes]:
+    session = workload.long_session(size, salt)
+    turns = []
+    for turn in range(count):
+        session = workload.next_turn(session, turn)
+        turns.append(workload.encode(session))
+    return turns
+
+
+def test_a_claude_code_next_turn_parses_only_what_changed():
+    first, second, third = claude_code_turns(3)
+    history = History()
+    assert history.parse(first).reused == 0
+    parsed = history.parse(second)
+    # all but the message whose cache_control moved, and the two new ones
+    assert parsed.reused == len(parsed.body["messages"]) - 3
+    assert history.parse(third).reused == len(from_json(third)["messages"]) - 3
+    assert exactly(history.parse(third).body) == exactly(from_json(third))
+
+
+def test_the_next_turn_shares_the_objects_and_the_memo():
+    first, second = claude_code_turns(2)
+    history = History()
+    before = history.parse(first)
+    shape_request(before.body, ModelPolicy(), memo=before.memo)
+    after = history.parse(second)
+    assert after.body["tools"] is before.body["tools"]
+    assert all(a is b for a, b in zip(after.body["messages"][: after.reused], before.body["messages"]))
+    calls = []
+    after.memo.get("probe", after.body["tools"], calls.append)  # a kind nobody asked for before
+    assert calls == [after.body["tools"]]
+    # an assistant turn: never folded, so stripped as it is
+    old = next(message for message in after.body["messages"][: after.reused] if message["role"] == "assistant")
+    stripped = after.memo.get(("strip message", ModelPolicy().accepted_block_types), old, calls.append)
+    assert len(calls) == 1 and stripped is not None  # found, not computed
+
+
+@pytest.mark.parametrize("salts", [("a", "b", "c"), ("", "", "")], ids=["sessions", "forks of one session"])
+def test_a_session_keeps_one_place_and_sessions_their_own(salts):
+    history = History(max_bodies=3)
+    # with one salt, each longer session begins with the whole of the shorter ones
+    sessions = [claude_code_turns(3, 100_000 + 20_000 * n, salt) for n, salt in enumerate(salts)]
+    for turn in range(3):
+        for session in sessions:
+            parsed = history.parse(session[turn])
+            if turn:
+                assert parsed.reused == len(parsed.body["messages"]) - 3
+    assert [known.raw for known in history._known] == [session[2] for session in sessions]
+
+
+def test_what_is_remembered_stays_within_its_bounds():
+    by_count = History(max_bodies=2)
+    by_bytes = History(max_bytes=250_000)
+    for n in range(5):
+        body = workload.encode(workload.unique_first_request(workload.recorded(), n))
+        by_count.parse(body)
+        by_bytes.parse(body)
+    assert len(by_count._known) == 2
+    assert sum(len(known.raw) for known in by_bytes._known) <= 250_000
+    too_big = History(max_bytes=1000)
+    too_big.parse(workload.encode(workload.recorded()))
+    assert too_big._known == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},],"x":1}',
+        b'{"model":"m","messages":[{"role":"user","content":"a"},],"x":1}',
+        b'{"model":"m","messages":[{"role":"user","content":"a"}],"x":1}]',
+    ],
+)
+def test_a_broken_continuation_gets_the_full_parse_and_its_error(raw):
+    history = History()
+    history.parse(b'{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"c"}],"x":1}')
+    with pytest.raises(ValueError) as spliced:
+        history.parse(raw)
+    with pytest.raises(ValueError) as whole:
+        from_json(raw)
+    assert str(spliced.value) == str(whole.value)
+
+
+def test_a_body_that_is_not_canonical_is_parsed_whole_and_not_remembered():
+    history = History()
+    spaced = json.dumps({"model": "m", "messages": [{"role": "user", "content": "a"}]}).encode()
+    assert history.parse(spaced).body == from_json(spaced)
+    assert history._known == []
+
+
+def test_memo_computes_once_per_object_and_kind_and_carries_over():
+    first = Memo()
+    value = {"a": 1}
+    calls = []
+    assert first.get("k", value, lambda v: calls.append(v) or 1) == 1
+    assert first.get("k", value, lambda v: calls.append(v) or 2) == 1
+    assert first.get("other", value, lambda v: calls.append(v) or 3) == 3
+    assert first.get("k", {"a": 1}, lambda v: calls.append(v) or 4) == 4  # equal, not the same
+    second = Memo(first)
+    assert second.get("k", value, lambda v: calls.append(v) or 5) == 1
+    assert len(calls) == 3
+    third = Memo(second)  # only what the second one used goes on
+    assert third.get("other", value, lambda v: 6) == 6
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 40))
+def test_a_repeated_body_is_remembered_once(repeats):
+    history = History()
+    raw = workload.encode(workload.recorded())
+    for _ in range(repeats + 1):
+        history.parse(raw)
+    assert len(history._known) == 1
