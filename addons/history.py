@@ -45,17 +45,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from addons.memo import Memo
-from addons.tokens import from_json
+from addons.tokens import from_json, to_json
 
 MAX_BODIES = 8
 MAX_BYTES = 24 << 20
-
-
-class Parsed(NamedTuple):
-    body: Any
-    memo: Memo
-    # messages taken over from a remembered body without being parsed again
-    reused: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,7 +59,21 @@ class _Layout:
     ends: list[int]
     first: int  # where the first message starts, just after `"messages":[`
     close: int  # where the `]` closing the messages is
+    # (start, end) of the value of each top-level key but messages
+    members: dict[str, tuple[int, int]]
     memo: Memo
+
+    def message_start(self, index: int) -> int:
+        return self.ends[index - 1] + 1 if index else self.first
+
+
+class Parsed(NamedTuple):
+    body: Any
+    memo: Memo
+    # messages taken over from a remembered body without being parsed again
+    reused: int = 0
+    # where each part of the body is in its bytes, when they are canonical
+    layout: _Layout | None = None
 
 
 class History:
@@ -87,12 +94,12 @@ class History:
                 return parsed
         body = from_json(raw)
         memo = Memo()
-        if len(raw) <= self.max_bytes:
-            self._remember(_layout(raw, body, memo))
-        return Parsed(body, memo)
+        layout = _layout(raw, body, memo) if len(raw) <= self.max_bytes else None
+        self._remember(layout)
+        return Parsed(body, memo, 0, layout)
 
     def _continue(self, known: _Layout, raw: bytes, k: int) -> Parsed | None:
-        start = known.ends[k - 1] + 1 if k else known.first
+        start = known.message_start(k)
         rest_end = len(raw) - (len(known.raw) - known.close)
         try:
             rest = from_json(b"[" + raw[start:rest_end] + b"]")
@@ -103,18 +110,78 @@ class History:
         body = {**known.body, "messages": [*known.body["messages"][:k], *rest]}
         memo = Memo(known.memo)
         ends = _message_ends(raw, rest, start, rest_end)
+        layout = None
         if ends is not None and len(raw) <= self.max_bytes:
+            shift = rest_end - known.close  # the tail moved with the messages' new length
+            members = {
+                key: (begin + shift, end + shift) if begin > known.close else (begin, end)
+                for key, (begin, end) in known.members.items()
+            }
+            layout = _Layout(raw, body, [*known.ends[:k], *ends], known.first, rest_end, members, memo)
             if k >= len(known.ends) - 1:  # all of it again, and more: the same session a turn on
                 self._known.remove(known)
-            self._remember(_Layout(raw, body, [*known.ends[:k], *ends], known.first, rest_end, memo))
-        return Parsed(body, memo, k)
+            self._remember(layout)
+        return Parsed(body, memo, k, layout)
 
-    def _remember(self, layout: "_Layout | None") -> None:
+    def _remember(self, layout: _Layout | None) -> None:
         if layout is None:
             return
         self._known.append(layout)
         while len(self._known) > self.max_bodies or sum(len(known.raw) for known in self._known) > self.max_bytes:
             del self._known[0]
+
+
+def encode(request: dict, parsed: Parsed) -> bytes:
+    """to_json(request), byte for byte, with every value that is still the very
+    object parsed (a message, the tools...) copied from the parsed bytes
+    instead of written again: 2 MB of history is a memory copy, not a second
+    serialization. The objects are never changed after parsing (see above)."""
+    layout = parsed.layout
+    if layout is None or not isinstance(request.get("messages"), list):
+        return to_json(request)
+    raw = memoryview(layout.raw)
+    parts: list[Any] = []
+    try:
+        for key, value in request.items():
+            parts += (b"," if parts else b"{", orjson.dumps(key), b":")
+            span = layout.members.get(key)
+            if key == "messages":
+                _encode_messages(value, layout, raw, parts)
+            elif span is not None and layout.body.get(key) is value:
+                parts.append(raw[span[0] : span[1]])
+            else:
+                parts.append(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return to_json(request)
+    parts.append(b"}" if parts else b"{}")
+    return b"".join(parts)
+
+
+def _encode_messages(messages: list, layout: _Layout, raw: memoryview, parts: list) -> None:
+    """The messages array; runs of parsed messages in their parsed order go as one copy."""
+    parsed = layout.body["messages"]
+    index_of: dict[int, int] | None = None
+    parts.append(b"[")
+    run_start = run_end = -1  # parsed messages [run_start, run_end) pending as one copy
+    for position, message in enumerate(messages):
+        if run_end != -1 and run_end < len(parsed) and parsed[run_end] is message:
+            run_end += 1
+            continue
+        if run_end != -1:
+            parts.append(raw[layout.message_start(run_start) : layout.ends[run_end - 1]])
+            run_start = run_end = -1
+        if position:
+            parts.append(b",")
+        if index_of is None:
+            index_of = {id(message): index for index, message in enumerate(parsed)}
+        index = index_of.get(id(message))
+        if index is not None and parsed[index] is message:
+            run_start, run_end = index, index + 1
+        else:
+            parts.append(orjson.dumps(message))
+    if run_end != -1:
+        parts.append(raw[layout.message_start(run_start) : layout.ends[run_end - 1]])
+    parts.append(b"]")
 
 
 def _reusable_messages(known: _Layout, raw: bytes) -> int:
@@ -147,25 +214,40 @@ def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
 
 
 def _layout(raw: bytes, body: Any, memo: Memo) -> _Layout | None:
-    """Where the messages of `body` are in `raw`, if `raw` is canonical."""
+    """Where the parts of `body` are in `raw`, if `raw` is canonical."""
     if not isinstance(body, dict) or not isinstance(messages := body.get("messages"), list):
         return None
     keys = list(body)
     place = keys.index("messages")
+    members: dict[str, tuple[int, int]] = {}
     try:
-        head = b"{" + b"".join(_member(key, body[key]) + b"," for key in keys[:place]) + b'"messages":['
-        tail = b"]" + b"".join(b"," + _member(key, body[key]) for key in keys[place + 1 :]) + b"}"
+        head = _members(keys[:place], body, 1, members, leading_comma=False) + b'"messages":['
+        first = len(head) + 1
+        tail_members = _members(keys[place + 1 :], body, 0, {}, leading_comma=True)
     except orjson.JSONEncodeError:
         return None
+    tail = b"]" + tail_members + b"}"
     close = len(raw) - len(tail)
-    if not (raw.startswith(head) and raw.endswith(tail)):
+    if not (raw.startswith(b"{" + head) and raw.endswith(tail)) or close < first:
         return None
-    ends = _message_ends(raw, messages, len(head), close)
-    return None if ends is None else _Layout(raw, body, ends, len(head), close, memo)
+    _members(keys[place + 1 :], body, close + 1, members, leading_comma=True)
+    ends = _message_ends(raw, messages, first, close)
+    return None if ends is None else _Layout(raw, body, ends, first, close, members, memo)
 
 
-def _member(key: str, value: Any) -> bytes:
-    return orjson.dumps(key) + b":" + orjson.dumps(value)
+def _members(keys: list[str], body: dict, offset: int, spans: dict, *, leading_comma: bool) -> bytes:
+    """`"key":value` for each key, comma-separated, as written from `offset` on;
+    notes where each value is in `spans`."""
+    written = []
+    for key in keys:
+        if leading_comma or written:
+            written.append(b",")
+            offset += 1
+        name, value = orjson.dumps(key) + b":", orjson.dumps(body[key])
+        spans[key] = (offset + len(name), offset + len(name) + len(value))
+        written += (name, value)
+        offset += len(name) + len(value)
+    return b"".join(written) + (b"," if keys and not leading_comma else b"")
 
 
 def _message_ends(raw: bytes, messages: list, start: int, close: int) -> list[int] | None:

@@ -39,11 +39,10 @@ from mitmproxy import ctx, exceptions, http
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors import error_body, prompt_too_long_message
-from addons.history import History, Parsed
-from addons.memo import Memo
+from addons.history import History, Parsed, encode
 from addons.policy import Policy, PolicyError, load_policy
 from addons.shaping import shape_request
-from addons.tokens import count_text, estimate_request, to_json
+from addons.tokens import count_text, estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
 
@@ -94,7 +93,7 @@ class RequestShaper:
             _refuse(flow, parsed)
             return
         try:
-            self._shape(flow, parsed.body, parsed.memo, trim=path == MESSAGES_PATH)
+            self._shape(flow, parsed, trim=path == MESSAGES_PATH)
         except Exception:
             logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, path)
 
@@ -115,7 +114,8 @@ class RequestShaper:
             return "messages: expected a list of messages"
         return parsed
 
-    def _shape(self, flow: http.HTTPFlow, body: dict, memo: Memo, *, trim: bool) -> None:
+    def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
+        body, memo = parsed.body, parsed.memo
         model = body.get("model")
         policy = self.policy.for_model(model)
         shaped = shape_request(body, policy, cap=trim, memo=memo)
@@ -141,7 +141,7 @@ class RequestShaper:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
             if outgoing is not body:
-                flow.request.set_content(to_json(outgoing))
+                flow.request.set_content(encode(outgoing, parsed))
         flow.metadata["stabilizer"] = {
             "model": model if isinstance(model, str) else "",
             "stream": body.get("stream") is True,

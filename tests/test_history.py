@@ -16,11 +16,11 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from addons.history import History
+from addons.history import History, encode
 from addons.memo import Memo
 from addons.policy import ModelPolicy
 from addons.shaping import shape_request
-from addons.tokens import estimate_request, from_json
+from addons.tokens import estimate_request, from_json, to_json
 from addons.trim import trim_request
 from addons.validation import request_problem
 from tests.bench import workload
@@ -145,7 +145,10 @@ def test_the_pipeline_gives_the_same_with_the_memo(session, policy: ModelPolicy)
         if not isinstance(plain, dict) or not isinstance(plain.get("messages"), list):
             continue
         parsed = history.parse(raw)
-        assert exactly(pipeline(parsed.body, policy, parsed.memo)) == exactly(pipeline(plain, policy, None))
+        with_memo = pipeline(parsed.body, policy, parsed.memo)
+        assert exactly(with_memo) == exactly(pipeline(plain, policy, None))
+        for outgoing in (parsed.body, with_memo[0], with_memo[5] if len(with_memo) > 5 else with_memo[0]):
+            assert encode(outgoing, parsed) == to_json(outgoing)
 
 
 def pipeline(body: dict, policy: ModelPolicy, memo: Memo | None) -> list:
@@ -243,11 +246,26 @@ def test_a_broken_continuation_gets_the_full_parse_and_its_error(raw):
     assert str(spliced.value) == str(whole.value)
 
 
+def test_the_bytes_of_what_was_not_changed_are_copied_not_written_again():
+    first, second = claude_code_turns(2, 300_000)
+    history = History()
+    history.parse(first)
+    parsed = history.parse(second)
+    assert parsed.layout is not None
+    assert encode(parsed.body, parsed) == second
+    messages = parsed.body["messages"]
+    edited = {**parsed.body, "messages": [*messages[:3], {"role": "user", "content": "new"}, *messages[10:]]}
+    edited.pop("metadata")
+    assert encode(edited, parsed) == to_json(edited)
+
+
 def test_a_body_that_is_not_canonical_is_parsed_whole_and_not_remembered():
     history = History()
     spaced = json.dumps({"model": "m", "messages": [{"role": "user", "content": "a"}]}).encode()
-    assert history.parse(spaced).body == from_json(spaced)
+    parsed = history.parse(spaced)
+    assert parsed.body == from_json(spaced) and parsed.layout is None
     assert history._known == []
+    assert encode(parsed.body, parsed) == to_json(parsed.body)
 
 
 def test_memo_computes_once_per_object_and_kind_and_carries_over():
