@@ -9,7 +9,14 @@ the larger ones are trimmed):
   message tokenized);
 - shape+trim, cold: shape_request + trim_request with an empty cache;
 - shape+trim, repeat: the same request again (every estimate cached);
-- shape+trim, next turn: the history plus one turn after the previous was seen.
+- shape+trim, next turn: the history plus one turn after the previous was seen;
+- request hook, next turn: what the request addon does with that next turn's
+  bytes: parse it from the previous turn (addons/history.py), shape, check and
+  trim with the parse's memo, and write the result (history.encode).
+
+The shape+trim columns call the transforms alone, as a client whose bodies are
+not canonical JSON gets them (estimates found in the cache by hashing); the
+request hook column is the path of Claude Code's canonical bodies.
 
 Each is timed in CPU time of this thread (what other processes on a shared
 machine do moves it much less than wall time) and with cyclic garbage
@@ -28,10 +35,12 @@ import time
 from collections.abc import Callable
 
 from addons import tokens
+from addons.history import History, encode
 from addons.policy import load_policy
 from addons.shaping import shape_request
 from addons.tokens import estimate_request, from_json
 from addons.trim import trim_request
+from addons.validation import request_problem
 from tests.bench import workload
 from tests.bench.servers import POLICY
 from tests.bench.stats import loglog_slope
@@ -39,7 +48,9 @@ from tests.bench.stats import loglog_slope
 SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000, 2_000_000, 4_000_000)
 MODEL = "deepseek-chat"
 SLOPE_FROM_BYTES = 100_000
-COLUMNS = ("parse", "estimate cold", "shape+trim cold", "shape+trim repeat", "shape+trim next turn")
+COLUMNS = (
+    "parse", "estimate cold", "shape+trim cold", "shape+trim repeat", "shape+trim next turn", "request hook next turn"
+)
 
 
 def _once(action: Callable[[], object]) -> float:
@@ -64,6 +75,13 @@ def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
         shaped = shape_request(request, policy)
         return trim_request(shaped.request, policy, shaped.reminders)
 
+    def request_hook(history: History, body: bytes) -> bytes:
+        parsed = history.parse(body)
+        shaped = shape_request(parsed.body, policy, memo=parsed.memo)
+        request_problem(shaped.request, parsed.memo)
+        trimmed = trim_request(shaped.request, policy, shaped.reminders, parsed.memo)
+        return encode(trimmed.request, parsed)
+
     progress(f"costs: building histories of {', '.join(f'{size // 1000} KB' for size in sizes)}")
     cases = []
     for size in sizes:
@@ -72,6 +90,8 @@ def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
         for turn in range(repeats):
             turns.append(workload.next_turn(turns[-1], 50_000 + turn))
         cases.append((request, workload.encode(request), shape_request(request, policy).request, turns))
+    turn_bodies = [[workload.encode(turn) for turn in turns] for _, _, _, turns in cases]
+    histories = [History() for _ in cases]
     times: dict[tuple[int, str], list[float]] = {(index, column): [] for index in range(len(sizes)) for column in COLUMNS}
 
     progress("costs: cold (every estimate computed)")
@@ -82,14 +102,17 @@ def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
             tokens._cache.clear()
             times[index, "shape+trim cold"].append(_once(lambda: shape_and_trim(request)))
     progress("costs: parse, repeat and next turn")
-    for request, _, _, _ in cases:
+    for index, (request, _, _, _) in enumerate(cases):
         shape_and_trim(request)  # every estimate cached
+        request_hook(histories[index], turn_bodies[index][0])
     for round_ in range(repeats):
         for index, (request, body, _, turns) in enumerate(cases):
             times[index, "parse"].append(_once(lambda: from_json(body)))
             times[index, "shape+trim repeat"].append(_once(lambda: shape_and_trim(request)))
             # turns[round_] was seen in the round before (turns[0] is the request itself)
             times[index, "shape+trim next turn"].append(_once(lambda: shape_and_trim(turns[round_ + 1])))
+            next_body = turn_bodies[index][round_ + 1]
+            times[index, "request hook next turn"].append(_once(lambda: request_hook(histories[index], next_body)))
 
     rows = []
     for index, (request, _, shaped, _) in enumerate(cases):
