@@ -2,6 +2,8 @@
 
 (a) direct: the stand-in upstream (tests/bench/upstream.py), alone;
 (b) stock:  mitmdump in reverse mode in front of it, no addons;
+(b') stock streaming: the same with tests/bench/stream_only.py, which streams
+    event streams as the bundle must (a reference for the throughput section);
 (c) bundle: mitmdump with addons/stabilizer_addons.py, the real policy file,
     the master key, and the upstream learned from a LiteLLM log file.
 
@@ -86,8 +88,11 @@ class UpstreamProcess:
         self.log.close()
 
 
+STREAM_ONLY = Path(__file__).resolve().parent / "stream_only.py"
+
+
 class StockMitmdump:
-    def __init__(self, folder: Path, upstream_url: str):
+    def __init__(self, folder: Path, upstream_url: str, *, streaming: bool = False):
         self.port = free_port()
         self.log = open(folder / f"stock-mitmdump-{self.port}.log", "wb")
         self.process = subprocess.Popen(
@@ -96,6 +101,7 @@ class StockMitmdump:
                 "--mode", f"reverse:{upstream_url}",
                 "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
                 "--set", "connection_strategy=lazy",
+                *(("-s", str(STREAM_ONLY)) if streaming else ()),
             ],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
@@ -153,34 +159,37 @@ class Routes:
 
     upstream: UpstreamProcess
     stock: StockMitmdump
+    stock_streaming: StockMitmdump
     bundle: Bundle
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"direct": self.upstream.port, "stock": self.stock.port, "bundle": self.bundle.port}
+        return {
+            "direct": self.upstream.port, "stock": self.stock.port,
+            "stock streaming": self.stock_streaming.port, "bundle": self.bundle.port,
+        }
 
     @property
     def proxy_pids(self) -> dict[str, int]:
         return {"stock": self.stock.pid, "bundle": self.bundle.pid}
 
     def stop(self) -> None:
-        for server in (self.bundle, self.stock, self.upstream):
-            if server is not None:
-                server.stop()
+        for server in (self.bundle, self.stock_streaming, self.stock, self.upstream):
+            server.stop()
 
 
 def start_routes(folder: Path, master_key: str) -> Routes:
-    upstream = UpstreamProcess(folder)
-    stock = bundle = None
+    started = [UpstreamProcess(folder)]
     try:
-        stock = StockMitmdump(folder, upstream.url)
-        bundle = Bundle(folder, upstream.url, master_key)
+        url = started[0].url
+        started.append(StockMitmdump(folder, url))
+        started.append(StockMitmdump(folder, url, streaming=True))
+        started.append(Bundle(folder, url, master_key))
     except BaseException:
-        for server in (bundle, stock, upstream):
-            if server is not None:
-                server.stop()
+        for server in reversed(started):
+            server.stop()
         raise
-    return Routes(upstream, stock, bundle)
+    return Routes(*started)
 
 
 def machine() -> dict[str, str]:

@@ -2,7 +2,12 @@
 
 C clients, each on its own kept-alive connection, send the recorded 76 KB
 request back to back for a fixed window; requests completed inside the window
-count. Stock and bundle take turns round by round.
+count. The proxies take turns round by round, in a rotating order.
+
+Beside stock mitmdump (b), which buffers the answer and sends it in one write,
+(b') is stock mitmdump that streams the event stream as the bundle must: c/b'
+is what the addons cost on top of streaming, b'/b what streaming costs in
+mitmproxy itself. The target is on c/b.
 """
 
 import asyncio
@@ -10,7 +15,7 @@ import asyncio
 from tests.bench.client import Connection, prepare
 from tests.bench.stats import Figure
 
-MODES = ("stock", "bundle")
+MODES = ("stock", "stock streaming", "bundle")
 WARMUP_SECONDS = 0.5
 
 
@@ -43,14 +48,16 @@ async def measure(ports: dict[str, int], body: bytes, headers: dict[str, str], *
     head = prepare("/v1/messages?beta=true", body, headers)
     results = []
     for count in clients:
-        figures = {name: Figure() for name in ("stock rps", "bundle rps", "c/b")}
+        figures = {name: Figure() for name in ("stock rps", "stock streaming rps", "bundle rps", "c/b", "c/b'")}
         for round_ in range(rounds):
             rates = {}
-            for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
+            shift = round_ % len(MODES)
+            for mode in MODES[shift:] + MODES[:shift]:
                 rates[mode] = await _rate(ports[mode], head, body, count, seconds)
-            figures["stock rps"].add(rates["stock"])
-            figures["bundle rps"].add(rates["bundle"])
+            for mode in MODES:
+                figures[f"{mode} rps"].add(rates[mode])
             figures["c/b"].add(rates["bundle"] / rates["stock"])
+            figures["c/b'"].add(rates["bundle"] / rates["stock streaming"])
         results.append({"clients": count, "seconds": seconds, "rounds": rounds, "figures": figures})
     return results
 
