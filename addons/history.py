@@ -135,7 +135,9 @@ def encode(request: dict, parsed: Parsed) -> bytes:
     """to_json(request), byte for byte, with every value that is still the very
     object parsed (a message, the tools...) copied from the parsed bytes
     instead of written again: 2 MB of history is a memory copy, not a second
-    serialization. The objects are never changed after parsing (see above)."""
+    serialization. The objects are never changed after parsing (see above).
+    Copies the shaping made (a message without cache_control, one that took a
+    folded system message) are written once and found in the memo next turn."""
     layout = parsed.layout
     if layout is None or not isinstance(request.get("messages"), list):
         return to_json(request)
@@ -146,21 +148,22 @@ def encode(request: dict, parsed: Parsed) -> bytes:
             parts += (b"," if parts else b"{", orjson.dumps(key), b":")
             span = layout.members.get(key)
             if key == "messages":
-                _encode_messages(value, layout, raw, parts)
+                _encode_messages(value, layout, parsed.memo, raw, parts)
             elif span is not None and layout.body.get(key) is value:
                 parts.append(raw[span[0] : span[1]])
             else:
-                parts.append(orjson.dumps(value))
+                parts.append(parsed.memo.get("json", value, orjson.dumps))
     except orjson.JSONEncodeError:
         return to_json(request)
-    parts.append(b"}" if parts else b"{}")
+    parts.append(b"}")
     return b"".join(parts)
 
 
-def _encode_messages(messages: list, layout: _Layout, raw: memoryview, parts: list) -> None:
+def _encode_messages(messages: list, layout: _Layout, memo: Memo, raw: memoryview, parts: list) -> None:
     """The messages array; runs of parsed messages in their parsed order go as one copy."""
     parsed = layout.body["messages"]
-    index_of: dict[int, int] | None = None
+    index_of: dict[int, int] | None = None  # built only when a message is not where the order puts it
+    expected = 0  # where the next message is in `parsed` while the order holds
     parts.append(b"[")
     run_start = run_end = -1  # parsed messages [run_start, run_end) pending as one copy
     for position, message in enumerate(messages):
@@ -169,16 +172,20 @@ def _encode_messages(messages: list, layout: _Layout, raw: memoryview, parts: li
             continue
         if run_end != -1:
             parts.append(raw[layout.message_start(run_start) : layout.ends[run_end - 1]])
-            run_start = run_end = -1
+            expected, run_start, run_end = run_end, -1, -1
         if position:
             parts.append(b",")
-        if index_of is None:
-            index_of = {id(message): index for index, message in enumerate(parsed)}
-        index = index_of.get(id(message))
+        if expected < len(parsed) and parsed[expected] is message:
+            index = expected
+        else:  # after a copy made by shaping, or a cut
+            if index_of is None:
+                index_of = {id(message): index for index, message in enumerate(parsed)}
+            index = index_of.get(id(message))
         if index is not None and parsed[index] is message:
             run_start, run_end = index, index + 1
         else:
-            parts.append(orjson.dumps(message))
+            parts.append(memo.get("json", message, orjson.dumps))
+            expected += 1
     if run_end != -1:
         parts.append(raw[layout.message_start(run_start) : layout.ends[run_end - 1]])
     parts.append(b"]")

@@ -50,7 +50,7 @@ def parsed_or_error(parse, raw: bytes):
 
 
 edits = st.sampled_from(["append", "rewrite last", "repeat", "cut", "edit early", "tail", "head", "drop messages"])
-writings = st.sampled_from(["compact", "compact", "compact", "spaced", "trailing comma", "closed early", "truncated"])
+writings = st.sampled_from(["compact"] * 6 + ["spaced", "trailing comma", "closed early", "truncated"])
 
 
 def next_body(body: dict, edit: str, new_messages: list, value) -> dict:
@@ -103,9 +103,35 @@ def session_bodies(session) -> list[bytes]:
     return bodies
 
 
+# Values orjson writes back byte for byte (no lone surrogates, no integers beyond
+# 64 bits): bodies made of them are canonical, so their next turns take the splice.
+clean_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30) | st.sampled_from(
+    ["text", "tool_use", "tool_result", "thinking", "user", "assistant", "system", "cache_control"]
+)
+clean_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | clean_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(clean_text, children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+clean_blocks = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "tool_use", "tool_result", "thinking", "image"])},
+    optional={"text": clean_text, "id": clean_text, "tool_use_id": clean_text, "input": clean_values,
+              "cache_control": st.just({"type": "ephemeral"}), "content": clean_values},
+)  # fmt: skip
+clean_messages = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "system"]), "content": clean_text | st.lists(clean_blocks, max_size=3)}
+)
+clean_requests = st.fixed_dictionaries(
+    {"model": clean_text, "messages": st.lists(clean_messages, min_size=2, max_size=8)},
+    optional={"system": clean_text | st.lists(clean_blocks, max_size=2), "tools": clean_values,
+              "max_tokens": st.integers(-5, 100_000), "stream": st.booleans(), "metadata": clean_values},
+)  # fmt: skip
+
 sessions = st.tuples(
-    requests,
-    st.lists(st.tuples(edits, st.lists(messages | json_values, max_size=3), json_values, writings), max_size=6),
+    clean_requests, st.lists(st.tuples(edits, st.lists(clean_messages, max_size=3), clean_values, writings), min_size=1, max_size=6)
+) | st.tuples(
+    requests, st.lists(st.tuples(edits, st.lists(messages | json_values, max_size=3), json_values, writings), max_size=6)
 )
 
 
@@ -130,7 +156,8 @@ def test_the_generated_sessions_do_reach_the_splice():
                 pass
         return False
 
-    find(sessions, continued, settings=settings(database=None))
+    # derandomized: the same examples every run, so this can only fail when the strategies change
+    find(sessions, continued, settings=settings(database=None, derandomize=True))
 
 
 @FUZZ
