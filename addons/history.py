@@ -31,11 +31,16 @@ R, so what was worked out from them is found in R's memo (addons/memo.py); B's
 memo starts from it. Nothing downstream mutates a parsed request
 (addons/shaping.py copies what it changes), so sharing the objects is safe.
 
+encode() writes the shaped request back to bytes the same way round: every
+part that is still the very object parsed is copied from the body's bytes
+(runs of messages as one copy), and only what shaping changed is written.
+
 A few bodies are remembered (MAX_BODIES, at most MAX_BYTES together), the
 least recently used dropped first. A body that continues all of a remembered
 one but its last message takes its place: the same session, a turn later. Any
 other is added, so a session forked from another (a subagent, a compaction, a
-resumed branch) does not push out the one it shares its start with. A body that is not canonical is parsed whole every time.
+resumed branch) does not push out the one it shares its start with. A body
+that is not canonical is parsed whole every time, and written with to_json.
 """
 
 from bisect import bisect_right
