@@ -10,11 +10,13 @@ compact (canonical), with spaces, or broken in the places a splice could hide
 """
 
 import json
+from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
+from mitmproxy import io
 
 from addons.history import History, encode
 from addons.memo import Memo
@@ -318,3 +320,20 @@ def test_a_repeated_body_is_remembered_once(repeats):
     for _ in range(repeats + 1):
         history.parse(raw)
     assert len(history._known) == 1
+
+
+def recorded_request_bodies(name: str) -> list[bytes]:
+    with open(Path(__file__).parent / "flows" / name, "rb") as file:
+        flows = list(io.FlowReader(file).stream())
+    return [flow.request.raw_content for flow in flows if flow.request.path.startswith("/v1/messages?")]
+
+
+def test_real_claude_code_bodies_are_canonical_and_continue():
+    """Claude Code writes JSON as orjson does (JSON.stringify): if that ever changes,
+    every turn is parsed whole again. Recorded by `make flows` with the real CLI."""
+    history = History()
+    parsed = [history.parse(body) for body in recorded_request_bodies("long-session.flow")]
+    assert len(parsed) >= 3 and all(turn.layout is not None for turn in parsed)
+    # from the second turn on, system prompt and tools are the objects parsed before
+    assert all(turn.body["tools"] is parsed[0].body["tools"] for turn in parsed[1:])
+    assert parsed[-1].reused > 0
