@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_CODE_VERSION := 2.1.332
 CLAUDE_DIR := .cache/claude-code
 # Python >= 3.12: the first of these that exists and is new enough.
 PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \

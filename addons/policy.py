@@ -5,21 +5,25 @@ The file (config/stabilizer.yaml) has two sections:
     defaults:            # every setting, for models without an entry of their own
       context_window: 131072
     models:
-      deepseek-chat:     # keyed by the `model` name Claude Code sends
-        max_output_tokens: 8192   # partial: unset keys come from `defaults`
+      deepseek-v4-pro:   # keyed by the provider's model id, or by the name Claude Code sends
+        accepted_block_types: [text, tool_use, tool_result]   # partial: the rest from `defaults`
 
-A model's entry is merged over `defaults` key by key (a list given in an entry
-replaces the default list). Unknown models use `defaults`.
+A model's entry is merged over `defaults` key by key (a list or a `thinking`
+section given in an entry replaces the default one). A request's model is
+looked up by the name Claude Code sends, then by the provider's own model id
+behind that name in LiteLLM's config (`openai/deepseek-flash` -> deepseek-flash,
+addons/routes.py), so one entry serves every LiteLLM alias of a model. Models
+found under neither use `defaults`.
 
 `load_policy(None)` or `load_policy("")` and an empty file give the built-in
 defaults. A path that was given but does not exist is an error: a mistyped
 --policy must not silently run with other limits than the user wrote down.
 Every problem becomes a PolicyError naming the file, the key path
-(`models.deepseek-chat.max_output_tokens`), what is expected and how to fix it.
+(`models.deepseek-flash.max_output_tokens`), what is expected and how to fix it.
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
@@ -33,6 +37,48 @@ THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+# The reasoning efforts Claude Code asks for in output_config.effort.
+ClaudeEffort = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class ThinkingPolicy(BaseModel):
+    """How a thinking model is switched, and which of its reasoning goes back to it.
+
+    `enable`, `disable` and `effort_field` name what the backend takes on its
+    OpenAI-compatible route; LiteLLM forwards them verbatim (as `extra_body`).
+    On the Anthropic-compatible route the same choice is written in Anthropic's
+    own fields, `thinking.type` and `output_config.effort`. addons/thinking.py
+    applies it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enable: dict[str, Any] | None = Field(
+        None, description="a mapping of body fields that turn thinking on, or null: the backend decides"
+    )
+    disable: dict[str, Any] | None = Field(
+        None, description="a mapping of body fields that turn thinking off, or null: it cannot be turned off"
+    )
+    effort_field: str | None = Field(
+        None, description="the body field that takes the reasoning effort (e.g. reasoning_effort), or null: none"
+    )
+    efforts: dict[ClaudeEffort, str | StrictInt] = Field(
+        {}, description="a mapping from Claude Code's efforts (low, medium, high, xhigh, max) to the backend's values"
+    )
+    history: Literal["tool_turns", "all"] = Field(
+        "all", description="all (every turn's reasoning goes back) or tool_turns (only that of turns that called tools)"
+    )
+    require_reasoning: StrictBool = Field(
+        False, description="true or false: every assistant turn must carry reasoning (an empty one is added)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ThinkingPolicy":
+        if self.efforts and self.effort_field is None:
+            raise ValueError("efforts are given but effort_field is null: name the field that takes them")
+        if self.require_reasoning and self.history != "all":
+            raise ValueError("require_reasoning needs history: all (the backend wants every turn's reasoning)")
+        return self
 
 
 class ModelPolicy(BaseModel):
@@ -55,10 +101,12 @@ class ModelPolicy(BaseModel):
     )
     accepted_block_types: frozenset[str] = Field(
         DEFAULT_BLOCK_TYPES,
-        description="a list of content block types the backend accepts (thinking goes in accepts_thinking)",
+        description="a list of content block types the backend accepts (thinking blocks follow `thinking`)",
     )
-    accepts_thinking: StrictBool = Field(
-        False, description="true or false: whether thinking and redacted_thinking blocks may stay in the history"
+    thinking: ThinkingPolicy | None = Field(
+        ThinkingPolicy(),
+        description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning), "
+        "or null for a model that never thinks: its history loses its thinking blocks",
     )
     low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
         70, description="a whole number from 1 to 100: trimming cuts down to this share of the budget"
@@ -81,7 +129,8 @@ class ModelPolicy(BaseModel):
             raise ValueError(f"accepted_keys must include {', '.join(sorted(missing))}")
         if mixed := THINKING_BLOCK_TYPES & self.accepted_block_types:
             raise ValueError(
-                f"accepted_block_types lists {', '.join(sorted(mixed))}: use accepts_thinking: true instead"
+                f"accepted_block_types lists {', '.join(sorted(mixed))}: thinking blocks follow the `thinking` "
+                f"section instead, remove them here"
             )
         if self.max_messages and self.max_messages < self.keep_first_messages + 2:
             raise ValueError(
@@ -117,9 +166,12 @@ class Policy(BaseModel):
         }
         return {**data, "models": merged}
 
-    def for_model(self, name: Any) -> ModelPolicy:
-        """The settings for `name` (the request's `model`), or the defaults for unknown models."""
-        return self.models.get(name, self.defaults) if isinstance(name, str) else self.defaults
+    def for_model(self, name: Any, model_id: str | None = None) -> ModelPolicy:
+        """The settings for `name` (the request's `model`), else for `model_id` (the provider's
+        id behind it, addons/routes.py), else the defaults."""
+        if isinstance(name, str) and name in self.models:
+            return self.models[name]
+        return self.models.get(model_id, self.defaults) if model_id else self.defaults
 
 
 class PolicyError(Exception):
@@ -167,14 +219,21 @@ def _describe(item: dict) -> str:
     loc = item["loc"]
     key_path = ".".join(str(part) for part in loc) or "(top level)"
     if item["type"] == "extra_forbidden":
-        fields = Policy.model_fields if len(loc) == 1 else ModelPolicy.model_fields
+        fields = (
+            Policy.model_fields if len(loc) == 1
+            else ThinkingPolicy.model_fields if "thinking" in loc[:-1]
+            else ModelPolicy.model_fields
+        )
         return f"{key_path}: unknown key. Fix: remove it or use one of: {', '.join(fields)}"
     # loc is ("defaults", field, ...) or ("models", name, field, ...)
-    field_name = loc[1] if loc[0] == "defaults" and len(loc) > 1 else loc[2] if len(loc) > 2 else None
+    at = 1 if loc[0] == "defaults" else 2
+    field_name = loc[at] if len(loc) > at else None
     field = ModelPolicy.model_fields.get(field_name) if isinstance(field_name, str) else None
+    if field_name == "thinking" and len(loc) > at + 1 and isinstance(loc[at + 1], str):
+        field = ThinkingPolicy.model_fields.get(loc[at + 1], field)
     if field is not None:
         got = repr(item["input"])
         got = got if len(got) <= 60 else got[:57] + "..."
-        return f"{key_path}: {item['msg']} (got {got}). Expected {field.description}"
+        return f"{key_path}: {item['msg'].removeprefix('Value error, ')} (got {got}). Expected {field.description}"
     # Cross-field checks and section shapes: pydantic's message says what to change.
     return f"{key_path}: {item['msg'].removeprefix('Value error, ')}"

@@ -6,6 +6,11 @@ capped and trimmed (addons/shaping.py, addons/trim.py) under the model's policy
 after trimming is answered here with Anthropic's 400 "prompt is too long", which
 Claude Code turns into an offer to /compact.
 
+The model's policy and route come from the model name Claude Code sends: the
+LiteLLM config (option `stabilizer_litellm_config`) says which provider model
+and route stand behind it (addons/routes.py); the route decides how thinking
+is written (addons/thinking.py).
+
 POST /v1/messages/count_tokens is folded and stripped only: Claude Code asks it
 for the true size of what it would send, so it is neither capped nor trimmed.
 
@@ -41,6 +46,7 @@ from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors import error_body, prompt_too_long_message
 from addons.history import History, Parsed, encode
 from addons.policy import Policy, PolicyError, load_policy
+from addons.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.shaping import shape_request
 from addons.tokens import count_text, estimate_request
 from addons.trim import trim_request
@@ -53,6 +59,7 @@ logger = logging.getLogger(__name__)
 class RequestShaper:
     def __init__(self):
         self.policy = Policy()
+        self.routes: dict[str, Route] = {}
         self.history = History()
 
     def load(self, loader):
@@ -61,16 +68,26 @@ class RequestShaper:
             "The request policy (config/stabilizer.yaml): context window, output cap and trimming per model. "
             "Empty: built-in defaults.",
         )
+        loader.add_option(
+            "stabilizer_litellm_config", str, "",
+            "LiteLLM's config: which provider model and route stand behind each model name. "
+            "Empty: every name is its own model id, on the OpenAI-compatible route.",
+        )
 
     def configure(self, updated):
-        if "stabilizer_policy" not in updated:
-            return
-        try:
-            self.policy = load_policy(ctx.options.stabilizer_policy)
-        except PolicyError as e:
-            raise exceptions.OptionsError(str(e)) from None
-        source = ctx.options.stabilizer_policy or "built-in defaults"
-        logger.info("request policy: %s (%d models)", source, len(self.policy.models))
+        if "stabilizer_policy" in updated:
+            try:
+                self.policy = load_policy(ctx.options.stabilizer_policy)
+            except PolicyError as e:
+                raise exceptions.OptionsError(str(e)) from None
+            source = ctx.options.stabilizer_policy or "built-in defaults"
+            logger.info("request policy: %s (%d models)", source, len(self.policy.models))
+        if "stabilizer_litellm_config" in updated:
+            try:
+                path = ctx.options.stabilizer_litellm_config
+                self.routes = load_routes(path) if path else {}
+            except RoutesError as e:
+                raise exceptions.OptionsError(str(e)) from None
 
     def running(self):
         # Load the tokenizer's tables now (about 0.3 s): otherwise the first request waits for them.
@@ -117,8 +134,9 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
-        policy = self.policy.for_model(model)
-        shaped = shape_request(body, policy, cap=trim, memo=memo)
+        route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
+        policy = self.policy.for_model(model, route.model_id)
+        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return

@@ -9,7 +9,11 @@ a 2 MB history costs a walk, not a copy.
   `<system-reminder>` text blocks in the neighbouring user turn.
 - strip: top-level keys outside the model's allow-list, `cache_control`
   everywhere, server tools (and a `tool_choice` naming one), and content blocks
-  the backend does not take (thinking, unless the model accepts it).
+  the backend does not take (thinking blocks follow the model's `thinking`
+  section: all kept, only those of tool-calling turns, or none).
+- think: Claude Code's `thinking` and `output_config.effort` written as the
+  backend's own switch and effort, and reasoning filled in where the backend
+  needs every turn's (addons/thinking.py).
 - cap: `max_tokens` down to the model's `max_output_tokens`.
 
 The client's `stream` choice is never touched.
@@ -21,6 +25,8 @@ from typing import Any
 
 from addons.memo import Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
+from addons.routes import OPENAI
+from addons.thinking import apply_thinking, fill_reasoning
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -33,14 +39,25 @@ class Shaped:
     reminders: list[str]
 
 
-def shape_request(request: dict, policy: ModelPolicy, *, cap: bool = True, memo: Memo | None = None) -> Shaped:
-    """Fold, strip and (unless `cap` is false) cap; `request["messages"]` must be a list.
+def shape_request(
+    request: dict, policy: ModelPolicy, *, cap: bool = True, memo: Memo | None = None, route: str = OPENAI
+) -> Shaped:
+    """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
-    `memo`: results for values seen before (see strip_unaccepted)."""
+    `route`: how LiteLLM reaches the backend (addons/routes.py), which decides how
+    thinking is written. `memo`: results for values seen before (see strip_unaccepted)."""
+    original = request
     request, reminders = fold_system_messages(request, memo)
     request, changes = strip_unaccepted(request, policy, memo)
     if reminders:
         changes.insert(0, f"folded {len(reminders)} system messages")
+    request, thought = apply_thinking(original, request, policy.thinking, route)
+    changes += thought
+    if policy.thinking is not None and policy.thinking.require_reasoning and route == OPENAI:
+        messages, filled = fill_reasoning(request["messages"], memo)
+        if filled:
+            request = {**request, "messages": messages}
+            changes.append(f"added empty reasoning to {filled} assistant turns")
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped
@@ -194,7 +211,12 @@ class _BlockStripper:
     """
 
     def __init__(self, policy: ModelPolicy, memo: Memo):
-        self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if policy.accepts_thinking else set())
+        thinking = policy.thinking
+        self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
+        # history: tool_turns -- a turn that called no tool loses its reasoning.
+        self.without_reasoning = (
+            policy.accepted_block_types if thinking is not None and thinking.history == "tool_turns" else None
+        )
         self.memo = memo
         self.cache_controls = 0
         self.removed_blocks: dict[str, int] = {}
@@ -210,7 +232,10 @@ class _BlockStripper:
         out: list[Any] = []
         after_drop = False
         for message in messages:
-            shaped = self._tallied(self.memo.get(("strip message", self.accepted), message, self._strip_message))
+            accepted = self.accepted
+            if self.without_reasoning is not None and not _calls_tools(message):
+                accepted = self.without_reasoning
+            shaped = self._tallied(self.memo.get(("strip message", accepted), message, self._stripper(accepted)))
             if shaped is None:
                 # Nothing the backend takes is left (a thinking-only turn): drop the turn
                 # and join its neighbours, so the roles still alternate.
@@ -240,31 +265,35 @@ class _BlockStripper:
             self.removed_blocks[kind] = self.removed_blocks.get(kind, 0) + 1
         return stripped.value
 
-    def _strip_message(self, message: Any) -> _Stripped:
+    def _stripper(self, accepted: frozenset[str]):
+        return lambda message: self._strip_message(message, accepted)
+
+    def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
         shaped, cache_controls = _without_cache_control(message)
         if not isinstance(shaped, dict) or not isinstance(content := shaped.get("content"), list):
             return _Stripped(shaped, cache_controls, ())
-        kept = self._strip_blocks(content)
+        kept = self._strip_blocks(content, accepted)
         if not kept.value and content:
             return _Stripped(None, cache_controls + kept.cache_controls, kept.removed_blocks)
         if kept.value is not content:
             shaped = {**shaped, "content": kept.value}
         return _Stripped(shaped, cache_controls + kept.cache_controls, kept.removed_blocks)
 
-    def _strip_blocks(self, blocks: list) -> _Stripped:
+    def _strip_blocks(self, blocks: list, accepted: frozenset[str] | None = None) -> _Stripped:
+        accepted = self.accepted if accepted is None else accepted
         kept = []
         cache_controls = 0
         removed: list[str] = []
         for block in blocks:
             if isinstance(block, dict):
                 kind = block.get("type")
-                if isinstance(kind, str) and kind not in self.accepted:
+                if isinstance(kind, str) and kind not in accepted:
                     removed.append(kind)
                     continue
                 block, dropped = _without_cache_control(block)
                 cache_controls += dropped
                 if kind == "tool_result" and isinstance(nested := block.get("content"), list):
-                    inner = self._strip_blocks(nested)
+                    inner = self._strip_blocks(nested, accepted)
                     cache_controls += inner.cache_controls
                     removed += inner.removed_blocks
                     if inner.value is not nested:
@@ -314,6 +343,11 @@ def cap_max_tokens(request: dict, policy: ModelPolicy) -> tuple[dict, list[str]]
         capped = {**request, "max_tokens": policy.max_output_tokens}
         return capped, [f"capped max_tokens {asked}->{policy.max_output_tokens}"]
     return request, []
+
+
+def _calls_tools(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(_block_type(block) == "tool_use" for block in content)
 
 
 def role_of(message: Any) -> Any:

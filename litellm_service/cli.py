@@ -107,6 +107,7 @@ class Stack:
             port=self.args.port,
             litellm_log=self.litellm_log,
             policy=self.args.policy,
+            litellm_config=self.args.litellm_config,
             tool="mitmweb" if self.args.web else "mitmdump",
             record=self.args.record,
             web_port=self.args.web_port,

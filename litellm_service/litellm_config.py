@@ -44,7 +44,7 @@ def load_litellm_config(path: Path, environ: dict[str, str] | None = None) -> di
             raise LiteLLMConfigError(f"{path}: model_list[{index}].model_name: expected a string")
         if not isinstance(entry.get("litellm_params"), dict) or "model" not in entry["litellm_params"]:
             raise LiteLLMConfigError(
-                f"{path}: model_list[{index}].litellm_params.model: expected e.g. openai/deepseek-chat"
+                f"{path}: model_list[{index}].litellm_params.model: expected e.g. openai/deepseek-flash"
             )
     general = config.get("general_settings") or {}
     if not isinstance(general, dict) or not general.get("master_key"):

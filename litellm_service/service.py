@@ -68,7 +68,8 @@ def jobs(settings: Settings) -> list[Job]:
         config=settings.litellm_config, log_file=settings.litellm_log, env_file=settings.env_file
     )
     mitmdump = stack.mitmdump_command(
-        host=settings.host, port=settings.port, litellm_log=settings.litellm_log, policy=settings.policy
+        host=settings.host, port=settings.port, litellm_log=settings.litellm_log, policy=settings.policy,
+        litellm_config=settings.litellm_config,
     )
     return [
         # LiteLLM's output goes where it writes its log anyway: an env file it refuses

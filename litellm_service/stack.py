@@ -54,6 +54,7 @@ def mitmdump_command(
     port: int,
     litellm_log: Path,
     policy: Path | None,
+    litellm_config: Path | None = None,
     tool: str = "mitmdump",
     record: Path | None = None,
     web_port: int = DEFAULT_WEB_PORT,
@@ -80,6 +81,7 @@ def mitmdump_command(
         "-s", str(ADDONS_ENTRY),
         "--set", f"stabilizer_litellm_log={litellm_log.resolve()}",
         "--set", f"stabilizer_policy={policy.resolve() if policy else ''}",
+        "--set", f"stabilizer_litellm_config={litellm_config.resolve() if litellm_config else ''}",
     ]
     if record is not None:
         command += ["--set", f"stabilizer_record={record.resolve()}"]

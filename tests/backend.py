@@ -4,9 +4,14 @@ Every integration test runs the real LiteLLM proxy, the real mitmdump and the
 real Claude Code CLI against this server, so it reproduces what the DeepSeek
 and Qwen (DashScope compatible-mode) gateways really do, with their wording:
 
-- DeepSeek rejects parameters it does not know, `max_tokens` outside
-  [1, 8192] and prompts over 131072 tokens (messages + completion); it puts
-  usage on the chunk that carries `finish_reason`, whatever `stream_options`.
+- DeepSeek (V4, `deepseek-flash` / `deepseek-v4-pro`) rejects parameters it
+  does not know, `max_tokens` outside [1, 393216] and prompts over 1M tokens
+  (messages + completion); it puts usage on the chunk that carries
+  `finish_reason`, whatever `stream_options`. It thinks unless the request
+  says `thinking: {"type": "disabled"}`: reasoning streams as
+  `reasoning_content` before the answer, and an assistant turn that made tool
+  calls must come back with its `reasoning_content`, or 400 (its "Thinking
+  Mode" guide, read 2026-11-26).
 - Qwen rejects `max_tokens` outside [1, 8192] and inputs over 129024 tokens,
   ignores unknown parameters, and streams usage only when
   `stream_options.include_usage` is set (in a last chunk with empty choices).
@@ -53,13 +58,21 @@ CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MODELS_PATHS = ("/v1/models", "/models")
 PROVIDERS = ("deepseek", "qwen", "openai")
 
-# What DeepSeek documents for POST /chat/completions, minus `thinking`: the
-# stabilizer must never let Claude Code's Anthropic-shaped `thinking` through.
+# What DeepSeek documents for POST /chat/completions (V4: `thinking` and
+# `reasoning_effort` among them; an Anthropic-shaped `thinking` such as
+# {"type": "adaptive"} is refused by the value check below).
 DEEPSEEK_KEYS = (
     "messages", "model", "frequency_penalty", "max_tokens", "presence_penalty",
     "response_format", "stop", "stream", "stream_options", "temperature",
     "top_p", "tools", "tool_choice", "logprobs", "top_logprobs",
+    "thinking", "reasoning_effort",
 )
+# DeepSeek's reasoning_effort values ("Thinking Mode" guide: minimal and low map
+# to low, medium/high/xhigh to high, max/ultra to max).
+DEEPSEEK_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+# Its wording when an earlier turn comes back without its reasoning (as quoted in
+# opencode#24083; some reports show the field name in backticks).
+REASONING_MISSING = "The reasoning_content in the thinking mode must be passed back to the API."
 # OpenAI's own Chat Completions parameters (used when a test turns strict_keys
 # on for the plain or the Qwen profile).
 OPENAI_KEYS = (
@@ -106,6 +119,8 @@ class Quirks:
     line_ending: "\\n" or "\\r\\n" inside the SSE stream.
     keepalive: number of `: keep-alive` SSE comments (blank lines for a JSON
         body) sent before the answer, as DeepSeek does while a request queues.
+    thinking: DeepSeek's thinking mode: on unless the request says
+        `thinking: {"type": "disabled"}`; reasoning first, the round-trip rule.
     """
 
     provider: str = "openai"
@@ -116,6 +131,7 @@ class Quirks:
     context_window: int | None = None
     line_ending: str = "\n"
     keepalive: int = 0
+    thinking: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -130,7 +146,9 @@ class Quirks:
 
 
 PROFILES: dict[str, Quirks] = {
-    "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=8192, context_window=131072),
+    # deepseek-flash and deepseek-v4-pro: 1M context, up to 384K output (393216), thinking by default.
+    "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=393216, context_window=1_000_000,
+                       thinking=True),
     "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024),
     "openai": Quirks(provider="openai"),
 }
@@ -151,10 +169,12 @@ def provider_for(model: Any) -> str:
 
 @dataclasses.dataclass
 class Text:
-    """A plain answer, streamed as several content deltas."""
+    """A plain answer, streamed as several content deltas. `reasoning`: what a
+    thinking backend reasons first (None: a sentence of its own)."""
 
     text: str
     finish_reason: str = "stop"
+    reasoning: str | None = None
 
 
 @dataclasses.dataclass
@@ -164,6 +184,7 @@ class ToolCalls:
 
     calls: list[tuple[str, dict[str, Any]]]
     text: str = ""  # content streamed before the calls, as DeepSeek often does
+    reasoning: str | None = None
 
 
 @dataclasses.dataclass
@@ -285,6 +306,11 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def default_reasoning(body: dict[str, Any]) -> str:
+    """What a thinking stand-in reasons when the test scripted nothing."""
+    return f"The user wrote {len(last_user_text(body))} characters; I will answer them."
+
+
 def default_reply(body: dict[str, Any]) -> Text:
     quoted = last_user_text(body)
     if len(quoted) > 200:
@@ -387,6 +413,50 @@ def invalid_json_error(provider: str, problem: str) -> Error:
     )
 
 
+def thinks(body: dict[str, Any], quirks: Quirks) -> bool:
+    """Whether a thinking backend reasons on this request: unless `thinking` says disabled,
+    and even then when a `reasoning_effort` is sent (observed by others: the pair is
+    answered as a thinking request, with the reasoning 400 below)."""
+    thinking = body.get("thinking")
+    disabled = isinstance(thinking, dict) and thinking.get("type") == "disabled"
+    return quirks.thinking and (not disabled or "reasoning_effort" in body)
+
+
+def _thinking_error(body: dict[str, Any], raw: str) -> Error | None:
+    """DeepSeek's thinking-mode checks: the switch's and the effort's values (serde's enum
+    wording, as for its other fields), and the reasoning round trip: in a request that
+    carries tools, every earlier assistant turn must carry its reasoning_content (an empty
+    string counts, a missing field does not), even one that called no tool."""
+    thinking = body.get("thinking", _UNSET)
+    if thinking is not _UNSET and not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled")):
+        got = thinking.get("type") if isinstance(thinking, dict) else thinking
+        line, column = _after_key(raw, "type" if isinstance(thinking, dict) else "thinking")
+        return _deepseek_error(
+            "Failed to deserialize the JSON body into the target type: thinking.type: unknown variant "
+            f"`{got}`, expected `enabled` or `disabled` at line {line} column {column}"
+        )
+    effort = body.get("reasoning_effort", _UNSET)
+    if effort is not _UNSET and effort not in DEEPSEEK_EFFORTS:
+        line, column = _after_key(raw, "reasoning_effort")
+        expected = ", ".join(f"`{name}`" for name in DEEPSEEK_EFFORTS)
+        return _deepseek_error(
+            "Failed to deserialize the JSON body into the target type: reasoning_effort: unknown variant "
+            f"`{effort}`, expected one of {expected} at line {line} column {column}"
+        )
+    return None
+
+
+def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
+    """A thinking request with tools in which an earlier assistant turn lacks reasoning_content."""
+    if not (thinks(body, quirks) and body.get("tools")):
+        return False
+    return any(
+        isinstance(message, dict) and message.get("role") == "assistant"
+        and not isinstance(message.get("reasoning_content"), str)
+        for message in body["messages"]
+    )
+
+
 def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
     """The 400 the provider would answer this request with, or None."""
     provider = quirks.provider
@@ -396,6 +466,11 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
             return _unknown_keys_error(provider, unknown, raw)
     if not isinstance(body.get("messages"), list):
         return _missing_messages_error(provider, raw)
+    if quirks.thinking:
+        if error := _thinking_error(body, raw):
+            return error
+        if reasoning_missing(body, quirks):
+            return _deepseek_error(REASONING_MISSING)
     max_tokens = body.get("max_tokens")
     limit = quirks.max_tokens_limit
     if limit is not None and max_tokens is not None:
@@ -428,6 +503,9 @@ class Completion:
         self.created = int(time.time())
         self.fingerprint = None if self.provider == "qwen" else "fp_standin_prod"
         self.text = reply.text
+        self.reasoning = ""
+        if thinks(body, quirks):
+            self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning(body)
         self.calls = [
             (self._call_id(index), name, json.dumps(arguments, ensure_ascii=False))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
@@ -446,8 +524,12 @@ class Completion:
         if self.quirks.usage != "zero":
             prompt = request_tokens(self.body)
             completion = count_text(self.text) + sum(count_text(name + arguments) for _, name, arguments in self.calls)
+        reasoning = count_text(self.reasoning) if self.quirks.usage != "zero" else 0
+        completion += reasoning
         usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                  "total_tokens": prompt + completion}
+        if self.reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         if self.provider in ("deepseek", "qwen"):
             usage["prompt_tokens_details"] = {"cached_tokens": 0}
         if self.provider == "deepseek":
@@ -458,6 +540,8 @@ class Completion:
 
     def json_body(self) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
         if self.calls:
             if self.provider == "openai" and not self.text:
                 message["content"] = None
@@ -511,7 +595,13 @@ class Completion:
                 yield {"tool_calls": [call]}
 
     def chunks(self) -> list[dict[str, Any]]:
-        chunks = [self._delta({"role": "assistant", "content": ""})]
+        if self.reasoning:
+            # DeepSeek: the reasoning first, content null beside it; then the answer.
+            chunks = [self._delta({"role": "assistant", "content": None, "reasoning_content": ""})]
+            chunks += [self._delta({"content": None, "reasoning_content": piece})
+                       for piece in split_text(self.reasoning)]
+        else:
+            chunks = [self._delta({"role": "assistant", "content": ""})]
         chunks += [self._delta({"content": piece}) for piece in split_text(self.text)]
         chunks += [self._delta(fragment) for fragment in self._tool_call_fragments()]
         finish_delta: dict[str, Any] = {} if self.provider == "openai" else {"content": ""}
@@ -662,7 +752,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if _route(self.path) not in MODELS_PATHS:
             self._not_found()
             return
-        models = ["deepseek-chat", "deepseek-reasoner", "qwen-plus", "qwen3-coder-plus", "gpt-4o-mini"]
+        models = ["deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3-coder-plus", "gpt-4o-mini"]
         self._send_json(200, {"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": provider_for(name)} for name in models
         ]})

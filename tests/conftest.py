@@ -16,7 +16,7 @@ from tests.procs import LiteLLM, Mitmdump, child_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
-BACKEND_MODELS = ("deepseek-chat", "qwen-plus", "plain-model")
+BACKEND_MODELS = ("deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model")
 
 
 def write_litellm_config(path: Path, backend_url: str) -> Path:
@@ -85,7 +85,7 @@ def litellm(litellm_config, session_home, child_env):
 @pytest.fixture(scope="session")
 def proxy(litellm, child_env):
     """mitmdump with the addons in front of the session LiteLLM."""
-    process = Mitmdump(litellm.log_file, POLICY, child_env).start()
+    process = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config).start()
     yield process
     process.stop()
 

@@ -107,10 +107,12 @@ class LiteLLM:
 class Mitmdump:
     """The real mitmdump with the real addon bundle, following a LiteLLM log."""
 
-    def __init__(self, litellm_log: Path, policy: Path | None, env: dict[str, str], tool: str = "mitmdump"):
+    def __init__(self, litellm_log: Path, policy: Path | None, env: dict[str, str], tool: str = "mitmdump",
+                 litellm_config: Path | None = None):
         self.port = free_port()
         self.command = stack.mitmdump_command(
-            host="127.0.0.1", port=self.port, litellm_log=litellm_log, policy=policy, tool=tool
+            host="127.0.0.1", port=self.port, litellm_log=litellm_log, policy=policy, tool=tool,
+            litellm_config=litellm_config,
         )
         self.env = env
         self.process: subprocess.Popen | None = None

@@ -29,7 +29,8 @@ from addons.patching import (
     message_to_sse_events,
     to_anthropic_error,
 )
-from addons.policy import ModelPolicy, Policy
+from addons.policy import ModelPolicy, Policy, ThinkingPolicy
+from addons.routes import ANTHROPIC, OPENAI
 from addons.shaping import shape_request
 from addons.sse import SSEDecoder, encode_event
 from addons.tokens import estimate_request, from_json
@@ -78,13 +79,23 @@ requests = st.fixed_dictionaries(
               "max_tokens": json_values, "stream": json_values, "thinking": json_values},
 ).flatmap(lambda request: st.dictionaries(KEYS, json_values, max_size=3).map(lambda extra: {**extra, **request}))
 
+thinking_policies = st.none() | st.builds(
+    ThinkingPolicy,
+    enable=st.none() | st.just({"thinking": {"type": "enabled"}}),
+    disable=st.none() | st.just({"thinking": {"type": "disabled"}}),
+    effort_field=st.just("reasoning_effort"),
+    efforts=st.dictionaries(st.sampled_from(["low", "medium", "high", "xhigh", "max"]), st.sampled_from(["low", "max"])),
+    history=st.just("all"),
+    require_reasoning=st.booleans(),
+) | st.builds(ThinkingPolicy, history=st.just("tool_turns"))
+
 policies = st.integers(1, 4).flatmap(
     lambda keep_first: st.builds(
         ModelPolicy,
         context_window=st.integers(300, 200_000),
         max_output_tokens=st.just(100),
         safety_margin_tokens=st.integers(0, 100),
-        accepts_thinking=st.booleans(),
+        thinking=thinking_policies,
         low_water_percent=st.integers(1, 100),
         max_messages=st.just(0) | st.integers(keep_first + 2, 12),
         keep_first_messages=st.just(keep_first),
@@ -99,9 +110,9 @@ DEEP = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_
 
 
 @FUZZ
-@given(requests, policies)
-def test_shape_and_trim_return_for_any_messages_list(request, policy):
-    shaped = shape_request(request, policy)
+@given(requests, policies, st.sampled_from([OPENAI, ANTHROPIC]))
+def test_shape_and_trim_return_for_any_messages_list(request, policy, route):
+    shaped = shape_request(request, policy, route=route)
     assert isinstance(shaped.request["messages"], list)
     trimmed = trim_request(shaped.request, policy, shaped.reminders)
     assert trimmed.too_long or trimmed.tokens_after <= trimmed.budget or not trimmed.removed

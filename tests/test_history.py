@@ -20,7 +20,7 @@ from mitmproxy import io
 
 from addons.history import History, encode
 from addons.memo import Memo
-from addons.policy import ModelPolicy
+from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.shaping import shape_request
 from addons.tokens import estimate_request, from_json, to_json
 from addons.trim import trim_request
@@ -226,7 +226,8 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     assert calls == [after.body["tools"]]
     # an assistant turn: never folded, so stripped as it is
     old = next(message for message in after.body["messages"][: after.reused] if message["role"] == "assistant")
-    stripped = after.memo.get(("strip message", ModelPolicy().accepted_block_types), old, calls.append)
+    accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
+    stripped = after.memo.get(("strip message", accepted), old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 
 

@@ -1,0 +1,116 @@
+"""How Claude Code's thinking controls reach a thinking backend, and its reasoning goes back.
+
+Claude Code asks with two fields: `thinking` (`{"type": "adaptive"}`,
+`{"type": "enabled", "budget_tokens": N}` or `{"type": "disabled"}`, which it
+sends for some subagents) and `output_config.effort` (low, medium, high,
+xhigh, max). Neither may reach LiteLLM as it is. On the OpenAI-compatible route
+LiteLLM turns `thinking` into `reasoning_effort` ("none" for disabled, a value
+DeepSeek does not know), and `enabled` sends the call to the Responses API,
+which DeepSeek and Qwen gateways do not serve. So shaping strips both, and
+`apply_thinking` writes what the model's policy (`thinking` section) says its
+backend takes:
+
+    Claude Code asks           OpenAI-compatible route         Anthropic-compatible route
+                               (LiteLLM's extra_body, verbatim)
+    adaptive / enabled         enable + effort_field: effort   thinking {type: enabled}
+                                                               + output_config {effort}
+    disabled                   disable                         thinking {type: disabled}
+    nothing                    effort_field: effort, if asked  output_config {effort}, if asked
+
+The effort is output_config.effort, or for `enabled` without one the band of
+its budget (BUDGET_BANDS), mapped by `efforts` to the backend's own value; an
+effort the mapping lacks is not sent, so the backend's default applies. A part
+the policy leaves null is not sent: with no `disable` (MiniMax cannot turn
+thinking off) a disabled request goes out without a switch, and the change
+says so. A model whose policy has `thinking: null` gets neither field.
+
+On the way back the backend needs its reasoning: LiteLLM 1.108.7 puts an
+assistant turn's thinking blocks back on its Chat Completions message as
+`reasoning_content` (measured), so the blocks stay in the history (shaping
+keeps them unless `thinking` is null; `history: tool_turns` keeps only those
+of turns that called tools). DeepSeek refuses a request with tools in which
+any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
+writes none for a turn without thinking, so `require_reasoning` gives such a
+turn a one-space thinking block (`fill_reasoning`) on the OpenAI-compatible
+route. On the Anthropic-compatible route thinking blocks go back exactly as
+Claude Code sent them, signature included.
+"""
+
+from typing import Any
+
+from addons.memo import Memo
+from addons.policy import ThinkingPolicy
+from addons.routes import ANTHROPIC
+
+# `enabled` with a budget and no effort: the effort of the budget's band
+# (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
+# default is 31999, which lands on high.
+BUDGET_BANDS = ((4096, "low"), (16384, "medium"), (32000, "high"))
+PLACEHOLDER_REASONING = {"type": "thinking", "thinking": " ", "signature": ""}
+
+
+def requested(request: dict) -> tuple[str | None, str | None]:
+    """(mode, effort) Claude Code asked for: mode "on", "off" or None (said nothing)."""
+    thinking = request.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    config = request.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    effort = effort if isinstance(effort, str) else None
+    if kind == "disabled":
+        return "off", None
+    if kind == "enabled" and effort is None:
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and not isinstance(budget, bool):
+            effort = next((band for bound, band in BUDGET_BANDS if budget <= bound), "max")
+    return ("on" if kind in ("adaptive", "enabled") else None), effort
+
+
+def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str) -> tuple[dict, list[str]]:
+    """`shaped` (whose thinking fields shaping removed) with the backend's own thinking fields
+    for what `original` asked. Returns the request and the changes made."""
+    if policy is None:
+        return shaped, []
+    mode, effort = requested(original)
+    switch = policy.enable if mode == "on" else policy.disable if mode == "off" else None
+    value = policy.efforts.get(effort) if effort and mode != "off" and policy.effort_field else None  # type: ignore[call-overload]
+    changes = []
+    if mode == "off" and policy.disable is None:
+        changes.append("thinking stays on: this model cannot turn it off")
+    if switch is None and value is None:
+        return shaped, changes
+    if route == ANTHROPIC:
+        added: dict[str, Any] = {}
+        if switch is not None:
+            added["thinking"] = {"type": "enabled" if mode == "on" else "disabled"}
+        if value is not None:
+            added["output_config"] = {"effort": value}
+    else:
+        fields = {**(switch or {}), **({policy.effort_field: value} if value is not None else {})}
+        added = {"extra_body": fields}
+    described = ", ".join(f"{key}={_compact(item)}" for key, item in added.items())
+    return {**shaped, **added}, [*changes, f"thinking {mode or 'default'}, effort {effort or 'default'}: {described}"]
+
+
+def fill_reasoning(messages: list, memo: Memo | None = None) -> tuple[list, int]:
+    """Give every assistant turn without a thinking block an empty one (one space, which
+    LiteLLM passes on as reasoning_content). Returns the messages and how many were filled."""
+    memo = Memo() if memo is None else memo
+    filled = [memo.get("fill reasoning", message, _with_reasoning) for message in messages]
+    count = sum(1 for before, after in zip(messages, filled) if before is not after)
+    return (filled, count) if count else (messages, 0)
+
+
+def _with_reasoning(message: Any) -> Any:
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return message
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else [{"type": "text", "text": content}] if content else []
+    if any(isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking") for block in blocks):
+        return message
+    return {**message, "content": [dict(PLACEHOLDER_REASONING), *blocks]}
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_compact(item)}" for key, item in value.items()) + "}"
+    return str(value)
