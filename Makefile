@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
+# The current Claude Code release (2026-11-25). `make test CLAUDE_CODE_VERSION=x.y.z` runs
+# the end-to-end tests against another; each version gets its own folder.
 CLAUDE_CODE_VERSION := 2.1.332
-CLAUDE_DIR := .cache/claude-code
+CLAUDE_DIR := .cache/claude-code/$(CLAUDE_CODE_VERSION)
 # Python >= 3.12: the first of these that exists and is new enough.
 PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
@@ -15,7 +17,7 @@ run: install
 	$(BIN)/stabilizer run
 
 test: install claude-code shells
-	$(BIN)/pytest
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m tests.bench
@@ -23,8 +25,8 @@ bench: install
 # Record tests/flows/ again (after a Claude Code upgrade): the end-to-end scenarios with the real
 # CLI, each passing scenario's flows written, keys replaced, to tests/flows/<scenario>.flow.
 flows: install claude-code
-	STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/test_e2e_claude.py
-	$(BIN)/pytest -q tests/test_flows.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/test_e2e_claude.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest -q tests/test_flows.py
 
 install: $(VENV)/.installed
 
@@ -50,6 +52,8 @@ claude-code: $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
 $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION):
 	@command -v npm >/dev/null || { echo "npm is needed for the Claude Code CLI used by the end-to-end tests (apt install npm, brew install node)"; exit 1; }
 	rm -rf $(CLAUDE_DIR) && mkdir -p $(CLAUDE_DIR)
+	@# A package.json of its own, or npm would install into the nearest one above.
+	echo '{"private": true}' > $(CLAUDE_DIR)/package.json
 	cd $(CLAUDE_DIR) && npm install --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	@touch $@
 

@@ -13,9 +13,15 @@ backend takes:
     Claude Code asks           OpenAI-compatible route         Anthropic-compatible route
                                (LiteLLM's extra_body, verbatim)
     adaptive / enabled         enable + effort_field: effort   thinking {type: enabled}
-                                                               + output_config {effort}
     disabled                   disable                         thinking {type: disabled}
-    nothing                    effort_field: effort, if asked  output_config {effort}, if asked
+    nothing                    effort_field: effort, if asked  nothing
+
+On the Anthropic-compatible route the effort stays behind: LiteLLM 1.108.7's
+anthropic/ (and deepseek/) provider removes `output_config.effort`, and the
+`thinking` beside it, for any model its cost map does not list as taking an
+effort (measured; `model_info` in the LiteLLM config does not change it), so
+the backend's own default effort applies there (DeepSeek: high, max for agent
+requests such as Claude Code's).
 
 The effort is output_config.effort, or for `enabled` without one the band of
 its budget (BUDGET_BANDS), mapped by `efforts` to the backend's own value; an
@@ -72,23 +78,22 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
         return shaped, []
     mode, effort = requested(original)
     switch = policy.enable if mode == "on" else policy.disable if mode == "off" else None
-    value = policy.efforts.get(effort) if effort and mode != "off" and policy.effort_field else None  # type: ignore[call-overload]
+    value = policy.efforts.get(effort) if effort and mode != "off" and policy.effort_field else None
     changes = []
     if mode == "off" and policy.disable is None:
         changes.append("thinking stays on: this model cannot turn it off")
     if switch is None and value is None:
         return shaped, changes
     if route == ANTHROPIC:
-        added: dict[str, Any] = {}
-        if switch is not None:
-            added["thinking"] = {"type": "enabled" if mode == "on" else "disabled"}
-        if value is not None:
-            added["output_config"] = {"effort": value}
+        if switch is None:
+            return shaped, changes
+        added: dict[str, Any] = {"thinking": {"type": "enabled" if mode == "on" else "disabled"}}
+        asked = f"thinking {mode}" + (", effort left to the backend" if effort else "")
     else:
-        fields = {**(switch or {}), **({policy.effort_field: value} if value is not None else {})}
-        added = {"extra_body": fields}
+        added = {"extra_body": {**(switch or {}), **({policy.effort_field: value} if value is not None else {})}}
+        asked = f"thinking {mode or 'unset'}, effort {effort or 'unset'}"
     described = ", ".join(f"{key}={_compact(item)}" for key, item in added.items())
-    return {**shaped, **added}, [*changes, f"thinking {mode or 'default'}, effort {effort or 'default'}: {described}"]
+    return {**shaped, **added}, [*changes, f"{asked} -> {described}"]
 
 
 def fill_reasoning(messages: list, memo: Memo | None = None) -> tuple[list, int]:

@@ -24,6 +24,16 @@ answers with `backend.script([...])` or `backend.responder`. Stalls and
 broken streams are replies too; they end when `until` is set, on `reset()` or
 on `stop()`, so a test can never hang on them.
 
+The same server also answers `POST /v1/messages` the way DeepSeek's
+Anthropic-compatible endpoint (https://api.deepseek.com/anthropic, its
+"Anthropic API" guide, read 2026-11-26) does, for LiteLLM's `anthropic/`
+provider: thinking blocks first, signed with the message id (a UUID) through a
+`signature_delta`; in a thinking request with tools every earlier assistant
+turn must bring its thinking block back, or 400 "The `content[].thinking` in
+the thinking mode must be passed back to the API."; `redacted_thinking` and
+`document` blocks are refused; `budget_tokens`, `cache_control` and `top_k` are
+ignored. `backend.messages_requests` lists what it received.
+
 Streams use HTTP/1.1 chunked transfer encoding on a kept-alive connection, as
 the real gateways (behind nginx/envoy) do, one HTTP chunk per write.
 
@@ -55,6 +65,7 @@ from addons.tokens import count_text
 logger = logging.getLogger(__name__)
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+MESSAGES_PATHS = ("/v1/messages",)
 MODELS_PATHS = ("/v1/models", "/models")
 PROVIDERS = ("deepseek", "qwen", "openai")
 
@@ -70,6 +81,12 @@ DEEPSEEK_KEYS = (
 # DeepSeek's reasoning_effort values ("Thinking Mode" guide: minimal and low map
 # to low, medium/high/xhigh to high, max/ultra to max).
 DEEPSEEK_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+# Its Anthropic-compatible endpoint: the block types it takes (the guide's table; it
+# refuses redacted_thinking and document), and its wording when a thinking block is
+# not sent back (as quoted in hermes-agent#17992).
+DEEPSEEK_ANTHROPIC_BLOCKS = ("text", "image", "tool_use", "tool_result", "thinking", "server_tool_use",
+                             "web_search_tool_result")
+THINKING_MISSING = "The `content[].thinking` in the thinking mode must be passed back to the API."
 # Its wording when an earlier turn comes back without its reasoning (as quoted in
 # opencode#24083; some reports show the field name in backticks).
 REASONING_MISSING = "The reasoning_content in the thinking mode must be passed back to the API."
@@ -309,6 +326,14 @@ def last_user_text(body: dict[str, Any]) -> str:
 def default_reasoning(body: dict[str, Any]) -> str:
     """What a thinking stand-in reasons when the test scripted nothing."""
     return f"The user wrote {len(last_user_text(body))} characters; I will answer them."
+
+
+def default_reasoning_text(body: dict[str, Any]) -> str:
+    """The same for a Messages request (its user turns hold blocks, not OpenAI parts)."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return f"The user wrote {sum(len(text) for text in _anthropic_texts(message.get('content')))} characters."
+    return "Nothing to answer yet."
 
 
 def default_reply(body: dict[str, Any]) -> Text:
@@ -679,6 +704,147 @@ def odd_pieces(events: list[bytes], seed: int = 0) -> list[bytes]:
 
 
 # --------------------------------------------------------------------------
+# The Anthropic-compatible route (DeepSeek's /anthropic/v1/messages).
+
+
+def anthropic_error(message: str, kind: str = "invalid_request_error", status: int = 400) -> Error:
+    return Error(status, {"type": "error", "error": {"type": kind, "message": message}})
+
+
+def _anthropic_texts(value: Any) -> Iterator[str]:
+    """Every string in a system prompt, message content or tool list, for counting."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _anthropic_texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("text", "thinking", "content", "name", "description"):
+                yield from _anthropic_texts(item)
+            elif key in ("input", "input_schema"):
+                yield json.dumps(item)
+
+
+def anthropic_request_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens of a Messages request as this server counts them (cl100k of its texts)."""
+    return sum(count_text(text) for key in ("system", "messages", "tools") for text in _anthropic_texts(body.get(key)))
+
+
+def anthropic_thinks(body: dict[str, Any], quirks: Quirks) -> bool:
+    thinking = body.get("thinking")
+    return quirks.thinking and not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
+
+
+def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None:
+    """The 400 DeepSeek's Anthropic-compatible endpoint would answer, or None."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return anthropic_error("messages: Field required")
+    max_tokens = body.get("max_tokens")
+    limit = quirks.max_tokens_limit
+    if limit is not None and not (isinstance(max_tokens, int) and 1 <= max_tokens <= limit):
+        return anthropic_error(f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind not in DEEPSEEK_ANTHROPIC_BLOCKS:
+                expected = ", ".join(f"`{name}`" for name in DEEPSEEK_ANTHROPIC_BLOCKS)
+                return anthropic_error(
+                    f"Failed to deserialize the JSON body into the target type: messages: unknown variant "
+                    f"`{kind}`, expected one of {expected}"
+                )
+    if quirks.thinking and anthropic_thinks(body, quirks) and body.get("tools"):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(message, dict) and message.get("role") == "assistant" and not (
+                isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content)
+            ):
+                return anthropic_error(THINKING_MISSING)
+    if quirks.context_window is not None:
+        prompt = anthropic_request_tokens(body)
+        if prompt + (max_tokens if isinstance(max_tokens, int) else 0) > quirks.context_window:
+            return anthropic_error(
+                f"This model's maximum context length is {quirks.context_window} tokens. However, you requested "
+                f"{prompt + max_tokens} tokens ({prompt} in the messages, {max_tokens} in the completion). "
+                "Please reduce the length of the messages or completion."
+            )
+    return None
+
+
+class MessagesCompletion:
+    """Renders one answer as an Anthropic Messages response: SSE events or a JSON body.
+    A thinking answer starts with a thinking block signed with the message id."""
+
+    def __init__(self, body: dict[str, Any], reply: Text | ToolCalls, quirks: Quirks) -> None:
+        self.body, self.quirks = body, quirks
+        self.id = str(uuid.uuid4())
+        self.model = body.get("model") if isinstance(body.get("model"), str) else "stand-in"
+        self.reasoning = ""
+        if anthropic_thinks(body, quirks):
+            self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning_text(body)
+        self.text = reply.text
+        self.calls = [
+            (f"call_{index:02d}_{uuid.uuid4().hex[:24]}", name, arguments)
+            for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
+        ]
+        self.stop_reason = "tool_use" if self.calls else "end_turn"
+
+    def _blocks(self) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if self.reasoning:
+            blocks.append({"type": "thinking", "thinking": self.reasoning, "signature": self.id})
+        if self.text:
+            blocks.append({"type": "text", "text": self.text})
+        blocks += [{"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+                   for call_id, name, arguments in self.calls]
+        return blocks
+
+    def usage(self) -> dict[str, Any]:
+        output = count_text(self.reasoning) + count_text(self.text)
+        output += sum(count_text(name + json.dumps(arguments)) for _, name, arguments in self.calls)
+        if self.quirks.usage == "zero":
+            return {"input_tokens": 0, "output_tokens": 0}
+        return {"input_tokens": anthropic_request_tokens(self.body), "output_tokens": output}
+
+    def json_body(self) -> bytes:
+        return _compact({
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": self._blocks(),
+            "stop_reason": self.stop_reason, "stop_sequence": None, "usage": self.usage(),
+        }).encode()
+
+    def events(self) -> list[bytes]:
+        usage = self.usage()
+        start = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+                 "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 0}}
+        events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+        for index, block in enumerate(self._blocks()):
+            kind = block["type"]
+            opened = {"thinking": {"type": "thinking", "thinking": "", "signature": ""},
+                      "text": {"type": "text", "text": ""}}.get(kind, {**block, "input": {}})
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": opened}))
+            if kind == "thinking":
+                deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_text(block["thinking"])]
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+            elif kind == "text":
+                deltas = [{"type": "text_delta", "text": piece} for piece in split_text(block["text"])]
+            else:
+                deltas = [{"type": "input_json_delta", "partial_json": fragment}
+                          for fragment in split_fragments(json.dumps(block["input"]))]
+            events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                       for delta in deltas]
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events.append(("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                                         "usage": {"output_tokens": usage["output_tokens"]}}))
+        events.append(("message_stop", {"type": "message_stop"}))
+        end = self.quirks.line_ending
+        return [f"event: {name}{end}data: {_compact(payload)}{end}{end}".encode() for name, payload in events]
+
+
+# --------------------------------------------------------------------------
 # The HTTP server.
 
 
@@ -773,14 +939,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body, problem = None, f"{error.msg} at line {error.lineno} column {error.colno}"
         self.exchange = backend._receive("POST", self.path, dict(self.headers), body)
         release = backend._release
-        if _route(self.path) not in CHAT_PATHS:
+        route = _route(self.path)
+        if route not in CHAT_PATHS + MESSAGES_PATHS:
             self._not_found()
             return
         if problem is not None:
-            self._send_error(invalid_json_error(backend.provider or "openai", problem))
+            error = invalid_json_error(backend.provider or "openai", problem)
+            self._send_error(anthropic_error(error.body["error"]["message"]) if route in MESSAGES_PATHS else error)
             return
         quirks = backend.quirks_for(body.get("model"))
-        rejection = check_request(body, raw, quirks)
+        if route in MESSAGES_PATHS:
+            rejection = check_messages_request(body, quirks)
+        else:
+            rejection = check_request(body, raw, quirks)
         if rejection is not None:
             self._send_error(rejection)
             return
@@ -815,7 +986,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             case Error():
                 self._send_error(reply)
             case Text() | ToolCalls():
-                completion = Completion(body, reply, quirks)
+                messages_route = _route(self.path) in MESSAGES_PATHS
+                completion = (MessagesCompletion if messages_route else Completion)(body, reply, quirks)
                 if body.get("stream"):
                     self._start_stream(quirks)
                     self._stream(completion.events(), quirks)
@@ -1016,6 +1188,13 @@ class Backend:
         with self._lock:
             return [e.body for e in self._exchanges
                     if e.method == "POST" and _route(e.path) in CHAT_PATHS and isinstance(e.body, dict)]
+
+    @property
+    def messages_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of the Anthropic Messages POSTs received, in order."""
+        with self._lock:
+            return [e.body for e in self._exchanges
+                    if e.method == "POST" and _route(e.path) in MESSAGES_PATHS and isinstance(e.body, dict)]
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until `count` JSON bodies have arrived; TimeoutError otherwise."""

@@ -1,6 +1,6 @@
 """Run the real Claude Code CLI from tests, hermetically.
 
-`make claude-code` installs the pinned npm package into .cache/claude-code. The
+`make claude-code` installs the pinned npm package into .cache/claude-code/<version>. The
 npm package ships a stub `bin/claude.exe` that only becomes the real program if
 its postinstall runs (npm may skip it), so we call the native binary from the
 platform package (`@anthropic-ai/claude-code-<platform>/claude`) directly.
@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CLAUDE_DIR = REPO_ROOT / ".cache" / "claude-code"
-PACKAGES_DIR = CLAUDE_DIR / "node_modules" / "@anthropic-ai"
+CLAUDE_DIR = REPO_ROOT / ".cache" / "claude-code"  # one folder per version, as the Makefile installs it
 
 # Variables from the caller's shell that would change what the CLI does
 # (a real API key, Bedrock/Vertex switches, a config dir, nested-session markers).
@@ -30,7 +29,10 @@ _SCRUBBED_PREFIXES = ("ANTHROPIC_", "CLAUDE")
 
 
 def pinned_version() -> str:
-    """The CLI version the Makefile installs (single source of truth)."""
+    """The CLI version the tests run: `make test CLAUDE_CODE_VERSION=x.y.z` passes its choice
+    on in the environment; otherwise the Makefile's pin (the single source of truth)."""
+    if chosen := os.environ.get("CLAUDE_CODE_VERSION"):
+        return chosen
     makefile = (REPO_ROOT / "Makefile").read_text()
     match = re.search(r"^CLAUDE_CODE_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
     if match is None:
@@ -51,12 +53,13 @@ def platform_key() -> str:
 
 def claude_binary() -> Path:
     """Path of the native Claude Code binary installed by `make claude-code`."""
-    expected = PACKAGES_DIR / f"claude-code-{platform_key()}" / "claude"
+    packages = CLAUDE_DIR / pinned_version() / "node_modules" / "@anthropic-ai"
+    expected = packages / f"claude-code-{platform_key()}" / "claude"
     if expected.is_file():
         return expected
     # npm installs only the optional dependency whose os/cpu match node's own,
     # which can differ from our guess (e.g. x64 node under Rosetta).
-    installed = sorted(PACKAGES_DIR.glob("claude-code-*/claude"))
+    installed = sorted(packages.glob("claude-code-*/claude"))
     if len(installed) == 1:
         return installed[0]
     raise FileNotFoundError(

@@ -17,17 +17,26 @@ from tests.procs import LiteLLM, Mitmdump, child_environment
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
 BACKEND_MODELS = ("deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model")
+# Model names served through the stand-in's Anthropic-compatible route (LiteLLM's anthropic/
+# provider), as a user names a second route to the same provider model.
+ANTHROPIC_ROUTE_MODELS = {"deepseek-flash-anthropic": "deepseek-flash"}
 
 
 def write_litellm_config(path: Path, backend_url: str) -> Path:
     """The shipped config's settings, with models pointed at the stand-in backend."""
     shipped = yaml.safe_load((PROJECT_ROOT / "config" / "litellm.yaml").read_text())
+    # LiteLLM's anthropic/ provider appends /v1/messages to its api_base.
+    routes = [(name, f"openai/{name}", backend_url) for name in BACKEND_MODELS]
+    routes += [(name, f"anthropic/{model_id}", backend_url.removesuffix("/v1"))
+               for name, model_id in ANTHROPIC_ROUTE_MODELS.items()]
     shipped["model_list"] += [
         {
             "model_name": name,
-            "litellm_params": {"model": f"openai/{name}", "api_base": backend_url, "api_key": "os.environ/FAKE_PROVIDER_KEY"},
+            "litellm_params": {"model": model, "api_base": base, "api_key": "os.environ/FAKE_PROVIDER_KEY"},
+            # As config/litellm.yaml's Anthropic-route entries: or LiteLLM drops output_config.effort.
+            **({"model_info": {"supports_output_config": True}} if model.startswith("anthropic/") else {}),
         }
-        for name in BACKEND_MODELS
+        for name, model, base in routes
     ]
     path.write_text(yaml.safe_dump(shipped))
     return path

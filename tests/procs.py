@@ -7,6 +7,7 @@ bounded by a deadline; never a fixed sleep.
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -148,6 +149,49 @@ class Mitmdump:
     def stop(self) -> None:
         stop(self.process)
         self.log.close()
+
+
+class StabilizerRun:
+    """`stabilizer run` on a free port, as a user starts it, until stop() (SIGINT, like Ctrl-C)."""
+
+    def __init__(self, folder: Path, *, litellm_config: Path, policy: Path, env: dict[str, str],
+                 record: Path | None = None):
+        self.port = free_port()
+        self.folder = folder
+        self.command = [
+            str(Path(sys.executable).parent / "stabilizer"), "run",
+            "--port", str(self.port),
+            "--log-dir", str(folder / "logs"),
+            "--litellm-config", str(litellm_config),
+            "--env-file", str(folder / "env"),
+            "--policy", str(policy),
+            *(["--record", str(record)] if record is not None else []),
+            "-q",
+        ]
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "StabilizerRun":
+        self.stdout = (self.folder / "stdout.log").open("wb")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=subprocess.PIPE
+        )
+        try:
+            LineReader(self.process.stderr).wait_for("ready on", timeout=STARTUP_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+        self.stdout.close()
 
 
 class LineReader:

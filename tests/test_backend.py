@@ -21,6 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from addons.tokens import count_text
+
 from tests.backend import (
     DEEPSEEK_KEYS,
     Backend,
@@ -31,6 +33,7 @@ from tests.backend import (
     StallMidStream,
     Text,
     ToolCalls,
+    default_reasoning,
     odd_pieces,
     request_tokens,
     split_fragments,
@@ -59,7 +62,7 @@ def client():
         yield http
 
 
-def chat(model="deepseek-chat", text="hello there", **extra):
+def chat(model="deepseek-flash", text="hello there", **extra):
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
 
@@ -82,6 +85,10 @@ def chunks_of(data: bytes) -> list[dict]:
 
 def streamed_text(chunks: list[dict]) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def streamed_reasoning(chunks: list[dict]) -> str:
+    return "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c["choices"])
 
 
 def tool_call_fragments(chunks: list[dict]) -> list[dict]:
@@ -170,7 +177,9 @@ def test_listens_on_loopback_and_lists_models(backend, client):
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", backend.base_url)
     response = client.get(backend.base_url + "/models")
     assert response.status_code == 200
-    assert "deepseek-chat" in [model["id"] for model in response.json()["data"]]
+    listed = [model["id"] for model in response.json()["data"]]
+    assert {"deepseek-flash", "deepseek-v4-pro", "qwen-plus"} <= set(listed)
+    assert "deepseek-chat" not in listed and "deepseek-reasoner" not in listed  # retired 2026-07-24
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/chat/completions"])
@@ -272,7 +281,7 @@ def test_qwen_and_openai_send_usage_only_when_asked(backend, client, model):
     assert all(chunk["usage"] is None for chunk in asked[:-1])
 
 
-@pytest.mark.parametrize("model", ["deepseek-chat", "qwen-plus", "gpt-4o"])
+@pytest.mark.parametrize("model", ["deepseek-flash", "qwen-plus", "gpt-4o"])
 def test_usage_modes(backend, client, model):
     streaming = chat(model, stream=True, stream_options={"include_usage": True})
     with backend.quirks(usage="null"):
@@ -346,7 +355,7 @@ def test_error_with_a_text_body(backend, client):
 
 def test_rejected_requests_do_not_consume_the_script(backend, client):
     backend.script([Text("kept for the valid request")])
-    assert post(client, backend, chat(max_tokens=32000)).status_code == 400
+    assert post(client, backend, chat(max_tokens=393217)).status_code == 400
     assert post(client, backend, chat()).json()["choices"][0]["message"]["content"] == "kept for the valid request"
     assert len(backend.requests) == 2  # the rejected body is recorded too
 
@@ -371,8 +380,8 @@ def test_deepseek_accepts_every_key_litellm_sends(backend, client):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("thinking", {"type": "adaptive"}), ("output_config", {"effort": "high"}), ("top_k", 5),
-    ("reasoning_effort", "high"), ("context_management", {"edits": []}),
+    ("output_config", {"effort": "high"}), ("top_k", 5), ("context_management", {"edits": []}),
+    ("extra_body", {"thinking": {"type": "enabled"}}), ("enable_thinking", True),
 ])
 def test_deepseek_rejects_unknown_keys(backend, client, key, value):
     response = post(client, backend, chat(**{key: value}))
@@ -382,6 +391,38 @@ def test_deepseek_rejects_unknown_keys(backend, client, key, value):
     assert error["message"].startswith(
         f"Failed to deserialize the JSON body into the target type: unknown field `{key}`, expected one of `messages`")
     assert re.search(r"at line 1 column \d+$", error["message"])
+
+
+def test_deepseek_v4_takes_thinking_and_reasoning_effort(backend, client):
+    assert {"thinking", "reasoning_effort"} <= set(DEEPSEEK_KEYS)
+    for extra in ({"thinking": {"type": "enabled"}}, {"thinking": {"type": "disabled"}}, {"reasoning_effort": "high"},
+                  {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}, {"reasoning_effort": "low"}):
+        assert post(client, backend, chat(**extra)).status_code == 200, extra
+
+
+def test_deepseek_refuses_an_anthropic_shaped_thinking(backend, client):
+    # Claude Code's own `thinking: {"type": "adaptive"}` is a known key with a value serde does not know.
+    body = chat(thinking={"type": "adaptive"})
+    response = post(client, backend, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == error["code"] == "invalid_request_error" and error["param"] is None
+    assert re.fullmatch(
+        r"Failed to deserialize the JSON body into the target type: thinking\.type: unknown variant `adaptive`, "
+        r"expected `enabled` or `disabled` at line 1 column \d+", error["message"]), error["message"]
+    budget = post(client, backend, chat(thinking={"type": "enabled_with_budget", "budget_tokens": 31999}))
+    assert "thinking.type: unknown variant `enabled_with_budget`" in budget.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("effort", ["none", "HIGH", 3])
+def test_deepseek_refuses_an_effort_it_does_not_know(backend, client, effort):
+    # LiteLLM turns Anthropic's thinking disabled into reasoning_effort "none", which DeepSeek does not know.
+    response = post(client, backend, chat(reasoning_effort=effort))
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith(
+        f"Failed to deserialize the JSON body into the target type: reasoning_effort: unknown variant `{effort}`, "
+        "expected one of `minimal`, `low`, `medium`, `high`, `xhigh`, `max`, `ultra` at line 1 column ")
 
 
 def test_strict_keys_is_a_quirk(backend, client):
@@ -394,17 +435,19 @@ def test_strict_keys_is_a_quirk(backend, client):
         assert post(client, backend, chat("qwen-plus", top_k=5)).status_code == 200  # DashScope knows top_k
 
 
-@pytest.mark.parametrize("value", [8193, 32000, 0, -1, "100"])
+@pytest.mark.parametrize("value", [393217, 1_000_000, 0, -1, "100"])
 def test_deepseek_max_tokens_range(backend, client, value):
     response = post(client, backend, chat(max_tokens=value))
     assert response.status_code == 400
     assert response.json() == {"error": {
-        "message": "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]",
+        "message": "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]",
         "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}
 
 
 def test_max_tokens_at_the_limit_passes_and_qwen_and_openai_wording(backend, client):
-    assert post(client, backend, chat(max_tokens=8192)).status_code == 200
+    assert post(client, backend, chat(max_tokens=393216)).status_code == 200
+    assert post(client, backend, chat("deepseek-v4-pro", max_tokens=32000)).status_code == 200  # Claude Code's ask
+    assert post(client, backend, chat("qwen-plus", max_tokens=8192)).status_code == 200
     qwen = post(client, backend, chat("qwen-plus", max_tokens=9000))
     assert qwen.status_code == 400
     error = qwen.json()["error"]
@@ -431,10 +474,13 @@ def test_deepseek_context_window_counts_messages_and_completion(backend, client)
         "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}
 
 
-def test_deepseek_default_window_is_131072(backend, client):
-    body = chat(text="hello " * 131100)
-    assert 131072 < request_tokens(body) < 140000
-    assert "maximum context length is 131072 tokens" in post(client, backend, body).json()["error"]["message"]
+def test_deepseek_default_window_is_1m(backend, client):
+    assert backend.quirks_for("deepseek-flash").context_window == backend.quirks_for("deepseek-v4-pro").context_window
+    body = chat(text="hello " * 1_000_100, max_tokens=1)
+    assert 1_000_000 < request_tokens(body) < 1_010_000
+    assert "maximum context length is 1000000 tokens" in post(client, backend, body).json()["error"]["message"]
+    # What deepseek-chat's 128K window refused now fits.
+    assert post(client, backend, chat(text="hello " * 131100, max_tokens=1)).status_code == 200
 
 
 def test_qwen_limits_the_input_alone(backend, client):
@@ -456,19 +502,23 @@ def test_openai_context_error_when_a_window_is_set(backend, client):
 
 
 def test_missing_messages_is_rejected(backend, client):
-    response = post(client, backend, {"model": "deepseek-chat"})
+    response = post(client, backend, {"model": "deepseek-flash"})
     assert response.status_code == 400
     assert "missing field `messages`" in response.json()["error"]["message"]
 
 
 def test_quirks_override_restore_and_validate(backend):
-    assert backend.quirks_for("deepseek-chat").strict_keys
+    deepseek = backend.quirks_for("deepseek-flash")
+    assert deepseek.strict_keys and deepseek.thinking
+    assert (deepseek.max_tokens_limit, deepseek.context_window) == (393216, 1_000_000)
+    assert backend.quirks_for("deepseek-v4-pro") == deepseek
+    assert not backend.quirks_for("qwen-plus").thinking and not backend.quirks_for("gpt-4o").thinking
     with backend.quirks(strict_keys=False, usage="zero"):
         with backend.quirks(usage="null"):
             inner = backend.quirks_for("deepseek-v3")
             assert (inner.usage, inner.strict_keys) == ("null", False)
-        assert backend.quirks_for("deepseek-chat").usage == "zero"
-    assert backend.quirks_for("deepseek-chat").usage == "real"
+        assert backend.quirks_for("deepseek-flash").usage == "zero"
+    assert backend.quirks_for("deepseek-flash").usage == "real"
     assert backend.quirks_for("qwen3-coder-plus").context_window == 129024
     assert backend.quirks_for("claude-sonnet").max_tokens_limit is None
     with pytest.raises(TypeError), backend.quirks(usge="null"):
@@ -479,7 +529,161 @@ def test_quirks_override_restore_and_validate(backend):
 
 def test_forced_provider_ignores_the_model_name():
     forced = Backend(provider="qwen")
-    assert forced.quirks_for("deepseek-chat").provider == "qwen"
+    assert forced.quirks_for("deepseek-flash").provider == "qwen"
+
+
+# --------------------------------------------------------------------------
+# DeepSeek V4's thinking mode
+
+
+TOOLS = [{"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}}]
+REASONING_MISSING = "The reasoning_content in the thinking mode must be passed back to the API."
+
+
+def tool_history(**assistant_fields) -> list[dict]:
+    """A user turn, an assistant turn that called Read (with `assistant_fields`), and the tool's answer."""
+    call = {"id": "call_01", "type": "function", "function": {"name": "Read", "arguments": "{}"}}
+    return [
+        {"role": "user", "content": "read it"},
+        {"role": "assistant", "content": "", "tool_calls": [call], **assistant_fields},
+        {"role": "tool", "tool_call_id": "call_01", "content": "print(1)"},
+    ]
+
+
+def deepseek_error(message: str) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                      "code": "invalid_request_error"}}
+
+
+def test_reasoning_streams_before_the_answer(backend, client):
+    backend.script([Text("the answer is four", reasoning="two plus two, carried over, makes four")])
+    chunks = chunks_of(post(client, backend, chat(stream=True)).content)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None, "reasoning_content": ""}
+    assert streamed_reasoning(chunks) == "two plus two, carried over, makes four"
+    assert streamed_text(chunks) == "the answer is four"
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    reasoning_at = [i for i, d in enumerate(deltas) if d.get("reasoning_content")]
+    content_at = [i for i, d in enumerate(deltas) if d.get("content")]
+    assert len(reasoning_at) > 1 and content_at  # in several pieces
+    assert max(reasoning_at) < min(content_at)
+    assert all(deltas[i]["content"] is None for i in reasoning_at)  # content null beside the reasoning
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_reasoning_in_the_json_answer(backend, client):
+    backend.script([Text("the answer is four", reasoning="two plus two")])
+    answer = post(client, backend, chat("deepseek-v4-pro")).json()
+    assert answer["choices"][0]["message"] == {
+        "role": "assistant", "content": "the answer is four", "reasoning_content": "two plus two"}
+
+
+def test_unscripted_reasoning_is_the_default_sentence(backend, client):
+    body = chat(text="four words long here")
+    message = post(client, backend, body).json()["choices"][0]["message"]
+    assert message["reasoning_content"] == default_reasoning(body) != ""
+    assert message["content"] == 'You said: "four words long here"'
+
+
+def test_reasoning_before_tool_calls(backend, client):
+    backend.script([ToolCalls([("Read", {"file_path": "/a"})], text="Let me look.", reasoning="I need the file")])
+    chunks = chunks_of(post(client, backend, chat(stream=True, tools=TOOLS)).content)
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert streamed_reasoning(chunks) == "I need the file"
+    last_reasoning = max(i for i, d in enumerate(deltas) if d.get("reasoning_content"))
+    first_call = min(i for i, d in enumerate(deltas) if d.get("tool_calls"))
+    first_content = min(i for i, d in enumerate(deltas) if d.get("content"))
+    assert last_reasoning < first_content < first_call
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_tokens_are_counted_in_the_completion(backend, client, stream):
+    reasoning = "first a few words of reasoning, then some more of it"
+    backend.script([Text("short answer", reasoning=reasoning)])
+    response = post(client, backend, chat(stream=stream))
+    usage = chunks_of(response.content)[-1]["usage"] if stream else response.json()["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": count_text(reasoning)}
+    assert usage["completion_tokens"] == count_text(reasoning) + count_text("short answer")
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.parametrize("model", ["qwen-plus", "gpt-4o"])
+def test_other_providers_do_not_reason(backend, client, model):
+    answer = post(client, backend, chat(model)).json()
+    assert "reasoning_content" not in answer["choices"][0]["message"]
+    assert "completion_tokens_details" not in answer["usage"]
+    chunks = chunks_of(post(client, backend, chat(model, stream=True)).content)
+    assert streamed_reasoning(chunks) == ""
+
+
+def test_thinking_disabled_gives_no_reasoning(backend, client):
+    backend.script([Text("plain", reasoning="never seen"), Text("plain again", reasoning="never seen")])
+    answer = post(client, backend, chat(thinking={"type": "disabled"})).json()
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "plain"}
+    assert "completion_tokens_details" not in answer["usage"]
+    assert answer["usage"]["completion_tokens"] == count_text("plain")
+    chunks = chunks_of(post(client, backend, chat(thinking={"type": "disabled"}, stream=True)).content)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all("reasoning_content" not in c["choices"][0]["delta"] for c in chunks)
+    assert streamed_text(chunks) == "plain again"
+
+
+def test_thinking_enabled_explicitly_reasons(backend, client):
+    message = post(client, backend, chat(thinking={"type": "enabled"})).json()["choices"][0]["message"]
+    assert message["reasoning_content"]
+
+
+def test_an_effort_with_thinking_disabled_still_thinks(backend, client):
+    # The pair is answered as a thinking request: reasoning, and the round-trip rule.
+    body = chat(thinking={"type": "disabled"}, reasoning_effort="high")
+    assert post(client, backend, body).json()["choices"][0]["message"]["reasoning_content"]
+    body = {**body, "messages": tool_history(), "tools": TOOLS}
+    response = post(client, backend, body)
+    assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
+
+
+def test_thinking_is_a_quirk(backend, client):
+    with backend.quirks(thinking=False):
+        assert "reasoning_content" not in post(client, backend, chat()).json()["choices"][0]["message"]
+        assert post(client, backend, chat(messages=tool_history(), tools=TOOLS)).status_code == 200
+
+
+def test_tool_request_without_earlier_reasoning_is_refused(backend, client):
+    backend.script([Text("kept for the valid request")])
+    response = post(client, backend, chat(messages=tool_history(), tools=TOOLS))
+    assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
+    # Explicitly enabled: the same.
+    response = post(client, backend, chat(messages=tool_history(), tools=TOOLS, thinking={"type": "enabled"}))
+    assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
+    # Not a string is not reasoning.
+    response = post(client, backend, chat(messages=tool_history(reasoning_content=None), tools=TOOLS))
+    assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
+    # A later turn that called no tool needs its reasoning too.
+    messages = [*tool_history(reasoning_content="r"), {"role": "assistant", "content": "done"},
+                {"role": "user", "content": "and now?"}]
+    response = post(client, backend, chat(messages=messages, tools=TOOLS))
+    assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
+    answer = post(client, backend, chat())
+    assert answer.json()["choices"][0]["message"]["content"] == "kept for the valid request"
+
+
+def test_tool_request_with_earlier_reasoning_passes(backend, client):
+    for reasoning in ("", "I read the file first"):  # an empty string counts
+        response = post(client, backend, chat(messages=tool_history(reasoning_content=reasoning), tools=TOOLS))
+        assert response.status_code == 200, (reasoning, response.text)
+    messages = [*tool_history(reasoning_content=""), {"role": "assistant", "content": "done", "reasoning_content": ""},
+                {"role": "user", "content": "and now?"}]
+    assert post(client, backend, chat(messages=messages, tools=TOOLS)).status_code == 200
+
+
+def test_request_without_tools_needs_no_earlier_reasoning(backend, client):
+    assert post(client, backend, chat(messages=tool_history())).status_code == 200
+    assert post(client, backend, chat(messages=tool_history(), tools=[])).status_code == 200
+
+
+def test_thinking_disabled_needs_no_earlier_reasoning(backend, client):
+    body = chat(messages=tool_history(), tools=TOOLS, thinking={"type": "disabled"})
+    assert post(client, backend, body).status_code == 200
 
 
 # --------------------------------------------------------------------------
@@ -700,11 +904,11 @@ def test_runs_standalone(tmp_path):
 
 @pytest.fixture(scope="module")
 def litellm_proxy(backend, tmp_path_factory):
-    """LiteLLM on an OS-chosen loopback port, routing deepseek-chat to the backend."""
+    """LiteLLM on an OS-chosen loopback port, routing deepseek-flash to the backend."""
     config = tmp_path_factory.mktemp("litellm") / "litellm.yaml"
     config.write_text(json.dumps({  # JSON is YAML
-        "model_list": [{"model_name": "deepseek-chat", "litellm_params": {
-            "model": "openai/deepseek-chat", "api_base": backend.base_url, "api_key": "sk-fake"}}],
+        "model_list": [{"model_name": "deepseek-flash", "litellm_params": {
+            "model": "openai/deepseek-flash", "api_base": backend.base_url, "api_key": "sk-fake"}}],
         "litellm_settings": {"drop_params": True, "use_chat_completions_url_for_anthropic_messages": True},
         "general_settings": {"master_key": "sk-test"},
     }))
@@ -746,34 +950,62 @@ def test_real_litellm_proxy_against_strict_deepseek(backend, litellm_proxy):
     headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
     tools = [{"name": "Read", "description": "Read a file", "input_schema": {
         "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]
-    history = [
-        {"role": "user", "content": "read /tmp/a.py"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "Read",
-                                           "input": {"file_path": "/tmp/a.py"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "print(1)"}]},
-    ]
-    backend.script([Text("plain answer"), ToolCalls([("Read", {"file_path": "/tmp/b.py"})], text="Next file.")])
+
+    def history(*reasoning: dict) -> list[dict]:
+        return [
+            {"role": "user", "content": "read /tmp/a.py"},
+            {"role": "assistant", "content": [*reasoning, {"type": "tool_use", "id": "toolu_01", "name": "Read",
+                                                           "input": {"file_path": "/tmp/a.py"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "print(1)"}]},
+        ]
+
+    thought = {"type": "thinking", "thinking": "I should read it", "signature": "sig"}
+    backend.script([Text("plain answer", reasoning="a short thought"),
+                    ToolCalls([("Read", {"file_path": "/tmp/b.py"})], text="Next file.", reasoning="now b")])
     with httpx.Client(base_url=litellm_proxy, headers=headers, timeout=60) as anthropic:
         plain = anthropic.post("/v1/messages", json={
-            "model": "deepseek-chat", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]})
+            "model": "deepseek-flash", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]})
         streamed = anthropic.post("/v1/messages", json={
-            "model": "deepseek-chat", "max_tokens": 1024, "stream": True, "temperature": 0.2,
-            "stop_sequences": ["END"], "tools": tools, "messages": history})
+            "model": "deepseek-flash", "max_tokens": 1024, "stream": True, "temperature": 0.2,
+            "stop_sequences": ["END"], "tools": tools, "messages": history(thought)})
+        # The same history without the turn's reasoning: DeepSeek's 400, passed on by LiteLLM.
+        refused = anthropic.post("/v1/messages", json={
+            "model": "deepseek-flash", "max_tokens": 1024, "tools": tools, "messages": history()})
+        # extra_body goes to the backend verbatim, as top-level fields (how the stabilizer switches thinking).
+        disabled = anthropic.post("/v1/messages", json={
+            "model": "deepseek-flash", "max_tokens": 1024, "tools": tools, "messages": history(),
+            "extra_body": {"thinking": {"type": "disabled"}}})
     assert plain.status_code == 200, plain.text
-    assert plain.json()["content"] == [{"type": "text", "text": "plain answer"}]
+    (thinking, answer) = plain.json()["content"]
+    assert (thinking["type"], thinking["thinking"]) == ("thinking", "a short thought")
+    assert answer == {"type": "text", "text": "plain answer"}
     assert streamed.status_code == 200, streamed.text
     events = [json.loads(line.removeprefix("data: ")) for line in streamed.text.splitlines()
               if line.startswith("data: ")]
+    started = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
+    assert started == ["thinking", "text", "tool_use"]
+    reasoning = "".join(e["delta"]["thinking"] for e in events if e["type"] == "content_block_delta"
+                        and e["delta"]["type"] == "thinking_delta")
+    assert reasoning == "now b"
     tool_use = [e["content_block"] for e in events if e["type"] == "content_block_start"
                 and e["content_block"]["type"] == "tool_use"]
     assert tool_use and tool_use[0]["name"] == "Read"
     arguments = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"
                         and e["delta"]["type"] == "input_json_delta")
     assert json.loads(arguments) == {"file_path": "/tmp/b.py"}
-    # Strict DeepSeek accepted both translations, made of keys already seen.
-    # (LiteLLM also sends GET /v1/models to the api_base on its own.)
-    assert [e.status for e in backend.exchanges if e.method == "POST"] == [200, 200]
-    assert all(set(body) <= LITELLM_KEYS for body in backend.requests), [sorted(b) for b in backend.requests]
+    assert refused.status_code == 400
+    assert "The reasoning_content in the thinking mode must be passed back to the API." in refused.text
+    assert disabled.status_code == 200, disabled.text
+    assert [block["type"] for block in disabled.json()["content"]] == ["text"]
+    # Strict DeepSeek accepted the translations, made of keys already seen; only the refused
+    # one was refused, for its reasoning. (LiteLLM also sends GET /v1/models to the api_base on its own.)
+    assert [e.status for e in backend.exchanges if e.method == "POST"] == [200, 200, 400, 200]
+    assert all(set(body) <= LITELLM_KEYS for body in backend.requests[:3]), [sorted(b) for b in backend.requests]
+    assert set(backend.requests[3]) - LITELLM_KEYS == {"thinking"}
+    assert backend.requests[3]["thinking"] == {"type": "disabled"}
     assert backend.requests[1]["stop"] == ["END"] and backend.requests[1]["stream_options"] == {"include_usage": True}
     assert backend.requests[1]["messages"][1]["tool_calls"][0]["id"] == "toolu_01"
+    # LiteLLM puts the turn's thinking block back as reasoning_content (and nothing for a turn without one).
+    assert backend.requests[1]["messages"][1]["reasoning_content"] == "I should read it"
+    assert "reasoning_content" not in backend.requests[2]["messages"][1]
     assert backend.requests[1]["messages"][2] == {"role": "tool", "tool_call_id": "toolu_01", "content": "print(1)"}

@@ -3,6 +3,7 @@
 import subprocess
 
 import pytest
+import yaml
 
 from litellm_service.stack import DEFAULT_POLICY, venv_tool
 from tests.procs import free_port
@@ -33,7 +34,9 @@ def test_healthy_stack_is_all_ok(stack_options, child_env, litellm_config, stack
     status, lines = doctor(child_env, *stack_options)
     assert status == 0, "\n".join(lines)
     assert lines and all(line.startswith("ok ") for line in lines)
-    models = ["demo", "deepseek-chat", "qwen-plus", "plain-model"]
+    # The shipped config's demo model, then the session's (tests/conftest.py), in the config's order.
+    models = [entry["model_name"] for entry in yaml.safe_load(litellm_config.read_text())["model_list"]]
+    assert models[0] == "demo" and {"deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model"} <= set(models)
     assert [line.split(":")[0].split(None, 1)[1] for line in lines if " model " in line] == [f"model {m}" for m in models]
     assert any(f"port {stack.port}: held by this stack" in line for line in lines)
     assert not any(master_key in line for line in lines)
@@ -46,7 +49,7 @@ def test_broken_config_is_named_and_fails(stack_options, child_env, tmp_path):
     options[options.index("--litellm-config") + 1] = str(broken)
     status, lines = doctor(child_env, *options)
     assert status == 1
-    assert problems(lines) == [f"problem  litellm config: {broken}: model_list[0].litellm_params.model: expected e.g. openai/deepseek-chat"]
+    assert problems(lines) == [f"problem  litellm config: {broken}: model_list[0].litellm_params.model: expected e.g. openai/deepseek-flash"]
 
 
 def test_stopped_litellm_is_named_and_fails(stack_options, child_env, litellm, stack):

@@ -16,9 +16,6 @@ DIR/<scenario>.flow when the module ends.
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +28,8 @@ from addons.recorder import PLACEHOLDER, SENT_KEY
 from addons.tokens import count_text
 from tests.backend import DEEPSEEK_KEYS, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
-from tests.procs import LineReader, free_port
+from tests.procs import StabilizerRun
+from tests.streams import streamed_message
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "data" / "policy-small.yaml"
@@ -95,30 +93,13 @@ class RunningStack:
 def stabilizer(tmp_path_factory, litellm_config, child_env, master_key, provider_key):
     """`stabilizer run --record` on a free port, with the e2e policy, until the module ends."""
     folder = tmp_path_factory.mktemp("stabilizer-run")
-    port = free_port()
     record = folder / "flows.flow"
-    stdout = (folder / "stdout.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "stabilizer"), "run",
-            "--port", str(port),
-            "--log-dir", str(folder / "logs"),
-            "--litellm-config", str(litellm_config),
-            "--env-file", str(folder / "env"),
-            "--policy", str(POLICY),
-            "--record", str(record),
-            "-q",
-        ],
-        env=child_env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-    )
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env, record=record).start()
+    recording = Recording(record, [master_key.encode(), provider_key.encode()])
     try:
-        LineReader(process.stderr).wait_for("ready on", timeout=90)
-        recording = Recording(record, [master_key.encode(), provider_key.encode()])
-        yield RunningStack(f"http://127.0.0.1:{port}", recording)
+        yield RunningStack(run.url, recording)
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        stdout.close()
+        run.stop()
     if folder_out := os.environ.get(RECORD_FLOWS_VAR):
         recording.write_kept(Path(folder_out))
 
@@ -182,10 +163,10 @@ def assert_valid_conversation(request: dict) -> None:
 
 def test_plain_answer_streams_with_usage_filled(scenario, fresh_backend):
     answer = "Paris is the capital of France, on the Seine."
-    fresh_backend.script([Text(answer)])
-    # DeepSeek (strict keys, max_tokens <= 8192) sending no usage at all, in awkward chunks.
+    # DeepSeek V4 (strict keys, thinking by default) sending no usage at all, in awkward chunks.
+    fresh_backend.script([Text(answer, reasoning="The capital of France is Paris.")])
     with fresh_backend.quirks(usage="absent", chunking="odd"):
-        result = scenario.claude("What is the capital of France?", "deepseek-chat")
+        result = scenario.claude("What is the capital of France?", "deepseek-flash")
 
     assert not result["is_error"], result.describe()
     assert result["result"] == answer
@@ -196,10 +177,13 @@ def test_plain_answer_streams_with_usage_filled(scenario, fresh_backend):
     assert exchange.status == 200
     assert exchange.body["stream"] is True
     assert set(exchange.body) <= set(DEEPSEEK_KEYS)
-    assert exchange.body["max_tokens"] <= 8192
+    assert exchange.body["max_tokens"] == 32000  # Claude Code's own, within DeepSeek V4's 393216
 
     (flow,) = scenario.keep_flows("plain-answer")
-    assert b"event: message_start" in flow.metadata[SENT_KEY]["response"]["content"]
+    received = streamed_message(flow.metadata[SENT_KEY]["response"]["content"])
+    # The model's reasoning reached Claude Code as a thinking block, before the answer.
+    assert [block["type"] for block in received["content"]] == ["thinking", "text"]
+    assert received["content"][0]["thinking"] == "The capital of France is Paris."
 
 
 # --- 2. a tool round trip -------------------------------------------------------------------
@@ -299,7 +283,7 @@ def test_context_length_400_becomes_claude_codes_prompt_too_long(scenario, fresh
     # DeepSeek's real limit check, with a window smaller than Claude Code's first request:
     # it answers 400 in its own (OpenAI) wording, which the policy's 131072 did not foresee.
     with fresh_backend.quirks(context_window=8000):
-        result = scenario.claude("say hi", "deepseek-chat")
+        result = scenario.claude("say hi", "deepseek-flash")
 
     assert result["is_error"]
     assert result["api_error_status"] == 400

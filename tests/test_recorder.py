@@ -255,11 +255,12 @@ def test_live_recording_holds_no_key(litellm, child_env, master_key, provider_ke
     if litellm.process.poll() is not None:  # an earlier test killed it
         litellm.start()
     path = tmp_path / "live.flow"
-    proxy = Mitmdump(litellm.log_file, POLICY, child_env).start(("--set", f"stabilizer_record={path}"))
+    proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config).start(
+        ("--set", f"stabilizer_record={path}"))
     try:
         proxy.wait_upstream(litellm.url, timeout=10)
         for stream in (True, False):
-            body = {"model": "deepseek-chat", "max_tokens": 64, "stream": stream, "api_key": master_key,
+            body = {"model": "deepseek-flash", "max_tokens": 64, "stream": stream, "api_key": master_key,
                     "messages": [{"role": "user", "content": f"repeat {master_key} and {provider_key}"}]}
             status, _, answer = post_json(proxy.url + "/v1/messages", body, {"x-api-key": master_key})
             assert status == 200 and master_key.encode() in answer  # the stand-in echoes what it got

@@ -116,7 +116,9 @@ def judge(answer: Answer, stream: bool) -> str | None:
         return f"HTTP {answer.status} {answer.error()['type']}"
     if not stream:
         message = json.loads(answer.body)
-        if message.get("type") != "message" or not message["content"][0]["text"]:
+        # A thinking model's answer starts with its thinking block; the text must follow.
+        texts = [block.get("text") for block in message.get("content") or () if block.get("type") == "text"]
+        if message.get("type") != "message" or not any(texts):
             raise Failure(f"not a message: {answer.body[:300]!r}")
         return None
     if not answer.is_stream:
@@ -244,7 +246,7 @@ def test_restarts_under_load(run_stack, fresh_backend, master_key):
     rng = random.Random(SEED)
     fresh_backend.responder = PacedBackend()
     jobs = [
-        (index, message_request(f"request {index}", rng.choice(["demo", "deepseek-chat"]), rng.random() < 0.5))
+        (index, message_request(f"request {index}", rng.choice(["demo", "deepseek-flash"]), rng.random() < 0.5))
         for index in range(REQUESTS)
     ]
     # Kill after this many answers: one random moment in each fifth of the run.
@@ -351,7 +353,7 @@ def stalling_stack(backend, child_env, tmp_path_factory):
     home = tmp_path_factory.mktemp("stalls")
     config = write_stall_config(home / "litellm.yaml", backend.base_url)
     litellm = LiteLLM(config, home / "litellm.log", child_env).start()
-    proxy = Mitmdump(litellm.log_file, POLICY, child_env).start(
+    proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=config).start(
         ("--set", f"stabilizer_upstream_idle_timeout={IDLE_LIMIT_SECONDS}")
     )
     proxy.wait_upstream(litellm.url)
@@ -373,7 +375,7 @@ class Bystanders:
         index = 0
         while not self.stopping.is_set():
             stream = index % 2 == 0
-            body = message_request(f"bystander {index}", ["deepseek-chat", "demo"][index % 4 // 2], stream)
+            body = message_request(f"bystander {index}", ["deepseek-flash", "demo"][index % 4 // 2], stream)
             try:
                 self.answers.append(judge(send(self.url, body, self.key, timeout=30), stream))
             except (Failure, OSError) as e:
@@ -398,7 +400,7 @@ def stall_with(backend, reply_factory) -> None:
 
 def timed_send(stack, master_key, stream: bool) -> tuple[Answer, float]:
     start = time.monotonic()
-    body = message_request(STALL_TEXT, "deepseek-chat", stream)
+    body = message_request(STALL_TEXT, "deepseek-flash", stream)
     answer = send(stack.url, body, master_key, timeout=STALL_CLIENT_TIMEOUT)
     return answer, time.monotonic() - start
 

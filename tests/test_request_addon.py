@@ -46,7 +46,8 @@ def recorded(**changes) -> dict:
 
 @pytest.mark.parametrize("path", ["/v1/messages?beta=true", "/v1/messages"])
 def test_recorded_claude_code_request_is_shaped(shaper, path):
-    flow = post(path, RECORDED, HEADERS)
+    # qwen-plus: a backend that refuses max_tokens above 8192, so Claude Code's 32000 is capped.
+    flow = post(path, recorded(model="qwen-plus"), HEADERS)
     shaper.request(flow)
 
     body = sent(flow)
@@ -59,7 +60,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
     assert (flow.request.host, flow.request.port) == ("127.0.0.1", 43210)
     assert flow.response is None
     assert flow.metadata["stabilizer"] == {
-        "model": "deepseek-chat",
+        "model": "qwen-plus",
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "context_window": 131072,
@@ -75,11 +76,46 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
     assert 15_000 < flow.metadata["stabilizer"]["input_tokens"] < 20_000
 
 
+def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
+    flow = post("/v1/messages?beta=true", recorded(model="deepseek-flash"), HEADERS)
+    shaper.request(flow)
+
+    body = sent(flow)
+    assert set(body) == {"model", "messages", "system", "tools", "max_tokens", "stream", "extra_body"}
+    # DeepSeek V4 takes max_tokens up to 393216: Claude Code's 32000 goes as it is.
+    assert body["max_tokens"] == 32000
+    # Claude Code's adaptive thinking at effort high, as DeepSeek's own fields (LiteLLM forwards extra_body).
+    assert body["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}
+    assert flow.metadata["stabilizer"] == {
+        "model": "deepseek-flash",
+        "stream": True,
+        "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
+        "context_window": 1000000,
+        "max_output_tokens": 393216,
+        "changes": [
+            "folded 1 system messages",
+            "stripped keys: metadata, thinking, context_management, output_config",
+            "removed cache_control x3",
+            "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
+            "removed anthropic-beta header",
+        ],
+    }
+
+
+def test_retired_deepseek_chat_gets_the_defaults(shaper):
+    # deepseek-chat was retired on 2026-07-24: the shipped policy has no entry for it.
+    flow = post("/v1/messages", recorded(model="deepseek-chat"))
+    shaper.request(flow)
+    meta = flow.metadata["stabilizer"]
+    assert (meta["context_window"], meta["max_output_tokens"]) == (131072, 32000)
+    assert sent(flow)["max_tokens"] == 32000 and "extra_body" not in sent(flow)
+
+
 def test_change_is_logged_in_one_line(shaper, caplog):
     with caplog.at_level(logging.INFO, logger=request_addon.__name__):
-        shaper.request(post("/v1/messages?beta=true", RECORDED))
+        shaper.request(post("/v1/messages?beta=true", recorded(model="deepseek-flash")))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model=")]
-    assert line.startswith("model=deepseek-chat tokens=")
+    assert line.startswith("model=deepseek-flash tokens=")
     assert "removed=0" in line and "stripped keys: metadata, thinking" in line
 
 
@@ -94,10 +130,10 @@ def test_compressed_body_goes_upstream_decoded(shaper, encoding):
     # LiteLLM does not decode request bodies: it would find no `messages` in a compressed one.
     flow = post("/v1/messages", b"")
     flow.request.headers["content-encoding"] = encoding
-    flow.request.raw_content = encode(RECORDED, encoding)
+    flow.request.raw_content = encode(json.dumps(recorded(model="qwen-plus")).encode(), encoding)
     shaper.request(flow)
     assert "content-encoding" not in flow.request.headers
-    assert json.loads(flow.request.raw_content)["max_tokens"] == 8192
+    assert json.loads(flow.request.raw_content)["max_tokens"] == 8192  # decoded, then shaped (capped)
 
 
 def test_count_tokens_is_folded_and_stripped_only(shaper):
@@ -201,13 +237,13 @@ def test_a_failure_inside_leaves_the_request_unchanged(shaper, monkeypatch, capl
 
 def test_bad_policy_file_stops_start_up_naming_file_and_key(tmp_path):
     bad = tmp_path / "stabilizer.yaml"
-    bad.write_text("models:\n  deepseek-chat:\n    max_output_tokens: -8192\n")
+    bad.write_text("models:\n  deepseek-flash:\n    max_output_tokens: -8192\n")
     addon = RequestShaper()
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError) as caught:
             tctx.configure(addon, stabilizer_policy=str(bad))
         assert str(bad) in str(caught.value)
-        assert "models.deepseek-chat.max_output_tokens" in str(caught.value)
+        assert "models.deepseek-flash.max_output_tokens" in str(caught.value)
         with pytest.raises(exceptions.OptionsError, match="file not found"):
             tctx.configure(addon, stabilizer_policy=str(tmp_path / "missing.yaml"))
 
@@ -224,7 +260,7 @@ def test_no_policy_uses_built_in_defaults():
 def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
     """The addon parses a next turn from the previous one (addons/history.py) and reuses
     what it worked out from the shared messages; the result is what a fresh addon gives."""
-    session = workload.long_session(700_000)  # trimmed under the shipped 128K window
+    session = {**workload.long_session(700_000), "model": "qwen-plus"}  # trimmed under qwen-plus's 128K window
     for turn in range(4):
         session = workload.next_turn(session, turn)
         body = workload.encode(session)
@@ -238,3 +274,72 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         assert continued.metadata == alone.metadata
         assert any("trimmed" in change for change in continued.metadata["stabilizer"]["changes"])
     assert len(shaper.history._known) == 1
+
+
+LITELLM_CONFIG = """
+model_list:
+  - model_name: my-deepseek
+    litellm_params: {model: openai/deepseek-flash, api_base: "http://127.0.0.1:1"}
+  - model_name: ds-native
+    litellm_params: {model: anthropic/deepseek-v4-pro, api_base: "http://127.0.0.1:1/anthropic"}
+  - model_name: qwen-plus
+    litellm_params: {model: openai/deepseek-flash}
+"""
+
+
+@pytest.fixture
+def routed(tmp_path):
+    config = tmp_path / "litellm.yaml"
+    config.write_text(LITELLM_CONFIG)
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, stabilizer_policy=str(SHIPPED), stabilizer_litellm_config=str(config))
+        yield addon
+
+
+def test_an_alias_gets_the_policy_of_the_model_behind_it(routed):
+    flow = post("/v1/messages", recorded(model="my-deepseek"))
+    routed.request(flow)
+    meta = flow.metadata["stabilizer"]
+    assert (meta["model"], meta["context_window"], meta["max_output_tokens"]) == ("my-deepseek", 1000000, 393216)
+    # The OpenAI-compatible route: thinking in DeepSeek's fields, for LiteLLM's extra_body.
+    body = sent(flow)
+    assert body["model"] == "my-deepseek"
+    assert body["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}
+    assert "thinking" not in body and "output_config" not in body
+
+
+def test_the_anthropic_route_gets_thinking_in_anthropic_fields(routed):
+    flow = post("/v1/messages", recorded(model="ds-native"))
+    routed.request(flow)
+    body = sent(flow)
+    assert flow.metadata["stabilizer"]["context_window"] == 1000000
+    # Anthropic's own switch goes through as it is; nothing for LiteLLM's extra_body.
+    # (Whether the effort goes too is addons/thinking.py's choice, not checked here.)
+    assert body["thinking"] == {"type": "enabled"}
+    assert "extra_body" not in body and "reasoning_effort" not in body
+
+
+def test_a_policy_entry_for_the_name_sent_wins_over_the_model_behind_it(routed):
+    flow = post("/v1/messages", recorded(model="qwen-plus"))
+    routed.request(flow)
+    meta = flow.metadata["stabilizer"]
+    assert (meta["context_window"], meta["max_output_tokens"]) == (131072, 8192)
+    assert sent(flow)["max_tokens"] == 8192 and "extra_body" not in sent(flow)
+
+
+def test_a_name_the_litellm_config_does_not_list_gets_the_defaults(routed):
+    flow = post("/v1/messages", recorded(model="unlisted"))
+    routed.request(flow)
+    assert flow.metadata["stabilizer"]["context_window"] == 131072
+
+
+def test_bad_litellm_config_stops_start_up(tmp_path):
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="file not found"):
+            tctx.configure(addon, stabilizer_litellm_config=str(tmp_path / "missing.yaml"))
+        bad = tmp_path / "litellm.yaml"
+        bad.write_text("model_list: 5\n")
+        with pytest.raises(exceptions.OptionsError, match="model_list: expected a list"):
+            tctx.configure(addon, stabilizer_litellm_config=str(bad))

@@ -178,10 +178,10 @@ def test_no_key_on_a_command_line(secret_stack, master_key, provider_key):
 
 def run_scenarios(stack: RunStack, backend, master_key: str) -> list[str]:
     """A day's worth of traffic, failures included; returns every answer a keyless caller could get."""
-    for model in ("demo", "deepseek-chat"):
+    for model in ("demo", "deepseek-flash"):
         for stream in (False, True):
             assert send(stack.url, message_request("hello", model, stream), master_key).status == 200
-    counted = send(stack.url, message_request("count me", "deepseek-chat", False), master_key,
+    counted = send(stack.url, message_request("count me", "deepseek-flash", False), master_key,
                    path="/v1/messages/count_tokens?beta=true")  # fmt: skip
     assert counted.status == 200
     for error in (
@@ -190,7 +190,7 @@ def run_scenarios(stack: RunStack, backend, master_key: str) -> list[str]:
         Error(500, {"error": {"message": "upstream exploded", "type": "server_error"}}),
     ):  # fmt: skip
         backend.responder = lambda body, error=error: error
-        assert send(stack.url, message_request("fail", "deepseek-chat", False), master_key).status >= 400
+        assert send(stack.url, message_request("fail", "deepseek-flash", False), master_key).status >= 400
     backend.reset()
     assert send(stack.url, message_request("hi", "demo", False), "sk-wrong").status == 401
     # A restart: the supervisor and the new LiteLLM write their logs again.
@@ -198,7 +198,7 @@ def run_scenarios(stack: RunStack, backend, master_key: str) -> list[str]:
     os.kill(stack.litellm_pid(), signal.SIGKILL)
     poll_until(lambda: get_json(stack.url + "/_stabilizer/status")[1]["upstream"] not in (None, old_upstream),
                timeout=90, what="the restarted LiteLLM", interval=0.5)  # fmt: skip
-    assert send(stack.url, message_request("after the restart", "deepseek-chat", True), master_key).status == 200
+    assert send(stack.url, message_request("after the restart", "deepseek-flash", True), master_key).status == 200
     return [json.dumps(request(stack, "GET", path, {})) for path in PUBLIC_PATHS]
 
 

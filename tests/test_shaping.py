@@ -5,7 +5,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addons.policy import ModelPolicy, load_policy
+from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.shaping import (
     SYSTEM_REMINDER,
     add_text_blocks,
@@ -17,7 +17,9 @@ from addons.shaping import (
 
 DATA = Path(__file__).parent / "data"
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
-DEEPSEEK = load_policy(str(SHIPPED)).for_model("deepseek-chat")
+DEEPSEEK = load_policy(str(SHIPPED)).for_model("deepseek-flash")
+# A 128K model whose backend caps max_tokens at 8192 (what Claude Code's 32000 is capped to).
+QWEN = load_policy(str(SHIPPED)).for_model("qwen-plus")
 
 
 def recorded(name: str = "claude_code_request.json") -> dict:
@@ -76,8 +78,11 @@ def test_recorded_request_is_shaped_for_deepseek():
 
     assert original == before  # the input is never mutated
     out = shaped.request
-    assert set(out) == {"model", "messages", "system", "tools", "max_tokens", "stream"}
-    assert out["stream"] is True and out["max_tokens"] == 8192
+    assert set(out) == {"model", "messages", "system", "tools", "max_tokens", "stream", "extra_body"}
+    # 32000 is within DeepSeek V4's [1, 393216]: not capped.
+    assert out["stream"] is True and out["max_tokens"] == 32000
+    # Claude Code's adaptive thinking at effort high, in DeepSeek's own fields (LiteLLM forwards extra_body).
+    assert out["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}
     assert cache_controls(out) == 0 < cache_controls(original)
     assert [m["role"] for m in out["messages"]] == ["user"]
     # The mid-conversation system message (Claude Code's agent list) reaches the backend.
@@ -88,16 +93,45 @@ def test_recorded_request_is_shaped_for_deepseek():
         "folded 1 system messages",
         "stripped keys: metadata, thinking, context_management, output_config",
         "removed cache_control x3",
-        "capped max_tokens 32000->8192",
+        "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
     ]
     json.dumps(out)
 
 
+def test_recorded_request_is_capped_for_a_backend_with_a_small_output_limit():
+    original = recorded()
+    shaped = shape_request(original, QWEN)
+    out = shaped.request
+    # qwen-plus keeps the default thinking section: no switch or effort of its own to write.
+    assert set(out) == {"model", "messages", "system", "tools", "max_tokens", "stream"}
+    assert out["max_tokens"] == 8192
+    assert shaped.changes == [
+        "folded 1 system messages",
+        "stripped keys: metadata, thinking, context_management, output_config",
+        "removed cache_control x3",
+        "capped max_tokens 32000->8192",
+    ]
+
+
 def test_recorded_tool_roundtrip_keeps_the_pair():
-    out = shape_request(recorded("claude_code_tool_roundtrip_request.json"), DEEPSEEK).request
-    roles = [m["role"] for m in out["messages"]]
-    assert roles == ["user", "assistant", "user"]
-    assert out["messages"][1]["content"][0]["id"] == out["messages"][2]["content"][0]["tool_use_id"] == "toolu_01"
+    for policy in (DEEPSEEK, QWEN):
+        out = shape_request(recorded("claude_code_tool_roundtrip_request.json"), policy).request
+        roles = [m["role"] for m in out["messages"]]
+        assert roles == ["user", "assistant", "user"]
+        call = next(block for block in out["messages"][1]["content"] if block["type"] == "tool_use")
+        assert call["id"] == out["messages"][2]["content"][0]["tool_use_id"] == "toolu_01"
+
+
+def test_recorded_tool_roundtrip_gets_empty_reasoning_for_deepseek():
+    # DeepSeek refuses a request with tools whose earlier assistant turn lacks reasoning_content;
+    # the turn Claude Code sent without thinking gets an empty thinking block (LiteLLM's reasoning_content).
+    shaped = shape_request(recorded("claude_code_tool_roundtrip_request.json"), DEEPSEEK)
+    assert shaped.request["messages"][1]["content"][0] == {"type": "thinking", "thinking": " ", "signature": ""}
+    assert "added empty reasoning to 1 assistant turns" in shaped.changes
+    # A backend that does not require reasoning gets the turn as it was.
+    plain = shape_request(recorded("claude_code_tool_roundtrip_request.json"), QWEN)
+    assert [block["type"] for block in plain.request["messages"][1]["content"]] == ["tool_use"]
+    assert not any("reasoning" in change for change in plain.changes)
 
 
 # --- fold ---------------------------------------------------------------------------------
@@ -233,26 +267,58 @@ def test_server_tools_and_a_tool_choice_naming_one_are_removed():
     assert "tools" not in out and "tool_choice" not in out
 
 
-def test_thinking_blocks_go_unless_the_model_takes_them():
-    thinking = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
-    redacted = {"type": "redacted_thinking", "data": "xyz"}
-    messages = [user(text("q")), assistant(thinking, redacted, tool_use("a")), user(tool_result("a"))]
+THINKING = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+REDACTED = {"type": "redacted_thinking", "data": "xyz"}
+
+
+def test_thinking_blocks_stay_by_default():
+    messages = [user(text("q")), assistant(THINKING, REDACTED, tool_use("a")), user(tool_result("a")),
+                assistant(THINKING, text("done"))]
     request = {"model": "m", "messages": messages}
-    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert ModelPolicy().thinking == ThinkingPolicy(history="all")
+    assert strip_unaccepted(request, ModelPolicy()) == (request, [])
+    assert strip_unaccepted(request, ModelPolicy(thinking=ThinkingPolicy(history="all"))) == (request, [])
+
+
+def test_thinking_blocks_go_when_the_model_never_thinks():
+    messages = [user(text("q")), assistant(THINKING, REDACTED, tool_use("a")), user(tool_result("a"))]
+    request = {"model": "m", "messages": messages}
+    out, changes = strip_unaccepted(request, ModelPolicy(thinking=None))
     assert out["messages"][1] == assistant(tool_use("a"))
     assert changes == ["removed blocks: thinking x1, redacted_thinking x1"]
-    assert strip_unaccepted(request, ModelPolicy(accepts_thinking=True)) == (request, [])
+    assert out["messages"][0] is messages[0] and out["messages"][2] is messages[2]
+
+
+def test_thinking_blocks_of_tool_turns_only():
+    messages = [
+        user(text("q")),
+        assistant(THINKING, REDACTED, tool_use("a")),
+        user(tool_result("a")),
+        assistant(THINKING, text("the answer")),
+        user(text("next")),
+        assistant(REDACTED, text("x"), tool_use("b")),
+        user(tool_result("b")),
+    ]
+    request = {"model": "m", "messages": messages}
+    out, changes = strip_unaccepted(request, ModelPolicy(thinking=ThinkingPolicy(history="tool_turns")))
+    # Turns that called a tool keep their reasoning; the turn that only answered loses it.
+    assert out["messages"][1] == messages[1]
+    assert out["messages"][3] == assistant(text("the answer"))
+    assert out["messages"][5] == messages[5]
+    assert changes == ["removed blocks: thinking x1"]
 
 
 def test_a_turn_left_empty_is_dropped_and_its_neighbours_joined():
-    thinking = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
     request = {
         "model": "m",
-        "messages": [user(text("q")), assistant(thinking), {"role": "user", "content": "again"}, assistant(text("a"))],
+        "messages": [user(text("q")), assistant(THINKING), {"role": "user", "content": "again"}, assistant(text("a"))],
     }
-    out, changes = strip_unaccepted(request, ModelPolicy())
-    assert out["messages"] == [user(text("q"), text("again")), assistant(text("a"))]
-    assert "dropped 1 messages left empty" in changes
+    for policy in (ModelPolicy(thinking=None), ModelPolicy(thinking=ThinkingPolicy(history="tool_turns"))):
+        out, changes = strip_unaccepted(request, policy)
+        assert out["messages"] == [user(text("q"), text("again")), assistant(text("a"))]
+        assert "dropped 1 messages left empty" in changes
+    # Kept by default: the thinking-only turn stays, nothing is joined.
+    assert strip_unaccepted(request, ModelPolicy()) == (request, [])
 
 
 def test_block_types_outside_the_allow_list_go_also_inside_tool_results():
@@ -272,11 +338,20 @@ def test_nothing_to_strip_returns_the_same_request():
 
 
 def test_max_tokens_is_capped_to_the_model():
-    out, changes = cap_max_tokens({"max_tokens": 32000}, DEEPSEEK)
+    out, changes = cap_max_tokens({"max_tokens": 32000}, QWEN)
     assert out == {"max_tokens": 8192} and changes == ["capped max_tokens 32000->8192"]
     for fine in ({"max_tokens": 8192}, {"max_tokens": 100}, {}, {"max_tokens": True}, {"max_tokens": "32000"}):
-        assert cap_max_tokens(fine, DEEPSEEK) == (fine, [])
+        assert cap_max_tokens(fine, QWEN) == (fine, [])
+    # DeepSeek V4 takes up to 393216: Claude Code's 32000 passes, more is capped.
+    assert cap_max_tokens({"max_tokens": 32000}, DEEPSEEK) == ({"max_tokens": 32000}, [])
+    out, changes = cap_max_tokens({"max_tokens": 500000}, DEEPSEEK)
+    assert out == {"max_tokens": 393216} and changes == ["capped max_tokens 500000->393216"]
+    # The shipped defaults allow Claude Code's 32000 (a thinking model reasons from the same allowance).
+    defaults = load_policy(str(SHIPPED)).defaults
+    assert cap_max_tokens({"max_tokens": 32000}, defaults) == ({"max_tokens": 32000}, [])
+    assert cap_max_tokens({"max_tokens": 64000}, defaults) == ({"max_tokens": 32000}, ["capped max_tokens 64000->32000"])
 
 
 def test_count_tokens_shaping_does_not_cap():
-    assert shape_request(recorded(), DEEPSEEK, cap=False).request["max_tokens"] == 32000
+    assert shape_request(recorded(), QWEN, cap=False).request["max_tokens"] == 32000
+    assert shape_request({**recorded(), "max_tokens": 500000}, DEEPSEEK, cap=False).request["max_tokens"] == 500000

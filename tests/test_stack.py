@@ -14,7 +14,7 @@ import pytest
 from addons.errors import is_anthropic_error
 from tests.procs import LineReader, free_port, get_json, poll_until, post_json, running_line
 
-HI = {"model": "deepseek-chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
+HI = {"model": "deepseek-flash", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
 
 
 def test_non_streaming_round_trip(anthropic_client, fresh_backend):

@@ -1,0 +1,34 @@
+"""Read an Anthropic Messages event stream the way a client does, for assertions."""
+
+import json
+from typing import Any
+
+from addons.sse import SSEDecoder
+
+
+def streamed_message(content: bytes) -> dict[str, Any]:
+    """The message an Anthropic client builds from `content`: content blocks in order with
+    their text, thinking (and signature) and tool input joined, and the last usage seen."""
+    decoder = SSEDecoder()
+    events = decoder.feed(content)
+    events += decoder.finish()[0]
+    message: dict[str, Any] = {"content": [], "usage": {}}
+    for event in events:
+        if event.data is None or event.data == b"[DONE]":
+            continue
+        payload = json.loads(event.data)
+        kind = payload.get("type")
+        if kind == "message_start":
+            message["usage"] = dict(payload["message"].get("usage") or {})
+        elif kind == "content_block_start":
+            message["content"].append(dict(payload["content_block"]))
+        elif kind == "content_block_delta":
+            block, delta = message["content"][payload["index"]], payload["delta"]
+            for field, into in (("text", "text"), ("thinking", "thinking"), ("signature", "signature"),
+                                ("partial_json", "input_json")):
+                if field in delta:
+                    block[into] = (block.get(into) or "") + delta[field]
+        elif kind == "message_delta":
+            message["usage"].update(payload.get("usage") or {})
+            message["stop_reason"] = (payload.get("delta") or {}).get("stop_reason")
+    return message

@@ -1,0 +1,205 @@
+"""The real Claude Code on a thinking model, both routes, with the shipped configuration.
+
+A user runs `stabilizer run` with config/stabilizer.yaml and a LiteLLM entry for
+DeepSeek V4, on either route: `openai/deepseek-flash` (LiteLLM translates to
+Chat Completions) or `anthropic/deepseek-flash` (LiteLLM passes the Messages
+request through). The stand-in backend thinks the way DeepSeek documents it:
+reasoning first, and a 400 when a request with tools comes back without an
+earlier turn's reasoning (tests/backend.py). Each scenario asserts on Claude
+Code's result, on every request the backend received, and on the stream Claude
+Code itself received (the flows recorded by `stabilizer run --record`).
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from mitmproxy import io
+
+from addons.recorder import SENT_KEY
+from tests.backend import Backend, Text, ToolCalls
+from tests.claude import ClaudeResult, run_claude
+from tests.conftest import ANTHROPIC_ROUTE_MODELS, POLICY
+from tests.procs import StabilizerRun
+from tests.streams import streamed_message
+
+# The route's name -> the model name Claude Code sends (tests/conftest.py writes the LiteLLM entries).
+ROUTES = {"openai": "deepseek-flash", "anthropic": next(iter(ANTHROPIC_ROUTE_MODELS))}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def stack_run(tmp_path_factory, litellm_config, child_env):
+    """`stabilizer run --record` with the shipped policy, as a user starts it."""
+    folder = tmp_path_factory.mktemp("stabilizer-thinking")
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env,
+                        record=folder / "flows.flow").start()
+    yield run
+    run.stop()
+
+
+@dataclass
+class Session:
+    """One route's conversation: the CLI runs, and what the backend received on that route."""
+
+    route: str
+    run: StabilizerRun
+    backend: Backend
+    master_key: str
+    cwd: Path
+    home: Path
+    start: float = field(default_factory=time.time)
+
+    @property
+    def model(self) -> str:
+        return ROUTES[self.route]
+
+    def claude(self, prompt: str, *extra_args: str) -> ClaudeResult:
+        return run_claude(prompt, base_url=self.run.url, auth_token=self.master_key, model=self.model,
+                          cwd=self.cwd, home=self.home, extra_args=extra_args, timeout=180)
+
+    def requests(self) -> list[dict]:
+        """The bodies the backend received, in order, all answered 200."""
+        wanted = "/v1/messages" if self.route == "anthropic" else "/v1/chat/completions"
+        exchanges = [e for e in self.backend.exchanges if e.method == "POST" and e.path.startswith(wanted)]
+        assert [e.status for e in exchanges] == [200] * len(exchanges), [e.status for e in exchanges]
+        return [e.body for e in exchanges]
+
+    def tool_results(self, body: dict) -> list[str]:
+        """The text of each tool result in a request, in order."""
+        if self.route == "openai":
+            return [texts(message) for message in body["messages"] if message["role"] == "tool"]
+        return [
+            texts(block) for message in body["messages"] if message["role"] == "user"
+            for block in blocks(message) if block.get("type") == "tool_result"
+        ]
+
+    def reasoning(self, body: dict) -> list[str | None]:
+        """Each assistant turn's reasoning as the backend got it back (None: none)."""
+        turns = [message for message in body["messages"] if message["role"] == "assistant"]
+        if self.route == "openai":
+            return [message.get("reasoning_content") for message in turns]
+        return [next((block["thinking"] for block in blocks(message) if block.get("type") == "thinking"), None)
+                for message in turns]
+
+    def signatures(self, body: dict) -> list[str]:
+        return [block["signature"] for message in body["messages"] if message["role"] == "assistant"
+                for block in blocks(message) if block.get("type") == "thinking"]
+
+    def received_by_claude(self) -> list[dict]:
+        """The messages Claude Code received since the session began, as it parsed the streams."""
+        with (self.run.folder / "flows.flow").open("rb") as file:
+            flows = [flow for flow in io.FlowReader(file).stream()
+                     if flow.request.timestamp_start >= self.start and flow.request.path.startswith("/v1/messages")]
+        return [streamed_message(flow.metadata[SENT_KEY]["response"]["content"]) for flow in flows]
+
+
+def blocks(message: dict) -> list[dict]:
+    content = message.get("content")
+    return content if isinstance(content, list) else []
+
+
+def texts(value: dict) -> str:
+    content = value.get("content")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def first_user_text(body: dict) -> str:
+    user = next(message for message in body["messages"] if message["role"] == "user")
+    return texts(user)
+
+
+@pytest.fixture(params=sorted(ROUTES))
+def session(request, stack_run, fresh_backend, master_key, tmp_path) -> Session:
+    cwd, home = tmp_path / "project", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    return Session(request.param, stack_run, fresh_backend, master_key, cwd, home)
+
+
+def read_parts_in_order(session: Session, count: int):
+    """A model that reads part0.txt .. part<count-1>.txt one tool call at a time, then answers."""
+    for index in range(count):
+        (session.cwd / f"part{index}.txt").write_text(f"piece {index}: {'ABCDE'[index]}\n")
+
+    def model(body: dict):
+        done = len(session.tool_results(body))
+        if done < count:
+            path = session.cwd / f"part{done}.txt"
+            return ToolCalls([("Read", {"file_path": str(path)})], text=f"Reading part {done}.",
+                             reasoning=f"Step {done}: part{done}.txt comes next.")
+        return Text("Read all parts: " + "".join("ABCDE"[:count]) + ".", reasoning="All parts are read.")
+
+    return model
+
+
+def test_three_tool_round_trips_keep_their_reasoning(session):
+    session.backend.responder = read_parts_in_order(session, 3)
+    result = session.claude("Read part0.txt, part1.txt and part2.txt, one after the other.")
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == "Read all parts: ABC."
+    assert result["num_turns"] == 4
+    requests = session.requests()
+    assert len(requests) == 4
+    # Every later request carried every earlier turn's reasoning back, word for word.
+    for number, body in enumerate(requests):
+        assert session.reasoning(body) == [f"Step {n}: part{n}.txt comes next." for n in range(number)]
+    if session.route == "anthropic":
+        # Signed by the backend (the message id), sent back as Claude Code got them.
+        signatures = session.signatures(requests[-1])
+        assert len(set(signatures)) == 3 and all(UUID.match(signature) for signature in signatures)
+
+    # The thinking arrived in Claude Code's stream as a thinking block before the text and the call.
+    received = session.received_by_claude()
+    assert len(received) == 4
+    for number, message in enumerate(received[:3]):
+        assert [block["type"] for block in message["content"]] == ["thinking", "text", "tool_use"]
+        assert message["content"][0]["thinking"] == f"Step {number}: part{number}.txt comes next."
+    assert [block["type"] for block in received[3]["content"]] == ["thinking", "text"]
+
+
+def test_a_follow_up_prompt_continues_the_session(session):
+    session.backend.responder = read_parts_in_order(session, 1)
+    first = session.claude("Read part0.txt.")
+    assert not first["is_error"], first.describe()
+
+    session.backend.script([Text("It said A.", reasoning="The earlier turn read A.")])
+    second = session.claude("What did it say?", "--continue")
+
+    assert not second["is_error"], second.describe()
+    assert second["result"] == "It said A."
+    follow_up = session.requests()[-1]
+    assert "What did it say?" in json.dumps(follow_up["messages"][-1])
+    # The first prompt's tool turn and answer came back with their reasoning.
+    assert session.reasoning(follow_up) == ["Step 0: part0.txt comes next.", "All parts are read."]
+
+
+def test_a_subagent_turn(session):
+    subtask = "SUBTASK-7: report the magic number"
+
+    def model(body: dict):
+        if subtask in first_user_text(body):  # the subagent's own conversation
+            return Text("The magic number is 42.", reasoning="The subagent knows it.")
+        if session.tool_results(body):
+            return Text("The subagent reported 42.", reasoning="Its report is in.")
+        return ToolCalls([("Agent", {"description": "find the number", "prompt": subtask,
+                                     "subagent_type": "general-purpose", "run_in_background": False})],
+                         reasoning="A subagent should do this.")
+
+    session.backend.responder = model
+    result = session.claude("Ask a subagent for the magic number.")
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == "The subagent reported 42."
+    requests = session.requests()
+    subagent = [body for body in requests if subtask in first_user_text(body)]
+    assert subagent, "the subagent never reached the backend"
+    final = requests[-1]
+    assert "42" in "".join(session.tool_results(final))
+    assert session.reasoning(final) == ["A subagent should do this."]
