@@ -69,7 +69,7 @@ class ThinkingPolicy(BaseModel):
         "all", description="all (every turn's reasoning goes back) or tool_turns (only that of turns that called tools)"
     )
     require_reasoning: StrictBool = Field(
-        False, description="true or false: every assistant turn must carry reasoning (an empty one is added)"
+        False, description="true or false: every assistant turn must carry reasoning (a turn without gets a note saying so)"
     )
 
     @model_validator(mode="after")

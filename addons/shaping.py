@@ -57,7 +57,7 @@ def shape_request(
         messages, filled = fill_reasoning(request["messages"], memo)
         if filled:
             request = {**request, "messages": messages}
-            changes.append(f"added empty reasoning to {filled} assistant turns")
+            changes.append(f"added a no-reasoning note to {filled} assistant turns")
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped

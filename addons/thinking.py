@@ -37,8 +37,8 @@ keeps them unless `thinking` is null; `history: tool_turns` keeps only those
 of turns that called tools). DeepSeek refuses a request with tools in which
 any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
-turn a one-space thinking block (`fill_reasoning`) on the OpenAI-compatible
-route. On the Anthropic-compatible route thinking blocks go back exactly as
+turn a thinking block that says it has none (`fill_reasoning`) on the
+OpenAI-compatible route. On the Anthropic-compatible route thinking blocks go back exactly as
 Claude Code sent them, signature included.
 """
 
@@ -52,7 +52,8 @@ from addons.routes import ANTHROPIC
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
 # default is 31999, which lands on high.
 BUDGET_BANDS = ((4096, "low"), (16384, "medium"), (32000, "high"))
-PLACEHOLDER_REASONING = {"type": "thinking", "thinking": " ", "signature": ""}
+# Text, not just whitespace: LiteLLM drops an unsigned thinking block with blank text.
+PLACEHOLDER_REASONING = {"type": "thinking", "thinking": "(no reasoning recorded for this turn)", "signature": ""}
 
 
 def requested(request: dict) -> tuple[str | None, str | None]:
@@ -97,8 +98,8 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
 
 
 def fill_reasoning(messages: list, memo: Memo | None = None) -> tuple[list, int]:
-    """Give every assistant turn without a thinking block an empty one (one space, which
-    LiteLLM passes on as reasoning_content). Returns the messages and how many were filled."""
+    """Give every assistant turn without a thinking block one that says so (LiteLLM passes it
+    on as reasoning_content). Returns the messages and how many were filled."""
     memo = Memo() if memo is None else memo
     filled = [memo.get("fill reasoning", message, _with_reasoning) for message in messages]
     count = sum(1 for before, after in zip(messages, filled) if before is not after)

@@ -12,24 +12,39 @@ from pathlib import Path
 import pytest
 
 from addons.errors import is_anthropic_error
+from tests.backend import default_reasoning
 from tests.procs import LineReader, free_port, get_json, poll_until, post_json, running_line
 
 HI = {"model": "deepseek-flash", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
 
 
-def test_non_streaming_round_trip(anthropic_client, fresh_backend):
-    message = anthropic_client.messages.create(**HI)
-    assert message.content[0].type == "text" and message.content[0].text
-    assert fresh_backend.requests[-1]["messages"][-1]["content"] in ("hi there", [{"type": "text", "text": "hi there"}])
+# A thinking model answers with its reasoning first (the stand-in's DeepSeek V4); one that does not, text alone.
+ROUND_TRIP_MODELS = [("deepseek-flash", ["thinking", "text"]), ("qwen-plus", ["text"])]
 
 
-def test_streaming_round_trip(anthropic_client, fresh_backend):
-    with anthropic_client.messages.stream(**HI) as stream:
+@pytest.mark.parametrize("model, blocks", ROUND_TRIP_MODELS)
+def test_non_streaming_round_trip(anthropic_client, fresh_backend, model, blocks):
+    message = anthropic_client.messages.create(**{**HI, "model": model})
+    assert [block.type for block in message.content] == blocks
+    assert message.content[-1].text
+    received = fresh_backend.requests[-1]
+    assert received["messages"][-1]["content"] in ("hi there", [{"type": "text", "text": "hi there"}])
+    if "thinking" in blocks:
+        assert message.content[0].thinking == default_reasoning(received)
+
+
+@pytest.mark.parametrize("model, blocks", ROUND_TRIP_MODELS)
+def test_streaming_round_trip(anthropic_client, fresh_backend, model, blocks):
+    with anthropic_client.messages.stream(**{**HI, "model": model}) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
-    assert text and final.content[0].text == text
+    assert [block.type for block in final.content] == blocks
+    assert text and final.content[-1].text == text
     assert final.stop_reason == "end_turn"
-    assert fresh_backend.requests[-1]["stream"] is True
+    received = fresh_backend.requests[-1]
+    assert received["stream"] is True
+    if "thinking" in blocks:
+        assert final.content[0].thinking == default_reasoning(received)
 
 
 def test_demo_model_answers_without_a_backend(anthropic_client):

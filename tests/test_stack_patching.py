@@ -16,7 +16,7 @@ TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {
 
 STREAM_SHAPES = [
     pytest.param(model, usage, chunking, eol, id=f"{model}-{usage}-{chunking}-{'crlf' if eol == chr(13) + chr(10) else 'lf'}")
-    for model in ("plain-model", "deepseek-chat", "qwen-plus")
+    for model in ("plain-model", "deepseek-flash", "qwen-plus")
     for usage in ("real", "null", "absent", "zero")
     for chunking, eol in (("normal", "\n"), ("odd", "\r\n"))
 ]
@@ -24,12 +24,17 @@ STREAM_SHAPES = [
 
 @pytest.mark.parametrize("model, usage, chunking, eol", STREAM_SHAPES)
 def test_sdk_stream_helper_consumes_every_stream_with_real_usage(anthropic_client, fresh_backend, model, usage, chunking, eol):
-    fresh_backend.script([ToolCalls([("Read", {"file_path": "/etc/hostname"})], text="Let me look.")])
+    fresh_backend.script([ToolCalls([("Read", {"file_path": "/etc/hostname"})], text="Let me look.",
+                                    reasoning="The hostname is in /etc/hostname.")])
     with fresh_backend.quirks(usage=usage, chunking=chunking, line_ending=eol):
         with anthropic_client.messages.stream(**{**ASK, "model": model, "tools": TOOLS}) as stream:
             final = stream.get_final_message()
-    assert [block.type for block in final.content] == ["text", "tool_use"]
-    assert final.content[1].input == {"file_path": "/etc/hostname"}
+    # DeepSeek V4 thinks: its reasoning comes first, as a thinking block.
+    thinks = model.startswith("deepseek")
+    assert [block.type for block in final.content] == ["thinking"] * thinks + ["text", "tool_use"]
+    if thinks:
+        assert final.content[0].thinking == "The hostname is in /etc/hostname."
+    assert final.content[-1].input == {"file_path": "/etc/hostname"}
     assert final.stop_reason == "tool_use"
     assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
 
@@ -105,7 +110,7 @@ def test_stream_cut_by_the_backend_ends_with_a_well_formed_error_event(anthropic
 
 
 def test_count_tokens_always_answers(stack, master_key):
-    for model in ("demo", "deepseek-chat"):
+    for model in ("demo", "deepseek-flash"):
         status, _, body = post_json(
             stack.url + "/v1/messages/count_tokens?beta=true",
             {"model": model, "messages": ASK["messages"], "tools": TOOLS},

@@ -10,7 +10,16 @@ from addons.tokens import estimate_request
 from tests.procs import post_json
 
 DATA = Path(__file__).parent / "data"
-STRICT_MODELS = ["deepseek-chat", "qwen-plus"]
+# What each strict stand-in takes as max_tokens, and the thinking fields it must get for
+# Claude Code's adaptive thinking at effort high (DeepSeek V4: its own switch and effort).
+STRICT_MODELS = {
+    "deepseek-flash": (393216, {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
+    "deepseek-v4-pro": (393216, {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
+    "qwen-plus": (8192, {}),
+}
+# A model with a 128K policy window (the smallest of the hosted ones), for trimming.
+WINDOW_128K_MODEL = "qwen-plus"
+TOOLS = [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]
 
 
 def sse_event_types(body: bytes) -> list[str]:
@@ -26,8 +35,9 @@ def recorded_request(model: str) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("model", STRICT_MODELS)
 def test_recorded_claude_code_request_is_accepted(stack, fresh_backend, master_key, model):
+    limit, thinking_fields = STRICT_MODELS[model]
     request, headers = recorded_request(model)
-    assert request["max_tokens"] > 8192 and "thinking" in request and "output_config" in request
+    assert request["max_tokens"] == 32000 and "thinking" in request and "output_config" in request
     status, _, body = post_json(
         stack.url + "/v1/messages?beta=true", request, {**headers, "authorization": f"Bearer {master_key}"}
     )
@@ -35,8 +45,10 @@ def test_recorded_claude_code_request_is_accepted(stack, fresh_backend, master_k
     assert sse_event_types(body)[-1] == "message_stop"
 
     received = fresh_backend.requests[-1]
-    assert received["max_tokens"] <= 8192
-    assert not {"thinking", "reasoning_effort", "output_config", "context_management", "top_k"} & set(received)
+    assert received["max_tokens"] == min(32000, limit)
+    # Claude Code's own thinking fields never arrive; the backend's own ones do, where it has any.
+    assert not {"output_config", "context_management", "top_k"} & set(received)
+    assert {key: received[key] for key in ("thinking", "reasoning_effort") if key in received} == thinking_fields
     # The mid-conversation system message (agent types, skills) reached the backend.
     system_text = next(m for m in request["messages"] if m["role"] == "system")
     system_text = system_text["content"] if isinstance(system_text["content"], str) else system_text["content"][0]["text"]
@@ -67,11 +79,10 @@ def long_history(messages: int, seed: int = 7) -> list[dict]:
     return history
 
 
-@pytest.mark.parametrize("model", STRICT_MODELS)
-def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, litellm, fresh_backend, master_key, model):
+def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, litellm, fresh_backend, master_key):
+    model = WINDOW_128K_MODEL
     history = long_history(300)
-    request = {"model": model, "max_tokens": 32000, "stream": True, "messages": history,
-               "tools": [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]}
+    request = {"model": model, "max_tokens": 32000, "stream": True, "messages": history, "tools": TOOLS}
     assert estimate_request(request) > 131072
     # Sent straight to LiteLLM (no addons), the backend refuses it: that is what trimming must prevent.
     status, _, body = post_json(litellm.url + "/v1/messages", {**request, "max_tokens": 8192}, {"x-api-key": master_key})
@@ -90,3 +101,52 @@ def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, lite
     calls = {c["id"] for m in sent if m["role"] == "assistant" for c in m.get("tool_calls") or []}
     answered = {m["tool_call_id"] for m in sent if m["role"] == "tool"}
     assert answered <= calls and calls <= answered
+
+
+def test_the_same_history_fits_deepseeks_window_untrimmed(stack, fresh_backend, master_key):
+    history = long_history(300)
+    request = {"model": "deepseek-flash", "max_tokens": 32000, "stream": True, "messages": history, "tools": TOOLS}
+    assert 131072 < estimate_request(request) < 1_000_000 - 32000 - 4096
+    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body[:500]
+    received = fresh_backend.requests[-1]
+    assert received["max_tokens"] == 32000
+    # Nothing removed: every user turn and every tool call arrives.
+    calls = [c["id"] for m in received["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert len(calls) == (300 - 2) // 2
+    assert "The task: summarise the repository." in json.dumps(received["messages"][0])
+
+
+@pytest.mark.parametrize("model", ["deepseek-flash", "deepseek-v4-pro"])
+def test_tool_history_without_reasoning_gets_it_for_deepseek(stack, litellm, fresh_backend, master_key, model):
+    """DeepSeek refuses a request with tools whose earlier assistant turns lack reasoning_content;
+    Claude Code sends turns without thinking (a session begun on another model, a subagent)."""
+    history = long_history(12)
+    request = {"model": model, "max_tokens": 1024, "stream": True, "messages": history, "tools": TOOLS}
+    # Straight to LiteLLM (no addons): refused, with DeepSeek's wording.
+    status, _, body = post_json(litellm.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 400 and b"The reasoning_content in the thinking mode must be passed back to the API." in body
+
+    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body[:500]
+    assert sse_event_types(body)[-1] == "message_stop"
+    assistants = [m for m in fresh_backend.requests[-1]["messages"] if m["role"] == "assistant"]
+    assert len(assistants) == 6
+    assert all(isinstance(m.get("reasoning_content"), str) for m in assistants), assistants
+
+
+def test_thinking_blocks_reach_deepseek_as_reasoning(stack, fresh_backend, master_key):
+    """Kept by default: each assistant turn's thinking block goes back as its reasoning_content."""
+    history = long_history(6)
+    for index, message in enumerate(history):
+        if message["role"] == "assistant":
+            content = message["content"] if isinstance(message["content"], list) else [
+                {"type": "text", "text": message["content"]}]
+            message["content"] = [{"type": "thinking", "thinking": f"reasoning of turn {index}", "signature": ""},
+                                  *content]
+    request = {"model": "deepseek-flash", "max_tokens": 1024, "messages": history, "tools": TOOLS}
+    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body[:500]
+    received = fresh_backend.requests[-1]["messages"]
+    sent = [m["reasoning_content"] for m in received if m["role"] == "assistant"]
+    assert sent == [f"reasoning of turn {i}" for i, m in enumerate(history) if m["role"] == "assistant"]

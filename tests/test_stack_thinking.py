@@ -1,0 +1,100 @@
+"""Claude Code's thinking controls through the real LiteLLM and mitmdump, to a thinking stand-in.
+
+Each case is sent twice where it proves something: straight to LiteLLM (what a
+user without the stabilizer gets) and through the stack (what the addons make
+of it), and the stand-in backend says what arrived.
+"""
+
+import pytest
+
+from addons.thinking import PLACEHOLDER_REASONING
+from tests.backend import Text
+from tests.conftest import ANTHROPIC_ROUTE_MODELS
+from tests.procs import post_json
+from tests.streams import streamed_message
+
+ANTHROPIC_MODEL = next(iter(ANTHROPIC_ROUTE_MODELS))
+
+
+def ask(url: str, master_key: str, model: str, **fields) -> tuple[int, bytes]:
+    body = {"model": model, "max_tokens": 32000, "stream": True,
+            "messages": [{"role": "user", "content": "Which is larger, 9.11 or 9.8?"}], **fields}
+    status, _, raw = post_json(url + "/v1/messages", body, {"authorization": f"Bearer {master_key}"})
+    return status, raw
+
+
+def test_enabled_thinking_with_a_budget_stays_on_chat_completions(stack, litellm, fresh_backend, master_key):
+    enabled = {"thinking": {"type": "enabled", "budget_tokens": 10000}}
+    # Straight to LiteLLM, `enabled` sends the call to the Responses API, which the gateway lacks.
+    status, raw = ask(litellm.url, master_key, "deepseek-flash", **enabled)
+    assert status == 404 and b"/responses" in raw
+    fresh_backend.reset()
+
+    fresh_backend.script([Text("9.8 is larger.", reasoning="Compare the tenths: 8 > 1.")])
+    status, raw = ask(stack.url, master_key, "deepseek-flash", **enabled)
+    assert status == 200, raw
+    (exchange,) = [e for e in fresh_backend.exchanges if e.method == "POST"]
+    assert exchange.path == "/v1/chat/completions"
+    # A 10000-token budget is Claude Code's medium, which DeepSeek runs as high.
+    assert exchange.body["thinking"] == {"type": "enabled"} and exchange.body["reasoning_effort"] == "high"
+    message = streamed_message(raw)
+    assert [block["type"] for block in message["content"]] == ["thinking", "text"]
+    assert message["content"][0]["thinking"] == "Compare the tenths: 8 > 1."
+
+
+@pytest.mark.parametrize("effort, sent", [("low", "low"), ("medium", "high"), ("xhigh", "high"), ("max", "max")])
+def test_adaptive_effort_becomes_deepseeks_effort(stack, fresh_backend, master_key, effort, sent):
+    status, raw = ask(stack.url, master_key, "deepseek-flash",
+                      thinking={"type": "adaptive"}, output_config={"effort": effort})
+    assert status == 200, raw
+    (body,) = fresh_backend.requests
+    assert body["reasoning_effort"] == sent and body["thinking"] == {"type": "enabled"}
+    assert "output_config" not in body
+
+
+def test_disabled_thinking_turns_it_off_without_an_effort(stack, litellm, fresh_backend, master_key):
+    disabled = {"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}
+    # Straight to LiteLLM: reasoning_effort "none", which DeepSeek does not know.
+    status, raw = ask(litellm.url, master_key, "deepseek-flash", **disabled)
+    assert status == 400 and b"unknown variant" in raw
+    fresh_backend.reset()
+
+    status, raw = ask(stack.url, master_key, "deepseek-flash", **disabled)
+    assert status == 200, raw
+    (body,) = fresh_backend.requests
+    assert body["thinking"] == {"type": "disabled"} and "reasoning_effort" not in body
+    assert [block["type"] for block in streamed_message(raw)["content"]] == ["text"]
+
+
+@pytest.mark.parametrize("fields, thinking", [
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, {"type": "enabled"}),
+    ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
+])
+def test_anthropic_route_gets_the_switch(stack, fresh_backend, master_key, fields, thinking):
+    status, raw = ask(stack.url, master_key, ANTHROPIC_MODEL, **fields)
+    assert status == 200, raw
+    (body,) = fresh_backend.messages_requests
+    assert body["thinking"] == thinking
+    blocks = [block["type"] for block in streamed_message(raw)["content"]]
+    assert blocks == (["thinking", "text"] if thinking["type"] == "enabled" else ["text"])
+
+
+def test_a_turn_without_reasoning_is_filled_for_deepseek(stack, litellm, fresh_backend, master_key):
+    # A session that began with thinking off (or on another model): its tool turn has no reasoning.
+    history = {
+        "tools": [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "read a.txt"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
+        ],
+    }
+    status, raw = ask(litellm.url, master_key, "deepseek-flash", **history)
+    assert status == 400 and b"reasoning_content in the thinking mode must be passed back" in raw
+    fresh_backend.reset()
+
+    status, raw = ask(stack.url, master_key, "deepseek-flash", **history)
+    assert status == 200, raw
+    (body,) = fresh_backend.requests
+    assert body["messages"][1]["reasoning_content"] == PLACEHOLDER_REASONING["thinking"]
+    assert body["messages"][2]["role"] == "tool"

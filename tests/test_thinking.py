@@ -1,0 +1,265 @@
+"""Thinking controls and reasoning round trips (addons/thinking.py, addons/routes.py), without a proxy.
+
+Each request that shaping writes for DeepSeek's OpenAI-compatible route is also
+put to the stand-in's own checks (tests/backend.py), which reproduce DeepSeek's
+documented rules: a combination it refuses is never sent.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitmproxy.test import taddons
+
+from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
+from addons.request_addon import RequestShaper
+from addons.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
+from addons.shaping import shape_request
+from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, fill_reasoning, requested
+from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
+from tests.test_request_addon import post, sent
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = load_policy(str(ROOT / "config" / "stabilizer.yaml"))
+DEEPSEEK = SHIPPED.for_model("deepseek-flash")
+TOOLS = [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]
+
+
+def claude_request(**fields) -> dict:
+    """A Claude Code turn after a tool round trip: its thinking block, call and result."""
+    return {
+        "model": "deepseek-flash", "max_tokens": 32000, "stream": True, "tools": TOOLS,
+        "messages": [
+            {"role": "user", "content": "read a.txt"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should read it.", "signature": ""},
+                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a.txt"}},
+            ]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
+        ],
+        **fields,
+    }
+
+
+def as_litellm_sends(request: dict) -> dict:
+    """The Chat Completions body LiteLLM 1.108.7 makes of a shaped request, as far as thinking
+    goes (measured): extra_body merged in, thinking blocks become reasoning_content."""
+    body = {"model": request["model"], "max_tokens": request["max_tokens"], "tools": request.get("tools"),
+            "messages": [], **request.get("extra_body", {})}
+    for message in request["messages"]:
+        content = message["content"] if isinstance(message["content"], list) else []
+        thinking = "\n".join(block["thinking"] for block in content if block.get("type") == "thinking"
+                             and block.get("thinking"))
+        converted = {"role": message["role"], "content": "..."}
+        if message["role"] == "assistant" and thinking:
+            converted["reasoning_content"] = thinking
+        body["messages"].append(converted)
+    return body
+
+
+# --- what Claude Code asked ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({}, (None, None)),
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, ("on", "high")),
+    ({"thinking": {"type": "adaptive"}}, ("on", None)),
+    ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, ("off", None)),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, ("on", "low")),
+    ({"thinking": {"type": "enabled", "budget_tokens": 31999}}, ("on", "high")),
+    ({"thinking": {"type": "enabled", "budget_tokens": 64000}}, ("on", "max")),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "output_config": {"effort": "max"}}, ("on", "max")),
+    ({"output_config": {"effort": "low"}}, (None, "low")),
+    ({"thinking": "yes", "output_config": ["high"]}, (None, None)),
+])
+def test_what_claude_code_asked(fields, expected):
+    assert requested(fields) == expected
+
+
+def test_budget_bands_rise():
+    assert [bound for bound, _ in BUDGET_BANDS] == sorted(bound for bound, _ in BUDGET_BANDS)
+
+
+# --- the OpenAI-compatible route -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, extra_body", [
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}},
+     {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}},
+     {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}},
+     {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}},
+     {"thinking": {"type": "enabled"}, "reasoning_effort": "low"}),
+    ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, {"thinking": {"type": "disabled"}}),
+    ({"output_config": {"effort": "medium"}}, {"reasoning_effort": "high"}),
+])
+def test_deepseek_openai_route_gets_its_own_switch_and_effort(fields, extra_body):
+    shaped = shape_request(claude_request(**fields), DEEPSEEK).request
+    assert shaped["extra_body"] == extra_body
+    assert "thinking" not in shaped and "output_config" not in shaped  # LiteLLM never sees Claude Code's
+    assert check_request(as_litellm_sends(shaped), json.dumps(shaped), PROFILES["deepseek"]) is None
+
+
+def test_nothing_asked_nothing_sent():
+    shaped = shape_request(claude_request(), DEEPSEEK).request
+    assert "extra_body" not in shaped
+
+
+def test_a_model_that_cannot_turn_thinking_off_says_so():
+    always = ModelPolicy(thinking=ThinkingPolicy(enable={"thinking": {"type": "enabled"}}))
+    shaped = shape_request(claude_request(thinking={"type": "disabled"}), always)
+    assert "extra_body" not in shaped.request
+    assert "thinking stays on: this model cannot turn it off" in shaped.changes
+
+
+def test_a_model_that_never_thinks_loses_thinking_blocks_and_fields():
+    plain = ModelPolicy(thinking=None)
+    shaped = shape_request(claude_request(thinking={"type": "adaptive"}, output_config={"effort": "high"}), plain)
+    assert "extra_body" not in shaped.request and "thinking" not in shaped.request
+    assert "thinking" not in json.dumps(shaped.request["messages"])
+
+
+# Claude Code's controls as they come, and odd ones.
+thinking_fields = st.fixed_dictionaries({}, optional={
+    "thinking": st.sampled_from([{"type": "adaptive"}, {"type": "disabled"}, {"type": "enabled"}])
+    | st.builds(lambda budget: {"type": "enabled", "budget_tokens": budget}, st.integers(-5, 200_000))
+    | st.none() | st.text(max_size=5),
+    "output_config": st.builds(lambda effort: {"effort": effort},
+                               st.sampled_from(["low", "medium", "high", "xhigh", "max", "ultra", ""]) | st.none()),
+})
+
+
+@settings(max_examples=200, deadline=None)
+@given(thinking_fields, st.booleans())
+def test_deepseek_never_gets_a_combination_it_refuses(fields, with_reasoning):
+    request = claude_request(**fields)
+    if not with_reasoning:  # a turn from before thinking was on: no thinking block
+        request["messages"][1]["content"] = request["messages"][1]["content"][1:]
+    shaped = shape_request(request, DEEPSEEK).request
+    extra = shaped.get("extra_body", {})
+    if extra.get("thinking") == {"type": "disabled"}:
+        assert "reasoning_effort" not in extra
+    backend_body = as_litellm_sends(shaped)
+    assert check_request(backend_body, json.dumps(backend_body), PROFILES["deepseek"]) is None
+
+
+def test_without_the_fill_deepseek_refuses_a_turn_without_reasoning():
+    # The stand-in's rule, from the side that must fail: what fill_reasoning prevents.
+    request = claude_request()
+    request["messages"][1]["content"] = request["messages"][1]["content"][1:]
+    unfilled = as_litellm_sends(shape_request(request, ModelPolicy()).request)
+    assert reasoning_missing(unfilled, PROFILES["deepseek"])
+    assert check_request(unfilled, "{}", PROFILES["deepseek"]).body["error"]["message"] == REASONING_MISSING
+
+
+# --- the Anthropic-compatible route --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, thinking", [
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, {"type": "enabled"}),
+    ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
+    ({"output_config": {"effort": "low"}}, None),
+    ({}, None),
+])
+def test_anthropic_route_gets_anthropic_fields(fields, thinking):
+    shaped = shape_request(claude_request(**fields), DEEPSEEK, route=ANTHROPIC).request
+    assert shaped.get("thinking") == thinking
+    assert "extra_body" not in shaped and "output_config" not in shaped
+    # Thinking blocks go back as Claude Code sent them, signature included; nothing is added.
+    assert shaped["messages"][1] == claude_request()["messages"][1]
+
+
+def test_anthropic_route_adds_no_reasoning_of_its_own():
+    request = claude_request()
+    request["messages"][1]["content"] = request["messages"][1]["content"][1:]
+    assert shape_request(request, DEEPSEEK, route=ANTHROPIC).request["messages"] == request["messages"]
+
+
+# --- the history ---------------------------------------------------------------------------
+
+
+def test_fill_reasoning_gives_a_turn_without_thinking_an_empty_one():
+    messages = claude_request()["messages"] + [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "ok"}]
+    filled, count = fill_reasoning(messages)
+    assert count == 1
+    assert filled[1] is messages[1]  # had its own
+    assert filled[3]["content"][0] == PLACEHOLDER_REASONING
+    assert filled[3]["content"][1] == {"type": "text", "text": "Done."}
+    assert fill_reasoning(filled) == (filled, 0)
+
+
+def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():
+    policy = ModelPolicy(thinking=ThinkingPolicy(history="tool_turns"))
+    request = claude_request()
+    answer = {"role": "assistant", "content": [{"type": "thinking", "thinking": "plain", "signature": ""},
+                                                {"type": "text", "text": "A."}]}
+    request["messages"] += [answer, {"role": "user", "content": "thanks"}]
+    shaped = shape_request(request, policy)
+    assert shaped.request["messages"][1] == request["messages"][1]  # the tool turn keeps its reasoning
+    assert shaped.request["messages"][3]["content"] == [{"type": "text", "text": "A."}]
+    assert "removed blocks: thinking x1" in shaped.changes
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deployment, route", [
+    ({"litellm_params": {"model": "openai/deepseek-flash"}}, Route(OPENAI, "deepseek-flash")),
+    ({"litellm_params": {"model": "anthropic/deepseek-flash"}}, Route(ANTHROPIC, "deepseek-flash")),
+    ({"litellm_params": {"model": "deepseek/deepseek-v4-pro"}}, Route(ANTHROPIC, "deepseek-v4-pro")),
+    ({"litellm_params": {"model": "bedrock/anthropic.claude-opus"}}, Route(ANTHROPIC, "anthropic.claude-opus")),
+    ({"litellm_params": {"model": "bedrock/meta.llama3"}}, Route(OPENAI, "meta.llama3")),
+    ({"litellm_params": {"model": "openai/qwen3"}, "model_info": {"supported_endpoints": ["/v1/messages"]}},
+     Route(ANTHROPIC, "qwen3")),
+    ({"litellm_params": {"model": "hosted_vllm/org/model-x"}}, Route(OPENAI, "org/model-x")),
+    ({"litellm_params": {}}, UNKNOWN),
+])
+def test_route_of_a_deployment(deployment, route):
+    assert route_of(deployment) == route
+
+
+def test_shipped_litellm_config_routes(tmp_path):
+    routes = load_routes(str(ROOT / "config" / "litellm.yaml"))
+    assert routes == {"demo": Route(OPENAI, "demo")}
+    with pytest.raises(RoutesError, match="file not found"):
+        load_routes(str(tmp_path / "missing.yaml"))
+    (tmp_path / "bad.yaml").write_text("model_list: 5\n")
+    with pytest.raises(RoutesError, match="model_list: expected a list"):
+        load_routes(str(tmp_path / "bad.yaml"))
+
+
+def test_a_model_found_under_its_provider_id(tmp_path):
+    config = tmp_path / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: ds\n    litellm_params: {model: openai/deepseek-flash}\n"
+        "  - model_name: ds-anthropic\n    litellm_params: {model: anthropic/deepseek-flash}\n"
+    )
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, stabilizer_policy=str(ROOT / "config" / "stabilizer.yaml"),
+                       stabilizer_litellm_config=str(config))
+        adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}
+        flow = post("/v1/messages", claude_request(model="ds", **adaptive))
+        addon.request(flow)
+        assert sent(flow)["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}
+        assert flow.metadata["stabilizer"]["context_window"] == DEEPSEEK.context_window
+        flow = post("/v1/messages", claude_request(model="ds-anthropic", **adaptive))
+        addon.request(flow)
+        assert sent(flow)["thinking"] == {"type": "enabled"} and "extra_body" not in sent(flow)
+        # A name neither the policy nor the LiteLLM config knows gets the defaults.
+        flow = post("/v1/messages", claude_request(model="other", **adaptive))
+        addon.request(flow)
+        assert "extra_body" not in sent(flow) and "thinking" not in sent(flow)
+
+
+def test_a_broken_litellm_config_stops_start_up(tmp_path):
+    from mitmproxy import exceptions
+
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError, match="missing.yaml: file not found"):
+        tctx.configure(addon, stabilizer_litellm_config=str(tmp_path / "missing.yaml"))
