@@ -90,7 +90,7 @@ class ModelPolicy(BaseModel):
         131072, description="a whole number above 0: tokens the model holds, prompt and answer together"
     )
     max_output_tokens: PositiveInt = Field(
-        8192, description="a whole number above 0: the largest max_tokens the backend accepts"
+        32000, description="a whole number above 0: the largest max_tokens the backend accepts"
     )
     safety_margin_tokens: NonNegativeInt = Field(
         4096, description="a whole number, 0 or more: tokens kept free for the estimate's error"

@@ -17,7 +17,7 @@ from mitmproxy.net.encoding import encode
 
 MESSAGES = "/v1/messages?beta=true"
 COUNT_TOKENS = "/v1/messages/count_tokens?beta=true"
-MODEL = "deepseek-chat"
+MODEL = "deepseek-flash"  # strict about keys and values, and thinking by default
 TWENTY_MB = 20 * 1024 * 1024
 DEEP = 100_000
 
@@ -101,19 +101,22 @@ HEAD = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\n"
 
 
 def _encoded(encoding: str) -> Callable[[], bytes]:
-    return lambda: encode(as_json(valid(messages=[{"role": "user", "content": f"encoded with {encoding}"}])), encoding)
+    # Thinking off (as Claude Code asks for some subagents), so the answer is the echo alone: the
+    # switch must survive the decoding too.
+    request = valid(messages=[{"role": "user", "content": f"encoded with {encoding}"}], thinking={"type": "disabled"})
+    return lambda: encode(as_json(request), encoding)
 
 
 CASES: list[Case] = [
     # -- not JSON, or not quite
-    Case("truncated JSON", b'{"model": "deepseek-chat", "messages": [{"role": "user", "con'),
+    Case("truncated JSON", b'{"model": "deepseek-flash", "messages": [{"role": "user", "con'),
     Case("truncated after a key", b'{"model"'),
     Case("only an opening brace", b"{"),
     Case("only a closing brace", b"}"),
     Case("trailing garbage", as_json(valid()) + b" trailing"),
     Case("two objects", as_json(valid()) + as_json(valid())),
-    Case("single quotes", b"{'model': 'deepseek-chat', 'messages': []}"),
-    Case("comments", b'// a comment\n{"model": "deepseek-chat", "messages": []}'),
+    Case("single quotes", b"{'model': 'deepseek-flash', 'messages': []}"),
+    Case("comments", b'// a comment\n{"model": "deepseek-flash", "messages": []}'),
     Case("NaN literal", as_json(valid(max_tokens=0)).replace(b"0", b"NaN")),
     Case("Infinity literal", as_json(valid(max_tokens=0)).replace(b"0", b"Infinity")),
     Case("byte order mark", b"\xef\xbb\xbf" + as_json(valid())),
@@ -187,7 +190,7 @@ CASES: list[Case] = [
     Case("content nested 100,000 deep", _deep_content),
     Case("tool input nested 1,100 deep", _between_parser_limits),
     Case("count_tokens nested 100,000 deep", _deep_array, path=COUNT_TOKENS),
-    Case("count_tokens truncated JSON", b'{"model": "deepseek-chat", "messages": [', path=COUNT_TOKENS),
+    Case("count_tokens truncated JSON", b'{"model": "deepseek-flash", "messages": [', path=COUNT_TOKENS),
     Case("count_tokens JSON array", b"[1, 2]", path=COUNT_TOKENS),
     Case("count_tokens messages a string", as_json(valid(messages="hi")), path=COUNT_TOKENS),
     # -- content encodings
@@ -203,7 +206,7 @@ CASES: list[Case] = [
     Case("gzip bomb", lambda: gzip.compress(b" " * (200 * 1024 * 1024)), headers=(("content-encoding", "gzip"),)),
     # -- content types
     Case("text/plain JSON", as_json(valid()), content_type="text/plain"),
-    Case("form-encoded", b"model=deepseek-chat&messages=hi", content_type="application/x-www-form-urlencoded"),
+    Case("form-encoded", b"model=deepseek-flash&messages=hi", content_type="application/x-www-form-urlencoded"),
     Case("multipart", b"--b\r\ncontent-disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
          content_type="multipart/form-data; boundary=b"),
     Case("no content type", as_json(valid()), content_type=None),
