@@ -19,7 +19,9 @@ from addons.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_r
 from addons.shaping import shape_request
 from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, fill_reasoning, requested
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
+from addons.trim import trim_request
 from tests.test_request_addon import post, sent
+from tests.test_trim import agent_session, policy_for, request_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = load_policy(str(ROOT / "config" / "stabilizer.yaml"))
@@ -263,3 +265,37 @@ def test_a_broken_litellm_config_stops_start_up(tmp_path):
     addon = RequestShaper()
     with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError, match="missing.yaml: file not found"):
         tctx.configure(addon, stabilizer_litellm_config=str(tmp_path / "missing.yaml"))
+
+
+# --- trimming a thinking session -----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(4, 40), st.integers(0, 10_000), st.integers(1_500, 12_000), st.sampled_from([OPENAI, ANTHROPIC]))
+def test_trimming_never_separates_a_tool_call_from_its_reasoning(turns, seed, budget, route):
+    session = agent_session(turns, seed)
+    for index, message in enumerate(session):
+        if message["role"] == "assistant" and index % 3:  # every third turn from before thinking was on
+            message["content"].insert(0, {"type": "thinking", "thinking": f"reason {index}", "signature": f"s{index}"})
+    thinking = DEEPSEEK.thinking
+    policy = policy_for(budget, thinking=thinking)
+    shaped = shape_request(request_of(session), policy, route=route)
+    trimmed = trim_request(shaped.request, policy, shaped.reminders)
+    if trimmed.too_long:
+        return
+    originals = {block["id"]: message for message in session for block in message["content"]
+                 if block.get("type") == "tool_use"}
+    for message in trimmed.request["messages"]:
+        calls = [block["id"] for block in message["content"] if block.get("type") == "tool_use"]
+        if message["role"] != "assistant" or not calls:
+            continue
+        (original,) = {id(originals[call]): originals[call] for call in calls}.values()
+        own = [block for block in original["content"] if block.get("type") == "thinking"]
+        kept = [block for block in message["content"] if block.get("type") == "thinking"]
+        if own:
+            assert kept == own  # the call's own reasoning, with its signature, went with it
+        else:
+            assert kept == ([PLACEHOLDER_REASONING] if route == OPENAI else [])
+    if route == OPENAI:
+        body = as_litellm_sends(trimmed.request)
+        assert check_request(body, json.dumps(body), PROFILES["deepseek"]) is None
