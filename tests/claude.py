@@ -29,15 +29,18 @@ _SCRUBBED_PREFIXES = ("ANTHROPIC_", "CLAUDE")
 
 
 def pinned_version() -> str:
-    """The CLI version the tests run: `make test CLAUDE_CODE_VERSION=x.y.z` passes its choice
-    on in the environment; otherwise the Makefile's pin (the single source of truth)."""
-    if chosen := os.environ.get("CLAUDE_CODE_VERSION"):
-        return chosen
+    """The CLI version the Makefile pins (single source of truth); tests/flows is recorded with it."""
     makefile = (REPO_ROOT / "Makefile").read_text()
     match = re.search(r"^CLAUDE_CODE_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
     if match is None:
         raise RuntimeError("CLAUDE_CODE_VERSION not found in Makefile")
     return match.group(1)
+
+
+def version_under_test() -> str:
+    """The CLI version the tests run: `make test CLAUDE_CODE_VERSION=x.y.z` passes its choice
+    on in the environment; otherwise the pinned one."""
+    return os.environ.get("CLAUDE_CODE_VERSION") or pinned_version()
 
 
 def platform_key() -> str:
@@ -53,7 +56,7 @@ def platform_key() -> str:
 
 def claude_binary() -> Path:
     """Path of the native Claude Code binary installed by `make claude-code`."""
-    packages = CLAUDE_DIR / pinned_version() / "node_modules" / "@anthropic-ai"
+    packages = CLAUDE_DIR / version_under_test() / "node_modules" / "@anthropic-ai"
     expected = packages / f"claude-code-{platform_key()}" / "claude"
     if expected.is_file():
         return expected

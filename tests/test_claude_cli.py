@@ -2,12 +2,12 @@
 
 import subprocess
 
-from tests.claude import claude_binary, pinned_version
+from tests.claude import claude_binary, version_under_test
 
 
-def test_cli_reports_pinned_version():
+def test_cli_reports_the_version_under_test():
     proc = subprocess.run([str(claude_binary()), "--version"], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     # prints e.g. "2.1.197 (Claude Code)"
-    assert proc.stdout.split()[0] == pinned_version(), proc.stdout
+    assert proc.stdout.split()[0] == version_under_test(), proc.stdout
