@@ -108,6 +108,20 @@ def fill_message_usage(message: dict[str, Any], input_estimate: int) -> list[str
     return _filled("message", filled)
 
 
+def fill_thinking_signatures(message: dict[str, Any]) -> list[str]:
+    """Give thinking blocks without a string signature an empty one, in place.
+
+    LiteLLM writes `"signature": null` for reasoning a Chat Completions backend
+    returned (it has no signature); Anthropic's schema has a string there."""
+    unsigned = [
+        block for block in message.get("content") or ()
+        if isinstance(block, dict) and block.get("type") == "thinking" and not isinstance(block.get("signature"), str)
+    ]
+    for block in unsigned:
+        block["signature"] = ""
+    return [f"thinking signature set to empty x{len(unsigned)}"] if unsigned else []
+
+
 # --- JSON message -> event stream -------------------------------------------------
 
 

@@ -14,7 +14,14 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.patching import StreamPatcher, fill_message_usage, is_message, message_to_sse_events, to_anthropic_error
+from addons.patching import (
+    StreamPatcher,
+    fill_message_usage,
+    fill_thinking_signatures,
+    is_message,
+    message_to_sse_events,
+    to_anthropic_error,
+)
 from addons.sse import json_data
 from addons.tokens import from_json
 
@@ -131,6 +138,7 @@ class ResponsePatcher:
             return
         notes = _stabilizer(flow)
         changes = fill_message_usage(message, _positive_count(notes, "input_tokens"))
+        changes += fill_thinking_signatures(message)
         if _stream_requested(flow, notes):
             flow.response.headers["content-type"] = SSE_CONTENT_TYPE
             flow.response.content = message_to_sse_events(message)

@@ -5,6 +5,8 @@ user without the stabilizer gets) and through the stack (what the addons make
 of it), and the stand-in backend says what arrived.
 """
 
+import json
+
 import pytest
 
 from addons.thinking import PLACEHOLDER_REASONING
@@ -98,3 +100,17 @@ def test_a_turn_without_reasoning_is_filled_for_deepseek(stack, litellm, fresh_b
     (body,) = fresh_backend.requests
     assert body["messages"][1]["reasoning_content"] == PLACEHOLDER_REASONING["thinking"]
     assert body["messages"][2]["role"] == "tool"
+
+
+def test_a_json_answer_gets_string_signatures(stack, litellm, fresh_backend, master_key):
+    reply = Text("9.8 is larger.", reasoning="Compare the tenths.")
+    body = {"model": "deepseek-flash", "max_tokens": 1024, "messages": [{"role": "user", "content": "9.11 or 9.8?"}]}
+    headers = {"authorization": f"Bearer {master_key}"}
+    fresh_backend.script([reply])
+    status, _, raw = post_json(litellm.url + "/v1/messages", body, headers)
+    assert status == 200 and json.loads(raw)["content"][0]["signature"] is None  # LiteLLM's, alone
+
+    fresh_backend.script([reply])
+    status, _, raw = post_json(stack.url + "/v1/messages", body, headers)
+    assert status == 200, raw
+    assert json.loads(raw)["content"][0] == {"type": "thinking", "thinking": "Compare the tenths.", "signature": ""}
