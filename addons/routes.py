@@ -73,8 +73,13 @@ def load_routes(path: str) -> dict[str, Route]:
     entries = config.get("model_list") if isinstance(config, dict) else None
     if not isinstance(entries, list):
         raise RoutesError(f"{path}: model_list: expected a list of models")
+    return routes_of(entries)
+
+
+def routes_of(model_list: list) -> dict[str, Route]:
+    """model_name -> Route for the entries of a LiteLLM model_list (the first entry of a name wins)."""
     routes: dict[str, Route] = {}
-    for entry in entries:
+    for entry in model_list:
         if isinstance(entry, dict) and isinstance(entry.get("model_name"), str):
             routes.setdefault(entry["model_name"], route_of(entry))
     return routes

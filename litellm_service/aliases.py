@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from addons.policy import ModelPolicy, PolicyError, load_policy
+from addons.routes import UNKNOWN, routes_of
 from litellm_service import stack
 from litellm_service.envfile import default_env_file
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
@@ -123,11 +124,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"stabilizer: {e}", file=sys.stderr)
         return 1
     key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve())]
+    routes = routes_of(config["model_list"])
     models = []
     for model in model_names(config):
         if "\0" in model:  # no shell variable can hold it
             print(f"stabilizer: skipped model {model!r}: a name with a NUL character", file=sys.stderr)
         else:
-            models.append((model, policy.for_model(model)))
+            # The limits the request addon works with: found by name, else by the provider's model id.
+            models.append((model, policy.for_model(model, routes.get(model, UNKNOWN).model_id)))
     print(render(models, client_url(args.host, args.port), key_command), end="")
     return 0

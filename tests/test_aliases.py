@@ -121,8 +121,6 @@ def test_functions_set_what_claude_code_needs(setup, shell):
     assert policy.for_model("deepseek-flash").context_window == 65536  # its own entry, not the defaults
 
 
-@pytest.mark.xfail(strict=True, reason="suspected product bug: `stabilizer aliases` looks the policy up by "
-                   "model_name only, the request addon also by the provider's model id (addons/routes.py)")
 def test_an_alias_gets_the_limits_of_the_model_behind_it(setup):
     # The policy promises one entry for every LiteLLM alias of a model: the window Claude Code
     # compacts at must be the one the request addon trims to.

@@ -91,8 +91,6 @@ def test_unknown_models_and_odd_names_get_the_defaults():
     assert policy.for_model(["not", "a", "name"]) is policy.defaults
 
 
-@pytest.mark.xfail(strict=True, reason="suspected product bug: ModelPolicy.max_output_tokens still defaults to 8192, "
-                   "the shipped defaults say 32000")
 def test_built_in_defaults_are_the_shipped_defaults():
     # Running without --policy must not starve a thinking model that the shipped file would not.
     assert Policy().defaults == load_policy(str(SHIPPED)).defaults

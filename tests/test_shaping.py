@@ -14,6 +14,7 @@ from addons.shaping import (
     shape_request,
     strip_unaccepted,
 )
+from addons.thinking import PLACEHOLDER_REASONING
 
 DATA = Path(__file__).parent / "data"
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
@@ -122,12 +123,13 @@ def test_recorded_tool_roundtrip_keeps_the_pair():
         assert call["id"] == out["messages"][2]["content"][0]["tool_use_id"] == "toolu_01"
 
 
-def test_recorded_tool_roundtrip_gets_empty_reasoning_for_deepseek():
+def test_recorded_tool_roundtrip_gets_a_reasoning_note_for_deepseek():
     # DeepSeek refuses a request with tools whose earlier assistant turn lacks reasoning_content;
-    # the turn Claude Code sent without thinking gets an empty thinking block (LiteLLM's reasoning_content).
+    # the turn Claude Code sent without thinking gets a note as its thinking block (LiteLLM's reasoning_content).
     shaped = shape_request(recorded("claude_code_tool_roundtrip_request.json"), DEEPSEEK)
-    assert shaped.request["messages"][1]["content"][0] == {"type": "thinking", "thinking": " ", "signature": ""}
-    assert "added empty reasoning to 1 assistant turns" in shaped.changes
+    filled = shaped.request["messages"][1]["content"][0]
+    assert filled == PLACEHOLDER_REASONING and filled["type"] == "thinking" and filled["thinking"].strip()
+    assert "added a no-reasoning note to 1 assistant turns" in shaped.changes
     # A backend that does not require reasoning gets the turn as it was.
     plain = shape_request(recorded("claude_code_tool_roundtrip_request.json"), QWEN)
     assert [block["type"] for block in plain.request["messages"][1]["content"]] == ["tool_use"]
