@@ -148,7 +148,9 @@ def test_litellm_zero_message_start_gets_the_estimate_and_real_figures_stay():
         "input_tokens": ESTIMATE, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
     }  # fmt: skip
     message = sdk_final_message(out)
-    assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 20)  # the backend's own figures
+    # The backend's own figures: output counts the answer's 20 tokens and the reasoning's 13.
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 33)
+    assert message.content[0].type == "thinking"
     assert patcher.changes == [f"message_start: filled usage input_tokens={ESTIMATE}"]
 
 

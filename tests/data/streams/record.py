@@ -76,7 +76,7 @@ def main() -> None:
         config = Path(tmp) / "litellm.yaml"
         models = [
             {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": backend.base_url, "api_key": "sk-x"}}
-            for name in ("deepseek-chat", "qwen-plus", "plain-model")
+            for name in ("deepseek-flash", "qwen-plus", "plain-model")
         ]
         demo = {"model": "openai/demo", "mock_response": "Hello from the demo model."}
         models.append({"model_name": "demo", "litellm_params": demo})
@@ -94,14 +94,16 @@ def main() -> None:
             too_long = {"messages": [{"role": "user", "content": "word " * 130000}], "max_tokens": 8000}
             cut = CloseMidEvent(after_events=3, reply=Text("This answer is cut short by the backend."))
             cases = [
-                ("litellm-text-usage.sse", request("deepseek-chat"),
-                 [Text("Hello! Here is what I can tell you about /tmp: nothing yet, let me look.")], {}),
+                ("litellm-text-usage.sse", request("deepseek-flash"),
+                 [Text("Hello! Here is what I can tell you about /tmp: nothing yet, let me look.",
+                       reasoning="The user asked about /tmp; I have not looked yet.")], {}),
                 ("litellm-text-no-usage.sse", request("qwen-plus"), [Text("Hi there. I will list the files now.")],
                  {"usage": "absent"}),
                 ("litellm-text-null-usage.sse", request("plain-model"), [Text("Hello, world.")], {"usage": "null"}),
                 ("litellm-text-zero-usage.sse", request("plain-model"), [Text("Zero usage here.")], {"usage": "zero"}),
-                ("litellm-tool-use.sse", request("deepseek-chat", tools=True),
-                 [ToolCalls([("Bash", {"command": "ls -la /tmp"})], text="Let me look.")], {}),
+                ("litellm-tool-use.sse", request("deepseek-flash", tools=True),
+                 [ToolCalls([("Bash", {"command": "ls -la /tmp"})], text="Let me look.",
+                            reasoning="Listing /tmp answers it.")], {}),
                 ("litellm-tool-use-no-usage.sse", request("plain-model", tools=True),
                  [ToolCalls([("Bash", {"command": "ls /tmp"}), ("Bash", {"command": "pwd"})])], {"usage": "absent"}),
                 # LiteLLM retries a request whose stream is cut before it sent anything: cut every try.
@@ -110,7 +112,8 @@ def main() -> None:
                 ("litellm-demo-mock.json", request("demo", stream=False), [], {}),
                 ("litellm-text-no-usage.json", request("plain-model", stream=False), [Text("Plain JSON, no usage.")],
                  {"usage": "absent"}),
-                ("litellm-context-error.json", request("deepseek-chat") | too_long, [], {}),
+                # DeepSeek's wording at V3's 128K window (V4's 1M would need a 5 MB request).
+                ("litellm-context-error.json", request("deepseek-flash") | too_long, [], {"context_window": 131072}),
                 ("litellm-qwen-context-error.json", request("qwen-plus") | too_long, [], {}),
             ]  # fmt: skip
             for name, body, replies, quirks in cases:
