@@ -17,7 +17,9 @@ Cases:
   per request ("next turn": the same history plus an assistant tool call and
   its result, so only two messages are new to the estimate cache), for a
   model whose 128K window makes the bundle trim it (qwen-plus in the shipped
-  policy) and for one whose 1M window holds it whole;
+  policy) and for one whose 1M window holds it whole, plain and as DeepSeek V4
+  (deepseek-flash: thinking switch and effort written, and every earlier turn
+  given its reasoning note);
 - the 2 MB session seen for the first time (every message new to the cache:
   after a restart), trimmed.
 """
@@ -34,6 +36,7 @@ MODES = ("direct", "stock", "bundle")
 PATH = "/v1/messages?beta=true"
 # A 128K window in the shipped policy: the 2 MB session is trimmed.
 TRIMMED_MODEL = "qwen-plus"
+THINKING_MODEL = "deepseek-flash"
 
 
 @dataclass
@@ -82,6 +85,9 @@ def cases(settings: Settings) -> list[Case]:
     whole = workload.encode(session(LONG_WINDOW_MODEL))
     trimmed_warmup, trimmed_next = next_turns(TRIMMED_MODEL, 10_000)
     whole_warmup, whole_next = next_turns(LONG_WINDOW_MODEL, 20_000)
+    # The same whole session for DeepSeek V4 (1M window): its thinking section sets the switch and
+    # the effort and gives every earlier turn without reasoning (all of them here) a note.
+    thinking_warmup, thinking_next = next_turns(THINKING_MODEL, 30_000)
     mb = large / 1e6
     return [
         Case("76 KB recorded request (streaming)", repeat(small_body, settings.small_requests), [small_body] * 10),
@@ -90,6 +96,7 @@ def cases(settings: Settings) -> list[Case]:
         Case(f"{mb:g} MB session, trimmed, next turn", trimmed_next, trimmed_warmup),
         Case(f"{mb:g} MB session, whole (1M window), repeat", repeat(whole, per_round), [whole] * 2),
         Case(f"{mb:g} MB session, whole, next turn", whole_next, whole_warmup),
+        Case(f"{mb:g} MB session, whole, {THINKING_MODEL} (thinking), next turn", thinking_next, thinking_warmup),
         Case(f"{mb:g} MB session, trimmed, first seen (cold cache)", first_seen, []),
     ]
 
