@@ -26,7 +26,7 @@ from typing import Any
 from addons.memo import Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.routes import OPENAI
-from addons.thinking import apply_thinking, fill_reasoning
+from addons.thinking import apply_thinking, needs_reasoning_note, with_reasoning_note
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -48,16 +48,11 @@ def shape_request(
     thinking is written. `memo`: results for values seen before (see strip_unaccepted)."""
     original = request
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo)
+    request, changes = strip_unaccepted(request, policy, memo, route)
     if reminders:
         changes.insert(0, f"folded {len(reminders)} system messages")
     request, thought = apply_thinking(original, request, policy.thinking, route)
     changes += thought
-    if policy.thinking is not None and policy.thinking.require_reasoning and route == OPENAI:
-        messages, filled = fill_reasoning(request["messages"], memo)
-        if filled:
-            request = {**request, "messages": messages}
-            changes.append(f"added a no-reasoning note to {filled} assistant turns")
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped
@@ -140,19 +135,22 @@ def add_text_blocks(message: dict, blocks: list[dict], *, at_end: bool = False) 
 # --- strip --------------------------------------------------------------------------------
 
 
-def strip_unaccepted(request: dict, policy: ModelPolicy, memo: Memo | None = None) -> tuple[dict, list[str]]:
+def strip_unaccepted(
+    request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI
+) -> tuple[dict, list[str]]:
     """Remove what the backend rejects or mishandles. Returns the new request and changes.
 
     Each message, the system prompt and the tool list are stripped on their own, so
     the result for a value is found in `memo` when the same object comes again (a
-    session's next turn, addons/history.py).
+    session's next turn, addons/history.py). In the same pass an assistant turn without
+    reasoning gets its note where the backend needs every turn's (addons/thinking.py).
     """
     changes: list[str] = []
     shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
     if stripped := [key for key in request if key not in policy.accepted_keys]:
         changes.append(f"stripped keys: {', '.join(stripped)}")
 
-    stripper = _BlockStripper(policy, Memo() if memo is None else memo)
+    stripper = _BlockStripper(policy, Memo() if memo is None else memo, needs_reasoning_note(policy.thinking, route))
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
     if isinstance(tools := shaped.get("tools"), list):
@@ -200,6 +198,7 @@ class _Stripped:
     value: Any
     cache_controls: int
     removed_blocks: tuple[str, ...]  # the type of each block removed, in order
+    noted: bool = False  # an assistant turn given a no-reasoning note
 
 
 class _BlockStripper:
@@ -210,17 +209,20 @@ class _BlockStripper:
     same message gives the same object again, whose estimate is in the memo too.
     """
 
-    def __init__(self, policy: ModelPolicy, memo: Memo):
+    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False):
         thinking = policy.thinking
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
+        self.note_reasoning = note_reasoning
+        self.strip_message = self._message_stripper(self.accepted)
         # history: tool_turns -- a turn that called no tool loses its reasoning.
-        self.without_reasoning = (
-            policy.accepted_block_types if thinking is not None and thinking.history == "tool_turns" else None
-        )
+        self.without_reasoning = None
+        if thinking is not None and thinking.history == "tool_turns":
+            self.without_reasoning = self._message_stripper(policy.accepted_block_types)
         self.memo = memo
         self.cache_controls = 0
         self.removed_blocks: dict[str, int] = {}
         self.dropped_messages = 0
+        self.noted_messages = 0
 
     def blocks(self, blocks: list) -> list:
         return self._tallied(self.memo.get(("strip blocks", self.accepted), blocks, self._strip_blocks))
@@ -232,10 +234,10 @@ class _BlockStripper:
         out: list[Any] = []
         after_drop = False
         for message in messages:
-            accepted = self.accepted
+            kind, strip = self.strip_message
             if self.without_reasoning is not None and not _calls_tools(message):
-                accepted = self.without_reasoning
-            shaped = self._tallied(self.memo.get(("strip message", accepted), message, self._stripper(accepted)))
+                kind, strip = self.without_reasoning
+            shaped = self._tallied(self.memo.get(kind, message, strip))
             if shaped is None:
                 # Nothing the backend takes is left (a thinking-only turn): drop the turn
                 # and join its neighbours, so the roles still alternate.
@@ -257,27 +259,37 @@ class _BlockStripper:
             changes.append("removed blocks: " + ", ".join(f"{kind} x{n}" for kind, n in self.removed_blocks.items()))
         if self.dropped_messages:
             changes.append(f"dropped {self.dropped_messages} messages left empty")
+        if self.noted_messages:
+            changes.append(f"added a no-reasoning note to {self.noted_messages} assistant turns")
         return changes
 
     def _tallied(self, stripped: _Stripped) -> Any:
         self.cache_controls += stripped.cache_controls
+        self.noted_messages += stripped.noted
         for kind in stripped.removed_blocks:
             self.removed_blocks[kind] = self.removed_blocks.get(kind, 0) + 1
         return stripped.value
 
-    def _stripper(self, accepted: frozenset[str]):
-        return lambda message: self._strip_message(message, accepted)
+    def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
+        """(memo kind, function) that strips one message down to `accepted`."""
+        kind = ("strip message", accepted, self.note_reasoning)
+        return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
         shaped, cache_controls = _without_cache_control(message)
-        if not isinstance(shaped, dict) or not isinstance(content := shaped.get("content"), list):
+        if not isinstance(shaped, dict):
             return _Stripped(shaped, cache_controls, ())
-        kept = self._strip_blocks(content, accepted)
-        if not kept.value and content:
-            return _Stripped(None, cache_controls + kept.cache_controls, kept.removed_blocks)
-        if kept.value is not content:
-            shaped = {**shaped, "content": kept.value}
-        return _Stripped(shaped, cache_controls + kept.cache_controls, kept.removed_blocks)
+        removed: tuple[str, ...] = ()
+        if isinstance(content := shaped.get("content"), list):
+            kept = self._strip_blocks(content, accepted)
+            if not kept.value and content:
+                return _Stripped(None, cache_controls + kept.cache_controls, kept.removed_blocks)
+            if kept.value is not content:
+                shaped = {**shaped, "content": kept.value}
+            cache_controls, removed = cache_controls + kept.cache_controls, kept.removed_blocks
+        if self.note_reasoning and (noted := with_reasoning_note(shaped)) is not shaped:
+            return _Stripped(noted, cache_controls, removed, noted=True)
+        return _Stripped(shaped, cache_controls, removed)
 
     def _strip_blocks(self, blocks: list, accepted: frozenset[str] | None = None) -> _Stripped:
         accepted = self.accepted if accepted is None else accepted

@@ -37,16 +37,16 @@ keeps them unless `thinking` is null; `history: tool_turns` keeps only those
 of turns that called tools). DeepSeek refuses a request with tools in which
 any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
-turn a thinking block that says it has none (`fill_reasoning`) on the
-OpenAI-compatible route. On the Anthropic-compatible route thinking blocks go back exactly as
+turn a thinking block that says it has none (`with_reasoning_note`, applied
+while shaping strips each message, so a session's next turn finds it in the
+memo) on the OpenAI-compatible route. On the Anthropic-compatible route thinking blocks go back exactly as
 Claude Code sent them, signature included.
 """
 
 from typing import Any
 
-from addons.memo import Memo
 from addons.policy import ThinkingPolicy
-from addons.routes import ANTHROPIC
+from addons.routes import ANTHROPIC, OPENAI
 
 # `enabled` with a budget and no effort: the effort of the budget's band
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
@@ -97,17 +97,15 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
     return {**shaped, **added}, [*changes, f"{asked} -> {described}"]
 
 
-def fill_reasoning(messages: list, memo: Memo | None = None) -> tuple[list, int]:
-    """Give every assistant turn without a thinking block one that says so (LiteLLM passes it
-    on as reasoning_content). Returns the messages and how many were filled."""
-    memo = Memo() if memo is None else memo
-    filled = [memo.get("fill reasoning", message, _with_reasoning) for message in messages]
-    count = sum(1 for before, after in zip(messages, filled) if before is not after)
-    return (filled, count) if count else (messages, 0)
+def needs_reasoning_note(policy: ThinkingPolicy | None, route: str) -> bool:
+    """Whether assistant turns without reasoning get a note on this route."""
+    return policy is not None and policy.require_reasoning and route == OPENAI
 
 
-def _with_reasoning(message: Any) -> Any:
-    if not isinstance(message, dict) or message.get("role") != "assistant":
+def with_reasoning_note(message: dict) -> dict:
+    """An assistant turn without a thinking block, given one that says it has none (LiteLLM
+    passes it on as reasoning_content); any other message as it is."""
+    if message.get("role") != "assistant":
         return message
     content = message.get("content")
     blocks = content if isinstance(content, list) else [{"type": "text", "text": content}] if content else []

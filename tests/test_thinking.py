@@ -8,6 +8,7 @@ documented rules: a combination it refuses is never sent.
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,8 @@ from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.request_addon import RequestShaper
 from addons.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
 from addons.shaping import shape_request
-from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, fill_reasoning, requested
+from addons.history import History
+from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested, with_reasoning_note
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
 from addons.trim import trim_request
 from tests.test_request_addon import post, sent
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = load_policy(str(ROOT / "config" / "stabilizer.yaml"))
 DEEPSEEK = SHIPPED.for_model("deepseek-flash")
 TOOLS = [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]
+NEXT_TURN = [{"role": "assistant", "content": [{"type": "text", "text": "More?"}]}, {"role": "user", "content": "no"}]
 
 
 def claude_request(**fields) -> dict:
@@ -150,7 +153,7 @@ def test_deepseek_never_gets_a_combination_it_refuses(fields, with_reasoning):
 
 
 def test_without_the_fill_deepseek_refuses_a_turn_without_reasoning():
-    # The stand-in's rule, from the side that must fail: what fill_reasoning prevents.
+    # The stand-in's rule, from the side that must fail: what the note prevents.
     request = claude_request()
     request["messages"][1]["content"] = request["messages"][1]["content"][1:]
     unfilled = as_litellm_sends(shape_request(request, ModelPolicy()).request)
@@ -184,14 +187,20 @@ def test_anthropic_route_adds_no_reasoning_of_its_own():
 # --- the history ---------------------------------------------------------------------------
 
 
-def test_fill_reasoning_gives_a_turn_without_thinking_an_empty_one():
+def test_a_turn_without_thinking_gets_a_note_once():
     messages = claude_request()["messages"] + [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "ok"}]
-    filled, count = fill_reasoning(messages)
-    assert count == 1
-    assert filled[1] is messages[1]  # had its own
-    assert filled[3]["content"][0] == PLACEHOLDER_REASONING
-    assert filled[3]["content"][1] == {"type": "text", "text": "Done."}
-    assert fill_reasoning(filled) == (filled, 0)
+    history = History()
+    parsed = history.parse(orjson.dumps(claude_request(messages=messages)))
+    first = shape_request(parsed.body, DEEPSEEK, memo=parsed.memo)
+    shaped = first.request["messages"]
+    assert shaped[1] == messages[1]  # had its own
+    assert shaped[3]["content"] == [PLACEHOLDER_REASONING, {"type": "text", "text": "Done."}]
+    assert "added a no-reasoning note to 1 assistant turns" in first.changes
+    assert with_reasoning_note(shaped[3]) is shaped[3] and with_reasoning_note(messages[2]) is messages[2]
+    # Next turn: the same message object gives the same noted copy, from the memo.
+    parsed = history.parse(orjson.dumps(claude_request(messages=[*messages, *NEXT_TURN])))
+    again = shape_request(parsed.body, DEEPSEEK, memo=parsed.memo).request["messages"]
+    assert parsed.reused >= 4 and again[3] is shaped[3]
 
 
 def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():

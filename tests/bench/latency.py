@@ -18,8 +18,8 @@ Cases:
   its result, so only two messages are new to the estimate cache), for a
   model whose 128K window makes the bundle trim it (qwen-plus in the shipped
   policy) and for one whose 1M window holds it whole, plain and as DeepSeek V4
-  (deepseek-flash: thinking switch and effort written, and every earlier turn
-  given its reasoning note);
+  has it (deepseek-flash: every assistant turn with its reasoning, which the
+  thinking section keeps and checks);
 - the 2 MB session seen for the first time (every message new to the cache:
   after a restart), trimmed.
 """
@@ -68,11 +68,12 @@ def cases(settings: Settings) -> list[Case]:
     def session(model: str) -> dict:
         return {**workload.long_session(large), "model": model}
 
-    def next_turns(model: str, first_turn: int) -> tuple[list[bytes], Callable[[int], list[bytes]]]:
+    def next_turns(model: str, first_turn: int, sent=lambda request: request
+                   ) -> tuple[list[bytes], Callable[[int], list[bytes]]]:
         bodies, request = [], session(model)
         for turn in range(first_turn, first_turn + 2 + settings.rounds * per_round):
             request = workload.next_turn(request, turn)
-            bodies.append(workload.encode(request))
+            bodies.append(workload.encode(sent(request)))
         return bodies[:2], lambda r: bodies[2 + r * per_round : 2 + (r + 1) * per_round]
 
     def first_seen(round_: int) -> list[bytes]:
@@ -85,9 +86,9 @@ def cases(settings: Settings) -> list[Case]:
     whole = workload.encode(session(LONG_WINDOW_MODEL))
     trimmed_warmup, trimmed_next = next_turns(TRIMMED_MODEL, 10_000)
     whole_warmup, whole_next = next_turns(LONG_WINDOW_MODEL, 20_000)
-    # The same whole session for DeepSeek V4 (1M window): its thinking section sets the switch and
-    # the effort and gives every earlier turn without reasoning (all of them here) a note.
-    thinking_warmup, thinking_next = next_turns(THINKING_MODEL, 30_000)
+    # The same whole session as DeepSeek V4 (1M window) has it: every assistant turn with its
+    # reasoning; the thinking section writes the switch and the effort and checks every turn.
+    thinking_warmup, thinking_next = next_turns(THINKING_MODEL, 30_000, workload.with_reasoning)
     mb = large / 1e6
     return [
         Case("76 KB recorded request (streaming)", repeat(small_body, settings.small_requests), [small_body] * 10),

@@ -141,6 +141,17 @@ def next_turn(request: dict, turn: int) -> dict:
     return {**request, "messages": [*previous[:-1], unmarked, *added]}
 
 
+def with_reasoning(request: dict) -> dict:
+    """The request as a thinking model's session has it: each assistant turn starts with its reasoning."""
+    def reasoned(message: dict) -> dict:
+        if message.get("role") != "assistant" or not isinstance(message.get("content"), list):
+            return message
+        thought = {"type": "thinking", "thinking": f"Next: {len(message['content'])} blocks to write.", "signature": ""}
+        return {**message, "content": [thought, *message["content"]]}
+
+    return {**request, "messages": [reasoned(message) for message in request["messages"]]}
+
+
 def unique_first_request(base: dict, number: int) -> dict:
     """The recorded request as another session would send it: its own question."""
     messages = base["messages"]
