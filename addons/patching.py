@@ -17,6 +17,9 @@ from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json
 from addons.tokens import count_text, from_json
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+# System prompt and tools (estimated tokens) below which a reported input count is never
+# taken for LiteLLM's stand-in (is_substitute_input).
+MIN_FIXED_TOKENS = 128
 
 # Event types of Anthropic's Messages stream. A data-only event whose JSON has
 # one of these types gets its `event:` line: the SDKs skip unnamed events.
@@ -52,18 +55,45 @@ def _is_count(value: Any) -> bool:
 # --- usage -----------------------------------------------------------------------
 
 
-def complete_usage(usage: Any, input_estimate: int, output_estimate: int | None) -> tuple[dict[str, Any], list[str]]:
+def is_substitute_input(usage: dict[str, Any], input_estimate: int, fixed_estimate: int) -> bool:
+    """Whether the reported input count is LiteLLM's stand-in rather than the backend's.
+
+    When a backend reports no usage, LiteLLM 1.108.7 puts in a count of its own
+    that leaves out the system prompt and the tool schemas (measured: 12 input
+    tokens for a request the backend counted as 328). Our estimate of what went
+    upstream is `input_estimate`, of which `fixed_estimate` is the system prompt,
+    the tools and the request's overhead. A backend's own count (its input plus
+    the cached parts) comes near the whole estimate; LiteLLM's, counted with
+    the same cl100k encoding, near the estimate without the fixed part. A
+    figure closer to the second, below input_estimate - fixed_estimate / 2, is
+    taken for LiteLLM's. Below MIN_FIXED_TOKENS of system prompt and tools the
+    two lie too close to tell apart (and to matter): the figure is kept.
+    """
+    reported = _reported(usage.get("input_tokens"))
+    if reported is None or fixed_estimate < MIN_FIXED_TOKENS:
+        return False
+    cached = sum(_reported(usage.get(field)) or 0 for field in CACHE_USAGE_FIELDS)
+    return reported + cached < input_estimate - fixed_estimate / 2
+
+
+def complete_usage(
+    usage: Any, input_estimate: int, output_estimate: int | None, fixed_estimate: int = 0
+) -> tuple[dict[str, Any], list[str]]:
     """`usage` with integer input, output and cache counts, and the fields it filled.
 
     input_tokens: reported, else `input_estimate` (no prompt has zero tokens,
-    so zero means "not reported"). output_tokens: reported, else
-    `output_estimate`; with None, any non-negative int stays (message_start
-    comes before the output). Cache counts: 0 when not an int. Reported
-    figures are never replaced.
+    so zero means "not reported"); LiteLLM's stand-in count is replaced too
+    (is_substitute_input). output_tokens: reported, else `output_estimate`;
+    with None, any non-negative int stays (message_start comes before the
+    output). Cache counts: 0 when not an int. The backend's own figures are
+    never replaced.
     """
     result = dict(usage) if isinstance(usage, dict) else {}
     filled: list[str] = []
-    if _reported(result.get("input_tokens")) is None:
+    if is_substitute_input(result, input_estimate, fixed_estimate):
+        filled.append(f"input_tokens={input_estimate} for LiteLLM's count of the messages alone ({result['input_tokens']})")
+        result["input_tokens"] = input_estimate
+    elif _reported(result.get("input_tokens")) is None:
         result["input_tokens"] = input_estimate
         filled.append(f"input_tokens={input_estimate}")
     if output_estimate is not None and _reported(result.get("output_tokens")) is None:
@@ -101,10 +131,10 @@ def is_message(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "message" and isinstance(value.get("content"), list)
 
 
-def fill_message_usage(message: dict[str, Any], input_estimate: int) -> list[str]:
+def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estimate: int = 0) -> list[str]:
     """Complete `message["usage"]` of a non-streaming message in place; returns the changes."""
     output_estimate = count_text(content_text(message.get("content")))
-    message["usage"], filled = complete_usage(message.get("usage"), input_estimate, output_estimate)
+    message["usage"], filled = complete_usage(message.get("usage"), input_estimate, output_estimate, fixed_estimate)
     return _filled("message", filled)
 
 
@@ -184,9 +214,11 @@ class StreamPatcher:
     """
 
     def __init__(
-        self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES
+        self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES,
+        fixed_tokens_estimate: int = 0,
     ) -> None:
         self.input_estimate = input_tokens_estimate
+        self.fixed_estimate = fixed_tokens_estimate
         self.changes: list[str] = changes if changes is not None else []
         self.message_started = False
         self.message_stopped = False
@@ -300,8 +332,9 @@ class StreamPatcher:
         if not isinstance(message, dict):
             return []
         usage = message.get("usage")
-        self._reported_input = _reported(usage.get("input_tokens")) if isinstance(usage, dict) else None
-        message["usage"], filled = complete_usage(usage, self.input_estimate, None)
+        message["usage"], filled = complete_usage(usage, self.input_estimate, None, self.fixed_estimate)
+        if isinstance(usage, dict) and _reported(usage.get("input_tokens")) is not None:
+            self._reported_input = message["usage"]["input_tokens"]
         return _filled("message_start", filled)
 
     def _patch_message_delta(self, payload: dict[str, Any]) -> list[str]:
@@ -313,7 +346,10 @@ class StreamPatcher:
         if _reported(usage.get("output_tokens")) is None:
             usage["output_tokens"] = self._output_estimate()
             filled.append(f"output_tokens={usage['output_tokens']}")
-        if _reported(usage.get("input_tokens")) is None and ("input_tokens" in usage or self._reported_input is None):
+        if is_substitute_input(usage, self.input_estimate, self.fixed_estimate):
+            substitute, usage["input_tokens"] = usage["input_tokens"], self._reported_input or self.input_estimate
+            filled.append(f"input_tokens={usage['input_tokens']} for LiteLLM's count of the messages alone ({substitute})")
+        elif _reported(usage.get("input_tokens")) is None and ("input_tokens" in usage or self._reported_input is None):
             usage["input_tokens"] = self._reported_input or self.input_estimate
             filled.append(f"input_tokens={usage['input_tokens']}")
         payload["usage"] = usage

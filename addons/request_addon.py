@@ -29,7 +29,8 @@ the shaped request and M its prompt budget (context_window - max_tokens -
 safety_margin_tokens).
 
 For the response addon it leaves flow.metadata["stabilizer"]: model, stream (as
-the client asked), input_tokens (estimate of what goes upstream), context_window,
+the client asked), input_tokens (estimate of what goes upstream), fixed_tokens
+(of which system prompt, tools and overhead), context_window,
 max_output_tokens and changes (short descriptions of what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
@@ -48,7 +49,7 @@ from addons.history import History, Parsed, encode
 from addons.policy import Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.shaping import shape_request
-from addons.tokens import count_text, estimate_request
+from addons.tokens import count_fixed, count_text, estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
 
@@ -164,6 +165,9 @@ class RequestShaper:
             "model": model if isinstance(model, str) else "",
             "stream": body.get("stream") is True,
             "input_tokens": after,
+            # Of which the system prompt, the tools and the request's overhead (addons/patching.py
+            # tells LiteLLM's stand-in usage, which leaves them out, from the backend's by it).
+            "fixed_tokens": count_fixed(outgoing, memo),
             "context_window": policy.context_window,
             "max_output_tokens": policy.max_output_tokens,
             "changes": changes,

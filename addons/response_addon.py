@@ -102,7 +102,10 @@ class ResponsePatcher:
             response.stream = True
             return
         notes = _stabilizer(flow)
-        patcher = StreamPatcher(_positive_count(notes, "input_tokens"), changes=notes["changes"])
+        patcher = StreamPatcher(
+            _positive_count(notes, "input_tokens"), changes=notes["changes"],
+            fixed_tokens_estimate=_positive_count(notes, "fixed_tokens"),
+        )
         response.stream = MitmproxyStream(patcher, _label(flow))
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -137,7 +140,9 @@ class ResponsePatcher:
         if not is_message(message):
             return
         notes = _stabilizer(flow)
-        changes = fill_message_usage(message, _positive_count(notes, "input_tokens"))
+        changes = fill_message_usage(
+            message, _positive_count(notes, "input_tokens"), _positive_count(notes, "fixed_tokens")
+        )
         changes += fill_thinking_signatures(message)
         if _stream_requested(flow, notes):
             flow.response.headers["content-type"] = SSE_CONTENT_TYPE

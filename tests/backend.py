@@ -138,6 +138,9 @@ class Quirks:
         body) sent before the answer, as DeepSeek does while a request queues.
     thinking: DeepSeek's thinking mode: on unless the request says
         `thinking: {"type": "disabled"}`; reasoning first, the round-trip rule.
+    cached_share: the part of each prompt (0 to 1) reported as read from the
+        provider's prompt cache, in OpenAI's `prompt_tokens_details.cached_tokens`
+        and DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`.
     """
 
     provider: str = "openai"
@@ -149,6 +152,7 @@ class Quirks:
     line_ending: str = "\n"
     keepalive: int = 0
     thinking: bool = False
+    cached_share: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -160,6 +164,8 @@ class Quirks:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.keepalive < 0:
             raise ValueError("keepalive must be >= 0")
+        if not 0 <= self.cached_share <= 1:
+            raise ValueError("cached_share must be from 0 to 1")
 
 
 PROFILES: dict[str, Quirks] = {
@@ -555,10 +561,11 @@ class Completion:
                                  "total_tokens": prompt + completion}
         if self.reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-        if self.provider in ("deepseek", "qwen"):
-            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        cached = int(prompt * self.quirks.cached_share)
+        if self.provider in ("deepseek", "qwen") or cached:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         if self.provider == "deepseek":
-            usage |= {"prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt}
+            usage |= {"prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": prompt - cached}
         return usage
 
     # -- non-streaming

@@ -7,7 +7,9 @@ request through). The stand-in backend thinks the way DeepSeek documents it:
 reasoning first, and a 400 when a request with tools comes back without an
 earlier turn's reasoning (tests/backend.py). Each scenario asserts on Claude
 Code's result, on every request the backend received, and on the stream Claude
-Code itself received (the flows recorded by `stabilizer run --record`).
+Code itself received (the flows recorded by `stabilizer run --record`). The
+last scenario checks the token counts Claude Code ends a prompt with against
+what the backend received, for each way a backend reports usage.
 """
 
 import json
@@ -20,7 +22,7 @@ import pytest
 from mitmproxy import io
 
 from addons.recorder import SENT_KEY
-from tests.backend import Backend, Text, ToolCalls
+from tests.backend import Backend, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
 from tests.conftest import ANTHROPIC_ROUTE_MODELS, POLICY
 from tests.procs import StabilizerRun
@@ -203,3 +205,27 @@ def test_a_subagent_turn(session):
     final = requests[-1]
     assert "42" in "".join(session.tool_results(final))
     assert session.reasoning(final) == ["A subagent should do this."]
+
+
+# --- usage: what Claude Code counts --------------------------------------------------------
+
+
+@pytest.mark.parametrize("usage, cached_share", [("real", 0.0), ("null", 0.0), ("absent", 0.0), ("zero", 0.0),
+                                                 ("real", 0.8)], ids=["real", "null", "absent", "zero", "cached"])
+def test_claude_code_counts_what_the_backend_received(stack_run, fresh_backend, master_key, tmp_path, usage,
+                                                      cached_share):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "home").mkdir()
+    session = Session("openai", stack_run, fresh_backend, master_key, tmp_path / "project", tmp_path / "home")
+    session.backend.responder = read_parts_in_order(session, 2)
+    with fresh_backend.quirks(usage=usage, cached_share=cached_share):
+        result = session.claude("Read part0.txt and part1.txt.")
+
+    assert not result["is_error"], result.describe()
+    received = sum(request_tokens(body) for body in session.requests())
+    counted = sum(result["usage"][key] for key in ("input_tokens", "cache_read_input_tokens",
+                                                   "cache_creation_input_tokens"))
+    # Summed over the three requests of the prompt, as Claude Code sums them.
+    assert abs(counted - received) <= 0.10 * received, (result["usage"], received)
+    if cached_share:
+        assert result["usage"]["cache_read_input_tokens"] >= 0.7 * received

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from addons.errors import is_anthropic_error
 from addons.patching import (
+    MIN_FIXED_TOKENS,
     TRUNCATED_STREAM_MESSAGE,
     StreamPatcher,
     fill_message_usage,
+    is_substitute_input,
     message_to_sse_events,
     to_anthropic_error,
 )
@@ -384,3 +386,62 @@ def test_stream_cut_inside_an_oversized_event_still_ends_with_a_parsable_error()
                         + TRUNCATED_STREAM_MESSAGE.encode() + b'"}}\n\n')  # fmt: skip
     assert sdk_events(out)[-1][0] == "error"
     assert "an event over 100 bytes passed on unpatched" in patcher.changes
+
+
+# --- LiteLLM's stand-in input count --------------------------------------------------------
+# When the backend reports no usage, LiteLLM counts the messages alone (no system prompt, no
+# tools): 12 for a request the backend counts as 328 (tests/data/streams, measured). The
+# request addon's estimate is 4321 here, of which 3000 are the system prompt and the tools.
+
+
+@pytest.mark.parametrize("usage, substitute", [
+    ({"input_tokens": 1100}, True),  # the messages alone: far below the whole
+    ({"input_tokens": 2700}, True),  # below the middle between messages-only and whole
+    ({"input_tokens": 2900}, False),  # above it: the backend's own, a tokenizer smaller than ours
+    ({"input_tokens": 4700}, False),
+    ({"input_tokens": 300, "cache_read_input_tokens": 4000}, False),  # mostly read from the cache
+    ({"input_tokens": 0}, False),  # not reported at all: filled, not "replaced"
+    ({}, False),
+])
+def test_a_substitute_input_count_is_told_from_the_backends(usage, substitute):
+    assert is_substitute_input(usage, ESTIMATE, 3000) is substitute
+
+
+def test_without_a_fixed_part_a_small_real_count_survives():
+    # A bare request (no system prompt, no tools): nothing tells the two apart, and no need.
+    assert not is_substitute_input({"input_tokens": 12}, 15, 0)
+    assert not is_substitute_input({"input_tokens": 12}, 15, 3)
+    assert not is_substitute_input({"input_tokens": 40}, 200, MIN_FIXED_TOKENS - 1)
+    assert is_substitute_input({"input_tokens": 40}, 200, MIN_FIXED_TOKENS)
+
+
+def delta_stream(usage: dict) -> bytes:
+    start = {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "x",
+             "content": [], "stop_reason": None, "usage": {"input_tokens": 0, "output_tokens": 0}}}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}
+    return (f"event: message_start\ndata: {json.dumps(start)}\n\n"
+            f"event: message_delta\ndata: {json.dumps(delta)}\n\n"
+            'event: message_stop\ndata: {"type":"message_stop"}\n\n').encode()
+
+
+@pytest.mark.parametrize("reported, delivered", [
+    ({"input_tokens": 12, "output_tokens": 22}, {"input_tokens": ESTIMATE, "output_tokens": 22}),
+    ({"input_tokens": 4400, "output_tokens": 22}, {"input_tokens": 4400, "output_tokens": 22}),
+    ({"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300},
+     {"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300}),
+])
+def test_the_stream_delivers_the_backends_count_or_the_estimate(reported, delivered):
+    patcher = StreamPatcher(ESTIMATE, fixed_tokens_estimate=3000)
+    out = patcher.feed(delta_stream(reported)) + patcher.finish()
+    message = sdk_final_message(out)
+    assert {key: getattr(message.usage, key) for key in delivered} == delivered
+    replaced = [change for change in patcher.changes if "LiteLLM's count of the messages alone" in change]
+    assert bool(replaced) is (delivered["input_tokens"] != reported["input_tokens"])
+
+
+def test_a_json_message_with_a_substitute_count_gets_the_estimate():
+    message = {"type": "message", "content": [{"type": "text", "text": "hi"}],
+               "usage": {"input_tokens": 12, "output_tokens": 1}}
+    changes = fill_message_usage(message, ESTIMATE, 3000)
+    assert message["usage"]["input_tokens"] == ESTIMATE and message["usage"]["output_tokens"] == 1
+    assert changes[0].startswith(f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)")

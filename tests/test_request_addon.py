@@ -63,6 +63,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
         "model": "qwen-plus",
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
+        "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
         "context_window": 131072,
         "max_output_tokens": 8192,
         "changes": [
@@ -74,6 +75,8 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
         ],
     }
     assert 15_000 < flow.metadata["stabilizer"]["input_tokens"] < 20_000
+    # The system prompt and the 24 tools: most of Claude Code's first request.
+    assert 12_000 < flow.metadata["stabilizer"]["fixed_tokens"] < flow.metadata["stabilizer"]["input_tokens"]
 
 
 def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
@@ -90,6 +93,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
         "model": "deepseek-flash",
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
+        "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
         "context_window": 1000000,
         "max_output_tokens": 393216,
         "changes": [
