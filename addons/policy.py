@@ -46,8 +46,8 @@ class ThinkingPolicy(BaseModel):
 
     `enable`, `disable` and `effort_field` name what the backend takes on its
     OpenAI-compatible route; LiteLLM forwards them verbatim (as `extra_body`).
-    On the Anthropic-compatible route the same choice is written in Anthropic's
-    own fields, `thinking.type` and `output_config.effort`. addons/thinking.py
+    On the Anthropic-compatible route the switch is written in Anthropic's own
+    `thinking.type` (the effort cannot pass LiteLLM there). addons/thinking.py
     applies it.
     """
 

@@ -26,7 +26,7 @@ from typing import Any
 from addons.memo import Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.routes import OPENAI
-from addons.thinking import apply_thinking, needs_reasoning_note, with_reasoning_note
+from addons.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -332,6 +332,17 @@ def _without_cache_control(value: Any) -> tuple[Any, int]:
     if isinstance(value, dict) and "cache_control" in value:
         return {key: item for key, item in value.items() if key != "cache_control"}, 1
     return value, 0
+
+
+def with_reasoning_note(message: dict) -> dict:
+    """An assistant turn without a thinking block, given one that says it has none (LiteLLM
+    passes it on as reasoning_content); any other message as it is."""
+    if message.get("role") != "assistant":
+        return message
+    blocks = _as_blocks(message.get("content"))
+    if any(_block_type(block) in THINKING_BLOCK_TYPES for block in blocks):
+        return message
+    return {**message, "content": [dict(PLACEHOLDER_REASONING), *blocks]}
 
 
 def _joined(first: dict, second: dict) -> dict:

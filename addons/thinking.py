@@ -37,10 +37,10 @@ keeps them unless `thinking` is null; `history: tool_turns` keeps only those
 of turns that called tools). DeepSeek refuses a request with tools in which
 any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
-turn a thinking block that says it has none (`with_reasoning_note`, applied
-while shaping strips each message, so a session's next turn finds it in the
-memo) on the OpenAI-compatible route. On the Anthropic-compatible route thinking blocks go back exactly as
-Claude Code sent them, signature included.
+turn a thinking block that says it has none (PLACEHOLDER_REASONING, added by
+addons/shaping.py while it strips each message, so a session's next turn finds
+it in the memo) on the OpenAI-compatible route. On the Anthropic-compatible route
+thinking blocks go back exactly as Claude Code sent them, signature included.
 """
 
 from typing import Any
@@ -100,18 +100,6 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
 def needs_reasoning_note(policy: ThinkingPolicy | None, route: str) -> bool:
     """Whether assistant turns without reasoning get a note on this route."""
     return policy is not None and policy.require_reasoning and route == OPENAI
-
-
-def with_reasoning_note(message: dict) -> dict:
-    """An assistant turn without a thinking block, given one that says it has none (LiteLLM
-    passes it on as reasoning_content); any other message as it is."""
-    if message.get("role") != "assistant":
-        return message
-    content = message.get("content")
-    blocks = content if isinstance(content, list) else [{"type": "text", "text": content}] if content else []
-    if any(isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking") for block in blocks):
-        return message
-    return {**message, "content": [dict(PLACEHOLDER_REASONING), *blocks]}
 
 
 def _compact(value: Any) -> str:
