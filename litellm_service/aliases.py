@@ -5,9 +5,9 @@
 Each function runs `claude` in a subshell with ANTHROPIC_API_KEY unset and the
 endpoint, the master key and the model set, for background tasks and subagents
 too. It also passes the model's limits from the policy: Claude Code assumes a
-200K window for any model name it does not know, so without
-CLAUDE_CODE_AUTO_COMPACT_WINDOW it would never compact before a 128K backend
-refuses the request.
+window of its own for any model name it does not know (1M tokens in 2.1.332),
+so without being told it would never compact before a 128K backend refuses the
+request, or before the request addon has to trim the history.
 
 The master key is not in the printed text: each function asks `stabilizer key`
 for it when it runs. So the output can be shown, pasted or cached in a file
@@ -37,6 +37,13 @@ MODEL_VARIABLES = (
     "ANTHROPIC_DEFAULT_OPUS_MODEL",
     "CLAUDE_CODE_SUBAGENT_MODEL",
 )
+# How Claude Code 2.1.332 sizes a window (read from its binary on 2026-11-26; the compaction is
+# measured by tests/test_e2e_compaction.py): for a model name it does not know it takes
+# CLAUDE_CODE_MAX_CONTEXT_TOKENS (names beginning "claude" ignore it); CLAUDE_CODE_AUTO_COMPACT_WINDOW
+# caps that, but reads anything under 100K as 100K. It compacts when its count passes the window
+# minus min(max output tokens, 20000), minus a 13000-token buffer for the summary.
+CLAUDE_CODE_OUTPUT_RESERVE_CAP = 20_000
+AUTO_COMPACT_WINDOW_MINIMUM = 100_000
 
 
 def function_names(models: list[str]) -> dict[str, str]:
@@ -65,13 +72,34 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def model_function(name: str, model: str, limits: ModelPolicy, base_url: str, key_command: list[str]) -> str:
-    exports = {
+def claude_code_window(limits: ModelPolicy) -> int:
+    """The window to tell Claude Code: what it is left with after its own output reserve is the request addon's budget.
+
+    The request addon trims a history above context_window - max output - safety margin; Claude
+    Code reserves only min(max output, 20000) of the window it is told. Told this, it compacts
+    at its summary buffer below the budget, so the trimming is the fallback it should be.
+    """
+    output = limits.max_output_tokens
+    return limits.input_budget(output) + min(output, CLAUDE_CODE_OUTPUT_RESERVE_CAP)
+
+
+def claude_code_environment(model: str, limits: ModelPolicy, base_url: str) -> dict[str, str]:
+    """What a claude-<model> function exports, the auth token apart."""
+    window = str(claude_code_window(limits))
+    environment = {
         "ANTHROPIC_BASE_URL": base_url,
         **{variable: model for variable in MODEL_VARIABLES},
-        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": str(limits.context_window),
+        "CLAUDE_CODE_MAX_CONTEXT_TOKENS": window,
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(limits.max_output_tokens),
     }
+    if int(window) >= AUTO_COMPACT_WINDOW_MINIMUM:
+        # The one window a model named "claude..." takes; under the minimum Claude Code warns at start.
+        environment["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] = window
+    return environment
+
+
+def model_function(name: str, model: str, limits: ModelPolicy, base_url: str, key_command: list[str]) -> str:
+    exports = claude_code_environment(model, limits, base_url)
     lines = [
         # `function NAME`, not `NAME()`: an alias of the same name would be expanded in the latter.
         f"function {name} {{",

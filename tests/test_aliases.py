@@ -116,7 +116,7 @@ def test_functions_set_what_claude_code_needs(setup, shell):
         assert env["ANTHROPIC_AUTH_TOKEN"] == FILE_KEY
         assert {name: env[name] for name in CLAUDE_VARIABLES} == dict.fromkeys(CLAUDE_VARIABLES, model)
         limits = policy.for_model(model)
-        assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == str(limits.context_window)
+        assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(aliases.claude_code_window(limits))
         assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == str(limits.max_output_tokens)
     assert policy.for_model("deepseek-flash").context_window == 65536  # its own entry, not the defaults
 
@@ -130,7 +130,19 @@ def test_an_alias_gets_the_limits_of_the_model_behind_it(setup):
     setup["config"].write_text(yaml.safe_dump(config))
     name = aliases.function_names([*setup["models"], "my-deepseek"])["my-deepseek"]
     env = json.loads(in_shell("bash", setup, name))["env"]
-    assert (env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"], env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"]) == ("65536", "4000")
+    assert (env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"], env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"]) == ("61440", "4000")
+
+
+def test_claude_code_is_left_with_the_request_addons_budget():
+    # Claude Code reserves min(max output, 20000) of the window it is told; the rest must be
+    # exactly what the request addon lets through untrimmed.
+    for window, output, margin in [(48_000, 4096, 2048), (131_072, 32_000, 4096), (1_000_000, 393_216, 4096)]:
+        limits = ModelPolicy(context_window=window, max_output_tokens=output, safety_margin_tokens=margin)
+        told = aliases.claude_code_window(limits)
+        assert told - min(output, 20_000) == limits.input_budget(output)
+        environment = aliases.claude_code_environment("m", limits, "http://127.0.0.1:4000")
+        # Under 100K Claude Code would read the auto-compact window as 100K and warn at start.
+        assert environment.get("CLAUDE_CODE_AUTO_COMPACT_WINDOW") == (str(told) if told >= 100_000 else None)
 
 
 def test_the_key_is_read_when_the_function_runs_not_printed(setup):
