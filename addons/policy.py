@@ -34,6 +34,7 @@ DEFAULT_ACCEPTED_KEYS = frozenset(
 REQUIRED_KEYS = frozenset({"model", "messages"})
 DEFAULT_BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result"})
 THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
+ESSENTIAL_BLOCK_TYPES = frozenset({"text", "tool_use", "tool_result"})
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -101,7 +102,16 @@ class ModelPolicy(BaseModel):
     )
     accepted_block_types: frozenset[str] = Field(
         DEFAULT_BLOCK_TYPES,
-        description="a list of content block types the backend accepts (thinking blocks follow `thinking`)",
+        description="a list of content block types the backend accepts (thinking blocks follow `thinking`); "
+        "others are replaced by a text block that says what was there",
+    )
+    max_tools: PositiveInt | None = Field(
+        None, description="a whole number above 0: the most tools the backend takes in one request, or null: no limit"
+    )
+    vision_model: str | None = Field(
+        None,
+        description="a model name of the LiteLLM config that reads images: a turn that brings new images goes "
+        "there, or null: images are replaced by a note",
     )
     thinking: ThinkingPolicy | None = Field(
         ThinkingPolicy(),
@@ -127,6 +137,11 @@ class ModelPolicy(BaseModel):
             )
         if missing := REQUIRED_KEYS - self.accepted_keys:
             raise ValueError(f"accepted_keys must include {', '.join(sorted(missing))}")
+        if missing := ESSENTIAL_BLOCK_TYPES - self.accepted_block_types:
+            raise ValueError(
+                f"accepted_block_types must include {', '.join(sorted(missing))}: without them no answer or "
+                f"tool call can be sent back"
+            )
         if mixed := THINKING_BLOCK_TYPES & self.accepted_block_types:
             raise ValueError(
                 f"accepted_block_types lists {', '.join(sorted(mixed))}: thinking blocks follow the `thinking` "

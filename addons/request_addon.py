@@ -46,7 +46,7 @@ from mitmproxy import ctx, exceptions, http
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors import error_body, prompt_too_long_message
 from addons.history import History, Parsed, encode
-from addons.policy import Policy, PolicyError, load_policy
+from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.shaping import shape_request
 from addons.tokens import count_fixed, count_text, estimate_request
@@ -89,6 +89,30 @@ class RequestShaper:
                 self.routes = load_routes(path) if path else {}
             except RoutesError as e:
                 raise exceptions.OptionsError(str(e)) from None
+        if problem := self._vision_model_problem():
+            raise exceptions.OptionsError(problem)
+
+    def _vision_model_problem(self) -> str | None:
+        """Why a policy entry's vision_model cannot take the turns sent to it, or None."""
+        policy_file = ctx.options.stabilizer_policy or "the built-in policy"
+        entries = {"defaults": self.policy.defaults} | {f"models.{name}": entry
+                                                         for name, entry in self.policy.models.items()}
+        for key, entry in entries.items():
+            vision = entry.vision_model
+            if vision is None:
+                continue
+            if self.routes and vision not in self.routes:
+                return (f"{policy_file}: {key}.vision_model: {vision!r} is not a model_name in "
+                        f"{ctx.options.stabilizer_litellm_config}; add an entry for it there or name one that is")
+            if "image" not in self._target(vision)[1].accepted_block_types:
+                return (f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
+                        f"(accepted_block_types has no image); name a model that does")
+        return None
+
+    def _target(self, model: object) -> tuple[Route, ModelPolicy]:
+        """The route and policy of the model a request names."""
+        route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
+        return route, self.policy.for_model(model, route.model_id)
 
     def running(self):
         # Load the tokenizer's tables now (about 0.3 s): otherwise the first request waits for them.
@@ -135,13 +159,20 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
-        route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
-        policy = self.policy.for_model(model, route.model_id)
+        route, policy = self._target(model)
+        routed = []
+        if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(body["messages"]):
+            # This turn goes to a model that reads the images; the next one comes back here,
+            # its history's images replaced by notes.
+            vision = policy.vision_model
+            body = {**body, "model": vision}
+            route, policy = self._target(vision)
+            routed = [f"routed to {vision}: the new turn brings images {model} does not read"]
         shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
-        changes = list(shaped.changes)
+        changes = routed + shaped.changes
         outgoing, removed = shaped.request, 0
         if trim:
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
@@ -159,10 +190,12 @@ class RequestShaper:
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
-            if outgoing is not body:
+            if outgoing is not parsed.body:
                 flow.request.set_content(encode(outgoing, parsed))
         flow.metadata["stabilizer"] = {
             "model": model if isinstance(model, str) else "",
+            # Named in the hint of a backend's refusal (addons/patching.py).
+            "policy_file": ctx.options.stabilizer_policy,
             "stream": body.get("stream") is True,
             "input_tokens": after,
             # Of which the system prompt, the tools and the request's overhead (addons/patching.py
@@ -176,6 +209,19 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
             )
+
+
+def brings_images(messages: list) -> bool:
+    """Whether the last message is a user turn with an image, in its content or a tool result's."""
+    last = messages[-1] if messages else None
+    content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
+    blocks = content if isinstance(content, list) else []
+    nested = [block.get("content") for block in blocks if isinstance(block, dict) and block.get("type") == "tool_result"]
+    return any(
+        isinstance(block, dict) and block.get("type") == "image"
+        for group in [blocks, *(inner for inner in nested if isinstance(inner, list))]
+        for block in group
+    )
 
 
 def invalid_request(message: str) -> http.Response:

@@ -7,10 +7,13 @@ a 2 MB history costs a walk, not a copy.
 - fold: `{"role": "system"}` entries inside `messages` (Claude Code's
   mid-conversation system messages, which LiteLLM drops) become
   `<system-reminder>` text blocks in the neighbouring user turn.
-- strip: top-level keys outside the model's allow-list, `cache_control`
-  everywhere, server tools (and a `tool_choice` naming one), and content blocks
-  the backend does not take (thinking blocks follow the model's `thinking`
-  section: all kept, only those of tool-calling turns, or none).
+- strip: top-level keys outside the model's allow-list, `cache_control` and
+  citations everywhere, server tools (and a `tool_choice` naming one), tool
+  fields beyond name, description and schema, tools over `max_tools`; a
+  content block the backend does not take becomes a text note saying what was
+  there (thinking blocks follow the model's `thinking` section instead: all
+  kept, only those of tool-calling turns, or none); a tool_use input that is
+  not an object is repaired.
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend
   needs every turn's (addons/thinking.py).
@@ -19,6 +22,10 @@ a 2 MB history costs a walk, not a copy.
 The client's `stream` choice is never touched.
 """
 
+import ast
+import collections
+import dataclasses
+import json
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -134,14 +141,28 @@ def add_text_blocks(message: dict, blocks: list[dict], *, at_end: bool = False) 
 
 # --- strip --------------------------------------------------------------------------------
 
+# What a custom tool definition keeps: newer fields (defer_loading, input_examples, strict,
+# cache_control, ...) mean nothing to these backends, and one that checks its input refuses them.
+TOOL_KEYS = frozenset({"type", "name", "description", "input_schema"})
+# Fields of a block no backend behind LiteLLM takes: Anthropic's prompt caching and citations.
+CACHE_CONTROL = "cache_control"
+CITATIONS = "citations"
+# Python's literal parser only ever sees strings up to this size (a repaired tool input).
+LITERAL_PARSE_LIMIT = 1 << 20
+INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other than a JSON object"
+
 
 def strip_unaccepted(
     request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI
 ) -> tuple[dict, list[str]]:
-    """Remove what the backend rejects or mishandles. Returns the new request and changes.
+    """Make every part of the request something the backend takes. Returns the new request and changes.
 
-    Each message, the system prompt and the tool list are stripped on their own, so
-    the result for a value is found in `memo` when the same object comes again (a
+    Keys outside the allow-list go; a content block of a type the backend does not take
+    becomes a text block saying what was there (see `replacement_block`), thinking blocks
+    apart, which follow the `thinking` section; a tool_use whose input is not an object is
+    repaired (`repaired_input`); server tools, tool fields outside TOOL_KEYS and tools over
+    `max_tools` go. Each message, the system prompt and the tool list are stripped on their
+    own, so the result for a value is found in `memo` when the same object comes again (a
     session's next turn, addons/history.py). In the same pass an assistant turn without
     reasoning gets its note where the backend needs every turn's (addons/thinking.py).
     """
@@ -150,28 +171,34 @@ def strip_unaccepted(
     if stripped := [key for key in request if key not in policy.accepted_keys]:
         changes.append(f"stripped keys: {', '.join(stripped)}")
 
-    stripper = _BlockStripper(policy, Memo() if memo is None else memo, needs_reasoning_note(policy.thinking, route))
+    model = request.get("model")
+    stripper = _BlockStripper(policy, Memo() if memo is None else memo, needs_reasoning_note(policy.thinking, route),
+                              model if isinstance(model, str) and model else "this model")
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
     if isinstance(tools := shaped.get("tools"), list):
-        changes += _strip_tools(shaped, tools, stripper)
+        changes += _strip_tools(shaped, tools, stripper, policy.max_tools)
     shaped["messages"] = stripper.messages(shaped["messages"])
     changes += stripper.changes()
     # Every edit above is reported, so no change reported means an identical request.
     return (shaped, changes) if changes else (request, [])
 
 
-def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper") -> list[str]:
+def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tools: int | None) -> list[str]:
     custom = stripper.tools(tools)
-    if len(custom) == len(tools):
+    changes = []
+    if len(custom) < len(tools):
+        removed = [_tool_name(tool) for tool in tools if not _is_custom_tool(tool)]
+        changes.append(f"removed server tools: {', '.join(removed)}")
+    if max_tools is not None and len(custom) > max_tools:
+        # Claude Code lists its own tools first and MCP servers' after: the latter go.
+        over = custom[max_tools:]
+        custom = custom[:max_tools]
+        changes.append(f"removed {len(over)} tools over the model's limit of {max_tools}: "
+                       + ", ".join(map(_tool_name, over)))
+    if not changes:
         shaped["tools"] = custom
         return []
-    removed = [
-        str(tool.get("name") or tool.get("type")) if isinstance(tool, dict) else repr(tool)
-        for tool in tools
-        if not _is_custom_tool(tool)
-    ]
-    changes = [f"removed server tools: {', '.join(removed)}"]
     if custom:
         shaped["tools"] = custom
     else:
@@ -191,41 +218,60 @@ def _is_custom_tool(tool: Any) -> bool:
     return isinstance(tool, dict) and tool.get("type", "custom") == "custom"
 
 
+def _tool_name(tool: Any) -> str:
+    return str(tool.get("name") or tool.get("type")) if isinstance(tool, dict) else repr(tool)
+
+
 @dataclass(frozen=True)
 class _Stripped:
     """One value stripped on its own: the result (None: a message left empty) and what went."""
 
     value: Any
-    cache_controls: int
-    removed_blocks: tuple[str, ...]  # the type of each block removed, in order
+    cache_controls: int = 0
+    removed_blocks: tuple[str, ...] = ()  # the type of each block removed, in order
+    replaced_blocks: tuple[str, ...] = ()  # the type of each block replaced by a note
+    removed_fields: tuple[str, ...] = ()  # each other field removed from a block or a tool
+    repaired_inputs: int = 0
     noted: bool = False  # an assistant turn given a no-reasoning note
+
+    def add(self, other: "_Stripped") -> "_Stripped":
+        """This result's value with both tallies."""
+        return dataclasses.replace(
+            self,
+            cache_controls=self.cache_controls + other.cache_controls,
+            removed_blocks=self.removed_blocks + other.removed_blocks,
+            replaced_blocks=self.replaced_blocks + other.replaced_blocks,
+            removed_fields=self.removed_fields + other.removed_fields,
+            repaired_inputs=self.repaired_inputs + other.repaired_inputs,
+        )
 
 
 class _BlockStripper:
-    """Walks content blocks, copying only what changes, and tallies what it removed.
+    """Walks content blocks, copying only what changes, and tallies what it changed.
 
     Unchanged values come out as the same objects, changed ones as copies, and
     both are kept in the memo under the value they came from: next turn the
     same message gives the same object again, whose estimate is in the memo too.
     """
 
-    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False):
+    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False, model: str = "this model"):
         thinking = policy.thinking
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
         self.note_reasoning = note_reasoning
+        self.model = model  # named in the notes that replace blocks
         self.strip_message = self._message_stripper(self.accepted)
         # history: tool_turns -- a turn that called no tool loses its reasoning.
         self.without_reasoning = None
         if thinking is not None and thinking.history == "tool_turns":
             self.without_reasoning = self._message_stripper(policy.accepted_block_types)
         self.memo = memo
-        self.cache_controls = 0
-        self.removed_blocks: dict[str, int] = {}
+        self.tally = _Stripped(None)
         self.dropped_messages = 0
         self.noted_messages = 0
 
     def blocks(self, blocks: list) -> list:
-        return self._tallied(self.memo.get(("strip blocks", self.accepted), blocks, self._strip_blocks))
+        kind = ("strip blocks", self.accepted, self.model)
+        return self._tallied(self.memo.get(kind, blocks, self._strip_blocks))
 
     def tools(self, tools: list) -> list:
         return self._tallied(self.memo.get("strip tools", tools, _custom_tools))
@@ -252,11 +298,18 @@ class _BlockStripper:
         return out
 
     def changes(self) -> list[str]:
-        changes = []
-        if self.cache_controls:
-            changes.append(f"removed cache_control x{self.cache_controls}")
-        if self.removed_blocks:
-            changes.append("removed blocks: " + ", ".join(f"{kind} x{n}" for kind, n in self.removed_blocks.items()))
+        tally, changes = self.tally, []
+        if tally.cache_controls:
+            changes.append(f"removed cache_control x{tally.cache_controls}")
+        if tally.removed_fields:
+            changes.append("removed fields: " + _counted(tally.removed_fields))
+        if tally.removed_blocks:
+            changes.append("removed blocks: " + _counted(tally.removed_blocks))
+        if tally.replaced_blocks:
+            changes.append(f"replaced blocks {self.model} does not take with notes: "
+                           + _counted(tally.replaced_blocks))
+        if tally.repaired_inputs:
+            changes.append(f"repaired tool_use input that was not an object x{tally.repaired_inputs}")
         if self.dropped_messages:
             changes.append(f"dropped {self.dropped_messages} messages left empty")
         if self.noted_messages:
@@ -264,74 +317,155 @@ class _BlockStripper:
         return changes
 
     def _tallied(self, stripped: _Stripped) -> Any:
-        self.cache_controls += stripped.cache_controls
+        self.tally = self.tally.add(stripped)
         self.noted_messages += stripped.noted
-        for kind in stripped.removed_blocks:
-            self.removed_blocks[kind] = self.removed_blocks.get(kind, 0) + 1
         return stripped.value
 
     def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = ("strip message", accepted, self.note_reasoning)
+        kind = ("strip message", accepted, self.note_reasoning, self.model)
         return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
         shaped, cache_controls = _without_cache_control(message)
         if not isinstance(shaped, dict):
-            return _Stripped(shaped, cache_controls, ())
-        removed: tuple[str, ...] = ()
+            return _Stripped(shaped, cache_controls)
+        tally = _Stripped(None, cache_controls)
         if isinstance(content := shaped.get("content"), list):
             kept = self._strip_blocks(content, accepted)
+            tally = tally.add(kept)
             if not kept.value and content:
-                return _Stripped(None, cache_controls + kept.cache_controls, kept.removed_blocks)
+                return tally
             if kept.value is not content:
                 shaped = {**shaped, "content": kept.value}
-            cache_controls, removed = cache_controls + kept.cache_controls, kept.removed_blocks
         if self.note_reasoning and (noted := with_reasoning_note(shaped)) is not shaped:
-            return _Stripped(noted, cache_controls, removed, noted=True)
-        return _Stripped(shaped, cache_controls, removed)
+            return dataclasses.replace(tally, value=noted, noted=True)
+        return dataclasses.replace(tally, value=shaped)
 
     def _strip_blocks(self, blocks: list, accepted: frozenset[str] | None = None) -> _Stripped:
         accepted = self.accepted if accepted is None else accepted
         kept = []
-        cache_controls = 0
-        removed: list[str] = []
+        tally = _Stripped(None)
         for block in blocks:
             if isinstance(block, dict):
                 kind = block.get("type")
                 if isinstance(kind, str) and kind not in accepted:
-                    removed.append(kind)
-                    continue
-                block, dropped = _without_cache_control(block)
-                cache_controls += dropped
-                if kind == "tool_result" and isinstance(nested := block.get("content"), list):
-                    inner = self._strip_blocks(nested, accepted)
-                    cache_controls += inner.cache_controls
-                    removed += inner.removed_blocks
-                    if inner.value is not nested:
-                        block = {**block, "content": inner.value}
+                    if kind in THINKING_BLOCK_TYPES:
+                        tally = tally.add(_Stripped(None, removed_blocks=(kind,)))
+                        continue
+                    block = replacement_block(block, self.model)
+                    tally = tally.add(_Stripped(None, replaced_blocks=(kind,)))
+                else:
+                    block, fixed = self._strip_block(block, kind, accepted)
+                    tally = tally.add(fixed)
             kept.append(block)
-        unchanged = not removed and all(map(operator.is_, kept, blocks))
-        return _Stripped(blocks if unchanged else kept, cache_controls, tuple(removed))
+        unchanged = tally == _Stripped(None) and all(map(operator.is_, kept, blocks))
+        return dataclasses.replace(tally, value=blocks if unchanged else kept)
+
+    def _strip_block(self, block: dict, kind: Any, accepted: frozenset[str]) -> tuple[dict, _Stripped]:
+        """An accepted block without the fields no backend takes, and with what it holds stripped."""
+        block, cache_controls = _without_cache_control(block)
+        tally = _Stripped(None, cache_controls)
+        if kind == "text" and CITATIONS in block:
+            block = {key: value for key, value in block.items() if key != CITATIONS}
+            tally = tally.add(_Stripped(None, removed_fields=(CITATIONS,)))
+        elif kind == "tool_use" and (repaired := repaired_input(block.get("input"))) is not None:
+            block = {**block, "input": repaired}
+            tally = tally.add(_Stripped(None, repaired_inputs=1))
+        elif kind == "tool_result" and isinstance(nested := block.get("content"), list):
+            inner = self._strip_blocks(nested, accepted)
+            tally = tally.add(inner)
+            if inner.value is not nested:
+                block = {**block, "content": inner.value}
+        return block, tally
 
 
 def _custom_tools(tools: list) -> _Stripped:
-    """The tools that are not server tools, without cache_control."""
+    """The tools that are not server tools, with only the fields in TOOL_KEYS."""
     custom = []
-    cache_controls = 0
+    tally = _Stripped(None)
     for tool in tools:
         if _is_custom_tool(tool):
-            tool, dropped = _without_cache_control(tool)
-            cache_controls += dropped
+            if extra := [key for key in tool if key not in TOOL_KEYS]:
+                tool = {key: value for key, value in tool.items() if key in TOOL_KEYS}
+                cache_controls = extra.count(CACHE_CONTROL)
+                fields = tuple(key for key in extra if key != CACHE_CONTROL)
+                tally = tally.add(_Stripped(None, cache_controls, removed_fields=fields))
             custom.append(tool)
     unchanged = len(custom) == len(tools) and all(map(operator.is_, custom, tools))
-    return _Stripped(tools if unchanged else custom, cache_controls, ())
+    return dataclasses.replace(tally, value=tools if unchanged else custom)
 
 
 def _without_cache_control(value: Any) -> tuple[Any, int]:
-    if isinstance(value, dict) and "cache_control" in value:
-        return {key: item for key, item in value.items() if key != "cache_control"}, 1
+    if isinstance(value, dict) and CACHE_CONTROL in value:
+        return {key: item for key, item in value.items() if key != CACHE_CONTROL}, 1
     return value, 0
+
+
+def _counted(kinds: tuple[str, ...]) -> str:
+    return ", ".join(f"{kind} x{n}" for kind, n in collections.Counter(kinds).items())
+
+
+# --- replace ------------------------------------------------------------------------------
+
+
+def replacement_block(block: dict, model: str) -> dict:
+    """A text block in place of a block the backend does not take, so nothing vanishes unsaid.
+
+    What is text already stays readable (a search result, a plain-text document, a tool
+    reference); the rest is named, so the model can tell the user why it cannot see it.
+    """
+    kind = block.get("type")
+    if kind == "search_result":
+        text = "\n".join(filter(None, [_string(block.get("title")), _string(block.get("source")),
+                                         *_texts(block.get("content"))]))
+    elif kind == "document" and isinstance(source := block.get("source"), dict) and source.get("type") == "text":
+        text = "\n".join(filter(None, [_string(block.get("title")), _string(source.get("data"))]))
+    elif kind == "tool_reference":
+        text = f"[tool reference: {_string(block.get('tool_name')) or 'unnamed'}]"
+    elif kind == "image":
+        text = f"[image omitted: {model} does not read images]"
+    elif kind == "document":
+        text = f"[document omitted: {model} does not read documents]"
+    else:
+        text = ""
+    return {"type": "text", "text": text or f"[{kind} block omitted: {model} does not take it]"}
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    return [_string(block.get("text")) for block in content if isinstance(block, dict)] \
+        if isinstance(content, list) else []
+
+
+def repaired_input(value: Any) -> dict | None:
+    """A tool_use `input` that is not an object, as one; None when it is one already.
+
+    Models write arguments that are not JSON objects (Qwen coder models single-quoted
+    pseudo-JSON, GLM arrays), and they come back in the next request, where the backend
+    refuses its own output on every later turn. A string that parses as an object (as JSON,
+    else as a Python literal) becomes that object; anything else is kept, as text, inside
+    an object that says what happened.
+    """
+    if isinstance(value, dict):
+        return None
+    if isinstance(value, str):
+        parsers = [json.loads] + ([ast.literal_eval] if len(value) <= LITERAL_PARSE_LIMIT else [])
+        for parse in parsers:
+            try:
+                parsed = parse(value)
+                json.dumps(parsed)  # a Python literal may hold what JSON cannot (tuples as keys, bytes)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if isinstance(parsed, dict):
+                return parsed
+    written = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return {"invalid_arguments": written, "note": INVALID_ARGUMENTS_NOTE}
 
 
 def with_reasoning_note(message: dict) -> dict:
@@ -378,5 +512,7 @@ def role_of(message: Any) -> Any:
     return message.get("role") if isinstance(message, dict) else None
 
 
-def _block_type(block: Any) -> Any:
-    return block.get("type") if isinstance(block, dict) else None
+def _block_type(block: Any) -> str | None:
+    """A block's type, or None for what is not a block with a string type (a list is no type)."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    return kind if isinstance(kind, str) else None

@@ -186,8 +186,12 @@ def test_window_must_leave_room_for_a_prompt(tmp_path):
     "entry, expected",
     [
         ("accepted_keys: [model]", "accepted_keys must include messages"),
-        ("accepted_block_types: [text, thinking]", "lists thinking: thinking blocks follow the `thinking` section"),
-        ("accepted_block_types: [redacted_thinking]", "lists redacted_thinking: thinking blocks follow the `thinking`"),
+        ("accepted_block_types: [text, tool_use, tool_result, thinking]",
+         "lists thinking: thinking blocks follow the `thinking` section"),
+        ("accepted_block_types: [text, tool_use, tool_result, redacted_thinking]",
+         "lists redacted_thinking: thinking blocks follow the `thinking`"),
+        ("accepted_block_types: [text, image]", "accepted_block_types must include tool_result, tool_use: without"),
+        ("max_tools: 0", "models.m.max_tools: Input should be greater than 0"),
         ("thinking:\n      efforts: {low: low}", "models.m.thinking: efforts are given but effort_field is null"),
         (
             "thinking:\n      history: tool_turns\n      require_reasoning: true",

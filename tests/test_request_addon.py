@@ -61,6 +61,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
     assert flow.response is None
     assert flow.metadata["stabilizer"] == {
         "model": "qwen-plus",
+        "policy_file": str(SHIPPED),
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
@@ -91,6 +92,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
     assert body["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}
     assert flow.metadata["stabilizer"] == {
         "model": "deepseek-flash",
+        "policy_file": str(SHIPPED),
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
@@ -347,3 +349,62 @@ def test_bad_litellm_config_stops_start_up(tmp_path):
         bad.write_text("model_list: 5\n")
         with pytest.raises(exceptions.OptionsError, match="model_list: expected a list"):
             tctx.configure(addon, stabilizer_litellm_config=str(bad))
+
+
+VISION_POLICY = """\
+models:
+  text-only:
+    accepted_block_types: [text, tool_use, tool_result]
+    vision_model: seer
+  seer: {}
+"""
+PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+
+
+@pytest.fixture
+def vision_shaper(tmp_path):
+    policy = tmp_path / "stabilizer.yaml"
+    policy.write_text(VISION_POLICY)
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, stabilizer_policy=str(policy))
+        yield addon
+
+
+def test_a_turn_that_brings_images_goes_to_the_vision_model_and_the_next_comes_back(vision_shaper):
+    read = {"type": "tool_use", "id": "r1", "name": "Read", "input": {"file_path": "shot.png"}}
+    result = {"type": "tool_result", "tool_use_id": "r1", "content": [PNG]}
+    history = [{"role": "user", "content": "What does shot.png show?"},
+               {"role": "assistant", "content": [read]},
+               {"role": "user", "content": [result]}]
+    flow = post("/v1/messages", {"model": "text-only", "max_tokens": 100, "messages": history})
+    vision_shaper.request(flow)
+    assert sent(flow)["model"] == "seer"
+    assert sent(flow)["messages"][2]["content"][0]["content"] == [PNG]
+    assert "routed to seer: the new turn brings images text-only does not read" in flow.metadata["stabilizer"]["changes"]
+
+    history += [{"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Thanks. Now list files."}]
+    flow = post("/v1/messages", {"model": "text-only", "max_tokens": 100, "messages": history})
+    vision_shaper.request(flow)
+    assert sent(flow)["model"] == "text-only"
+    assert sent(flow)["messages"][2]["content"][0]["content"] == [
+        {"type": "text", "text": "[image omitted: text-only does not read images]"}]
+
+
+@pytest.mark.parametrize("policy_text, litellm_models, expected", [
+    (VISION_POLICY, ["text-only"], "models.text-only.vision_model: 'seer' is not a model_name in"),
+    (VISION_POLICY.replace("seer: {}", "seer: {accepted_block_types: [text, tool_use, tool_result]}"), [],
+     "models.text-only.vision_model: 'seer' does not read images by its own entry"),
+])
+def test_a_vision_model_that_cannot_take_the_turn_stops_start_up(tmp_path, policy_text, litellm_models, expected):
+    policy = tmp_path / "stabilizer.yaml"
+    policy.write_text(policy_text)
+    litellm = tmp_path / "litellm.yaml"
+    litellm.write_text(json.dumps({"model_list": [
+        {"model_name": name, "litellm_params": {"model": f"openai/{name}"}} for name in litellm_models]}))
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError) as caught:
+            tctx.configure(addon, stabilizer_policy=str(policy),
+                           stabilizer_litellm_config=str(litellm) if litellm_models else "")
+        assert str(policy) in str(caught.value) and expected in str(caught.value)

@@ -7,10 +7,12 @@ from hypothesis import strategies as st
 
 from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.shaping import (
+    INVALID_ARGUMENTS_NOTE,
     SYSTEM_REMINDER,
     add_text_blocks,
     cap_max_tokens,
     fold_system_messages,
+    repaired_input,
     shape_request,
     strip_unaccepted,
 )
@@ -323,12 +325,72 @@ def test_a_turn_left_empty_is_dropped_and_its_neighbours_joined():
     assert strip_unaccepted(request, ModelPolicy()) == (request, [])
 
 
-def test_block_types_outside_the_allow_list_go_also_inside_tool_results():
-    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}
-    result = {"type": "tool_result", "tool_use_id": "a", "content": [text("r"), document]}
-    out, changes = strip_unaccepted({"model": "m", "messages": [user(text("q"), document, result)]}, ModelPolicy())
-    assert out["messages"][0]["content"] == [text("q"), {**result, "content": [text("r")]}]
-    assert changes == ["removed blocks: document x2"]
+def test_blocks_outside_the_allow_list_become_notes_also_inside_tool_results():
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}}
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}}
+    result = {"type": "tool_result", "tool_use_id": "a", "content": [text("r"), image]}
+    policy = ModelPolicy(accepted_block_types=["text", "tool_use", "tool_result"])
+    out, changes = strip_unaccepted({"model": "deepseek-v4-pro", "messages": [user(result, text("q"), pdf)]}, policy)
+    assert out["messages"][0]["content"] == [
+        {**result, "content": [text("r"), text("[image omitted: deepseek-v4-pro does not read images]")]},
+        text("q"),
+        text("[document omitted: deepseek-v4-pro does not read documents]"),
+    ]
+    assert changes == ["replaced blocks deepseek-v4-pro does not take with notes: image x1, document x1"]
+
+
+def test_what_is_text_already_stays_readable():
+    plain = {"type": "document", "title": "notes.txt",
+             "source": {"type": "text", "media_type": "text/plain", "data": "the notes"}}
+    search = {"type": "search_result", "title": "Docs", "source": "https://example.com/docs",
+              "content": [text("first"), text("second")], "citations": {"enabled": True}}
+    reference = {"type": "tool_reference", "tool_name": "mcp__db__query"}
+    unknown = {"type": "container_upload", "file_id": "f1"}
+    out, _ = strip_unaccepted({"model": "m", "messages": [user(plain, search, reference, unknown)]}, ModelPolicy())
+    assert out["messages"][0]["content"] == [
+        text("notes.txt\nthe notes"),
+        text("Docs\nhttps://example.com/docs\nfirst\nsecond"),
+        text("[tool reference: mcp__db__query]"),
+        text("[container_upload block omitted: m does not take it]"),
+    ]
+
+
+def test_citations_and_newer_tool_fields_go():
+    cited = {"type": "text", "text": "a", "citations": [{"type": "char_location", "cited_text": "x"}]}
+    tool = {"name": "Read", "description": "read", "input_schema": {"type": "object"},
+            "defer_loading": True, "cache_control": {"type": "ephemeral", "scope": "global"}}
+    request = {"model": "m", "messages": [user(text("q")), assistant(cited)], "tools": [tool]}
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert out["messages"][1]["content"] == [text("a")]
+    assert out["tools"] == [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}]
+    assert changes == ["removed cache_control x1", "removed fields: defer_loading x1, citations x1"]
+
+
+def test_tools_over_the_limit_go_from_the_end_with_a_tool_choice_naming_one():
+    tools = [{"name": f"t{i}", "input_schema": {"type": "object"}} for i in range(5)]
+    request = {"model": "m", "messages": [user(text("q"))], "tools": tools,
+               "tool_choice": {"type": "tool", "name": "t4"}}
+    out, changes = strip_unaccepted(request, ModelPolicy(max_tools=3))
+    assert out["tools"] == tools[:3]
+    assert "tool_choice" not in out
+    assert changes == ["removed 2 tools over the model's limit of 3: t3, t4", "dropped tool_choice naming a removed tool"]
+    assert strip_unaccepted({**request, "tools": tools[:3]}, ModelPolicy(max_tools=3))[1] == []
+
+
+def test_tool_inputs_that_are_not_objects_are_repaired_or_say_so():
+    assert repaired_input({"path": "a"}) is None
+    assert repaired_input('{"path": "a"}') == {"path": "a"}
+    assert repaired_input("{'path': 'a', 'all': True}") == {"path": "a", "all": True}  # Qwen coder style
+    for broken in (["a.txt"], "a.txt", '{"path": "a"', "", '{"a": 1}{"b": 2}', "{(1, 2): 3}", None, 7):
+        written = broken if isinstance(broken, str) else json.dumps(broken)
+        assert repaired_input(broken) == {"invalid_arguments": written, "note": INVALID_ARGUMENTS_NOTE}, broken
+    request = {"model": "m", "messages": [
+        user(text("q")), assistant({"type": "tool_use", "id": "a", "name": "Read", "input": ["a.txt"]}),
+        user(tool_result("a"))]}
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert out["messages"][1]["content"][0]["input"] == {"invalid_arguments": '["a.txt"]',
+                                                         "note": INVALID_ARGUMENTS_NOTE}
+    assert changes == ["repaired tool_use input that was not an object x1"]
 
 
 def test_nothing_to_strip_returns_the_same_request():
@@ -357,3 +419,71 @@ def test_max_tokens_is_capped_to_the_model():
 def test_count_tokens_shaping_does_not_cap():
     assert shape_request(recorded(), QWEN, cap=False).request["max_tokens"] == 32000
     assert shape_request({**recorded(), "max_tokens": 500000}, DEEPSEEK, cap=False).request["max_tokens"] == 500000
+
+
+# --- every block type, every policy ---------------------------------------------------------
+
+OTHER_BLOCKS = [
+    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain"}},
+    {"type": "search_result", "title": "t", "source": "s", "content": [text("found")]},
+    {"type": "tool_reference", "tool_name": "mcp__x__y"},
+    {"type": "thinking", "thinking": "hm", "signature": "s"},
+    {"type": "redacted_thinking", "data": "xx"},
+    {"type": "server_tool_use", "id": "srv", "name": "web_search", "input": {}},
+    {"type": "text", "text": "cited", "citations": [{"type": "char_location"}], "cache_control": {"type": "ephemeral"}},
+]
+TOOL_INPUTS = [{"path": "a"}, "{'path': 'a'}", ["a"], "a", '{"path": "a"', None]
+
+
+@st.composite
+def mixed_sessions(draw) -> dict:
+    """Tool chains whose turns and tool results carry any block type, and inputs of any shape."""
+    extra = st.lists(st.sampled_from(OTHER_BLOCKS), max_size=3)
+    messages = [user(text("task"), *draw(extra))]
+    for turn in range(draw(st.integers(0, 6))):
+        calls = [f"t{turn}-{i}" for i in range(draw(st.integers(0, 2)))]
+        uses = [{"type": "tool_use", "id": call, "name": "Read", "input": draw(st.sampled_from(TOOL_INPUTS))}
+                for call in calls]
+        messages.append(assistant(*draw(extra), text("a"), *uses))
+        results = [{"type": "tool_result", "tool_use_id": call, "content": [text("r"), *draw(extra)]}
+                   for call in calls]
+        messages.append(user(*results, *draw(extra)) if results or draw(st.booleans()) else user(text("go on")))
+    tools = [{"name": f"tool{i}", "input_schema": {"type": "object"}, "defer_loading": True}
+             for i in range(draw(st.integers(0, 6)))]
+    tools.append({"type": "web_search_20250305", "name": "web_search"})
+    return {"model": "m", "messages": messages, "tools": tools, "max_tokens": 100}
+
+
+accepted_types = st.sets(st.sampled_from(["image", "document", "search_result", "tool_reference"])).map(
+    lambda extra: ["text", "tool_use", "tool_result", *extra])
+
+
+@given(mixed_sessions(), accepted_types, st.none() | st.just(ThinkingPolicy()), st.none() | st.integers(1, 4))
+def test_the_shaped_request_holds_only_what_the_model_takes(request, accepted, thinking, max_tools):
+    policy = ModelPolicy(accepted_block_types=accepted, thinking=thinking, max_tools=max_tools)
+    out = shape_request(request, policy).request
+    allowed = set(accepted) | ({"thinking", "redacted_thinking"} if thinking else set())
+
+    def walk(blocks):
+        for block in blocks:
+            yield block
+            if block["type"] == "tool_result":
+                yield from walk(block["content"])
+
+    blocks = [block for message in out["messages"] for block in walk(message["content"])]
+    assert {block["type"] for block in blocks} <= allowed
+    assert not any("cache_control" in block or "citations" in block for block in blocks)
+    uses = [block for block in blocks if block["type"] == "tool_use"]
+    assert all(isinstance(block["input"], dict) for block in uses)
+    answered = [block["tool_use_id"] for block in blocks if block["type"] == "tool_result"]
+    assert sorted(block["id"] for block in uses) == sorted(answered)
+    assert len(out.get("tools", [])) <= (max_tools or 6)
+    assert all(set(tool) <= {"name", "description", "input_schema", "type"} for tool in out.get("tools", []))
+    # Nothing vanished unsaid: every block that went for another reason than thinking left a note.
+    dropped = sum(1 for message in request["messages"] for block in walk(message["content"])
+                  if block["type"] not in allowed and block["type"] not in ("thinking", "redacted_thinking"))
+    notes = sum(1 for block in blocks if block["type"] == "text" and block["text"].startswith("[")
+                or block.get("text") in ("plain", "t\ns\nfound"))
+    assert notes >= dropped
