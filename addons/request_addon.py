@@ -177,8 +177,11 @@ class RequestShaper:
         if trim:
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
             before, after = trimmed.tokens_before, trimmed.tokens_after
-            if trimmed.removed:
+            if trimmed.shortened:
+                changes.append(f"shortened the last turn's tool results by {trimmed.shortened} tokens")
+            if trimmed.removed or trimmed.shortened:
                 outgoing, removed = trimmed.request, trimmed.removed
+            if trimmed.removed:
                 changes.append(f"trimmed {removed} messages")
         else:
             before = after = estimate_request(outgoing, memo)

@@ -21,9 +21,13 @@ than `max_messages`, whole messages are removed from the middle:
   were omitted (after its tool_result blocks, which must come first), followed
   by any <system-reminder> folded from a system message in the gap: system
   text is never lost.
-- If even the start plus the last turn is over budget, nothing is sent: the
-  caller answers "prompt is too long: N tokens > M maximum", on which Claude
-  Code offers /compact. The current turn is never cut.
+- If even the start plus the last turn is over budget and the last turn holds
+  tool results (a file or a command's output far larger than the window), the
+  largest results are shortened in their middle, head and tail kept, with a
+  note saying how many tokens were cut, until the request fits. Otherwise
+  nothing is sent: the caller answers "prompt is too long: N tokens > M
+  maximum", on which Claude Code offers /compact. The user's own words in the
+  current turn are never cut.
 
 Prefix stability. Backends such as DeepSeek cache by prefix: a request whose
 messages begin with exactly the previous request's messages is cheap and fast.
@@ -60,9 +64,14 @@ from typing import Any
 from addons.memo import Memo
 from addons.policy import ModelPolicy
 from addons.shaping import add_text_blocks, role_of
-from addons.tokens import MessageEstimate, count_fixed, count_message, estimate_message
+from addons.tokens import MessageEstimate, count_fixed, count_message, count_text, estimate_message
 
 OMITTED_NOTE = "[{} earlier messages of this conversation were omitted here to fit the model's context window.]"
+CUT_NOTE = "\n[... {} tokens of this tool result were cut here to fit the model's context window ...]\n"
+# A shortened tool result keeps at least this much of its text, head and tail together.
+MIN_RESULT_TOKENS = 256
+# Shortening aims this far below the budget: the cut is made by characters, the count is by tokens.
+SHORTEN_SLACK = 0.02
 
 
 @dataclass(frozen=True)
@@ -74,15 +83,20 @@ class Trimmed:
     removed: int = 0
     # True when even the start plus the last turn is over budget: answer, do not send.
     too_long: bool = False
+    # Tokens cut from the last turn's tool results (see shorten_tool_results).
+    shortened: int = 0
 
 
 def trim_request(
-    request: dict, policy: ModelPolicy, reminders: Collection[str] = (), memo: Memo | None = None
+    request: dict, policy: ModelPolicy, reminders: Collection[str] = (), memo: Memo | None = None,
+    *, shorten: bool = True,
 ) -> Trimmed:
     """Fit `request` (already shaped: roles alternate) into `policy`'s budget.
 
     `reminders` are the texts folded from system messages, carried over when
     their message is cut. `memo`: estimates of values seen before, by identity.
+    `shorten`: whether the last turn's tool results may be shortened when cutting
+    messages is not enough.
     """
     messages = request["messages"]
     estimates = [estimate_message(message, memo) for message in messages]
@@ -110,7 +124,85 @@ def trim_request(
         if after <= budget:
             kept = [*messages[:start], *messages[cut:noted], noted_message, *messages[noted + 1 :]]
             return Trimmed({**request, "messages": kept}, tokens, after, budget, removed=cut - start)
-    return Trimmed(request, tokens, tokens, budget, too_long=True) if token_goal else unchanged
+    if not token_goal or not shorten:
+        return Trimmed(request, tokens, tokens, budget, too_long=True) if token_goal else unchanged
+    return _with_results_shortened(request, policy, reminders, memo, cuts, removed_tokens, tokens, budget) or Trimmed(
+        request, tokens, tokens, budget, too_long=True
+    )
+
+
+def _with_results_shortened(request: dict, policy: ModelPolicy, reminders: Collection[str], memo: Memo | None,
+                            cuts: list[int], removed_tokens: list[int], tokens: int, budget: int) -> Trimmed | None:
+    """The request fitted by shortening the last turn's tool results, then trimmed; None if that cannot fit it."""
+    messages = request["messages"]
+    # What the shortest tail would leave, the omission note aside (SHORTEN_SLACK covers it).
+    smallest = tokens - (removed_tokens[cuts[-1] - _start_length(messages, policy.keep_first_messages)] if cuts else 0)
+    for attempt in range(1, 4):  # the cut is by characters: a text of short tokens may need a second go
+        shortened = shorten_tool_results(messages[-1], smallest - budget + int(budget * SHORTEN_SLACK * attempt))
+        if shortened is None:
+            return None
+        last, cut_tokens = shortened
+        trimmed = trim_request({**request, "messages": [*messages[:-1], last]}, policy, reminders, memo,
+                               shorten=False)
+        if not trimmed.too_long:
+            return Trimmed(trimmed.request, tokens, trimmed.tokens_after, budget, trimmed.removed, shortened=cut_tokens)
+    return None
+
+
+def shorten_tool_results(message: Any, excess: int) -> tuple[dict, int] | None:
+    """`message` with its largest tool results' text cut by `excess` tokens in all, and the
+    tokens cut; None when it has no tool result with that much text to spare."""
+    content = message.get("content") if isinstance(message, dict) and role_of(message) == "user" else None
+    if not isinstance(content, list) or excess <= 0:
+        return None
+    sizes = {index: count_text(_result_text(block)) for index, block in enumerate(content) if _is_result(block)}
+    spare = {index: size - MIN_RESULT_TOKENS for index, size in sizes.items() if size > MIN_RESULT_TOKENS}
+    if sum(spare.values()) < excess:
+        return None
+    blocks, left = list(content), excess
+    for index in sorted(spare, key=spare.__getitem__, reverse=True):
+        if left <= 0:
+            break
+        cut = min(left, spare[index])
+        blocks[index] = _shortened_result(blocks[index], sizes[index], cut)
+        left -= cut
+    return {**message, "content": blocks}, excess - max(left, 0)
+
+
+def _is_result(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "tool_result"
+
+
+def _result_text(block: dict) -> str:
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(item["text"] for item in _text_blocks(content))
+
+
+def _text_blocks(content: Any) -> list[dict]:
+    items = content if isinstance(content, list) else []
+    return [item for item in items if isinstance(item, dict) and isinstance(item.get("text"), str)]
+
+
+def _shortened_result(block: dict, size: int, cut: int) -> dict:
+    """A tool result whose text is shorter by about `cut` of its `size` tokens, cut in the middle."""
+    content = block.get("content")
+    if isinstance(content, str):
+        return {**block, "content": _cut_middle(content, size, cut)}
+    # The longest text block gives the tokens (a result's text is usually one block).
+    longest = max(_text_blocks(content), key=lambda item: len(item["text"]))
+    share = len(longest["text"]) / max(1, len("".join(item["text"] for item in _text_blocks(content))))
+    shortened = {**longest, "text": _cut_middle(longest["text"], round(size * share), cut)}
+    return {**block, "content": [shortened if item is longest else item for item in content]}
+
+
+def _cut_middle(text: str, size: int, cut: int) -> str:
+    """`text` (of `size` tokens) without about `cut` tokens from its middle, and a note in their place."""
+    keep_chars = int(len(text) * max(0, size - cut) / max(1, size))
+    head = keep_chars * 2 // 3  # the start of an output says most about what it is
+    tail = keep_chars - head
+    return text[:head] + CUT_NOTE.format(cut) + (text[len(text) - tail :] if tail else "")
 
 
 def _removal_goal(size: int, limit: int, low_water_percent: int) -> int:

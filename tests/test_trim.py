@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from addons.policy import ModelPolicy
 from addons.shaping import SYSTEM_REMINDER, shape_request
 from addons.tokens import count_text, estimate_request
-from addons.trim import OMITTED_NOTE, trim_request
+from addons.trim import shorten_tool_results, OMITTED_NOTE, trim_request
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "claude_code_request.json").read_text())
 SYSTEM_PROMPT = "You are a coding agent."
@@ -147,11 +147,36 @@ def test_system_text_in_the_gap_is_carried_over():
 
 def test_a_last_turn_that_cannot_fit_is_too_long():
     messages = agent_session(10)
-    messages[-1] = user(tool_result("t9", 5000))
+    messages[-1] = user(tool_result("t9", 300), text(words(5000)))  # the user's own words are never cut
     request = request_of(messages)
     trimmed = trim_request(request, policy_for(3000))
     assert trimmed.too_long and trimmed.request is request
     assert trimmed.tokens_before == estimate_request(request) > trimmed.budget == 3000
+
+
+def test_a_tool_result_larger_than_the_window_is_shortened_in_its_middle():
+    messages = agent_session(10)
+    original = words(40_000, seed=7)
+    messages[-1] = user({"type": "tool_result", "tool_use_id": "t9", "content": original},
+                        {**tool_result("t9b", 2000), "tool_use_id": "t9"})
+    request = request_of(messages)
+    trimmed = trim_request(request, policy_for(6000))
+    assert not trimmed.too_long and trimmed.removed > 0
+    assert estimate_request(trimmed.request) == trimmed.tokens_after <= trimmed.budget
+    big, small = trimmed.request["messages"][-1]["content"][:2]
+    head, note, tail = big["content"].partition("\n[... ")
+    assert original.startswith(head) and original.endswith(tail.split("...]\n", 1)[1]) and len(head) > 1000
+    assert f"{trimmed.shortened} tokens of this tool result were cut here" in note + tail
+    assert small == messages[-1]["content"][1]  # the largest goes first
+    assert trimmed.shortened >= trimmed.tokens_before - estimate_request(trimmed.request) - 40_000 // 2
+
+
+def test_results_too_small_to_spare_enough_are_too_long():
+    messages = agent_session(3)
+    messages[-1] = user(*[{**tool_result("t2", 300), "tool_use_id": "t2"}] * 3)
+    assert trim_request(request_of(messages), policy_for(500)).too_long
+    assert shorten_tool_results(messages[-1], 10**6) is None
+    assert shorten_tool_results(assistant(text("a")), 10) is None
 
 
 def test_a_single_message_too_long():
