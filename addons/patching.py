@@ -204,8 +204,8 @@ class StreamPatcher:
 
     feed() returns the bytes ready to go on (b"" while an event is still
     incomplete); finish() returns the rest. Only message_start, message_delta,
-    malformed error events and unnamed events are rewritten; every other byte
-    goes through as it came. content_block_delta data is kept aside unparsed
+    malformed or refusal error events (explain_refusal) and unnamed events are
+    rewritten; every other byte goes through as it came. content_block_delta data is kept aside unparsed
     and read only if the backend reports no output count.
 
     A stream that started a message and ends with neither message_stop nor an
@@ -215,9 +215,13 @@ class StreamPatcher:
 
     def __init__(
         self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES,
-        fixed_tokens_estimate: int = 0,
+        fixed_tokens_estimate: int = 0, model: str | None = None, policy_file: str | None = None,
+        policy_key: str | None = None,
     ) -> None:
         self.input_estimate = input_tokens_estimate
+        self.model = model  # with policy_file, named when an error event is a refusal (explain_refusal)
+        self.policy_file = policy_file
+        self.policy_key = policy_key
         self.fixed_estimate = fixed_tokens_estimate
         self.changes: list[str] = changes if changes is not None else []
         self.message_started = False
@@ -319,10 +323,12 @@ class StreamPatcher:
             payload = from_json(event.data) if event.data is not None else None
         except ValueError:
             payload = None
-        if is_anthropic_error(payload):
-            return event.raw
         text = (event.data or b"").decode("utf-8", "replace")
-        _, error_type, message = classify_error(None, payload, text)
+        status, error_type, message = classify_error(
+            None, payload, text, model=self.model, policy_file=self.policy_file, policy_key=self.policy_key
+        )
+        if _kept_as_it_came(payload, status, message):
+            return event.raw
         self.changes.append(f"error event reshaped to {error_type}")
         data = json_data(error_payload(error_type, message))
         return replace_data(event, data) if event.data is not None else encode_event("error", data)
@@ -413,6 +419,49 @@ _UNAVAILABLE = re.compile(
     r"apiconnectionerror|connection (?:error|refused|reset)|service unavailable|overloaded|no deployments available",
     re.IGNORECASE,
 )
+# LiteLLM's wrapping around the backend's words: "litellm.BadRequestError: OpenAIException - " before,
+# its router's "LiteLLM: model group 'x' failed with the error above. ..." (or "Received Model Group=x
+# Available Model Group Fallbacks=None") after. The user needs the backend's sentence, not the chain.
+_LITELLM_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)(?::| -)\s*)+")
+_LITELLM_SUFFIX = re.compile(r"\s*(?:LiteLLM: model group|Received Model Group=|LiteLLM Retried:).*$")
+# What the backend objected to, as providers word it, and the policy setting that avoids it; the
+# first that matches wins (a serde "unknown variant `image_url`" is about images, not a key).
+_REFUSAL_HINTS = (
+    # DeepSeek: "The reasoning_content in the thinking mode must be passed back to the API."; Kimi:
+    # "thinking is enabled but reasoning_content is missing in assistant tool call message at index 2".
+    (re.compile(r"reasoning_content\b.*(?:passed back|missing)|content\[\]\.thinking", re.IGNORECASE),
+     "Set models.{key}.thinking.require_reasoning: true in {policy}."),
+    # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]".
+    (re.compile(r"\bmax_(?:completion_|output_)?tokens\b.*(?:range|too large|at most|maximum|must be|less than|exceed)",
+                re.IGNORECASE),
+     "Set models.{key}.max_output_tokens to the backend's limit in {policy}."),
+    # Kimi: "tools length must be less than or equal to 128"; OpenAI: "Invalid 'tools': array too long.
+    # Expected an array with maximum length 128".
+    (re.compile(r"\btools\b.*(?:\b128\b|at most|maximum|exceed|too many)|too many tools", re.IGNORECASE),
+     "Set models.{key}.max_tools to the backend's limit in {policy}."),
+    # DeepSeek: "messages[3]: unknown variant `image_url`, expected `text`"; "does not support image input".
+    (re.compile(r"image|vision|multimodal", re.IGNORECASE),
+     "Set models.{key}.accepted_block_types without image in {policy} (the stabilizer then replaces images "
+     "with a note), or models.{key}.vision_model to send turns with images to a model that reads them."),
+    (re.compile(r"\bdocuments?\b|\bpdf\b|[`'\"]file[`'\"]|\bfile (?:content|part|input)", re.IGNORECASE),
+     "Set models.{key}.accepted_block_types without document in {policy} "
+     "(the stabilizer then replaces documents with a note)."),
+)
+_UNKNOWN_PARAMETER = re.compile(
+    r"unknown (?:field|variant|parameter)|unrecogni[sz]ed|extra (?:fields|inputs) (?:are )?not permitted"
+    r"|unsupported parameter",
+    re.IGNORECASE,
+)
+# serde behind axum (DeepSeek) puts the JSON path before the complaint: none for a top-level field
+# ("target type: unknown field `foo`"), the key for its value ("tool_choice: unknown variant `any`"),
+# a nested path for what accepted_keys cannot reach ("messages[3]: unknown variant `x`").
+_SERDE_UNKNOWN = re.compile(r"target type: (?:(\S+): )?unknown (?:field|variant) `(\w+)`")
+# OpenAI: "Unrecognized request argument(s) supplied: foo, bar"; "Unsupported parameter: 'foo' is not supported".
+_NAMED_PARAMETER = re.compile(r"(?:supplied|parameter):\s*[`'\"]?(\w+(?:, \w+)*)", re.IGNORECASE)
+# Client errors a policy setting may avoid; 401/403/404/429 are about keys, routes and quotas.
+_NOT_REFUSALS = frozenset({401, 403, 404, 429})
+# Anthropic's own 400 that Claude Code parses to retry with a smaller max_tokens: its words must stay.
+_CLIENT_READS = re.compile(r"input length and `?max_tokens`? exceed context limit")
 # Anthropic's error type for a status; 5xx are sorted out in classify_error.
 _TYPE_BY_STATUS = {status: error_type for error_type, status in STATUS_BY_TYPE.items() if status not in (500, 529)}
 _MAX_MESSAGE_CHARS = 2000
@@ -452,8 +501,57 @@ def upstream_error_text(payload: Any, body_text: str = "") -> tuple[str, str]:
     return message, " ".join([message, *details])
 
 
+def _is_refusal(status: int) -> bool:
+    return 400 <= status < 500 and status not in _NOT_REFUSALS
+
+
+def _explained(status: int, message: str, model: str | None, policy_file: str | None, policy_key: str | None) -> str:
+    """`message`, explained when it is a refusal that Claude Code does not act on by itself."""
+    if not _is_refusal(status) or _CLIENT_READS.search(message):
+        return message
+    return explain_refusal(message, model, policy_file, policy_key)
+
+
+def _parameter_hint(message: str) -> str | None:
+    """The accepted_keys hint for a top-level key the backend does not know, naming it when the message does."""
+    if serde := _SERDE_UNKNOWN.search(message):
+        path, name = serde.groups()
+        if path is not None and not path.isidentifier():
+            return None  # deeper than a top-level key: accepted_keys cannot help
+        key = path or name
+    elif _UNKNOWN_PARAMETER.search(message):
+        key = named.group(1) if (named := _NAMED_PARAMETER.search(message)) else "it"
+    else:
+        return None
+    return f"Remove {key} from models.{{key}}.accepted_keys in {{policy}}."
+
+
+def explain_refusal(
+    message: str, model: str | None = None, policy_file: str | None = None, policy_key: str | None = None
+) -> str:
+    """What Claude Code shows for a backend's client error: who refused, the backend's own
+    words without LiteLLM's wrapping, and the policy setting that avoids it when the words
+    match a known cause. `policy_file` "" or None: the built-in defaults are in use.
+    `policy_key`: the entry under `models` that applies (the provider's model id behind
+    `model`, addons/routes.py), else `model`."""
+    words = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message)) or message
+    refused = f"{model or 'the backend'} refused the request: {words}"
+    hint = next((hint for pattern, hint in _REFUSAL_HINTS if pattern.search(words)), None) or _parameter_hint(words)
+    if hint is None:
+        return refused
+    policy = policy_file or "a policy file (stabilizer run --policy)"
+    return f"{refused.rstrip('. ')}. {hint.format(key=policy_key or model or '<model>', policy=policy)}"
+
+
+def _kept_as_it_came(payload: Any, status: int, message: str) -> bool:
+    """An Anthropic-shaped upstream error goes on untouched unless its message was changed
+    for Claude Code: a context error reworded, a refusal explained."""
+    return is_anthropic_error(payload) and (payload["error"]["message"] == message or not _is_refusal(status))
+
+
 def classify_error(
-    status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0
+    status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0,
+    model: str | None = None, policy_file: str | None = None, policy_key: str | None = None,
 ) -> tuple[int, str, str]:
     """(status, Anthropic error type, message) for an upstream error;
     `status` None for an error event inside a stream.
@@ -464,6 +562,9 @@ def classify_error(
     else from the request's estimate and the model's window. N is raised to
     M+1 when our tokenizer counted less than the backend's: the backend said
     the prompt is too long, and Claude Code reads the overflow from N - M.
+
+    Any other client error (4xx but 401/403/404/429) is explained with
+    explain_refusal, naming `model` and `policy_file`.
     """
     message, searchable = upstream_error_text(payload, body_text)
     if _CONTEXT_ERROR.search(searchable):
@@ -476,21 +577,24 @@ def classify_error(
         error = payload.get("error") if isinstance(payload, dict) else None
         error_type = error.get("type") if isinstance(error, dict) else None
         error_type = error_type if error_type in STATUS_BY_TYPE else "api_error"
-        return STATUS_BY_TYPE[error_type], error_type, message or "upstream sent an error event"
+        status = STATUS_BY_TYPE[error_type]
+        return status, error_type, _explained(status, message or "upstream sent an error event", model, policy_file, policy_key)
     message = message or f"upstream answered HTTP {status}"
     if status in (502, 503, 529) or (status >= 500 and _UNAVAILABLE.search(searchable)):
         return 529, "overloaded_error", message
     if status >= 500:
         return status, _TYPE_BY_STATUS.get(status, "api_error"), message
-    return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), message
+    return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), _explained(status, message, model, policy_file, policy_key)
 
 
 def to_anthropic_error(
-    status: int, body: bytes, content_type: str = "", estimate: int = 0, context_window: int = 0
+    status: int, body: bytes, content_type: str = "", estimate: int = 0, context_window: int = 0,
+    model: str | None = None, policy_file: str | None = None, policy_key: str | None = None,
 ) -> tuple[int, bytes] | None:
     """An upstream non-2xx answer as an Anthropic error: (status, body), or
-    None when it already is one. An Anthropic-shaped context error is still
-    reworded when its message is not the one Claude Code recognises."""
+    None when it already is one. An Anthropic-shaped error (LiteLLM's own for
+    /v1/messages) is still rewritten when it is a context error whose message
+    is not the one Claude Code recognises, or a refusal to explain."""
     text = body.decode("utf-8", "replace").strip()
     try:
         payload = from_json(text) if text else None
@@ -498,11 +602,11 @@ def to_anthropic_error(
         payload = None
     if payload is None and "html" in content_type.lower():
         text = _html_title(text) or f"upstream answered HTTP {status} with an HTML page"
-    new_status, error_type, message = classify_error(status, payload, text, estimate, context_window)
-    if is_anthropic_error(payload):
-        reworded = message.startswith("prompt is too long") and payload["error"]["message"] != message
-        if not reworded:
-            return None
+    new_status, error_type, message = classify_error(
+        status, payload, text, estimate, context_window, model, policy_file, policy_key
+    )
+    if _kept_as_it_came(payload, new_status, message):
+        return None
     return new_status, error_body(error_type, message)
 
 

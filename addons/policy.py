@@ -184,9 +184,17 @@ class Policy(BaseModel):
     def for_model(self, name: Any, model_id: str | None = None) -> ModelPolicy:
         """The settings for `name` (the request's `model`), else for `model_id` (the provider's
         id behind it, addons/routes.py), else the defaults."""
+        key = self.key_for(name, model_id)
+        return self.models.get(key, self.defaults) if key is not None else self.defaults
+
+    def key_for(self, name: Any, model_id: str | None = None) -> str | None:
+        """The entry under `models` that for_model uses; for a model without one, the name an
+        entry for it would take (None when the request names no model)."""
         if isinstance(name, str) and name in self.models:
-            return self.models[name]
-        return self.models.get(model_id, self.defaults) if model_id else self.defaults
+            return name
+        if model_id and model_id in self.models:
+            return model_id
+        return name if isinstance(name, str) else None
 
 
 class PolicyError(Exception):

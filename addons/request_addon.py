@@ -197,8 +197,10 @@ class RequestShaper:
                 flow.request.set_content(encode(outgoing, parsed))
         flow.metadata["stabilizer"] = {
             "model": model if isinstance(model, str) else "",
-            # Named in the hint of a backend's refusal (addons/patching.py).
+            # Named in the hint of a backend's refusal (addons/patching.py): the file, and the
+            # entry under `models` that applies, or would if it were written.
             "policy_file": ctx.options.stabilizer_policy,
+            "policy_key": self.policy.key_for(body.get("model"), route.model_id),
             "stream": body.get("stream") is True,
             "input_tokens": after,
             # Of which the system prompt, the tools and the request's overhead (addons/patching.py

@@ -105,6 +105,7 @@ class ResponsePatcher:
         patcher = StreamPatcher(
             _positive_count(notes, "input_tokens"), changes=notes["changes"],
             fixed_tokens_estimate=_positive_count(notes, "fixed_tokens"),
+            model=notes.get("model"), policy_file=notes.get("policy_file"), policy_key=notes.get("policy_key"),
         )
         response.stream = MitmproxyStream(patcher, _label(flow))
 
@@ -161,6 +162,10 @@ class ResponsePatcher:
             response.headers.get("content-type", ""),
             _positive_count(notes, "input_tokens"),
             _positive_count(notes, "context_window"),
+            # A refusal names the model and the policy file that would avoid it (explain_refusal).
+            notes.get("model"),
+            notes.get("policy_file"),
+            notes.get("policy_key"),
         )
         if reshaped is None:
             return

@@ -126,19 +126,21 @@ def trim_request(
             return Trimmed({**request, "messages": kept}, tokens, after, budget, removed=cut - start)
     if not token_goal or not shorten:
         return Trimmed(request, tokens, tokens, budget, too_long=True) if token_goal else unchanged
-    return _with_results_shortened(request, policy, reminders, memo, cuts, removed_tokens, tokens, budget) or Trimmed(
+    smallest = tokens - (removed_tokens[cuts[-1] - start] if cuts else 0)
+    return _with_results_shortened(request, policy, reminders, memo, smallest, tokens, budget) or Trimmed(
         request, tokens, tokens, budget, too_long=True
     )
 
 
 def _with_results_shortened(request: dict, policy: ModelPolicy, reminders: Collection[str], memo: Memo | None,
-                            cuts: list[int], removed_tokens: list[int], tokens: int, budget: int) -> Trimmed | None:
-    """The request fitted by shortening the last turn's tool results, then trimmed; None if that cannot fit it."""
+                            smallest: int, tokens: int, budget: int) -> Trimmed | None:
+    """The request fitted by shortening the last turn's tool results, then trimmed; None if that cannot fit it.
+
+    `smallest`: the tokens the shortest allowed cut leaves (the omission note aside: SHORTEN_SLACK covers it)."""
     messages = request["messages"]
-    # What the shortest tail would leave, the omission note aside (SHORTEN_SLACK covers it).
-    smallest = tokens - (removed_tokens[cuts[-1] - _start_length(messages, policy.keep_first_messages)] if cuts else 0)
     for attempt in range(1, 4):  # the cut is by characters: a text of short tokens may need a second go
-        shortened = shorten_tool_results(messages[-1], smallest - budget + int(budget * SHORTEN_SLACK * attempt))
+        last = messages[-1] if messages else None
+        shortened = shorten_tool_results(last, smallest - budget + int(budget * SHORTEN_SLACK * attempt))
         if shortened is None:
             return None
         last, cut_tokens = shortened

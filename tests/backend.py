@@ -16,6 +16,17 @@ and Qwen (DashScope compatible-mode) gateways really do, with their wording:
   ignores unknown parameters, and streams usage only when
   `stream_options.include_usage` is set (in a last chunk with empty choices).
 - Any other model name gets a permissive plain OpenAI server.
+- Content parts: DeepSeek takes only `text` (serde's "unknown variant `file`,
+  expected `text`"); `deepseek-v4-pro` takes no `image_url` either (DeepSeek
+  Models & Pricing, read 2026-11-26; wording as quoted in ChatLunaLab/chatluna#867).
+  The `images` quirk refuses images elsewhere with OpenAI's wording
+  (browser-use/web-ui#274), read 2026-11-26.
+- Qwen refuses an earlier assistant tool call whose `function.arguments` is not
+  a JSON object (DashScope's wording as quoted in HKUDS/nanobot#1487, read
+  2026-11-26); the `strict_arguments` quirk turns it on elsewhere (vLLM's
+  wording, vllm-project/vllm#43995).
+- The `max_tools` quirk refuses more tools than Kimi's coding plan takes (128;
+  its wording as quoted in MoonshotAI/Kimi-K2#90, read 2026-11-26).
 
 The provider profile is chosen per request from the `model` field; a test
 overrides it with `with backend.quirks(...)` (usage null/absent/zero, odd
@@ -141,6 +152,10 @@ class Quirks:
     cached_share: the part of each prompt (0 to 1) reported as read from the
         provider's prompt cache, in OpenAI's `prompt_tokens_details.cached_tokens`
         and DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`.
+    images: `image_url` content parts are taken (False: 400, as for a text-only model).
+    max_tools: more `tools` than this -> 400 (None: no check).
+    strict_arguments: an assistant `tool_calls[].function.arguments` that is not
+        a JSON object (Qwen) or not JSON at all (vLLM, the other profiles) -> 400.
     """
 
     provider: str = "openai"
@@ -153,6 +168,9 @@ class Quirks:
     keepalive: int = 0
     thinking: bool = False
     cached_share: float = 0.0
+    images: bool = True
+    max_tools: int | None = None
+    strict_arguments: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -172,9 +190,12 @@ PROFILES: dict[str, Quirks] = {
     # deepseek-flash and deepseek-v4-pro: 1M context, up to 384K output (393216), thinking by default.
     "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=393216, context_window=1_000_000,
                        thinking=True),
-    "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024),
+    "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024, strict_arguments=True),
     "openai": Quirks(provider="openai"),
 }
+# Model-specific defaults on top of the profile, by name prefix. DeepSeek documents
+# no image input for v4-pro (DeepSeek Models & Pricing, read 2026-11-26).
+MODEL_QUIRKS: dict[str, dict[str, Any]] = {"deepseek-v4-pro": {"images": False}}
 
 
 def provider_for(model: Any) -> str:
@@ -203,9 +224,11 @@ class Text:
 @dataclasses.dataclass
 class ToolCalls:
     """OpenAI `tool_calls`; each call's arguments JSON is streamed in several
-    fragments after a first fragment carrying id, type and name."""
+    fragments after a first fragment carrying id, type and name. A `str`
+    arguments value is sent verbatim (e.g. the Python-repr `{'path': 'a.txt'}`
+    Qwen coder models sometimes write)."""
 
-    calls: list[tuple[str, dict[str, Any]]]
+    calls: list[tuple[str, dict[str, Any] | str]]
     text: str = ""  # content streamed before the calls, as DeepSeek often does
     reasoning: str | None = None
 
@@ -488,6 +511,73 @@ def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
     )
 
 
+def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
+    """The first content part the provider cannot take. DeepSeek's serde enum for parts
+    has the one variant `text` (its wording: "messages[3]: unknown variant `image_url`,
+    expected `text` at line 1 column 173667", ChatLunaLab/chatluna#867), so it refuses
+    `file` too; the others take anything but, when `images` is off, `image_url` (OpenAI's
+    wording for a text-only model, browser-use/web-ui#274). LiteLLM 1.108.7 sends an
+    Anthropic `document` as an `image_url` part (`data:application/pdf;base64,...`, its
+    anthropic pass_through adapter), so a PDF from Claude Code meets the image rule here."""
+    deepseek = quirks.provider == "deepseek"
+    for index, message in enumerate(body["messages"]):
+        content = message.get("content") if isinstance(message, dict) else None
+        for number, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            refused = not quirks.images if kind == "image_url" else deepseek and kind != "text"
+            if not (refused and isinstance(kind, str)):
+                continue
+            if not deepseek:
+                return _openai_error("Invalid content type. image_url is only supported by certain models.",
+                                     param=f"messages.[{index}].content.[{number}].type")
+            # serde stops just after the variant's name; the first such "type" in the body is this part's.
+            match = re.search(rf'"type"\s*:\s*"{re.escape(kind)}"', raw)
+            line, column = _line_column(raw, match.end() if match else len(raw))
+            return _deepseek_error(
+                f"Failed to deserialize the JSON body into the target type: messages[{index}]: "
+                f"unknown variant `{kind}`, expected `text` at line {line} column {column}"
+            )
+    return None
+
+
+def _tools_error(tools: Any, limit: int | None) -> str | None:
+    """Kimi's coding plan refuses more than 128 tools; its wording as quoted in
+    MoonshotAI/Kimi-K2#90 (seen on its Anthropic route; assumed the same on the
+    OpenAI one, in Moonshot's `{"error": {"message", "type"}}` shape)."""
+    if limit is not None and isinstance(tools, list) and len(tools) > limit:
+        return f"a max of {limit} tools can be supported"
+    return None
+
+
+# DashScope's wording for a replayed tool call whose arguments are not a JSON object
+# (as quoted in HKUDS/nanobot#1487, qwen3.5-plus through LiteLLM).
+ARGUMENTS_NOT_JSON = 'The "function.arguments" parameter of the code model must be in JSON format.'
+
+
+def _arguments_error(body: dict[str, Any], provider: str) -> Error | None:
+    """An earlier assistant tool call with unusable arguments. Qwen wants a JSON object.
+    vLLM (the model for the other profiles) json.loads them and answers 400 with the
+    decoder's message when that fails, `{"message": "Expecting ',' delimiter: line 1
+    column 54 (char 53)", "type": "BadRequestError", "param": null, "code": 400}`
+    (vllm-project/vllm#43995). Other JSON values are let through here (vLLM coerces `null`
+    to {}; what it does with other non-objects varies by version)."""
+    for message in body["messages"]:
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for call in calls if isinstance(calls, list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            try:
+                parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+            except json.JSONDecodeError as error:
+                if provider != "qwen":
+                    return Error(400, {"error": {"message": str(error), "type": "BadRequestError", "param": None,
+                                                 "code": 400}})
+                parsed = None
+            if provider == "qwen" and not isinstance(parsed, dict):
+                return _qwen_error(ARGUMENTS_NOT_JSON)
+    return None
+
+
 def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
     """The 400 the provider would answer this request with, or None."""
     provider = quirks.provider
@@ -497,11 +587,17 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
             return _unknown_keys_error(provider, unknown, raw)
     if not isinstance(body.get("messages"), list):
         return _missing_messages_error(provider, raw)
+    if error := _content_part_error(body, raw, quirks):
+        return error
     if quirks.thinking:
         if error := _thinking_error(body, raw):
             return error
         if reasoning_missing(body, quirks):
             return _deepseek_error(REASONING_MISSING)
+    if message := _tools_error(body.get("tools"), quirks.max_tools):
+        return Error(400, {"error": {"message": message, "type": "invalid_request_error"}})
+    if quirks.strict_arguments and (error := _arguments_error(body, provider)):
+        return error
     max_tokens = body.get("max_tokens")
     limit = quirks.max_tokens_limit
     if limit is not None and max_tokens is not None:
@@ -515,6 +611,11 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
 
 
 _UNSET = object()
+
+
+def _arguments_text(arguments: dict[str, Any] | str) -> str:
+    """A scripted call's arguments as sent: a str verbatim, anything else as JSON."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 def _compact(value: Any) -> str:
@@ -538,7 +639,7 @@ class Completion:
         if thinks(body, quirks):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning(body)
         self.calls = [
-            (self._call_id(index), name, json.dumps(arguments, ensure_ascii=False))
+            (self._call_id(index), name, _arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
         self.finish_reason = "tool_calls" if self.calls else getattr(reply, "finish_reason", "stop")
@@ -752,6 +853,8 @@ def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None
     limit = quirks.max_tokens_limit
     if limit is not None and not (isinstance(max_tokens, int) and 1 <= max_tokens <= limit):
         return anthropic_error(f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
+    if message := _tools_error(body.get("tools"), quirks.max_tools):
+        return anthropic_error(message)
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         for block in content if isinstance(content, list) else []:
@@ -810,7 +913,7 @@ class MessagesCompletion:
 
     def usage(self) -> dict[str, Any]:
         output = count_text(self.reasoning) + count_text(self.text)
-        output += sum(count_text(name + json.dumps(arguments)) for _, name, arguments in self.calls)
+        output += sum(count_text(name + _arguments_text(arguments)) for _, name, arguments in self.calls)
         if self.quirks.usage == "zero":
             return {"input_tokens": 0, "output_tokens": 0}
         return {"input_tokens": anthropic_request_tokens(self.body), "output_tokens": output}
@@ -838,8 +941,9 @@ class MessagesCompletion:
             elif kind == "text":
                 deltas = [{"type": "text_delta", "text": piece} for piece in split_text(block["text"])]
             else:
+                # A str input (a scripted raw arguments string) streams verbatim.
                 deltas = [{"type": "input_json_delta", "partial_json": fragment}
-                          for fragment in split_fragments(json.dumps(block["input"]))]
+                          for fragment in split_fragments(_arguments_text(block["input"]))]
             events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
                        for delta in deltas]
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
@@ -1235,7 +1339,9 @@ class Backend:
 
     def quirks_for(self, model: Any) -> Quirks:
         profile = PROFILES[self.provider or provider_for(model)]
-        return dataclasses.replace(profile, **self._overrides)
+        name = model.lower() if isinstance(model, str) else ""
+        defaults = next((fields for prefix, fields in MODEL_QUIRKS.items() if name.startswith(prefix)), {})
+        return dataclasses.replace(profile, **(defaults | self._overrides))
 
     # -- used by the handler
 

@@ -5,6 +5,7 @@ when the test is about the bytes and HTTP chunks on the wire. One test, marked
 `litellm`, runs the real LiteLLM proxy against it (~10 s start-up).
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -331,6 +332,18 @@ def test_tool_calls_without_streaming(backend, client):
     assert call["function"] == {"name": "Read", "arguments": json.dumps({"file_path": "/a"})}
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_tool_call_arguments_given_as_a_string_are_sent_verbatim(backend, client, stream):
+    backend.script([ToolCalls([("Write", "{'path': 'a.txt'}")])])
+    response = post(client, backend, chat("qwen3-coder-plus", stream=stream))
+    if stream:
+        fragments = tool_call_fragments(chunks_of(response.content))
+        arguments = "".join(f["function"]["arguments"] for f in fragments)
+    else:
+        arguments = response.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert arguments == "{'path': 'a.txt'}"
+
+
 def test_script_then_responder_then_default(backend, client):
     backend.script([Text("scripted"), Error(503, {"error": {"message": "busy"}}, headers={"Retry-After": "1"})])
     backend.responder = lambda body: Text("from responder") if body["messages"][0]["content"] == "ask" else None
@@ -511,7 +524,12 @@ def test_quirks_override_restore_and_validate(backend):
     deepseek = backend.quirks_for("deepseek-flash")
     assert deepseek.strict_keys and deepseek.thinking
     assert (deepseek.max_tokens_limit, deepseek.context_window) == (393216, 1_000_000)
-    assert backend.quirks_for("deepseek-v4-pro") == deepseek
+    # v4-pro differs only in taking no images (DeepSeek Models & Pricing, read 2026-11-26).
+    assert backend.quirks_for("deepseek-v4-pro") == dataclasses.replace(deepseek, images=False)
+    assert deepseek.images and not backend.quirks_for("DeepSeek-V4-Pro-0526").images
+    with backend.quirks(images=True):
+        assert backend.quirks_for("deepseek-v4-pro").images  # an override beats the model default
+    assert backend.quirks_for("qwen-plus").strict_arguments and not deepseek.strict_arguments
     assert not backend.quirks_for("qwen-plus").thinking and not backend.quirks_for("gpt-4o").thinking
     with backend.quirks(strict_keys=False, usage="zero"):
         with backend.quirks(usage="null"):
@@ -525,6 +543,126 @@ def test_quirks_override_restore_and_validate(backend):
         pass
     with pytest.raises(ValueError), backend.quirks(usage="sometimes"):
         pass
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def with_parts(model: str, *parts: dict) -> dict:
+    """A request whose third message (index 2) carries `parts` after a text part."""
+    return {"model": model, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": [{"type": "text", "text": "look at this"}, *parts]},
+    ]}
+
+
+def test_deepseek_v4_pro_refuses_images_with_serdes_wording(backend, client):
+    body = with_parts("deepseek-v4-pro", IMAGE)
+    raw = json.dumps(body)
+    response = client.post(backend.base_url + "/chat/completions", content=raw,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    column = raw.index('"type": "image_url"') + len('"type": "image_url"')
+    assert response.json() == deepseek_error(
+        "Failed to deserialize the JSON body into the target type: messages[2]: unknown variant `image_url`, "
+        f"expected `text` at line 1 column {column}")
+    assert post(client, backend, with_parts("deepseek-flash", IMAGE)).status_code == 200  # the profile's default
+    assert post(client, backend, chat("deepseek-v4-pro")).status_code == 200  # text alone passes
+
+
+def test_images_is_a_quirk_with_openais_wording_elsewhere(backend, client):
+    assert post(client, backend, with_parts("gpt-4o", IMAGE)).status_code == 200
+    with backend.quirks(images=False):
+        response = post(client, backend, with_parts("gpt-4o", {"type": "text", "text": "and"}, IMAGE))
+        assert "unknown variant `image_url`" in post(client, backend, with_parts("deepseek-flash", IMAGE)).text
+    assert response.status_code == 400
+    assert response.json() == {"error": {
+        "message": "Invalid content type. image_url is only supported by certain models.",
+        "type": "invalid_request_error", "param": "messages.[2].content.[2].type", "code": None}}
+
+
+def test_deepseek_takes_no_file_part_and_openai_does(backend, client):
+    document = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
+    response = post(client, backend, with_parts("deepseek-flash", document))
+    assert response.status_code == 400
+    assert re.fullmatch(r"Failed to deserialize the JSON body into the target type: messages\[2\]: unknown variant "
+                        r"`file`, expected `text` at line 1 column \d+", response.json()["error"]["message"])
+    assert post(client, backend, with_parts("gpt-4o", document)).status_code == 200
+    assert post(client, backend, with_parts("qwen-plus", document)).status_code == 200
+
+
+def test_max_tools_refuses_with_kimis_wording(backend, client):
+    tools = [{"type": "function", "function": {"name": f"tool_{n}", "parameters": {}}} for n in range(129)]
+    assert post(client, backend, chat("gpt-4o", tools=tools)).status_code == 200  # no limit by default
+    with backend.quirks(max_tools=128):
+        assert post(client, backend, chat("gpt-4o", tools=tools[:128])).status_code == 200
+        response = post(client, backend, chat("gpt-4o", tools=tools))
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": "a max of 128 tools can be supported",
+                                         "type": "invalid_request_error"}}
+
+
+def replayed_call(model: str, arguments: str) -> dict:
+    call = {"id": "call_01", "type": "function", "function": {"name": "Read", "arguments": arguments}}
+    return {"model": model, "messages": [
+        {"role": "user", "content": "read it"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_01", "content": "print(1)"}, {"role": "user", "content": "go on"},
+    ]}
+
+
+@pytest.mark.parametrize("arguments", ["{'path': 'a.txt'}", '["a.txt"]', '"a.txt"', '{"path": "a.txt"'])
+def test_qwen_refuses_replayed_arguments_that_are_not_a_json_object(backend, client, arguments):
+    response = post(client, backend, replayed_call("qwen3-coder-plus", arguments))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == ("invalid_parameter_error", (
+        '<400> InternalError.Algo.InvalidParameter: The "function.arguments" parameter of the code model '
+        "must be in JSON format."))
+    assert post(client, backend, replayed_call("qwen3-coder-plus", '{"path": "a.txt"}')).status_code == 200
+
+
+def test_strict_arguments_is_a_quirk_with_vllms_wording_elsewhere(backend, client):
+    body = replayed_call("gpt-4o", "{'path': 'a.txt'}")
+    assert post(client, backend, body).status_code == 200  # off by default
+    with backend.quirks(strict_arguments=True):
+        response = post(client, backend, body)
+        assert post(client, backend, replayed_call("gpt-4o", "[]")).status_code == 200  # valid JSON: let through
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": "Expecting property name enclosed in double quotes: "
+                                                    "line 1 column 2 (char 1)",
+                                         "type": "BadRequestError", "param": None, "code": 400}}
+    with backend.quirks(strict_arguments=False):
+        assert post(client, backend, replayed_call("qwen-plus", "{'path': 'a.txt'}")).status_code == 200
+
+
+def anthropic_body(*blocks: dict, **extra) -> dict:
+    return {"model": "deepseek-flash", "max_tokens": 1024,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, *blocks]}], **extra}
+
+
+def test_messages_route_refuses_documents_and_too_many_tools(backend, client):
+    document = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
+    refused = post(client, backend, anthropic_body(document), path="/messages")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith(
+        "Failed to deserialize the JSON body into the target type: messages: unknown variant `document`")
+    tools = [{"name": f"tool_{n}", "input_schema": {"type": "object"}} for n in range(3)]
+    assert post(client, backend, anthropic_body(tools=tools), path="/messages").status_code == 200
+    with backend.quirks(max_tools=2):
+        response = post(client, backend, anthropic_body(tools=tools), path="/messages")
+    assert response.status_code == 400
+    assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
+                                                          "message": "a max of 2 tools can be supported"}}
+
+
+def test_messages_tool_use_with_string_arguments_streams_them_verbatim(backend, client):
+    backend.script([ToolCalls([("Write", "{'path': 'a.txt'}")])])
+    response = post(client, backend, anthropic_body(stream=True), path="/messages")
+    events = [json.loads(line.removeprefix("data: ")) for line in response.text.splitlines()
+              if line.startswith("data: ")]
+    partial = "".join(e["delta"]["partial_json"] for e in events
+                      if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta")
+    assert partial == "{'path': 'a.txt'}"
 
 
 def test_forced_provider_ignores_the_model_name():

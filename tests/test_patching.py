@@ -16,11 +16,12 @@ from anthropic._streaming import SSEDecoder as SDKDecoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.errors import is_anthropic_error
+from addons.errors import error_body, is_anthropic_error
 from addons.patching import (
     MIN_FIXED_TOKENS,
     TRUNCATED_STREAM_MESSAGE,
     StreamPatcher,
+    explain_refusal,
     fill_message_usage,
     is_substitute_input,
     message_to_sse_events,
@@ -332,10 +333,6 @@ def test_context_errors_become_prompt_is_too_long(body, estimate, window, expect
 @pytest.mark.parametrize(
     "status, body, content_type, expected",
     [
-        (400, openai_error("Unrecognized request argument supplied: top_k"), "application/json",
-         (400, "invalid_request_error", "Unrecognized request argument supplied: top_k")),
-        (400, b'{"error":{"message":"No connected db.","type":"no_db_connection","param":null,"code":"400"}}', "application/json",
-         (400, "invalid_request_error", "No connected db.")),
         (401, openai_error("Authentication Error, Invalid proxy server token passed."), "application/json",
          (401, "authentication_error", "Authentication Error, Invalid proxy server token passed.")),
         (404, b'{"detail":"Not Found"}', "application/json", (404, "not_found_error", "Not Found")),
@@ -347,12 +344,136 @@ def test_context_errors_become_prompt_is_too_long(body, estimate, window, expect
         (504, b"", "text/plain", (504, "timeout_error", "upstream answered HTTP 504")),
         (502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", "text/html",
          (529, "overloaded_error", "502 Bad Gateway")),
-        (422, b'{"detail": [{"loc": ["body"], "msg": "field required"}]}', "application/json",
-         (422, "invalid_request_error", '[{"loc": ["body"], "msg": "field required"}]')),
     ],
 )  # fmt: skip
 def test_other_errors_keep_status_and_text(status, body, content_type, expected):
     assert error_of(to_anthropic_error(status, body, content_type)) == expected
+
+
+# --- refusals: a client error explained ---------------------------------------------
+
+POLICY = "/etc/stabilizer/policy.yaml"
+DEEPSEEK_IMAGE = (
+    "litellm.BadRequestError: OpenAIException - Failed to deserialize the JSON body into the target type: "
+    "messages[3]: unknown variant `image_url`, expected `text` at line 1 column 173667"
+)
+
+
+def litellm_error(message: str) -> bytes:
+    """A backend 400 as LiteLLM passes it on: its wording wrapped around the backend's, code "400"."""
+    return json.dumps({"error": {"message": message, "type": None, "param": None, "code": "400"}}).encode()
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (DEEPSEEK_IMAGE,
+         "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: messages[3]: "
+         "unknown variant `image_url`, expected `text` at line 1 column 173667. Set models.deepseek-flash."
+         f"accepted_block_types without image in {POLICY} (the stabilizer then replaces images with a note), "
+         "or models.deepseek-flash.vision_model to send turns with images to a model that reads them."),
+        ("Failed to deserialize the JSON body into the target type: messages[1]: unknown variant `document`, expected `text`",
+         "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: messages[1]: "
+         "unknown variant `document`, expected `text`. Set models.deepseek-flash.accepted_block_types without document "
+         f"in {POLICY} (the stabilizer then replaces documents with a note)."),
+        ("litellm.BadRequestError: DeepseekException - The reasoning_content in the thinking mode must be passed back to the API.",
+         "deepseek-flash refused the request: The reasoning_content in the thinking mode must be passed back to the API. "
+         f"Set models.deepseek-flash.thinking.require_reasoning: true in {POLICY}."),
+        ("thinking is enabled but reasoning_content is missing in assistant tool call message at index 2",
+         "deepseek-flash refused the request: thinking is enabled but reasoning_content is missing in assistant tool call "
+         f"message at index 2. Set models.deepseek-flash.thinking.require_reasoning: true in {POLICY}."),
+        ("litellm.BadRequestError: OpenAIException - Invalid max_tokens value, the valid range of max_tokens is [1, 393216]",
+         "deepseek-flash refused the request: Invalid max_tokens value, the valid range of max_tokens is [1, 393216]. "
+         f"Set models.deepseek-flash.max_output_tokens to the backend's limit in {POLICY}."),
+        ("Unrecognized request argument supplied: foo",
+         "deepseek-flash refused the request: Unrecognized request argument supplied: foo. "
+         f"Remove foo from models.deepseek-flash.accepted_keys in {POLICY}."),
+        ("Unrecognized request arguments supplied: foo, bar",
+         "deepseek-flash refused the request: Unrecognized request arguments supplied: foo, bar. "
+         f"Remove foo, bar from models.deepseek-flash.accepted_keys in {POLICY}."),
+        ("Failed to deserialize the JSON body into the target type: tool_choice: unknown variant `any`, expected one of `none`, `auto`",
+         "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: tool_choice: "
+         "unknown variant `any`, expected one of `none`, `auto`. "
+         f"Remove tool_choice from models.deepseek-flash.accepted_keys in {POLICY}."),
+        ("Failed to deserialize the JSON body into the target type: unknown field `top_k`, expected one of `model`",
+         "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: unknown field "
+         f"`top_k`, expected one of `model`. Remove top_k from models.deepseek-flash.accepted_keys in {POLICY}."),
+        ("Extra inputs are not permitted",
+         f"deepseek-flash refused the request: Extra inputs are not permitted. Remove it from models.deepseek-flash.accepted_keys in {POLICY}."),
+        ("litellm.BadRequestError: OpenAIException - tools length must be less than or equal to 128\n\n"
+         "LiteLLM: model group 'deepseek-flash' failed with the error above. No fallback was attempted.",
+         "deepseek-flash refused the request: tools length must be less than or equal to 128. "
+         f"Set models.deepseek-flash.max_tools to the backend's limit in {POLICY}."),
+        # nested deeper than a top-level key: accepted_keys cannot avoid it, so no hint
+        ("Failed to deserialize the JSON body into the target type: messages[0]: unknown field `cache_control`",
+         "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: messages[0]: "
+         "unknown field `cache_control`"),
+        ("litellm.BadRequestError: OpenAIException - No connected db.",
+         "deepseek-flash refused the request: No connected db."),
+    ],
+)  # fmt: skip
+def test_a_backend_refusal_names_what_it_objected_to_and_the_policy_key(message, expected):
+    result = to_anthropic_error(400, litellm_error(message), "application/json", 5000, 131072, "deepseek-flash", POLICY)
+    assert error_of(result) == (400, "invalid_request_error", expected)
+
+
+def test_a_refusal_names_the_entry_that_applies_to_an_alias():
+    message = explain_refusal("The reasoning_content in the thinking mode must be passed back to the API.",
+                              "my-deepseek", "/srv/policy.yaml", "deepseek-flash")
+    assert message.startswith("my-deepseek refused the request: The reasoning_content")
+    assert message.endswith("Set models.deepseek-flash.thinking.require_reasoning: true in /srv/policy.yaml.")
+
+
+def test_a_refusal_under_the_built_in_defaults_points_to_a_policy_file():
+    message = explain_refusal("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]", "qwen", "")
+    assert message.endswith("Set models.qwen.max_output_tokens to the backend's limit in a policy file (stabilizer run --policy).")
+
+
+def test_a_refusal_without_request_notes_still_says_who_refused():
+    assert error_of(to_anthropic_error(400, openai_error("Unrecognized request argument supplied: top_k"))) == (
+        400, "invalid_request_error",
+        "the backend refused the request: Unrecognized request argument supplied: top_k. "
+        "Remove top_k from models.<model>.accepted_keys in a policy file (stabilizer run --policy).",
+    )  # fmt: skip
+    assert error_of(to_anthropic_error(422, b'{"detail": [{"loc": ["body"], "msg": "field required"}]}')) == (
+        422, "invalid_request_error", 'the backend refused the request: [{"loc": ["body"], "msg": "field required"}]'
+    )  # fmt: skip
+
+
+def test_a_context_error_is_not_explained_as_a_refusal():
+    body = litellm_error("litellm.BadRequestError: OpenAIException - " + DEEPSEEK_CONTEXT)
+    result = to_anthropic_error(400, body, "application/json", 0, 0, "deepseek-flash", POLICY)
+    assert error_of(result) == (400, "invalid_request_error", "prompt is too long: 140000 tokens > 131072 maximum")
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 429])
+def test_key_route_and_quota_errors_are_not_explained(status):
+    _, _, message = error_of(to_anthropic_error(status, openai_error("Unrecognized request argument supplied: foo"), "", 0, 0, "m", POLICY))
+    assert message == "Unrecognized request argument supplied: foo"
+
+
+def test_anthropics_max_tokens_overflow_keeps_the_words_claude_code_parses():
+    body = error_body("invalid_request_error", "input length and `max_tokens` exceed context limit: 186433 + 20000 > 200000, "
+                                               "decrease input length or `max_tokens` and try again")
+    assert to_anthropic_error(400, body, "application/json", 0, 0, "m", POLICY) is None
+
+
+def test_litellms_anthropic_shaped_refusal_is_explained():
+    # LiteLLM answers /v1/messages errors Anthropic-shaped, its wording inside (tests/data/streams/README.md).
+    body = error_body("invalid_request_error", DEEPSEEK_IMAGE + "\n\nLiteLLM: model group 'deepseek-flash' failed with the error above.")
+    _, _, message = error_of(to_anthropic_error(400, body, "application/json", 0, 0, "deepseek-flash", POLICY))
+    assert message.startswith("deepseek-flash refused the request: Failed to deserialize") and "column 173667. Set " in message
+
+
+def test_a_refusal_error_event_in_a_stream_is_explained():
+    event = b'event: error\ndata: {"type":"error","error":{"type":"invalid_request_error","message":"Unsupported parameter: \'top_k\'"}}\n\n'
+    patcher = StreamPatcher(model="kimi", policy_file=POLICY)
+    out = patcher.feed(event) + patcher.finish()
+    assert json.loads(sdk_events(out)[-1][1])["error"] == {
+        "type": "invalid_request_error",
+        "message": f"kimi refused the request: Unsupported parameter: 'top_k'. Remove top_k from models.kimi.accepted_keys in {POLICY}.",
+    }
+    assert patcher.changes == ["error event reshaped to invalid_request_error"]
 
 
 def test_anthropic_errors_are_left_alone():

@@ -219,3 +219,13 @@ def test_budget_uses_the_capped_max_tokens():
     assert policy.input_budget(32000) == 91_000
     assert policy.input_budget(2000) == 97_000
     assert policy.input_budget(None) == policy.input_budget("lots") == 91_000
+
+
+def test_the_entry_used_is_found_by_name_then_by_model_id():
+    policy = Policy.model_validate({"models": {"deepseek-flash": {}, "mine": {"max_tools": 3}}})
+    assert policy.key_for("mine", "deepseek-flash") == "mine"
+    assert policy.key_for("my-deepseek", "deepseek-flash") == "deepseek-flash"
+    assert policy.key_for("other", "unknown-id") == "other"  # where an entry for it would go
+    assert policy.key_for(None, None) is None
+    assert policy.for_model("mine", "deepseek-flash").max_tools == 3
+    assert policy.for_model("other", "unknown-id") is policy.defaults

@@ -62,6 +62,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
     assert flow.metadata["stabilizer"] == {
         "model": "qwen-plus",
         "policy_file": str(SHIPPED),
+        "policy_key": flow.metadata["stabilizer"]["model"],
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
@@ -93,6 +94,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
     assert flow.metadata["stabilizer"] == {
         "model": "deepseek-flash",
         "policy_file": str(SHIPPED),
+        "policy_key": flow.metadata["stabilizer"]["model"],
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
