@@ -304,9 +304,19 @@ def test_trimmed_history_keeps_the_api_rules(request, budget_share, low_water, k
     if len(messages) > 1:
         assert out[-2] == messages[-2]
     inserted_text = {OMITTED_NOTE.format(trimmed.removed), *shaped.reminders}
-    assert [b for b in out[-1]["content"] if b.get("text") not in inserted_text] == [
-        b for b in messages[-1]["content"] if b.get("text") not in inserted_text
-    ]
+    kept_last = [b for b in out[-1]["content"] if b.get("text") not in inserted_text]
+    sent_last = [b for b in messages[-1]["content"] if b.get("text") not in inserted_text]
+    if trimmed.shortened:
+        event("shortened")
+        assert len(kept_last) == len(sent_last) and any(a != b for a, b in zip(kept_last, sent_last))
+        for kept, sent in zip(kept_last, sent_last):
+            if kept != sent:  # a tool result cut in its middle: head and tail as they were
+                assert kept["type"] == sent["type"] == "tool_result" and kept["tool_use_id"] == sent["tool_use_id"]
+                head, _, rest = result_text(kept).partition("\n[... ")
+                tail = rest.split(" ...]\n", 1)[1]
+                assert result_text(sent).startswith(head) and result_text(sent).endswith(tail)
+    else:
+        assert kept_last == sent_last
     all_text = {b.get("text") for m in out for b in m["content"]}
     for message in request["messages"]:
         if message["role"] == "system":
@@ -316,8 +326,13 @@ def test_trimmed_history_keeps_the_api_rules(request, budget_share, low_water, k
         assert (start + len(messages) - cuts[-1] if cuts else len(messages)) > policy.max_messages
     if trimmed.removed:
         assert sum(note_of(m) is not None for m in out) == 1
-    else:
+    elif not trimmed.shortened:
         assert trimmed.request is shaped.request
+
+
+def result_text(block: dict) -> str:
+    content = block["content"]
+    return content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
 
 
 # --- prefix stability ---------------------------------------------------------------------
