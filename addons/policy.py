@@ -105,6 +105,9 @@ class ModelPolicy(BaseModel):
         description="a list of content block types the backend accepts (thinking blocks follow `thinking`); "
         "others are replaced by a text block that says what was there",
     )
+    server_tools: StrictBool = Field(
+        False, description="true or false: the backend runs Anthropic's server tools (web_search, web_fetch, ...)"
+    )
     max_tools: PositiveInt | None = Field(
         None, description="a whole number above 0: the most tools the backend takes in one request, or null: no limit"
     )

@@ -160,8 +160,8 @@ def strip_unaccepted(
     Keys outside the allow-list go; a content block of a type the backend does not take
     becomes a text block saying what was there (see `replacement_block`), thinking blocks
     apart, which follow the `thinking` section; a tool_use whose input is not an object is
-    repaired (`repaired_input`); server tools, tool fields outside TOOL_KEYS and tools over
-    `max_tools` go. Each message, the system prompt and the tool list are stripped on their
+    repaired (`repaired_input`); server tools (unless `server_tools`), tool fields outside
+    TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
     own, so the result for a value is found in `memo` when the same object comes again (a
     session's next turn, addons/history.py). In the same pass an assistant turn without
     reasoning gets its note where the backend needs every turn's (addons/thinking.py).
@@ -185,28 +185,28 @@ def strip_unaccepted(
 
 
 def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tools: int | None) -> list[str]:
-    custom = stripper.tools(tools)
+    kept = stripper.tools(tools)
     changes = []
-    if len(custom) < len(tools):
+    if len(kept) < len(tools):
         removed = [_tool_name(tool) for tool in tools if not _is_custom_tool(tool)]
         changes.append(f"removed server tools: {', '.join(removed)}")
-    if max_tools is not None and len(custom) > max_tools:
+    if max_tools is not None and len(kept) > max_tools:
         # Claude Code lists its own tools first and MCP servers' after: the latter go.
-        over = custom[max_tools:]
-        custom = custom[:max_tools]
+        over = kept[max_tools:]
+        kept = kept[:max_tools]
         changes.append(f"removed {len(over)} tools over the model's limit of {max_tools}: "
                        + ", ".join(map(_tool_name, over)))
     if not changes:
-        shaped["tools"] = custom
+        shaped["tools"] = kept
         return []
-    if custom:
-        shaped["tools"] = custom
+    if kept:
+        shaped["tools"] = kept
     else:
         del shaped["tools"]
     choice = shaped.get("tool_choice")
-    names = [tool.get("name") for tool in custom]
+    names = [tool.get("name") for tool in kept]
     if "tool_choice" in shaped and (
-        not custom or (isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") not in names)
+        not kept or (isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") not in names)
     ):
         del shaped["tool_choice"]
         changes.append("dropped tool_choice naming a removed tool")
@@ -259,6 +259,7 @@ class _BlockStripper:
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
         self.note_reasoning = note_reasoning
         self.model = model  # named in the notes that replace blocks
+        self.server_tools = policy.server_tools
         self.strip_message = self._message_stripper(self.accepted)
         # history: tool_turns -- a turn that called no tool loses its reasoning.
         self.without_reasoning = None
@@ -274,7 +275,9 @@ class _BlockStripper:
         return self._tallied(self.memo.get(kind, blocks, self._strip_blocks))
 
     def tools(self, tools: list) -> list:
-        return self._tallied(self.memo.get("strip tools", tools, _custom_tools))
+        keep_server = self.server_tools
+        return self._tallied(self.memo.get(("strip tools", keep_server), tools,
+                                           lambda value: _accepted_tools(value, keep_server)))
 
     def messages(self, messages: list) -> list:
         out: list[Any] = []
@@ -380,12 +383,14 @@ class _BlockStripper:
         return block, tally
 
 
-def _custom_tools(tools: list) -> _Stripped:
-    """The tools that are not server tools, with only the fields in TOOL_KEYS."""
+def _accepted_tools(tools: list, keep_server: bool) -> _Stripped:
+    """The custom tools, with only the fields in TOOL_KEYS, and the server tools if `keep_server`."""
     custom = []
     tally = _Stripped(None)
     for tool in tools:
-        if _is_custom_tool(tool):
+        if keep_server and not _is_custom_tool(tool):
+            custom.append(tool)
+        elif _is_custom_tool(tool):
             if extra := [key for key in tool if key not in TOOL_KEYS]:
                 tool = {key: value for key, value in tool.items() if key in TOOL_KEYS}
                 cache_controls = extra.count(CACHE_CONTROL)

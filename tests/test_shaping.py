@@ -377,6 +377,16 @@ def test_tools_over_the_limit_go_from_the_end_with_a_tool_choice_naming_one():
     assert strip_unaccepted({**request, "tools": tools[:3]}, ModelPolicy(max_tools=3))[1] == []
 
 
+def test_server_tools_stay_for_a_backend_that_runs_them():
+    tools = [{"name": "Read", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "web_search"}]
+    request = {"model": "m", "messages": [user(text("q"))], "tools": tools,
+               "tool_choice": {"type": "tool", "name": "web_search"}}
+    assert strip_unaccepted(request, ModelPolicy(server_tools=True)) == (request, [])
+    out, changes = strip_unaccepted(request, ModelPolicy())
+    assert out["tools"] == tools[:1] and "tool_choice" not in out
+    assert changes == ["removed server tools: web_search", "dropped tool_choice naming a removed tool"]
+
+
 def test_tool_inputs_that_are_not_objects_are_repaired_or_say_so():
     assert repaired_input({"path": "a"}) is None
     assert repaired_input('{"path": "a"}') == {"path": "a"}

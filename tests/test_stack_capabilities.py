@@ -97,11 +97,12 @@ def test_documents_and_newer_blocks_and_fields_on_the_anthropic_route(stack, lit
             *tool_round("toolu_1", {"query": "grep"}, [{"type": "tool_reference", "tool_name": "Grep"}], "Find Grep."),
         ],
     }
+    cited = {"type": "text", "text": "The report says so.", "citations": [
+        {"type": "char_location", "cited_text": "so", "document_index": 0, "start_char_index": 0, "end_char_index": 2}]}
+    request["messages"][1]["content"].insert(1, cited)
     refused_directly(litellm, master_key, request, "unknown variant `document`")
     fresh_backend.reset()
-    answers = three_turns(stack.url, master_key, request)
-    # The answer's text carries citations next turn only if we put them there: give it some.
-    assert answers
+    three_turns(stack.url, master_key, request)
     for body in fresh_backend.messages_requests:
         text = sent_text(body)
         assert "[document omitted: deepseek-flash-anthropic does not read documents]" in text
@@ -109,6 +110,7 @@ def test_documents_and_newer_blocks_and_fields_on_the_anthropic_route(stack, lit
         assert not {"container", "mcp_servers"} & set(body)
         assert [tool["name"] for tool in body["tools"]] == ["Read", "Grep"]
         assert "defer_loading" not in text and "cache_control" not in text
+        assert "The report says so." in text and "citations" not in text
 
 
 def test_tool_arguments_that_are_not_objects_come_back_as_objects(stack, litellm, fresh_backend, master_key):
