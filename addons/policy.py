@@ -22,6 +22,7 @@ Every problem becomes a PolicyError naming the file, the key path
 (`models.deepseek-flash.max_output_tokens`), what is expected and how to fix it.
 """
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,8 @@ REQUIRED_KEYS = frozenset({"model", "messages"})
 DEFAULT_BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result"})
 THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
 ESSENTIAL_BLOCK_TYPES = frozenset({"text", "tool_use", "tool_result"})
+# The fields of an entry that name another model of the LiteLLM config.
+MODEL_REFERENCES = ("vision_model", "background_model", "subagent_model")
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -110,6 +113,14 @@ class ModelPolicy(BaseModel):
     )
     max_tools: PositiveInt | None = Field(
         None, description="a whole number above 0: the most tools the backend takes in one request, or null: no limit"
+    )
+    background_model: str | None = Field(
+        None,
+        description="a model name of the LiteLLM config for Claude Code's background work (its haiku role: "
+        "titles, summaries, quick checks), or null: the model itself",
+    )
+    subagent_model: str | None = Field(
+        None, description="a model name of the LiteLLM config for Claude Code's subagents, or null: the model itself"
     )
     vision_model: str | None = Field(
         None,
@@ -189,6 +200,18 @@ class Policy(BaseModel):
         id behind it, addons/routes.py), else the defaults."""
         key = self.key_for(name, model_id)
         return self.models.get(key, self.defaults) if key is not None else self.defaults
+
+    def unknown_model_names(self, known: Collection[str]) -> list[str]:
+        """A line for each model an entry names (vision_model, background_model, subagent_model)
+        that is not among `known`, the LiteLLM config's model names."""
+        entries = {"defaults": self.defaults} | {f"models.{name}": entry for name, entry in self.models.items()}
+        return [
+            f"{key}.{field}: {name!r} is not a model_name in the LiteLLM config; add an entry for it there "
+            f"or name one that is"
+            for key, entry in entries.items()
+            for field in MODEL_REFERENCES
+            if (name := getattr(entry, field)) is not None and name not in known
+        ]
 
     def key_for(self, name: Any, model_id: str | None = None) -> str | None:
         """The entry under `models` that for_model uses; for a model without one, the name an

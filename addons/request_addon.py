@@ -89,22 +89,19 @@ class RequestShaper:
                 self.routes = load_routes(path) if path else {}
             except RoutesError as e:
                 raise exceptions.OptionsError(str(e)) from None
-        if problem := self._vision_model_problem():
+        if problem := self._model_reference_problem():
             raise exceptions.OptionsError(problem)
 
-    def _vision_model_problem(self) -> str | None:
-        """Why a policy entry's vision_model cannot take the turns sent to it, or None."""
+    def _model_reference_problem(self) -> str | None:
+        """Why a policy entry names a model that cannot take the turns sent to it, or None."""
         policy_file = ctx.options.stabilizer_policy or "the built-in policy"
+        if self.routes and (unknown := self.policy.unknown_model_names(self.routes)):
+            return f"{policy_file}: {unknown[0]} ({ctx.options.stabilizer_litellm_config})"
         entries = {"defaults": self.policy.defaults} | {f"models.{name}": entry
                                                          for name, entry in self.policy.models.items()}
         for key, entry in entries.items():
             vision = entry.vision_model
-            if vision is None:
-                continue
-            if self.routes and vision not in self.routes:
-                return (f"{policy_file}: {key}.vision_model: {vision!r} is not a model_name in "
-                        f"{ctx.options.stabilizer_litellm_config}; add an entry for it there or name one that is")
-            if "image" not in self._target(vision)[1].accepted_block_types:
+            if vision is not None and "image" not in self._target(vision)[1].accepted_block_types:
                 return (f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
                         f"(accepted_block_types has no image); name a model that does")
         return None

@@ -4,7 +4,8 @@
 
 Each function runs `claude` in a subshell with ANTHROPIC_API_KEY unset and the
 endpoint, the master key and the model set, for background tasks and subagents
-too. It also passes the model's limits from the policy: Claude Code assumes a
+too, unless the model's policy entry names another model for them
+(background_model, subagent_model). It also passes the model's limits from the policy: Claude Code assumes a
 window of its own for any model name it does not know (1M tokens in 2.1.332),
 so without being told it would never compact before a 128K backend refuses the
 request, or before the request addon has to trim the history.
@@ -30,13 +31,16 @@ from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_conf
 FUNCTION_PREFIX = "claude-"
 # Characters bash and zsh accept in a function name without quoting; the rest become "-".
 NOT_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
-MODEL_VARIABLES = (
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
-    "ANTHROPIC_DEFAULT_SONNET_MODEL",
-    "ANTHROPIC_DEFAULT_OPUS_MODEL",
-    "CLAUDE_CODE_SUBAGENT_MODEL",
-)
+# Claude Code's model for each of its roles, and the policy field that can name another
+# model for it (None: the function's own model). Its background work (titles, summaries,
+# quick checks) goes to the haiku model.
+MODEL_VARIABLES = {
+    "ANTHROPIC_MODEL": None,
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL": "background_model",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL": None,
+    "ANTHROPIC_DEFAULT_OPUS_MODEL": None,
+    "CLAUDE_CODE_SUBAGENT_MODEL": "subagent_model",
+}
 # How Claude Code 2.1.332 sizes a window (read from its binary on 2026-11-26; the compaction is
 # measured by tests/test_e2e_compaction.py): for a model name it does not know it takes
 # CLAUDE_CODE_MAX_CONTEXT_TOKENS (names beginning "claude" ignore it); CLAUDE_CODE_AUTO_COMPACT_WINDOW
@@ -88,7 +92,7 @@ def claude_code_environment(model: str, limits: ModelPolicy, base_url: str) -> d
     window = str(claude_code_window(limits))
     environment = {
         "ANTHROPIC_BASE_URL": base_url,
-        **{variable: model for variable in MODEL_VARIABLES},
+        **{variable: (getattr(limits, role) if role else None) or model for variable, role in MODEL_VARIABLES.items()},
         "CLAUDE_CODE_MAX_CONTEXT_TOKENS": window,
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(limits.max_output_tokens),
     }
@@ -150,6 +154,9 @@ def main(args: argparse.Namespace) -> int:
         policy = load_policy(str(args.policy))
     except (LiteLLMConfigError, PolicyError) as e:
         print(f"stabilizer: {e}", file=sys.stderr)
+        return 1
+    if unknown := policy.unknown_model_names(model_names(config)):
+        print(f"stabilizer: {args.policy}: {unknown[0]} ({args.litellm_config})", file=sys.stderr)
         return 1
     key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve())]
     routes = routes_of(config["model_list"])

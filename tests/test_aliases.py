@@ -226,3 +226,25 @@ def test_a_name_no_shell_variable_can_hold_is_skipped_with_a_warning(setup):
     assert done.returncode == 0 and "\0" not in done.stdout
     assert "skipped model 'nul\\x00inside'" in done.stderr
     assert done.stdout.count("function claude-") == len(setup["models"]) - 1
+
+
+def test_roles_named_in_the_policy_get_their_own_models(setup):
+    policy = yaml.safe_load(setup["policy"].read_text())
+    policy["models"]["deepseek-flash"].update(background_model="plain-model", subagent_model="qwen2.5-coder-7b")
+    setup["policy"].write_text(yaml.safe_dump(policy))
+    name = aliases.function_names(setup["models"])["deepseek-flash"]
+    env = json.loads(in_shell("bash", setup, name))["env"]
+    assert {variable: env[variable] for variable in CLAUDE_VARIABLES} == {
+        "ANTHROPIC_MODEL": "deepseek-flash", "ANTHROPIC_DEFAULT_SONNET_MODEL": "deepseek-flash",
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": "deepseek-flash", "ANTHROPIC_DEFAULT_HAIKU_MODEL": "plain-model",
+        "CLAUDE_CODE_SUBAGENT_MODEL": "qwen2.5-coder-7b",
+    }
+
+
+def test_a_role_naming_a_model_not_in_the_config_prints_nothing_to_eval(setup):
+    policy = yaml.safe_load(setup["policy"].read_text())
+    policy["models"]["deepseek-flash"]["background_model"] = "glm-4.5-air"
+    setup["policy"].write_text(yaml.safe_dump(policy))
+    done = subprocess.run(aliases_command(setup), env=setup["env"], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{setup['policy']}: models.deepseek-flash.background_model: 'glm-4.5-air' is not a model_name" in done.stderr

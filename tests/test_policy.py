@@ -24,7 +24,11 @@ def problem(tmp_path: Path, text: str) -> str:
 
 def test_shipped_policy_has_its_models():
     policy = load_policy(str(SHIPPED))
-    assert set(policy.models) == {"demo", "deepseek-flash", "deepseek-v4-pro", "qwen-plus"}
+    assert set(policy.models) == {
+        "demo", "deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3.8-max", "qwen3.7-plus", "qwen3.7-max",
+        "qwen3-coder-plus", "kimi-k3", "kimi-k2.6", "glm-5.3", "glm-5.3-flash", "MiniMax-M3",
+        "MiniMax-M3.1-Flash-Preview",
+    }
     # DeepSeek V4: 1M context, max_tokens up to 393216 (its API's valid range is [1, 393216]).
     for name in ("deepseek-flash", "deepseek-v4-pro"):
         assert (policy.for_model(name).context_window, policy.for_model(name).max_output_tokens) == (
@@ -55,6 +59,33 @@ def test_shipped_deepseek_thinking():
     # deepseek-v4-pro takes no images; deepseek-flash does.
     assert "image" in flash.accepted_block_types
     assert pro.accepted_block_types == {"text", "tool_use", "tool_result"}
+
+
+def test_shipped_provider_profiles():
+    policy = load_policy(str(SHIPPED))
+    limits = {name: (entry.context_window, entry.max_output_tokens, entry.max_tools)
+              for name, entry in policy.models.items()}
+    assert limits["kimi-k3"] == (1048576, 131072, 128) and limits["kimi-k2.6"] == (262144, 32000, 128)
+    assert limits["glm-5.3"] == (1048576, 131072, 128)
+    assert limits["MiniMax-M3"] == (1000000, 128000, None)
+    assert limits["qwen3.8-max"] == (991808, 131072, None)
+    # Models that cannot turn thinking off have no switch; Kimi wants every turn's reasoning back.
+    for name in ("kimi-k3", "glm-5.3", "MiniMax-M3.1-Flash-Preview"):
+        assert policy.models[name].thinking.disable is None
+    assert policy.models["kimi-k3"].thinking.require_reasoning and policy.models["kimi-k2.6"].thinking.require_reasoning
+    assert policy.models["qwen3-coder-plus"].thinking is None
+    # Text-only models: their images become notes.
+    for name in ("qwen3.7-max", "qwen3-coder-plus", "glm-5.3"):
+        assert "image" not in policy.models[name].accepted_block_types
+    assert "image" in policy.models["glm-5.3-flash"].accepted_block_types
+
+
+def test_model_references_must_be_litellm_model_names():
+    policy = Policy.model_validate({"models": {"a": {"background_model": "b", "vision_model": "c"}}})
+    assert policy.unknown_model_names({"a", "b", "c"}) == []
+    assert policy.unknown_model_names({"a", "b"}) == [
+        "models.a.vision_model: 'c' is not a model_name in the LiteLLM config; add an entry for it there or name "
+        "one that is"]
 
 
 def test_default_thinking_keeps_every_turns_reasoning():
