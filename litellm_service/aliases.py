@@ -26,7 +26,7 @@ from addons.policy import ModelPolicy, PolicyError, load_policy
 from addons.routes import UNKNOWN, routes_of
 from litellm_service import stack
 from litellm_service.envfile import default_env_file
-from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
+from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config, model_names
 
 FUNCTION_PREFIX = "claude-"
 # Characters bash and zsh accept in a function name without quoting; the rest become "-".
@@ -141,16 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=main)
 
 
-class _EveryVariableSet(dict):
-    """An environment in which every `os.environ/NAME` counts as set: listing models needs no keys."""
-
-    def get(self, name, default=None):
-        return "set"
-
-
 def main(args: argparse.Namespace) -> int:
     try:
-        config = load_litellm_config(args.litellm_config, environ=_EveryVariableSet())
+        config = load_litellm_config(args.litellm_config, environ=EveryVariableSet())
         policy = load_policy(str(args.policy))
     except (LiteLLMConfigError, PolicyError) as e:
         print(f"stabilizer: {e}", file=sys.stderr)

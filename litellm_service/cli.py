@@ -13,7 +13,7 @@ import argon2
 from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
-from litellm_service import aliases, doctor, service, stack
+from litellm_service import aliases, doctor, profiles, service, stack
 from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, load_into_environ
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_arguments(commands.add_parser("systemd", help="the stack as systemd --user units (Linux)"), Systemd())
     aliases.add_arguments(commands.add_parser("aliases", help="print claude-<model> shell functions; eval them"))
     doctor.add_arguments(commands.add_parser("doctor", help="check the installation and the running stack"))
+    profiles.add_arguments(commands.add_parser("profiles", help="list the models the policy knows, with their limits"))
     return parser
 
 
