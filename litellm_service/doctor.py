@@ -20,7 +20,8 @@ from packaging.requirements import Requirement
 
 from addons.errors import is_anthropic_error
 from addons.logfollow import listening_address
-from addons.policy import PolicyError, load_policy
+from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
+from addons.routes import UNKNOWN, routes_of
 from litellm_service import stack
 from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, read_env_file
 from litellm_service.launchd import Launchd
@@ -171,8 +172,18 @@ def check_status(host: str, port: int, status: dict | None, log: Path, litellm_u
     return Result(True, what, f"mitmdump routes to {status['upstream']}")
 
 
-def ask_model(base_url: str, model: str, key: str, timeout: float) -> tuple[int, dict | None]:
-    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Say OK."}]}
+# What every Claude Code request carries: a tool. The model may call it or answer; either is fine.
+PROBE_TOOL = {"name": "echo", "description": "Echo a word back.",
+              "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}
+PROBE_PROMPT = "Say OK."
+# Enough for a thinking model to think a little and still answer.
+THINKING_PROBE = {"max_tokens": 1024, "thinking": {"type": "enabled", "budget_tokens": 512}}
+
+
+def ask_model(base_url: str, model: str, key: str, timeout: float, thinking: bool = False) -> tuple[int, dict | None]:
+    """One request as Claude Code shapes it, with a tool, and with thinking on if `thinking`."""
+    body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": PROBE_PROMPT}],
+            "tools": [PROBE_TOOL], **(THINKING_PROBE if thinking else {})}
     request = urllib.request.Request(
         f"{base_url}/v1/messages", data=json.dumps(body).encode(), method="POST",
         headers={"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"},
@@ -188,20 +199,39 @@ def ask_model(base_url: str, model: str, key: str, timeout: float) -> tuple[int,
         return status, None
 
 
-def check_model(base_url: str, model: str, key: str, timeout: float) -> Result:
+def thinks(entry: ModelPolicy) -> bool:
+    """Whether the policy describes the model as a thinking one (a switch, an effort or reasoning it needs back)."""
+    thinking = entry.thinking
+    return thinking is not None and bool(thinking.enable or thinking.effort_field or thinking.require_reasoning)
+
+
+def check_model(base_url: str, model: str, key: str, timeout: float, thinking: bool = False) -> Result:
+    """A request with a tool, then, for a thinking model, one with thinking on: the first failure named."""
     what = f"model {model}"
+    asked = ["a request with a tool", *(["one with thinking"] if thinking else [])]
+    for probe, with_thinking in zip(asked, (False, True)):
+        try:
+            status, body = ask_model(base_url, model, key, timeout, with_thinking)
+        except OSError as e:
+            return Result(False, what, f"no answer to {probe} within {timeout:.0f} s: {e}", "read the LiteLLM log")
+        if not (status == 200 and isinstance(body, dict) and body.get("type") == "message"):
+            message = body["error"]["message"] if is_anthropic_error(body) else "not an Anthropic message"
+            fix = (
+                "the stack runs with another master key than this shell or env file has: restart it after "
+                "changing the key" if status == 401 else
+                "follow the hint above" if "refused the request" in message and ". Set models." in message else
+                "check the model's entry in the LiteLLM config and its API key; read the LiteLLM log"
+            )
+            return Result(False, what, f"HTTP {status} to {probe}: {message[:600]}", fix)
+    return Result(True, what, f"answered {' and '.join(asked)}")
+
+
+def policy_and_routes(policy_path: Path, config_path: Path, environ: dict[str, str]) -> tuple[Policy | None, dict]:
+    """The policy and the LiteLLM config's routes, as far as they load (their checks above say why not)."""
     try:
-        status, body = ask_model(base_url, model, key, timeout)
-    except OSError as e:
-        return Result(False, what, f"no answer within {timeout:.0f} s: {e}", "read the LiteLLM log")
-    if status == 200 and isinstance(body, dict) and body.get("type") == "message":
-        return Result(True, what, "answered a one-token request")
-    message = body["error"]["message"] if is_anthropic_error(body) else "not an Anthropic message"
-    fix = (
-        "the stack runs with another master key than this shell or env file has: restart it after changing the key"
-        if status == 401 else "check the model's entry in the LiteLLM config and its API key; read the LiteLLM log"
-    )
-    return Result(False, what, f"HTTP {status}: {message[:300]}", fix)
+        return load_policy(str(policy_path)), routes_of(load_litellm_config(config_path, environ)["model_list"])
+    except (PolicyError, LiteLLMConfigError):
+        return None, {}
 
 
 def service_manager(choice: str) -> Manager | None:
@@ -252,8 +282,10 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
         yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")
     else:
         base_url = f"http://{args.host}:{args.port}"
+        policy, routes = policy_and_routes(args.policy, args.litellm_config, environ)
         for model in models:
-            yield check_model(base_url, model, key, args.timeout)
+            entry = policy.for_model(model, routes.get(model, UNKNOWN).model_id) if policy else None
+            yield check_model(base_url, model, key, args.timeout, thinking=entry is not None and thinks(entry))
     yield check_services(args.services)
 
 

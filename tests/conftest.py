@@ -16,10 +16,20 @@ from tests.procs import LiteLLM, Mitmdump, child_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
-BACKEND_MODELS = ("deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model")
+# Model names served through the stand-in's OpenAI-compatible route (LiteLLM's openai/
+# provider); the stand-in picks the provider's behaviour by the name's prefix (tests/backend.py).
+BACKEND_MODELS = ("deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model", "qwen3.8-max", "kimi-k3",
+                  "glm-5.3", "vllm-qwen3-coder", "ollama-qwen3-coder", "llamacpp-local")
 # Model names served through the stand-in's Anthropic-compatible route (LiteLLM's anthropic/
-# provider), as a user names a second route to the same provider model.
-ANTHROPIC_ROUTE_MODELS = {"deepseek-flash-anthropic": "deepseek-flash"}
+# provider, or minimax/ as config/litellm.yaml has it), as a user names a second route to the
+# same provider model: name -> (LiteLLM provider, model id).
+ANTHROPIC_ROUTE_MODELS = {
+    "deepseek-flash-anthropic": ("anthropic", "deepseek-flash"),
+    "qwen3.7-plus-anthropic": ("anthropic", "qwen3.7-plus"),
+    "kimi-k2.6-anthropic": ("anthropic", "kimi-k2.6"),
+    "glm-5.3-flash-anthropic": ("anthropic", "glm-5.3-flash"),
+    "MiniMax-M3": ("minimax", "MiniMax-M3"),
+}
 
 
 def write_litellm_config(path: Path, backend_url: str) -> Path:
@@ -27,8 +37,8 @@ def write_litellm_config(path: Path, backend_url: str) -> Path:
     shipped = yaml.safe_load((PROJECT_ROOT / "config" / "litellm.yaml").read_text())
     # LiteLLM's anthropic/ provider appends /v1/messages to its api_base.
     routes = [(name, f"openai/{name}", backend_url) for name in BACKEND_MODELS]
-    routes += [(name, f"anthropic/{model_id}", backend_url.removesuffix("/v1"))
-               for name, model_id in ANTHROPIC_ROUTE_MODELS.items()]
+    routes += [(name, f"{provider}/{model_id}", backend_url.removesuffix("/v1"))
+               for name, (provider, model_id) in ANTHROPIC_ROUTE_MODELS.items()]
     shipped["model_list"] += [
         {
             "model_name": name,

@@ -78,3 +78,17 @@ def test_nothing_running_and_a_readable_env_file(child_env, tmp_path):
     assert by_check["litellm log"].startswith("problem") and "not found" in by_check["litellm log"]
     assert by_check["status"].startswith("problem") and "nothing answers" in by_check["status"]
     assert "free" in next(line for check, line in by_check.items() if check.startswith("port "))
+
+
+def test_a_model_that_refuses_a_thinking_request_is_named_with_the_fix(stack_options, child_env, fresh_backend):
+    # A backend whose max_tokens limit leaves no room for thinking (the probe asks 1024).
+    with fresh_backend.quirks(max_tokens_limit=100):
+        status, lines = doctor(child_env, *stack_options)
+    assert status == 1
+    line = next(line for line in problems(lines) if line.startswith("problem  model deepseek-flash:"))
+    assert line == (
+        "problem  model deepseek-flash: HTTP 400 to one with thinking: deepseek-flash refused the request: Invalid "
+        "max_tokens value, the valid range of max_tokens is [1, 100]. Set models.deepseek-flash.max_output_tokens to "
+        f"the backend's limit in {DEFAULT_POLICY}.; fix: follow the hint above"
+    )
+    assert any(line.startswith("ok       model plain-model: answered a request with a tool") for line in lines)
