@@ -1,49 +1,57 @@
-"""Stand-in OpenAI-compatible model provider for the integration tests.
+"""Stand-in model provider for the integration tests.
 
 Every integration test runs the real LiteLLM proxy, the real mitmdump and the
-real Claude Code CLI against this server, so it reproduces what the DeepSeek
-and Qwen (DashScope compatible-mode) gateways really do, with their wording:
+real Claude Code CLI against this server, so it reproduces what the providers'
+gateways and the local servers really do, with their wording. The profile is
+chosen per request from the `model` field, which LiteLLM sends without its own
+prefix (`provider_for`). One line per profile (all sources read 2026-11-26; the
+exact URL sits beside each behaviour in the code):
 
-- DeepSeek (V4, `deepseek-flash` / `deepseek-v4-pro`) rejects parameters it
-  does not know, `max_tokens` outside [1, 393216] and prompts over 1M tokens
-  (messages + completion); it puts usage on the chunk that carries
-  `finish_reason`, whatever `stream_options`. It thinks unless the request
-  says `thinking: {"type": "disabled"}`: reasoning streams as
-  `reasoning_content` before the answer, and an assistant turn that made tool
-  calls must come back with its `reasoning_content`, or 400 (its "Thinking
-  Mode" guide, read 2026-11-26).
-- Qwen rejects `max_tokens` outside [1, 8192] and inputs over 129024 tokens,
-  ignores unknown parameters, and streams usage only when
-  `stream_options.include_usage` is set (in a last chunk with empty choices).
-- Any other model name gets a permissive plain OpenAI server.
-- Content parts: DeepSeek takes only `text` (serde's "unknown variant `file`,
-  expected `text`"); `deepseek-v4-pro` takes no `image_url` either (DeepSeek
-  Models & Pricing, read 2026-11-26; wording as quoted in ChatLunaLab/chatluna#867).
-  The `images` quirk refuses images elsewhere with OpenAI's wording
-  (browser-use/web-ui#274), read 2026-11-26.
-- Qwen refuses an earlier assistant tool call whose `function.arguments` is not
-  a JSON object (DashScope's wording as quoted in HKUDS/nanobot#1487, read
-  2026-11-26); the `strict_arguments` quirk turns it on elsewhere (vLLM's
-  wording, vllm-project/vllm#43995).
-- The `max_tools` quirk refuses more tools than Kimi's coding plan takes (128;
-  its wording as quoted in MoonshotAI/Kimi-K2#90, read 2026-11-26).
+- deepseek (`deepseek*`): V4's "Thinking Mode" guide and error captures: strict keys,
+  max_tokens [1, 393216], 1M window, reasoning_content and its round trip, usage on the finish chunk.
+- qwen (`qwen*`): DashScope compatible-mode: max_tokens and input-length ranges, JSON tool
+  arguments, usage only with include_usage (qwen-code#98, HKUDS/nanobot#1487, claude-code-router#1327).
+- kimi (`kimi*`): Moonshot: thinks (k3 always), reasoning_content round trip with the message's
+  index, token-limit and temperature wordings, 128 tools (platform.kimi.ai/docs/api/errors, kimi-cli#2011).
+- glm (`glm*`): Z.ai: thinks (5.3 always), string-coded `{"error": {"code", "message"}}` errors, zero
+  usage in the Anthropic message_start (docs.z.ai/api-reference/api-code, zai-org/GLM-5#139).
+- minimax (`minimax*`, any case): always thinks, `<think>` in content unless `reasoning_split`, code 2013
+  context errors (platform.minimax.io/docs/api-reference/text-openai-api, MiniMax-AI/MiniMax-M2#119).
+- vllm (`vllm-*`): `reasoning` field, its renderer's context wording, the tool-parser flag
+  (docs.vllm.ai/en/stable/features/reasoning_outputs, vllm renderers/params.py).
+- ollama (`ollama-*`): `reasoning` field; silently drops the oldest messages to fit its window
+  (docs.ollama.com/context-length, ollama server/prompt.go chatPrompt).
+- llamacpp (`llamacpp-*`): reasoning_content; `exceed_context_size_error` past n_ctx
+  (llama.cpp tools/server/README.md, third-party captures).
+- openai (anything else): a permissive plain OpenAI server.
 
-The provider profile is chosen per request from the `model` field; a test
-overrides it with `with backend.quirks(...)` (usage null/absent/zero, odd
-chunking of the byte stream, CRLF line endings, limits) and scripts the
-answers with `backend.script([...])` or `backend.responder`. Stalls and
-broken streams are replies too; they end when `until` is set, on `reset()` or
-on `stop()`, so a test can never hang on them.
+Content parts: DeepSeek takes only `text` (serde's "unknown variant `file`,
+expected `text`"); `deepseek-v4-pro` takes no `image_url` either (DeepSeek
+Models & Pricing; wording as quoted in ChatLunaLab/chatluna#867). The `images`
+quirk refuses images elsewhere with OpenAI's wording (browser-use/web-ui#274),
+or Z.ai's for glm-5.3. Qwen refuses an earlier assistant tool call whose
+`function.arguments` is not a JSON object; the `strict_arguments` quirk turns
+it on elsewhere (vLLM's wording, vllm-project/vllm#43995). The `max_tools`
+quirk refuses more tools than Kimi takes (128; its wording as quoted in
+MoonshotAI/Kimi-K2#90).
+
+A test overrides the profile with `with backend.quirks(...)` (usage
+null/absent/zero, odd chunking of the byte stream, CRLF line endings, limits)
+and scripts the answers with `backend.script([...])` or `backend.responder`.
+Stalls and broken streams are replies too; they end when `until` is set, on
+`reset()` or on `stop()`, so a test can never hang on them.
 
 The same server also answers `POST /v1/messages` the way DeepSeek's
 Anthropic-compatible endpoint (https://api.deepseek.com/anthropic, its
-"Anthropic API" guide, read 2026-11-26) does, for LiteLLM's `anthropic/`
-provider: thinking blocks first, signed with the message id (a UUID) through a
-`signature_delta`; in a thinking request with tools every earlier assistant
-turn must bring its thinking block back, or 400 "The `content[].thinking` in
-the thinking mode must be passed back to the API."; `redacted_thinking` and
-`document` blocks are refused; `budget_tokens`, `cache_control` and `top_k` are
-ignored. `backend.messages_requests` lists what it received.
+"Anthropic API" guide) does, for LiteLLM's `anthropic/` provider: thinking
+blocks first, signed with the message id (a UUID) through a `signature_delta`;
+in a thinking request with tools every earlier assistant turn must bring its
+thinking block back, or 400 "The `content[].thinking` in the thinking mode must
+be passed back to the API."; `redacted_thinking` and `document` blocks are
+refused; `budget_tokens`, `cache_control` and `top_k` are ignored. The other
+thinking profiles think the same way there, with their own differences where
+sourced (`check_messages_request`). `backend.messages_requests` lists what it
+received.
 
 Streams use HTTP/1.1 chunked transfer encoding on a kept-alive connection, as
 the real gateways (behind nginx/envoy) do, one HTTP chunk per write.
@@ -78,7 +86,7 @@ logger = logging.getLogger(__name__)
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MESSAGES_PATHS = ("/v1/messages",)
 MODELS_PATHS = ("/v1/models", "/models")
-PROVIDERS = ("deepseek", "qwen", "openai")
+PROVIDERS = ("deepseek", "qwen", "kimi", "glm", "minimax", "vllm", "ollama", "llamacpp", "openai")
 
 # What DeepSeek documents for POST /chat/completions (V4: `thinking` and
 # `reasoning_effort` among them; an Anthropic-shaped `thinking` such as
@@ -119,7 +127,42 @@ QWEN_KEYS = OPENAI_KEYS + (
     "top_k", "repetition_penalty", "translation_options",
     "vl_high_resolution_images",
 )
-ACCEPTED_KEYS = {"deepseek": DEEPSEEK_KEYS, "qwen": QWEN_KEYS, "openai": OPENAI_KEYS}
+ACCEPTED_KEYS = {"deepseek": DEEPSEEK_KEYS, "qwen": QWEN_KEYS}  # the others: OpenAI's set
+
+# Where each profile writes its reasoning on the OpenAI route (default: reasoning_content).
+# vLLM: "`reasoning` used to be called `reasoning_content`"
+#   (https://docs.vllm.ai/en/stable/features/reasoning_outputs/, read 2026-11-26).
+# Ollama: `Reasoning string json:"reasoning"` on message and delta
+#   (https://github.com/ollama/ollama/blob/main/openai/openai.go, read 2026-11-26).
+# MiniMax: `<think>` inside `content`, or with `reasoning_split: true` a `reasoning_details`
+#   list (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26; see
+#   `reasoning_field`).
+REASONING_FIELDS = {"vllm": "reasoning", "ollama": "reasoning"}
+
+
+def _type_disabled(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") == "disabled"
+
+
+# What turns a thinking profile's reasoning off, when the model lets it (`always_thinks`).
+# DeepSeek, Kimi (`thinking: {"type": "disabled"}` via extra_body,
+# https://platform.kimi.ai/docs/api/models-overview), GLM
+# (https://docs.z.ai/guides/capabilities/thinking-mode): `thinking.type` "disabled".
+# vLLM: `chat_template_kwargs.enable_thinking` false
+# (https://docs.vllm.ai/en/stable/features/reasoning_outputs/). Ollama: `reasoning_effort`
+# "none" maps to think false (https://docs.ollama.com/api/openai-compatibility).
+# All read 2026-11-26. llama-server's switch is a server flag (`--reasoning off`): use the
+# `thinking` quirk.
+THINKING_OFF: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "vllm": lambda body: isinstance(body.get("chat_template_kwargs"), dict)
+    and body["chat_template_kwargs"].get("enable_thinking") is False,
+    "ollama": lambda body: body.get("reasoning_effort") == "none",
+    "llamacpp": lambda body: False,
+    # DashScope: `enable_thinking` false (https://www.alibabacloud.com/help/en/model-studio/deep-thinking,
+    # read 2026-11-26); on by default from Qwen 3.5 on (as reported in BerriAI/litellm#40720).
+    "qwen": lambda body: body.get("enable_thinking") is False,
+}
 
 USAGE_MODES = ("real", "null", "absent", "zero")
 CHUNKING_MODES = ("normal", "odd")
@@ -156,6 +199,15 @@ class Quirks:
     max_tools: more `tools` than this -> 400 (None: no check).
     strict_arguments: an assistant `tool_calls[].function.arguments` that is not
         a JSON object (Qwen) or not JSON at all (vLLM, the other profiles) -> 400.
+    always_thinks: a thinking model that cannot be switched off: `thinking`
+        disabled (or the profile's own switch, THINKING_OFF) is ignored
+        (kimi-k3*, glm-5.3*, MiniMax).
+    fixed_temperature: a `temperature` other than this -> 400 (kimi-k3*; None: no check).
+    tool_parser: vLLM started with `--enable-auto-tool-choice --tool-call-parser`;
+        False: a request with tools -> 400 (vLLM's wording).
+    truncate_history: over `context_window`, drop the oldest non-system
+        messages (the last one stays) instead of refusing, and record it in
+        `Exchange.dropped_messages` (Ollama's default).
     """
 
     provider: str = "openai"
@@ -171,6 +223,10 @@ class Quirks:
     images: bool = True
     max_tools: int | None = None
     strict_arguments: bool = False
+    always_thinks: bool = False
+    fixed_temperature: float | None = None
+    tool_parser: bool = True
+    truncate_history: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -191,20 +247,58 @@ PROFILES: dict[str, Quirks] = {
     "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=393216, context_window=1_000_000,
                        thinking=True),
     "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024, strict_arguments=True),
+    # Kimi K2.6: 262,144 tokens, thinking on by default (https://platform.kimi.ai/docs/api/models-overview);
+    # 128 tools (MoonshotAI/Kimi-K2#90); unknown top-level fields ignored ("verified live", third party:
+    # https://docs.rs/synaps-engine/0.7.0/src/agent_engine/runtime/openai/catalog/kimi.rs.html). Read 2026-11-26.
+    "kimi": Quirks(provider="kimi", thinking=True, context_window=262_144, max_tools=128),
+    # GLM-5.x: max_tokens up to 131072 (https://github.com/diegosouzapw/OmniRoute/pull/4518); 1,048,576 tokens
+    # for glm-5.3 (https://openrouter.ai/z-ai/glm-5.3); 5.2 thinks unless disabled
+    # (https://docs.bigmodel.cn/cn/guide/capabilities/thinking-mode.md). Read 2026-11-26.
+    "glm": Quirks(provider="glm", thinking=True, max_tokens_limit=131072, context_window=1_048_576),
+    # MiniMax-M3: 1,000,000 tokens (https://platform.minimax.io/docs/api-reference/text-openai-api, read
+    # 2026-11-26); thinks always (M2.x: "disabled ignored"; M3 takes `disabled` per the same docs, but the
+    # profile keeps it on).
+    "minimax": Quirks(provider="minimax", thinking=True, always_thinks=True, context_window=1_000_000),
+    # Local servers running a reasoning model behind a reasoning parser. vLLM's window is --max-model-len
+    # (the model's own when unset) and llama-server's -c (from the model): set context_window in a test.
+    "vllm": Quirks(provider="vllm", thinking=True),
+    # Ollama picks 4096 on CPU / under 24 GiB VRAM, 32768 for 24-48 GiB, 262144 above
+    # (https://docs.ollama.com/context-length, read 2026-11-26): the profile takes the middle tier.
+    "ollama": Quirks(provider="ollama", thinking=True, context_window=32768, truncate_history=True),
+    "llamacpp": Quirks(provider="llamacpp", thinking=True),
     "openai": Quirks(provider="openai"),
 }
-# Model-specific defaults on top of the profile, by name prefix. DeepSeek documents
-# no image input for v4-pro (DeepSeek Models & Pricing, read 2026-11-26).
-MODEL_QUIRKS: dict[str, dict[str, Any]] = {"deepseek-v4-pro": {"images": False}}
+# Model-specific defaults on top of the profile, by name prefix (lower case); every matching
+# prefix applies, the longer last. DeepSeek documents no image input for v4-pro (DeepSeek Models &
+# Pricing, read 2026-11-26).
+MODEL_QUIRKS: dict[str, dict[str, Any]] = {
+    "deepseek-v4-pro": {"images": False},
+    # Qwen 3.7 / 3.8: 991,808 tokens in, 65,536 / 131,072 out (LiteLLM 1.108.7's model map, whose source is
+    # https://www.alibabacloud.com/help/en/model-studio/models; read 2026-11-26).
+    "qwen3.7": {"max_tokens_limit": 65_536, "context_window": 991_808, "thinking": True},
+    "qwen3.8": {"max_tokens_limit": 131_072, "context_window": 991_808, "thinking": True},
+    # K3 (and K3.1): 1,048,576 tokens, thinking always on
+    # (https://docs.evolink.ai/en/api-manual/language-series/kimi-k3/kimi-k3-chat.md); temperature fixed at 1
+    # (https://dev.to/aihubmix/kimi-k31-pro-migration-guide-five-400s-one-404-and-the-claude-code-codex-config-13k).
+    # Read 2026-11-26.
+    "kimi-k3": {"always_thinks": True, "fixed_temperature": 1.0, "context_window": 1_048_576},
+    # glm-5.3: thinking only, text only; glm-5.3-flash takes images
+    # (https://dev.to/aihubmix/glm-53-api-guide-always-on-thinking-3-effort-levels-and-the-support-matrix-1d8e,
+    # https://runware.ai/docs/models/zai-glm-5-3-flash.md, read 2026-11-26).
+    "glm-5.3": {"always_thinks": True, "images": False},
+    "glm-5.3-flash": {"images": True},
+    # MiniMax-M2.x: 204,800 tokens (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26).
+    "minimax-m2": {"context_window": 204_800},
+}
+
+# Model-name prefixes of each profile; LiteLLM strips its own (`openai/`, `moonshot/`...) first.
+PROVIDER_PREFIXES = (("deepseek", "deepseek"), ("qwen", "qwen"), ("kimi", "kimi"), ("glm", "glm"),
+                     ("minimax", "minimax"), ("vllm-", "vllm"), ("ollama-", "ollama"), ("llamacpp-", "llamacpp"))
 
 
 def provider_for(model: Any) -> str:
     name = model.lower() if isinstance(model, str) else ""
-    if name.startswith("deepseek"):
-        return "deepseek"
-    if name.startswith("qwen"):
-        return "qwen"
-    return "openai"
+    return next((provider for prefix, provider in PROVIDER_PREFIXES if name.startswith(prefix)), "openai")
 
 
 # --------------------------------------------------------------------------
@@ -303,13 +397,16 @@ Reply = Text | ToolCalls | Error | StallBeforeFirstByte | StallMidStream | Close
 @dataclasses.dataclass
 class Exchange:
     """One HTTP request as received, and the status it was answered with
-    (None while no status line was sent)."""
+    (None while no status line was sent). `dropped_messages`: how many of its
+    messages a `truncate_history` profile (Ollama) silently left out to fit
+    its window; `body` stays what was received."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any  # parsed JSON, or None when absent / not JSON
     status: int | None = None
+    dropped_messages: int = 0
 
 
 # --------------------------------------------------------------------------
@@ -388,7 +485,33 @@ def _qwen_error(message: str) -> Error:
 
 
 def _openai_error(message: str, param: str | None = None, code: str | None = None) -> Error:
+    """OpenAI's envelope; Ollama's compatibility layer writes the same (its openai.NewError,
+    https://github.com/ollama/ollama/blob/main/openai/openai.go, read 2026-11-26)."""
     return Error(400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+
+
+def _moonshot_error(message: str) -> Error:
+    """Moonshot's envelope, `{"error": {"message", "type": "invalid_request_error"}}`
+    (MoonshotAI/Kimi-K2#90, https://github.com/MoonshotAI/kimi-cli/issues/2011, read 2026-11-26)."""
+    return Error(400, {"error": {"message": message, "type": "invalid_request_error"}})
+
+
+def _zai_error(code: str, message: str) -> Error:
+    """Z.ai's envelope, the code a string: `{"error":{"code":"1261","message":"Prompt exceeds max
+    length"}}` (https://github.com/zeroclaw-labs/zeroclaw/issues/4124; codes:
+    https://docs.z.ai/api-reference/api-code; read 2026-11-26)."""
+    return Error(400, {"error": {"code": code, "message": message}})
+
+
+def _minimax_error(message: str) -> Error:
+    """MiniMax's OpenAI-route envelope (https://github.com/MiniMax-AI/MiniMax-M2/issues/119,
+    https://github.com/lobehub/lobehub/pull/14814, read 2026-11-26)."""
+    return Error(400, {"error": {"message": message, "type": "bad_request_error", "param": "", "code": None}})
+
+
+def _vllm_error(message: str, param: str | None = None) -> Error:
+    """vLLM's ErrorResponse for a 400 (vllm-project/vllm#43995, read 2026-11-26)."""
+    return Error(400, {"error": {"message": message, "type": "BadRequestError", "param": param, "code": 400}})
 
 
 def _line_column(raw: str, offset: int) -> tuple[int, int]:
@@ -420,6 +543,11 @@ def _max_tokens_error(provider: str, value: Any, limit: int) -> Error:
         return _deepseek_error(f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
     if provider == "qwen":
         return _qwen_error(f"Range of max_tokens should be [1, {limit}]")
+    if provider == "glm":
+        # Seen through a relay, upstream HTTP 400 (https://github.com/diegosouzapw/OmniRoute/pull/4518, read
+        # 2026-11-26); the code is the table's 1214 "Invalid ${field} parameter"
+        # (https://docs.z.ai/api-reference/api-code, read 2026-11-26).
+        return _zai_error("1214", f"The max_tokens parameter is illegal.：限制数值范围[1,{limit}]")
     return _openai_error(
         f"max_tokens is too large: {value}. This model supports at most {limit} completion tokens, "
         f"whereas you provided {value}.",
@@ -427,11 +555,42 @@ def _max_tokens_error(provider: str, value: Any, limit: int) -> Error:
     )
 
 
+# Profiles whose window bounds the prompt alone (the others: prompt + max_tokens).
+# Qwen: "Range of input length" (QwenLM/qwen-code#98); GLM: "Prompt exceeds max length";
+# llama-server: "request (N tokens) exceeds the available context size".
+INPUT_ONLY_WINDOW = ("qwen", "glm", "llamacpp")
+
+
 def _context_error(provider: str, window: int, prompt: int, completion: int) -> Error | None:
-    if provider == "qwen":
-        return _qwen_error(f"Range of input length should be [1, {window}]") if prompt > window else None
-    if prompt + completion <= window:
+    if provider == "ollama":
+        return None  # it drops history instead (`truncate_history`), then context shift cuts the rest
+    if provider == "vllm":
+        return _vllm_context_error(window, prompt, completion)
+    requested = prompt if provider in INPUT_ONLY_WINDOW else prompt + completion
+    if requested <= window:
         return None
+    match provider:
+        case "qwen":
+            return _qwen_error(f"Range of input length should be [1, {window}]")
+        case "glm":
+            # The global API's live answer (https://github.com/openclaw/openclaw/pull/111744, read 2026-11-26).
+            return _zai_error("1261", "Prompt exceeds max length")
+        case "kimi":
+            # "sum of input tokens and max_tokens exceeds the model's maximum length"
+            # (https://platform.kimi.ai/docs/api/errors); the live wording as quoted in
+            # https://github.com/MoonshotAI/kimi-cli/issues/2011. Read 2026-11-26.
+            return _moonshot_error(f"Invalid request: Your request exceeded model token limit: {window} "
+                                   f"(requested: {requested})")
+        case "minimax":
+            # Input + max_tokens over the window (https://github.com/MiniMax-AI/MiniMax-M2/issues/119, read 2026-11-26).
+            return _minimax_error(MINIMAX_CONTEXT)
+        case "llamacpp":
+            # As captured by third parties quoting tools/server/server-context.cpp (not checked in source),
+            # read 2026-11-26.
+            return Error(400, {"error": {
+                "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window,
+                "message": f"request ({prompt} tokens) exceeds the available context size ({window} tokens), "
+                           "try increasing it"}})
     message = (
         f"This model's maximum context length is {window} tokens. However, you requested "
         f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
@@ -440,6 +599,25 @@ def _context_error(provider: str, window: int, prompt: int, completion: int) -> 
     if provider == "deepseek":
         return _deepseek_error(message)
     return _openai_error(message, param="messages", code="context_length_exceeded")
+
+
+MINIMAX_CONTEXT = "invalid params, context window exceeds limit (2013)"
+
+
+def _vllm_context_error(window: int, prompt: int, completion: int) -> Error | None:
+    """vLLM's renderer (TokenizeParams in vllm/renderers/params.py,
+    https://github.com/vllm-project/vllm/blob/017638d70159114c71e4c28cc95f54c3f7699079/vllm/renderers/params.py,
+    read 2026-11-26): max_tokens alone over max_model_len, then the prompt over what is left
+    (an unset max_tokens counts as 0). The missing space after the number is in the source."""
+    if completion > window:
+        return _vllm_error(f"max_tokens={completion}cannot be greater than max_model_len=max_total_tokens={window}. "
+                           "Please request fewer output tokens.", param="max_tokens")
+    if prompt <= window - completion:
+        return None
+    return _vllm_error(
+        f"You passed {prompt} input tokens and requested {completion} output tokens. However, the model's "
+        f"context length is only {window} tokens, resulting in a maximum input length of {window - completion} "
+        "tokens. Please reduce the length of the input prompt.", param="input_tokens")
 
 
 def _missing_messages_error(provider: str, raw: str) -> Error:
@@ -468,19 +646,20 @@ def invalid_json_error(provider: str, problem: str) -> Error:
 
 
 def thinks(body: dict[str, Any], quirks: Quirks) -> bool:
-    """Whether a thinking backend reasons on this request: unless `thinking` says disabled,
-    and even then when a `reasoning_effort` is sent (observed by others: the pair is
-    answered as a thinking request, with the reasoning 400 below)."""
-    thinking = body.get("thinking")
-    disabled = isinstance(thinking, dict) and thinking.get("type") == "disabled"
-    return quirks.thinking and (not disabled or "reasoning_effort" in body)
+    """Whether a thinking backend reasons on this request: unless its switch (THINKING_OFF)
+    says off and the model lets it (`always_thinks`). DeepSeek thinks even then when a
+    `reasoning_effort` is sent (observed by others: the pair is answered as a thinking
+    request, with the reasoning 400 below)."""
+    if not quirks.thinking:
+        return False
+    if quirks.always_thinks or (quirks.provider == "deepseek" and "reasoning_effort" in body):
+        return True
+    return not THINKING_OFF.get(quirks.provider, _type_disabled)(body)
 
 
 def _thinking_error(body: dict[str, Any], raw: str) -> Error | None:
     """DeepSeek's thinking-mode checks: the switch's and the effort's values (serde's enum
-    wording, as for its other fields), and the reasoning round trip: in a request that
-    carries tools, every earlier assistant turn must carry its reasoning_content (an empty
-    string counts, a missing field does not), even one that called no tool."""
+    wording, as for its other fields); the round trip is `reasoning_missing`."""
     thinking = body.get("thinking", _UNSET)
     if thinking is not _UNSET and not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled")):
         got = thinking.get("type") if isinstance(thinking, dict) else thinking
@@ -501,7 +680,9 @@ def _thinking_error(body: dict[str, Any], raw: str) -> Error | None:
 
 
 def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
-    """A thinking request with tools in which an earlier assistant turn lacks reasoning_content."""
+    """DeepSeek's round trip: in a thinking request that carries tools, every earlier
+    assistant turn must carry its reasoning_content (an empty string counts, a missing
+    field does not), even one that called no tool."""
     if not (thinks(body, quirks) and body.get("tools")):
         return False
     return any(
@@ -509,6 +690,24 @@ def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
         and not isinstance(message.get("reasoning_content"), str)
         for message in body["messages"]
     )
+
+
+# Kimi's round trip: in a thinking request (tools or not), an assistant message with
+# tool_calls must carry its reasoning_content; N is that message's index in `messages`
+# (https://www.kimi.com/code/docs/en/kimi-code/error-reference.html;
+# https://github.com/MoonshotAI/kimi-agent-sdk/issues/169; read 2026-11-26).
+KIMI_REASONING_MISSING = ("thinking is enabled but reasoning_content is missing in assistant tool call message "
+                          "at index {}")
+
+
+def _kimi_reasoning_error(body: dict[str, Any], quirks: Quirks) -> Error | None:
+    if not thinks(body, quirks):
+        return None
+    for index, message in enumerate(body["messages"]):
+        if (isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls")
+                and not isinstance(message.get("reasoning_content"), str)):
+            return _moonshot_error(KIMI_REASONING_MISSING.format(index))
+    return None
 
 
 def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
@@ -527,6 +726,9 @@ def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error
             refused = not quirks.images if kind == "image_url" else deepseek and kind != "text"
             if not (refused and isinstance(kind, str)):
                 continue
+            if quirks.provider == "glm":
+                # Z.ai's code 1210 as quoted in https://github.com/TriDefender/zcode-api/pull/26 (read 2026-11-26).
+                return _zai_error("1210", "messages.content.type 参数非法，取值范围 ['text']")
             if not deepseek:
                 return _openai_error("Invalid content type. image_url is only supported by certain models.",
                                      param=f"messages.[{index}].content.[{number}].type")
@@ -541,9 +743,9 @@ def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error
 
 
 def _tools_error(tools: Any, limit: int | None) -> str | None:
-    """Kimi's coding plan refuses more than 128 tools; its wording as quoted in
-    MoonshotAI/Kimi-K2#90 (seen on its Anthropic route; assumed the same on the
-    OpenAI one, in Moonshot's `{"error": {"message", "type"}}` shape)."""
+    """Kimi refuses more than 128 tools; its wording as quoted in MoonshotAI/Kimi-K2#90
+    (seen on its Anthropic route; assumed the same on the OpenAI one, in Moonshot's
+    `{"error": {"message", "type"}}` shape)."""
     if limit is not None and isinstance(tools, list) and len(tools) > limit:
         return f"a max of {limit} tools can be supported"
     return None
@@ -570,34 +772,56 @@ def _arguments_error(body: dict[str, Any], provider: str) -> Error | None:
                 parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
             except json.JSONDecodeError as error:
                 if provider != "qwen":
-                    return Error(400, {"error": {"message": str(error), "type": "BadRequestError", "param": None,
-                                                 "code": 400}})
+                    return _vllm_error(str(error))
                 parsed = None
             if provider == "qwen" and not isinstance(parsed, dict):
                 return _qwen_error(ARGUMENTS_NOT_JSON)
     return None
 
 
+# vLLM without a tool parser (vllm/renderers/online_renderer.py,
+# https://github.com/vllm-project/vllm/blob/01063cd07bef167f37f6d25a96b1df7d97fe40eb/vllm/renderers/online_renderer.py,
+# read 2026-11-26); tools without a tool_choice count as "auto" there.
+TOOL_PARSER_ERRORS = {
+    "auto": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+    "required": 'tool_choice="required" requires --tool-call-parser to be set',
+}
+# Kimi K3's fixed temperature, as quoted in
+# https://agent-zone.ai/knowledge/agent-tooling/moonshot-kimi-k2.6-operational-quirks/ and
+# https://dev.to/aihubmix/kimi-k31-pro-migration-guide-five-400s-one-404-and-the-claude-code-codex-config-13k
+# (read 2026-11-26).
+FIXED_TEMPERATURE = "invalid temperature: only {:g} is allowed for this model"
+
+
 def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | None:
     """The 400 the provider would answer this request with, or None."""
     provider = quirks.provider
     if quirks.strict_keys:
-        unknown = [key for key in body if key not in ACCEPTED_KEYS[provider]]
+        unknown = [key for key in body if key not in ACCEPTED_KEYS.get(provider, OPENAI_KEYS)]
         if unknown:
             return _unknown_keys_error(provider, unknown, raw)
     if not isinstance(body.get("messages"), list):
         return _missing_messages_error(provider, raw)
     if error := _content_part_error(body, raw, quirks):
         return error
-    if quirks.thinking:
+    if quirks.thinking and provider == "deepseek":
         if error := _thinking_error(body, raw):
             return error
         if reasoning_missing(body, quirks):
             return _deepseek_error(REASONING_MISSING)
+    if quirks.thinking and provider == "kimi" and (error := _kimi_reasoning_error(body, quirks)):
+        return error
     if message := _tools_error(body.get("tools"), quirks.max_tools):
-        return Error(400, {"error": {"message": message, "type": "invalid_request_error"}})
+        return _moonshot_error(message)
+    if not quirks.tool_parser and body.get("tools"):
+        choice = body.get("tool_choice", "auto")
+        if isinstance(choice, str) and (message := TOOL_PARSER_ERRORS.get(choice)):
+            return _vllm_error(message)
     if quirks.strict_arguments and (error := _arguments_error(body, provider)):
         return error
+    fixed = quirks.fixed_temperature
+    if fixed is not None and "temperature" in body and body["temperature"] != fixed:
+        return _moonshot_error(FIXED_TEMPERATURE.format(fixed))
     max_tokens = body.get("max_tokens")
     limit = quirks.max_tokens_limit
     if limit is not None and max_tokens is not None:
@@ -608,6 +832,29 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
         completion = max_tokens if isinstance(max_tokens, int) else 0
         return _context_error(provider, quirks.context_window, request_tokens(body), completion)
     return None
+
+
+def fit_history(body: dict[str, Any], window: int, anthropic: bool = False) -> tuple[dict[str, Any], int]:
+    """The request as a `truncate_history` profile feeds it to the model, and how many
+    messages it dropped. Ollama's Anthropic and OpenAI layers call its chat handler with
+    `truncate` unset, so both routes truncate (inferred from its code, read 2026-11-26)."""
+    count = anthropic_request_tokens if anthropic else request_tokens
+    kept, dropped = drop_oldest(body["messages"], lambda kept: count({**body, "messages": kept}) <= window)
+    return {**body, "messages": kept}, dropped
+
+
+def drop_oldest(messages: list[Any], fits: Callable[[list[Any]], bool]) -> tuple[list[Any], int]:
+    """Ollama's chatPrompt (server/prompt.go, https://github.com/ollama/ollama, read 2026-11-26):
+    from the first message on, try the system messages before index i plus messages[i:],
+    and keep the first that fits; the last message always stays. Returns the kept
+    messages and how many were dropped. Over the window even then, Ollama's default
+    context shift cuts tokens instead of refusing, so the request is answered."""
+    for start in range(len(messages)):
+        system = [m for m in messages[:start] if isinstance(m, dict) and m.get("role") == "system"]
+        kept = system + messages[start:]
+        if fits(kept) or start == len(messages) - 1:
+            return kept, start - len(system)
+    return messages, 0
 
 
 _UNSET = object()
@@ -621,6 +868,14 @@ def _arguments_text(arguments: dict[str, Any] | str) -> str:
 def _compact(value: Any) -> str:
     """JSON the way the gateways write it: no spaces, UTF-8 kept."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def reasoning_field(body: dict[str, Any], provider: str) -> str | None:
+    """Where the reasoning goes on the OpenAI route; None: inside `content` as
+    `<think>...</think>` before the answer (MiniMax without `reasoning_split`)."""
+    if provider == "minimax":
+        return "reasoning_details" if body.get("reasoning_split") is True else None
+    return REASONING_FIELDS.get(provider, "reasoning_content")
 
 
 class Completion:
@@ -638,6 +893,11 @@ class Completion:
         self.reasoning = ""
         if thinks(body, quirks):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning(body)
+        self.reasoning_field = reasoning_field(body, self.provider)
+        # MiniMax's `<think>` block in the content, a newline inside each tag and a blank line
+        # before the answer (as streamed in https://github.com/MiniMax-AI/MiniMax-M2/issues/105, read 2026-11-26).
+        inline = self.reasoning and self.reasoning_field is None
+        self.content = f"<think>\n{self.reasoning}\n</think>\n\n{self.text}" if inline else self.text
         self.calls = [
             (self._call_id(index), name, _arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
@@ -671,10 +931,19 @@ class Completion:
 
     # -- non-streaming
 
+    def _reasoning(self, text: str) -> dict[str, Any]:
+        """The reasoning (or a piece of it) in the profile's field. MiniMax's `reasoning_details`
+        items are `{"type": "reasoning.text", "text": ...}` (https://belingud.github.io/yaicli/providers/minimax/;
+        its docs read `reasoning_details[0]['text']`), incremental when streamed
+        (https://github.com/MiniMax-AI/MiniMax-M2/issues/95); read 2026-11-26."""
+        if not (self.reasoning and self.reasoning_field):
+            return {}
+        if self.reasoning_field == "reasoning_details":
+            return {"reasoning_details": [{"type": "reasoning.text", "text": text}]}
+        return {self.reasoning_field: text}
+
     def json_body(self) -> bytes:
-        message: dict[str, Any] = {"role": "assistant", "content": self.text}
-        if self.reasoning:
-            message["reasoning_content"] = self.reasoning
+        message: dict[str, Any] = {"role": "assistant", "content": self.content, **self._reasoning(self.reasoning)}
         if self.calls:
             if self.provider == "openai" and not self.text:
                 message["content"] = None
@@ -728,16 +997,15 @@ class Completion:
                 yield {"tool_calls": [call]}
 
     def chunks(self) -> list[dict[str, Any]]:
-        if self.reasoning:
+        if self._reasoning(""):
             # DeepSeek: the reasoning first, content null beside it; then the answer.
-            chunks = [self._delta({"role": "assistant", "content": None, "reasoning_content": ""})]
-            chunks += [self._delta({"content": None, "reasoning_content": piece})
-                       for piece in split_text(self.reasoning)]
+            chunks = [self._delta({"role": "assistant", "content": None, **self._reasoning("")})]
+            chunks += [self._delta({"content": None, **self._reasoning(piece)}) for piece in split_text(self.reasoning)]
         else:
             chunks = [self._delta({"role": "assistant", "content": ""})]
-        chunks += [self._delta({"content": piece}) for piece in split_text(self.text)]
+        chunks += [self._delta({"content": piece}) for piece in split_text(self.content)]
         chunks += [self._delta(fragment) for fragment in self._tool_call_fragments()]
-        finish_delta: dict[str, Any] = {} if self.provider == "openai" else {"content": ""}
+        finish_delta: dict[str, Any] = {"content": ""} if self.provider in ("deepseek", "qwen") else {}
         if self.provider == "deepseek" and self.quirks.usage != "absent":
             # DeepSeek: usage rides on the finish chunk, with or without include_usage.
             chunks.append(self._delta(finish_delta, self.finish_reason, usage=self.usage()))
@@ -840,22 +1108,52 @@ def anthropic_request_tokens(body: dict[str, Any]) -> int:
 
 
 def anthropic_thinks(body: dict[str, Any], quirks: Quirks) -> bool:
-    thinking = body.get("thinking")
-    return quirks.thinking and not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
+    return quirks.thinking and (quirks.always_thinks or not _type_disabled(body))
+
+
+# The profiles whose Messages route is DeepSeek's (the plain one keeps it too): its block
+# list, its thinking round trip and its max_tokens and context wordings. The others take
+# any block and have no round trip there; their differences are below.
+DEEPSEEK_MESSAGES = ("deepseek", "openai")
+
+
+def _dashscope_stream_error(message: str) -> Error:
+    """DashScope's /apps/anthropic answers a bad parameter with an SSE `error` event as the
+    body of an HTTP 400 (Claude Code shows "API Error: 400 event:error data:{...}"), as quoted
+    in https://github.com/musistudio/claude-code-router/issues/1327 (read 2026-11-26)."""
+    data = _compact({"code": "InvalidParameter", "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
+                     "request_id": str(uuid.uuid4())})
+    return Error(400, f"event:error\ndata:{data}\n\n", content_type="text/event-stream")
+
+
+def _minimax_anthropic_error(message: str) -> Error:
+    """MiniMax's /anthropic envelope (https://github.com/MiniMax-AI/MiniMax-M2/issues/119,
+    https://github.com/lobehub/lobehub/pull/14814, read 2026-11-26)."""
+    return Error(400, {"type": "error", "error": {"type": "bad_request_error", "message": message, "http_code": "400"},
+                       "request_id": uuid.uuid4().hex})
 
 
 def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None:
-    """The 400 DeepSeek's Anthropic-compatible endpoint would answer, or None."""
+    """The 400 the provider's Anthropic-compatible endpoint would answer, or None.
+    Kimi: only its tool limit (a `document` wording was not found). MiniMax ignores
+    `top_k`, `stop_sequences`, `service_tier`, `mcp_servers`, `context_management` and
+    `container` ("This parameter will be ignored",
+    https://platform.minimax.io/docs/api-reference/text-anthropic-api, read 2026-11-26), as
+    every profile here ignores keys it does not know."""
+    provider = quirks.provider
+    deepseek = provider in DEEPSEEK_MESSAGES
     messages = body.get("messages")
     if not isinstance(messages, list):
         return anthropic_error("messages: Field required")
     max_tokens = body.get("max_tokens")
     limit = quirks.max_tokens_limit
-    if limit is not None and not (isinstance(max_tokens, int) and 1 <= max_tokens <= limit):
+    if limit is not None and deepseek and not (isinstance(max_tokens, int) and 1 <= max_tokens <= limit):
         return anthropic_error(f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
+    if limit is not None and provider == "qwen" and isinstance(max_tokens, int) and not 1 <= max_tokens <= limit:
+        return _dashscope_stream_error(f"Range of max_tokens should be [1, {limit}]")
     if message := _tools_error(body.get("tools"), quirks.max_tools):
         return anthropic_error(message)
-    for message in messages:
+    for message in messages if deepseek else []:
         content = message.get("content") if isinstance(message, dict) else None
         for block in content if isinstance(content, list) else []:
             kind = block.get("type") if isinstance(block, dict) else None
@@ -865,19 +1163,22 @@ def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None
                     f"Failed to deserialize the JSON body into the target type: messages: unknown variant "
                     f"`{kind}`, expected one of {expected}"
                 )
-    if quirks.thinking and anthropic_thinks(body, quirks) and body.get("tools"):
+    if deepseek and anthropic_thinks(body, quirks) and body.get("tools"):
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(message, dict) and message.get("role") == "assistant" and not (
                 isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content)
             ):
                 return anthropic_error(THINKING_MISSING)
-    if quirks.context_window is not None:
+    if quirks.context_window is not None and provider in (*DEEPSEEK_MESSAGES, "minimax"):
         prompt = anthropic_request_tokens(body)
-        if prompt + (max_tokens if isinstance(max_tokens, int) else 0) > quirks.context_window:
+        completion = max_tokens if isinstance(max_tokens, int) else 0
+        if prompt + completion > quirks.context_window:
+            if provider == "minimax":
+                return _minimax_anthropic_error(MINIMAX_CONTEXT)
             return anthropic_error(
                 f"This model's maximum context length is {quirks.context_window} tokens. However, you requested "
-                f"{prompt + max_tokens} tokens ({prompt} in the messages, {max_tokens} in the completion). "
+                f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
                 "Please reduce the length of the messages or completion."
             )
     return None
@@ -926,8 +1227,12 @@ class MessagesCompletion:
 
     def events(self) -> list[bytes]:
         usage = self.usage()
+        # Z.ai: message_start's usage is always zero, the real counts come in the last message_delta
+        # (https://github.com/zai-org/GLM-5/issues/139, glm-5.3, read 2026-11-26).
+        zero_start = self.quirks.provider == "glm"
+        start_usage = {"input_tokens": 0, "output_tokens": 0} if zero_start else {**usage, "output_tokens": 0}
         start = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                 "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 0}}
+                 "stop_reason": None, "stop_sequence": None, "usage": start_usage}
         events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
         for index, block in enumerate(self._blocks()):
             kind = block["type"]
@@ -949,7 +1254,7 @@ class MessagesCompletion:
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         events.append(("message_delta", {"type": "message_delta",
                                          "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-                                         "usage": {"output_tokens": usage["output_tokens"]}}))
+                                         "usage": usage if zero_start else {"output_tokens": usage["output_tokens"]}}))
         events.append(("message_stop", {"type": "message_stop"}))
         end = self.quirks.line_ending
         return [f"event: {name}{end}data: {_compact(payload)}{end}{end}".encode() for name, payload in events]
@@ -1029,7 +1334,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if _route(self.path) not in MODELS_PATHS:
             self._not_found()
             return
-        models = ["deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3-coder-plus", "gpt-4o-mini"]
+        models = ["deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3-coder-plus", "kimi-k3", "glm-5.3",
+                  "MiniMax-M3", "gpt-4o-mini"]
         self._send_json(200, {"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": provider_for(name)} for name in models
         ]})
@@ -1066,6 +1372,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if rejection is not None:
             self._send_error(rejection)
             return
+        if quirks.truncate_history and quirks.context_window is not None:
+            body, self.exchange.dropped_messages = fit_history(body, quirks.context_window, route in MESSAGES_PATHS)
         try:
             self._answer(body, backend._next_reply(body), quirks, release)
         except _ClientGone:
@@ -1340,7 +1648,10 @@ class Backend:
     def quirks_for(self, model: Any) -> Quirks:
         profile = PROFILES[self.provider or provider_for(model)]
         name = model.lower() if isinstance(model, str) else ""
-        defaults = next((fields for prefix, fields in MODEL_QUIRKS.items() if name.startswith(prefix)), {})
+        defaults: dict[str, Any] = {}
+        for prefix in sorted(MODEL_QUIRKS, key=len):
+            if name.startswith(prefix):
+                defaults |= MODEL_QUIRKS[prefix]
         return dataclasses.replace(profile, **(defaults | self._overrides))
 
     # -- used by the handler
@@ -1387,7 +1698,8 @@ def _parse_quirk(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Stand-in OpenAI-compatible backend (DeepSeek / Qwen quirks).")
+    parser = argparse.ArgumentParser(description="Stand-in model provider (DeepSeek, Qwen, Kimi, GLM, MiniMax, "
+                                                 "vLLM, Ollama, llama-server profiles).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--provider", choices=PROVIDERS, help="force one profile (default: from the model name)")

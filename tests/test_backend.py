@@ -34,8 +34,10 @@ from tests.backend import (
     StallMidStream,
     Text,
     ToolCalls,
+    anthropic_request_tokens,
     default_reasoning,
     odd_pieces,
+    provider_for,
     request_tokens,
     split_fragments,
     split_text,
@@ -271,7 +273,7 @@ def test_deepseek_puts_usage_on_the_finish_chunk_whatever_stream_options(backend
             assert all("usage" not in chunk for chunk in chunks[:-1])
 
 
-@pytest.mark.parametrize("model", ["qwen-plus", "gpt-4o-mini"])
+@pytest.mark.parametrize("model", ["qwen-plus", "gpt-4o-mini", "vllm-qwen3-coder", "ollama-qwen3-coder"])
 def test_qwen_and_openai_send_usage_only_when_asked(backend, client, model):
     plain = chunks_of(post(client, backend, chat(model, stream=True)).content)
     assert all(chunk.get("usage") is None for chunk in plain)
@@ -822,6 +824,396 @@ def test_request_without_tools_needs_no_earlier_reasoning(backend, client):
 def test_thinking_disabled_needs_no_earlier_reasoning(backend, client):
     body = chat(messages=tool_history(), tools=TOOLS, thinking={"type": "disabled"})
     assert post(client, backend, body).status_code == 200
+
+
+# --------------------------------------------------------------------------
+# The other profiles: Kimi, GLM, MiniMax, vLLM, Ollama, llama-server
+
+
+@pytest.mark.parametrize("model, provider", [
+    ("kimi-k3", "kimi"), ("kimi-k2.6", "kimi"), ("glm-5.3", "glm"), ("MiniMax-M3", "minimax"),
+    ("minimax-m2.7", "minimax"), ("vllm-qwen3-coder", "vllm"), ("ollama-qwen3-coder", "ollama"),
+    ("llamacpp-local", "llamacpp"), ("deepseek-flash", "deepseek"), ("qwen3.8-max", "qwen"),
+    ("vllmish", "openai"), ("plain-model", "openai"),
+])
+def test_the_model_name_picks_the_profile(backend, model, provider):
+    assert provider_for(model) == backend.quirks_for(model).provider == provider
+
+
+def test_model_defaults_on_top_of_the_profiles(backend):
+    k3, k2 = backend.quirks_for("kimi-k3"), backend.quirks_for("kimi-k2.6")
+    assert (k3.context_window, k3.always_thinks, k3.fixed_temperature) == (1_048_576, True, 1.0)
+    assert (k2.context_window, k2.always_thinks, k2.fixed_temperature, k2.max_tools) == (262_144, False, None, 128)
+    assert backend.quirks_for("kimi-k3.1-pro") == k3
+    glm, flash = backend.quirks_for("glm-5.3"), backend.quirks_for("glm-5.3-flash")
+    assert (glm.context_window, glm.max_tokens_limit, glm.always_thinks, glm.images) == (1_048_576, 131072, True, False)
+    assert flash.always_thinks and flash.images  # the longer prefix applies last
+    assert not backend.quirks_for("glm-5.2").always_thinks
+    assert backend.quirks_for("MiniMax-M3").context_window == 1_000_000
+    assert backend.quirks_for("MiniMax-M2.7-highspeed").context_window == 204_800
+    assert backend.quirks_for("qwen3.7-plus").max_tokens_limit == 65_536
+    assert backend.quirks_for("qwen3.8-max").max_tokens_limit == 131_072
+    ollama = backend.quirks_for("ollama-qwen3-coder")
+    assert (ollama.context_window, ollama.truncate_history) == (32768, True)
+    with backend.quirks(context_window=4096):
+        assert backend.quirks_for("ollama-qwen3-coder").context_window == 4096
+    assert backend.quirks_for("vllm-x").tool_parser and backend.quirks_for("vllm-x").context_window is None
+
+
+@pytest.mark.parametrize("model", ["kimi-k3", "glm-5.3", "MiniMax-M3", "vllm-qwen3", "ollama-qwen3", "llamacpp-x"])
+def test_the_other_profiles_ignore_unknown_keys(backend, client, model):
+    assert post(client, backend, chat(model, foo=1, top_k=5, output_config={"effort": "high"})).status_code == 200
+
+
+def moonshot_error(message: str) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error"}}
+
+
+@pytest.mark.parametrize("model", ["kimi-k3", "kimi-k2.6", "glm-5.3", "glm-5.2", "llamacpp-local"])
+def test_reasoning_content_streams_before_the_answer(backend, client, model):
+    backend.script([Text("the answer", reasoning="thinking it over")])
+    chunks = chunks_of(post(client, backend, chat(model, stream=True)).content)
+    assert streamed_reasoning(chunks) == "thinking it over" and streamed_text(chunks) == "the answer"
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert max(i for i, d in enumerate(deltas) if d.get("reasoning_content")) < min(
+        i for i, d in enumerate(deltas) if d.get("content"))
+
+
+def test_kimi_k3_always_thinks_and_k2_can_stop(backend, client):
+    disabled = {"thinking": {"type": "disabled"}}
+    assert post(client, backend, chat("kimi-k3", **disabled)).json()["choices"][0]["message"]["reasoning_content"]
+    message = post(client, backend, chat("kimi-k2.6", **disabled)).json()["choices"][0]["message"]
+    assert "reasoning_content" not in message
+    assert post(client, backend, chat("kimi-k2.6")).json()["choices"][0]["message"]["reasoning_content"]
+
+
+def kimi_history(*, second_reasoning: bool) -> list[dict]:
+    """Two tool-call turns; the second (index 3) with or without its reasoning_content."""
+    call = {"id": "call_01", "type": "function", "function": {"name": "Read", "arguments": "{}"}}
+    second = {"role": "assistant", "content": "", "tool_calls": [call]}
+    if second_reasoning:
+        second["reasoning_content"] = "and then"
+    return [
+        {"role": "user", "content": "read it"},
+        {"role": "assistant", "content": "", "tool_calls": [call], "reasoning_content": "first"},
+        {"role": "tool", "tool_call_id": "call_01", "content": "print(1)"},
+        second,
+        {"role": "tool", "tool_call_id": "call_01", "content": "print(2)"},
+        {"role": "assistant", "content": "done"},  # no tool call: no reasoning needed
+        {"role": "user", "content": "and now?"},
+    ]
+
+
+@pytest.mark.parametrize("model", ["kimi-k3", "kimi-k2.6"])
+def test_kimi_refuses_a_tool_call_turn_without_its_reasoning_by_index(backend, client, model):
+    for tools in ({"tools": TOOLS}, {}):  # with tools in the request or not
+        response = post(client, backend, chat(model, messages=kimi_history(second_reasoning=False), **tools))
+        assert (response.status_code, response.json()) == (400, moonshot_error(
+            "thinking is enabled but reasoning_content is missing in assistant tool call message at index 3"))
+    assert post(client, backend, chat(model, messages=kimi_history(second_reasoning=True))).status_code == 200
+
+
+def test_kimi_k2_without_thinking_needs_no_reasoning_and_k3_still_does(backend, client):
+    body = {"messages": kimi_history(second_reasoning=False), "thinking": {"type": "disabled"}}
+    assert post(client, backend, chat("kimi-k2.6", **body)).status_code == 200
+    assert post(client, backend, chat("kimi-k3", **body)).status_code == 400
+
+
+def test_kimi_window_counts_input_and_max_tokens(backend, client):
+    body = chat("kimi-k2.6", text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt + 100):
+        assert post(client, backend, body).status_code == 200
+    with backend.quirks(context_window=prompt + 99):
+        response = post(client, backend, body)
+    assert (response.status_code, response.json()) == (400, moonshot_error(
+        f"Invalid request: Your request exceeded model token limit: {prompt + 99} (requested: {prompt + 100})"))
+
+
+def test_kimi_takes_128_tools(backend, client):
+    tools = [{"type": "function", "function": {"name": f"tool_{n}", "parameters": {}}} for n in range(129)]
+    assert post(client, backend, chat("kimi-k3", tools=tools[:128])).status_code == 200
+    response = post(client, backend, chat("kimi-k3", tools=tools))
+    assert (response.status_code, response.json()) == (400, moonshot_error("a max of 128 tools can be supported"))
+
+
+def test_kimi_k3_takes_only_temperature_1(backend, client):
+    for value in (0.6, 0, 1.5):
+        response = post(client, backend, chat("kimi-k3", temperature=value))
+        assert (response.status_code, response.json()) == (400, moonshot_error(
+            "invalid temperature: only 1 is allowed for this model")), value
+    for extra in ({"temperature": 1}, {"temperature": 1.0}, {}):
+        assert post(client, backend, chat("kimi-k3", **extra)).status_code == 200
+    assert post(client, backend, chat("kimi-k2.6", temperature=0.6)).status_code == 200
+
+
+def test_glm_5_3_always_thinks_and_5_2_can_stop(backend, client):
+    disabled = {"thinking": {"type": "disabled"}}
+    for model in ("glm-5.3", "glm-5.3-flash"):
+        assert post(client, backend, chat(model, **disabled)).json()["choices"][0]["message"]["reasoning_content"]
+    assert "reasoning_content" not in post(client, backend, chat("glm-5.2", **disabled)).json()["choices"][0]["message"]
+    assert post(client, backend, chat("glm-5.2")).json()["choices"][0]["message"]["reasoning_content"]
+
+
+def test_glm_window_counts_the_prompt_alone_in_zais_envelope(backend, client):
+    body = chat("glm-5.3", text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt):
+        assert post(client, backend, body).status_code == 200  # max_tokens does not count
+    with backend.quirks(context_window=prompt - 1):
+        response = post(client, backend, body)
+    assert (response.status_code, response.json()) == (400, {"error": {"code": "1261",
+                                                                       "message": "Prompt exceeds max length"}})
+
+
+def test_glm_max_tokens_range(backend, client):
+    assert post(client, backend, chat("glm-5.3", max_tokens=131072)).status_code == 200
+    response = post(client, backend, chat("glm-5.3", max_tokens=131073))
+    assert (response.status_code, response.json()) == (400, {"error": {
+        "code": "1214", "message": "The max_tokens parameter is illegal.：限制数值范围[1,131072]"}})
+
+
+def test_glm_5_3_refuses_images_and_flash_takes_them(backend, client):
+    response = post(client, backend, with_parts("glm-5.3", IMAGE))
+    assert (response.status_code, response.json()) == (400, {"error": {
+        "code": "1210", "message": "messages.content.type 参数非法，取值范围 ['text']"}})
+    assert post(client, backend, with_parts("glm-5.3-flash", IMAGE)).status_code == 200
+    assert post(client, backend, chat("glm-5.3")).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_minimax_writes_its_reasoning_in_think_tags_in_the_content(backend, client, stream):
+    backend.script([Text("the answer", reasoning="thinking it over")])
+    response = post(client, backend, chat("MiniMax-M3", stream=stream, thinking={"type": "disabled"}))
+    if stream:
+        chunks = chunks_of(response.content)
+        content = streamed_text(chunks)
+        deltas = [c["choices"][0]["delta"] for c in chunks]
+        assert not any("reasoning_content" in d or "reasoning_details" in d for d in deltas)
+        usage = None
+    else:
+        message = response.json()["choices"][0]["message"]
+        content, usage = message["content"], response.json()["usage"]
+        assert set(message) == {"role", "content"}
+    assert content == "<think>\nthinking it over\n</think>\n\nthe answer"  # always thinks
+    if usage:
+        assert usage["completion_tokens_details"] == {"reasoning_tokens": count_text("thinking it over")}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_minimax_reasoning_split_puts_the_reasoning_in_reasoning_details(backend, client, stream):
+    backend.script([Text("the answer", reasoning="thinking it over at some length")])
+    response = post(client, backend, chat("MiniMax-M2.7", stream=stream, reasoning_split=True))
+    if stream:
+        chunks = chunks_of(response.content)
+        assert streamed_text(chunks) == "the answer"
+        details = [d for c in chunks for d in c["choices"][0]["delta"].get("reasoning_details") or []]
+        assert len(details) > 2 and all(d["type"] == "reasoning.text" for d in details)
+        assert "".join(d["text"] for d in details) == "thinking it over at some length"  # incremental pieces
+    else:
+        message = response.json()["choices"][0]["message"]
+        assert message["content"] == "the answer"
+        assert message["reasoning_details"] == [{"type": "reasoning.text", "text": "thinking it over at some length"}]
+
+
+def test_minimax_window_counts_input_and_max_tokens(backend, client):
+    body = chat("MiniMax-M3", text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt + 100):
+        assert post(client, backend, body).status_code == 200
+    with backend.quirks(context_window=prompt + 99):
+        response = post(client, backend, body)
+    assert (response.status_code, response.json()) == (400, {"error": {
+        "message": "invalid params, context window exceeds limit (2013)", "type": "bad_request_error", "param": "",
+        "code": None}})
+
+
+@pytest.mark.parametrize("model", ["vllm-qwen3-coder", "ollama-qwen3-coder"])
+def test_local_servers_write_reasoning_not_reasoning_content(backend, client, model):
+    backend.script([Text("the answer", reasoning="thinking it over"), Text("the answer", reasoning="streamed")])
+    message = post(client, backend, chat(model)).json()["choices"][0]["message"]
+    assert message == {"role": "assistant", "content": "the answer", "reasoning": "thinking it over"}
+    chunks = chunks_of(post(client, backend, chat(model, stream=True)).content)
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert "".join(d.get("reasoning") or "" for d in deltas) == "streamed"
+    assert not any("reasoning_content" in d for d in deltas) and streamed_text(chunks) == "the answer"
+
+
+@pytest.mark.parametrize("model, switch", [
+    ("vllm-qwen3-coder", {"chat_template_kwargs": {"enable_thinking": False}}),
+    ("ollama-qwen3-coder", {"reasoning_effort": "none"}),
+])
+def test_local_servers_turn_thinking_off_their_own_way(backend, client, model, switch):
+    message = post(client, backend, chat(model, **switch)).json()["choices"][0]["message"]
+    assert "reasoning" not in message
+    assert "reasoning" in post(client, backend, chat(model, thinking={"type": "disabled"})).json()["choices"][0][
+        "message"]  # not their switch
+
+
+def vllm_error(message: str, param: str | None) -> dict:
+    return {"error": {"message": message, "type": "BadRequestError", "param": param, "code": 400}}
+
+
+def test_vllm_context_errors_with_its_renderers_wording(backend, client):
+    body = chat("vllm-qwen3-coder", text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt + 100):
+        assert post(client, backend, body).status_code == 200
+    with backend.quirks(context_window=prompt + 99):
+        response = post(client, backend, body)
+        unset = post(client, backend, {**body, "max_tokens": None})  # counts as 0: fits
+        too_many = post(client, backend, {**body, "max_tokens": prompt + 100})
+    assert (response.status_code, response.json()) == (400, vllm_error(
+        f"You passed {prompt} input tokens and requested 100 output tokens. However, the model's context length is "
+        f"only {prompt + 99} tokens, resulting in a maximum input length of {prompt - 1} tokens. Please reduce the "
+        "length of the input prompt.", "input_tokens"))
+    assert unset.status_code == 200
+    assert too_many.json() == vllm_error(
+        f"max_tokens={prompt + 100}cannot be greater than max_model_len=max_total_tokens={prompt + 99}. "
+        "Please request fewer output tokens.", "max_tokens")
+
+
+def test_vllm_without_a_tool_parser_refuses_tools(backend, client):
+    assert post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS)).status_code == 200
+    with backend.quirks(tool_parser=False):
+        auto = post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS))
+        required = post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS, tool_choice="required"))
+        assert post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS, tool_choice="none")).status_code == 200
+        assert post(client, backend, chat("vllm-qwen3-coder")).status_code == 200  # no tools
+    assert (auto.status_code, auto.json()) == (400, vllm_error(
+        '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', None))
+    assert required.json() == vllm_error('tool_choice="required" requires --tool-call-parser to be set', None)
+
+
+def long_history(model: str, turns: int = 6) -> dict:
+    """A system prompt, then `turns` user/assistant messages of about a hundred tokens each, the last a user's."""
+    messages = [{"role": "system", "content": "You are terse."}]
+    messages += [{"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}: " + "lorem ipsum " * 50}
+                 for n in range(turns - 1)]
+    messages.append({"role": "user", "content": "the last question"})
+    return {"model": model, "messages": messages, "max_tokens": 100_000}
+
+
+def test_ollama_silently_drops_the_oldest_messages_to_fit(backend, client):
+    body = long_history("ollama-qwen3-coder")
+    seen = []
+    backend.responder = lambda request: seen.append(request) or None
+    window = request_tokens(body) - 150  # one message of about a hundred tokens is not enough to drop
+    with backend.quirks(context_window=window):
+        response = post(client, backend, body)
+    assert response.status_code == 200  # no error: max_tokens is not checked against the window either
+    kept = seen[0]["messages"]
+    dropped = backend.exchanges[-1].dropped_messages
+    assert dropped >= 2 and kept == [body["messages"][0], *body["messages"][1 + dropped:]]
+    assert request_tokens(seen[0]) <= window  # fits...
+    assert request_tokens({**body, "messages": [body["messages"][0], *body["messages"][dropped:]]}) > window  # ...just
+    assert response.json()["usage"]["prompt_tokens"] == request_tokens(seen[0])
+    assert backend.exchanges[-1].body == body  # what was received stays on record
+
+
+def test_ollama_keeps_the_system_and_last_messages_whatever_the_window(backend, client):
+    body = long_history("ollama-qwen3-coder")
+    with backend.quirks(context_window=10):
+        response = post(client, backend, body)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == 'You said: "the last question"'
+    assert backend.exchanges[-1].dropped_messages == len(body["messages"]) - 2
+    assert response.json()["usage"]["prompt_tokens"] == request_tokens(
+        {**body, "messages": [body["messages"][0], body["messages"][-1]]})
+
+
+def test_ollama_drops_nothing_that_fits_and_others_never_drop(backend, client):
+    body = long_history("ollama-qwen3-coder")
+    assert post(client, backend, body).status_code == 200  # its default window: 32768
+    with backend.quirks(context_window=request_tokens(body)):
+        assert post(client, backend, body).status_code == 200
+    assert [e.dropped_messages for e in backend.exchanges] == [0, 0]
+    with backend.quirks(context_window=10):
+        assert post(client, backend, long_history("llamacpp-local")).status_code == 400
+    assert backend.exchanges[-1].dropped_messages == 0
+
+
+def test_ollama_drops_history_on_the_messages_route_too(backend, client):
+    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: " + "lorem ipsum " * 50}
+                for n in range(5)]
+    body = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "system": "Be terse. " * 150, "messages": messages}
+    fits = {**body, "messages": messages[-2:]}  # the long system prompt counts too
+    with backend.quirks(context_window=anthropic_request_tokens(fits)):
+        response = post(client, backend, body, path="/messages")
+    assert response.status_code == 200
+    assert backend.exchanges[-1].dropped_messages == 3
+    assert response.json()["usage"]["input_tokens"] == anthropic_request_tokens(fits)
+
+
+def test_llamacpp_context_error(backend, client):
+    body = chat("llamacpp-local", text="lorem ipsum dolor " * 30, max_tokens=100)
+    prompt = request_tokens(body)
+    with backend.quirks(context_window=prompt):
+        assert post(client, backend, body).status_code == 200  # the prompt alone counts
+    with backend.quirks(context_window=prompt - 1):
+        response = post(client, backend, body)
+    assert (response.status_code, response.json()) == (400, {"error": {
+        "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": prompt - 1,
+        "message": f"request ({prompt} tokens) exceeds the available context size ({prompt - 1} tokens), "
+                   "try increasing it"}})
+
+
+def messages_events(response: httpx.Response) -> list[dict]:
+    return [json.loads(line.removeprefix("data: ")) for line in response.text.splitlines() if line.startswith("data: ")]
+
+
+@pytest.mark.parametrize("model", ["kimi-k2.6", "glm-5.3-flash", "MiniMax-M3", "vllm-qwen3", "llamacpp-local"])
+def test_messages_route_thinking_profiles_think_first(backend, client, model):
+    backend.script([Text("the answer", reasoning="thinking it over")])
+    answer = post(client, backend, {**anthropic_body(), "model": model}, path="/messages").json()
+    assert [block["type"] for block in answer["content"]] == ["thinking", "text"]
+    assert answer["content"][0] == {"type": "thinking", "thinking": "thinking it over", "signature": answer["id"]}
+
+
+def test_messages_route_kimi_takes_documents_and_caps_tools(backend, client):
+    document = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
+    taken = post(client, backend, {**anthropic_body(document), "model": "kimi-k2.6"}, path="/messages")
+    assert taken.status_code == 200  # no sourced wording for a refusal: taken
+    tools = [{"name": f"tool_{n}", "input_schema": {"type": "object"}} for n in range(129)]
+    response = post(client, backend, {**anthropic_body(tools=tools), "model": "kimi-k2.6"}, path="/messages")
+    assert (response.status_code, response.json()) == (400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "a max of 128 tools can be supported"}})
+
+
+def test_messages_route_glm_reports_usage_only_in_the_last_message_delta(backend, client):
+    body = {**anthropic_body(stream=True), "model": "glm-5.3"}
+    events = messages_events(post(client, backend, body, path="/messages"))
+    assert events[0]["message"]["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    last = [e for e in events if e["type"] == "message_delta"][-1]["usage"]
+    assert last["input_tokens"] == anthropic_request_tokens(body) > 0 and last["output_tokens"] > 0
+    deepseek = messages_events(post(client, backend, anthropic_body(stream=True), path="/messages"))
+    assert deepseek[0]["message"]["usage"]["input_tokens"] > 0  # DeepSeek counts at the start
+
+
+def test_messages_route_minimax_ignores_claude_only_fields_and_words_its_context_error(backend, client):
+    ignored = {"top_k": 5, "stop_sequences": ["END"], "container": "c1", "mcp_servers": [],
+               "context_management": {"edits": []}, "service_tier": "auto"}
+    body = {**anthropic_body(**ignored), "model": "MiniMax-M3"}
+    assert post(client, backend, body, path="/messages").status_code == 200
+    with backend.quirks(context_window=anthropic_request_tokens(body) + 1023):
+        response = post(client, backend, body, path="/messages")
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["request_id"] and answer == {"type": "error", "request_id": answer["request_id"], "error": {
+        "type": "bad_request_error", "message": "invalid params, context window exceeds limit (2013)",
+        "http_code": "400"}}
+
+
+def test_messages_route_qwen_answers_a_max_tokens_over_its_limit_with_an_sse_error(backend, client):
+    body = {**anthropic_body(stream=True), "model": "qwen3.7-plus", "max_tokens": 65_537}
+    response = post(client, backend, body, path="/messages")
+    assert response.status_code == 400 and response.headers["content-type"] == "text/event-stream"
+    event, data = response.text.split("\n")[:2]
+    assert event == "event:error" and data.startswith("data:") and response.text.endswith("\n\n")
+    payload = json.loads(data.removeprefix("data:"))
+    assert payload["request_id"] and payload == {"code": "InvalidParameter", "request_id": payload["request_id"],
+        "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 65536]"}
+    assert post(client, backend, {**body, "max_tokens": 32000}, path="/messages").status_code == 200
 
 
 # --------------------------------------------------------------------------

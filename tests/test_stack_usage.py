@@ -72,3 +72,18 @@ def test_without_the_stabilizer_the_count_is_litellms_stand_in(litellm, fresh_ba
             message = events.get_final_message()
     truth = request_tokens(fresh_backend.requests[0])
     assert input_figure(message.usage) < truth / 4, json.dumps(message.usage.model_dump())
+
+
+def test_a_zero_input_count_in_message_start_is_filled_in(anthropic_client, fresh_backend):
+    # Z.ai's Anthropic-compatible route reports 0 input tokens in message_start and the real
+    # count only in the last message_delta (zai-org/GLM-5#139): Claude Code's context meter
+    # reads message_start.
+    fresh_backend.responder = lambda body: Text("Hello.")
+    with anthropic_client.messages.stream(model="glm-5.3-flash-anthropic", max_tokens=1024,
+                                          messages=[{"role": "user", "content": "word " * 3000}]) as stream:
+        events = list(stream)
+    start = next(event for event in events if event.type == "message_start")
+    received = fresh_backend.messages_requests[-1]
+    sent = count_text("word " * 3000)
+    assert received["model"] == "glm-5.3-flash"
+    assert abs(start.message.usage.input_tokens - sent) <= TOLERANCE * sent, start.message.usage

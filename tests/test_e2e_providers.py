@@ -1,11 +1,11 @@
-"""The real Claude Code on a thinking model, both routes, with the shipped configuration.
+"""The real Claude Code on each provider's thinking model, on each route it serves.
 
 A user runs `stabilizer run` with config/stabilizer.yaml and a LiteLLM entry for
-DeepSeek V4, on either route: `openai/deepseek-flash` (LiteLLM translates to
-Chat Completions) or `anthropic/deepseek-flash` (LiteLLM passes the Messages
-request through). The stand-in backend thinks the way DeepSeek documents it:
-reasoning first, and a 400 when a request with tools comes back without an
-earlier turn's reasoning (tests/backend.py). Each scenario asserts on Claude
+the provider: an OpenAI-compatible one (LiteLLM translates to Chat Completions)
+or an Anthropic-compatible one (LiteLLM passes the Messages request through).
+The stand-in backend thinks the way each provider documents it (tests/backend.py):
+DeepSeek, Qwen, Kimi, GLM, MiniMax, vLLM, Ollama and llama-server, each with its
+own reasoning field, switch and round-trip rule. Each scenario asserts on Claude
 Code's result, on every request the backend received, and on the stream Claude
 Code itself received (the flows recorded by `stabilizer run --record`). The
 last scenario checks the token counts Claude Code ends a prompt with against
@@ -24,12 +24,26 @@ from mitmproxy import io
 from addons.recorder import SENT_KEY
 from tests.backend import Backend, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
-from tests.conftest import ANTHROPIC_ROUTE_MODELS, POLICY
+from tests.conftest import POLICY
 from tests.procs import StabilizerRun
 from tests.streams import streamed_message
 
-# The route's name -> the model name Claude Code sends (tests/conftest.py writes the LiteLLM entries).
-ROUTES = {"openai": "deepseek-flash", "anthropic": next(iter(ANTHROPIC_ROUTE_MODELS))}
+# Each provider's route -> (how LiteLLM reaches the backend, the model name Claude Code sends);
+# tests/conftest.py writes the LiteLLM entries.
+ROUTES = {
+    "deepseek-openai": ("openai", "deepseek-flash"),
+    "deepseek-anthropic": ("anthropic", "deepseek-flash-anthropic"),
+    "qwen-openai": ("openai", "qwen3.8-max"),
+    "qwen-anthropic": ("anthropic", "qwen3.7-plus-anthropic"),
+    "kimi-openai": ("openai", "kimi-k3"),
+    "kimi-anthropic": ("anthropic", "kimi-k2.6-anthropic"),
+    "glm-openai": ("openai", "glm-5.3"),
+    "glm-anthropic": ("anthropic", "glm-5.3-flash-anthropic"),
+    "minimax-anthropic": ("anthropic", "MiniMax-M3"),
+    "vllm-openai": ("openai", "vllm-qwen3-coder"),
+    "ollama-openai": ("openai", "ollama-qwen3-coder"),
+    "llamacpp-openai": ("openai", "llamacpp-local"),
+}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -47,7 +61,7 @@ def stack_run(tmp_path_factory, litellm_config, child_env):
 class Session:
     """One route's conversation: the CLI runs, and what the backend received on that route."""
 
-    route: str
+    name: str  # a key of ROUTES
     run: StabilizerRun
     backend: Backend
     master_key: str
@@ -56,8 +70,12 @@ class Session:
     start: float = field(default_factory=time.time)
 
     @property
+    def route(self) -> str:
+        return ROUTES[self.name][0]
+
+    @property
     def model(self) -> str:
-        return ROUTES[self.route]
+        return ROUTES[self.name][1]
 
     def claude(self, prompt: str, *extra_args: str) -> ClaudeResult:
         return run_claude(prompt, base_url=self.run.url, auth_token=self.master_key, model=self.model,
@@ -116,7 +134,7 @@ def first_user_text(body: dict) -> str:
     return texts(user)
 
 
-@pytest.fixture(params=sorted(ROUTES))
+@pytest.fixture(params=list(ROUTES))
 def session(request, stack_run, fresh_backend, master_key, tmp_path) -> Session:
     cwd, home = tmp_path / "project", tmp_path / "home"
     cwd.mkdir()
@@ -182,6 +200,7 @@ def test_a_follow_up_prompt_continues_the_session(session):
     assert session.reasoning(follow_up) == ["Step 0: part0.txt comes next.", "All parts are read."]
 
 
+@pytest.mark.parametrize("session", ["deepseek-openai", "deepseek-anthropic"], indirect=True)
 def test_a_subagent_turn(session):
     subtask = "SUBTASK-7: report the magic number"
 
@@ -216,7 +235,7 @@ def test_claude_code_counts_what_the_backend_received(stack_run, fresh_backend, 
                                                       cached_share):
     (tmp_path / "project").mkdir()
     (tmp_path / "home").mkdir()
-    session = Session("openai", stack_run, fresh_backend, master_key, tmp_path / "project", tmp_path / "home")
+    session = Session("deepseek-openai", stack_run, fresh_backend, master_key, tmp_path / "project", tmp_path / "home")
     session.backend.responder = read_parts_in_order(session, 2)
     with fresh_backend.quirks(usage=usage, cached_share=cached_share):
         result = session.claude("Read part0.txt and part1.txt.")
