@@ -392,24 +392,41 @@ def _leftover_event(rest: bytes) -> SSEEvent | None:
 
 # --- errors ----------------------------------------------------------------------
 
+# Every provider's words for a prompt over the window (read 2026-11-26): OpenAI and DeepSeek,
+# Qwen "Range of input length should be [1, N]", Anthropic, TGI; Kimi "Your request exceeded
+# model token limit: N (requested: M)" and "Input token length too long"
+# (platform.kimi.ai/docs/api/errors); GLM "Prompt exceeds max length" and, on the Coding Plan,
+# "tokens in request more than max tokens allowed" (openclaw/openclaw#111744); MiniMax "context
+# window exceeds limit (2013)" (MiniMax-AI/MiniMax-M2#119); vLLM "However, the model's context
+# length is only N tokens" (vllm/renderers/params.py); llama-server "exceeds the available
+# context size (N tokens)"; Ollama "the prompt is longer than the context length".
 _CONTEXT_ERROR = re.compile(
-    r"context_length_exceeded|maximum context length|context[ _]?window[ _]?exceeded"
+    r"context_length_exceeded|maximum context length|context[ _]?window[ _]?exceed"
     r"|range of input length should be|input length is too long|prompt is too long"
-    r"|exceeds? (?:the )?(?:model'?s? )?(?:maximum )?context (?:length|window)",
+    r"|exceeds? (?:the )?(?:model'?s? )?(?:maximum |available )?context (?:length|window|size)"
+    r"|exceeded model token limit|input token length too long|prompt exceeds max length"
+    r"|tokens in request more than max tokens allowed|context length is only \d+"
+    r"|prompt is longer than the context length",
     re.IGNORECASE,
 )
-# The model's limit, in the wordings of OpenAI/DeepSeek/vLLM, Qwen (DashScope), Anthropic, TGI.
+# The model's limit, in the wordings above.
 _CONTEXT_LIMIT = (
     re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
     re.compile(r"range of input length should be \[\s*\d+\s*,\s*(\d+)\s*\]", re.IGNORECASE),
     re.compile(r"tokens > (\d+) maximum", re.IGNORECASE),
     re.compile(r"must be <= (\d+)", re.IGNORECASE),
+    re.compile(r"exceeded model token limit\s*:\s*(\d+)", re.IGNORECASE),
+    re.compile(r"maximum input length of (\d+) tokens", re.IGNORECASE),
+    re.compile(r"available context size \((\d+) tokens\)", re.IGNORECASE),
 )
 # The request's size, total first: Claude Code compares it with the limit.
 _REQUEST_TOKENS = (
     re.compile(r"for a total of (?:at least )?(\d+) tokens", re.IGNORECASE),
     re.compile(r"you requested (\d+) tokens", re.IGNORECASE),
     re.compile(r"prompt is too long: (\d+) tokens", re.IGNORECASE),
+    re.compile(r"\(requested: (\d+)\)", re.IGNORECASE),
+    re.compile(r"you passed (\d+) input tokens", re.IGNORECASE),
+    re.compile(r"request \((\d+) tokens\) exceeds", re.IGNORECASE),
     re.compile(
         r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens", re.IGNORECASE
     ),

@@ -323,6 +323,26 @@ DEEPSEEK_CONTEXT = (
                       "prompt contains at least 3300 input tokens, for a total of at least 4200 tokens."), 0, 0,
          "prompt is too long: 4200 tokens > 4096 maximum"),
         (openai_error("input length is too long"), 0, 0, "prompt is too long (input length is too long)"),
+        # Kimi (kimi-cli#2011), GLM global and Coding Plan (openclaw#111744), MiniMax (MiniMax-M2#119),
+        # vLLM (renderers/params.py), llama-server, Ollama (llm/llama_server.go); read 2026-11-26.
+        (openai_error("Invalid request: Your request exceeded model token limit: 262144 (requested: 269030)"), 0, 0,
+         "prompt is too long: 269030 tokens > 262144 maximum"),
+        (json.dumps({"error": {"code": "1261", "message": "Prompt exceeds max length"}}).encode(), 1_100_000,
+         1_048_576, "prompt is too long: 1100000 tokens > 1048576 maximum"),
+        (json.dumps({"error": {"code": "1210", "message": "tokens in request more than max tokens allowed"}}).encode(),
+         1_100_000, 1_048_576, "prompt is too long: 1100000 tokens > 1048576 maximum"),
+        (json.dumps({"type": "error", "error": {"type": "bad_request_error", "http_code": "400",
+                                                 "message": "invalid params, context window exceeds limit (2013)"}}).encode(),
+         1_010_000, 1_000_000, "prompt is too long: 1010000 tokens > 1000000 maximum"),
+        (openai_error("You passed 40000 input tokens and requested 4096 output tokens. However, the model's context "
+                      "length is only 32768 tokens, resulting in a maximum input length of 28672 tokens. Please reduce "
+                      "the length of the input prompt."), 0, 0, "prompt is too long: 40000 tokens > 28672 maximum"),
+        (json.dumps({"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 9177, "n_ctx": 4096,
+                               "message": "request (9177 tokens) exceeds the available context size (4096 tokens), try "
+                                          "increasing it"}}).encode(), 0, 0, "prompt is too long: 9177 tokens > 4096 maximum"),
+        (openai_error("the prompt is longer than the context length currently available to the model; shorten the "
+                      "prompt, adjust the context length in settings, or use a model with a longer context length"),
+         40000, 32768, "prompt is too long: 40000 tokens > 32768 maximum"),
     ],
 )  # fmt: skip
 def test_context_errors_become_prompt_is_too_long(body, estimate, window, expected):

@@ -8,6 +8,7 @@ the stabilizer, which must all succeed.
 """
 
 import json
+import re
 
 import pytest
 import yaml
@@ -209,3 +210,20 @@ def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, sta
     for body in later:
         assert "image_url" not in sent_text(body)
         assert "[image omitted: deepseek-v4-pro does not read images]" in sent_text(body)
+
+
+@pytest.mark.parametrize("model", ["kimi-k3", "glm-5.3", "MiniMax-M3", "vllm-qwen3-coder", "llamacpp-local",
+                                   "qwen3.8-max", "deepseek-flash-anthropic"])
+def test_each_providers_context_refusal_offers_compaction(stack, fresh_backend, master_key, model):
+    # The backend holds less than the policy says (a server started with a smaller window): its
+    # refusal, in its own words, must reach Claude Code as the sentence it offers /compact on.
+    request = {"model": model, "max_tokens": 1024,
+               "messages": [{"role": "user", "content": "word " * 30_000}]}
+    with fresh_backend.quirks(context_window=20_000):
+        status, raw = post(stack.url, master_key, request)
+    assert status == 400, raw[:600]
+    error = json.loads(raw)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", error["message"]), error["message"]
+    tokens, maximum = map(int, re.findall(r"\d+", error["message"]))
+    assert tokens > maximum
