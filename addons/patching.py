@@ -14,6 +14,7 @@ from typing import Any
 
 from addons.errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
 from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
+from addons.think_tags import ThinkTagSplitter
 from addons.tokens import count_text, from_json
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
@@ -21,6 +22,7 @@ CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 # taken for LiteLLM's stand-in (is_substitute_input).
 MIN_FIXED_TOKENS = 128
 
+CONTENT_BLOCK_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop"})
 # Event types of Anthropic's Messages stream. A data-only event whose JSON has
 # one of these types gets its `event:` line: the SDKs skip unnamed events.
 STREAM_EVENT_TYPES = frozenset(
@@ -216,7 +218,7 @@ class StreamPatcher:
     def __init__(
         self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES,
         fixed_tokens_estimate: int = 0, model: str | None = None, policy_file: str | None = None,
-        policy_key: str | None = None,
+        policy_key: str | None = None, think_tags: bool = False,
     ) -> None:
         self.input_estimate = input_tokens_estimate
         self.model = model  # with policy_file, named when an error event is a refusal (explain_refusal)
@@ -232,6 +234,8 @@ class StreamPatcher:
         self._reported_input: int | None = None
         self._named_events = False
         self._oversized_noted = False
+        # Reasoning inside <think> tags in the text, sent on as thinking blocks (addons/think_tags.py).
+        self._splitter = ThinkTagSplitter() if think_tags else None
 
     def feed(self, chunk: bytes) -> bytes:
         out = b"".join([self._patch_or_pass(event) for event in self._decoder.feed(chunk)])
@@ -273,6 +277,8 @@ class StreamPatcher:
 
     def _patch(self, event: SSEEvent) -> bytes:
         name = event.event
+        if self._splitter is not None and name in CONTENT_BLOCK_EVENTS:
+            return self._split(event)
         if name == "content_block_delta":  # the hot path: nearly every event
             if event.data is not None:
                 self._deltas.append(event.data)
@@ -290,6 +296,25 @@ class StreamPatcher:
             self.error_seen = True
             return self._rewrite_error(event)
         return event.raw
+
+    def _split(self, event: SSEEvent) -> bytes:
+        """A content block event through the <think> splitter: the events it gives in its place."""
+        try:
+            payload = from_json(event.data) if event.data is not None else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return event.raw
+        noticed = self._splitter.split
+        out = []
+        for name, data in self._splitter.feed(event.event, payload):
+            encoded = json_data(data)
+            if name == "content_block_delta":
+                self._deltas.append(encoded)
+            out.append(encode_event(name, encoded))
+        if self._splitter.split and not noticed:
+            self.changes.append("reasoning inside <think> tags sent as a thinking block")
+        return b"".join(out)
 
     def _patch_unnamed(self, event: SSEEvent) -> bytes:
         """Data without an `event:` line: named after its JSON type, if it has one."""

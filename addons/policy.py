@@ -75,6 +75,11 @@ class ThinkingPolicy(BaseModel):
     require_reasoning: StrictBool = Field(
         False, description="true or false: every assistant turn must carry reasoning (a turn without gets a note saying so)"
     )
+    in_text: StrictBool = Field(
+        False,
+        description="true or false: on the OpenAI-compatible route the backend writes its reasoning at the start of "
+        "the text inside <think> tags and wants it back there (MiniMax, llama-server --reasoning-format none)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "ThinkingPolicy":

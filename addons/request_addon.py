@@ -31,7 +31,7 @@ safety_margin_tokens).
 For the response addon it leaves flow.metadata["stabilizer"]: model, stream (as
 the client asked), input_tokens (estimate of what goes upstream), fixed_tokens
 (of which system prompt, tools and overhead), context_window,
-max_output_tokens and changes (short descriptions of what it did). Each request
+max_output_tokens, think_tags (the reasoning comes inside <think> tags), and changes (short descriptions of what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
@@ -49,6 +49,7 @@ from addons.history import History, Parsed, encode
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.shaping import shape_request
+from addons.thinking import reasoning_in_text
 from addons.tokens import count_fixed, count_text, estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
@@ -205,6 +206,8 @@ class RequestShaper:
             "fixed_tokens": count_fixed(outgoing, memo),
             "context_window": policy.context_window,
             "max_output_tokens": policy.max_output_tokens,
+            # The backend writes its reasoning inside <think> tags: the response addon splits it out.
+            "think_tags": reasoning_in_text(policy.thinking, route.kind),
             "changes": changes,
         }
         if changes:

@@ -23,6 +23,7 @@ from addons.patching import (
     to_anthropic_error,
 )
 from addons.sse import json_data
+from addons.think_tags import split_message
 from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class ResponsePatcher:
             _positive_count(notes, "input_tokens"), changes=notes["changes"],
             fixed_tokens_estimate=_positive_count(notes, "fixed_tokens"),
             model=notes.get("model"), policy_file=notes.get("policy_file"), policy_key=notes.get("policy_key"),
+            think_tags=notes.get("think_tags") is True,
         )
         response.stream = MitmproxyStream(patcher, _label(flow))
 
@@ -144,6 +146,8 @@ class ResponsePatcher:
         changes = fill_message_usage(
             message, _positive_count(notes, "input_tokens"), _positive_count(notes, "fixed_tokens")
         )
+        if notes.get("think_tags") is True and split_message(message):
+            changes.append("reasoning inside <think> tags sent as a thinking block")
         changes += fill_thinking_signatures(message)
         if _stream_requested(flow, notes):
             flow.response.headers["content-type"] = SSE_CONTENT_TYPE

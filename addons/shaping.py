@@ -33,7 +33,8 @@ from typing import Any
 from addons.memo import Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.routes import OPENAI
-from addons.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note
+from addons.think_tags import joined_message
+from addons.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note, reasoning_in_text
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -173,7 +174,8 @@ def strip_unaccepted(
 
     model = request.get("model")
     stripper = _BlockStripper(policy, Memo() if memo is None else memo, needs_reasoning_note(policy.thinking, route),
-                              model if isinstance(model, str) and model else "this model")
+                              model if isinstance(model, str) and model else "this model",
+                              reasoning_in_text(policy.thinking, route))
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
     if isinstance(tools := shaped.get("tools"), list):
@@ -233,6 +235,7 @@ class _Stripped:
     removed_fields: tuple[str, ...] = ()  # each other field removed from a block or a tool
     repaired_inputs: int = 0
     noted: bool = False  # an assistant turn given a no-reasoning note
+    tagged: bool = False  # an assistant turn whose thinking went back into <think> tags
 
     def add(self, other: "_Stripped") -> "_Stripped":
         """This result's value with both tallies."""
@@ -254,8 +257,10 @@ class _BlockStripper:
     same message gives the same object again, whose estimate is in the memo too.
     """
 
-    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False, model: str = "this model"):
+    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False, model: str = "this model",
+                 think_tags: bool = False):
         thinking = policy.thinking
+        self.think_tags = think_tags  # thinking goes back inside <think> tags in the text
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
         self.note_reasoning = note_reasoning
         self.model = model  # named in the notes that replace blocks
@@ -269,6 +274,7 @@ class _BlockStripper:
         self.tally = _Stripped(None)
         self.dropped_messages = 0
         self.noted_messages = 0
+        self.tagged_messages = 0
 
     def blocks(self, blocks: list) -> list:
         kind = ("strip blocks", self.accepted, self.model)
@@ -317,16 +323,19 @@ class _BlockStripper:
             changes.append(f"dropped {self.dropped_messages} messages left empty")
         if self.noted_messages:
             changes.append(f"added a no-reasoning note to {self.noted_messages} assistant turns")
+        if self.tagged_messages:
+            changes.append(f"wrote the thinking of {self.tagged_messages} assistant turns back inside <think> tags")
         return changes
 
     def _tallied(self, stripped: _Stripped) -> Any:
         self.tally = self.tally.add(stripped)
         self.noted_messages += stripped.noted
+        self.tagged_messages += stripped.tagged
         return stripped.value
 
     def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = ("strip message", accepted, self.note_reasoning, self.model)
+        kind = ("strip message", accepted, self.note_reasoning, self.model, self.think_tags)
         return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
@@ -343,6 +352,8 @@ class _BlockStripper:
                 shaped = {**shaped, "content": kept.value}
         if self.note_reasoning and (noted := with_reasoning_note(shaped)) is not shaped:
             return dataclasses.replace(tally, value=noted, noted=True)
+        if self.think_tags and (tagged := joined_message(shaped)) is not shaped:
+            return dataclasses.replace(tally, value=tagged, tagged=True)
         return dataclasses.replace(tally, value=shaped)
 
     def _strip_blocks(self, blocks: list, accepted: frozenset[str] | None = None) -> _Stripped:

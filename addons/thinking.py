@@ -97,6 +97,12 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
     return {**shaped, **added}, [*changes, f"{asked} -> {described}"]
 
 
+def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:
+    """Whether the backend's reasoning travels inside <think> tags in the text on this route
+    (addons/think_tags.py)."""
+    return policy is not None and policy.in_text and route == OPENAI
+
+
 def needs_reasoning_note(policy: ThinkingPolicy | None, route: str) -> bool:
     """Whether assistant turns without reasoning get a note on this route."""
     return policy is not None and policy.require_reasoning and route == OPENAI

@@ -40,10 +40,14 @@ ROUTES = {
     "glm-openai": ("openai", "glm-5.3"),
     "glm-anthropic": ("anthropic", "glm-5.3-flash-anthropic"),
     "minimax-anthropic": ("anthropic", "MiniMax-M3"),
+    "minimax-openai": ("openai", "minimax-m3-openai"),  # its reasoning inside <think> tags in the text
     "vllm-openai": ("openai", "vllm-qwen3-coder"),
     "ollama-openai": ("openai", "ollama-qwen3-coder"),
     "llamacpp-openai": ("openai", "llamacpp-local"),
 }
+# Routes whose backend writes its reasoning inside <think> tags in the text, and wants it back there.
+THINK_TAG_ROUTES = {"minimax-openai"}
+THINK_TAGS = re.compile(r"<think>\n(.*?)\n</think>", re.DOTALL)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -100,6 +104,9 @@ class Session:
     def reasoning(self, body: dict) -> list[str | None]:
         """Each assistant turn's reasoning as the backend got it back (None: none)."""
         turns = [message for message in body["messages"] if message["role"] == "assistant"]
+        if self.name in THINK_TAG_ROUTES:
+            return [match.group(1) if (match := THINK_TAGS.match(message.get("content") or "")) else None
+                    for message in turns]
         if self.route == "openai":
             return [message.get("reasoning_content") for message in turns]
         return [next((block["thinking"] for block in blocks(message) if block.get("type") == "thinking"), None)

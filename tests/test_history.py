@@ -227,7 +227,7 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     # an assistant turn: never folded, so stripped as it is
     old = next(message for message in after.body["messages"][: after.reused] if message["role"] == "assistant")
     accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
-    stripped = after.memo.get(("strip message", accepted, False, after.body["model"]), old, calls.append)
+    stripped = after.memo.get(("strip message", accepted, False, after.body["model"], False), old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 
 

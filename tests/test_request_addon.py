@@ -68,6 +68,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
         "context_window": 131072,
         "max_output_tokens": 8192,
+        "think_tags": False,
         "changes": [
             "folded 1 system messages",
             "stripped keys: metadata, thinking, context_management, output_config",
@@ -100,6 +101,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
         "context_window": 1000000,
         "max_output_tokens": 393216,
+        "think_tags": False,
         "changes": [
             "folded 1 system messages",
             "stripped keys: metadata, thinking, context_management, output_config",
