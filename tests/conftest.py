@@ -31,6 +31,9 @@ ANTHROPIC_ROUTE_MODELS = {
     "kimi-k2.6-anthropic": ("anthropic", "kimi-k2.6"),
     "glm-5.3-flash-anthropic": ("anthropic", "glm-5.3-flash"),
     "MiniMax-M3": ("minimax", "MiniMax-M3"),
+    "vllm-qwen3-coder-anthropic": ("anthropic", "vllm-qwen3-coder"),
+    "ollama-qwen3-coder-anthropic": ("anthropic", "ollama-qwen3-coder"),
+    "llamacpp-local-anthropic": ("anthropic", "llamacpp-local"),
 }
 
 

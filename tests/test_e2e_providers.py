@@ -44,6 +44,9 @@ ROUTES = {
     "vllm-openai": ("openai", "vllm-qwen3-coder"),
     "ollama-openai": ("openai", "ollama-qwen3-coder"),
     "llamacpp-openai": ("openai", "llamacpp-local"),
+    "vllm-anthropic": ("anthropic", "vllm-qwen3-coder-anthropic"),
+    "ollama-anthropic": ("anthropic", "ollama-qwen3-coder-anthropic"),
+    "llamacpp-anthropic": ("anthropic", "llamacpp-local-anthropic"),
 }
 # Routes whose backend writes its reasoning inside <think> tags in the text, and wants it back there.
 THINK_TAG_ROUTES = {"minimax-openai"}

@@ -176,6 +176,8 @@ def capable_proxy(tmp_path_factory, litellm, child_env):
     policy = yaml.safe_load(POLICY.read_text())
     policy["models"]["plain-model"] = {"max_tools": 128}
     policy["models"]["deepseek-v4-pro"]["vision_model"] = "deepseek-flash"
+    # The window the Ollama server was started with (its num_ctx), as config/stabilizer.yaml tells.
+    policy["models"]["ollama-qwen3-coder"] = {"context_window": 32768, "max_output_tokens": 4096}
     path = tmp_path_factory.mktemp("capable") / "stabilizer.yaml"
     path.write_text(yaml.safe_dump(policy))
     proxy = Mitmdump(litellm.log_file, path, child_env, litellm_config=litellm.config).start()
@@ -227,3 +229,25 @@ def test_each_providers_context_refusal_offers_compaction(stack, fresh_backend, 
     assert re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", error["message"]), error["message"]
     tokens, maximum = map(int, re.findall(r"\d+", error["message"]))
     assert tokens > maximum
+
+
+def long_tool_session(turns: int) -> list[dict]:
+    """A task and `turns` tool round trips of about 1500 tokens each, ending with a user turn."""
+    messages = [{"role": "user", "content": "The task: read every file."}]
+    for turn in range(turns):
+        messages += tool_round(f"toolu_{turn}", {"file_path": f"f{turn}.txt"},
+                               " ".join(f"line {turn}.{i} of the file" for i in range(250)))
+    return messages
+
+
+def test_ollama_would_drop_history_silently_but_the_stabilizer_trims_it_visibly(capable_proxy, stack, litellm,
+                                                                                fresh_backend, master_key):
+    request = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "tools": [READ], "messages": long_tool_session(30)}
+    # Without a window in the policy (the defaults' 128K), Ollama drops the oldest messages itself.
+    status, _ = post(stack.url, master_key, request)
+    assert status == 200 and fresh_backend.exchanges[-1].dropped_messages > 0
+    # With its window in the policy, the stabilizer trims first, and says so in the history.
+    capable_proxy.wait_upstream(litellm.url)
+    status, _ = post(capable_proxy.url, master_key, request)
+    assert status == 200 and fresh_backend.exchanges[-1].dropped_messages == 0
+    assert "earlier messages of this conversation were omitted" in sent_text(fresh_backend.requests[-1])
