@@ -4,24 +4,43 @@ Other addons answer some requests themselves (count_tokens estimates, "prompt is
 too long"), so the key is checked here, first, not only by LiteLLM. Every path
 is checked but the status endpoint and the root (Claude Code fetches it once at
 start): LiteLLM's own routes outside /v1/ answer a missing key with a 500 and a
-wrong one with "No connected db.", not with a refusal. The key comes from the
-environment (LITELLM_MASTER_KEY, as LiteLLM reads it), never from an option:
-options show up in process listings and mitmweb.
+wrong one with "No connected db.", not with a refusal.
+
+The key is the one LiteLLM checks (`litellm_master_key`): the LiteLLM config's
+general_settings.master_key (option `stabilizer_litellm_config`), literal or
+`os.environ/NAME`, else the environment's LITELLM_MASTER_KEY. The key itself is
+never an option: options show up in process listings and mitmweb.
 """
 
 import hmac
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from addons import STATUS_PATH, endpoint
 from addons.errors import error_body
+from addons.routes import RoutesError, read_config
 
 logger = logging.getLogger(__name__)
 
 MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
+ENV_PREFIX = "os.environ/"
 PUBLIC_PATHS = frozenset({"/", STATUS_PATH})
+
+
+def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
+    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
+    general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY."""
+    general = config.get("general_settings") if isinstance(config, dict) else None
+    key = general.get("master_key") if isinstance(general, dict) else None
+    if not isinstance(key, str) or not key:
+        key = environ.get(MASTER_KEY_VAR)
+    elif key.startswith(ENV_PREFIX):
+        key = environ.get(key.removeprefix(ENV_PREFIX))
+    return key or None
 
 
 def presented_key(request: http.Request) -> str | None:
@@ -37,10 +56,21 @@ class MasterKeyAuth:
         self.master_key: bytes | None = None
 
     def load(self, loader):
-        key = os.environ.get(MASTER_KEY_VAR)
+        self._use(os.environ.get(MASTER_KEY_VAR))
+
+    def configure(self, updated):
+        # Declared by RequestShaper, which reads the same config's routes.
+        if "stabilizer_litellm_config" in updated and (path := ctx.options.stabilizer_litellm_config):
+            try:
+                self._use(litellm_master_key(read_config(path), os.environ))
+            except RoutesError as e:
+                raise exceptions.OptionsError(str(e)) from None
+
+    def _use(self, key: str | None) -> None:
         self.master_key = key.encode() if key else None
         if not self.master_key:
-            logger.warning("%s is not set: the master key is left to LiteLLM to check", MASTER_KEY_VAR)
+            logger.warning("no master key (%s, or the LiteLLM config's): LiteLLM is left to check keys",
+                           MASTER_KEY_VAR)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if not self.master_key or flow.response or endpoint(flow.request.path) in PUBLIC_PATHS:

@@ -62,14 +62,19 @@ def route_of(deployment: dict[str, Any]) -> Route:
     return Route(ANTHROPIC if native else OPENAI, model_id or None)
 
 
-def load_routes(path: str) -> dict[str, Route]:
-    """model_name -> Route for every entry of the LiteLLM config at `path` (the first entry wins)."""
+def read_config(path: str) -> Any:
+    """The LiteLLM config at `path`, parsed."""
     try:
-        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RoutesError(f"{path}: file not found. Fix: give the LiteLLM config that LiteLLM runs with") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise RoutesError(f"{path}: cannot read it as YAML: {e}") from None
+
+
+def load_routes(path: str) -> dict[str, Route]:
+    """model_name -> Route for every entry of the LiteLLM config at `path` (the first entry wins)."""
+    config = read_config(path)
     entries = config.get("model_list") if isinstance(config, dict) else None
     if not isinstance(entries, list):
         raise RoutesError(f"{path}: model_list: expected a list of models")

@@ -151,7 +151,8 @@ def main(args: argparse.Namespace) -> int:
     if unknown := policy.unknown_model_names(model_names(config)):
         print(f"stabilizer: {args.policy}: {unknown[0]} ({args.litellm_config})", file=sys.stderr)
         return 1
-    key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve())]
+    key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve()),
+                   "--litellm-config", str(args.litellm_config.expanduser().resolve())]
     routes = routes_of(config["model_list"])
     models = []
     for model in model_names(config):

@@ -1,6 +1,7 @@
 """The `stabilizer` command."""
 
 import argparse
+import os
 import secrets
 import signal
 import subprocess
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import argon2
 
+from addons.auth import litellm_master_key
 from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
+from addons.routes import RoutesError, read_config
 from litellm_service import aliases, doctor, profiles, service, stack
-from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, load_into_environ
+from litellm_service.envfile import EnvFileError, default_env_file, load_into_environ
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.systemd import Systemd
@@ -201,11 +204,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
+    """The key LiteLLM and the front door check: the LiteLLM config's master_key, resolved
+    with the env file's values (its LITELLM_MASTER_KEY created on first use)."""
     try:
-        print(ensure_master_key(args.env_file))
-    except EnvFileError as e:
+        load_into_environ(args.env_file)
+        config = read_config(str(args.litellm_config))  # only the key: provider keys may be unset
+    except (EnvFileError, RoutesError) as e:
         say(str(e))
         return 1
+    if not (key := litellm_master_key(config, os.environ)):
+        say(f"{args.litellm_config}: general_settings.master_key names a variable that is not set; "
+            f"put it in {args.env_file} (mode 0600) or use master_key: os.environ/LITELLM_MASTER_KEY")
+        return 1
+    print(key)
     return 0
 
 
@@ -242,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("key", help="print the master key clients send (ANTHROPIC_AUTH_TOKEN)")
     key.add_argument("--env-file", type=Path, default=default_env_file())
+    key.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG,
+                     help="the config whose general_settings.master_key LiteLLM checks")
     key.set_defaults(func=cmd_key)
 
     service.add_arguments(commands.add_parser("launchd", help="the stack as macOS LaunchAgents"), Launchd())

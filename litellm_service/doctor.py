@@ -21,7 +21,8 @@ from packaging.requirements import Requirement
 from addons.errors import is_anthropic_error
 from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.routes import UNKNOWN, routes_of
+from addons.auth import litellm_master_key
+from addons.routes import UNKNOWN, RoutesError, read_config, routes_of
 from litellm_service import stack
 from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, read_env_file
 from litellm_service.launchd import Launchd
@@ -226,6 +227,14 @@ def check_model(base_url: str, model: str, key: str, timeout: float, thinking: b
     return Result(True, what, f"answered {' and '.join(asked)}")
 
 
+def read_yaml_or_none(path: Path) -> object:
+    """The config's parsed YAML, or None when it cannot be read (its own check says why)."""
+    try:
+        return read_config(str(path))
+    except RoutesError:
+        return None
+
+
 def policy_and_routes(policy_path: Path, config_path: Path, environ: dict[str, str]) -> tuple[Policy | None, dict]:
     """The policy and the LiteLLM config's routes, as far as they load (their checks above say why not)."""
     try:
@@ -276,7 +285,8 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
     yield log_result
     status_result = check_status(args.host, args.port, status, log, litellm_url)
     yield status_result
-    key = environ.get(MASTER_KEY_VAR)
+    # The key LiteLLM checks: the config's master_key, literal or from the environment.
+    key = litellm_master_key(read_yaml_or_none(args.litellm_config), environ)
     if not status_result.ok or not key:
         reason = "the stack is not answering" if not status_result.ok else "there is no master key"
         yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")

@@ -1,0 +1,48 @@
+"""The front door checks the key LiteLLM checks, in any form a LiteLLM config gives it."""
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.backend import Text
+from tests.claude import run_claude
+from tests.conftest import POLICY
+from tests.procs import StabilizerRun, post_json
+
+STABILIZER = str(Path(sys.executable).parent / "stabilizer")
+
+
+def ask(url: str, key: str) -> tuple[int, dict]:
+    status, _, raw = post_json(url + "/v1/messages", {"model": "plain-model", "max_tokens": 64,
+                                                      "messages": [{"role": "user", "content": "hi"}]},
+                               {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"})
+    return status, yaml.safe_load(raw)
+
+
+def test_a_literal_master_key_in_the_config_is_the_one_that_opens(tmp_path, litellm_config, child_env, fresh_backend,
+                                                                   master_key):
+    # As LiteLLM's own docs write it: the key in the config, not in the environment.
+    literal = "sk-literal-" + secrets.token_hex(8)
+    config = yaml.safe_load(litellm_config.read_text())
+    config["general_settings"]["master_key"] = literal
+    path = tmp_path / "litellm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    fresh_backend.responder = lambda body: Text("Through the front door.")
+    run = StabilizerRun(tmp_path, litellm_config=path, policy=POLICY, env=child_env).start()
+    try:
+        assert ask(run.url, literal)[0] == 200
+        # The env file's key (what the front door used to check) is not LiteLLM's: refused at the door,
+        # in Anthropic's words, instead of LiteLLM's "No connected db.".
+        status, body = ask(run.url, master_key)
+        assert (status, body["error"]) == (401, {"type": "authentication_error", "message": "invalid API key"})
+        printed = subprocess.run([STABILIZER, "key", "--litellm-config", str(path), "--env-file",
+                                  str(tmp_path / "env")], env=child_env, capture_output=True, text=True)
+        assert printed.stdout.strip() == literal
+        (tmp_path / "project").mkdir()
+        result = run_claude("hi", base_url=run.url, auth_token=literal, model="plain-model", cwd=tmp_path / "project")
+        assert not result["is_error"] and result["result"] == "Through the front door.", result.describe()
+    finally:
+        run.stop()
