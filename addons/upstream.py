@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import STATUS_PATH, __version__, endpoint
+from addons import STATUS_PATH, __version__, canonical_path, endpoint
 from addons.logfollow import LogFollower, listening_address
 from addons.proxy_errors import unavailable_response
 
@@ -131,5 +131,20 @@ class Upstream:
         self._route(flow)
 
     def _route(self, flow: http.HTTPFlow) -> None:
+        if (path := canonical_path(flow.request.path)) is not None:
+            # The variant goes on as the path that was shaped: LiteLLM would redirect
+            # `/v1/messages/` to its own port, and decode `%6D` itself.
+            flow.request.path = path
         flow.request.scheme = "http"
         flow.request.host, flow.request.port = self.address
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """A redirect of LiteLLM's points at the stack's own address, never at LiteLLM's port."""
+        location = flow.response.headers.get("location") if flow.response else None
+        if not location or self.address is None:
+            return
+        upstream = f"http://{self.address[0]}:{self.address[1]}"
+        if location.startswith(upstream) and flow.client_conn.sockname:
+            host, port = flow.client_conn.sockname[:2]
+            here = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            flow.response.headers["location"] = here + location[len(upstream):]

@@ -1,10 +1,14 @@
 """The front door checks the key LiteLLM checks, in any form a LiteLLM config gives it."""
 
+import json
 import secrets
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.backend import Text
@@ -46,3 +50,34 @@ def test_a_literal_master_key_in_the_config_is_the_one_that_opens(tmp_path, lite
         assert not result["is_error"] and result["result"] == "Through the front door.", result.describe()
     finally:
         run.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/messages/", "/v1/%6D%65ssages", "//v1//messages?beta=true",
+                                  "/v1/messages/count_tokens/"])
+def test_every_spelling_of_a_shaped_path_is_shaped(stack, fresh_backend, master_key, path):
+    # qwen-plus takes at most 8192: the cap shows the request went through the request addon.
+    request = {"model": "qwen-plus", "max_tokens": 32000, "messages": [{"role": "user", "content": "hi"}]}
+    status, _, raw = post_json(stack.url + path, request, {"authorization": f"Bearer {master_key}",
+                                                           "anthropic-version": "2023-06-01"})
+    assert status == 200, raw[:300]
+    if "count_tokens" in path:
+        assert json.loads(raw)["input_tokens"] > 0
+    else:
+        assert fresh_backend.requests[-1]["max_tokens"] == 8192
+
+
+def test_no_answer_carries_litellms_own_port(stack, litellm, master_key):
+    request = urllib.request.Request(stack.url + "/v1/models/", headers={"authorization": f"Bearer {master_key}"})
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        response = opener.open(request, timeout=10)
+        status, location = response.status, response.headers.get("location")
+    except urllib.error.HTTPError as e:
+        status, location = e.code, e.headers.get("location")
+    assert status == 307 and location == f"{stack.url}/v1/models", location
+    assert str(litellm.address[1]) not in location
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
