@@ -287,8 +287,10 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
     yield status_result
     # The key LiteLLM checks: the config's master_key, literal or from the environment.
     key = litellm_master_key(read_yaml_or_none(args.litellm_config), environ)
-    if not status_result.ok or not key:
-        reason = "the stack is not answering" if not status_result.ok else "there is no master key"
+    if not status_result.ok or not log_result.ok or not key:
+        # A LiteLLM that is down would hold each model's request for the stack's restart wait.
+        reason = ("the stack is not answering" if not status_result.ok else
+                  "LiteLLM is not answering" if not log_result.ok else "there is no master key")
         yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")
     else:
         base_url = f"http://{args.host}:{args.port}"
