@@ -17,8 +17,9 @@ for the true size of what it would send, so it is neither capped nor trimmed.
 The body is parsed by addons/history.py: a session's next turn is parsed from
 its previous one (only what changed), and what was worked out from the messages
 the two share comes from the previous request's memo instead of being done
-again. A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first:
-LiteLLM reads plain bodies only. A body that is not a JSON object with a
+again. A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first,
+within mitmdump's body limit (addons/bodies.py; 413 past it): LiteLLM reads plain
+bodies only. A body that is not a JSON object with a
 `messages` list, or whose shaped messages are malformed (addons/validation.py),
 is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
@@ -42,9 +43,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.utils import human
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.errors import error_body, prompt_too_long_message
+from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
+from addons.errors import STATUS_BY_TYPE, error_body, prompt_too_long_message
 from addons.history import History, Parsed, encode
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
@@ -107,6 +110,12 @@ class RequestShaper:
                         f"(accepted_block_types has no image); name a model that does")
         return None
 
+    @staticmethod
+    def _body_limit() -> int:
+        """What a decoded body may hold: mitmdump's own limit on the bodies it receives."""
+        limit = ctx.options.body_size_limit if "body_size_limit" in ctx.options else None
+        return (human.parse_size(limit) if limit else None) or DEFAULT_LIMIT
+
     def _target(self, model: object) -> tuple[Route, ModelPolicy]:
         """The route and policy of the model a request names."""
         route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
@@ -128,7 +137,11 @@ class RequestShaper:
     def _shape_body(self, flow: http.HTTPFlow, path: str) -> None:
         # A method of its own so that what this request alone made is freed when
         # it returns, before collection is on again (the history keeps the rest).
-        parsed = self._parse(flow)
+        try:
+            parsed = self._parse(flow)
+        except TooLarge as e:
+            _refuse(flow, f"{e}: send less, or send it uncompressed", "request_too_large")
+            return
         if isinstance(parsed, str):
             _refuse(flow, parsed)
             return
@@ -141,9 +154,13 @@ class RequestShaper:
         """The body as a Messages request, or why it is not one."""
         if encoding := flow.request.headers.get("content-encoding"):
             try:
-                flow.request.decode()
-            except (ValueError, TypeError):  # mitmproxy lets a text-only codec's TypeError through
-                return f"the body cannot be decoded as Content-Encoding: {encoding}"
+                body = decoded(flow.request.raw_content or b"", encoding, self._body_limit())
+            except TooLarge:
+                raise
+            except ValueError as e:
+                return f"the body cannot be decoded as Content-Encoding: {encoding} ({e})"
+            del flow.request.headers["content-encoding"]
+            flow.request.content = body
         try:
             parsed = self.history.parse(flow.request.raw_content or b"")
         except ValueError as e:
@@ -229,15 +246,17 @@ def brings_images(messages: list) -> bool:
     )
 
 
-def invalid_request(message: str) -> http.Response:
-    return http.Response.make(400, error_body("invalid_request_error", message), {"content-type": "application/json"})
+def invalid_request(message: str, error_type: str = "invalid_request_error") -> http.Response:
+    return http.Response.make(STATUS_BY_TYPE[error_type], error_body(error_type, message),
+                              {"content-type": "application/json"})
 
 
-def _refuse(flow: http.HTTPFlow, problem: str) -> None:
-    """Answer a malformed request with Anthropic's 400, which Claude Code shows instead of retrying."""
-    logger.info("%s %s answered 400: %s", flow.request.method, endpoint(flow.request.path), problem)
-    flow.response = invalid_request(problem)
-    flow.metadata["stabilizer"] = {"changes": [f"answered 400: {problem}"]}
+def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
+    """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
+    status = STATUS_BY_TYPE[error_type]
+    logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
+    flow.response = invalid_request(problem, error_type)
+    flow.metadata["stabilizer"] = {"changes": [f"answered {status}: {problem}"]}
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mitmproxy.net.encoding import encode
 
 from tests.backend import Text
 from tests.claude import run_claude
@@ -81,3 +82,17 @@ def test_no_answer_carries_litellms_own_port(stack, litellm, master_key):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "deflate"])
+def test_a_compressed_bomb_gets_413_and_the_next_request_is_fine(stack, fresh_backend, master_key, coding):
+    # 40 MB of one byte, compressed to a few KB: past the 32 MB mitmdump takes, once decoded.
+    bomb = encode(b" " * (40 * 1024 * 1024), coding)
+    headers = {"authorization": f"Bearer {master_key}", "anthropic-version": "2023-06-01",
+               "content-encoding": coding}
+    status, _, raw = post_json(stack.url + "/v1/messages", None, headers, raw=bomb)
+    assert status == 413 and json.loads(raw)["error"]["type"] == "request_too_large", raw[:300]
+    assert "decodes to more than 33554432 bytes" in json.loads(raw)["error"]["message"]
+    request = {"model": "plain-model", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    status, _, _ = post_json(stack.url + "/v1/messages", None, headers, raw=encode(json.dumps(request).encode(), coding))
+    assert status == 200
