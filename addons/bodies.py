@@ -9,6 +9,7 @@ Anthropic's API takes).
 
 import sys
 import zlib
+from collections.abc import Callable
 
 import brotli
 
@@ -44,22 +45,25 @@ def _undone(content: bytes, coding: str, limit: int) -> bytes:
         wrapped = len(content) >= 2 and content[0] & 0x0F == 8 and (content[0] << 8 | content[1]) % 31 == 0
         return _inflated(content, zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS, limit)
     if coding == "br":
-        decompressor = brotli.Decompressor()
-        try:
-            out = decompressor.process(content, output_buffer_limit=limit + 1)
-        except brotli.error as e:
-            raise ValueError(f"not brotli data: {e}") from None
-        _check(len(out), limit, decompressor.is_finished())
-        return out
+        brotli_stream = brotli.Decompressor()
+        return _bounded("brotli", brotli.error, lambda: brotli_stream.process(content, output_buffer_limit=limit + 1),
+                        brotli_stream.is_finished, limit)
     if coding == "zstd":
-        decompressor = zstd.ZstdDecompressor()
-        try:
-            out = decompressor.decompress(content, max_length=limit + 1)
-        except zstd.ZstdError as e:
-            raise ValueError(f"not zstd data: {e}") from None
-        _check(len(out), limit, decompressor.eof)
-        return out
+        zstd_stream = zstd.ZstdDecompressor()
+        return _bounded("zstd", zstd.ZstdError, lambda: zstd_stream.decompress(content, max_length=limit + 1),
+                        lambda: zstd_stream.eof, limit)
     raise ValueError(f"unknown Content-Encoding {coding!r}")
+
+
+def _bounded(name: str, error: type[Exception], run: Callable[[], bytes], finished: Callable[[], bool],
+             limit: int) -> bytes:
+    """One decompressor's output, at most limit + 1 bytes of it, checked."""
+    try:
+        out = run()
+    except error as e:
+        raise ValueError(f"not {name} data: {e}") from None
+    _check(len(out), limit, finished())
+    return out
 
 
 def _inflated(content: bytes, wbits: int, limit: int) -> bytes:
