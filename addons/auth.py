@@ -56,11 +56,21 @@ class MasterKeyAuth:
         self.master_key: bytes | None = None
 
     def load(self, loader):
+        loader.add_option(
+            "stabilizer_check_key", bool, True,
+            "Check the master key at the front door. Off in front of a team's LiteLLM (stabilizer run "
+            "--upstream): each developer's virtual key goes on for LiteLLM to check.",
+        )
         self._use(os.environ.get(MASTER_KEY_VAR))
 
     def configure(self, updated):
+        if "stabilizer_check_key" in updated and not ctx.options.stabilizer_check_key:
+            self.master_key = None
+            logger.info("front door: keys are left to LiteLLM to check")
+            return
         # Declared by RequestShaper, which reads the same config's routes.
-        if "stabilizer_litellm_config" in updated and (path := ctx.options.stabilizer_litellm_config):
+        if "stabilizer_litellm_config" in updated and ctx.options.stabilizer_check_key \
+                and (path := ctx.options.stabilizer_litellm_config):
             try:
                 self._use(litellm_master_key(read_config(path), os.environ))
             except RoutesError as e:

@@ -456,6 +456,7 @@ _REQUEST_TOKENS = (
         r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens", re.IGNORECASE
     ),
 )
+_NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
 # 5xx wordings meaning "backend unreachable or busy": overloaded, so the client retries.
 _UNAVAILABLE = re.compile(
     r"apiconnectionerror|connection (?:error|refused|reset)|service unavailable|overloaded|no deployments available",
@@ -591,6 +592,11 @@ def _kept_as_it_came(payload: Any, status: int, message: str) -> bool:
     return is_anthropic_error(payload) and (payload["error"]["message"] == message or not _is_refusal(status))
 
 
+def is_key_refusal(status: int, body: bytes) -> bool:
+    """Whether an upstream error says the caller's key was not accepted."""
+    return status in (401, 403) or bool(_NO_KEY_DATABASE.search(body.decode("utf-8", "replace")))
+
+
 def classify_error(
     status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0,
     model: str | None = None, policy_file: str | None = None, policy_key: str | None = None,
@@ -609,6 +615,10 @@ def classify_error(
     explain_refusal, naming `model` and `policy_file`.
     """
     message, searchable = upstream_error_text(payload, body_text)
+    if _NO_KEY_DATABASE.search(searchable):
+        # LiteLLM's answer to a key that is not its master key when it has no database of virtual keys.
+        return 401, "authentication_error", (
+            "invalid API key: LiteLLM has no database of virtual keys, so only its master key is accepted")
     if _CONTEXT_ERROR.search(searchable):
         limit = _first_number(_CONTEXT_LIMIT, searchable) or context_window
         tokens = _first_number(_REQUEST_TOKENS, searchable) or estimate

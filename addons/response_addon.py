@@ -18,6 +18,7 @@ from addons.patching import (
     StreamPatcher,
     fill_message_usage,
     fill_thinking_signatures,
+    is_key_refusal,
     is_message,
     message_to_sse_events,
     to_anthropic_error,
@@ -125,9 +126,13 @@ class ResponsePatcher:
                 self._error(flow)
 
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
-        """Answer with the request addon's estimate when the upstream could not count."""
+        """Answer with the request addon's estimate when the upstream could not count
+        (never in place of a refused key: LiteLLM's 401 or 403 stays)."""
         answer = _json(flow.response) if flow.response.status_code == 200 else None
         if isinstance(answer, dict) and _positive_count(answer, "input_tokens"):
+            return
+        if is_key_refusal(flow.response.status_code, flow.response.get_content(strict=False) or b""):
+            self._error(flow)
             return
         estimate = _positive_count(_stabilizer(flow), "input_tokens")
         if estimate:

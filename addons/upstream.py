@@ -11,15 +11,23 @@ to RESTART_WAIT_SECONDS after that first refusal, instead of each failing at onc
 Claude Code honours Retry-After: 1 and gives up after 10 tries, about 10 s, less
 than a restart takes. After that window, a LiteLLM that is still away gets
 503s at once again.
+
+With `stabilizer_upstream` set (`stabilizer run --upstream URL`) there is no log:
+every request goes to that LiteLLM, http or https (TLS verified by mitmproxy;
+`ssl_verify_upstream_trusted_ca` for a private CA), under its path prefix and
+with its Host. One that cannot be reached is marked down: requests get 503
+overloaded_error at once, and a probe every second marks it up again. Nothing
+here belongs to one front door: several can stand in front of one LiteLLM.
 """
 
 import asyncio
 import json
 import logging
 import time
+import urllib.parse
 from datetime import datetime, timezone
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from addons import STATUS_PATH, __version__, canonical_path, endpoint
@@ -30,11 +38,26 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 RESTART_WAIT_SECONDS = 30.0
+# How often a LiteLLM of --upstream that could not be reached is tried again.
+PROBE_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def upstream_target(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path prefix) of an --upstream URL; ValueError for anything else."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: expected http://host[:port][/prefix] or https://...")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
 class Upstream:
     def __init__(self):
         self.follower: LogFollower | None = None
+        # --upstream: (scheme, host, port, prefix) of a LiteLLM that runs elsewhere, and whether it is down.
+        self.fixed: tuple[str, str, int, str] | None = None
+        self.down = False
         self.address: tuple[str, int] | None = None
         self.learned_at: float | None = None
         # When the learned address first refused a connection (None: it did not).
@@ -46,9 +69,20 @@ class Upstream:
             "stabilizer_litellm_log", str, "",
             "LiteLLM's log file; its newest 'Uvicorn running on' line says where to send requests.",
         )
+        loader.add_option(
+            "stabilizer_upstream", str, "",
+            "A LiteLLM that runs elsewhere (http[s]://host[:port][/prefix]): requests go there, no log is followed.",
+        )
 
     def configure(self, updated):
-        if "stabilizer_litellm_log" not in updated:
+        if "stabilizer_upstream" in updated and ctx.options.stabilizer_upstream:
+            try:
+                self.fixed = upstream_target(ctx.options.stabilizer_upstream)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"stabilizer_upstream: {e}") from None
+            self.address, self.learned_at, self.down = self.fixed[1:3], time.time(), False
+            return
+        if "stabilizer_litellm_log" not in updated or self.fixed:
             return
         if self.follower:
             self.follower.close()
@@ -72,11 +106,26 @@ class Upstream:
 
     async def _poll_forever(self):
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(PROBE_SECONDS if self.fixed else POLL_SECONDS)
+            if self.fixed:
+                await self._probe()
+                continue
             try:
                 self.poll()
             except OSError as e:
                 logger.warning("cannot read %s: %s", self.follower.path, e)
+
+    async def _probe(self) -> None:
+        """A LiteLLM of --upstream that was down is up again once it takes a connection."""
+        if not self.down:
+            return
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), PROBE_TIMEOUT_SECONDS)
+        except (OSError, asyncio.TimeoutError):
+            return
+        writer.close()
+        self.down = False
+        logger.info("upstream: %s answers again", self._url())
 
     def poll(self) -> None:
         """Read what the log gained; the last address in it wins."""
@@ -87,10 +136,17 @@ class Upstream:
                 self.address, self.learned_at, self.refused_at = address, time.time(), None
                 logger.info("upstream: LiteLLM at %s:%d", *address)
 
+    def _url(self) -> str | None:
+        if self.fixed:
+            return ctx.options.stabilizer_upstream.rstrip("/")
+        return f"http://{self.address[0]}:{self.address[1]}" if self.address else None
+
     def status(self) -> dict:
         return {
             "version": __version__,
-            "upstream": f"http://{self.address[0]}:{self.address[1]}" if self.address else None,
+            "upstream": self._url(),
+            "mode": "upstream" if self.fixed else "log",
+            "reachable": not self.down,
             "learned_at": datetime.fromtimestamp(self.learned_at, timezone.utc).isoformat()
             if self.learned_at
             else None,
@@ -98,6 +154,11 @@ class Upstream:
         }
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        if self.fixed and data.server.address == self.address:
+            if not self.down:
+                logger.warning("upstream: %s cannot be reached (%s); 503 until it answers", self._url(), data.server.error)
+            self.down = True
+            return
         if data.server.address == self.address and self.refused_at is None:
             self.refused_at = time.monotonic()
             logger.warning(
@@ -118,6 +179,9 @@ class Upstream:
                 "LiteLLM is not running yet (no port in its log); retry shortly"
             )
             return None
+        if self.down:
+            flow.response = unavailable_response(f"LiteLLM at {self._url()} cannot be reached; retry shortly")
+            return None
         if self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
             # Awaited by mitmproxy for this flow only; every other request goes on meanwhile.
             return self._route_after_restart(flow)
@@ -135,6 +199,14 @@ class Upstream:
             # The variant goes on as the path that was shaped: LiteLLM would redirect
             # `/v1/messages/` to its own port, and decode `%6D` itself.
             flow.request.path = path
+        if self.fixed:
+            scheme, host, port, prefix = self.fixed
+            flow.request.scheme, flow.request.host, flow.request.port = scheme, host, port
+            flow.request.path = prefix + flow.request.path
+            # A LiteLLM behind a load balancer or a TLS front is found by its name.
+            default = 443 if scheme == "https" else 80
+            flow.request.headers["host"] = host if port == default else f"{host}:{port}"
+            return
         flow.request.scheme = "http"
         flow.request.host, flow.request.port = self.address
 
@@ -143,7 +215,7 @@ class Upstream:
         location = flow.response.headers.get("location") if flow.response else None
         if not location or self.address is None:
             return
-        upstream = f"http://{self.address[0]}:{self.address[1]}"
+        upstream = self._url()
         if location.startswith(upstream) and flow.client_conn.sockname:
             host, port = flow.client_conn.sockname[:2]
             here = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

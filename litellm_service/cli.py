@@ -74,6 +74,9 @@ class Stack:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        # In front of a LiteLLM elsewhere, a LiteLLM config only matters when one is given.
+        self.litellm_config_given = args.litellm_config is not None
+        args.litellm_config = args.litellm_config or stack.DEFAULT_LITELLM_CONFIG
         self.log_dir: Path = args.log_dir
         self.litellm_log: Path = args.attach_log or self.log_dir / stack.LITELLM_LOG_NAME
         self.litellm: subprocess.Popen | None = None
@@ -89,12 +92,15 @@ class Stack:
             if self.args.web:
                 stack.check_port_free("127.0.0.1", self.args.web_port)
             load_policy(str(self.args.policy) if self.args.policy else None)
+            if self.args.upstream:
+                stack.check_upstream(self.args.upstream, self.args.upstream_ca)
+                return []
             if self.args.attach_log:
                 return []
             # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
             load_into_environ(self.args.env_file)
             return model_names(load_litellm_config(self.args.litellm_config))
-        except (stack.PortUnavailable, PolicyError, EnvFileError, LiteLLMConfigError) as e:
+        except (stack.PortUnavailable, stack.UpstreamUnavailable, PolicyError, EnvFileError, LiteLLMConfigError) as e:
             raise StartupError(str(e)) from None
 
     def start_litellm(self) -> None:
@@ -110,12 +116,15 @@ class Stack:
             port=self.args.port,
             litellm_log=self.litellm_log,
             policy=self.args.policy,
-            litellm_config=self.args.litellm_config,
+            litellm_config=self.args.litellm_config if not self.args.upstream or self.litellm_config_given
+            else None,
             tool="mitmweb" if self.args.web else "mitmdump",
             record=self.args.record,
             web_port=self.args.web_port,
             web_password=web_password_hash(self.web_token) if self.web_token else "",
             max_flows=self.args.max_flows,
+            upstream=self.args.upstream,
+            upstream_ca=self.args.upstream_ca,
         )
         if self.args.quiet:
             command.append("-q")
@@ -137,7 +146,8 @@ class Stack:
             ours = f"http://{expected[0]}:{expected[1]}" if expected else None
             status = stack.fetch_status(self.args.host, self.args.port)
             # Attached to a LiteLLM started elsewhere, any learned port will do.
-            if status and status["upstream"] and (self.args.attach_log or status["upstream"] == ours):
+            if status and status["upstream"] and (self.args.attach_log or self.args.upstream
+                                                  or status["upstream"] == ours):
                 return status["upstream"]
             time.sleep(0.2)
         raise StartupError(f"the stack was not ready after {READY_TIMEOUT_SECONDS:.0f} s; see {self.litellm_log}")
@@ -153,7 +163,7 @@ class Stack:
         new_lines = LogFollower(str(self.litellm_log))
         new_lines.read_lines()  # what is already in the log belongs to an earlier LiteLLM
         try:
-            if not self.args.attach_log:
+            if not (self.args.attach_log or self.args.upstream):
                 self.start_litellm()
             self.start_mitmdump()
             upstream = self.wait_ready(new_lines)
@@ -227,10 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start LiteLLM and mitmdump with the addons, in the foreground")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=4000, help="port Claude Code talks to (default 4000)")
-    run.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
+    run.add_argument("--litellm-config", type=Path, help="LiteLLM's config (default config/litellm.yaml)")
     run.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY, help="the addons' settings (config/stabilizer.yaml)")
     run.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
     run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
+    run.add_argument(
+        "--upstream", metavar="URL",
+        help="start only mitmdump, in front of the LiteLLM at URL (http or https, e.g. a team's): "
+             "keys (virtual keys too) are left to it",
+    )
+    run.add_argument("--upstream-ca", type=Path, metavar="FILE",
+                     help="with --upstream: the CA certificate(s) the upstream's TLS certificate is checked against")
     run.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
     run.add_argument(

@@ -8,11 +8,14 @@ import errno
 import json
 import os
 import socket
+import ssl
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from addons import STATUS_PATH
+from addons.upstream import upstream_target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADDONS_ENTRY = PROJECT_ROOT / "addons" / "stabilizer_addons.py"
@@ -60,17 +63,21 @@ def mitmdump_command(
     web_port: int = DEFAULT_WEB_PORT,
     web_password: str = "",
     max_flows: int | None = None,
+    upstream: str | None = None,
+    upstream_ca: Path | None = None,
 ) -> list[str]:
     """mitmdump (or, with tool="mitmweb", mitmweb) with the addons.
 
     `record`: write the flows, redacted, to this file (addons/recorder.py).
     The web_* and max_flows settings apply to mitmweb only; `web_password` is
     best an argon2 hash, which mitmweb accepts and which tells nothing to
-    whoever lists the processes.
+    whoever lists the processes. `upstream`: a LiteLLM that runs elsewhere (no log is
+    followed, keys are left to it), `upstream_ca` the CA file its certificate is
+    checked against.
     """
     command = [
         venv_tool(tool),
-        "--mode", f"reverse:{PLACEHOLDER_TARGET}",
+        "--mode", f"reverse:{upstream or PLACEHOLDER_TARGET}",
         "--listen-host", host,
         "--listen-port", str(port),
         # eager would connect to the placeholder target before any hook runs.
@@ -83,6 +90,10 @@ def mitmdump_command(
         "--set", f"stabilizer_policy={policy.resolve() if policy else ''}",
         "--set", f"stabilizer_litellm_config={litellm_config.resolve() if litellm_config else ''}",
     ]
+    if upstream:
+        command += ["--set", f"stabilizer_upstream={upstream}", "--set", "stabilizer_check_key=false"]
+        if upstream_ca is not None:
+            command += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca.resolve()}"]
     if record is not None:
         command += ["--set", f"stabilizer_record={record.resolve()}"]
     if tool == "mitmweb":
@@ -102,6 +113,30 @@ def mitmdump_command(
 
 class PortUnavailable(Exception):
     pass
+
+
+class UpstreamUnavailable(Exception):
+    pass
+
+
+def check_upstream(url: str, ca: Path | None = None, timeout: float = 5.0) -> None:
+    """Raise UpstreamUnavailable, saying why, unless a LiteLLM answers at `url` (any HTTP status:
+    its liveness route needs no key)."""
+    try:
+        upstream_target(url)
+    except ValueError as e:
+        raise UpstreamUnavailable(f"--upstream {e}") from None
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/health/liveliness", timeout=timeout, context=context).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ssl.SSLError) as e:
+        reason = getattr(e, "reason", e)
+        raise UpstreamUnavailable(
+            f"nothing answers at {url} ({reason}); start LiteLLM there, or check the URL"
+            + ("" if ca else " (for a private CA: --upstream-ca FILE)")
+        ) from None
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -154,19 +154,20 @@ class Mitmdump:
 class StabilizerRun:
     """`stabilizer run` on a free port, as a user starts it, until stop() (SIGINT, like Ctrl-C)."""
 
-    def __init__(self, folder: Path, *, litellm_config: Path, policy: Path, env: dict[str, str],
-                 record: Path | None = None):
+    def __init__(self, folder: Path, *, litellm_config: Path | None, policy: Path, env: dict[str, str],
+                 record: Path | None = None, extra_args: tuple[str, ...] = ()):
         self.port = free_port()
         self.folder = folder
         self.command = [
             str(Path(sys.executable).parent / "stabilizer"), "run",
             "--port", str(self.port),
             "--log-dir", str(folder / "logs"),
-            "--litellm-config", str(litellm_config),
+            *(["--litellm-config", str(litellm_config)] if litellm_config is not None else []),
             "--env-file", str(folder / "env"),
             "--policy", str(policy),
             *(["--record", str(record)] if record is not None else []),
             "-q",
+            *extra_args,
         ]
         self.env = env
         self.process: subprocess.Popen | None = None

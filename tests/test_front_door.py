@@ -15,13 +15,13 @@ from mitmproxy.net.encoding import encode
 from tests.backend import Text
 from tests.claude import run_claude
 from tests.conftest import POLICY
-from tests.procs import StabilizerRun, post_json
+from tests.procs import LiteLLM, StabilizerRun, post_json
 
 STABILIZER = str(Path(sys.executable).parent / "stabilizer")
 
 
-def ask(url: str, key: str) -> tuple[int, dict]:
-    status, _, raw = post_json(url + "/v1/messages", {"model": "plain-model", "max_tokens": 64,
+def ask(url: str, key: str, path: str = "/v1/messages") -> tuple[int, dict]:
+    status, _, raw = post_json(url + path, {"model": "plain-model", "max_tokens": 64,
                                                       "messages": [{"role": "user", "content": "hi"}]},
                                {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"})
     return status, yaml.safe_load(raw)
@@ -96,3 +96,82 @@ def test_a_compressed_bomb_gets_413_and_the_next_request_is_fine(stack, fresh_ba
     request = {"model": "plain-model", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
     status, _, _ = post_json(stack.url + "/v1/messages", None, headers, raw=encode(json.dumps(request).encode(), coding))
     assert status == 200
+
+
+# --- in front of a LiteLLM that runs elsewhere -------------------------------------------------------
+
+
+@pytest.fixture
+def team_litellm(tmp_path, litellm_config, child_env):
+    """A LiteLLM the test starts itself, as a team runs one: its master key written in its config."""
+    literal = "sk-team-admin-" + secrets.token_hex(8)
+    config = yaml.safe_load(litellm_config.read_text())
+    config["general_settings"]["master_key"] = literal
+    path = tmp_path / "team-litellm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = LiteLLM(path, tmp_path / "team-logs" / "litellm.log", child_env).start()
+    yield process, literal
+    process.stop()
+
+
+def test_fronting_a_litellm_that_runs_elsewhere(tmp_path, team_litellm, child_env, fresh_backend):
+    litellm, key = team_litellm
+    url = f"http://{litellm.address[0]}:{litellm.address[1]}"
+    fresh_backend.responder = lambda body: Text("From the team's LiteLLM.")
+    # No key of this machine's env file: the front door leaves keys to LiteLLM.
+    env = {name: value for name, value in child_env.items() if name != "LITELLM_MASTER_KEY"}
+    run = StabilizerRun(tmp_path, litellm_config=None, policy=POLICY, env=env, extra_args=("--upstream", url)).start()
+    try:
+        status = json.loads(urllib.request.urlopen(run.url + "/_stabilizer/status", timeout=5).read())
+        assert (status["upstream"], status["mode"], status["reachable"]) == (url, "upstream", True)
+        (tmp_path / "project").mkdir()
+        result = run_claude("hi", base_url=run.url, auth_token=key, model="plain-model", cwd=tmp_path / "project")
+        assert not result["is_error"] and result["result"] == "From the team's LiteLLM.", result.describe()
+        # LiteLLM's own refusal of a key it does not know, in Anthropic's shape; nothing counted for it.
+        for path in ("/v1/messages", "/v1/messages/count_tokens"):
+            code, body = ask(run.url, "sk-not-a-team-key", path)
+            assert code == 401 and body["type"] == "error" and body["error"]["type"] == "authentication_error", body
+        litellm.kill()
+        # The request that finds it gone, then the next, answered at once: Claude Code retries both.
+        for _ in range(2):
+            code, headers, raw = post_json(run.url + "/v1/messages", {"model": "plain-model", "max_tokens": 64,
+                                           "messages": [{"role": "user", "content": "hi"}]},
+                                           {"authorization": f"Bearer {key}"})
+            assert code == 503 and json.loads(raw)["error"]["type"] == "overloaded_error", raw
+            assert headers.get("Retry-After") or headers.get("retry-after")
+        assert json.loads(raw)["error"]["message"] == f"LiteLLM at {url} cannot be reached; retry shortly"
+        status = json.loads(urllib.request.urlopen(run.url + "/_stabilizer/status", timeout=5).read())
+        assert status["reachable"] is False
+    finally:
+        run.stop()
+
+
+def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, child_env, fresh_backend,
+                                                            master_key):
+    url = f"http://{litellm.address[0]}:{litellm.address[1]}"
+    env = {name: value for name, value in child_env.items() if name != "LITELLM_MASTER_KEY"}
+    doors = [StabilizerRun(tmp_path / name, litellm_config=None, policy=POLICY, env=env,
+                           extra_args=("--upstream", url)) for name in ("a", "b")]
+    for door in doors:
+        door.folder.mkdir()
+        door.start()
+    fresh_backend.responder = lambda body: Text(f"Answer {sum(m['role'] == 'user' for m in body['messages'])}.")
+    messages: list[dict] = []
+    try:
+        for turn in range(6):
+            if turn == 3:
+                doors[0].stop()  # killed mid-session: the balancer sends the rest to the other
+            door = doors[1] if turn >= 3 else doors[turn % 2]
+            messages.append({"role": "user", "content": f"Question {turn + 1}."})
+            status, _, raw = post_json(door.url + "/v1/messages", {"model": "deepseek-flash", "max_tokens": 256,
+                                                                   "messages": messages},
+                                       {"authorization": f"Bearer {master_key}"})
+            assert status == 200, raw[:300]
+            answer = json.loads(raw)
+            assert answer["content"][-1]["text"] == f"Answer {turn + 1}."
+            messages.append({"role": "assistant", "content": answer["content"]})
+        # Every turn reached the backend whole, whichever door it came through.
+        assert [sum(m["role"] == "user" for m in body["messages"]) for body in fresh_backend.requests] == [1, 2, 3, 4, 5, 6]
+    finally:
+        for door in doors:
+            door.stop()

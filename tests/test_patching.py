@@ -428,8 +428,9 @@ def litellm_error(message: str) -> bytes:
         ("Failed to deserialize the JSON body into the target type: messages[0]: unknown field `cache_control`",
          "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: messages[0]: "
          "unknown field `cache_control`"),
-        ("litellm.BadRequestError: OpenAIException - No connected db.",
-         "deepseek-flash refused the request: No connected db."),
+        # Kimi's generic answer (reported with large tool histories on kimi-for-coding): nothing to hint
+        ("litellm.BadRequestError: OpenAIException - Invalid request Error",
+         "deepseek-flash refused the request: Invalid request Error"),
     ],
 )  # fmt: skip
 def test_a_backend_refusal_names_what_it_objected_to_and_the_policy_key(message, expected):
@@ -586,3 +587,12 @@ def test_a_json_message_with_a_substitute_count_gets_the_estimate():
     changes = fill_message_usage(message, ESTIMATE, 3000)
     assert message["usage"]["input_tokens"] == ESTIMATE and message["usage"]["output_tokens"] == 1
     assert changes[0].startswith(f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)")
+
+
+def test_litellm_without_a_key_database_refusing_a_key_is_an_authentication_error():
+    # LiteLLM 1.108.7 answers a key that is not its master key with 400 "No connected db." when
+    # it has no database of virtual keys.
+    for status in (400, 401):
+        result = to_anthropic_error(status, litellm_error("No connected db."), "application/json")
+        assert error_of(result) == (401, "authentication_error", "invalid API key: LiteLLM has no database of "
+                                                                 "virtual keys, so only its master key is accepted")
