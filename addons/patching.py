@@ -457,6 +457,13 @@ _REQUEST_TOKENS = (
     ),
 )
 _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
+# LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7): "Authentication Error, Invalid proxy
+# server token passed", "No api key passed in.", expired or blocked keys, and "No connected db.".
+_KEY_REFUSAL = re.compile(
+    r"authentication error|proxy server token|no api key passed|malformed api key|expired key|key is blocked"
+    r"|no connected db",
+    re.IGNORECASE,
+)
 # 5xx wordings meaning "backend unreachable or busy": overloaded, so the client retries.
 _UNAVAILABLE = re.compile(
     r"apiconnectionerror|connection (?:error|refused|reset)|service unavailable|overloaded|no deployments available",
@@ -592,9 +599,9 @@ def _kept_as_it_came(payload: Any, status: int, message: str) -> bool:
     return is_anthropic_error(payload) and (payload["error"]["message"] == message or not _is_refusal(status))
 
 
-def is_key_refusal(status: int, body: bytes) -> bool:
-    """Whether an upstream error says the caller's key was not accepted."""
-    return status in (401, 403) or bool(_NO_KEY_DATABASE.search(body.decode("utf-8", "replace")))
+def is_key_refusal(body: bytes) -> bool:
+    """Whether an upstream error is LiteLLM refusing the caller's key (not a provider's key it lacks)."""
+    return bool(_KEY_REFUSAL.search(body.decode("utf-8", "replace")))
 
 
 def classify_error(

@@ -131,7 +131,7 @@ class ResponsePatcher:
         answer = _json(flow.response) if flow.response.status_code == 200 else None
         if isinstance(answer, dict) and _positive_count(answer, "input_tokens"):
             return
-        if is_key_refusal(flow.response.status_code, flow.response.get_content(strict=False) or b""):
+        if is_key_refusal(flow.response.get_content(strict=False) or b""):
             self._error(flow)
             return
         estimate = _positive_count(_stabilizer(flow), "input_tokens")

@@ -23,6 +23,7 @@ from addons.patching import (
     StreamPatcher,
     explain_refusal,
     fill_message_usage,
+    is_key_refusal,
     is_substitute_input,
     message_to_sse_events,
     to_anthropic_error,
@@ -596,3 +597,11 @@ def test_litellm_without_a_key_database_refusing_a_key_is_an_authentication_erro
         result = to_anthropic_error(status, litellm_error("No connected db."), "application/json")
         assert error_of(result) == (401, "authentication_error", "invalid API key: LiteLLM has no database of "
                                                                  "virtual keys, so only its master key is accepted")
+
+
+def test_a_refused_caller_key_is_told_from_a_provider_key_litellm_lacks():
+    assert is_key_refusal(litellm_error("Authentication Error, Invalid proxy server token passed. Received API Key = "
+                                        "sk-...abcd"))
+    assert is_key_refusal(litellm_error("No connected db."))
+    # LiteLLM cannot count for a deployment without its provider key: the estimate may answer instead.
+    assert not is_key_refusal(litellm_error("No OpenAI API key is set for model demo, so tokens can't be counted."))
