@@ -27,7 +27,7 @@ from litellm_service import stack
 from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, read_env_file
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
-from litellm_service.service import JOB_NAMES, Manager, ServiceError, job_statuses
+from litellm_service.service import Manager, ServiceError, job_statuses
 from litellm_service.systemd import Systemd
 
 DISTRIBUTION = "stabilizer"
@@ -260,7 +260,7 @@ def check_services(choice: str) -> Result:
         statuses = job_statuses(manager)
     except ServiceError as e:
         return Result(False, what, str(e), "pass --services none if you run the stack with `stabilizer run`")
-    lines = [f"{manager.job_id(name)} {statuses[name].describe()}" for name in JOB_NAMES]
+    lines = [f"{manager.job_id(name)} {statuses[name].describe()}" for name in statuses]
     if all(state.installed and state.loaded for state in statuses.values()):
         return Result(True, what, "; ".join(lines))
     return Result(False, what, "; ".join(lines),

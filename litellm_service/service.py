@@ -41,14 +41,19 @@ class Settings:
     policy: Path
     log_dir: Path
     env_file: Path
+    # In front of a LiteLLM that runs elsewhere (`stabilizer run --upstream`): the mitmdump job only.
+    upstream: str | None = None
+    upstream_ca: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
         # A job runs in another directory and environment than this command: every path absolute.
+        ca = getattr(args, "upstream_ca", None)
         return cls(
             host=args.host, port=args.port,
             litellm_config=args.litellm_config.expanduser().resolve(), policy=args.policy.expanduser().resolve(),
             log_dir=args.log_dir.expanduser().resolve(), env_file=args.env_file.expanduser().resolve(),
+            upstream=getattr(args, "upstream", None), upstream_ca=ca.expanduser().resolve() if ca else None,
         )
 
     @property
@@ -64,12 +69,16 @@ class Job:
 
 
 def jobs(settings: Settings) -> list[Job]:
-    litellm = stack.litellm_command(
-        config=settings.litellm_config, log_file=settings.litellm_log, env_file=settings.env_file
-    )
     mitmdump = stack.mitmdump_command(
         host=settings.host, port=settings.port, litellm_log=settings.litellm_log, policy=settings.policy,
-        litellm_config=settings.litellm_config,
+        litellm_config=None if settings.upstream else settings.litellm_config,
+        upstream=settings.upstream, upstream_ca=settings.upstream_ca,
+    )
+    if settings.upstream:
+        return [Job(JOB_NAMES[1], tuple(envexec.wrapped(settings.env_file, mitmdump)),
+                    settings.log_dir / MITMDUMP_LOG_NAME)]
+    litellm = stack.litellm_command(
+        config=settings.litellm_config, log_file=settings.litellm_log, env_file=settings.env_file
     )
     return [
         # LiteLLM's output goes where it writes its log anyway: an env file it refuses
@@ -140,7 +149,12 @@ def require_tool(manager: Manager) -> None:
 
 
 def check_env_file(settings: Settings) -> None:
-    """The services see the env file only: the master key and every key the config uses must be in it."""
+    """The services see the env file only: the master key and every key the config uses must be in it
+    (in front of a LiteLLM elsewhere, the keys are LiteLLM's business)."""
+    if settings.upstream:
+        read_env_file(settings.env_file)  # envexec refuses a file others can read: so does install
+        load_policy(str(settings.policy))
+        return
     values = read_env_file(settings.env_file)
     if MASTER_KEY_VAR not in values:
         if os.environ.get(MASTER_KEY_VAR):
@@ -168,13 +182,20 @@ def install(manager: Manager, settings: Settings) -> list[str]:
     # launchd and systemd open the output files but create no directories.
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     lines = []
+    names = [job.name for job in jobs(settings)]
+    if stale := [name for name in JOB_NAMES if name not in names and manager.job_file(name).exists()]:
+        # Now in front of a LiteLLM elsewhere: the local LiteLLM's job goes.
+        manager.deactivate(stale)
+        for name in stale:
+            manager.job_file(name).unlink()
+            lines.append(f"removed {manager.job_file(name)}")
     for path, text in rendered(manager, settings):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         lines.append(f"wrote {path}")
     manager.files_changed()
-    manager.activate(list(JOB_NAMES))
-    ids = ", ".join(manager.job_id(name) for name in JOB_NAMES)
+    manager.activate(names)
+    ids = ", ".join(manager.job_id(name) for name in names)
     return lines + [f"loaded {ids}; logs in {settings.log_dir}", "check the stack with: stabilizer doctor"]
 
 
@@ -191,9 +212,17 @@ def uninstall(manager: Manager) -> list[str]:
     return lines or [f"no {manager.name} job files of stabilizer were installed"]
 
 
+def expected_jobs(manager: Manager) -> list[str]:
+    """The jobs an installation has: both, or mitmdump alone in front of a LiteLLM elsewhere."""
+    mitmdump = manager.job_file(JOB_NAMES[1])
+    if mitmdump.exists() and "stabilizer_upstream=" in mitmdump.read_text():
+        return [JOB_NAMES[1]]
+    return list(JOB_NAMES)
+
+
 def job_statuses(manager: Manager) -> dict[str, JobStatus]:
     require_tool(manager)
-    return {name: manager.status(name) for name in JOB_NAMES}
+    return {name: manager.status(name) for name in expected_jobs(manager)}
 
 
 def add_arguments(parser: argparse.ArgumentParser, manager: Manager) -> None:
@@ -207,6 +236,10 @@ def add_arguments(parser: argparse.ArgumentParser, manager: Manager) -> None:
     parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
     parser.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
     parser.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
+    parser.add_argument("--upstream", metavar="URL",
+                        help="only mitmdump, in front of the LiteLLM at URL (as `stabilizer run --upstream`)")
+    parser.add_argument("--upstream-ca", type=Path, metavar="FILE",
+                        help="with --upstream: the CA certificate(s) its TLS certificate is checked against")
     parser.set_defaults(func=main, manager=manager)
 
 

@@ -413,3 +413,19 @@ def test_the_mitmdump_job_serves_with_the_key_from_the_env_file(home, capsys, tm
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_systemd_in_front_of_a_litellm_elsewhere_runs_mitmdump_alone(home, capsys, monkeypatch):
+    log = install_fake(home, monkeypatch, "systemctl", FAKE_SYSTEMCTL)
+    unit_dir = home / ".config" / "systemd" / "user"
+    assert stabilizer("systemd", "install") == 0  # first the whole local stack
+    assert stabilizer("systemd", "install", "--upstream", "https://llm.example.com") == 0
+    assert sorted(p.name for p in unit_dir.iterdir()) == ["stabilizer-mitmdump.service"]
+    exec_start = (unit_dir / "stabilizer-mitmdump.service").read_text()
+    assert "stabilizer_upstream=https://llm.example.com" in exec_start and "stabilizer_check_key=false" in exec_start
+    # The local LiteLLM's unit was stopped before it was removed.
+    assert ["systemctl", "--user", "disable", "--now", "stabilizer-litellm.service"] in calls(log)
+    capsys.readouterr()
+    assert stabilizer("systemd", "status") == 0
+    assert capsys.readouterr().out.count("loaded, running (pid 4242)") == 1
+    assert doctor.check_services("systemd").ok
