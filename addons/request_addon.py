@@ -25,6 +25,10 @@ is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
 port: the Upstream addon, ordered before it, decides where the request goes.
 
+A body over OFF_LOOP_BYTES is shaped in a worker thread, and the requests that
+come meanwhile queue behind it: its parse and token count (seconds at 20 MB)
+would otherwise hold every other flow's events on mitmproxy's event loop.
+
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
 safety_margin_tokens).
@@ -37,9 +41,10 @@ it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
 
+import asyncio
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 
 from mitmproxy import ctx, exceptions, http
@@ -59,6 +64,10 @@ from addons.validation import request_problem
 
 logger = logging.getLogger(__name__)
 
+# Bodies larger than this are parsed, counted and shaped in a worker thread: counting the
+# tokens of 20 MB takes seconds, which on the event loop would hold every other flow.
+OFF_LOOP_BYTES = 1 << 20
+
 
 
 class RequestShaper:
@@ -66,6 +75,8 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.history = History()
+        self._off_loop = asyncio.Lock()
+        self._off_loop_queued = 0  # requests handed to the worker thread and not yet done
 
     def load(self, loader):
         loader.add_option(
@@ -125,14 +136,28 @@ class RequestShaper:
         # Load the tokenizer's tables now (about 0.3 s): otherwise the first request waits for them.
         count_text("warm up")
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.request.method != "POST":
-            return
+            return None
         path = endpoint(flow.request.path)
         if path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
-            return
+            return None
+        if len(flow.request.raw_content or b"") > OFF_LOOP_BYTES or self._off_loop_queued:
+            # Awaited by mitmproxy for this flow only: every other flow's events go on meanwhile.
+            self._off_loop_queued += 1
+            return self._shape_off_loop(flow, path)
         with _collector_paused():
             self._shape_body(flow, path)
+        return None
+
+    async def _shape_off_loop(self, flow: http.HTTPFlow, path: str) -> None:
+        """A large body shaped in a worker thread, one at a time (the history is not shared
+        between threads); smaller requests that come meanwhile queue behind it."""
+        try:
+            async with self._off_loop:
+                await asyncio.to_thread(self._shape_body, flow, path)
+        finally:
+            self._off_loop_queued -= 1
 
     def _shape_body(self, flow: http.HTTPFlow, path: str) -> None:
         # A method of its own so that what this request alone made is freed when

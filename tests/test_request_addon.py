@@ -1,3 +1,4 @@
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -412,3 +413,35 @@ def test_a_vision_model_that_cannot_take_the_turn_stops_start_up(tmp_path, polic
             tctx.configure(addon, stabilizer_policy=str(policy),
                            stabilizer_litellm_config=str(litellm) if litellm_models else "")
         assert str(policy) in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_large_body_is_shaped_off_the_event_loop(shaper):
+    # 20 MB of history to count: seconds of tokenizer work, which on the loop would hold every flow.
+    body = recorded(model="qwen-plus")
+    body["messages"] = [*body["messages"][:-1], {"role": "user", "content": "a long file: " + "word " * 4_000_000}]
+    flow = post("/v1/messages/count_tokens", body)
+    small = post("/v1/messages?beta=true", recorded(model="qwen-plus"))
+
+    async def together():
+        ticks = 0
+        pending = shaper.request(flow)
+        assert pending is not None  # awaited by mitmproxy for this flow only
+        queued = shaper.request(small)  # meanwhile: waits its turn instead of sharing the history
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        clock = asyncio.create_task(ticker())
+        await pending
+        assert queued is not None
+        await queued
+        clock.cancel()
+        return ticks
+
+    ticks = asyncio.run(together())
+    assert ticks > 0  # the loop ran while the body was counted
+    assert flow.metadata["stabilizer"]["input_tokens"] > 4_000_000
+    assert "capped max_tokens 32000->8192" in small.metadata["stabilizer"]["changes"]
