@@ -25,9 +25,10 @@ is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
 port: the Upstream addon, ordered before it, decides where the request goes.
 
-A body over OFF_LOOP_BYTES is shaped in a worker thread, and the requests that
-come meanwhile queue behind it: its parse and token count (seconds at 20 MB)
-would otherwise hold every other flow's events on mitmproxy's event loop.
+A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
+turns) is counted and shaped in a worker thread, and the requests that come
+meanwhile queue behind it: its token count (seconds at 20 MB) would otherwise
+hold every other flow's events on mitmproxy's event loop.
 
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
@@ -64,8 +65,10 @@ from addons.validation import request_problem
 
 logger = logging.getLogger(__name__)
 
-# Bodies larger than this are parsed, counted and shaped in a worker thread: counting the
-# tokens of 20 MB takes seconds, which on the event loop would hold every other flow.
+# A request with more new bytes than this (not taken over from the session's previous
+# turn) is counted and shaped in a worker thread: counting 20 MB takes seconds, which on
+# the event loop would hold every other flow. A next turn of a long session stays on the
+# loop: the hop to a thread costs it more than its few milliseconds of work.
 OFF_LOOP_BYTES = 1 << 20
 
 
@@ -75,7 +78,7 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.history = History()
-        self._off_loop = asyncio.Lock()
+        self._worker = asyncio.Lock()
         self._off_loop_queued = 0  # requests handed to the worker thread and not yet done
 
     def load(self, loader):
@@ -142,34 +145,53 @@ class RequestShaper:
         path = endpoint(flow.request.path)
         if path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             return None
-        if len(flow.request.raw_content or b"") > OFF_LOOP_BYTES or self._off_loop_queued:
-            # Awaited by mitmproxy for this flow only: every other flow's events go on meanwhile.
-            self._off_loop_queued += 1
-            return self._shape_off_loop(flow, path)
+        if self._off_loop_queued:
+            # The history is in a worker thread's hands: this one waits its turn there.
+            return self._off_loop(flow, path, None)
         with _collector_paused():
-            self._shape_body(flow, path)
-        return None
+            # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
+            parsed = self._parsed(flow)
+            if parsed is None:
+                return None
+            if _new_bytes(parsed, flow.request.raw_content or b"") <= OFF_LOOP_BYTES:
+                self._shape_parsed(flow, parsed, path)
+                return None
+        # Much that is new to count: awaited by mitmproxy for this flow only, every other
+        # flow's events go on meanwhile.
+        return self._off_loop(flow, path, parsed)
 
-    async def _shape_off_loop(self, flow: http.HTTPFlow, path: str) -> None:
-        """A large body shaped in a worker thread, one at a time (the history is not shared
-        between threads); smaller requests that come meanwhile queue behind it."""
+    def _off_loop(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> Awaitable[None]:
+        self._off_loop_queued += 1
+        return self._shape_off_loop(flow, path, parsed)
+
+    async def _shape_off_loop(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> None:
+        """Shaping in a worker thread, one request at a time (the history is not shared
+        between threads); the requests that come meanwhile queue behind it."""
         try:
-            async with self._off_loop:
-                await asyncio.to_thread(self._shape_body, flow, path)
+            async with self._worker:
+                await asyncio.to_thread(self._parse_and_shape, flow, path, parsed)
         finally:
             self._off_loop_queued -= 1
 
-    def _shape_body(self, flow: http.HTTPFlow, path: str) -> None:
-        # A method of its own so that what this request alone made is freed when
-        # it returns, before collection is on again (the history keeps the rest).
+    def _parse_and_shape(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> None:
+        with _collector_paused():
+            if parsed is None and (parsed := self._parsed(flow)) is None:
+                return
+            self._shape_parsed(flow, parsed, path)
+
+    def _parsed(self, flow: http.HTTPFlow) -> Parsed | None:
+        """The body parsed, or None when it was answered (400, 413) instead."""
         try:
             parsed = self._parse(flow)
         except TooLarge as e:
             _refuse(flow, f"{e}: send less, or send it uncompressed", "request_too_large")
-            return
+            return None
         if isinstance(parsed, str):
             _refuse(flow, parsed)
-            return
+            return None
+        return parsed
+
+    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, path: str) -> None:
         try:
             self._shape(flow, parsed, trim=path == MESSAGES_PATH)
         except Exception:
@@ -256,6 +278,14 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
             )
+
+
+def _new_bytes(parsed: Parsed, raw: bytes) -> int:
+    """The body's bytes that were not taken over from a remembered body (its reused messages)."""
+    layout = parsed.layout
+    if not parsed.reused or layout is None:
+        return len(raw)
+    return len(raw) - (layout.ends[parsed.reused - 1] - layout.first)
 
 
 def brings_images(messages: list) -> bool:

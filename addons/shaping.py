@@ -239,6 +239,8 @@ class _Stripped:
 
     def add(self, other: "_Stripped") -> "_Stripped":
         """This result's value with both tallies."""
+        if not other.changed():  # nearly always: a memo hit, an untouched block
+            return self
         return dataclasses.replace(
             self,
             cache_controls=self.cache_controls + other.cache_controls,
@@ -247,6 +249,10 @@ class _Stripped:
             removed_fields=self.removed_fields + other.removed_fields,
             repaired_inputs=self.repaired_inputs + other.repaired_inputs,
         )
+
+    def changed(self) -> bool:
+        return bool(self.cache_controls or self.removed_blocks or self.replaced_blocks or self.removed_fields
+                    or self.repaired_inputs)
 
 
 class _BlockStripper:
@@ -373,7 +379,7 @@ class _BlockStripper:
                     block, fixed = self._strip_block(block, kind, accepted)
                     tally = tally.add(fixed)
             kept.append(block)
-        unchanged = tally == _Stripped(None) and all(map(operator.is_, kept, blocks))
+        unchanged = not tally.changed() and all(map(operator.is_, kept, blocks))
         return dataclasses.replace(tally, value=blocks if unchanged else kept)
 
     def _strip_block(self, block: dict, kind: Any, accepted: frozenset[str]) -> tuple[dict, _Stripped]:
