@@ -13,6 +13,11 @@ COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 SHAPED_PATHS = frozenset({MESSAGES_PATH, COUNT_TOKENS_PATH})
 
 
+def http_url(host: str, port: int) -> str:
+    """http://host:port, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def endpoint(path: str) -> str:
     """The route a request path names, as LiteLLM would serve it: no query string,
     percent-decoded (`/v1/%6D%65ssages`), runs of slashes as one, no trailing slash

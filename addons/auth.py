@@ -22,12 +22,11 @@ from mitmproxy import ctx, exceptions, http
 
 from addons import STATUS_PATH, endpoint
 from addons.errors import error_body
-from addons.routes import RoutesError, read_config
+from addons.routes import ENV_PREFIX, RoutesError, read_config
 
 logger = logging.getLogger(__name__)
 
 MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
-ENV_PREFIX = "os.environ/"
 PUBLIC_PATHS = frozenset({"/", STATUS_PATH})
 
 

@@ -7,9 +7,11 @@ the backend does not report usage, and an OpenAI-shaped error reaches the user
 raw. Nothing here knows about mitmproxy: bytes and dicts in, bytes and dicts out.
 """
 
+import dataclasses
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from addons.errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
@@ -217,13 +219,10 @@ class StreamPatcher:
 
     def __init__(
         self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES,
-        fixed_tokens_estimate: int = 0, model: str | None = None, policy_file: str | None = None,
-        policy_key: str | None = None, think_tags: bool = False,
+        fixed_tokens_estimate: int = 0, refusal: "RefusalContext | None" = None, think_tags: bool = False,
     ) -> None:
         self.input_estimate = input_tokens_estimate
-        self.model = model  # with policy_file, named when an error event is a refusal (explain_refusal)
-        self.policy_file = policy_file
-        self.policy_key = policy_key
+        self.refusal = refusal  # named when an error event is a refusal (explain_refusal)
         self.fixed_estimate = fixed_tokens_estimate
         self.changes: list[str] = changes if changes is not None else []
         self.message_started = False
@@ -349,9 +348,7 @@ class StreamPatcher:
         except ValueError:
             payload = None
         text = (event.data or b"").decode("utf-8", "replace")
-        status, error_type, message = classify_error(
-            None, payload, text, model=self.model, policy_file=self.policy_file, policy_key=self.policy_key
-        )
+        status, error_type, message = classify_error(None, payload, text, refusal=self.refusal)
         if _kept_as_it_came(payload, status, message):
             return event.raw
         self.changes.append(f"error event reshaped to {error_type}")
@@ -460,8 +457,8 @@ _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
 # LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7): "Authentication Error, Invalid proxy
 # server token passed", "No api key passed in.", expired or blocked keys, and "No connected db.".
 _KEY_REFUSAL = re.compile(
-    r"authentication error|proxy server token|no api key passed|malformed api key|expired key|key is blocked"
-    r"|no connected db",
+    r"authentication error|proxy server token|no api key passed|malformed api key|expired key|key is blocked|"
+    + _NO_KEY_DATABASE.pattern,
     re.IGNORECASE,
 )
 # 5xx wordings meaning "backend unreachable or busy": overloaded, so the client retries.
@@ -555,11 +552,22 @@ def _is_refusal(status: int) -> bool:
     return 400 <= status < 500 and status not in _NOT_REFUSALS
 
 
-def _explained(status: int, message: str, model: str | None, policy_file: str | None, policy_key: str | None) -> str:
+@dataclass(frozen=True)
+class RefusalContext:
+    """Who refused a request, and where the setting that avoids it goes (explain_refusal)."""
+
+    model: str | None = None  # the name Claude Code sent
+    policy_file: str | None = None  # "" or None: the built-in defaults are in use
+    # The entry under `models` that applies (the provider's model id behind `model`,
+    # addons/routes.py), else `model`.
+    policy_key: str | None = None
+
+
+def _explained(status: int, message: str, refusal: RefusalContext | None) -> str:
     """`message`, explained when it is a refusal that Claude Code does not act on by itself."""
     if not _is_refusal(status) or _CLIENT_READS.search(message):
         return message
-    return explain_refusal(message, model, policy_file, policy_key)
+    return explain_refusal(message, refusal)
 
 
 def _parameter_hint(message: str) -> str | None:
@@ -576,14 +584,11 @@ def _parameter_hint(message: str) -> str | None:
     return f"Remove {key} from models.{{key}}.accepted_keys in {{policy}}."
 
 
-def explain_refusal(
-    message: str, model: str | None = None, policy_file: str | None = None, policy_key: str | None = None
-) -> str:
+def explain_refusal(message: str, refusal: RefusalContext | None = None) -> str:
     """What Claude Code shows for a backend's client error: who refused, the backend's own
     words without LiteLLM's wrapping, and the policy setting that avoids it when the words
-    match a known cause. `policy_file` "" or None: the built-in defaults are in use.
-    `policy_key`: the entry under `models` that applies (the provider's model id behind
-    `model`, addons/routes.py), else `model`."""
+    match a known cause."""
+    model, policy_file, policy_key = dataclasses.astuple(refusal or RefusalContext())
     words = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message)) or message
     refused = f"{model or 'the backend'} refused the request: {words}"
     hint = next((hint for pattern, hint in _REFUSAL_HINTS if pattern.search(words)), None) or _parameter_hint(words)
@@ -606,7 +611,7 @@ def is_key_refusal(body: bytes) -> bool:
 
 def classify_error(
     status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0,
-    model: str | None = None, policy_file: str | None = None, policy_key: str | None = None,
+    refusal: RefusalContext | None = None,
 ) -> tuple[int, str, str]:
     """(status, Anthropic error type, message) for an upstream error;
     `status` None for an error event inside a stream.
@@ -619,7 +624,7 @@ def classify_error(
     the prompt is too long, and Claude Code reads the overflow from N - M.
 
     Any other client error (4xx but 401/403/404/429) is explained with
-    explain_refusal, naming `model` and `policy_file`.
+    explain_refusal, naming what `refusal` says.
     """
     message, searchable = upstream_error_text(payload, body_text)
     if _NO_KEY_DATABASE.search(searchable):
@@ -637,18 +642,18 @@ def classify_error(
         error_type = error.get("type") if isinstance(error, dict) else None
         error_type = error_type if error_type in STATUS_BY_TYPE else "api_error"
         status = STATUS_BY_TYPE[error_type]
-        return status, error_type, _explained(status, message or "upstream sent an error event", model, policy_file, policy_key)
+        return status, error_type, _explained(status, message or "upstream sent an error event", refusal)
     message = message or f"upstream answered HTTP {status}"
     if status in (502, 503, 529) or (status >= 500 and _UNAVAILABLE.search(searchable)):
         return 529, "overloaded_error", message
     if status >= 500:
         return status, _TYPE_BY_STATUS.get(status, "api_error"), message
-    return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), _explained(status, message, model, policy_file, policy_key)
+    return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), _explained(status, message, refusal)
 
 
 def to_anthropic_error(
     status: int, body: bytes, content_type: str = "", estimate: int = 0, context_window: int = 0,
-    model: str | None = None, policy_file: str | None = None, policy_key: str | None = None,
+    refusal: RefusalContext | None = None,
 ) -> tuple[int, bytes] | None:
     """An upstream non-2xx answer as an Anthropic error: (status, body), or
     None when it already is one. An Anthropic-shaped error (LiteLLM's own for
@@ -661,9 +666,7 @@ def to_anthropic_error(
         payload = None
     if payload is None and "html" in content_type.lower():
         text = _html_title(text) or f"upstream answered HTTP {status} with an HTML page"
-    new_status, error_type, message = classify_error(
-        status, payload, text, estimate, context_window, model, policy_file, policy_key
-    )
+    new_status, error_type, message = classify_error(status, payload, text, estimate, context_window, refusal)
     if _kept_as_it_came(payload, new_status, message):
         return None
     return new_status, error_body(error_type, message)

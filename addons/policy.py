@@ -134,7 +134,8 @@ class ModelPolicy(BaseModel):
     )
     thinking: ThinkingPolicy | None = Field(
         ThinkingPolicy(),
-        description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning), "
+        description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning, "
+        "in_text), "
         "or null for a model that never thinks: its history loses its thinking blocks",
     )
     low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
@@ -206,14 +207,17 @@ class Policy(BaseModel):
         key = self.key_for(name, model_id)
         return self.models.get(key, self.defaults) if key is not None else self.defaults
 
+    def entries(self) -> dict[str, ModelPolicy]:
+        """Every entry by its key path in the file: `defaults`, `models.<name>`."""
+        return {"defaults": self.defaults} | {f"models.{name}": entry for name, entry in self.models.items()}
+
     def unknown_model_names(self, known: Collection[str]) -> list[str]:
         """A line for each model an entry names (vision_model, background_model, subagent_model)
         that is not among `known`, the LiteLLM config's model names."""
-        entries = {"defaults": self.defaults} | {f"models.{name}": entry for name, entry in self.models.items()}
         return [
             f"{key}.{field}: {name!r} is not a model_name in the LiteLLM config; add an entry for it there "
             f"or name one that is"
-            for key, entry in entries.items()
+            for key, entry in self.entries().items()
             for field in MODEL_REFERENCES
             if (name := getattr(entry, field)) is not None and name not in known
         ]

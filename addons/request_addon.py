@@ -34,10 +34,12 @@ The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
 safety_margin_tokens).
 
-For the response addon it leaves flow.metadata["stabilizer"]: model, stream (as
-the client asked), input_tokens (estimate of what goes upstream), fixed_tokens
-(of which system prompt, tools and overhead), context_window,
-max_output_tokens, think_tags (the reasoning comes inside <think> tags), and changes (short descriptions of what it did). Each request
+For the response addon it leaves flow.metadata["stabilizer"]: model,
+policy_file and policy_key (what a refusal's hint names), stream (as the client
+asked), input_tokens (estimate of what goes upstream), fixed_tokens (of which
+system prompt, tools and overhead), context_window, max_output_tokens,
+think_tags (the reasoning comes inside <think> tags), and changes (short
+descriptions of what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
@@ -70,7 +72,6 @@ logger = logging.getLogger(__name__)
 # the event loop would hold every other flow. A next turn of a long session stays on the
 # loop: the hop to a thread costs it more than its few milliseconds of work.
 OFF_LOOP_BYTES = 1 << 20
-
 
 
 class RequestShaper:
@@ -115,9 +116,7 @@ class RequestShaper:
         policy_file = ctx.options.stabilizer_policy or "the built-in policy"
         if self.routes and (unknown := self.policy.unknown_model_names(self.routes)):
             return f"{policy_file}: {unknown[0]} ({ctx.options.stabilizer_litellm_config})"
-        entries = {"defaults": self.policy.defaults} | {f"models.{name}": entry
-                                                         for name, entry in self.policy.models.items()}
-        for key, entry in entries.items():
+        for key, entry in self.policy.entries().items():
             vision = entry.vision_model
             if vision is not None and "image" not in self._target(vision)[1].accepted_block_types:
                 return (f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "

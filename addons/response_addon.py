@@ -15,6 +15,7 @@ from mitmproxy.net.http import status_codes
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.patching import (
+    RefusalContext,
     StreamPatcher,
     fill_message_usage,
     fill_thinking_signatures,
@@ -107,8 +108,7 @@ class ResponsePatcher:
         patcher = StreamPatcher(
             _positive_count(notes, "input_tokens"), changes=notes["changes"],
             fixed_tokens_estimate=_positive_count(notes, "fixed_tokens"),
-            model=notes.get("model"), policy_file=notes.get("policy_file"), policy_key=notes.get("policy_key"),
-            think_tags=notes.get("think_tags") is True,
+            refusal=_refusal_context(notes), think_tags=notes.get("think_tags") is True,
         )
         response.stream = MitmproxyStream(patcher, _label(flow))
 
@@ -127,7 +127,7 @@ class ResponsePatcher:
 
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
         """Answer with the request addon's estimate when the upstream could not count
-        (never in place of a refused key: LiteLLM's 401 or 403 stays)."""
+        (never in place of LiteLLM's refusal of the caller's key: that stays an error)."""
         answer = _json(flow.response) if flow.response.status_code == 200 else None
         if isinstance(answer, dict) and _positive_count(answer, "input_tokens"):
             return
@@ -171,10 +171,7 @@ class ResponsePatcher:
             response.headers.get("content-type", ""),
             _positive_count(notes, "input_tokens"),
             _positive_count(notes, "context_window"),
-            # A refusal names the model and the policy file that would avoid it (explain_refusal).
-            notes.get("model"),
-            notes.get("policy_file"),
-            notes.get("policy_key"),
+            _refusal_context(notes),
         )
         if reshaped is None:
             return
@@ -185,6 +182,11 @@ class ResponsePatcher:
         response.headers["content-type"] = "application/json"
         response.content = body
         _record(flow, [f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"])
+
+
+def _refusal_context(notes: dict[str, Any]) -> RefusalContext:
+    """The model and the policy entry a refusal names (explain_refusal), from the request addon's notes."""
+    return RefusalContext(notes.get("model"), notes.get("policy_file"), notes.get("policy_key"))
 
 
 def _json(message: http.Message) -> Any:

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+# How a LiteLLM config names an environment variable instead of a value (keys among them).
+ENV_PREFIX = "os.environ/"
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
 # Providers whose /v1/messages LiteLLM forwards in Anthropic's format.

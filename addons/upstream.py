@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import STATUS_PATH, __version__, canonical_path, endpoint
+from addons import STATUS_PATH, __version__, canonical_path, endpoint, http_url
 from addons.logfollow import LogFollower, listening_address
 from addons.proxy_errors import unavailable_response
 
@@ -139,7 +139,7 @@ class Upstream:
     def _url(self) -> str | None:
         if self.fixed:
             return ctx.options.stabilizer_upstream.rstrip("/")
-        return f"http://{self.address[0]}:{self.address[1]}" if self.address else None
+        return http_url(*self.address) if self.address else None
 
     def status(self) -> dict:
         return {
@@ -217,6 +217,5 @@ class Upstream:
             return
         upstream = self._url()
         if location.startswith(upstream) and flow.client_conn.sockname:
-            host, port = flow.client_conn.sockname[:2]
-            here = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            here = http_url(*flow.client_conn.sockname[:2])
             flow.response.headers["location"] = here + location[len(upstream):]

@@ -22,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+from addons import http_url
 from addons.policy import ModelPolicy, PolicyError, load_policy
 from addons.routes import UNKNOWN, routes_of
 from litellm_service import stack
@@ -68,7 +69,7 @@ def client_url(host: str, port: int) -> str:
     """Where a client on this machine reaches a stack listening on host:port."""
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return http_url(host, port)
 
 
 def quote(value: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import argon2
 
+from addons import http_url
 from addons.auth import litellm_master_key
 from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
@@ -143,7 +144,7 @@ class Stack:
                 )
             for line in new_lines.read_lines():
                 expected = listening_address(line) or expected
-            ours = f"http://{expected[0]}:{expected[1]}" if expected else None
+            ours = http_url(*expected) if expected else None
             status = stack.fetch_status(self.args.host, self.args.port)
             # Attached to a LiteLLM started elsewhere, any learned port will do.
             if status and status["upstream"] and (self.args.attach_log or self.args.upstream

@@ -18,6 +18,7 @@ from typing import Iterator
 
 from packaging.requirements import Requirement
 
+from addons import http_url
 from addons.errors import is_anthropic_error
 from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
@@ -93,20 +94,22 @@ def check_env_file(path: Path) -> tuple[Result, dict[str, str]]:
     return Result(True, "env file", f"{where}, master key set"), values
 
 
-def check_litellm_config(path: Path, environ: dict[str, str]) -> tuple[Result, list[str]]:
+def check_litellm_config(path: Path, environ: dict[str, str]) -> tuple[Result, dict | None]:
+    """(result, the config when it is sound)."""
     try:
-        models = model_names(load_litellm_config(path, environ=environ))
+        config = load_litellm_config(path, environ=environ)
     except LiteLLMConfigError as e:
-        return Result(False, "litellm config", str(e)), []
-    return Result(True, "litellm config", f"{path}: models {', '.join(models)}"), models
+        return Result(False, "litellm config", str(e)), None
+    return Result(True, "litellm config", f"{path}: models {', '.join(model_names(config))}"), config
 
 
-def check_policy(path: Path) -> Result:
+def check_policy(path: Path) -> tuple[Result, Policy | None]:
+    """(result, the policy when it is sound)."""
     try:
-        load_policy(str(path))
+        policy = load_policy(str(path))
     except PolicyError as e:
-        return Result(False, "policy", "; ".join(str(e).splitlines()))
-    return Result(True, "policy", str(path))
+        return Result(False, "policy", "; ".join(str(e).splitlines())), None
+    return Result(True, "policy", str(path)), policy
 
 
 def stack_status(host: str, port: int) -> dict | None:
@@ -151,7 +154,7 @@ def check_litellm_log(log: Path) -> tuple[Result, str | None]:
     if address is None:
         return Result(False, "litellm log", f"{log} has no 'Uvicorn running on' line: LiteLLM did not finish starting",
                       f"read the end of {log}"), None
-    url = f"http://[{address[0]}]:{address[1]}" if ":" in address[0] else f"http://{address[0]}:{address[1]}"
+    url = http_url(*address)
     if not answers(address):
         return Result(False, "litellm log", f"LiteLLM at {url} (from {log}) is not answering: stopped or crashed",
                       f"read the end of {log}, then {START_HINT}"), url
@@ -235,14 +238,6 @@ def read_yaml_or_none(path: Path) -> object:
         return None
 
 
-def policy_and_routes(policy_path: Path, config_path: Path, environ: dict[str, str]) -> tuple[Policy | None, dict]:
-    """The policy and the LiteLLM config's routes, as far as they load (their checks above say why not)."""
-    try:
-        return load_policy(str(policy_path)), routes_of(load_litellm_config(config_path, environ)["model_list"])
-    except (PolicyError, LiteLLMConfigError):
-        return None, {}
-
-
 def service_manager(choice: str) -> Manager | None:
     if choice == "launchd" or (choice == "auto" and sys.platform == "darwin"):
         return Launchd()
@@ -275,9 +270,10 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
     yield env_result
     # As the stack sees it: the process environment wins over the file.
     environ = {**env_values, **os.environ}
-    config_result, models = check_litellm_config(args.litellm_config, environ)
+    config_result, config = check_litellm_config(args.litellm_config, environ)
     yield config_result
-    yield check_policy(args.policy)
+    policy_result, policy = check_policy(args.policy)
+    yield policy_result
     status = stack_status(args.host, args.port)
     yield check_port(args.host, args.port, status)
     log = args.litellm_log or args.log_dir / stack.LITELLM_LOG_NAME
@@ -294,8 +290,8 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
         yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")
     else:
         base_url = f"http://{args.host}:{args.port}"
-        policy, routes = policy_and_routes(args.policy, args.litellm_config, environ)
-        for model in models:
+        routes = routes_of(config["model_list"]) if config else {}
+        for model in model_names(config) if config else []:
             entry = policy.for_model(model, routes.get(model, UNKNOWN).model_id) if policy else None
             yield check_model(base_url, model, key, args.timeout, thinking=entry is not None and thinks(entry))
     yield check_services(args.services)

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-ENV_PREFIX = "os.environ/"
+from addons.routes import ENV_PREFIX
 
 
 class LiteLLMConfigError(Exception):

@@ -49,7 +49,6 @@ def render(table: list[tuple]) -> str:
                    for row in [COLUMNS, *table])
 
 
-
 def main(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(str(args.policy))
@@ -59,9 +58,8 @@ def main(args: argparse.Namespace) -> int:
         return 1
     served: dict[str, list[str]] = {}
     for name, route in routes_of(config["model_list"]).items():
-        key = policy.key_for(name, route.model_id) if name in policy.models or route.model_id in policy.models \
-            else "(defaults)"
-        served.setdefault(key, []).append(f"{name} ({route.kind})")
+        key = policy.key_for(name, route.model_id)
+        served.setdefault(key if key in policy.models else "(defaults)", []).append(f"{name} ({route.kind})")
     print(render(rows(policy.models, policy.defaults, served)), end="")
     return 0
 

@@ -919,15 +919,25 @@ def test_kimi_k2_without_thinking_needs_no_reasoning_and_k3_still_does(backend, 
     assert post(client, backend, chat("kimi-k3", **body)).status_code == 400
 
 
-def test_kimi_window_counts_input_and_max_tokens(backend, client):
-    body = chat("kimi-k2.6", text="lorem ipsum dolor " * 30, max_tokens=100)
+# The error each provider answers when input + max_tokens pass the window: (window, requested) -> body.
+WINDOW_ERRORS = {
+    "kimi-k2.6": lambda window, requested: moonshot_error(
+        f"Invalid request: Your request exceeded model token limit: {window} (requested: {requested})"),
+    "MiniMax-M3": lambda window, requested: {"error": {
+        "message": "invalid params, context window exceeds limit (2013)", "type": "bad_request_error", "param": "",
+        "code": None}},
+}
+
+
+@pytest.mark.parametrize("model", WINDOW_ERRORS)
+def test_the_window_counts_input_and_max_tokens(backend, client, model):
+    body = chat(model, text="lorem ipsum dolor " * 30, max_tokens=100)
     prompt = request_tokens(body)
     with backend.quirks(context_window=prompt + 100):
         assert post(client, backend, body).status_code == 200
     with backend.quirks(context_window=prompt + 99):
         response = post(client, backend, body)
-    assert (response.status_code, response.json()) == (400, moonshot_error(
-        f"Invalid request: Your request exceeded model token limit: {prompt + 99} (requested: {prompt + 100})"))
+    assert (response.status_code, response.json()) == (400, WINDOW_ERRORS[model](prompt + 99, prompt + 100))
 
 
 def test_kimi_takes_128_tools(backend, client):
@@ -1014,18 +1024,6 @@ def test_minimax_reasoning_split_puts_the_reasoning_in_reasoning_details(backend
         message = response.json()["choices"][0]["message"]
         assert message["content"] == "the answer"
         assert message["reasoning_details"] == [{"type": "reasoning.text", "text": "thinking it over at some length"}]
-
-
-def test_minimax_window_counts_input_and_max_tokens(backend, client):
-    body = chat("MiniMax-M3", text="lorem ipsum dolor " * 30, max_tokens=100)
-    prompt = request_tokens(body)
-    with backend.quirks(context_window=prompt + 100):
-        assert post(client, backend, body).status_code == 200
-    with backend.quirks(context_window=prompt + 99):
-        response = post(client, backend, body)
-    assert (response.status_code, response.json()) == (400, {"error": {
-        "message": "invalid params, context window exceeds limit (2013)", "type": "bad_request_error", "param": "",
-        "code": None}})
 
 
 @pytest.mark.parametrize("model", ["vllm-qwen3-coder", "ollama-qwen3-coder"])

@@ -20,6 +20,7 @@ from addons.errors import error_body, is_anthropic_error
 from addons.patching import (
     MIN_FIXED_TOKENS,
     TRUNCATED_STREAM_MESSAGE,
+    RefusalContext,
     StreamPatcher,
     explain_refusal,
     fill_message_usage,
@@ -435,19 +436,21 @@ def litellm_error(message: str) -> bytes:
     ],
 )  # fmt: skip
 def test_a_backend_refusal_names_what_it_objected_to_and_the_policy_key(message, expected):
-    result = to_anthropic_error(400, litellm_error(message), "application/json", 5000, 131072, "deepseek-flash", POLICY)
+    result = to_anthropic_error(400, litellm_error(message), "application/json", 5000, 131072,
+                                RefusalContext("deepseek-flash", POLICY))
     assert error_of(result) == (400, "invalid_request_error", expected)
 
 
 def test_a_refusal_names_the_entry_that_applies_to_an_alias():
     message = explain_refusal("The reasoning_content in the thinking mode must be passed back to the API.",
-                              "my-deepseek", "/srv/policy.yaml", "deepseek-flash")
+                              RefusalContext("my-deepseek", "/srv/policy.yaml", "deepseek-flash"))
     assert message.startswith("my-deepseek refused the request: The reasoning_content")
     assert message.endswith("Set models.deepseek-flash.thinking.require_reasoning: true in /srv/policy.yaml.")
 
 
 def test_a_refusal_under_the_built_in_defaults_points_to_a_policy_file():
-    message = explain_refusal("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]", "qwen", "")
+    message = explain_refusal("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]",
+                              RefusalContext("qwen", ""))
     assert message.endswith("Set models.qwen.max_output_tokens to the backend's limit in a policy file (stabilizer run --policy).")
 
 
@@ -464,32 +467,32 @@ def test_a_refusal_without_request_notes_still_says_who_refused():
 
 def test_a_context_error_is_not_explained_as_a_refusal():
     body = litellm_error("litellm.BadRequestError: OpenAIException - " + DEEPSEEK_CONTEXT)
-    result = to_anthropic_error(400, body, "application/json", 0, 0, "deepseek-flash", POLICY)
+    result = to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("deepseek-flash", POLICY))
     assert error_of(result) == (400, "invalid_request_error", "prompt is too long: 140000 tokens > 131072 maximum")
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429])
 def test_key_route_and_quota_errors_are_not_explained(status):
-    _, _, message = error_of(to_anthropic_error(status, openai_error("Unrecognized request argument supplied: foo"), "", 0, 0, "m", POLICY))
+    _, _, message = error_of(to_anthropic_error(status, openai_error("Unrecognized request argument supplied: foo"), "", 0, 0, RefusalContext("m", POLICY)))
     assert message == "Unrecognized request argument supplied: foo"
 
 
 def test_anthropics_max_tokens_overflow_keeps_the_words_claude_code_parses():
     body = error_body("invalid_request_error", "input length and `max_tokens` exceed context limit: 186433 + 20000 > 200000, "
                                                "decrease input length or `max_tokens` and try again")
-    assert to_anthropic_error(400, body, "application/json", 0, 0, "m", POLICY) is None
+    assert to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("m", POLICY)) is None
 
 
 def test_litellms_anthropic_shaped_refusal_is_explained():
     # LiteLLM answers /v1/messages errors Anthropic-shaped, its wording inside (tests/data/streams/README.md).
     body = error_body("invalid_request_error", DEEPSEEK_IMAGE + "\n\nLiteLLM: model group 'deepseek-flash' failed with the error above.")
-    _, _, message = error_of(to_anthropic_error(400, body, "application/json", 0, 0, "deepseek-flash", POLICY))
+    _, _, message = error_of(to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("deepseek-flash", POLICY)))
     assert message.startswith("deepseek-flash refused the request: Failed to deserialize") and "column 173667. Set " in message
 
 
 def test_a_refusal_error_event_in_a_stream_is_explained():
     event = b'event: error\ndata: {"type":"error","error":{"type":"invalid_request_error","message":"Unsupported parameter: \'top_k\'"}}\n\n'
-    patcher = StreamPatcher(model="kimi", policy_file=POLICY)
+    patcher = StreamPatcher(refusal=RefusalContext("kimi", POLICY))
     out = patcher.feed(event) + patcher.finish()
     assert json.loads(sdk_events(out)[-1][1])["error"] == {
         "type": "invalid_request_error",

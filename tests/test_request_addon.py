@@ -63,7 +63,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
     assert flow.metadata["stabilizer"] == {
         "model": "qwen-plus",
         "policy_file": str(SHIPPED),
-        "policy_key": flow.metadata["stabilizer"]["model"],
+        "policy_key": "qwen-plus",
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
@@ -96,7 +96,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
     assert flow.metadata["stabilizer"] == {
         "model": "deepseek-flash",
         "policy_file": str(SHIPPED),
-        "policy_key": flow.metadata["stabilizer"]["model"],
+        "policy_key": "deepseek-flash",
         "stream": True,
         "input_tokens": flow.metadata["stabilizer"]["input_tokens"],
         "fixed_tokens": flow.metadata["stabilizer"]["fixed_tokens"],
