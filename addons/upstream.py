@@ -1,8 +1,10 @@
 """Keep a fixed endpoint in front of a LiteLLM proxy whose port changes on every start.
 
 The Upstream addon follows LiteLLM's log file, learns the newest listening port
-from uvicorn's "running on" line and retargets every request to it. While no
-port is known it answers 503 overloaded_error itself, which Claude Code retries.
+from uvicorn's "running on" line and, once that port takes a connection,
+retargets every request to it. A line of an earlier LiteLLM (the log is appended
+to across restarts) names a port that never answers, so it is never used. While
+no port is known it answers 503 overloaded_error itself, which Claude Code retries.
 
 A LiteLLM that refuses a connection has died and is being restarted (by
 `stabilizer run`, launchd or systemd; it takes 8-14 s to start). The request
@@ -52,6 +54,15 @@ def upstream_target(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
+async def takes_connection(address: tuple[str, int]) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*address), PROBE_TIMEOUT_SECONDS)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
 class Upstream:
     def __init__(self):
         self.follower: LogFollower | None = None
@@ -59,6 +70,8 @@ class Upstream:
         self.fixed: tuple[str, str, int, str] | None = None
         self.down = False
         self.address: tuple[str, int] | None = None
+        # The newest address of the log, until it takes a connection and becomes `address`.
+        self.candidate: tuple[str, int] | None = None
         self.learned_at: float | None = None
         # When the learned address first refused a connection (None: it did not).
         self.refused_at: float | None = None
@@ -92,7 +105,7 @@ class Upstream:
             logger.warning("stabilizer_litellm_log is not set: every request gets 503 until it is")
             return
         self.follower = LogFollower(path)
-        self.address = self.learned_at = None
+        self.address = self.candidate = self.learned_at = None
         self.poll()
 
     async def running(self):
@@ -114,27 +127,30 @@ class Upstream:
                 self.poll()
             except OSError as e:
                 logger.warning("cannot read %s: %s", self.follower.path, e)
+            await self.confirm()
 
     async def _probe(self) -> None:
         """A LiteLLM of --upstream that was down is up again once it takes a connection."""
-        if not self.down:
-            return
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), PROBE_TIMEOUT_SECONDS)
-        except (OSError, asyncio.TimeoutError):
-            return
-        writer.close()
-        self.down = False
-        logger.info("upstream: %s answers again", self._url())
+        if self.down and await takes_connection(self.address):
+            self.down = False
+            logger.info("upstream: %s answers again", self._url())
 
     def poll(self) -> None:
-        """Read what the log gained; the last address in it wins."""
+        """Read what the log gained; its last address is the candidate."""
         if not self.follower:
             return
         for line in self.follower.read_lines():
             if address := listening_address(line):
-                self.address, self.learned_at, self.refused_at = address, time.time(), None
-                logger.info("upstream: LiteLLM at %s:%d", *address)
+                # The same port again is news only if it had refused: it may answer now.
+                self.candidate = address if address != self.address or self.refused_at is not None else None
+
+    async def confirm(self) -> None:
+        """The candidate becomes the address once it takes a connection."""
+        if self.candidate is None or not await takes_connection(self.candidate):
+            return
+        self.address, self.candidate = self.candidate, None
+        self.learned_at, self.refused_at = time.time(), None
+        logger.info("upstream: LiteLLM at %s:%d", *self.address)
 
     def _url(self) -> str | None:
         if self.fixed:
@@ -147,6 +163,7 @@ class Upstream:
             "upstream": self._url(),
             "mode": "upstream" if self.fixed else "log",
             "reachable": not self.down,
+            "waiting_for": http_url(*self.candidate) if self.candidate else None,
             "learned_at": datetime.fromtimestamp(self.learned_at, timezone.utc).isoformat()
             if self.learned_at
             else None,
@@ -176,7 +193,8 @@ class Upstream:
             return None
         if self.address is None:
             flow.response = unavailable_response(
-                "LiteLLM is not running yet (no port in its log); retry shortly"
+                f"LiteLLM at {http_url(*self.candidate)} does not answer yet; retry shortly" if self.candidate
+                else "LiteLLM is not running yet (no port in its log); retry shortly"
             )
             return None
         if self.down:

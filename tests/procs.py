@@ -4,6 +4,7 @@ Waiting is always for an observable condition (a log line, a status answer),
 bounded by a deadline; never a fixed sleep.
 """
 
+import contextlib
 import json
 import os
 import queue
@@ -27,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def listening():
+    """A port on 127.0.0.1 that takes connections (the kernel completes them; nothing accepts)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
 
 
 def poll_until(condition, timeout: float, what: str, interval: float = 0.05):

@@ -13,7 +13,7 @@ import pytest
 
 from addons.errors import is_anthropic_error
 from tests.backend import default_reasoning
-from tests.procs import LineReader, free_port, get_json, poll_until, post_json, running_line
+from tests.procs import LineReader, free_port, get_json, listening, poll_until, post_json, running_line
 
 HI = {"model": "deepseek-flash", "max_tokens": 64, "messages": [{"role": "user", "content": "hi there"}]}
 
@@ -79,25 +79,43 @@ def test_log_absent_then_written_truncated_and_replaced(lone_proxy, litellm, mas
     status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
     assert status == 503 and json.loads(body)["error"]["type"] == "overloaded_error"
 
-    log.write_bytes(b"x" * 5000 + b"\n" + running_line("http://127.0.0.1:1111"))
-    proxy.wait_upstream("http://127.0.0.1:1111", timeout=1.0)
+    with listening() as first:
+        log.write_bytes(b"x" * 5000 + b"\n" + running_line(f"http://127.0.0.1:{first}"))
+        proxy.wait_upstream(f"http://127.0.0.1:{first}", timeout=1.0)
 
     log.write_bytes(running_line(litellm.url))  # truncated in place, shorter than before
     proxy.wait_upstream(litellm.url, timeout=1.0)
     status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
     assert status == 200, body
 
-    replacement = log.with_name("rotated.log")
-    replacement.write_bytes(running_line("http://127.0.0.1:2222"))
-    os.replace(replacement, log)
-    proxy.wait_upstream("http://127.0.0.1:2222", timeout=1.0)
+    with listening() as rotated:
+        replacement = log.with_name("rotated.log")
+        replacement.write_bytes(running_line(f"http://127.0.0.1:{rotated}"))
+        os.replace(replacement, log)
+        proxy.wait_upstream(f"http://127.0.0.1:{rotated}", timeout=1.0)
+
+
+def test_a_stale_port_in_the_log_is_never_routed_to(lone_proxy, litellm, master_key):
+    # The log is appended to across restarts; its last line may name a LiteLLM that is gone.
+    proxy, log = lone_proxy
+    stale = f"http://127.0.0.1:{free_port()}"
+    log.write_bytes(running_line(stale))
+    poll_until(lambda: proxy.status()["waiting_for"] == stale, 1.0, "the stale port read")
+    status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 503 and json.loads(body)["error"]["message"] == f"LiteLLM at {stale} does not answer yet; retry shortly"
+    assert proxy.status()["upstream"] is None
+    with open(log, "ab") as f:
+        f.write(running_line(litellm.url))
+    proxy.wait_upstream(litellm.url, timeout=1.0)
+    status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
+    assert status == 200, body
 
 
 def test_refused_port_gets_503_json_not_html(lone_proxy, master_key):
     proxy, log = lone_proxy
-    dead = free_port()
-    log.write_bytes(running_line(f"http://127.0.0.1:{dead}"))
-    proxy.wait_upstream(f"http://127.0.0.1:{dead}", timeout=1.0)
+    with listening() as gone:  # answered once, then went away
+        log.write_bytes(running_line(f"http://127.0.0.1:{gone}"))
+        proxy.wait_upstream(f"http://127.0.0.1:{gone}", timeout=1.0)
     status, headers, body = post_json(proxy.url + "/v1/messages?beta=true", HI, {"x-api-key": master_key})
     assert status == 503 and headers["content-type"] == "application/json"
     assert json.loads(body)["error"]["type"] == "overloaded_error"
