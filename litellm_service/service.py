@@ -2,7 +2,8 @@
 
 Both jobs run the commands `stabilizer run` runs, built by litellm_service/stack.py:
 the LiteLLM server (which reads the env file itself) and mitmdump with the addons
-(started through litellm_service.envexec, which loads the env file for it). The
+(started through litellm_service.envexec, which loads the env file for it, under
+litellm_service.logpipe, which rotates mitmdump.log: it grows by a line a flow). The
 job files are rendered from the templates under launchd/; the platform modules
 (launchd.py, systemd.py) know where the files go and how to load them.
 """
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Protocol
 
 from addons.policy import PolicyError, load_policy
-from litellm_service import envexec, stack
+from litellm_service import envexec, logpipe, stack
 from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, ensure_master_key, read_env_file
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
 
 TEMPLATE_DIR = stack.PROJECT_ROOT / "launchd"
 JOB_NAMES = ("litellm", "mitmdump")  # also the names of their templates
 MITMDUMP_LOG_NAME = "mitmdump.log"
+# What the service manager itself catches of the mitmdump job: only the log wrapper's own failures.
+MITMDUMP_JOB_OUTPUT_NAME = "mitmdump.job.log"
 TOOL_TIMEOUT_SECONDS = 30
 
 
@@ -74,17 +77,23 @@ def jobs(settings: Settings) -> list[Job]:
         litellm_config=None if settings.upstream else settings.litellm_config,
         upstream=settings.upstream, upstream_ca=settings.upstream_ca,
     )
+    mitmdump_job = Job(
+        JOB_NAMES[1],
+        tuple(logpipe.wrapped(settings.log_dir / MITMDUMP_LOG_NAME, envexec.wrapped(settings.env_file, mitmdump))),
+        settings.log_dir / MITMDUMP_JOB_OUTPUT_NAME,
+    )
     if settings.upstream:
-        return [Job(JOB_NAMES[1], tuple(envexec.wrapped(settings.env_file, mitmdump)),
-                    settings.log_dir / MITMDUMP_LOG_NAME)]
+        return [mitmdump_job]
     litellm = stack.litellm_command(
         config=settings.litellm_config, log_file=settings.litellm_log, env_file=settings.env_file
     )
     return [
         # LiteLLM's output goes where it writes its log anyway: an env file it refuses
         # is reported in the very file the upstream addon and `stabilizer doctor` read.
+        # It stays quiet (no access lines, see litellm_service/server.py), so it is not rotated:
+        # its "running on" line is what a restarted mitmdump must find in it.
         Job(JOB_NAMES[0], tuple(litellm), settings.litellm_log),
-        Job(JOB_NAMES[1], tuple(envexec.wrapped(settings.env_file, mitmdump)), settings.log_dir / MITMDUMP_LOG_NAME),
+        mitmdump_job,
     ]
 
 

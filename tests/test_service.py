@@ -6,6 +6,7 @@ import plistlib
 import re
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -146,11 +147,24 @@ def test_launchd_jobs_run_exactly_what_stabilizer_run_runs(home, capsys, monkeyp
 
     assert by_label["dev.stabilizer.litellm"]["ProgramArguments"] == litellm_run
     mitmdump_job = by_label["dev.stabilizer.mitmdump"]["ProgramArguments"]
-    separator = mitmdump_job.index("--")
-    assert mitmdump_job[separator + 1:] == mitmdump_run
-    assert mitmdump_job[:separator] == [
+    log_wrapper, env_wrapper, command = split_at_separators(mitmdump_job, 2)
+    assert command == mitmdump_run
+    litellm_log = Path(litellm_run[litellm_run.index("--log-file") + 1])
+    assert log_wrapper == [sys.executable, "-m", "litellm_service.logpipe", "--output",
+                           str(litellm_log.with_name("mitmdump.log"))]
+    assert env_wrapper == [
         sys.executable, "-m", "litellm_service.envexec", "--env-file", str(home / ".config" / "stabilizer" / "env"),
     ]
+
+
+def split_at_separators(command: list[str], count: int) -> list[list[str]]:
+    """The wrappers' own arguments and the command, split at the first `count` "--"."""
+    parts = []
+    for _ in range(count):
+        separator = command.index("--")
+        parts.append(command[:separator])
+        command = command[separator + 1:]
+    return parts + [command]
 
 
 def test_plists_have_the_launchagent_keys_and_log_where_the_addon_looks(home, capsys):
@@ -299,8 +313,7 @@ def test_systemd_units_run_what_stabilizer_run_runs(home, capsys, monkeypatch):
     mitmdump_unit = unit_settings(units[str(unit_dir / "stabilizer-mitmdump.service")])
     # These paths hold no % or $, so POSIX word splitting reads them as systemd does.
     assert shlex.split(litellm_unit["ExecStart"][0]) == litellm_run
-    mitmdump_job = shlex.split(mitmdump_unit["ExecStart"][0])
-    assert mitmdump_job[mitmdump_job.index("--") + 1:] == mitmdump_run
+    assert split_at_separators(shlex.split(mitmdump_unit["ExecStart"][0]), 2)[-1] == mitmdump_run
     for unit in (litellm_unit, mitmdump_unit):
         assert unit["Restart"] == ["always"] and unit["WantedBy"] == ["default.target"]
         assert Path(unit["StandardOutput"][0].removeprefix("append:")).parent == stack.default_log_dir()
@@ -393,8 +406,8 @@ def test_the_mitmdump_job_serves_with_the_key_from_the_env_file(home, capsys, tm
     plists = launchd_plists(capsys, "--port", str(port), "--env-file", str(env_file), "--log-dir", str(tmp_path))
     command = next(p for p in plists.values() if p["Label"].endswith("mitmdump"))["ProgramArguments"]
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}  # what a LaunchAgent gets
-    with open(tmp_path / "mitmdump.log", "wb") as output:
-        process = subprocess.Popen([*command, "-q"], env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+    with open(tmp_path / "mitmdump.job.log", "wb") as output:
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
     try:
         url = f"http://127.0.0.1:{port}"
 
@@ -410,9 +423,17 @@ def test_the_mitmdump_job_serves_with_the_key_from_the_env_file(home, capsys, tm
         assert post_json(url + "/v1/messages", hi, {"x-api-key": "sk-wrong"})[0] == 401
         # The right key passes the check and reaches the routing, which has no LiteLLM yet.
         assert post_json(url + "/v1/messages", hi, {"x-api-key": "sk-from-the-env-file"})[0] == 503
+        # mitmdump's own lines, through the log wrapper into the log under --log-dir; nothing is left
+        # to the service manager's output.
+        poll_until(lambda: b"<< 503 Service Unavailable" in (tmp_path / "mitmdump.log").read_bytes(), 10, "the flow line")
     finally:
         process.terminate()
         process.wait(10)
+    # The wrapper passed the stop on: mitmdump is gone and the port free again.
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server would: past TIME_WAIT
+        again.bind(("127.0.0.1", port))
+    assert (tmp_path / "mitmdump.job.log").read_bytes() == b""
 
 
 def test_systemd_in_front_of_a_litellm_elsewhere_runs_mitmdump_alone(home, capsys, monkeypatch):
