@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from addons.memo import Memo
-from addons.tokens import from_json, to_json
+from addons.tokens import parse_json, to_json
 
 MAX_BODIES = 8
 MAX_BYTES = 24 << 20
@@ -79,6 +79,8 @@ class Parsed(NamedTuple):
     reused: int = 0
     # where each part of the body is in its bytes, when they are canonical
     layout: _Layout | None = None
+    # lone UTF-16 surrogates replaced by U+FFFD (addons/tokens.parse_json): the bytes are not the value's
+    repaired: int = 0
 
 
 class History:
@@ -88,7 +90,7 @@ class History:
         self._known: list[_Layout] = []  # least recently used first
 
     def parse(self, raw: bytes) -> Parsed:
-        """`raw` parsed as addons.tokens.from_json parses it (same value, same
+        """`raw` parsed as addons.tokens.parse_json parses it (same value, same
         errors), from a remembered body where `raw` continues one."""
         best, reused = None, -1
         for known in reversed(self._known):
@@ -97,17 +99,17 @@ class History:
         if best is not None:
             if (parsed := self._continue(best, raw, reused)) is not None:
                 return parsed
-        body = from_json(raw)
+        body, repaired = parse_json(raw)
         memo = Memo()
-        layout = _layout(raw, body, memo) if len(raw) <= self.max_bytes else None
+        layout = _layout(raw, body, memo) if len(raw) <= self.max_bytes and not repaired else None
         self._remember(layout)
-        return Parsed(body, memo, 0, layout)
+        return Parsed(body, memo, 0, layout, repaired)
 
     def _continue(self, known: _Layout, raw: bytes, k: int) -> Parsed | None:
         start = known.message_start(k)
         rest_end = len(raw) - (len(known.raw) - known.close)
         try:
-            rest = from_json(b"[" + raw[start:rest_end] + b"]")
+            rest, repaired = parse_json(b"[" + raw[start:rest_end] + b"]")
         except ValueError:
             return None
         if k and not rest:
@@ -116,7 +118,7 @@ class History:
         memo = Memo(known.memo)
         ends = _message_ends(raw, rest, start, rest_end)
         layout = None
-        if ends is not None and len(raw) <= self.max_bytes:
+        if ends is not None and len(raw) <= self.max_bytes and not repaired:
             shift = rest_end - known.close  # the tail moved with the messages' new length
             members = {
                 key: (begin + shift, end + shift) if begin > known.close else (begin, end)
@@ -126,7 +128,7 @@ class History:
             if k >= len(known.ends) - 1:  # all of it again, and more: the same session a turn on
                 self._known.remove(known)
             self._remember(layout)
-        return Parsed(body, memo, k, layout)
+        return Parsed(body, memo, k, layout, repaired)
 
     def _remember(self, layout: _Layout | None) -> None:
         if layout is None:

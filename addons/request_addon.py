@@ -28,7 +28,11 @@ port: the Upstream addon, ordered before it, decides where the request goes.
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
 turns) is counted and shaped in a worker thread, and the requests that come
 meanwhile queue behind it: its token count (seconds at 20 MB) would otherwise
-hold every other flow's events on mitmproxy's event loop.
+hold every other flow's events on mitmproxy's event loop. A compressed body, or
+one above PARSE_ON_LOOP_BYTES, is decoded and parsed there as well.
+
+Lone UTF-16 surrogates in the body's strings (addons/tokens.parse_json) are
+replaced by U+FFFD and the body written again: LiteLLM refuses them.
 
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
@@ -72,6 +76,9 @@ logger = logging.getLogger(__name__)
 # the event loop would hold every other flow. A next turn of a long session stays on the
 # loop: the hop to a thread costs it more than its few milliseconds of work.
 OFF_LOOP_BYTES = 1 << 20
+# A body larger than this is parsed in the worker thread too (orjson takes ~1.5 ms a MB);
+# a session's history of a 1M-token window is about 4 MB.
+PARSE_ON_LOOP_BYTES = 8 << 20
 
 
 class RequestShaper:
@@ -144,8 +151,9 @@ class RequestShaper:
         path = endpoint(flow.request.path)
         if path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             return None
-        if self._off_loop_queued:
-            # The history is in a worker thread's hands: this one waits its turn there.
+        if self._off_loop_queued or _costly_to_parse(flow.request):
+            # The history is in a worker thread's hands: this one waits its turn there;
+            # or parsing alone would hold the loop.
             return self._off_loop(flow, path, None)
         with _collector_paused():
             # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
@@ -234,6 +242,9 @@ class RequestShaper:
             _refuse(flow, problem)
             return
         changes = routed + shaped.changes
+        if parsed.repaired:
+            # Written again below: the client's bytes still hold them.
+            changes.insert(0, f"replaced {parsed.repaired} lone UTF-16 surrogates with U+FFFD")
         outgoing, removed = shaped.request, 0
         if trim:
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
@@ -254,7 +265,7 @@ class RequestShaper:
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
-            if outgoing is not parsed.body:
+            if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
         flow.metadata["stabilizer"] = {
             "model": model if isinstance(model, str) else "",
@@ -277,6 +288,12 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
             )
+
+
+def _costly_to_parse(request: http.Request) -> bool:
+    """Whether parsing the body would take the loop for more than a few ms: a compressed body
+    is inflated first (32 MB from a 0.1 MB bomb: 0.1 s), and no session's next turn is this large."""
+    return "content-encoding" in request.headers or len(request.raw_content or b"") > PARSE_ON_LOOP_BYTES
 
 
 def _new_bytes(parsed: Parsed, raw: bytes) -> int:

@@ -1,6 +1,7 @@
 import asyncio
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from mitmproxy import exceptions
 from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
-from addons import request_addon
+from addons import request_addon, tokens
 from addons.request_addon import RequestShaper
 from tests.bench import workload
 
@@ -35,6 +36,12 @@ def post(path: str, body: bytes | dict, headers: dict | None = None):
         flow.request.headers[name] = value
     flow.request.content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return flow
+
+
+def handle(shaper, flow) -> None:
+    """The request hook as mitmproxy runs it: awaited when it hands the work to its worker thread."""
+    if (pending := shaper.request(flow)) is not None:
+        asyncio.run(pending)
 
 
 def sent(flow) -> dict:
@@ -142,7 +149,7 @@ def test_compressed_body_goes_upstream_decoded(shaper, encoding):
     flow = post("/v1/messages", b"")
     flow.request.headers["content-encoding"] = encoding
     flow.request.raw_content = encode(json.dumps(recorded(model="qwen-plus")).encode(), encoding)
-    shaper.request(flow)
+    handle(shaper, flow)
     assert "content-encoding" not in flow.request.headers
     assert json.loads(flow.request.raw_content)["max_tokens"] == 8192  # decoded, then shaped (capped)
 
@@ -215,7 +222,7 @@ def test_undecodable_body_is_answered_400(shaper):
     flow = post("/v1/messages", b"")
     flow.request.headers["content-encoding"] = "gzip"
     flow.request.raw_content = RECORDED  # says gzip, is not
-    shaper.request(flow)
+    handle(shaper, flow)
     assert flow.response.status_code == 400
     assert "Content-Encoding: gzip" in json.loads(flow.response.content)["error"]["message"]
 
@@ -445,3 +452,70 @@ def test_a_large_body_is_shaped_off_the_event_loop(shaper):
     assert ticks > 0  # the loop ran while the body was counted
     assert flow.metadata["stabilizer"]["input_tokens"] > 4_000_000
     assert "capped max_tokens 32000->8192" in small.metadata["stabilizer"]["changes"]
+
+
+class LoopWork:
+    """What the tokenizer and the decoder did on the calling (event loop) thread, and elsewhere."""
+
+    def __init__(self, monkeypatch):
+        self.loop_thread = threading.get_ident()
+        self.on_loop: list[tuple[str, int]] = []  # (what, characters or bytes)
+        self.elsewhere: list[tuple[str, int]] = []
+        encoding = tokens._encoding()
+
+        class Encoding:
+            def encode_ordinary(inner, text):
+                self.note("encode", len(text))
+                return encoding.encode_ordinary(text)
+
+        monkeypatch.setattr(tokens, "_encoding", lambda: Encoding())
+        real_decoded = request_addon.decoded
+
+        def decoded(raw, coding, limit):
+            self.note("decode", len(raw))
+            return real_decoded(raw, coding, limit)
+
+        monkeypatch.setattr(request_addon, "decoded", decoded)
+
+    def note(self, what: str, size: int) -> None:
+        (self.on_loop if threading.get_ident() == self.loop_thread else self.elsewhere).append((what, size))
+
+
+@pytest.mark.parametrize("case", ["20 MB of words", "12 MB of one letter", "a compressed body"])
+def test_no_large_piece_of_work_runs_on_the_event_loop(shaper, monkeypatch, case):
+    work = LoopWork(monkeypatch)
+    text = {"20 MB of words": "word " * 4_000_000, "12 MB of one letter": "a" * 12_000_000,
+            "a compressed body": "hello "}[case]
+    body = json.dumps({"model": "qwen-plus", "max_tokens": 100, "messages": [{"role": "user", "content": text}]})
+    flow = post("/v1/messages/count_tokens", body.encode())
+    if case == "a compressed body":
+        flow.request.headers["content-encoding"] = "gzip"
+        flow.request.raw_content = encode(body.encode(), "gzip")
+    handle(shaper, flow)
+    assert work.elsewhere and not work.on_loop
+    # Counted in slices: tiktoken holds the GIL while it builds each slice's list of tokens.
+    assert max(size for what, size in work.elsewhere if what == "encode") <= tokens.SLICE_CHARS
+
+
+def test_a_next_turn_of_a_session_stays_on_the_loop(shaper, monkeypatch):
+    # Its few ms of work would cost more as a hop to the worker thread.
+    handle(shaper, post("/v1/messages", recorded(model="qwen-plus")))
+    work = LoopWork(monkeypatch)
+    body = recorded(model="qwen-plus")
+    body["messages"] = [*body["messages"], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "next"}]
+    assert shaper.request(post("/v1/messages", body)) is None
+    assert work.on_loop and not work.elsewhere
+
+
+def test_lone_surrogates_are_repaired_and_said(shaper):
+    # Claude Code cuts a string inside an emoji: the high half alone, which LiteLLM refuses (400) on every turn.
+    raw = json.dumps(recorded(model="qwen-plus")).encode()[:-1] + b', "metadata": {"note": "x"}}'
+    raw = raw.replace(b'"content": "', b'"content": "cut \\ud83d here, kept \\ud83d\\ude00, low \\udc00 ', 1)
+    for turn in range(2):  # the next turn resends it: repaired again
+        flow = post("/v1/messages", raw)
+        handle(shaper, flow)
+        sent_bytes = flow.request.get_content()
+        assert b"\\ud8" not in sent_bytes.lower() and b"\\udc" not in sent_bytes.lower()
+        text = json.dumps(json.loads(sent_bytes), ensure_ascii=False)
+        assert "cut \ufffd here, kept \U0001f600, low \ufffd " in text
+        assert "replaced 2 lone UTF-16 surrogates with U+FFFD" in flow.metadata["stabilizer"]["changes"]
