@@ -11,6 +11,9 @@ STATUS_PATH = "/_stabilizer/status"
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 SHAPED_PATHS = frozenset({MESSAGES_PATH, COUNT_TOKENS_PATH})
+# Answered by the Upstream addon itself, whatever the key: `/` (Claude Code sends `HEAD /`
+# first; LiteLLM would serve its landing page) and the status.
+PUBLIC_PATHS = frozenset({"/", STATUS_PATH})
 
 
 def http_url(host: str, port: int) -> str:

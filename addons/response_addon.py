@@ -114,16 +114,17 @@ class ResponsePatcher:
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        if response is None or response.stream or flow.request.method != "POST":
+        if response is None or response.stream:
             return  # streamed bodies were patched on the way
-        path = _path(flow)
-        if path.endswith(COUNT_TOKENS_PATH):
+        path, method = _path(flow), flow.request.method
+        if method == "POST" and path.endswith(COUNT_TOKENS_PATH):
             self._count_tokens(flow)
-        elif path.endswith(MESSAGES_PATH):
-            if _is_2xx(response):
-                self._message(flow)
-            else:
-                self._error(flow)
+        elif method == "POST" and path.endswith(MESSAGES_PATH) and _is_2xx(response):
+            self._message(flow)
+        elif response.status_code >= 400 and method != "HEAD":
+            # Any path, any method: LiteLLM's FastAPI `{"detail": ...}` (an unknown path, a method
+            # a route does not take) is not an error Claude Code can read.
+            self._error(flow)
 
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
         """Answer with the request addon's estimate when the upstream could not count

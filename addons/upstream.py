@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import STATUS_PATH, __version__, canonical_path, endpoint, http_url
+from addons import PUBLIC_PATHS, SHAPED_PATHS, STATUS_PATH, __version__, canonical_path, endpoint, http_url
+from addons.errors import error_body
 from addons.logfollow import LogFollower, listening_address
 from addons.proxy_errors import unavailable_response
 
@@ -61,6 +62,11 @@ async def takes_connection(address: tuple[str, int]) -> bool:
         return False
     writer.close()
     return True
+
+
+def _method_not_allowed(route: str, method: str, allowed: str) -> http.Response:
+    body = error_body("invalid_request_error", f"{method} {route} is not served; use {allowed}")
+    return http.Response.make(405, body, {"content-type": "application/json", "allow": allowed})
 
 
 class Upstream:
@@ -186,10 +192,8 @@ class Upstream:
     def request(self, flow: http.HTTPFlow):
         if flow.response:
             return None
-        if flow.request.method == "GET" and endpoint(flow.request.path) == STATUS_PATH:
-            flow.response = http.Response.make(
-                200, json.dumps(self.status()), {"content-type": "application/json"}
-            )
+        if (local := self._local_answer(flow.request)) is not None:
+            flow.response = local
             return None
         if self.address is None:
             flow.response = unavailable_response(
@@ -204,6 +208,19 @@ class Upstream:
             # Awaited by mitmproxy for this flow only; every other request goes on meanwhile.
             return self._route_after_restart(flow)
         self._route(flow)
+        return None
+
+    def _local_answer(self, request: http.Request) -> http.Response | None:
+        """What the front door answers itself: the public paths (never LiteLLM's landing page,
+        and nothing without a key reaches it), and a method the shaped paths do not take."""
+        route, method = endpoint(request.path), request.method
+        if route in PUBLIC_PATHS:
+            if method in ("GET", "HEAD"):
+                body = self.status() if route == STATUS_PATH else {"name": "stabilizer", "status": STATUS_PATH}
+                return http.Response.make(200, json.dumps(body), {"content-type": "application/json"})
+            return _method_not_allowed(route, method, "GET, HEAD")
+        if route in SHAPED_PATHS and method != "POST":
+            return _method_not_allowed(route, method, "POST")
         return None
 
     async def _route_after_restart(self, flow: http.HTTPFlow) -> None:

@@ -1,10 +1,12 @@
 """The front door checks the key LiteLLM checks, in any form a LiteLLM config gives it."""
 
+import http.client
 import json
 import secrets
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import yaml
 from mitmproxy.net.encoding import encode
 
+from addons.errors import is_anthropic_error
 from tests.backend import Text
 from tests.claude import run_claude
 from tests.conftest import POLICY
@@ -175,3 +178,48 @@ def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, c
     finally:
         for door in doors:
             door.stop()
+
+
+def exchange(url: str, method: str, path: str, key: str | None) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=30)
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    body = b"{}" if method in ("POST", "PUT", "PATCH") else None
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method, path, with_key, status, error_type", [
+    # Claude Code sends `HEAD /` first; LiteLLM's landing page (HTML) is not served to anyone.
+    ("GET", "/", False, 200, None),
+    ("HEAD", "/", False, 200, None),
+    ("POST", "/", False, 405, "invalid_request_error"),
+    # The status path takes no other method, and nothing without a key reaches LiteLLM through it.
+    ("POST", "/_stabilizer/status", False, 405, "invalid_request_error"),
+    ("DELETE", "/_stabilizer/status", False, 405, "invalid_request_error"),
+    ("GET", "/v1/messages", False, 401, "authentication_error"),
+    ("GET", "/v1/messages", True, 405, "invalid_request_error"),
+    ("PUT", "/v1/messages/count_tokens?beta=true", True, 405, "invalid_request_error"),
+    # Paths LiteLLM does not serve: its FastAPI {"detail": "Not Found"}, in Anthropic's shape.
+    ("GET", "/v1/no-such-route", True, 404, "not_found_error"),
+    ("POST", "/v2/messages", True, 404, "not_found_error"),
+])
+def test_every_answer_at_the_edges_is_anthropic_shaped(stack, fresh_backend, master_key, method, path, with_key,
+                                                         status, error_type):
+    code, headers, raw = exchange(stack.url, method, path, master_key if with_key else None)
+    assert code == status, raw[:300]
+    assert headers["content-type"] == "application/json" and b"<html" not in raw.lower()
+    if method == "HEAD":
+        assert raw == b""
+    elif error_type:
+        body = json.loads(raw)
+        assert is_anthropic_error(body) and body["error"]["type"] == error_type, body
+    else:
+        assert json.loads(raw)["status"] == "/_stabilizer/status"
+    if code == 405:
+        assert headers["allow"]
+    fresh_backend.responder = lambda body: Text("Still here.")
+    assert ask(stack.url, master_key)[0] == 200
