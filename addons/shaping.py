@@ -6,7 +6,9 @@ a 2 MB history costs a walk, not a copy.
 
 - fold: `{"role": "system"}` entries inside `messages` (Claude Code's
   mid-conversation system messages, which LiteLLM drops) become
-  `<system-reminder>` text blocks in the neighbouring user turn.
+  `<system-reminder>` text blocks in the neighbouring user turn, never between
+  the tool results of one assistant turn (`defers_text`). One whose content is
+  not text stays where it is, for validation to refuse.
 - strip: top-level keys outside the model's allow-list, `cache_control` and
   citations everywhere, server tools (and a `tool_choice` naming one), tool
   fields beyond name, description and schema, tools over `max_tools`; a
@@ -25,6 +27,7 @@ The client's `stream` choice is never touched.
 import ast
 import collections
 import dataclasses
+import itertools
 import json
 import operator
 from dataclasses import dataclass
@@ -74,11 +77,13 @@ def fold_system_messages(request: dict, memo: Memo | None = None) -> tuple[dict,
     """Move the text of each system message into a user turn, keeping the order of events.
 
     A system message goes to the start of the next user turn (after its tool_result
-    blocks, which the API wants first) when the next turn is the user's; otherwise to
-    the end of the previous user turn; between two assistant turns, or with no user
-    turn around, it becomes a user turn of its own. Returns the new request and the
-    folded texts. A user turn that took the same texts before (in `memo`) gives the
-    same copy again.
+    blocks, which the API wants first) when the next turn is the user's, or past it
+    while `defers_text`; otherwise to the end of the previous user turn; between two
+    assistant turns, or with no user turn around, it becomes a user turn of its own.
+    A system message whose content is not text (see `_system_text`) is kept as it is,
+    for validation to refuse: its content is never dropped. Returns the new request
+    and the folded texts. A user turn that took the same texts before (in `memo`)
+    gives the same copy again.
     """
     messages = request["messages"]
     if not any(role_of(message) == "system" for message in messages):
@@ -88,14 +93,15 @@ def fold_system_messages(request: dict, memo: Memo | None = None) -> tuple[dict,
     folded: list[Any] = []
     pending: list[dict] = []
     reminders: list[str] = []
-    for message in messages:
-        if role_of(message) == "system":
-            if text := _system_text(message.get("content")):
+    for index, message in enumerate(messages):
+        role = role_of(message)
+        if role == "system" and (text := _system_text(message.get("content"))) is not None:
+            if text:
                 reminders.append(SYSTEM_REMINDER.format(text))
                 pending.append({"type": "text", "text": reminders[-1]})
             continue
-        if pending:
-            if role_of(message) == "user":
+        if pending and not (role == "user" and defers_text(messages, index)):
+            if role == "user":
                 message = _with_reminders(message, pending, memo)
             else:
                 _append_to_previous_user_turn(folded, pending, memo)
@@ -118,14 +124,39 @@ def _with_reminders(message: dict, blocks: list[dict], memo: Memo, *, at_end: bo
     return memo.get(kind, message, lambda message: add_text_blocks(message, blocks, at_end=at_end))
 
 
-def _system_text(content: Any) -> str:
+def _system_text(content: Any) -> str | None:
+    """The text of a system message's content (a string, text blocks, or one text block
+    object); None when it holds anything else, which folding would lose."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "\n".join(
-            block["text"] for block in content if isinstance(block, dict) and isinstance(block.get("text"), str)
-        )
-    return ""
+    blocks = [content] if isinstance(content, dict) else content
+    if isinstance(blocks, list) and all(isinstance(block, dict) and isinstance(block.get("text"), str)
+                                        for block in blocks):
+        return "\n".join(block["text"] for block in blocks)
+    return None
+
+
+def defers_text(messages: list, index: int) -> bool:
+    """Whether text meant for the user turn `messages[index]` must go to a later turn: it
+    holds only tool results, and the next turn (system messages aside) is the user's too.
+
+    Anthropic merges consecutive user turns, so an assistant turn's tool results may come
+    split over several. LiteLLM makes each user turn its tool messages, then a user
+    message with its text; a text before the last of those results would stand between
+    the assistant's tool calls and their tool messages, which OpenAI-compatible backends
+    refuse ("An assistant message with 'tool_calls' must be followed by tool messages").
+    """
+    if not _results_only(messages[index]):
+        return False
+    following = next((message for message in itertools.islice(messages, index + 1, None)
+                      if role_of(message) != "system"), None)
+    return role_of(following) == "user"
+
+
+def _results_only(message: Any) -> bool:
+    content = message.get("content") if role_of(message) == "user" else None
+    return isinstance(content, list) and bool(content) and all(
+        _block_type(block) == "tool_result" for block in content)
 
 
 def add_text_blocks(message: dict, blocks: list[dict], *, at_end: bool = False) -> dict:

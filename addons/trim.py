@@ -20,7 +20,8 @@ than `max_messages`, whole messages are removed from the middle:
 - The first user turn after the gap gets a text block saying how many messages
   were omitted (after its tool_result blocks, which must come first), followed
   by any <system-reminder> folded from a system message in the gap: system
-  text is never lost.
+  text is never lost. When the tail's first tool results come split over
+  several user turns, the text goes to the last of them (shaping.defers_text).
 - If even the start plus the last turn is over budget and the last turn holds
   tool results (a file or a command's output far larger than the window), the
   largest results are shortened in their middle, head and tail kept, with a
@@ -63,7 +64,7 @@ from typing import Any
 
 from addons.memo import Memo
 from addons.policy import ModelPolicy
-from addons.shaping import add_text_blocks, role_of
+from addons.shaping import add_text_blocks, defers_text, role_of
 from addons.tokens import MessageEstimate, count_fixed, count_message, count_text, estimate_message
 
 OMITTED_NOTE = "[{} earlier messages of this conversation were omitted here to fit the model's context window.]"
@@ -117,8 +118,10 @@ def trim_request(
     removed_tokens = [0, *accumulate(estimate.tokens for estimate in estimates[start:])]
     wanted = [t for t in cuts if t - start >= count_goal and removed_tokens[t - start] >= token_goal]
     for cut in wanted or cuts[-1:]:
-        # The first user turn after the gap carries the note (cuts leave one in the tail).
-        noted = next(i for i in range(cut, len(messages)) if role_of(messages[i]) == "user")
+        # The first user turn after the gap carries the note (cuts leave one in the tail, and
+        # the last user turn never defers).
+        noted = next(i for i in range(cut, len(messages))
+                     if role_of(messages[i]) == "user" and not defers_text(messages, i))
         noted_message = add_text_blocks(messages[noted], _inserted_blocks(messages, start, cut, reminders))
         after = tokens - removed_tokens[cut - start] - estimates[noted].tokens + count_message(noted_message)
         if after <= budget:

@@ -10,8 +10,12 @@ field, the way Anthropic's API words it ("messages.0.content.1: ...").
 
 Only the structure is checked, and only in the request as it goes upstream
 (shaped: system messages folded, unaccepted blocks removed). Values (the model
-name, max_tokens, the text itself) stay for LiteLLM and the backend to judge:
-they answer those with a 400 of their own.
+name, how large max_tokens is, the text itself) stay for LiteLLM and the backend
+to judge: they answer those with a 400 of their own. A few values are checked
+here all the same: a `tool_choice` without a `type` Anthropic knows (LiteLLM's
+translation raises on it), a `max_tokens` that is not an integer (capping
+passes it by), and a system message whose content is not text (folding leaves
+it in place so that it is refused here, never dropped).
 """
 
 from typing import Any
@@ -19,6 +23,8 @@ from typing import Any
 from addons.memo import Memo
 
 ROLES = ("user", "assistant")
+# What Anthropic takes as tool_choice.type.
+TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")
 
 
 def request_problem(request: dict[str, Any], memo: Memo | None = None) -> str | None:
@@ -40,8 +46,21 @@ def request_problem(request: dict[str, Any], memo: Memo | None = None) -> str | 
     tools = request.get("tools")
     if tools is not None and not (isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools)):
         return "tools: expected a list of tool definitions (objects)"
-    if "tool_choice" in request and not isinstance(request["tool_choice"], dict):
+    if "tool_choice" in request and (problem := _tool_choice_problem(request["tool_choice"])):
+        return problem
+    max_tokens = request.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)):
+        return f"max_tokens: Input should be a valid integer, not {_shown(max_tokens)}"
+    return None
+
+
+def _tool_choice_problem(choice: Any) -> str | None:
+    if not isinstance(choice, dict):
         return 'tool_choice: expected an object such as {"type": "auto"}'
+    if choice.get("type") not in TOOL_CHOICE_TYPES:
+        return f'tool_choice.type: expected "auto", "any", "tool" or "none", not {_shown(choice.get("type"))}'
+    if choice["type"] == "tool" and not isinstance(choice.get("name"), str):
+        return 'tool_choice.name: expected the name of a tool (a string) with "type": "tool"'
     return None
 
 
@@ -52,6 +71,9 @@ def _sound(message: Any) -> bool:
 def _message_problem(message: Any, where: str) -> str | None:
     if not isinstance(message, dict):
         return f"{where}: expected a message object with role and content"
+    if message.get("role") == "system":  # left by folding: its content is not text
+        return f"{where}.content: a system message's content must be text (a string or text blocks), " \
+               f"not {_shown(message.get('content'))}"
     if message.get("role") not in ROLES:
         return f'{where}.role: expected "user" or "assistant", not {_shown(message.get("role"))}'
     content = message.get("content")

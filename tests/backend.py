@@ -25,6 +25,10 @@ exact URL sits beside each behaviour in the code):
   (llama.cpp tools/server/README.md, third-party captures).
 - openai (anything else): a permissive plain OpenAI server.
 
+Tool messages: DeepSeek, Qwen, Kimi and the plain profile refuse an assistant
+message whose tool calls are not all answered by the tool messages right after
+it, each in its own words (`TOOL_MESSAGES_DUE`).
+
 Content parts: DeepSeek takes only `text` (serde's "unknown variant `file`,
 expected `text`"); `deepseek-v4-pro` takes no `image_url` either (DeepSeek
 Models & Pricing; wording as quoted in ChatLunaLab/chatluna#867). The `images`
@@ -391,7 +395,17 @@ class EndlessEvent:
     sent_bytes: int = 0
 
 
-Reply = Text | ToolCalls | Error | StallBeforeFirstByte | StallMidStream | CloseMidEvent | EndlessEvent
+@dataclasses.dataclass
+class PacedStream:
+    """A stream of `reply` (default answer when None) whose first event goes at once and
+    each next one when `step` is released: the test paces it, event by event. Released by
+    reset()/stop() instead, the connection is closed."""
+
+    reply: Text | ToolCalls | None = None
+    step: threading.Semaphore = dataclasses.field(default_factory=lambda: threading.Semaphore(0))
+
+
+Reply = Text | ToolCalls | Error | StallBeforeFirstByte | StallMidStream | CloseMidEvent | EndlessEvent | PacedStream
 
 
 @dataclasses.dataclass
@@ -742,6 +756,50 @@ def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error
     return None
 
 
+# An assistant message's tool calls must be answered by the tool messages right after it:
+# `tool, user, tool` leaves a call unanswered. The providers' wordings (read 2026-11-26):
+# DeepSeek, in its usual envelope (TurixAI/TuriX-CUA#15, 2026-03-03; BigPizzaV3/CodexPlusPlus#308);
+# OpenAI, with the ids and the offending message's role as `param`
+# (https://github.com/router-for-me/CLIProxyAPI/issues/2798; how several ids are joined is
+# not shown there); DashScope, in double quotes, naming the message instead of the ids
+# (QwenLM/qwen-code#606); Moonshot, in lower case (MoonshotAI/kimi-cli#2405). No source
+# was found for the others, which are left without the check.
+TOOL_MESSAGES_DUE = ("An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                     "each 'tool_call_id'.")
+TOOL_IDS_MISSING = " The following tool_call_ids did not have response messages: {}"
+
+
+def _unanswered_calls(messages: list[Any]) -> tuple[int, list[str]] | None:
+    """The first message standing where a tool message is due (its index), and the calls
+    of the assistant message before it that are still unanswered; None if there is none."""
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, dict) and message.get("role") == "assistant" else None
+        if not isinstance(calls, list) or not calls:
+            continue
+        answered, after = set(), index + 1
+        while after < len(messages) and isinstance(messages[after], dict) and messages[after].get("role") == "tool":
+            answered.add(messages[after].get("tool_call_id"))
+            after += 1
+        missing = [str(call.get("id")) for call in calls if isinstance(call, dict) and call.get("id") not in answered]
+        if missing and after < len(messages):
+            return after, missing
+    return None
+
+
+def _tool_order_error(body: dict[str, Any], provider: str) -> Error | None:
+    if provider not in ("deepseek", "openai", "qwen", "kimi") or not (found := _unanswered_calls(body["messages"])):
+        return None
+    index, missing = found
+    if provider == "deepseek":
+        return _deepseek_error(TOOL_MESSAGES_DUE + " (insufficient tool messages following tool_calls message)")
+    if provider == "qwen":
+        return _qwen_error(TOOL_MESSAGES_DUE.replace("'", '"') + TOOL_IDS_MISSING.format(f"message[{index}].role"))
+    ids = TOOL_IDS_MISSING.format(", ".join(missing))
+    if provider == "kimi":
+        return _moonshot_error("a" + TOOL_MESSAGES_DUE[1:] + ids)
+    return _openai_error(TOOL_MESSAGES_DUE + ids, param=f"messages.[{index}].role")
+
+
 def _tools_error(tools: Any, limit: int | None) -> str | None:
     """Kimi refuses more than 128 tools; its wording as quoted in MoonshotAI/Kimi-K2#90
     (seen on its Anthropic route; assumed the same on the OpenAI one, in Moonshot's
@@ -803,6 +861,8 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
     if not isinstance(body.get("messages"), list):
         return _missing_messages_error(provider, raw)
     if error := _content_part_error(body, raw, quirks):
+        return error
+    if error := _tool_order_error(body, provider):
         return error
     if quirks.thinking and provider == "deepseek":
         if error := _thinking_error(body, raw):
@@ -1427,6 +1487,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._close_mid_event(body, reply, quirks)
             case EndlessEvent():
                 self._endless(body, reply, quirks, release)
+            case PacedStream():
+                self._paced(body, reply, quirks, release)
             case _:
                 raise TypeError(f"not a Reply: {reply!r}")
 
@@ -1487,6 +1549,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write_chunk(half) if streaming else self._write(half)
         self._abort()
         reply.reached.set()
+
+    def _paced(self, body: dict[str, Any], reply: PacedStream, quirks: Quirks, release: threading.Event) -> None:
+        first, *rest = Completion(body, reply.reply or default_reply(body), quirks).events()
+        self._start_stream(quirks)
+        self._write_chunk(first)
+        for event in rest:
+            while not reply.step.acquire(timeout=0.02):
+                if release.is_set():
+                    self._abort()
+                    return
+            self._write_chunk(event)
+        self._write(b"0\r\n\r\n")
 
     def _endless(self, body: dict[str, Any], reply: EndlessEvent, quirks: Quirks, release: threading.Event) -> None:
         opening = Completion(body, Text(""), quirks).open_content()

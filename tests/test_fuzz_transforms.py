@@ -1,8 +1,11 @@
 """Property-based fuzzing of the request and response transforms with arbitrary JSON values.
 
 Request side: tokens.from_json, shaping.shape_request, validation.request_problem,
-trim.trim_request, tokens.estimate_request. Response side: patching.StreamPatcher
-(feed/finish), to_anthropic_error, fill_message_usage, message_to_sse_events.
+trim.trim_request, tokens.estimate_request; and, over well-formed histories whose
+tool results come split over several user turns, that shaping and trimming keep
+the order LiteLLM's translation needs (`tool_order_problem`). Response side:
+patching.StreamPatcher (feed/finish), to_anthropic_error, fill_message_usage,
+message_to_sse_events.
 
 Every transform here is a plain function that the addons call on whatever a
 client or an upstream sent. Each either returns or raises the error its
@@ -18,7 +21,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from addons.errors import is_anthropic_error
@@ -36,6 +39,7 @@ from addons.sse import SSEDecoder, encode_event
 from addons.tokens import estimate_request, from_json
 from addons.trim import trim_request
 from addons.validation import request_problem
+from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words
 
 DATA = Path(__file__).parent / "data"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -182,6 +186,88 @@ def test_from_json_refuses_deep_nesting_with_value_error(raw):
 def test_from_json_refuses_what_is_not_json_but_python_reads(raw):
     with pytest.raises(ValueError):
         from_json(raw)
+
+
+# --- tool results split over user turns ----------------------------------------
+
+
+@st.composite
+def split_result_requests(draw) -> dict:
+    """Well-formed histories whose tool results may come split over consecutive user turns
+    (Anthropic merges them), with system messages anywhere: right after a tool_use, between
+    two result turns, as a string, text blocks or one text block object."""
+    ids = iter(range(10**6))
+    sizes = st.integers(1, 80)
+    messages = [user(text(words(draw(sizes))))]
+    for _ in range(draw(st.integers(1, 12))):
+        calls = [f"t{next(ids)}" for _ in range(draw(st.sampled_from([0, 1, 2, 3])))]
+        messages.append(assistant(text(words(draw(sizes), 1)), *map(tool_use, calls)))
+        results = [tool_result(call, draw(sizes)) for call in calls]
+        cuts = sorted(draw(st.sets(st.integers(1, max(1, len(results) - 1)), max_size=len(results) - 1))
+                      if len(results) > 1 else set())
+        turns = [results[a:b] for a, b in zip([0, *cuts], [*cuts, len(results)])] if results else [[]]
+        if not results or draw(st.booleans()):  # the user's words after the results (or instead of them)
+            turns[-1] = [*turns[-1], text(words(draw(sizes), 3))]
+        messages += [user(*turn) for turn in turns]
+    with_system = []
+    for message in messages:
+        with_system.append(message)
+        if draw(st.integers(0, 3)) == 0:
+            note = f"system note {next(ids)}: " + words(draw(sizes), 2)
+            content = draw(st.sampled_from([note, [text(note)], text(note)]))
+            with_system.append({"role": "system", "content": content})
+    return request_of(with_system)
+
+
+def tool_order_problem(messages: list) -> str | None:
+    """Where LiteLLM's Anthropic-to-OpenAI translation of `messages` breaks the tool order; None if nowhere.
+
+    The translation makes each user turn its tool_result blocks as `tool` messages, in
+    order, then (if it has any other content) one `user` message; an assistant turn with
+    tool_use blocks becomes one assistant message with `tool_calls`. OpenAI-compatible
+    backends want every tool call answered by the `tool` messages directly after its
+    assistant message. In Anthropic terms: after an assistant turn with tool_use blocks,
+    the user turns that follow, up to and including the first one with anything besides
+    tool_result blocks, carry all its results; no result follows a text."""
+    translated = []  # (role, tool ids called or answered)
+    for message in messages:
+        content = message["content"] if isinstance(message["content"], list) else [text(message["content"])]
+        if message["role"] == "assistant":
+            translated.append(("assistant", [b["id"] for b in content if b.get("type") == "tool_use"]))
+            continue
+        translated += [("tool", [b["tool_use_id"]]) for b in content if b.get("type") == "tool_result"]
+        if any(b.get("type") != "tool_result" for b in content):
+            translated.append(("user", []))
+    for index, (role, called) in enumerate(translated):
+        if role != "assistant" or not called:
+            continue
+        answered = []
+        for other_role, ids in translated[index + 1 :]:
+            if other_role != "tool":
+                break
+            answered += ids
+        if set(called) - set(answered):
+            return f"translated message {index}: tool calls {called}, answered right after: {answered}"
+    return None
+
+
+@FUZZ
+@given(split_result_requests(), thinking_policies, st.floats(0.3, 1.2), st.integers(1, 100), st.integers(1, 4),
+       st.sampled_from([0, 0, 8, 30]))  # fmt: skip
+def test_shaping_and_trimming_keep_split_tool_results_together(
+    request, thinking, budget_share, low_water, keep_first, max_messages
+):
+    assert tool_order_problem([m for m in request["messages"] if m["role"] != "system"]) is None
+    shaped = shape_request(request, ModelPolicy(thinking=thinking))
+    assert request_problem(shaped.request) is None
+    assert tool_order_problem(shaped.request["messages"]) is None
+    # A budget that the request exceeds more or less (or not at all), as in tests/test_trim.py.
+    policy = policy_for(int(estimate_request(shaped.request) * budget_share), thinking=thinking,
+                        low_water_percent=low_water, keep_first_messages=keep_first,
+                        max_messages=max(max_messages, keep_first + 2) if max_messages else 0)
+    trimmed = trim_request(shaped.request, policy, shaped.reminders)
+    event("too long" if trimmed.too_long else "trimmed" if trimmed.removed else "untouched")
+    assert tool_order_problem(trimmed.request["messages"]) is None
 
 
 # --- the response side -----------------------------------------------------------
