@@ -173,6 +173,21 @@ CASES: list[Case] = [
                                             tool_choice={"type": "tool", "name": "web_search"}))),
     Case("tool_choice garbage", as_json(valid(tool_choice=[1, 2]))),
     Case("max_tokens a string", as_json(valid(max_tokens="lots"))),
+    Case("max_tokens a numeric string", as_json(valid(max_tokens="100000"))),
+    Case("tool_choice without type", as_json(valid(tool_choice={"disable_parallel_tool_use": True}))),
+    Case("system message content a text block object", as_json(valid(messages=[
+        {"role": "user", "content": "hello"}, {"role": "system", "content": {"type": "text", "text": "be brief"}}])),
+         tags=frozenset({"valid"})),
+    Case("system message content a number", as_json(valid(messages=[
+        {"role": "user", "content": "hello"}, {"role": "system", "content": 7}]))),
+    Case("tool results split over user turns, a system message after the calls", as_json(valid(
+        tools=[{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}],
+        messages=[{"role": "user", "content": "read a and b"},
+                  {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "Read",
+                                                     "input": {"file_path": n}} for n in "ab"]},
+                  {"role": "system", "content": "a reminder"},
+                  *({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": n}]}
+                    for n in "ab")])), tags=frozenset({"valid"})),
     Case("max_tokens negative", as_json(valid(max_tokens=-5))),
     Case("max_tokens beyond 64 bits", as_json(valid(max_tokens=10**30))),
     Case("model missing", as_json({"max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]})),
