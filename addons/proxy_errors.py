@@ -10,12 +10,27 @@ mitmproxy otherwise skips, so the SSE patcher can end the stream with an
 `error` event instead of a cut that looks like a network failure, and the
 chunked body is closed properly.
 
-Both are done by wrapping two functions of mitmproxy's HTTP/1 server layer
-(pinned mitmproxy version; tests/test_proxy_errors.py fails if they move).
+Two more are mended in the same layer. When mitmproxy answers before the
+request has arrived whole (413 past `body_size_limit`), it closes at once with
+the rest of the body unread: the client, still sending, gets a reset, or (when
+the close lands while the connection's task waits for the event lock,
+proxy/server.py handle_connection) a socket left open that nobody reads. A
+client that sends its whole body before reading (the Python SDK, urllib) never
+sees the answer. Here the rest of the body is read and dropped, and the
+connection closes when it ends, as after any answer with `Connection: close`.
+And a chunked request with a trailer section makes mitmproxy's HTTP/1 reader
+raise ("HTTP trailers are not implemented yet"): no answer at all. The trailer
+fields are dropped, as a recipient that removes the chunked coding may
+(RFC 9112, 7.1.2); LiteLLM reads none.
+
+All of it is done by replacing or wrapping three names of mitmproxy's HTTP/1
+layer (pinned mitmproxy version; tests/test_proxy_errors.py fails if they move).
 """
 
 from collections.abc import Iterable
 
+import h11
+from h11._readers import ChunkedReader
 from mitmproxy import exceptions, http
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
@@ -37,15 +52,28 @@ def unavailable_response(message: str) -> http.Response:
     )
 
 
-def error_page(status_code: int, message: str = "") -> bytes:
-    """Stands in for mitmproxy's HTML error page."""
+def error_response(status_code: int, message: str = "") -> http.Response:
+    """The Anthropic answer for one of mitmproxy's error statuses; the connection closes after it."""
     if status_code >= 500:
         response = unavailable_response(f"LiteLLM upstream unavailable: {message}; retry shortly")
     else:
         kind = "request_too_large" if status_code == 413 else "invalid_request_error"
         response = http.Response.make(status_code, error_body(kind, message), {"content-type": "application/json"})
     response.headers["connection"] = "close"
-    return http1.assemble_response(response)
+    return response
+
+
+def error_page(status_code: int, message: str = "") -> bytes:
+    """Stands in for mitmproxy's HTML error page."""
+    return http1.assemble_response(error_response(status_code, message))
+
+
+class TrailersDropped(ChunkedReader):
+    """h11's reader of a chunked body, which ends it without the trailer fields it read."""
+
+    def __call__(self, buf):
+        event = super().__call__(buf)
+        return h11.EndOfMessage() if isinstance(event, h11.EndOfMessage) else event
 
 
 def _stream_tail(response: http.Response) -> bytes:
@@ -56,9 +84,22 @@ def _stream_tail(response: http.Response) -> bytes:
     return tail if isinstance(tail, bytes) else b"".join(tail if isinstance(tail, Iterable) else [])
 
 
-def _finish_cut_stream(original_send):
+def _server_send(original_send):
     def send(self: _http1.Http1Server, event):
         response = self.response
+        if (
+            isinstance(event, ResponseProtocolError)
+            and response is None
+            and not self.request_done
+            and self.conn.state & ConnectionState.CAN_WRITE
+            and (status := event.code.http_status_code()) is not None
+        ):
+            # Answered before the request arrived whole: the body reader goes on to its end,
+            # and mark_done closes the connection then (both messages done, Connection: close).
+            self.response = error_response(status, event.message)
+            yield commands.SendData(self.conn, http1.assemble_response(self.response))
+            yield from self.mark_done(response=True)
+            return
         if (
             isinstance(event, ResponseProtocolError)
             and response is not None
@@ -75,8 +116,11 @@ def _finish_cut_stream(original_send):
 
 class ProxyErrorAnswers:
     def load(self, loader):
-        if not hasattr(_http1, "make_error_response") or not hasattr(_http1.Http1Server, "send"):
-            raise exceptions.AddonManagerError("this mitmproxy has no _http1.make_error_response / Http1Server.send")
+        if not all(hasattr(_http1, name) for name in ("make_error_response", "ChunkedReader", "Http1Server")):
+            raise exceptions.AddonManagerError(
+                "this mitmproxy has no _http1.make_error_response / ChunkedReader / Http1Server")
         _http1.make_error_response = error_page
+        # make_body_reader looks the name up at each request.
+        _http1.ChunkedReader = TrailersDropped
         if not hasattr(_http1.Http1Server.send, "wrapped"):
-            _http1.Http1Server.send = _finish_cut_stream(_http1.Http1Server.send)
+            _http1.Http1Server.send = _server_send(_http1.Http1Server.send)

@@ -4,18 +4,23 @@ import http.client
 import json
 import socket
 import threading
+import urllib.error
+import urllib.request
 
+import pytest
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons
 
 from addons.proxy_errors import ProxyErrorAnswers
 from addons.sse import SSEDecoder
-from tests.procs import running_line
+from tests.hostile.corpus import MESSAGES, valid
+from tests.procs import post_json, running_line
 
 
 def test_error_pages_are_anthropic_json():
-    original_page, original_send = _http1.make_error_response, _http1.Http1Server.send
+    original_page, original_reader, original_send = (
+        _http1.make_error_response, _http1.ChunkedReader, _http1.Http1Server.send)
     try:
         with taddons.context(ProxyErrorAnswers()):
             for status, expected_status, kind in [
@@ -32,7 +37,8 @@ def test_error_pages_are_anthropic_json():
                 error = json.loads(body)["error"]
                 assert error["type"] == kind and "Connect call failed" in error["message"]
     finally:
-        _http1.make_error_response, _http1.Http1Server.send = original_page, original_send
+        _http1.make_error_response, _http1.ChunkedReader, _http1.Http1Server.send = (
+            original_page, original_reader, original_send)
 
 
 MESSAGE_START = (
@@ -56,11 +62,10 @@ class DyingUpstream:
         self.thread.start()
 
     def serve_one(self):
-        connection, _ = self.listener.accept()
+        # The Upstream addon's probes come first: connections closed without a request.
+        while not (request := self.request_head(connection := self.listener.accept()[0])):
+            connection.close()
         with connection:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += connection.recv(65536)
             head, _, body = request.partition(b"\r\n\r\n")
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
             while len(body) < length:
@@ -70,6 +75,16 @@ class DyingUpstream:
                 + chunk(MESSAGE_START) + chunk(HALF_DELTA)
             )
         self.listener.close()
+
+    @staticmethod
+    def request_head(connection: socket.socket) -> bytes:
+        """What arrives up to the end of the request's head (and past it); b"" if the connection closes first."""
+        request = b""
+        while b"\r\n\r\n" not in request:
+            if not (data := connection.recv(65536)):
+                return b""
+            request += data
+        return request
 
 
 def test_stream_cut_by_a_dying_upstream_ends_with_an_error_event(lone_proxy, master_key):
@@ -89,3 +104,49 @@ def test_stream_cut_by_a_dying_upstream_ends_with_an_error_event(lone_proxy, mas
     events = decoder.feed(body) + decoder.finish()[0]
     assert [event.event for event in events] == ["message_start", "error"]
     assert json.loads(events[-1].data)["error"]["type"] == "overloaded_error"
+
+
+OVER_LIMIT = 40 << 20  # mitmdump's body_size_limit is 32 MB
+# A client fails on its own timeout when the answer never comes: this is the test's.
+CLIENT_TIMEOUT = 30
+
+
+def over_limit_request(key: str, framing: str) -> bytes:
+    body = b"x" * OVER_LIMIT
+    head = f"POST {MESSAGES} HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n".encode()
+    if framing == "chunked":
+        chunks = b"".join(b"%x\r\n%s\r\n" % (1 << 20, body[i:i + (1 << 20)]) for i in range(0, OVER_LIMIT, 1 << 20))
+        return head + b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    return head + b"content-length: %d\r\n\r\n" % OVER_LIMIT + body
+
+
+def assert_too_large(status: int, body: bytes) -> None:
+    assert status == 413, body[:500]
+    assert json.loads(body)["error"]["type"] == "request_too_large", body[:500]
+
+
+def assert_next_request_succeeds(port: int, key: str) -> None:
+    status, _, body = post_json(f"http://127.0.0.1:{port}{MESSAGES}", valid(), {"x-api-key": key})
+    assert status == 200 and json.loads(body)["type"] == "message", body[:500]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_over_limit_body_sent_whole_before_reading_gets_413_then_a_close(stack, fresh_backend, master_key, framing):
+    # As the Python SDK and urllib do: the whole body out, then the answer read.
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=CLIENT_TIMEOUT) as connection:
+        connection.sendall(over_limit_request(master_key, framing))
+        response = http.client.HTTPResponse(connection, method="POST")
+        response.begin()
+        assert response.getheader("connection") == "close"
+        assert_too_large(response.status, response.read())
+        assert connection.recv(1) == b""
+    assert_next_request_succeeds(stack.port, master_key)
+
+
+def test_urllib_gets_the_413_for_an_over_limit_body(stack, fresh_backend, master_key):
+    request = urllib.request.Request(f"{stack.url}{MESSAGES}", data=b"x" * OVER_LIMIT, method="POST",
+                                     headers={"x-api-key": master_key, "content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT)
+    assert_too_large(refused.value.code, refused.value.read())
+    assert_next_request_succeeds(stack.port, master_key)
