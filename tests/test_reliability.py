@@ -29,7 +29,7 @@ import yaml
 from anthropic._streaming import SSEDecoder as SDKDecoder
 
 from addons.errors import is_anthropic_error
-from tests.backend import CloseMidEvent, EndlessEvent, StallBeforeFirstByte, StallMidStream, Text
+from tests.backend import CloseMidEvent, EndlessEvent, PacedStream, StallBeforeFirstByte, StallMidStream, Text
 from tests.conftest import POLICY, write_litellm_config
 from tests.procs import LineReader, LiteLLM, Mitmdump, free_port, running_line
 
@@ -491,16 +491,20 @@ def test_endless_event_is_given_up_after_the_idle_limit(stalling_stack, fresh_ba
 IDLE_LIMIT_FAST = 2
 
 
-def read_request(connection: socket.socket) -> None:
+def read_request(connection: socket.socket) -> bool:
+    """Reads one request; False for a connection closed before one came (the Upstream addon's probe)."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += connection.recv(65536)
+        if not (received := connection.recv(65536)):
+            return False
+        data += received
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
         int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
     )
     while len(body) < length:
         body += connection.recv(65536)
+    return True
 
 
 def chunk(data: bytes) -> bytes:
@@ -541,9 +545,9 @@ class ScriptedUpstream:
         self.thread.start()
 
     def serve_one(self) -> None:
-        connection, _ = self.listener.accept()
+        while not read_request(connection := self.listener.accept()[0]):
+            connection.close()
         with connection:
-            read_request(connection)
             self.script(connection)
             connection.settimeout(60)
             try:
@@ -616,3 +620,77 @@ def test_idle_limit_rejects_a_negative_value(child_env, tmp_path):
         proxy.start(("--set", "stabilizer_upstream_idle_timeout=-1"))
     proxy.stop()
     assert "stabilizer_upstream_idle_timeout must be 0" in Path(proxy.log.name).read_text()
+
+
+# --- one large request beside a stream ---------------------------------------------
+
+
+class PacedReader(threading.Thread):
+    """Reads a PacedStream through the stack and releases its next event only once the one
+    before has arrived: every event is a round trip through mitmdump's event loop."""
+
+    def __init__(self, url: str, key: str, backend):
+        super().__init__(daemon=True)
+        self.url, self.key = url, key
+        # Words that differ: LiteLLM ends a stream that repeats one chunk 100 times with an error.
+        self.paced = PacedStream(Text(" ".join(f"w{n}" for n in range(8000))))  # about 4000 events
+        backend.responder = lambda body: self.paced if "paced" in json.dumps(body) else None
+        self.arrivals: list[float] = []
+        self.ended = False
+        self.started = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        host, port = self.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            connection.request("POST", "/v1/messages", json.dumps(message_request("paced", "deepseek-flash", True)),
+                               {"x-api-key": self.key, "content-type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            self.paced.step.release()  # one ahead: the backend's first chunk may carry no delta
+            while line := response.readline():
+                if line.startswith(b"data:") and b'"content_block_delta"' in line:
+                    self.arrivals.append(time.monotonic())
+                    self.started.set()
+                    self.paced.step.release()
+                self.ended = self.ended or (line.startswith(b"data:") and b'"message_stop"' in line)
+        except BaseException as e:
+            self.error = e
+        finally:
+            connection.close()
+            self.started.set()
+
+
+@pytest.mark.parametrize("path, answered", [
+    # 20 MB to count for a 1M window: the stack counts it and answers "prompt is too long" itself.
+    ("/v1/messages", 400),
+    # Counted by the stack, then by LiteLLM: its count (or the stack's estimate) comes back.
+    ("/v1/messages/count_tokens", 200),
+])
+def test_a_20_mb_request_beside_a_stream_does_not_hold_its_events(stack, fresh_backend, master_key, path, answered):
+    # Words of their own: nothing about them is remembered from an earlier request.
+    text = " ".join(f"w{random.getrandbits(20)}" for _ in range(2_500_000))
+    body = json.dumps({"model": "deepseek-flash", "max_tokens": 64, "messages": [{"role": "user", "content": text}]})
+    reader = PacedReader(stack.url, master_key, fresh_backend)
+    reader.start()
+    assert reader.started.wait(60) and reader.error is None, reader.error
+    host, port = stack.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=120)
+    try:
+        connection.request("POST", path, body, {"x-api-key": master_key, "content-type": "application/json"})
+        sent = time.monotonic()  # the whole body is out: from here on the stack reads and counts it
+        response = connection.getresponse()
+        answered_at = time.monotonic()
+        assert response.status == answered, response.read()[:300]
+    finally:
+        connection.close()
+    reader.paced.step.release(len(reader.paced.reply.text))  # the rest at once
+    reader.join(120)
+    assert reader.error is None, reader.error
+    during = sum(sent <= t <= answered_at for t in reader.arrivals)
+    print(f"\n{path}: {during} stream events came through in the {answered_at - sent:.2f} s the 20 MB request took")
+    # Each event waits for the one before to come through the stack. Counting 20 MB takes the
+    # stack about a second; on its event loop no event would pass meanwhile.
+    assert during >= 20, f"{during} events in {answered_at - sent:.2f} s"
+    assert reader.ended  # and the stream came whole
