@@ -92,7 +92,16 @@ class MitmproxyStream:
         return [out] if out else []
 
 
+# flow.metadata key: the request was answered by an addon before this one (a refusal, a 405,
+# a 503 while LiteLLM is away), in Anthropic's words already: nothing to patch or explain.
+ANSWERED_HERE = "stabilizer_answered_here"
+
+
 class ResponsePatcher:
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            flow.metadata[ANSWERED_HERE] = True
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if not (flow.request.method == "POST" and _path(flow).endswith(MESSAGES_PATH) and _is_2xx(response)):
@@ -114,7 +123,7 @@ class ResponsePatcher:
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        if response is None or response.stream:
+        if response is None or response.stream or flow.metadata.get(ANSWERED_HERE):
             return  # streamed bodies were patched on the way
         path, method = _path(flow), flow.request.method
         if method == "POST" and path.endswith(COUNT_TOKENS_PATH):
