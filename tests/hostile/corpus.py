@@ -202,7 +202,12 @@ CASES: list[Case] = [
     Case("model unknown", as_json(valid(model="no-such-model"))),
     Case("stream a string", as_json(valid(stream="yes"))),
     Case("thinking garbage", as_json(valid(thinking={"type": "enabled", "budget_tokens": "all"}))),
-    Case("lone surrogate", as_json(valid()).replace(b"hello", b"a\\ud800b")),
+    # Claude Code cuts a string inside an emoji; LiteLLM refused the half left (400, every turn after).
+    Case("lone surrogate", as_json(valid()).replace(b"hello", b"a\\ud800b"), tags=frozenset({"valid"})),
+    Case("high surrogate ending a string", as_json(valid()).replace(b"hello", b"cut here \\uD83D"),
+         tags=frozenset({"valid"})),
+    Case("lone low surrogate and a whole pair", as_json(valid()).replace(b"hello", b"\\udc00 \\ud83d\\ude00"),
+         tags=frozenset({"valid"})),
     Case("NUL in text", as_json(valid(messages=[{"role": "user", "content": "a\u0000b"}]))),
     # -- big and deep
     Case("20 MB in one message", _huge_text_request, tags=frozenset({"answered_by_us"})),
