@@ -89,7 +89,8 @@ def _server_send(original_send):
         response = self.response
         if (
             isinstance(event, ResponseProtocolError)
-            and response is None
+            # A `100 Continue` (Expect: 100-continue) is no answer: the client sends its body on.
+            and (response is None or response.status_code == 100)
             and not self.request_done
             and self.conn.state & ConnectionState.CAN_WRITE
             and (status := event.code.http_status_code()) is not None
@@ -98,7 +99,11 @@ def _server_send(original_send):
             # and mark_done closes the connection then (both messages done, Connection: close).
             self.response = error_response(status, event.message)
             yield commands.SendData(self.conn, http1.assemble_response(self.response))
-            yield from self.mark_done(response=True)
+            if response is None and self.request and self.request.headers.get("expect", "").lower() == "100-continue":
+                # Still waiting for a 100 that never came, the client sends no body: nothing to read.
+                yield commands.CloseConnection(self.conn)
+            else:
+                yield from self.mark_done(response=True)
             return
         if (
             isinstance(event, ResponseProtocolError)

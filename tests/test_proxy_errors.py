@@ -150,3 +150,25 @@ def test_urllib_gets_the_413_for_an_over_limit_body(stack, fresh_backend, master
         urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT)
     assert_too_large(refused.value.code, refused.value.read())
     assert_next_request_succeeds(stack.port, master_key)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_over_limit_body_after_expect_100_continue_gets_413(stack, fresh_backend, master_key, framing):
+    # As curl does for bodies over 1 MB: the head, then the body only once the server says go on.
+    request = over_limit_request(master_key, framing)
+    head, _, body = request.partition(b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=CLIENT_TIMEOUT) as connection:
+        connection.sendall(head + b"\r\nexpect: 100-continue\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first:  # http.client would skip a 100 and wait on
+            first += connection.recv(1)
+        if first.startswith(b"HTTP/1.1 100"):  # a chunked body's size is known only as it comes
+            assert framing == "chunked"
+            connection.sendall(body)
+            first = b""
+        answer = first
+        while received := connection.recv(65536):  # until the close that follows the 413
+            answer += received
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert_too_large(int(head.split()[1]), body)
+    assert_next_request_succeeds(stack.port, master_key)
