@@ -111,7 +111,7 @@ class Stack:
             )
         )
 
-    def start_mitmdump(self) -> None:
+    def start_mitmdump(self, target: str | None) -> None:
         command = stack.mitmdump_command(
             host=self.args.host,
             port=self.args.port,
@@ -126,15 +126,28 @@ class Stack:
             max_flows=self.args.max_flows,
             upstream=self.args.upstream,
             upstream_ca=self.args.upstream_ca,
+            target=target,
         )
         if self.args.quiet:
             command.append("-q")
         self.mitmdump = spawn(command)
 
-    def wait_ready(self, new_lines: LogFollower) -> str:
-        """Until mitmdump answers and routes to the LiteLLM that this run started."""
+    def wait_for_litellm(self, new_lines: LogFollower) -> str:
+        """The address of the LiteLLM this run started, once its log says it listens."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        expected = None
+        while time.monotonic() < deadline:
+            if self.litellm.poll() is not None:
+                raise StartupError(f"LiteLLM exited with status {self.litellm.returncode}; see {self.litellm_log}")
+            for line in new_lines.read_lines():
+                if address := listening_address(line):
+                    return http_url(*address)
+            time.sleep(0.2)
+        raise StartupError(f"LiteLLM did not start within {READY_TIMEOUT_SECONDS:.0f} s; see {self.litellm_log}")
+
+    def wait_ready(self, ours: str | None) -> str:
+        """Until mitmdump answers and routes to `ours`, the LiteLLM this run started
+        (None: attached to a LiteLLM started elsewhere, any learned port will do)."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.mitmdump.poll() is not None:
                 raise StartupError(f"mitmdump exited with status {self.mitmdump.returncode} (see its output above)")
@@ -142,13 +155,8 @@ class Stack:
                 raise StartupError(
                     f"LiteLLM exited with status {self.litellm.returncode}; see {self.litellm_log}"
                 )
-            for line in new_lines.read_lines():
-                expected = listening_address(line) or expected
-            ours = http_url(*expected) if expected else None
             status = stack.fetch_status(self.args.host, self.args.port)
-            # Attached to a LiteLLM started elsewhere, any learned port will do.
-            if status and status["upstream"] and (self.args.attach_log or self.args.upstream
-                                                  or status["upstream"] == ours):
+            if status and status["upstream"] and status["upstream"] == (ours or status["upstream"]):
                 return status["upstream"]
             time.sleep(0.2)
         raise StartupError(f"the stack was not ready after {READY_TIMEOUT_SECONDS:.0f} s; see {self.litellm_log}")
@@ -164,10 +172,13 @@ class Stack:
         new_lines = LogFollower(str(self.litellm_log))
         new_lines.read_lines()  # what is already in the log belongs to an earlier LiteLLM
         try:
+            ours = None
             if not (self.args.attach_log or self.args.upstream):
                 self.start_litellm()
-            self.start_mitmdump()
-            upstream = self.wait_ready(new_lines)
+                # mitmdump starts with it as its target, which mitmweb shows (not a placeholder).
+                ours = self.wait_for_litellm(new_lines)
+            self.start_mitmdump(ours)
+            upstream = self.wait_ready(ours)
             say(
                 f"ready on http://{self.args.host}:{self.args.port} -> LiteLLM {upstream}"
                 + (f" (models: {', '.join(models)})" if models else "")

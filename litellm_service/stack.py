@@ -24,7 +24,11 @@ DEFAULT_POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
 LITELLM_LOG_NAME = "litellm.log"
 # mitmdump needs a reverse target to start; the Upstream addon retargets every
 # request to the port it learned, so this address (the discard port) is never used.
+# `stabilizer run` gives the LiteLLM it started instead: mitmweb shows the target.
 PLACEHOLDER_TARGET = "http://127.0.0.1:9"
+# The stack's own endpoint (`stabilizer run` and `doctor` poll it) is no traffic: left out
+# of mitmdump's flow lines and mitmweb's flow list (FlowRecorder leaves it out of --record).
+NOT_OWN_TRAFFIC = r'!(~u "/_stabilizer/status(?![^?])")'  # the path, alone or with a query
 DEFAULT_WEB_PORT = 8081
 # mitmweb's default columns plus the comment, where FlowMarker writes what the addons changed.
 WEB_COLUMNS = ("tls", "icon", "path", "method", "status", "size", "time", "comment")
@@ -65,6 +69,7 @@ def mitmdump_command(
     max_flows: int | None = None,
     upstream: str | None = None,
     upstream_ca: Path | None = None,
+    target: str | None = None,
 ) -> list[str]:
     """mitmdump (or, with tool="mitmweb", mitmweb) with the addons.
 
@@ -73,11 +78,11 @@ def mitmdump_command(
     best an argon2 hash, which mitmweb accepts and which tells nothing to
     whoever lists the processes. `upstream`: a LiteLLM that runs elsewhere (no log is
     followed, keys are left to it), `upstream_ca` the CA file its certificate is
-    checked against.
+    checked against. `target`: the LiteLLM a log names, when it is known at start.
     """
     command = [
         venv_tool(tool),
-        "--mode", f"reverse:{upstream or PLACEHOLDER_TARGET}",
+        "--mode", f"reverse:{upstream or target or PLACEHOLDER_TARGET}",
         "--listen-host", host,
         "--listen-port", str(port),
         # eager would connect to the placeholder target before any hook runs.
@@ -96,6 +101,7 @@ def mitmdump_command(
             command += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca.resolve()}"]
     if record is not None:
         command += ["--set", f"stabilizer_record={record.resolve()}"]
+    command += ["--set", f"{'view' if tool == 'mitmweb' else 'dumper'}_filter={NOT_OWN_TRAFFIC}"]
     if tool == "mitmweb":
         command += [
             # The UI can replay and edit requests: it never listens beyond this machine.

@@ -113,7 +113,9 @@ def run_commands(monkeypatch, argv: list[str]) -> tuple[list[str], list[str]]:
     monkeypatch.setattr(cli, "spawn", lambda command, **kwargs: spawned.append(command))
     runner = cli.Stack(cli.build_parser().parse_args(["run", *argv]))
     runner.start_litellm()
-    runner.start_mitmdump()
+    # As a service starts it: before LiteLLM's port is known (`stabilizer run` waits for it,
+    # to give it as the target mitmweb shows; the Upstream addon routes either way).
+    runner.start_mitmdump(None)
     return spawned[0], spawned[1]
 
 

@@ -158,12 +158,13 @@ def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config
     port = free_port()
     process = stabilizer(
         "run", "--port", str(port), "--log-dir", str(tmp_path / "logs"),
-        "--litellm-config", str(litellm_config), "--env-file", str(tmp_path / "env"), "-q",
+        "--litellm-config", str(litellm_config), "--env-file", str(tmp_path / "env"),
         env=child_env,
     )
     try:
         stderr = LineReader(process.stderr)
-        assert f"ready on http://127.0.0.1:{port}" in stderr.wait_for("ready on", timeout=90)
+        ready = stderr.wait_for("ready on", timeout=90)
+        assert f"ready on http://127.0.0.1:{port}" in ready
         url = f"http://127.0.0.1:{port}/v1/messages"
         demo = {**HI, "model": "demo"}
         assert post_json(url, demo, {"authorization": f"Bearer {master_key}"})[0] == 200
@@ -183,6 +184,11 @@ def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config
         process.wait(timeout=30)
     assert process.returncode == 0
     assert not [pid for pid in children if alive(pid)], "children left behind"
+    # mitmdump's lines: the requests, none of the stack's own status polls; its mode names
+    # the LiteLLM it started with, not a placeholder.
+    output = process.stdout.read().decode()
+    assert "/v1/messages" in output and "/_stabilizer/status" not in output, output[-2000:]
+    assert f"reverse proxy to {ready.split(' -> LiteLLM ')[1].split()[0]}" in output, output[:1000]
 
 
 def test_body_over_32_mb_is_refused_before_it_is_read(stack, master_key):
