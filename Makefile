@@ -11,12 +11,12 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test bench flows install claude-code shells clean
+.PHONY: run test bench flows install claude-code shells chromium clean
 
 run: install
 	$(BIN)/stabilizer run
 
-test: install claude-code shells
+test: install claude-code shells chromium
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
 
 bench: install
@@ -63,6 +63,17 @@ shells:
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }) >/dev/null; \
 	  else echo "zsh is missing: the zsh alias tests will be skipped (install zsh to run them)"; fi; }
+
+# The browser test (tests/test_web_browser.py) drives Debian's chromium headless. Root with apt
+# installs it (the package lists refreshed only when the install fails on stale ones); anyone
+# else is told, and the test is skipped.
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }) >/dev/null; \
+	  else echo "/usr/bin/chromium is missing: the mitmweb browser test will be skipped (apt install chromium to run it)"; fi; }
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -191,8 +191,10 @@ class StabilizerRun:
         self.process = subprocess.Popen(
             self.command, env=self.env, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=subprocess.PIPE
         )
+        # Kept: what it prints after "ready on" (with --web, the mitmweb address) is read from it.
+        self.stderr = LineReader(self.process.stderr)
         try:
-            LineReader(self.process.stderr).wait_for("ready on", timeout=STARTUP_TIMEOUT)
+            self.stderr.wait_for("ready on", timeout=STARTUP_TIMEOUT)
         except BaseException:
             self.stop()
             raise
