@@ -123,7 +123,7 @@ class Mitmdump:
         self.port = free_port()
         self.command = stack.mitmdump_command(
             host="127.0.0.1", port=self.port, litellm_log=litellm_log, policy=policy, tool=tool,
-            litellm_config=litellm_config,
+            litellm_config=litellm_config, web_port=free_port(),
         )
         self.env = env
         self.process: subprocess.Popen | None = None

@@ -13,7 +13,7 @@ status is 0 whenever the benchmark ran.
 The default run takes about five minutes on a 2-core machine: 3 rounds of
 150 requests of 76 KB and 20 of 2 MB per case and way, streams of 500 events
 10 ms apart (1 stream, then 32), 2-second throughput windows, 10,000 requests
-for memory. `--quick` runs everything small (under a minute) to check that the
+for memory, and 1,000 turns of a 2 MB session under mitmweb. `--quick` runs everything small (under a minute) to check that the
 benchmark itself works; its figures mean little.
 
 `--profile` records the bundle's mitmdump with py-spy while latency,
@@ -54,6 +54,7 @@ class Plan:
     throughput_seconds: float
     throughput_rounds: int
     memory_checkpoints: tuple[int, ...]
+    web_turns: tuple[int, ...]
     cost_repeats: int
     cost_sizes: tuple[int, ...]
 
@@ -63,6 +64,7 @@ FULL = Plan(
     stream_events=500, stream_gap_ms=10, stream_counts=(1, 32), stream_rounds=2,
     throughput_clients=(1, 8, 32), throughput_seconds=2.0, throughput_rounds=3,
     memory_checkpoints=(1_000, 10_000),
+    web_turns=(100, 500, 1_000),
     cost_repeats=5, cost_sizes=costs.SIZES,
 )
 QUICK = Plan(
@@ -70,6 +72,7 @@ QUICK = Plan(
     stream_events=100, stream_gap_ms=5, stream_counts=(1, 8), stream_rounds=1,
     throughput_clients=(1, 8), throughput_seconds=0.5, throughput_rounds=1,
     memory_checkpoints=(100, 300),
+    web_turns=(10, 30),
     cost_repeats=2, cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
 )
 
@@ -135,6 +138,13 @@ async def _memory(plan: Plan, folder: Path, key: str) -> dict:
             results["bundle"] = await memory.measure(bundle.port, bundle.pid, headers, plan.memory_checkpoints, progress)
         finally:
             bundle.stop()
+        progress("memory: starting a fresh bundle under mitmweb")
+        (folder / "memory-web").mkdir()
+        web = servers.Bundle(folder / "memory-web", upstream.url, key, tool="mitmweb")
+        try:
+            results["web"] = await memory.web_session(web.port, web.pid, headers, plan.web_turns, progress)
+        finally:
+            web.stop()
     finally:
         upstream.stop()
     return results

@@ -140,6 +140,17 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
             out.append(f"| {name} | " + " | ".join(f"{rss[key]:.1f}" for key in marks)
                        + f" | {rss[marks[-1]] / rss[marks[1]]:.2f} |")
         out.append("")
+        if web := memory.get("web"):
+            turns = [key for key in web if key.isdigit()]
+            out += [
+                f"RSS in MB of the bundle under mitmweb (`stabilizer run --web`, its default flow cap), one session "
+                f"from 2 MB on, turn after turn (the last request {web['last request MB']:.1f} MB):",
+                "",
+                "| | " + " | ".join("at start" if key == "0" else f"after {int(key):,} turns" for key in turns) + " |",
+                "| --- |" + " --- |" * len(turns),
+                "| mitmweb with the addons | " + " | ".join(f"{web[key]:,.0f}" for key in turns) + " |",
+                "",
+            ]
     if accuracy := results.get("accuracy"):
         out += [
             "**6. Token estimate accuracy** (estimate vs tiktoken on LiteLLM's translation of the shaped request)",

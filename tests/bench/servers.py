@@ -125,14 +125,14 @@ class StockMitmdump:
 
 
 class Bundle:
-    """mitmdump with the addons (tests/procs.Mitmdump), routed to the stand-in upstream."""
+    """mitmdump (or mitmweb) with the addons (tests/procs.Mitmdump), routed to the stand-in upstream."""
 
-    def __init__(self, folder: Path, upstream_url: str, master_key: str):
+    def __init__(self, folder: Path, upstream_url: str, master_key: str, tool: str = "mitmdump"):
         home = folder / "home"
         home.mkdir(exist_ok=True)
         litellm_log = folder / "litellm.log"
         litellm_log.write_bytes(running_line(upstream_url))
-        self.mitmdump = Mitmdump(litellm_log, write_policy(folder), child_environment(home, master_key))
+        self.mitmdump = Mitmdump(litellm_log, write_policy(folder), child_environment(home, master_key), tool=tool)
         self.mitmdump.start()
         self.mitmdump.wait_upstream(upstream_url, timeout=START_TIMEOUT)
         self.port = self.mitmdump.port
