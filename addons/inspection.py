@@ -2,11 +2,37 @@
 
 FlowMarker marks every flow the addons changed and writes what they changed
 (flow.metadata["stabilizer"]["changes"]) into its comment, which mitmweb shows
-in the flow list (the "comment" column) and in the flow's details. mitmproxy
-calls `response` for a streamed response only after the stream has ended, so
-the notes of the stream patcher are in by then. (For a stream the upstream
-cut, the `error` hook comes before ProxyErrorAnswers closes the stream: the
-comment lacks that last note.)
+in the flow list (the "comment" column) and in the flow's details. The comment
+starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS):
+`~comment trimmed`, `~comment refused`, `~comment "usage patched"`, `~comment
+"upstream error"`. mitmproxy calls `response` for a streamed response only
+after the stream has ended, so the notes of the stream patcher are in by then.
+(For a stream the upstream cut, the `error` hook comes before
+ProxyErrorAnswers closes the stream: the comment lacks that last note.)
+
+FlowMarker also registers the "stabilizer" content view (StabilizerView),
+which mitmweb picks by default for a POST /v1/messages or count_tokens flow
+with notes. On the request: the notes, then what Claude Code sent against
+what went upstream; on the response: the usage the backend gave against the
+usage Claude Code got, and the events the stabilizer added (addons/turn_view.py
+writes the text). It reads both layouts of a flow: a live one holds what went
+on, with what arrived kept by TurnKeeper; a recorded one (addons/recorder.py,
+opened with `mitmweb -r FILE -s addons/view_addons.py`) holds what arrived,
+with what went on in metadata["stabilizer_sent"]. Bodies are redacted as the
+recorder redacts them before anything is shown, and the view shows no headers.
+mitmproxy 12 cannot unregister a content view (contentviews.remove is a no-op):
+the view stays registered until the process ends.
+
+TurnKeeper keeps what the view needs and the addons replace, only while a flow
+view is loaded (mitmweb; mitmdump has none, and a recording holds the
+originals itself): the request body as it arrived and the upstream's whole
+response body, as references to their bytes (shaping and patching set new
+bytes, so no copy is made), and for a stream a summary of both sides (usage
+and event counts) taken through a tee while it passes. All of it is in
+flow.metadata["stabilizer_original"], so dropping a flow (FlowCap) drops it
+too. Its first part (`arrivals`) goes first in the entry list, before anything
+changes the flow; the TurnKeeper itself after ResponsePatcher, whose stream it
+taps.
 
 FlowCap keeps mitmweb's memory bounded: mitmweb keeps every flow and has no
 option to stop, so beyond `stabilizer_max_flows` the oldest finished flows are
@@ -15,24 +41,71 @@ does nothing.
 """
 
 import logging
+import os
+import re
+from typing import Any
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import contentviews, ctx, exceptions, http
+from mitmproxy.net import encoding
+
+from addons import SHAPED_PATHS, endpoint, turn_view
+from addons.recorder import ORIGINAL_KEY, SENT_KEY, StreamTee, redact_json, scrub, secret_values
+from addons.response_addon import ANSWERED_HERE
+from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
 
 # Shown as a wrench in mitmweb's flow list (a marker from mitmproxy.utils.emoji).
 CHANGED_MARKER = ":wrench:"
 DEFAULT_MAX_FLOWS = 1000
+# Above the JSON view's 1: mitmweb's "auto" picks the stabilizer view for the flows it explains.
+VIEW_PRIORITY = 2
+
+# The words a filter finds, and the notes (addons/request_addon.py, addons/patching.py,
+# addons/response_addon.py) that earn them. "upstream error" is also earned by an error
+# status the upstream answered (not one the addons answered themselves).
+FILTER_WORDS = {
+    "refused": re.compile(r"^answered \d{3}:"),
+    "trimmed": re.compile(r"^(trimmed \d+ messages|shortened the last turn's tool results)"),
+    "usage patched": re.compile(r"filled usage|answered the estimate"),
+    "upstream error": re.compile(
+        r"^(HTTP \d{3} error ->|error event reshaped|stream ended without message_stop)|upstream HTTP \d{3}"
+    ),
+}
+
+
+def notes(flow: http.HTTPFlow) -> list[str]:
+    """The addons' changes to this flow; empty when there were none."""
+    found = flow.metadata.get("stabilizer")
+    changes = found.get("changes") if isinstance(found, dict) else None
+    return [str(change) for change in changes] if isinstance(changes, list) else []
+
+
+def filter_words(changes: list[str], upstream_failed: bool) -> list[str]:
+    words = [word for word, pattern in FILTER_WORDS.items() if any(pattern.search(change) for change in changes)]
+    if upstream_failed and "upstream error" not in words:
+        words.append("upstream error")
+    return words
 
 
 def changes_comment(flow: http.HTTPFlow) -> str:
-    """The addons' changes to this flow as one line; empty when there were none."""
-    notes = flow.metadata.get("stabilizer")
-    changes = notes.get("changes") if isinstance(notes, dict) else None
-    return "; ".join(str(change) for change in changes) if isinstance(changes, list) else ""
+    """The filter words in brackets, then the addons' changes as one line; empty when neither."""
+    changes = notes(flow)
+    response = flow.response
+    failed = response is not None and response.status_code >= 400 and not flow.metadata.get(ANSWERED_HERE)
+    words = filter_words(changes, failed)
+    return " ".join(([f"[{', '.join(words)}]"] if words else []) + (["; ".join(changes)] if changes else []))
+
+
+def _is_turn(flow: http.HTTPFlow) -> bool:
+    return flow.request.method == "POST" and endpoint(flow.request.path) in SHAPED_PATHS
 
 
 class FlowMarker:
+    def load(self, loader):
+        if contentviews.registry.get(VIEW.name) is not VIEW:
+            contentviews.add(VIEW)
+
     def response(self, flow: http.HTTPFlow) -> None:
         self._mark(flow)
 
@@ -43,7 +116,140 @@ class FlowMarker:
     def _mark(flow: http.HTTPFlow) -> None:
         if comment := changes_comment(flow):
             flow.comment = comment
+        if notes(flow):
             flow.marked = CHANGED_MARKER
+
+
+# --- the view ------------------------------------------------------------------------
+
+
+class StabilizerView(contentviews.Contentview):
+    name = "stabilizer"
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        flow = metadata.flow
+        return VIEW_PRIORITY if isinstance(flow, http.HTTPFlow) and _is_turn(flow) and notes(flow) else 0
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        flow = metadata.flow
+        if not isinstance(flow, http.HTTPFlow):
+            raise ValueError("not an HTTP flow")
+        answered_here = bool(flow.metadata.get(ANSWERED_HERE))
+        if isinstance(metadata.http_message, http.Response):
+            upstream, client = _answers(flow)
+            text = turn_view.response_text(notes(flow), upstream, client, answered_here)
+        else:
+            sent, went = _request_bodies(flow)
+            sizes = (len(sent), len(went)) if sent is not None and went is not None else None
+            text = turn_view.request_text(notes(flow), _parsed(sent), _parsed(went), sizes, answered_here)
+        # Literal keys anywhere (an error message quoting one); secret-named fields went in _parsed.
+        return scrub(text.encode(), secret_values(os.environ)).decode()
+
+
+VIEW = StabilizerView()
+
+
+def _request_bodies(flow: http.HTTPFlow) -> tuple[bytes | None, bytes | None]:
+    """The request body as Claude Code sent it and as it went upstream; None where not kept."""
+    if SENT_KEY in flow.metadata:  # recorded: the flow holds what arrived
+        return _content(flow.request), _content(http.Request.from_state(flow.metadata[SENT_KEY]["request"]))
+    kept = flow.metadata.get(ORIGINAL_KEY)
+    return (_decoded(kept["request"]) if kept else None), _content(flow.request)
+
+
+def _answers(flow: http.HTTPFlow) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The response as the backend sent it (None where not kept) and as Claude Code got it, summed up."""
+    if SENT_KEY in flow.metadata:
+        state = flow.metadata[SENT_KEY]["response"]
+        client = _content(http.Response.from_state(state)) if state is not None else None
+        return _answer(_content(flow.response)), _answer(client)
+    kept = flow.metadata.get(ORIGINAL_KEY) or {}
+    if "stream" in kept:
+        return kept["stream"]["upstream"], kept["stream"]["client"]
+    upstream = _decoded(kept["response"]) if "response" in kept else None
+    return (_answer(upstream) if upstream is not None else None), _answer(_content(flow.response))
+
+
+def _answer(body: bytes | None) -> dict[str, Any]:
+    summed = turn_view.answer(body or b"")
+    if "json" in summed:
+        summed["json"] = redact_json(summed["json"])[0]
+    return summed
+
+
+def _content(message: http.Message | None) -> bytes | None:
+    return message.get_content(strict=False) if message is not None else None
+
+
+def _decoded(kept: dict[str, Any]) -> bytes | None:
+    try:
+        return encoding.decode(kept["content"], kept["encoding"]) if kept["encoding"] else kept["content"]
+    except ValueError:
+        return None
+
+
+def _parsed(body: bytes | None) -> Any:
+    """The body's JSON with secret-named fields replaced, its text when it is not JSON, or None."""
+    if body is None:
+        return None
+    try:
+        return redact_json(from_json(body))[0]
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+# --- keeping the originals -------------------------------------------------------------
+
+
+def _kept(message: http.Message) -> dict[str, Any]:
+    return {"content": message.raw_content, "encoding": message.headers.get("content-encoding")}
+
+
+class _TurnArrivals:
+    """First in the entry list: keeps the request, and a whole response, before other addons change them."""
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if _is_turn(flow) and ctx.master.addons.get("view") is not None:
+            flow.metadata[ORIGINAL_KEY] = {"request": _kept(flow.request)}
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        kept = flow.metadata.get(ORIGINAL_KEY)
+        if kept is not None and not flow.response.stream:
+            kept["response"] = _kept(flow.response)
+
+
+class TurnKeeper:
+    """After ResponsePatcher: taps the streams of the turns whose originals are kept."""
+
+    def __init__(self):
+        self.arrivals = _TurnArrivals()
+        self._tees: dict[str, StreamTee] = {}
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if ORIGINAL_KEY in flow.metadata and flow.response.stream:
+            flow.response.stream = self._tees[flow.id] = StreamTee(flow.response.stream)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._sum_up(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._sum_up(flow)
+
+    def _sum_up(self, flow: http.HTTPFlow) -> None:
+        """The stream's two sides as plain data, kept on the flow; the bytes go."""
+        tee = self._tees.pop(flow.id, None)
+        if tee is None:
+            return
+        flow.metadata[ORIGINAL_KEY]["stream"] = {
+            "upstream": turn_view.answer(bytes(tee.received)), "client": turn_view.answer(bytes(tee.sent)),
+        }
+        if flow.response.raw_content is None:
+            # mitmproxy stores no streamed body (unless store_streamed_bodies), and shows no
+            # content view without one: an empty body lets the stabilizer view show the summary.
+            flow.response.raw_content = b""
+
+
+# --- the cap ---------------------------------------------------------------------------
 
 
 class FlowCap:

@@ -58,6 +58,8 @@ SECRET_WORDS = frozenset({"key", "token", "secret", "password", "passwd"})
 # Shorter values are too likely to occur by chance (and are no real key).
 MIN_SECRET_LENGTH = 8
 SENT_KEY = "stabilizer_sent"
+# What addons/inspection.py keeps for mitmweb's view; a recorded flow holds the originals already.
+ORIGINAL_KEY = "stabilizer_original"
 
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
@@ -161,6 +163,7 @@ def recorded_flow(
         arrived_response = sent_response.copy()
         arrived_response.raw_content = bytes(tee.received)
     record.request, record.response = arrived_request, arrived_response
+    record.metadata.pop(ORIGINAL_KEY, None)
     for message in (record.request, record.response, sent_request, sent_response):
         if message is not None:
             redact_message(message, secrets)

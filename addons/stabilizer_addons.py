@@ -6,8 +6,11 @@ request goes (or answers it while LiteLLM is away), RequestShaper makes the
 request acceptable to the model, ResponsePatcher makes the answer parseable by
 Claude Code, UpstreamIdleTimeout gives up a request LiteLLM stays silent on
 (after the hooks that may answer, before the recorder taps the stream).
-FlowMarker comments each flow with what was changed and FlowCap bounds the
-flows mitmweb keeps (both for `stabilizer run --web`). The FlowRecorder
+FlowMarker comments each flow with what was changed and registers the
+"stabilizer" content view, whose originals TurnKeeper keeps (its first part
+before anything changes the flow, the rest after ResponsePatcher, whose stream
+it taps), and FlowCap bounds the flows mitmweb keeps (all for
+`stabilizer run --web`). The FlowRecorder
 (`stabilizer run --record FILE`) comes in two parts: the first copies what
 arrives before anything changes it, the last writes the flow.
 LegacyLogEventsOff stops mitmproxy's deprecated add_log events, which cost more
@@ -16,7 +19,7 @@ than the log lines themselves, when no addon takes them.
 
 from addons.auth import MasterKeyAuth
 from addons.deadline import UpstreamIdleTimeout
-from addons.inspection import FlowCap, FlowMarker
+from addons.inspection import FlowCap, FlowMarker, TurnKeeper
 from addons.legacy_log import LegacyLogEventsOff
 from addons.recorder import FlowRecorder
 from addons.request_addon import RequestShaper
@@ -25,15 +28,18 @@ from addons.proxy_errors import ProxyErrorAnswers
 from addons.upstream import Upstream
 
 recorder = FlowRecorder()
+keeper = TurnKeeper()
 
 addons = [
     recorder.arrivals,
+    keeper.arrivals,
     ProxyErrorAnswers(),
     MasterKeyAuth(),
     Upstream(),
     RequestShaper(),
     ResponsePatcher(),
     UpstreamIdleTimeout(),
+    keeper,
     FlowMarker(),
     FlowCap(),
     recorder,

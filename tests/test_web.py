@@ -23,7 +23,7 @@ def test_marker_comments_what_the_addons_changed():
     flow = tflow.tflow(resp=True)
     flow.metadata["stabilizer"] = {"changes": ["stripped keys: thinking", "message_start: filled usage input_tokens=9"]}
     FlowMarker().response(flow)
-    assert flow.comment == "stripped keys: thinking; message_start: filled usage input_tokens=9"
+    assert flow.comment == "[usage patched] stripped keys: thinking; message_start: filled usage input_tokens=9"
     assert flow.marked == CHANGED_MARKER
 
 
