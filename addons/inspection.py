@@ -34,6 +34,9 @@ too. Its first part (`arrivals`) goes first in the entry list, before anything
 changes the flow; the TurnKeeper itself after ResponsePatcher, whose stream it
 taps.
 
+KeysHidden replaces the key headers of a flow mitmweb keeps once the request
+has gone upstream.
+
 FlowCap keeps mitmweb's memory bounded: mitmweb keeps every flow and has no
 option to stop, so beyond `stabilizer_max_flows` the oldest finished flows are
 removed from its view. mitmdump keeps no flows (it has no view): there the cap
@@ -49,7 +52,9 @@ from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
 from addons import SHAPED_PATHS, endpoint, turn_view
-from addons.recorder import ORIGINAL_KEY, SENT_KEY, StreamTee, redact_json, scrub, secret_values
+from addons.recorder import (
+    ORIGINAL_KEY, PLACEHOLDER, SECRET_HEADERS, SENT_KEY, StreamTee, redact_json, scrub, secret_values,
+)
 from addons.response_addon import ANSWERED_HERE
 from addons.tokens import from_json
 
@@ -247,6 +252,36 @@ class TurnKeeper:
             # mitmproxy stores no streamed body (unless store_streamed_bodies), and shows no
             # content view without one: an empty body lets the stabilizer view show the summary.
             flow.response.raw_content = b""
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+class KeysHidden:
+    """Under mitmweb, a flow's key headers are replaced once they have done their work.
+
+    mitmweb shows a request's headers (on a shared screen, in a screenshot) for as long as
+    it keeps the flow, and the master key or a team's virtual key is in them. By the
+    response's headers the request has gone upstream, so nothing needs the key any more
+    (a replay from mitmweb then gets a 401: give the key again to replay)."""
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        _hide_keys(flow.request)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        _hide_keys(flow.request)
+        _hide_keys(flow.response)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        _hide_keys(flow.request)
+
+
+def _hide_keys(message: http.Message | None) -> None:
+    if message is None or ctx.master.addons.get("view") is None:
+        return
+    for name in SECRET_HEADERS:
+        if name in message.headers:
+            message.headers[name] = PLACEHOLDER
 
 
 # --- the cap ---------------------------------------------------------------------------

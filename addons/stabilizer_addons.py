@@ -13,13 +13,15 @@ it taps), and FlowCap bounds the flows mitmweb keeps (all for
 `stabilizer run --web`). The FlowRecorder
 (`stabilizer run --record FILE`) comes in two parts: the first copies what
 arrives before anything changes it, the last writes the flow.
-LegacyLogEventsOff stops mitmproxy's deprecated add_log events, which cost more
-than the log lines themselves, when no addon takes them.
+KeysHidden, after the recorder, replaces the key headers of the flows mitmweb
+keeps once they went upstream. LegacyLogEventsOff stops mitmproxy's deprecated
+add_log events, which cost more than the log lines themselves, when no addon
+takes them.
 """
 
 from addons.auth import MasterKeyAuth
 from addons.deadline import UpstreamIdleTimeout
-from addons.inspection import FlowCap, FlowMarker, TurnKeeper
+from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log import LegacyLogEventsOff
 from addons.recorder import FlowRecorder
 from addons.request_addon import RequestShaper
@@ -43,5 +45,6 @@ addons = [
     FlowMarker(),
     FlowCap(),
     recorder,
+    KeysHidden(),
     LegacyLogEventsOff(),
 ]

@@ -10,7 +10,7 @@ import pytest
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
-from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker
+from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
 from tests.procs import LineReader, free_port, get_json, post_json
 
 CAP = 5
@@ -51,6 +51,21 @@ def test_cap_drops_the_oldest_finished_flows():
         view.add([tflow.tflow(resp=True) for _ in range(3)])
         cap.response(flows[-1])
         assert view.store_count() == 6
+
+
+@pytest.mark.parametrize("with_view", [True, False])
+def test_key_headers_are_hidden_once_sent_under_mitmweb_only(with_view):
+    hidden = KeysHidden()
+    with taddons.context(*([View()] if with_view else []), hidden):
+        flow = tflow.tflow()
+        flow.request.headers.update({"x-api-key": "sk-master-12345", "authorization": "Bearer sk-virtual-1"})
+        hidden.responseheaders(flow)
+        kept = [flow.request.headers[name] for name in ("x-api-key", "authorization")]
+        assert kept == (["[redacted]"] * 2 if with_view else ["sk-master-12345", "Bearer sk-virtual-1"])
+        flow = tflow.tflow(err=True)
+        flow.request.headers["x-api-key"] = "sk-master-12345"
+        hidden.error(flow)  # never answered: shown all the same
+        assert (flow.request.headers["x-api-key"] == "[redacted]") is with_view
 
 
 def test_cap_without_a_view_does_nothing():
@@ -107,6 +122,8 @@ def test_web_shows_the_marked_flow_to_the_token_holder_only(web, master_key, fre
     assert "stripped keys: thinking" in flow["comment"]
     assert "capped max_tokens 32000->8192" in flow["comment"]
     assert flow["marked"]  # the wrench mitmweb shows in its list
+    # The key it went upstream with is not what mitmweb shows.
+    assert ["X-Api-Key", "[redacted]"] in flow["request"]["headers"] and master_key not in str(flow)
 
     assert get_json(web_url + "/flows")[0] == 403
     assert get_json(web_url + "/flows", {"authorization": "Bearer wrong"})[0] == 403
@@ -114,11 +131,14 @@ def test_web_shows_the_marked_flow_to_the_token_holder_only(web, master_key, fre
     assert get_json(web_url + f"/flows?token={token}")[0] == 200
 
 
-def test_web_keeps_at_most_the_cap(web):
+def test_web_keeps_at_most_the_cap_and_lists_no_status_poll(web):
     proxy_url, web_url, token = web
-    for _ in range(CAP + 3):
+    for _ in range(3):
         assert get_json(proxy_url + "/_stabilizer/status")[0] == 200
-    assert len(flows(web_url, token)) == CAP
+    assert flows(web_url, token) == []  # the stack's own endpoint (and `stabilizer run`'s polls)
+    for _ in range(CAP + 3):
+        assert get_json(proxy_url + "/")[0] == 200
+    assert [flow["request"]["path"] for flow in flows(web_url, token)] == ["/"] * CAP
 
 
 def test_token_is_not_in_the_process_list(web):
