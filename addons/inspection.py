@@ -23,9 +23,9 @@ recorder redacts them before anything is shown, and the view shows no headers.
 mitmproxy 12 cannot unregister a content view (contentviews.remove is a no-op):
 the view stays registered until the process ends.
 
-TurnKeeper keeps what the view needs and the addons replace, only while a flow
-view is loaded (mitmweb; mitmdump has none, and a recording holds the
-originals itself): the request body as it arrived and the upstream's whole
+TurnKeeper keeps what the view needs and the addons replace, for the newest
+turn_view.MAX_KEPT_TURNS turns and only while a flow view is loaded (mitmweb;
+mitmdump has none, and a recording holds the originals itself): the request body as it arrived and the upstream's whole
 response body, as references to their bytes (shaping and patching set new
 bytes, so no copy is made), and for a stream a summary of both sides (usage
 and event counts) taken through a tee while it passes. All of it is in
@@ -43,6 +43,7 @@ removed from its view. mitmdump keeps no flows (it has no view): there the cap
 does nothing.
 """
 
+import collections
 import logging
 import os
 import re
@@ -159,7 +160,7 @@ def _request_bodies(flow: http.HTTPFlow) -> tuple[bytes | None, bytes | None]:
     if SENT_KEY in flow.metadata:  # recorded: the flow holds what arrived
         return _content(flow.request), _content(http.Request.from_state(flow.metadata[SENT_KEY]["request"]))
     kept = flow.metadata.get(ORIGINAL_KEY)
-    return (_decoded(kept["request"]) if kept else None), _content(flow.request)
+    return (_decoded(kept["request"]) if kept and "request" in kept else None), _content(flow.request)
 
 
 def _answers(flow: http.HTTPFlow) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -211,11 +212,21 @@ def _kept(message: http.Message) -> dict[str, Any]:
 
 
 class _TurnArrivals:
-    """First in the entry list: keeps the request, and a whole response, before other addons change them."""
+    """First in the entry list: keeps the request, and a whole response, before other addons change them,
+    for the newest turn_view.MAX_KEPT_TURNS turns."""
+
+    def __init__(self):
+        self._kept: collections.deque[dict[str, Any]] = collections.deque()
 
     def request(self, flow: http.HTTPFlow) -> None:
         if _is_turn(flow) and ctx.master.addons.get("view") is not None:
-            flow.metadata[ORIGINAL_KEY] = {"request": _kept(flow.request)}
+            kept = flow.metadata[ORIGINAL_KEY] = {"request": _kept(flow.request)}
+            self._kept.append(kept)
+            if len(self._kept) > turn_view.MAX_KEPT_TURNS:
+                # The bodies go, the stream summaries (a few numbers) stay.
+                oldest = self._kept.popleft()
+                oldest.pop("request", None)
+                oldest.pop("response", None)
 
     def response(self, flow: http.HTTPFlow) -> None:
         kept = flow.metadata.get(ORIGINAL_KEY)

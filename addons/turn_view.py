@@ -32,7 +32,10 @@ CHANGES_HEADING = "What the stabilizer did"
 REQUEST_HEADING = "What Claude Code sent vs what went upstream"
 RESPONSE_HEADING = "What the backend answered vs what Claude Code got"
 USAGE_HEADING = "Usage as the backend gave it (-) and as Claude Code got it (+)"
-NOT_KEPT = "not kept: the stabilizer keeps it only while mitmweb runs, and in a --record file"
+# A Claude Code turn is the whole conversation (2 MB and more in a long session): the bodies
+# as they arrived are kept for the newest turns only (addons/inspection.py), not for every flow.
+MAX_KEPT_TURNS = 100
+NOT_KEPT = f"not kept: the stabilizer keeps it for the newest {MAX_KEPT_TURNS} turns while mitmweb runs, and in a --record file"
 
 MAX_LINES = 400
 # One key's or one message's diff: a shortened tool result must not hide the messages after it.

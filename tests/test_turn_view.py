@@ -215,6 +215,21 @@ def test_originals_are_kept_only_while_a_flow_view_is_loaded(monkeypatch):
                 assert turn_view.NOT_KEPT in shown(flow.request, flow)
 
 
+def test_originals_are_kept_for_the_newest_turns_only(monkeypatch):
+    # 2 MB and more a turn in a long session: not for all the flows mitmweb keeps.
+    monkeypatch.setattr(turn_view, "MAX_KEPT_TURNS", 3)
+    body = json.dumps({**REQUEST, "model": "qwen-plus"}).encode()
+    bundle = Bundle()
+    with taddons.context(View(), *bundle.chain) as tctx:
+        tctx.configure(bundle.shaper, stabilizer_policy=str(POLICY))
+        flows = [tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=body)) for _ in range(5)]
+        for flow in flows:
+            bundle.run(flow, "request")
+        assert ["request" in flow.metadata[ORIGINAL_KEY] for flow in flows] == [False, False, True, True, True]
+        assert turn_view.NOT_KEPT in shown(flows[0].request, flows[0])
+        assert "+ max_tokens: 8192" in shown(flows[-1].request, flows[-1])
+
+
 def test_the_recorder_leaves_the_kept_originals_out(bundle):
     flow = bundle.request({**REQUEST, "model": "qwen-plus"})
     arrived = http.Request.from_state(flow.request.get_state())
