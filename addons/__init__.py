@@ -5,6 +5,9 @@ import urllib.parse
 
 __version__ = "0.1.0"
 
+# Where the master key is, for LiteLLM (its config's `os.environ/LITELLM_MASTER_KEY`), the
+# front door and the env file.
+MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
 # Answered by the Upstream addon itself; read by `stabilizer run` and `stabilizer doctor`.
 STATUS_PATH = "/_stabilizer/status"
 # The endpoints the addons reshape; Claude Code adds `?beta=true`.

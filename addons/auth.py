@@ -20,13 +20,12 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
-from addons import PUBLIC_PATHS, endpoint
+from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
 from addons.errors import error_body
 from addons.routes import ENV_PREFIX, RoutesError, read_config
 
 logger = logging.getLogger(__name__)
 
-MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
 
 
 def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:

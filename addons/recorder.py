@@ -47,8 +47,7 @@ from typing import Any, BinaryIO
 
 from mitmproxy import ctx, exceptions, http, io
 
-from addons import STATUS_PATH, endpoint
-from addons.auth import MASTER_KEY_VAR
+from addons import MASTER_KEY_VAR, STATUS_PATH, endpoint
 
 logger = logging.getLogger(__name__)
 

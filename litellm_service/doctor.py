@@ -18,14 +18,14 @@ from typing import Iterator
 
 from packaging.requirements import Requirement
 
-from addons import http_url
+from addons import MASTER_KEY_VAR, http_url
 from addons.errors import is_anthropic_error
 from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.auth import litellm_master_key
 from addons.routes import UNKNOWN, RoutesError, read_config, routes_of
 from litellm_service import stack
-from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, read_env_file
+from litellm_service.envfile import EnvFileError, default_env_file, read_env_file
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.service import Manager, ServiceError, job_statuses

@@ -10,7 +10,7 @@ import secrets
 import stat
 from pathlib import Path
 
-MASTER_KEY_VAR = "LITELLM_MASTER_KEY"
+from addons import MASTER_KEY_VAR
 
 
 class EnvFileError(Exception):

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from addons import MASTER_KEY_VAR
 from addons.policy import PolicyError, load_policy
 from litellm_service import envexec, logpipe, stack
-from litellm_service.envfile import MASTER_KEY_VAR, EnvFileError, default_env_file, ensure_master_key, read_env_file
+from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
 
 TEMPLATE_DIR = stack.PROJECT_ROOT / "launchd"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
+from addons import MASTER_KEY_VAR
 from addons.policy import ModelPolicy, load_policy
 from litellm_service import aliases, stack
-from litellm_service.envfile import MASTER_KEY_VAR
 
 SHELLS = [
     "bash",

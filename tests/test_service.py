@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from addons import MASTER_KEY_VAR
 from litellm_service import cli, doctor, envexec, stack
-from litellm_service.envfile import MASTER_KEY_VAR
 from litellm_service.systemd import quote_argument
 from tests.procs import free_port, get_json, poll_until, post_json
 
