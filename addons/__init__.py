@@ -40,3 +40,12 @@ def canonical_path(path: str) -> str | None:
     if canonical in SHAPED_PATHS and route != canonical:
         return canonical + mark + query
     return None
+
+
+def upstream_target(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path prefix) of an --upstream URL; ValueError for anything else."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: expected http://host[:port][/prefix] or https://...")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")

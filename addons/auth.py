@@ -15,29 +15,14 @@ never an option: options show up in process listings and mitmweb.
 import hmac
 import logging
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
 from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
 from addons.errors import error_body
-from addons.routes import ENV_PREFIX, RoutesError, read_config
+from addons.routes import RoutesError, litellm_master_key, read_config
 
 logger = logging.getLogger(__name__)
-
-
-
-def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
-    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
-    general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY."""
-    general = config.get("general_settings") if isinstance(config, dict) else None
-    key = general.get("master_key") if isinstance(general, dict) else None
-    if not isinstance(key, str) or not key:
-        key = environ.get(MASTER_KEY_VAR)
-    elif key.startswith(ENV_PREFIX):
-        key = environ.get(key.removeprefix(ENV_PREFIX))
-    return key or None
 
 
 def presented_key(request: http.Request) -> str | None:

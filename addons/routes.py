@@ -16,13 +16,19 @@ LiteLLM's config maps a `model_name` (what Claude Code sends as `model`) to
 
 Without a LiteLLM config (a LiteLLM run elsewhere), or for a name it does not
 list, the route is the OpenAI-compatible one and the model id is the name.
+
+The config also says which master key LiteLLM checks (`litellm_master_key`),
+which the front door checks too (addons/auth.py).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from addons import MASTER_KEY_VAR
 
 # How a LiteLLM config names an environment variable instead of a value (keys among them).
 ENV_PREFIX = "os.environ/"
@@ -90,3 +96,15 @@ def routes_of(model_list: list) -> dict[str, Route]:
         if isinstance(entry, dict) and isinstance(entry.get("model_name"), str):
             routes.setdefault(entry["model_name"], route_of(entry))
     return routes
+
+
+def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
+    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
+    general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY."""
+    general = config.get("general_settings") if isinstance(config, dict) else None
+    key = general.get("master_key") if isinstance(general, dict) else None
+    if not isinstance(key, str) or not key:
+        key = environ.get(MASTER_KEY_VAR)
+    elif key.startswith(ENV_PREFIX):
+        key = environ.get(key.removeprefix(ENV_PREFIX))
+    return key or None

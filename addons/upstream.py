@@ -26,13 +26,14 @@ import asyncio
 import json
 import logging
 import time
-import urllib.parse
 from datetime import datetime, timezone
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import PUBLIC_PATHS, SHAPED_PATHS, STATUS_PATH, __version__, canonical_path, endpoint, http_url
+from addons import (
+    PUBLIC_PATHS, SHAPED_PATHS, STATUS_PATH, __version__, canonical_path, endpoint, http_url, upstream_target,
+)
 from addons.errors import error_body
 from addons.logfollow import LogFollower, listening_address
 from addons.proxy_errors import unavailable_response
@@ -44,15 +45,6 @@ RESTART_WAIT_SECONDS = 30.0
 # How often a LiteLLM of --upstream that could not be reached is tried again.
 PROBE_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 2.0
-
-
-def upstream_target(url: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, path prefix) of an --upstream URL; ValueError for anything else."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r}: expected http://host[:port][/prefix] or https://...")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
 async def takes_connection(address: tuple[str, int]) -> bool:

@@ -12,11 +12,9 @@ from pathlib import Path
 import argon2
 
 from addons import http_url
-from addons.auth import litellm_master_key
-from addons.inspection import DEFAULT_MAX_FLOWS
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
-from addons.routes import RoutesError, read_config
+from addons.routes import RoutesError, litellm_master_key, read_config
 from litellm_service import aliases, doctor, profiles, service, stack
 from litellm_service.envfile import EnvFileError, default_env_file, load_into_environ
 from litellm_service.launchd import Launchd
@@ -275,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --web: mitmweb's port on 127.0.0.1 (default {stack.DEFAULT_WEB_PORT})",
     )
     run.add_argument(
-        "--max-flows", type=int, default=DEFAULT_MAX_FLOWS,
-        help=f"with --web: flows kept in memory, the oldest dropped first (default {DEFAULT_MAX_FLOWS}; 0: no cap)",
+        "--max-flows", type=int,
+        help="with --web: flows kept in memory, the oldest dropped first (default: the addon option "
+             "stabilizer_max_flows, 1000; 0: no cap)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -22,8 +22,7 @@ from addons import MASTER_KEY_VAR, http_url
 from addons.errors import is_anthropic_error
 from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.auth import litellm_master_key
-from addons.routes import UNKNOWN, RoutesError, read_config, routes_of
+from addons.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of
 from litellm_service import stack
 from litellm_service.envfile import EnvFileError, default_env_file, read_env_file
 from litellm_service.launchd import Launchd

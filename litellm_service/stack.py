@@ -14,8 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from addons import STATUS_PATH
-from addons.upstream import upstream_target
+from addons import STATUS_PATH, upstream_target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADDONS_ENTRY = PROJECT_ROOT / "addons" / "stabilizer_addons.py"
