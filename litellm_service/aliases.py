@@ -20,13 +20,11 @@ model names contain.
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from addons import http_url
 from addons.policy import ModelPolicy, PolicyError, load_policy
 from addons.routes import UNKNOWN, routes_of
 from litellm_service import stack
-from litellm_service.envfile import default_env_file
 from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config, model_names
 
 FUNCTION_PREFIX = "claude-"
@@ -134,11 +132,6 @@ def render(models: list[tuple[str, ModelPolicy]], base_url: str, key_command: li
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address the stack listens on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=4000, help="port the stack listens on (default 4000)")
-    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
-    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
-    parser.add_argument("--env-file", type=Path, default=default_env_file(), help="where `stabilizer key` finds the key")
     parser.set_defaults(func=main)
 
 

@@ -15,8 +15,8 @@ from addons import http_url
 from addons.logfollow import LogFollower, listening_address
 from addons.policy import PolicyError, load_policy
 from addons.routes import RoutesError, litellm_master_key, read_config
-from litellm_service import aliases, doctor, profiles, service, stack
-from litellm_service.envfile import EnvFileError, default_env_file, load_into_environ
+from litellm_service import aliases, arguments, doctor, profiles, service, stack
+from litellm_service.envfile import EnvFileError, load_into_environ
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.systemd import Systemd
@@ -245,20 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="start LiteLLM and mitmdump with the addons, in the foreground")
-    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=4000, help="port Claude Code talks to (default 4000)")
-    run.add_argument("--litellm-config", type=Path, help="LiteLLM's config (default config/litellm.yaml)")
-    run.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY, help="the addons' settings (config/stabilizer.yaml)")
-    run.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
+    arguments.address(run)
+    arguments.configs(run, litellm_config=None)  # None: not given (with --upstream, read only when given)
+    arguments.log_dir(run)
+    arguments.env_file(run)
+    arguments.upstream(run)
     run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
-    run.add_argument(
-        "--upstream", metavar="URL",
-        help="start only mitmdump, in front of the LiteLLM at URL (http or https, e.g. a team's): "
-             "keys (virtual keys too) are left to it",
-    )
-    run.add_argument("--upstream-ca", type=Path, metavar="FILE",
-                     help="with --upstream: the CA certificate(s) the upstream's TLS certificate is checked against")
-    run.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
     run.add_argument(
         "--record", type=Path, metavar="FILE",
@@ -280,16 +272,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     key = commands.add_parser("key", help="print the master key clients send (ANTHROPIC_AUTH_TOKEN)")
-    key.add_argument("--env-file", type=Path, default=default_env_file())
-    key.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG,
-                     help="the config whose general_settings.master_key LiteLLM checks")
+    arguments.configs(key)
+    arguments.env_file(key)
     key.set_defaults(func=cmd_key)
 
-    service.add_arguments(commands.add_parser("launchd", help="the stack as macOS LaunchAgents"), Launchd())
-    service.add_arguments(commands.add_parser("systemd", help="the stack as systemd --user units (Linux)"), Systemd())
-    aliases.add_arguments(commands.add_parser("aliases", help="print claude-<model> shell functions; eval them"))
-    doctor.add_arguments(commands.add_parser("doctor", help="check the installation and the running stack"))
-    profiles.add_arguments(commands.add_parser("profiles", help="list the models the policy knows, with their limits"))
+    for manager, text in ((Launchd(), "the stack as macOS LaunchAgents"),
+                          (Systemd(), "the stack as systemd --user units (Linux)")):
+        jobs = commands.add_parser(manager.name, help=text)
+        arguments.stack_arguments(jobs)
+        arguments.upstream(jobs)
+        service.add_arguments(jobs, manager)
+    shell = commands.add_parser("aliases", help="print claude-<model> shell functions; eval them")
+    arguments.address(shell)
+    arguments.configs(shell)
+    arguments.env_file(shell)
+    aliases.add_arguments(shell)
+    checks = commands.add_parser("doctor", help="check the installation and the running stack")
+    arguments.stack_arguments(checks)
+    doctor.add_arguments(checks)
+    listing = commands.add_parser("profiles", help="list the models the policy knows, with their limits")
+    arguments.configs(listing)
+    profiles.add_arguments(listing)
     return parser
 
 

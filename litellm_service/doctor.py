@@ -24,7 +24,7 @@ from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of
 from litellm_service import stack
-from litellm_service.envfile import EnvFileError, default_env_file, read_env_file
+from litellm_service.envfile import EnvFileError, read_env_file
 from litellm_service.launchd import Launchd
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.service import Manager, ServiceError, job_statuses
@@ -297,13 +297,7 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address the stack listens on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=4000, help="port the stack listens on (default 4000)")
-    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
-    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
-    parser.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
     parser.add_argument("--litellm-log", type=Path, help="LiteLLM's log (default: LOG_DIR/litellm.log)")
-    parser.add_argument("--env-file", type=Path, default=default_env_file())
     parser.add_argument(
         "--services", choices=["auto", "launchd", "systemd", "none"], default="auto",
         help="which service jobs to check (auto: launchd on macOS, systemd on Linux; none: you use `stabilizer run`)",

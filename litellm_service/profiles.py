@@ -11,11 +11,9 @@ id behind a name, addons/routes.py) with their route.
 
 import argparse
 import sys
-from pathlib import Path
 
 from addons.policy import ModelPolicy, PolicyError, load_policy
 from addons.routes import routes_of
-from litellm_service import stack
 from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config
 
 COLUMNS = ("model", "window", "output", "thinking", "images", "tools", "served as")
@@ -65,6 +63,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
-    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
     parser.set_defaults(func=main)

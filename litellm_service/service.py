@@ -20,7 +20,7 @@ from typing import Protocol
 from addons import MASTER_KEY_VAR
 from addons.policy import PolicyError, load_policy
 from litellm_service import envexec, logpipe, stack
-from litellm_service.envfile import EnvFileError, default_env_file, ensure_master_key, read_env_file
+from litellm_service.envfile import EnvFileError, ensure_master_key, read_env_file
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
 
 TEMPLATE_DIR = stack.PROJECT_ROOT / "launchd"
@@ -240,16 +240,6 @@ def add_arguments(parser: argparse.ArgumentParser, manager: Manager) -> None:
         "action", choices=["print", "install", "uninstall", "status"],
         help=f"print the {manager.name} job files, install and load them, remove them, or show their state",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address mitmdump listens on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=4000, help="port Claude Code talks to (default 4000)")
-    parser.add_argument("--litellm-config", type=Path, default=stack.DEFAULT_LITELLM_CONFIG)
-    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY)
-    parser.add_argument("--log-dir", type=Path, default=stack.default_log_dir())
-    parser.add_argument("--env-file", type=Path, default=default_env_file(), help="API keys and master key, mode 0600")
-    parser.add_argument("--upstream", metavar="URL",
-                        help="only mitmdump, in front of the LiteLLM at URL (as `stabilizer run --upstream`)")
-    parser.add_argument("--upstream-ca", type=Path, metavar="FILE",
-                        help="with --upstream: the CA certificate(s) its TLS certificate is checked against")
     parser.set_defaults(func=main, manager=manager)
 
 
