@@ -1,7 +1,7 @@
 """For watching the addons at work in mitmweb (`stabilizer run --web`).
 
 FlowMarker marks every flow the addons changed and writes what they changed
-(flow.metadata["stabilizer"]["changes"]) into its comment, which mitmweb shows
+(their `changes`, addons/flow_notes.py) into its comment, which mitmweb shows
 in the flow list (the "comment" column) and in the flow's details. The comment
 starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS):
 `~comment trimmed`, `~comment refused`, `~comment "usage patched"`, `~comment
@@ -53,10 +53,8 @@ from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
 from addons import SHAPED_PATHS, endpoint, turn_view
-from addons.recorder import (
-    ORIGINAL_KEY, PLACEHOLDER, SECRET_HEADERS, SENT_KEY, StreamTee, redact_json, scrub, secret_values,
-)
-from addons.response_addon import ANSWERED_HERE
+from addons.flow_notes import ANSWERED_HERE, ORIGINAL, SENT, changes
+from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
 from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
@@ -80,13 +78,6 @@ FILTER_WORDS = {
 }
 
 
-def notes(flow: http.HTTPFlow) -> list[str]:
-    """The addons' changes to this flow; empty when there were none."""
-    found = flow.metadata.get("stabilizer")
-    changes = found.get("changes") if isinstance(found, dict) else None
-    return [str(change) for change in changes] if isinstance(changes, list) else []
-
-
 def filter_words(changes: list[str], upstream_failed: bool) -> list[str]:
     words = [word for word, pattern in FILTER_WORDS.items() if any(pattern.search(change) for change in changes)]
     if upstream_failed and "upstream error" not in words:
@@ -96,11 +87,11 @@ def filter_words(changes: list[str], upstream_failed: bool) -> list[str]:
 
 def changes_comment(flow: http.HTTPFlow) -> str:
     """The filter words in brackets, then the addons' changes as one line; empty when neither."""
-    changes = notes(flow)
+    done = changes(flow)
     response = flow.response
     failed = response is not None and response.status_code >= 400 and not flow.metadata.get(ANSWERED_HERE)
-    words = filter_words(changes, failed)
-    return " ".join(([f"[{', '.join(words)}]"] if words else []) + (["; ".join(changes)] if changes else []))
+    words = filter_words(done, failed)
+    return " ".join(([f"[{', '.join(words)}]"] if words else []) + (["; ".join(done)] if done else []))
 
 
 def _is_turn(flow: http.HTTPFlow) -> bool:
@@ -122,7 +113,7 @@ class FlowMarker:
     def _mark(flow: http.HTTPFlow) -> None:
         if comment := changes_comment(flow):
             flow.comment = comment
-        if notes(flow):
+        if changes(flow):
             flow.marked = CHANGED_MARKER
 
 
@@ -134,7 +125,7 @@ class StabilizerView(contentviews.Contentview):
 
     def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
         flow = metadata.flow
-        return VIEW_PRIORITY if isinstance(flow, http.HTTPFlow) and _is_turn(flow) and notes(flow) else 0
+        return VIEW_PRIORITY if isinstance(flow, http.HTTPFlow) and _is_turn(flow) and changes(flow) else 0
 
     def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
         flow = metadata.flow
@@ -143,11 +134,11 @@ class StabilizerView(contentviews.Contentview):
         answered_here = bool(flow.metadata.get(ANSWERED_HERE))
         if isinstance(metadata.http_message, http.Response):
             upstream, client = _answers(flow)
-            text = turn_view.response_text(notes(flow), upstream, client, answered_here)
+            text = turn_view.response_text(changes(flow), upstream, client, answered_here)
         else:
             sent, went = _request_bodies(flow)
             sizes = (len(sent), len(went)) if sent is not None and went is not None else None
-            text = turn_view.request_text(notes(flow), _parsed(sent), _parsed(went), sizes, answered_here)
+            text = turn_view.request_text(changes(flow), _parsed(sent), _parsed(went), sizes, answered_here)
         # Literal keys anywhere (an error message quoting one); secret-named fields went in _parsed.
         return scrub(text.encode(), secret_values(os.environ)).decode()
 
@@ -157,19 +148,19 @@ VIEW = StabilizerView()
 
 def _request_bodies(flow: http.HTTPFlow) -> tuple[bytes | None, bytes | None]:
     """The request body as Claude Code sent it and as it went upstream; None where not kept."""
-    if SENT_KEY in flow.metadata:  # recorded: the flow holds what arrived
-        return _content(flow.request), _content(http.Request.from_state(flow.metadata[SENT_KEY]["request"]))
-    kept = flow.metadata.get(ORIGINAL_KEY)
+    if SENT in flow.metadata:  # recorded: the flow holds what arrived
+        return _content(flow.request), _content(http.Request.from_state(flow.metadata[SENT]["request"]))
+    kept = flow.metadata.get(ORIGINAL)
     return (_decoded(kept["request"]) if kept and "request" in kept else None), _content(flow.request)
 
 
 def _answers(flow: http.HTTPFlow) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The response as the backend sent it (None where not kept) and as Claude Code got it, summed up."""
-    if SENT_KEY in flow.metadata:
-        state = flow.metadata[SENT_KEY]["response"]
+    if SENT in flow.metadata:
+        state = flow.metadata[SENT]["response"]
         client = _content(http.Response.from_state(state)) if state is not None else None
         return _answer(_content(flow.response)), _answer(client)
-    kept = flow.metadata.get(ORIGINAL_KEY) or {}
+    kept = flow.metadata.get(ORIGINAL) or {}
     if "stream" in kept:
         return kept["stream"]["upstream"], kept["stream"]["client"]
     upstream = _decoded(kept["response"]) if "response" in kept else None
@@ -220,7 +211,7 @@ class _TurnArrivals:
 
     def request(self, flow: http.HTTPFlow) -> None:
         if _is_turn(flow) and ctx.master.addons.get("view") is not None:
-            kept = flow.metadata[ORIGINAL_KEY] = {"request": _kept(flow.request)}
+            kept = flow.metadata[ORIGINAL] = {"request": _kept(flow.request)}
             self._kept.append(kept)
             if len(self._kept) > turn_view.MAX_KEPT_TURNS:
                 # The bodies go, the stream summaries (a few numbers) stay.
@@ -229,7 +220,7 @@ class _TurnArrivals:
                 oldest.pop("response", None)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        kept = flow.metadata.get(ORIGINAL_KEY)
+        kept = flow.metadata.get(ORIGINAL)
         if kept is not None and not flow.response.stream:
             kept["response"] = _kept(flow.response)
 
@@ -242,7 +233,7 @@ class TurnKeeper:
         self._tees: dict[str, StreamTee] = {}
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if ORIGINAL_KEY in flow.metadata and flow.response.stream:
+        if ORIGINAL in flow.metadata and flow.response.stream:
             flow.response.stream = self._tees[flow.id] = StreamTee(flow.response.stream)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -256,7 +247,7 @@ class TurnKeeper:
         tee = self._tees.pop(flow.id, None)
         if tee is None:
             return
-        flow.metadata[ORIGINAL_KEY]["stream"] = {
+        flow.metadata[ORIGINAL]["stream"] = {
             "upstream": turn_view.answer(bytes(tee.received)), "client": turn_view.answer(bytes(tee.sent)),
         }
         if flow.response.raw_content is None:

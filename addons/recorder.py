@@ -48,6 +48,7 @@ from typing import Any, BinaryIO
 from mitmproxy import ctx, exceptions, http, io
 
 from addons import MASTER_KEY_VAR, STATUS_PATH, endpoint
+from addons.flow_notes import ORIGINAL, SENT
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,6 @@ SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key"
 SECRET_WORDS = frozenset({"key", "token", "secret", "password", "passwd"})
 # Shorter values are too likely to occur by chance (and are no real key).
 MIN_SECRET_LENGTH = 8
-SENT_KEY = "stabilizer_sent"
-# What addons/inspection.py keeps for mitmweb's view; a recorded flow holds the originals already.
-ORIGINAL_KEY = "stabilizer_original"
 
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
@@ -162,11 +160,11 @@ def recorded_flow(
         arrived_response = sent_response.copy()
         arrived_response.raw_content = bytes(tee.received)
     record.request, record.response = arrived_request, arrived_response
-    record.metadata.pop(ORIGINAL_KEY, None)
+    record.metadata.pop(ORIGINAL, None)
     for message in (record.request, record.response, sent_request, sent_response):
         if message is not None:
             redact_message(message, secrets)
-    record.metadata[SENT_KEY] = {
+    record.metadata[SENT] = {
         "request": sent_request.get_state(),
         "response": sent_response.get_state() if sent_response is not None else None,
     }

@@ -38,12 +38,9 @@ The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
 the shaped request and M its prompt budget (context_window - max_tokens -
 safety_margin_tokens).
 
-For the response addon it leaves flow.metadata["stabilizer"]: model,
-policy_file and policy_key (what a refusal's hint names), stream (as the client
-asked), input_tokens (estimate of what goes upstream), fixed_tokens (of which
-system prompt, tools and overhead), context_window, max_output_tokens,
-think_tags (the reasoning comes inside <think> tags), and changes (short
-descriptions of what it did). Each request
+For the response addon it leaves its notes on the flow (TurnNotes,
+addons/flow_notes.py: the model, what a refusal's hint names, the estimates,
+the window, and what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
@@ -60,6 +57,7 @@ from mitmproxy.utils import human
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.errors import STATUS_BY_TYPE, error_body, prompt_too_long_message
+from addons.flow_notes import NOTES, TurnNotes
 from addons.history import History, Parsed, encode
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
@@ -267,23 +265,23 @@ class RequestShaper:
                 changes.append("removed anthropic-beta header")
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
-        flow.metadata["stabilizer"] = {
-            "model": model if isinstance(model, str) else "",
+        flow.metadata[NOTES] = TurnNotes(
+            model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/patching.py): the file, and the
             # entry under `models` that applies, or would if it were written.
-            "policy_file": ctx.options.stabilizer_policy,
-            "policy_key": self.policy.key_for(body.get("model"), route.model_id),
-            "stream": body.get("stream") is True,
-            "input_tokens": after,
+            policy_file=ctx.options.stabilizer_policy,
+            policy_key=self.policy.key_for(body.get("model"), route.model_id),
+            stream=body.get("stream") is True,
+            input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/patching.py
             # tells LiteLLM's stand-in usage, which leaves them out, from the backend's by it).
-            "fixed_tokens": count_fixed(outgoing, memo),
-            "context_window": policy.context_window,
-            "max_output_tokens": policy.max_output_tokens,
+            fixed_tokens=count_fixed(outgoing, memo),
+            context_window=policy.context_window,
+            max_output_tokens=policy.max_output_tokens,
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
-            "think_tags": reasoning_in_text(policy.thinking, route.kind),
-            "changes": changes,
-        }
+            think_tags=reasoning_in_text(policy.thinking, route.kind),
+            changes=changes,
+        )
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
@@ -327,7 +325,7 @@ def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_reques
     status = STATUS_BY_TYPE[error_type]
     logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
     flow.response = invalid_request(problem, error_type)
-    flow.metadata["stabilizer"] = {"changes": [f"answered {status}: {problem}"]}
+    flow.metadata[NOTES] = TurnNotes(changes=[f"answered {status}: {problem}"])
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
 the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
 in `response`. All per-flow state lives on the flow: the patcher in the stream
-callable, the notes in flow.metadata["stabilizer"]["changes"].
+callable, the notes in the flow's changes (addons/flow_notes.py).
 """
 
 import json
@@ -26,6 +26,7 @@ from addons.patching import (
 )
 from addons.sse import json_data
 from addons.think_tags import split_message
+from addons.flow_notes import ANSWERED_HERE, TurnNotes, count, turn_notes
 from addons.tokens import from_json
 
 logger = logging.getLogger(__name__)
@@ -37,26 +38,13 @@ def _path(flow: http.HTTPFlow) -> str:
     return endpoint(flow.request.path).rstrip("/")
 
 
-def _stabilizer(flow: http.HTTPFlow) -> dict[str, Any]:
-    """The request addon's notes on this flow (created empty when it left none)."""
-    notes = flow.metadata.setdefault("stabilizer", {})
-    notes.setdefault("changes", [])
-    return notes
-
-
-def _positive_count(mapping: dict[str, Any], key: str) -> int:
-    """mapping[key] when it is a positive int, else 0 (absent, null, junk)."""
-    value = mapping.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _label(flow: http.HTTPFlow) -> str:
     return f"{flow.request.method} {flow.request.path}"
 
 
 def _record(flow: http.HTTPFlow, changes: list[str]) -> None:
     if changes:
-        _stabilizer(flow)["changes"].extend(changes)
+        turn_notes(flow)["changes"].extend(changes)
         logger.info("%s: %s", _label(flow), "; ".join(changes))
 
 
@@ -92,13 +80,10 @@ class MitmproxyStream:
         return [out] if out else []
 
 
-# flow.metadata key: the request was answered by an addon before this one (a refusal, a 405,
-# a 503 while LiteLLM is away), in Anthropic's words already: nothing to patch or explain.
-ANSWERED_HERE = "stabilizer_answered_here"
-
-
 class ResponsePatcher:
     def request(self, flow: http.HTTPFlow) -> None:
+        # Answered by an addon before this one (a refusal, a 405, a 503 while LiteLLM is away),
+        # in Anthropic's words already: nothing to patch or explain.
         if flow.response is not None:
             flow.metadata[ANSWERED_HERE] = True
 
@@ -113,10 +98,10 @@ class ResponsePatcher:
             logger.info("%s: %s event stream passes unpatched", _label(flow), response.headers["content-encoding"])
             response.stream = True
             return
-        notes = _stabilizer(flow)
+        notes = turn_notes(flow)
         patcher = StreamPatcher(
-            _positive_count(notes, "input_tokens"), changes=notes["changes"],
-            fixed_tokens_estimate=_positive_count(notes, "fixed_tokens"),
+            count(notes, "input_tokens"), changes=notes["changes"],
+            fixed_tokens_estimate=count(notes, "fixed_tokens"),
             refusal=_refusal_context(notes), think_tags=notes.get("think_tags") is True,
         )
         response.stream = MitmproxyStream(patcher, _label(flow))
@@ -139,12 +124,12 @@ class ResponsePatcher:
         """Answer with the request addon's estimate when the upstream could not count
         (never in place of LiteLLM's refusal of the caller's key: that stays an error)."""
         answer = _json(flow.response) if flow.response.status_code == 200 else None
-        if isinstance(answer, dict) and _positive_count(answer, "input_tokens"):
+        if isinstance(answer, dict) and count(answer, "input_tokens"):
             return
         if is_key_refusal(flow.response.get_content(strict=False) or b""):
             self._error(flow)
             return
-        estimate = _positive_count(_stabilizer(flow), "input_tokens")
+        estimate = count(turn_notes(flow), "input_tokens")
         if estimate:
             upstream = flow.response.status_code
             body = json.dumps({"input_tokens": estimate})
@@ -157,9 +142,9 @@ class ResponsePatcher:
         message = _json(flow.response)
         if not is_message(message):
             return
-        notes = _stabilizer(flow)
+        notes = turn_notes(flow)
         changes = fill_message_usage(
-            message, _positive_count(notes, "input_tokens"), _positive_count(notes, "fixed_tokens")
+            message, count(notes, "input_tokens"), count(notes, "fixed_tokens")
         )
         if notes.get("think_tags") is True and split_message(message):
             changes.append("reasoning inside <think> tags sent as a thinking block")
@@ -174,13 +159,13 @@ class ResponsePatcher:
 
     def _error(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        notes = _stabilizer(flow)
+        notes = turn_notes(flow)
         reshaped = to_anthropic_error(
             response.status_code,
             response.get_content(strict=False) or b"",
             response.headers.get("content-type", ""),
-            _positive_count(notes, "input_tokens"),
-            _positive_count(notes, "context_window"),
+            count(notes, "input_tokens"),
+            count(notes, "context_window"),
             _refusal_context(notes),
         )
         if reshaped is None:
@@ -194,7 +179,7 @@ class ResponsePatcher:
         _record(flow, [f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"])
 
 
-def _refusal_context(notes: dict[str, Any]) -> RefusalContext:
+def _refusal_context(notes: TurnNotes) -> RefusalContext:
     """The model and the policy entry a refusal names (explain_refusal), from the request addon's notes."""
     return RefusalContext(notes.get("model"), notes.get("policy_file"), notes.get("policy_key"))
 
@@ -206,7 +191,7 @@ def _json(message: http.Message) -> Any:
         return None
 
 
-def _stream_requested(flow: http.HTTPFlow, notes: dict[str, Any]) -> bool:
+def _stream_requested(flow: http.HTTPFlow, notes: TurnNotes) -> bool:
     """What the client asked: the request addon's note, else the request body."""
     if "stream" in notes:
         return bool(notes["stream"])

@@ -24,7 +24,8 @@ import pytest
 from mitmproxy import http, io
 
 from addons.policy import load_policy
-from addons.recorder import PLACEHOLDER, SENT_KEY
+from addons.flow_notes import SENT
+from addons.recorder import PLACEHOLDER
 from addons.tokens import count_text
 from tests.backend import DEEPSEEK_KEYS, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
@@ -62,12 +63,12 @@ class Recording:
         for secret in self.secrets:
             assert secret not in raw, "a key reached the flow file"
         for flow in flows:
-            sent = http.Request.from_state(flow.metadata[SENT_KEY]["request"])
+            sent = http.Request.from_state(flow.metadata[SENT]["request"])
             for request in (flow.request, sent):
                 assert request.headers.get("authorization", PLACEHOLDER) == PLACEHOLDER
                 assert request.headers.get("x-api-key", PLACEHOLDER) == PLACEHOLDER
             assert flow.response is not None and flow.response.content, "the upstream's body is missing"
-            assert flow.metadata[SENT_KEY]["response"]["content"], "the body the client got is missing"
+            assert flow.metadata[SENT]["response"]["content"], "the body the client got is missing"
         self.kept[name] = flows
         return flows
 
@@ -180,7 +181,7 @@ def test_plain_answer_streams_with_usage_filled(scenario, fresh_backend):
     assert exchange.body["max_tokens"] == 32000  # Claude Code's own, within DeepSeek V4's 393216
 
     (flow,) = scenario.keep_flows("plain-answer")
-    received = streamed_message(flow.metadata[SENT_KEY]["response"]["content"])
+    received = streamed_message(flow.metadata[SENT]["response"]["content"])
     # The model's reasoning reached Claude Code as a thinking block, before the answer.
     assert [block["type"] for block in received["content"]] == ["thinking", "text"]
     assert received["content"][0]["thinking"] == "The capital of France is Paris."

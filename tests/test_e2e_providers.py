@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import io
 
-from addons.recorder import SENT_KEY
+from addons.flow_notes import SENT
 from tests.backend import Backend, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
 from tests.conftest import POLICY
@@ -124,7 +124,7 @@ class Session:
         with (self.run.folder / "flows.flow").open("rb") as file:
             flows = [flow for flow in io.FlowReader(file).stream()
                      if flow.request.timestamp_start >= self.start and flow.request.path.startswith("/v1/messages")]
-        return [streamed_message(flow.metadata[SENT_KEY]["response"]["content"]) for flow in flows]
+        return [streamed_message(flow.metadata[SENT]["response"]["content"]) for flow in flows]
 
 
 def blocks(message: dict) -> list[dict]:

@@ -23,7 +23,8 @@ from mitmproxy.test import taddons
 
 from addons.errors import is_anthropic_error
 from addons.policy import load_policy
-from addons.recorder import PLACEHOLDER, SENT_KEY
+from addons.flow_notes import SENT
+from addons.recorder import PLACEHOLDER
 from addons.request_addon import RequestShaper
 from addons.response_addon import ResponsePatcher
 from tests.claude import pinned_version
@@ -46,11 +47,11 @@ IDS = [f"{name}-{index}" for name, index, _ in RECORDED]
 
 
 def sent_request(flow: http.HTTPFlow) -> http.Request:
-    return http.Request.from_state(flow.metadata[SENT_KEY]["request"])
+    return http.Request.from_state(flow.metadata[SENT]["request"])
 
 
 def sent_response(flow: http.HTTPFlow) -> http.Response:
-    return http.Response.from_state(flow.metadata[SENT_KEY]["response"])
+    return http.Response.from_state(flow.metadata[SENT]["response"])
 
 
 def answered_by_the_request_addon(flow: http.HTTPFlow) -> bool:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from mitmproxy import exceptions, http, io
 from mitmproxy.test import taddons, tflow, tutils
 
+from addons.flow_notes import SENT
 from addons.recorder import (
     PLACEHOLDER,
-    SENT_KEY,
     FlowRecorder,
     StreamTee,
     is_secret_name,
@@ -183,7 +183,7 @@ def test_whole_response_flow_is_written_as_it_arrived_with_what_was_sent(recordi
     (written,) = read(path)
     assert written.request.content == b'{"original": true}'
     assert json.loads(written.response.content) == {"upstream": True, "echo": PLACEHOLDER}
-    sent = written.metadata[SENT_KEY]
+    sent = written.metadata[SENT]
     assert http.Request.from_state(sent["request"]).content == b'{"shaped": true}'
     assert http.Response.from_state(sent["response"]).content == b'{"patched": true}'
     assert written.metadata["stabilizer"] == {"changes": ["shaped"]}
@@ -205,7 +205,7 @@ def test_streamed_response_is_written_whole_on_both_sides(recording):
 
     (written,) = read(path)
     assert written.response.content == f"data: 1\n\ndata: {PLACEHOLDER}\n\n".encode()
-    assert http.Response.from_state(written.metadata[SENT_KEY]["response"]).content == (
+    assert http.Response.from_state(written.metadata[SENT]["response"]).content == (
         f"<data: 1\n\n><data: {PLACEHOLDER}\n\n><end>".encode()
     )
     assert PROVIDER.encode() not in path.read_bytes()
@@ -219,7 +219,7 @@ def test_flow_cut_before_any_response_is_written_on_error(recording):
     run(flow, "error")
     (written,) = read(path)
     assert written.response is None and written.error is not None
-    assert written.metadata[SENT_KEY]["response"] is None
+    assert written.metadata[SENT]["response"] is None
 
 
 def test_status_polls_are_not_recorded(recording):

@@ -17,7 +17,8 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from addons import turn_view
 from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
-from addons.recorder import ORIGINAL_KEY, PLACEHOLDER, recorded_flow
+from addons.flow_notes import ORIGINAL
+from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.request_addon import RequestShaper
 from addons.response_addon import ResponsePatcher
 from tests.bench import workload
@@ -209,9 +210,9 @@ def test_originals_are_kept_only_while_a_flow_view_is_loaded(monkeypatch):
             bundle.run(flow, "request")
             assert flow.request.raw_content is not arrived  # shaped
             if with_view:  # the arrived bytes themselves, not a copy
-                assert flow.metadata[ORIGINAL_KEY]["request"]["content"] is arrived
+                assert flow.metadata[ORIGINAL]["request"]["content"] is arrived
             else:
-                assert ORIGINAL_KEY not in flow.metadata
+                assert ORIGINAL not in flow.metadata
                 assert turn_view.NOT_KEPT in shown(flow.request, flow)
 
 
@@ -225,7 +226,7 @@ def test_originals_are_kept_for_the_newest_turns_only(monkeypatch):
         flows = [tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=body)) for _ in range(5)]
         for flow in flows:
             bundle.run(flow, "request")
-        assert ["request" in flow.metadata[ORIGINAL_KEY] for flow in flows] == [False, False, True, True, True]
+        assert ["request" in flow.metadata[ORIGINAL] for flow in flows] == [False, False, True, True, True]
         assert turn_view.NOT_KEPT in shown(flows[0].request, flows[0])
         assert "+ max_tokens: 8192" in shown(flows[-1].request, flows[-1])
 
@@ -234,7 +235,7 @@ def test_the_recorder_leaves_the_kept_originals_out(bundle):
     flow = bundle.request({**REQUEST, "model": "qwen-plus"})
     arrived = http.Request.from_state(flow.request.get_state())
     arrived.content = json.dumps({**REQUEST, "model": "qwen-plus"}).encode()
-    assert ORIGINAL_KEY not in recorded_flow(flow, arrived, None, None, []).metadata
+    assert ORIGINAL not in recorded_flow(flow, arrived, None, None, []).metadata
 
 
 @pytest.mark.parametrize("index", [0, 2])

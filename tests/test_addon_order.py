@@ -1,0 +1,56 @@
+"""The entry list's order, which the flow's stream depends on: each addon that wraps the response's
+stream callable wraps what the addons before it installed, so the order decides what each one sees.
+
+Run the way mitmproxy runs them: every addon of addons/stabilizer_addons.py, each hook in list order,
+under a flow view (mitmweb) and with a recording on.
+"""
+
+import importlib
+import json
+from pathlib import Path
+
+from mitmproxy import http
+from mitmproxy.addons.view import View
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.flow_notes import ORIGINAL
+from tests.conftest import POLICY
+
+STREAM = (Path(__file__).parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()
+
+
+def run_hook(addons: list, name: str, flow: http.HTTPFlow) -> None:
+    for addon in addons:
+        if hook := getattr(addon, name, None):
+            assert hook(flow) is None  # a small request: nothing goes to the worker thread
+
+
+def test_each_stream_wrapper_sees_what_it_must(tmp_path, monkeypatch):
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
+    entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
+    with taddons.context(View(), *entry.addons) as tctx:
+        tctx.options.update(stabilizer_policy=str(POLICY), stabilizer_record=str(tmp_path / "flows"),
+                            stabilizer_litellm_log=str(tmp_path / "litellm.log"))
+        request = {"model": "qwen-plus", "max_tokens": 32000, "stream": True,
+                   "messages": [{"role": "user", "content": "hi"}]}
+        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(request).encode()))
+        flow.request.headers["x-api-key"] = "sk-order-test-key"
+        entry.recorder.arrivals.request(flow)  # (Upstream has no port: call the rest past its 503)
+        for addon in entry.addons[1:]:
+            if type(addon).__name__ not in ("Upstream",) and (hook := getattr(addon, "request", None)):
+                assert hook(flow) is None
+        assert flow.response is None and json.loads(flow.request.content)["max_tokens"] == 8192
+        flow.response = http.Response.make(200, b"", {"content-type": "text/event-stream"})
+        run_hook(entry.addons, "responseheaders", flow)
+
+        # Outermost first: the recorder's tee wraps the keeper's, which wraps the patcher's adapter
+        # (the idle limit's activity tap, where it is, in between): the recorder and the keeper see
+        # what arrived and what Claude Code got, the patcher alone changes the stream.
+        sent = b"".join(b"".join(flow.response.stream(chunk)) for chunk in (STREAM, b""))
+        assert sent != STREAM and sent.count(b"event: ") == STREAM.count(b"event: ")
+        run_hook(entry.addons, "response", flow)
+
+        kept = flow.metadata[ORIGINAL]["stream"]
+        assert kept["upstream"] != kept["client"]  # the keeper saw both sides
+    written = (tmp_path / "flows").read_bytes()
+    assert STREAM.split(b"\n")[0] in written  # the recording holds the stream as it arrived
