@@ -8,7 +8,8 @@ it, hundreds of MB a minute, and sends nothing on), nor a LiteLLM that hangs.
 
 So every request that goes to LiteLLM is watched: when LiteLLM has sent nothing
 for `stabilizer_upstream_idle_timeout` seconds, before its answer or between two
-chunks of a stream, the connection to it is closed. What the client gets is what
+chunks of a stream, the connection to it is closed (mitmproxy has no API for
+that: addons/mitmproxy_internals.py does it). What the client gets is what
 addons/proxy_errors.py makes of a closed upstream: a 503 overloaded_error before
 the answer started, an SSE `error` event (overloaded_error) after; Claude Code
 retries both. Closing the connection also makes LiteLLM give up a streaming
@@ -27,6 +28,8 @@ import logging
 import time
 
 from mitmproxy import ctx, exceptions, http
+
+from addons import mitmproxy_internals
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class UpstreamIdleTimeout:
         self._watches: dict[str, _Watch] = {}
 
     def load(self, loader):
+        mitmproxy_internals.check_version()
         loader.add_option(
             OPTION, int, DEFAULT_SECONDS,
             "Seconds LiteLLM may send nothing (before its answer, or between two chunks of a stream) "
@@ -128,16 +132,9 @@ class UpstreamIdleTimeout:
         self._forget(flow)
         if not flow.live:
             return
-        # mitmproxy has no API to close one server connection; its connection
-        # handler keeps a task per connection, and cancelling it is what
-        # mitmproxy itself does when a write to a peer fails.
-        proxyserver = ctx.master.addons.get("proxyserver")
-        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
-        transport = handler.transports.get(flow.server_conn) if handler else None
-        if transport is None or transport.handler is None:
+        if not mitmproxy_internals.close_server_connection(flow, f"{OPTION} ({self.seconds} s) reached"):
             logger.warning("%s %s: LiteLLM silent for %d s, but no connection to it to close",
                            flow.request.method, flow.request.path, self.seconds)  # fmt: skip
             return
         logger.warning("%s %s: LiteLLM sent nothing for %d s; closing the connection to it",
                        flow.request.method, flow.request.path, self.seconds)  # fmt: skip
-        transport.handler.cancel(f"{OPTION} ({self.seconds} s) reached")

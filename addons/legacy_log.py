@@ -7,7 +7,9 @@ an `add_log` method. The bundle logs a line or two per request it changes;
 with py-spy on the 76 KB Claude Code request, that dispatch took 0.11 ms of CPU
 per request, more than writing the lines. No addon of mitmproxy's or of ours
 has `add_log` (mitmweb's event log reads records with a handler of its own),
-so once everything is loaded and still none has one, the handler comes off.
+so once everything is loaded and still none has one, the handler comes off
+(addons/mitmproxy_internals.py: no option switches it off), and goes back on
+when this addon is done.
 Log lines themselves are unchanged: terminal, log file and mitmweb show them.
 """
 
@@ -16,13 +18,25 @@ import logging
 from mitmproxy import ctx
 from mitmproxy.addonmanager import traverse
 
+from addons import mitmproxy_internals
+
 logger = logging.getLogger(__name__)
 
 
 class LegacyLogEventsOff:
+    def __init__(self) -> None:
+        self.removed: logging.Handler | None = None
+
+    def load(self, loader):
+        mitmproxy_internals.check_version()
+
     def running(self):
         if any(hasattr(addon, "add_log") for addon in traverse(ctx.master.addons.chain)):
             return
-        if (handler := getattr(ctx.master, "_legacy_log_events", None)) is not None:
-            handler.uninstall()
+        if (handler := mitmproxy_internals.legacy_log_events_off(ctx.master)) is not None:
+            self.removed = handler
             logger.debug("no addon has add_log: mitmproxy's add_log events are off")
+
+    def done(self):
+        mitmproxy_internals.legacy_log_events_on(self.removed)
+        self.removed = None

@@ -8,16 +8,26 @@ from mitmproxy.test import taddons
 from addons.legacy_log import LegacyLogEventsOff
 
 
-def legacy_handlers() -> list[logging.Handler]:
-    return [handler for handler in logging.getLogger().handlers if isinstance(handler, log.LegacyLogEvents)]
+def legacy_handlers(master) -> list[logging.Handler]:
+    """The handler that turns the master's log records into add_log events, if it is on."""
+    return [h for h in logging.getLogger().handlers if isinstance(h, log.LegacyLogEvents) and h.master is master]
 
 
 def test_the_add_log_events_stop_when_no_addon_takes_them():
     addon = LegacyLogEventsOff()
     with taddons.context(addon) as tctx:
-        assert tctx.master._legacy_log_events in legacy_handlers()  # mitmproxy installs it
+        assert len(legacy_handlers(tctx.master)) == 1  # mitmproxy installs it
         addon.running()
-        assert tctx.master._legacy_log_events not in legacy_handlers()
+        assert legacy_handlers(tctx.master) == []
+
+
+def test_done_puts_them_back():
+    addon = LegacyLogEventsOff()
+    with taddons.context(addon) as tctx:
+        handlers = legacy_handlers(tctx.master)
+        addon.running()
+        addon.done()
+        assert legacy_handlers(tctx.master) == handlers
 
 
 class OldStyleAddon:
@@ -33,4 +43,6 @@ def test_an_addon_that_takes_add_log_keeps_them():
     old = OldStyleAddon()
     with taddons.context(addon, old) as tctx:
         addon.running()
-        assert tctx.master._legacy_log_events in legacy_handlers()
+        assert len(legacy_handlers(tctx.master)) == 1
+        addon.done()  # nothing taken off, nothing put back
+        assert len(legacy_handlers(tctx.master)) == 1

@@ -8,37 +8,27 @@ import urllib.error
 import urllib.request
 
 import pytest
-from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.test import taddons
 
-from addons.proxy_errors import ProxyErrorAnswers
+from addons.proxy_errors import error_response
 from addons.sse import SSEDecoder
 from tests.hostile.corpus import MESSAGES, valid
 from tests.procs import post_json, running_line
 
 
-def test_error_pages_are_anthropic_json():
-    original_page, original_reader, original_send = (
-        _http1.make_error_response, _http1.ChunkedReader, _http1.Http1Server.send)
-    try:
-        with taddons.context(ProxyErrorAnswers()):
-            for status, expected_status, kind in [
-                (502, 503, "overloaded_error"),
-                (504, 503, "overloaded_error"),
-                (400, 400, "invalid_request_error"),
-                (413, 413, "request_too_large"),
-            ]:
-                raw = _http1.make_error_response(status, "Connect call failed")
-                head, body = raw.split(b"\r\n\r\n", 1)
-                response = http1.read_response_head(head.split(b"\r\n"))
-                assert response.status_code == expected_status
-                assert response.headers["content-type"] == "application/json"
-                error = json.loads(body)["error"]
-                assert error["type"] == kind and "Connect call failed" in error["message"]
-    finally:
-        _http1.make_error_response, _http1.ChunkedReader, _http1.Http1Server.send = (
-            original_page, original_reader, original_send)
+def test_error_answers_are_anthropic_json():
+    # What they are; that mitmproxy's layer sends them: tests/test_mitmproxy_internals.py.
+    for status, expected_status, kind in [
+        (502, 503, "overloaded_error"),
+        (504, 503, "overloaded_error"),
+        (400, 400, "invalid_request_error"),
+        (413, 413, "request_too_large"),
+    ]:
+        response = error_response(status, "Connect call failed")
+        assert response.status_code == expected_status
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["connection"] == "close"
+        error = json.loads(response.content)["error"]
+        assert error["type"] == kind and "Connect call failed" in error["message"]
 
 
 MESSAGE_START = (

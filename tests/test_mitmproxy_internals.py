@@ -1,0 +1,322 @@
+"""addons/mitmproxy_internals.py: the private mitmproxy names, wired into a real mitmproxy and put back.
+
+The answers are checked through mitmproxy's real proxy server and HTTP/1 layer:
+a DumpMaster runs in a thread of this process (so what the module replaced is
+what the layer runs), raw sockets talk to it, and a scripted upstream plays
+LiteLLM. After the master stops, the replaced names must be mitmproxy's again.
+"""
+
+import asyncio
+import http.client
+import json
+import logging
+import re
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions, log, version
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.test import taddons
+from mitmproxy.tools.dump import DumpMaster
+
+from addons import mitmproxy_internals
+from addons.deadline import UpstreamIdleTimeout
+from addons.legacy_log import LegacyLogEventsOff
+from addons.proxy_errors import ProxyErrorAnswers
+from tests.procs import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 10
+# The names replaced, as mitmproxy has them.
+ORIGINALS = {(owner, name): getattr(owner, name) for owner, name in mitmproxy_internals.REPLACED}
+
+
+def assert_mitmproxy_s_own() -> None:
+    for (owner, name), original in ORIGINALS.items():
+        assert getattr(owner, name) is original, f"{name} is not mitmproxy's own"
+
+
+class Ready:
+    """Tells the test where the proxy listens once mitmproxy runs."""
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.event = threading.Event()
+
+    def running(self):
+        from mitmproxy import ctx
+        self.port = ctx.master.addons.get("proxyserver").listen_addrs()[0][1]
+        self.event.set()
+
+
+class InProcessProxy:
+    """mitmdump's master, in a thread of this process: the given addons, reverse proxy to `upstream_port`."""
+
+    def __init__(self, upstream_port: int, *addons, **options) -> None:
+        self.upstream_port = upstream_port
+        self.addons = addons
+        self.options = options
+        self.ready = Ready()
+        self.master: DumpMaster | None = None
+
+    def __enter__(self) -> "InProcessProxy":
+        self.thread = threading.Thread(target=asyncio.run, args=(self.main(),), daemon=True)
+        self.thread.start()
+        assert self.ready.event.wait(TIMEOUT), "the in-process mitmproxy did not start"
+        return self
+
+    async def main(self) -> None:
+        self.master = DumpMaster(None, with_termlog=False, with_dumper=False)
+        self.master.addons.add(*self.addons, self.ready)
+        self.master.options.update(
+            listen_host="127.0.0.1", listen_port=0, mode=[f"reverse:http://127.0.0.1:{self.upstream_port}"],
+            connection_strategy="lazy", **self.options,
+        )
+        await self.master.run()
+
+    def __exit__(self, *exc) -> None:
+        self.master.shutdown()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "the in-process mitmproxy did not stop"
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.ready.port), timeout=TIMEOUT)
+
+
+class ScriptedUpstream:
+    """Plays LiteLLM for one request: reads it whole, then `answer(connection)`."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.request = b""
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve_one, daemon=True)
+        self.thread.start()
+
+    def serve_one(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            while not self.request_complete():
+                if not (data := connection.recv(65536)):
+                    return
+                self.request += data
+            self.answer(connection)
+        self.listener.close()
+
+    def request_complete(self) -> bool:
+        head, found, body = self.request.partition(b"\r\n\r\n")
+        if not found:
+            return False
+        if b"transfer-encoding: chunked" in head.lower():
+            return body.endswith(b"0\r\n\r\n")
+        length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+        return len(body) >= (int(length[1]) if length else 0)
+
+
+def read_answer(connection: socket.socket) -> tuple[http.client.HTTPResponse, bytes]:
+    """The answer, its body read whole (http.client raises IncompleteRead on a chunked body left open)."""
+    response = http.client.HTTPResponse(connection, method="POST")
+    response.begin()
+    return response, response.read()
+
+
+def anthropic_error(response: http.client.HTTPResponse, body: bytes) -> dict:
+    assert response.getheader("content-type") == "application/json", body[:300]
+    return json.loads(body)["error"]
+
+
+def post(body: bytes = b"{}", *extra: str) -> bytes:
+    head = "\r\n".join(["POST /v1/messages HTTP/1.1", "host: x", "content-type: application/json", *extra])
+    return head.encode() + b"\r\n\r\n" + body
+
+
+# --- the version check ---------------------------------------------------------------
+
+def test_the_pinned_mitmproxy_is_the_one_the_module_was_written_for():
+    pinned = re.search(r"^mitmproxy==([\d.]+)$", (PROJECT_ROOT / "constraints.txt").read_text(), re.MULTILINE)[1]
+    dependencies = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"mitmproxy=={pinned}" in dependencies
+    mitmproxy_internals.check_version(pinned)
+    mitmproxy_internals.check_version(version.VERSION)
+
+
+@pytest.mark.parametrize("found", ["13.0.0", "12.2.1", "11.1.3", "dev"])
+def test_another_mitmproxy_is_refused_saying_what_to_install(found):
+    with pytest.raises(exceptions.AddonManagerError) as refused:
+        mitmproxy_internals.check_version(found)
+    message = str(refused.value)
+    assert f"this is mitmproxy {found}" in message and "mitmproxy 12.3.x" in message
+    assert "pip install -c constraints.txt" in message
+
+
+@pytest.mark.parametrize("addon", [ProxyErrorAnswers, UpstreamIdleTimeout, LegacyLogEventsOff])
+def test_each_addon_checks_the_version_at_load(addon, monkeypatch):
+    monkeypatch.setattr(version, "VERSION", "13.0.0")
+    with pytest.raises(exceptions.AddonManagerError, match="this is mitmproxy 13.0.0"):
+        with taddons.context(addon()):
+            pass
+    assert_mitmproxy_s_own()
+
+
+def test_mitmdump_with_another_mitmproxy_does_not_start(tmp_path):
+    script = tmp_path / "other_mitmproxy.py"
+    script.write_text("import mitmproxy.version\nmitmproxy.version.VERSION = '13.0.0'\n"
+                      "from addons.stabilizer_addons import addons\n")
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    finished = subprocess.run(
+        [str(mitmdump), "-s", str(script), "--listen-host", "127.0.0.1", "--listen-port", str(free_port())],
+        cwd=PROJECT_ROOT, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    output = (finished.stdout + finished.stderr).decode()
+    assert finished.returncode != 0, output
+    assert "this is mitmproxy 13.0.0" in output and "pip install -c constraints.txt" in output, output
+
+
+# --- installed and put back ----------------------------------------------------------
+
+def test_the_names_are_replaced_once_and_put_back_by_the_last_holder():
+    first, second = ProxyErrorAnswers(), ProxyErrorAnswers()
+    with taddons.context(first):
+        replaced = {key: getattr(*key) for key in ORIGINALS}
+        assert all(replaced[key] is not original for key, original in ORIGINALS.items())
+        with taddons.context(second):
+            assert {key: getattr(*key) for key in ORIGINALS} == replaced  # not wrapped twice
+        first.done()
+        assert {key: getattr(*key) for key in ORIGINALS} == replaced  # `second` still holds them
+        first.done()  # done twice: no second release
+        assert {key: getattr(*key) for key in ORIGINALS} == replaced
+        second.done()
+    assert_mitmproxy_s_own()
+
+
+def test_a_stopped_master_leaves_mitmproxy_as_it_was():
+    with InProcessProxy(free_port(), ProxyErrorAnswers()):
+        assert _http1.make_error_response is not ORIGINALS[(_http1, "make_error_response")]
+    assert_mitmproxy_s_own()
+
+
+# --- mitmproxy's own answers, through the real HTTP/1 layer ------------------------------
+
+def test_a_refused_upstream_gets_a_retryable_503():
+    with InProcessProxy(free_port(), ProxyErrorAnswers()) as proxy, proxy.connect() as client:
+        client.sendall(post())
+        response, body = read_answer(client)
+    assert response.status == 503 and response.getheader("retry-after") == "1"
+    error = anthropic_error(response, body)
+    assert error["type"] == "overloaded_error" and "retry shortly" in error["message"]
+
+
+def test_without_the_addon_mitmproxy_answers_its_html_page():
+    # What the test above would see if the replacement were not wired in.
+    with InProcessProxy(free_port()) as proxy, proxy.connect() as client:
+        client.sendall(post())
+        response, _ = read_answer(client)
+    assert response.status == 502 and response.getheader("content-type") == "text/html"
+
+
+def test_an_upstream_that_closes_before_answering_gets_a_503():
+    upstream = ScriptedUpstream(lambda connection: None)
+    with InProcessProxy(upstream.port, ProxyErrorAnswers()) as proxy, proxy.connect() as client:
+        client.sendall(post())
+        response, body = read_answer(client)
+    assert response.status == 503 and anthropic_error(response, body)["type"] == "overloaded_error"
+
+
+def test_a_malformed_request_head_gets_a_json_400():
+    with InProcessProxy(free_port(), ProxyErrorAnswers()) as proxy, proxy.connect() as client:
+        client.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: twelve\r\n\r\n")
+        response, body = read_answer(client)
+    assert response.status == 400 and anthropic_error(response, body)["type"] == "invalid_request_error"
+
+
+class StreamEnd:
+    """A response stream callable, as ResponsePatcher's: chunks pass, the end call adds a last one."""
+
+    def responseheaders(self, flow):
+        flow.response.stream = lambda chunk: chunk if chunk else b"[end of stream]"
+
+
+def test_a_cut_stream_gets_its_end_call_and_a_closed_chunked_body():
+    def head_one_chunk_and_close(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                           b"6\r\nfirst \r\n")
+
+    upstream = ScriptedUpstream(head_one_chunk_and_close)
+    with InProcessProxy(upstream.port, ProxyErrorAnswers(), StreamEnd()) as proxy, proxy.connect() as client:
+        client.sendall(post())
+        response, body = read_answer(client)
+    assert response.status == 200 and body == b"first [end of stream]"
+
+
+def test_a_chunked_request_with_trailers_goes_upstream_without_them():
+    upstream = ScriptedUpstream(lambda connection: connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+    with InProcessProxy(upstream.port, ProxyErrorAnswers()) as proxy, proxy.connect() as client:
+        client.sendall(post(b"2\r\n{}\r\n0\r\nx-checksum: abc\r\n\r\n", "transfer-encoding: chunked"))
+        response, body = read_answer(client)
+    assert (response.status, body) == (200, b"ok")
+    assert upstream.request.endswith(b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n")  # chunked on, with no trailer section
+
+
+LIMIT = 1 << 10
+OVER_LIMIT = 2 << 20
+
+
+def test_an_over_limit_body_sent_whole_gets_a_413_then_a_close():
+    with InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy, \
+            proxy.connect() as client:
+        client.sendall(post(b"x" * OVER_LIMIT, f"content-length: {OVER_LIMIT}"))  # all of it, then the answer
+        response, body = read_answer(client)
+        assert response.getheader("connection") == "close"
+        assert client.recv(1) == b""
+    assert response.status == 413 and anthropic_error(response, body)["type"] == "request_too_large"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_over_limit_body_announced_with_expect_100_continue_gets_a_413(framing):
+    with InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy, \
+            proxy.connect() as client:
+        size = f"content-length: {OVER_LIMIT}" if framing == "content-length" else "transfer-encoding: chunked"
+        client.sendall(post(b"", size, "expect: 100-continue"))  # the head only
+        first = b""
+        while b"\r\n\r\n" not in first:  # http.client would skip a 100 and wait on
+            first += client.recv(1)
+        if first.startswith(b"HTTP/1.1 100"):  # a chunked body's size is known only as it comes
+            assert framing == "chunked"
+            client.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (OVER_LIMIT, b"x" * OVER_LIMIT))
+            first = b""
+        answer = first
+        while received := client.recv(65536):  # until the close that follows the 413
+            answer += received
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ") and b"\r\ncontent-type: application/json\r\n" in head.lower()
+    assert json.loads(body)["error"]["type"] == "request_too_large"
+
+
+# --- one server connection closed --------------------------------------------------
+
+def test_a_silent_upstream_connection_is_closed_after_the_idle_limit():
+    stays_silent = threading.Event()
+    upstream = ScriptedUpstream(lambda connection: stays_silent.wait(TIMEOUT))
+    with InProcessProxy(upstream.port, ProxyErrorAnswers(), UpstreamIdleTimeout(),
+                        stabilizer_upstream_idle_timeout=1) as proxy, proxy.connect() as client:
+        client.sendall(post())
+        response, body = read_answer(client)  # within TIMEOUT: the upstream would answer nothing before it
+    stays_silent.set()
+    assert response.status == 503 and anthropic_error(response, body)["type"] == "overloaded_error"
+
+
+# --- the add_log events ------------------------------------------------------------
+
+def legacy_handlers(master) -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers if isinstance(h, log.LegacyLogEvents) and h.master is master]
+
+
+def test_a_running_master_has_no_add_log_events():
+    with InProcessProxy(free_port(), LegacyLogEventsOff()) as proxy:
+        assert legacy_handlers(proxy.master) == []
