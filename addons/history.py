@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from addons.memo import Memo
+from addons.memo import Kind, Memo
 from addons.tokens import parse_json, to_json
 
 MAX_BODIES = 8
@@ -138,6 +138,12 @@ class History:
             del self._known[0]
 
 
+def whole(raw: bytes) -> Parsed:
+    """`raw` parsed by itself, as History.parse would without a remembered body (nothing remembered)."""
+    body, repaired = parse_json(raw)
+    return Parsed(body, Memo(), 0, None, repaired)
+
+
 def encode(request: dict, parsed: Parsed) -> bytes:
     """to_json(request), byte for byte, with every value that is still the very
     object parsed (a message, the tools...) copied from the parsed bytes
@@ -159,7 +165,7 @@ def encode(request: dict, parsed: Parsed) -> bytes:
             elif span is not None and layout.body.get(key) is value:
                 parts.append(raw[span[0] : span[1]])
             else:
-                parts.append(parsed.memo.get("json", value, orjson.dumps))
+                parts.append(parsed.memo.get(Kind.JSON, value, orjson.dumps))
     except orjson.JSONEncodeError:
         return to_json(request)
     parts.append(b"}")
@@ -191,7 +197,7 @@ def _encode_messages(messages: list, layout: _Layout, memo: Memo, raw: memoryvie
         if index is not None and parsed[index] is message:
             run_start, run_end = index, index + 1
         else:
-            parts.append(memo.get("json", message, orjson.dumps))
+            parts.append(memo.get(Kind.JSON, message, orjson.dumps))
             expected += 1
     if run_end != -1:
         parts.append(raw[layout.message_start(run_start) : layout.ends[run_end - 1]])

@@ -58,7 +58,7 @@ from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.errors import STATUS_BY_TYPE, error_body, prompt_too_long_message
 from addons.flow_notes import NOTES, TurnNotes
-from addons.history import History, Parsed, encode
+from addons.history import History, Parsed, encode, whole
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.shaping import shape_request
@@ -97,6 +97,16 @@ class RequestShaper:
             "stabilizer_litellm_config", str, "",
             "LiteLLM's config: which provider model and route stand behind each model name. "
             "Empty: every name is its own model id, on the OpenAI-compatible route.",
+        )
+        loader.add_option(
+            "stabilizer_incremental", bool, True,
+            "Parse a session's next turn from its previous one (addons/history.py). Off: every body is "
+            "parsed whole and nothing is remembered between requests (to rule it out when debugging).",
+        )
+        loader.add_option(
+            "stabilizer_check_incremental", bool, False,
+            "Debugging: parse every body continued from a previous one whole as well, log an error where "
+            "the two differ, and go on with the whole parse.",
         )
 
     def configure(self, updated):
@@ -214,13 +224,25 @@ class RequestShaper:
             del flow.request.headers["content-encoding"]
             flow.request.content = body
         try:
-            parsed = self.history.parse(flow.request.raw_content or b"")
+            parsed = self._parsed_body(flow.request.raw_content or b"")
         except ValueError as e:
             return f"the body is not JSON: {e}"
         if not isinstance(parsed.body, dict):
             return f"the body is a JSON {type(parsed.body).__name__}, not an object"
         if not isinstance(parsed.body.get("messages"), list):
             return "messages: expected a list of messages"
+        return parsed
+
+    def _parsed_body(self, raw: bytes) -> Parsed:
+        """`raw` parsed, from the session's previous body where it continues one (ValueError: not JSON)."""
+        if not ctx.options.stabilizer_incremental:
+            return whole(raw)
+        parsed = self.history.parse(raw)
+        if ctx.options.stabilizer_check_incremental and parsed.reused:
+            if (alone := whole(raw)).body != parsed.body:
+                logger.error("a body parsed from the previous one (%d messages taken over) differs from "
+                             "its whole parse; the whole parse goes on", parsed.reused)
+                return alone
         return parsed
 
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:

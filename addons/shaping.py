@@ -33,7 +33,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from addons.memo import Memo
+from addons.memo import Kind, Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.routes import OPENAI
 from addons.think_tags import joined_message
@@ -120,7 +120,7 @@ def _append_to_previous_user_turn(folded: list[Any], blocks: list[dict], memo: M
 
 
 def _with_reminders(message: dict, blocks: list[dict], memo: Memo, *, at_end: bool = False) -> dict:
-    kind = ("fold", at_end, *(block["text"] for block in blocks))
+    kind = (Kind.FOLD, at_end, *(block["text"] for block in blocks))
     return memo.get(kind, message, lambda message: add_text_blocks(message, blocks, at_end=at_end))
 
 
@@ -314,12 +314,12 @@ class _BlockStripper:
         self.tagged_messages = 0
 
     def blocks(self, blocks: list) -> list:
-        kind = ("strip blocks", self.accepted, self.model)
+        kind = (Kind.STRIP_BLOCKS, self.accepted, self.model)
         return self._tallied(self.memo.get(kind, blocks, self._strip_blocks))
 
     def tools(self, tools: list) -> list:
         keep_server = self.server_tools
-        return self._tallied(self.memo.get(("strip tools", keep_server), tools,
+        return self._tallied(self.memo.get((Kind.STRIP_TOOLS, keep_server), tools,
                                            lambda value: _accepted_tools(value, keep_server)))
 
     def messages(self, messages: list) -> list:
@@ -372,7 +372,7 @@ class _BlockStripper:
 
     def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = ("strip message", accepted, self.note_reasoning, self.model, self.think_tags)
+        kind = (Kind.STRIP_MESSAGE, accepted, self.note_reasoning, self.model, self.think_tags)
         return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 import tiktoken
 
-from addons.memo import Memo
+from addons.memo import Kind, Memo
 
 T = TypeVar("T")
 
@@ -76,7 +76,10 @@ REQUEST_OVERHEAD = 8
 # keyed by a hash of the value's JSON: no message text is kept, so a bound on entries
 # is a bound on memory (a few hundred bytes each, ~10 MB when full). A request parsed
 # from the session's previous one (addons/history.py) shares its objects, and finds
-# their estimates in its memo by identity, without hashing.
+# their estimates in its memo by identity, without hashing. This cache stays beside the
+# memo for what identity cannot find: old messages in new objects, from a body parsed
+# whole (a resumed or forked session, a subagent, a count_tokens call, a body that is not
+# canonical JSON, or stabilizer_incremental off).
 CACHE_ENTRIES = 32768
 
 
@@ -251,7 +254,7 @@ def _tools_count(tools: Any) -> int:
 
 def estimate_message(message: Any, memo: Memo | None = None) -> MessageEstimate:
     """Tokens and tool ids of one message, cached: a history's old messages are counted once."""
-    return _message_estimate(message) if memo is None else memo.get("estimate", message, _message_estimate)
+    return _message_estimate(message) if memo is None else memo.get(Kind.ESTIMATE, message, _message_estimate)
 
 
 def count_message(message: Any, memo: Memo | None = None) -> int:
@@ -262,14 +265,14 @@ def count_system(system: Any, memo: Memo | None = None) -> int:
     """Tokens of the top-level `system` (a string or a list of text blocks), cached."""
     if not system:
         return 0
-    return _system_count(system) if memo is None else memo.get("system tokens", system, _system_count)
+    return _system_count(system) if memo is None else memo.get(Kind.SYSTEM_TOKENS, system, _system_count)
 
 
 def count_tools(tools: Any, memo: Memo | None = None) -> int:
     """Tokens of the tool definitions, counted as their JSON schema, cached."""
     if not tools:
         return 0
-    return _tools_count(tools) if memo is None else memo.get("tools tokens", tools, _tools_count)
+    return _tools_count(tools) if memo is None else memo.get(Kind.TOOLS_TOKENS, tools, _tools_count)
 
 
 def count_fixed(request: dict, memo: Memo | None = None) -> int:

@@ -20,7 +20,7 @@ it in place so that it is refused here, never dropped).
 
 from typing import Any
 
-from addons.memo import Memo
+from addons.memo import Kind, Memo
 
 ROLES = ("user", "assistant")
 # What Anthropic takes as tool_choice.type.
@@ -37,7 +37,7 @@ def request_problem(request: dict[str, Any], memo: Memo | None = None) -> str | 
     if memo is None:
         memo = Memo()
     for index, message in enumerate(messages):
-        if not memo.get("sound message", message, _sound):
+        if not memo.get(Kind.SOUND_MESSAGE, message, _sound):
             return _message_problem(message, f"messages.{index}")
     system = request.get("system")
     if system is not None and not isinstance(system, str):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mitmproxy import io
 
 from addons.history import History, encode
-from addons.memo import Memo
+from addons.memo import Kind, Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.shaping import shape_request
 from addons.tokens import estimate_request, from_json, to_json
@@ -227,7 +227,7 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     # an assistant turn: never folded, so stripped as it is
     old = next(message for message in after.body["messages"][: after.reused] if message["role"] == "assistant")
     accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
-    stripped = after.memo.get(("strip message", accepted, False, after.body["model"], False), old, calls.append)
+    stripped = after.memo.get((Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False), old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 
 

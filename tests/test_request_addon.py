@@ -10,6 +10,7 @@ from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
 from addons import request_addon, tokens
+from addons.history import History
 from addons.request_addon import RequestShaper
 from tests.bench import workload
 
@@ -292,6 +293,51 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         assert continued.metadata == alone.metadata
         assert any("trimmed" in change for change in continued.metadata["stabilizer"]["changes"])
     assert len(shaper.history._known) == 1
+
+
+def session_turns(turns: int) -> list[bytes]:
+    session = {**workload.long_session(100_000), "model": "qwen-plus"}
+    bodies = []
+    for turn in range(turns):
+        session = workload.next_turn(session, turn)
+        bodies.append(workload.encode(session))
+    return bodies
+
+
+def test_the_incremental_parse_can_be_switched_off(tmp_path):
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, stabilizer_policy=str(SHIPPED), stabilizer_incremental=False)
+        for body in session_turns(3):
+            flow = post("/v1/messages", body)
+            addon.request(flow)
+            assert sent(flow)["max_tokens"] == 8192
+        assert addon.history._known == []  # nothing remembered, nothing taken over
+
+
+def test_the_check_of_the_incremental_parse_catches_a_wrong_splice(monkeypatch, caplog):
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, stabilizer_policy=str(SHIPPED), stabilizer_check_incremental=True)
+        first, second = session_turns(2)
+        addon.request(post("/v1/messages", first))
+        real_continue = History._continue
+
+        def wrong(self, known, raw, k):  # a splice that loses the newest message
+            parsed = real_continue(self, known, raw, k)
+            return parsed._replace(body={**parsed.body, "messages": parsed.body["messages"][:-1]})
+
+        monkeypatch.setattr(History, "_continue", wrong)
+        flow = post("/v1/messages", second)
+        with caplog.at_level(logging.ERROR, logger=request_addon.__name__):
+            addon.request(flow)
+        assert [record.levelname for record in caplog.records] == ["ERROR"]
+    alone = post("/v1/messages", second)  # the whole parse went on: as a fresh addon shapes it
+    fresh = RequestShaper()
+    with taddons.context(fresh) as tctx:
+        tctx.configure(fresh, stabilizer_policy=str(SHIPPED))
+        fresh.request(alone)
+    assert flow.request.content == alone.request.content
 
 
 LITELLM_CONFIG = """
