@@ -31,27 +31,16 @@ puts them back when it is done; this module says what the answers are.
 from mitmproxy import http
 
 from addons import mitmproxy_internals
-from addons.errors import error_body
-
-RETRY_AFTER_SECONDS = 1
+from addons.answers import error_response, unavailable_response
 
 
-def unavailable_response(message: str) -> http.Response:
-    """503 overloaded_error with Retry-After: what Claude Code retries about once a second."""
-    return http.Response.make(
-        503,
-        error_body("overloaded_error", message),
-        {"content-type": "application/json", "retry-after": str(RETRY_AFTER_SECONDS)},
-    )
-
-
-def error_response(status_code: int, message: str = "") -> http.Response:
+def proxy_error_response(status_code: int, message: str = "") -> http.Response:
     """The Anthropic answer for one of mitmproxy's error statuses; the connection closes after it."""
     if status_code >= 500:
         response = unavailable_response(f"LiteLLM upstream unavailable: {message}; retry shortly")
     else:
         kind = "request_too_large" if status_code == 413 else "invalid_request_error"
-        response = http.Response.make(status_code, error_body(kind, message), {"content-type": "application/json"})
+        response = error_response(kind, message, status_code)
     response.headers["connection"] = "close"
     return response
 
@@ -61,7 +50,7 @@ class ProxyErrorAnswers:
         self.installed = False
 
     def load(self, loader):
-        mitmproxy_internals.install_http1_answers(error_response)
+        mitmproxy_internals.install_http1_answers(proxy_error_response)
         self.installed = True
 
     def done(self):

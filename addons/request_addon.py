@@ -56,7 +56,8 @@ from mitmproxy.utils import human
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
-from addons.errors import STATUS_BY_TYPE, error_body, prompt_too_long_message
+from addons.answers import error_response
+from addons.errors import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow_notes import NOTES, TurnNotes
 from addons.history import History, Parsed, encode, whole
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
@@ -281,7 +282,7 @@ class RequestShaper:
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
             changes.append(f"answered 400: {message}")
-            flow.response = invalid_request(message)
+            flow.response = error_response("invalid_request_error", message)
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
@@ -337,16 +338,11 @@ def brings_images(messages: list) -> bool:
     )
 
 
-def invalid_request(message: str, error_type: str = "invalid_request_error") -> http.Response:
-    return http.Response.make(STATUS_BY_TYPE[error_type], error_body(error_type, message),
-                              {"content-type": "application/json"})
-
-
 def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
     """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
     status = STATUS_BY_TYPE[error_type]
     logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
-    flow.response = invalid_request(problem, error_type)
+    flow.response = error_response(error_type, problem)
     flow.metadata[NOTES] = TurnNotes(changes=[f"answered {status}: {problem}"])
 
 

@@ -34,9 +34,8 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from addons import (
     PUBLIC_PATHS, SHAPED_PATHS, STATUS_PATH, __version__, canonical_path, endpoint, http_url, upstream_target,
 )
-from addons.errors import error_body
+from addons.answers import error_response, unavailable_response
 from addons.logfollow import LogFollower, listening_address
-from addons.proxy_errors import unavailable_response
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,8 @@ async def takes_connection(address: tuple[str, int]) -> bool:
 
 
 def _method_not_allowed(route: str, method: str, allowed: str) -> http.Response:
-    body = error_body("invalid_request_error", f"{method} {route} is not served; use {allowed}")
-    return http.Response.make(405, body, {"content-type": "application/json", "allow": allowed})
+    return error_response("invalid_request_error", f"{method} {route} is not served; use {allowed}", 405,
+                          allow=allowed)
 
 
 class Upstream:

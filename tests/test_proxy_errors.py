@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from addons.proxy_errors import error_response
+from addons.proxy_errors import proxy_error_response
 from addons.sse import SSEDecoder
 from tests.hostile.corpus import MESSAGES, valid
 from tests.procs import post_json, running_line
@@ -23,7 +23,7 @@ def test_error_answers_are_anthropic_json():
         (400, 400, "invalid_request_error"),
         (413, 413, "request_too_large"),
     ]:
-        response = error_response(status, "Connect call failed")
+        response = proxy_error_response(status, "Connect call failed")
         assert response.status_code == expected_status
         assert response.headers["content-type"] == "application/json"
         assert response.headers["connection"] == "close"
