@@ -2,13 +2,13 @@
 
 Every addon that answers a request instead of LiteLLM (a missing key, a
 malformed body, a method a path does not take, LiteLLM away, mitmproxy's own
-failures) builds the response here; addons/errors.py has the body and the
+failures) builds the response here; addons/anthropic_errors.py has the body and the
 status of each error type, without mitmproxy.
 """
 
 from mitmproxy import http
 
-from addons.errors import STATUS_BY_TYPE, error_body
+from addons.anthropic_errors import STATUS_BY_TYPE, error_body
 
 RETRY_AFTER_SECONDS = 1
 

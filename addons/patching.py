@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from addons.errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
+from addons.anthropic_errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
 from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
 from addons.think_tags import ThinkTagSplitter
 from addons.tokens import count_text, from_json

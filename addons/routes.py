@@ -18,7 +18,7 @@ Without a LiteLLM config (a LiteLLM run elsewhere), or for a name it does not
 list, the route is the OpenAI-compatible one and the model id is the name.
 
 The config also says which master key LiteLLM checks (`litellm_master_key`),
-which the front door checks too (addons/auth.py).
+which the front door checks too (addons/master_key_auth.py).
 """
 
 from collections.abc import Mapping

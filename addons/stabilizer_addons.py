@@ -19,13 +19,13 @@ add_log events, which cost more than the log lines themselves, when no addon
 takes them.
 """
 
-from addons.auth import MasterKeyAuth
-from addons.deadline import UpstreamIdleTimeout
+from addons.master_key_auth import MasterKeyAuth
+from addons.idle_timeout import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
-from addons.legacy_log import LegacyLogEventsOff
+from addons.legacy_log_events import LegacyLogEventsOff
 from addons.recorder import FlowRecorder
-from addons.request_addon import RequestShaper
-from addons.response_addon import ResponsePatcher
+from addons.request_shaper import RequestShaper
+from addons.response_patcher import ResponsePatcher
 from addons.proxy_errors import ProxyErrorAnswers
 from addons.upstream import Upstream
 

@@ -68,8 +68,8 @@ def web_password_hash(token: str) -> str:
     return argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(token)
 
 
-class Stack:
-    """LiteLLM and mitmdump as siblings; LiteLLM is restarted whenever it dies."""
+class ForegroundRun:
+    """`stabilizer run`: LiteLLM and mitmdump as siblings in the foreground; LiteLLM is restarted whenever it dies."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -217,7 +217,7 @@ class Stack:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return Stack(args).run()
+        return ForegroundRun(args).run()
     except StartupError as e:
         say(str(e))
         return 1

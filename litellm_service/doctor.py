@@ -19,7 +19,7 @@ from typing import Iterator
 from packaging.requirements import Requirement
 
 from addons import MASTER_KEY_VAR, http_url
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from addons.logfollow import listening_address
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of

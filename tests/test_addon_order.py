@@ -5,6 +5,7 @@ Run the way mitmproxy runs them: every addon of addons/stabilizer_addons.py, eac
 under a flow view (mitmweb) and with a recording on.
 """
 
+import contextlib
 import importlib
 import json
 from pathlib import Path
@@ -19,6 +20,17 @@ from tests.conftest import POLICY
 STREAM = (Path(__file__).parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()
 
 
+@contextlib.contextmanager
+def done_at_the_end(addons: list):
+    """As mitmproxy ends: every addon's `done`, which puts back what it replaced in mitmproxy."""
+    try:
+        yield
+    finally:
+        for addon in addons:
+            if done := getattr(addon, "done", None):
+                done()
+
+
 def run_hook(addons: list, name: str, flow: http.HTTPFlow) -> None:
     for addon in addons:
         if hook := getattr(addon, name, None):
@@ -28,7 +40,7 @@ def run_hook(addons: list, name: str, flow: http.HTTPFlow) -> None:
 def test_each_stream_wrapper_sees_what_it_must(tmp_path, monkeypatch):
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
     entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
-    with taddons.context(View(), *entry.addons) as tctx:
+    with taddons.context(View(), *entry.addons) as tctx, done_at_the_end(entry.addons):
         tctx.options.update(stabilizer_policy=str(POLICY), stabilizer_record=str(tmp_path / "flows"),
                             stabilizer_litellm_log=str(tmp_path / "litellm.log"))
         request = {"model": "qwen-plus", "max_tokens": 32000, "stream": True,

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from mitmproxy import http, io
 from mitmproxy.test import taddons
 
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from addons.policy import load_policy
 from addons.flow_notes import SENT
 from addons.recorder import PLACEHOLDER
-from addons.request_addon import RequestShaper
-from addons.response_addon import ResponsePatcher
+from addons.request_shaper import RequestShaper
+from addons.response_patcher import ResponsePatcher
 from tests.claude import pinned_version
 from tests.test_e2e_claude import SCENARIOS
 from tests.test_patching import chunked, sdk_final_message

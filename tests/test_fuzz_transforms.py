@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from addons.patching import (
     STREAM_EVENT_TYPES,
     StreamPatcher,

@@ -25,8 +25,8 @@ from mitmproxy.test import taddons
 from mitmproxy.tools.dump import DumpMaster
 
 from addons import mitmproxy_internals
-from addons.deadline import UpstreamIdleTimeout
-from addons.legacy_log import LegacyLogEventsOff
+from addons.idle_timeout import UpstreamIdleTimeout
+from addons.legacy_log_events import LegacyLogEventsOff
 from addons.proxy_errors import ProxyErrorAnswers
 from tests.procs import free_port
 

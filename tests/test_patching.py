@@ -16,7 +16,7 @@ from anthropic._streaming import SSEDecoder as SDKDecoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.errors import error_body, is_anthropic_error
+from addons.anthropic_errors import error_body, is_anthropic_error
 from addons.patching import (
     MIN_FIXED_TOKENS,
     TRUNCATED_STREAM_MESSAGE,

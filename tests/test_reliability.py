@@ -4,7 +4,7 @@
   requests through `stabilizer run` while its LiteLLM is SIGKILLed 4 times.
 - Stalled and broken upstreams: the stand-in backend stalls, cuts or never ends
   an event behind a real LiteLLM with small timeouts; a scripted upstream plays a
-  silent LiteLLM for the idle limit of addons/deadline.py.
+  silent LiteLLM for the idle limit of addons/idle_timeout.py.
 
 Every answer is checked the way a client reads it (the Anthropic SDK's SSE
 decoder for streams): a valid message, or an Anthropic-shaped error the client
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from anthropic._streaming import SSEDecoder as SDKDecoder
 
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from tests.backend import CloseMidEvent, EndlessEvent, PacedStream, StallBeforeFirstByte, StallMidStream, Text
 from tests.conftest import POLICY, write_litellm_config
 from tests.procs import LineReader, LiteLLM, Mitmdump, free_port, running_line

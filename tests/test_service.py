@@ -111,7 +111,7 @@ def run_commands(monkeypatch, argv: list[str]) -> tuple[list[str], list[str]]:
     """The LiteLLM and mitmdump command lines `stabilizer run` would spawn with these arguments."""
     spawned = []
     monkeypatch.setattr(cli, "spawn", lambda command, **kwargs: spawned.append(command))
-    runner = cli.Stack(cli.build_parser().parse_args(["run", *argv]))
+    runner = cli.ForegroundRun(cli.build_parser().parse_args(["run", *argv]))
     runner.start_litellm()
     # As a service starts it: before LiteLLM's port is known (`stabilizer run` waits for it,
     # to give it as the target mitmweb shows; the Upstream addon routes either way).

@@ -16,13 +16,13 @@ from mitmproxy.test import taddons
 
 from addons.history import History
 from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
-from addons.request_addon import RequestShaper
+from addons.request_shaper import RequestShaper
 from addons.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
 from addons.shaping import shape_request, with_reasoning_note
 from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
 from addons.trim import trim_request
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
-from tests.test_request_addon import post, sent
+from tests.test_request_shaper import post, sent
 from tests.test_trim import agent_session, policy_for, request_of
 
 ROOT = Path(__file__).resolve().parent.parent

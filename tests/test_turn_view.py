@@ -19,8 +19,8 @@ from addons import turn_view
 from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
 from addons.flow_notes import ORIGINAL
 from addons.recorder import PLACEHOLDER, recorded_flow
-from addons.request_addon import RequestShaper
-from addons.response_addon import ResponsePatcher
+from addons.request_shaper import RequestShaper
+from addons.response_patcher import ResponsePatcher
 from tests.bench import workload
 from tests.conftest import POLICY
 

@@ -5,7 +5,7 @@ import json
 
 from mitmproxy.test import taddons, tflow
 
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from addons.upstream import Upstream
 from tests.procs import free_port, listening
 
@@ -92,7 +92,7 @@ def test_status_endpoint(tmp_path):
 
 
 def test_master_key_is_required_on_api_paths(monkeypatch):
-    from addons.auth import MasterKeyAuth
+    from addons.master_key_auth import MasterKeyAuth
 
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-right")
     auth = MasterKeyAuth()

@@ -57,7 +57,7 @@ from mitmproxy.utils import human
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.answers import error_response
-from addons.errors import STATUS_BY_TYPE, prompt_too_long_message
+from addons.anthropic_errors import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow_notes import NOTES, TurnNotes
 from addons.history import History, Parsed, encode, whole
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.errors import is_anthropic_error
+from addons.anthropic_errors import is_anthropic_error
 from addons.patching import StreamPatcher
-from addons.response_addon import MitmproxyStream, ResponsePatcher
+from addons.response_patcher import MitmproxyStream, ResponsePatcher
 from tests.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
 
 STREAMS = Path(__file__).parent / "data" / "streams"

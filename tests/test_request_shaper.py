@@ -9,9 +9,9 @@ from mitmproxy import exceptions
 from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
-from addons import request_addon, tokens
+from addons import request_shaper, tokens
 from addons.history import History
-from addons.request_addon import RequestShaper
+from addons.request_shaper import RequestShaper
 from tests.bench import workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def test_retired_deepseek_chat_gets_the_defaults(shaper):
 
 
 def test_change_is_logged_in_one_line(shaper, caplog):
-    with caplog.at_level(logging.INFO, logger=request_addon.__name__):
+    with caplog.at_level(logging.INFO, logger=request_shaper.__name__):
         shaper.request(post("/v1/messages?beta=true", recorded(model="deepseek-flash")))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model=")]
     assert line.startswith("model=deepseek-flash tokens=")
@@ -211,7 +211,7 @@ def test_prompt_too_long_is_answered_here(shaper):
 def test_body_problems_are_answered_400_with_one_line(shaper, caplog, body, reason):
     # LiteLLM would answer most of these with a 500 after retrying, which Claude Code retries again.
     flow = post("/v1/messages", body, {"anthropic-beta": "x"})
-    with caplog.at_level(logging.INFO, logger=request_addon.__name__):
+    with caplog.at_level(logging.INFO, logger=request_shaper.__name__):
         shaper.request(flow)
     assert flow.response.status_code == 400
     error = json.loads(flow.response.content)["error"]
@@ -247,7 +247,7 @@ def test_a_failure_inside_leaves_the_request_unchanged(shaper, monkeypatch, capl
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(request_addon, "trim_request", broken)
+    monkeypatch.setattr(request_shaper, "trim_request", broken)
     flow = post("/v1/messages", RECORDED, {"anthropic-beta": "x"})
     shaper.request(flow)
     assert flow.request.content == RECORDED and flow.request.headers["anthropic-beta"] == "x"
@@ -329,7 +329,7 @@ def test_the_check_of_the_incremental_parse_catches_a_wrong_splice(monkeypatch, 
 
         monkeypatch.setattr(History, "_continue", wrong)
         flow = post("/v1/messages", second)
-        with caplog.at_level(logging.ERROR, logger=request_addon.__name__):
+        with caplog.at_level(logging.ERROR, logger=request_shaper.__name__):
             addon.request(flow)
         assert [record.levelname for record in caplog.records] == ["ERROR"]
     alone = post("/v1/messages", second)  # the whole parse went on: as a fresh addon shapes it
@@ -515,13 +515,13 @@ class LoopWork:
                 return encoding.encode_ordinary(text)
 
         monkeypatch.setattr(tokens, "_encoding", lambda: Encoding())
-        real_decoded = request_addon.decoded
+        real_decoded = request_shaper.decoded
 
         def decoded(raw, coding, limit):
             self.note("decode", len(raw))
             return real_decoded(raw, coding, limit)
 
-        monkeypatch.setattr(request_addon, "decoded", decoded)
+        monkeypatch.setattr(request_shaper, "decoded", decoded)
 
     def note(self, what: str, size: int) -> None:
         (self.on_loop if threading.get_ident() == self.loop_thread else self.elsewhere).append((what, size))

@@ -1,11 +1,11 @@
-"""addons/legacy_log.py: mitmproxy's deprecated add_log events stop when no addon takes them."""
+"""addons/legacy_log_events.py: mitmproxy's deprecated add_log events stop when no addon takes them."""
 
 import logging
 
 from mitmproxy import log
 from mitmproxy.test import taddons
 
-from addons.legacy_log import LegacyLogEventsOff
+from addons.legacy_log_events import LegacyLogEventsOff
 
 
 def legacy_handlers(master) -> list[logging.Handler]:
