@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from addons.memo import Kind, Memo
-from addons.tokens import parse_json, to_json
+from addons.json_codec import parse_json, to_json
 
 MAX_BODIES = 8
 MAX_BYTES = 24 << 20

@@ -55,7 +55,7 @@ from mitmproxy.net import encoding
 from addons import SHAPED_PATHS, endpoint, turn_view
 from addons.flow_notes import ANSWERED_HERE, ORIGINAL, SENT, changes
 from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
-from addons.tokens import from_json
+from addons.json_codec import from_json
 
 logger = logging.getLogger(__name__)
 

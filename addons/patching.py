@@ -17,7 +17,8 @@ from typing import Any
 from addons.anthropic_errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
 from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
 from addons.think_tags import ThinkTagSplitter
-from addons.tokens import count_text, from_json
+from addons.json_codec import from_json
+from addons.tokens import count_text
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 # System prompt and tools (estimated tokens) below which a reported input count is never

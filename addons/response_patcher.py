@@ -27,7 +27,7 @@ from addons.patching import (
 from addons.sse import json_data
 from addons.think_tags import split_message
 from addons.flow_notes import ANSWERED_HERE, TurnNotes, count, turn_notes
-from addons.tokens import from_json
+from addons.json_codec import from_json
 
 logger = logging.getLogger(__name__)
 

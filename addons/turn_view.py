@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from addons.sse import SSEDecoder
-from addons.tokens import from_json, to_json
+from addons.json_codec import from_json, to_json
 
 CHANGES_HEADING = "What the stabilizer did"
 REQUEST_HEADING = "What Claude Code sent vs what went upstream"

@@ -37,7 +37,8 @@ from addons.policy import ModelPolicy, Policy, ThinkingPolicy
 from addons.routes import ANTHROPIC, OPENAI
 from addons.shaping import shape_request
 from addons.sse import SSEDecoder, encode_event
-from addons.tokens import estimate_request, from_json
+from addons.json_codec import from_json
+from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
 from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words

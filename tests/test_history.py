@@ -22,7 +22,8 @@ from addons.history import History, encode
 from addons.memo import Kind, Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.shaping import shape_request
-from addons.tokens import estimate_request, from_json, to_json
+from addons.json_codec import from_json, to_json
+from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
 from tests.bench import workload

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from addons import tokens
+from addons.json_codec import from_json, parse_json, to_json
 from addons.tokens import (
     BLOCK_OVERHEAD,
     IMAGE_TOKENS,
@@ -14,9 +15,6 @@ from addons.tokens import (
     count_text,
     estimate_message,
     estimate_request,
-    from_json,
-    parse_json,
-    to_json,
 )
 
 REQUEST = json.loads((Path(__file__).parent / "data" / "claude_code_tool_roundtrip_request.json").read_text())

@@ -20,7 +20,7 @@ request hook column is the path of Claude Code's canonical bodies.
 
 Each is timed in CPU time of this thread (what other processes on a shared
 machine do moves it much less than wall time) and with cyclic garbage
-collection off, as the request addon runs them (addons/request_addon.py):
+collection off, as the request addon runs them (addons/request_shaper.py):
 otherwise a collection that happens to fall into a timing scans this
 process's whole heap, test data included.
 
@@ -38,7 +38,8 @@ from addons import tokens
 from addons.history import History, encode
 from addons.policy import load_policy
 from addons.shaping import shape_request
-from addons.tokens import estimate_request, from_json
+from addons.json_codec import from_json
+from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
 from tests.bench import workload
