@@ -72,7 +72,10 @@ def test_cap_without_a_view_does_nothing():
     cap = FlowCap()
     with taddons.context(cap) as tctx:
         tctx.configure(cap, stabilizer_max_flows=1)
-        cap.response(tflow.tflow(resp=True))  # mitmdump: nothing to drop, no error
+        flow = tflow.tflow(resp=True)
+        assert tctx.master.addons.get("view") is None  # mitmdump: no flows kept, nothing to drop
+        cap.response(flow)
+        assert flow.error is None and flow.response.status_code == 200
 
 
 # --- mitmweb, for real -----------------------------------------------------------------
