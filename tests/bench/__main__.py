@@ -5,7 +5,10 @@
 Starts a fast stand-in upstream (tests/bench/upstream.py), stock mitmdump in
 front of it and mitmdump with the addons, all on loopback, and measures
 (see each module): 1 latency, 2 streaming, 3 throughput, 4 costs (in this
-process), 5 memory (a fresh bundle), 6 accuracy. Prints one markdown table
+process), 5 memory (a fresh bundle), 6 accuracy; then 7 whole-stack: the
+stabilizer with the real LiteLLM against LiteLLM alone, stock mitmdump in
+front of it and claude-code-router (installed from npm into .cache/ccr/), all
+on one OpenAI-compatible stand-in backend. Prints one markdown table
 with every target held or missed, and writes it and the raw figures (every
 round) to DIR (bench-results/). A missed target does not fail: the exit
 status is 0 whenever the benchmark ran.
@@ -13,13 +16,15 @@ status is 0 whenever the benchmark ran.
 The default run takes about five minutes on a 2-core machine: 3 rounds of
 150 requests of 76 KB and 20 of 2 MB per case and way, streams of 500 events
 10 ms apart (1 stream, then 32), 2-second throughput windows, 10,000 requests
-for memory, and 1,000 turns of a 2 MB session under mitmweb. `--quick` runs everything small (under a minute) to check that the
-benchmark itself works; its figures mean little.
+for memory, and 1,000 turns of a 2 MB session under mitmweb, and 3 rounds of 40
+streamed requests per size and way for the whole stack. `--quick` runs everything small
+(about a minute) to check that the benchmark itself works; its figures mean little.
 
 `--profile` records the bundle's mitmdump with py-spy while latency,
 streaming and throughput run (needs the right to trace processes: root, or
 ptrace allowed) and writes a flame graph next to the results: where a missed
-target's time goes.
+target's time goes. With whole-stack, it records LiteLLM too (a second flame
+graph) while that section runs.
 """
 
 import argparse
@@ -37,9 +42,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from litellm_service import stack
-from tests.bench import accuracy, costs, latency, memory, report, servers, streaming, throughput, workload
+from tests.bench import (accuracy, costs, latency, memory, report, servers, streaming, throughput, whole_stack,
+                         workload)
 
-SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy")
+SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy", "whole-stack")
 RESULTS_DIR = servers.PROJECT_ROOT / "bench-results"
 
 
@@ -57,6 +63,7 @@ class Plan:
     web_turns: tuple[int, ...]
     cost_repeats: int
     cost_sizes: tuple[int, ...]
+    whole_stack: whole_stack.Settings
 
 
 FULL = Plan(
@@ -66,6 +73,7 @@ FULL = Plan(
     memory_checkpoints=(1_000, 10_000),
     web_turns=(100, 500, 1_000),
     cost_repeats=5, cost_sizes=costs.SIZES,
+    whole_stack=whole_stack.Settings(),
 )
 QUICK = Plan(
     latency=latency.Settings(rounds=2, small_requests=20, large_requests=3, cold_requests=1),
@@ -74,6 +82,7 @@ QUICK = Plan(
     memory_checkpoints=(100, 300),
     web_turns=(10, 30),
     cost_repeats=2, cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
+    whole_stack=whole_stack.Settings(rounds=2, requests=10, gap_deltas=20, gap_ms=5, gap_streams=1),
 )
 
 
@@ -177,6 +186,11 @@ def main() -> int:
             results["costs"] = costs.measure(plan.cost_repeats, progress, plan.cost_sizes)
         if "accuracy" in sections:
             results["accuracy"] = accuracy.measure(progress)
+        if "whole-stack" in sections:
+            (folder / "whole-stack").mkdir()
+            litellm_profile = args.out / f"profile-litellm-{stamp}.svg" if args.profile else None
+            results["whole_stack"] = asyncio.run(whole_stack.measure(
+                folder / "whole-stack", key, plan.whole_stack, progress, profile=litellm_profile))
     except BaseException:
         print(f"benchmark failed; process logs kept in {folder}", file=sys.stderr)
         raise
@@ -189,7 +203,7 @@ def main() -> int:
     print(table)
     json_path = args.out / f"bench-{stamp}.json"
     document = {
-        "date": started.isoformat(), "quick": args.quick, "machine": machine, "plan": report.to_json(vars(plan) | {"latency": vars(plan.latency)}),
+        "date": started.isoformat(), "quick": args.quick, "machine": machine, "plan": report.to_json(vars(plan) | {"latency": vars(plan.latency), "whole_stack": vars(plan.whole_stack)}),
         "results": report.to_json(results), "targets": report.to_json(found),
         "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
     }
@@ -199,6 +213,8 @@ def main() -> int:
     print(f"{held} of {len(found)} targets hold; table: {args.out / 'latest.md'}, figures: {json_path}")
     if profile:
         print(f"flame graph of the bundle: {profile}")
+        if "whole-stack" in sections:
+            print(f"flame graph of LiteLLM: {args.out / f'profile-litellm-{stamp}.svg'}")
     return 0
 
 

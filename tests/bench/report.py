@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from tests.bench import whole_stack
 from tests.bench.stats import Figure, Target
 
 # Issue 7's targets.
@@ -42,6 +43,14 @@ def targets(results: dict) -> list[Target]:
         for column, slope in costs["slopes"].items():
             if column != "parse":
                 found.append(Target(f"cost curve slope (log-log, >= 100 KB), {column}", slope, MAX_SLOPE, ""))
+    if whole := results.get("whole_stack"):
+        for case in whole["cases"]:
+            figures = case["figures"]
+            if "stack-ccr added ttfb" in figures:
+                found.append(Target(f"whole stack: added time to first byte over claude-code-router's, {case['case']}",
+                                    figures["stack-ccr added ttfb"].median, whole_stack.TTFB_OVER_CCR_MS, "ms"))
+                found.append(Target(f"whole stack: time after the first byte over claude-code-router's, {case['case']}",
+                                    figures["stack-ccr after"].median, whole_stack.AFTER_OVER_CCR_MS, "ms"))
     if memory := results.get("memory"):
         rss = memory["bundle"]
         marks = [key for key in rss if key != "0"]
@@ -164,9 +173,56 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
                 f"{row['o200k']:,} | {row['o200k error %']:+.1f}% |"
             )
         out.append("")
+    if whole := results.get("whole_stack"):
+        out += _whole_stack(whole)
     if found:
         out += ["**Targets**", ""] + [f"- {target.line()}" for target in found] + [""]
     return "\n".join(out)
+
+
+def _whole_stack(whole: dict) -> list[str]:
+    ways, has_ccr = whole["ways"], "ccr" in whole["ways"]
+    out = [
+        f"**7. Whole stack** (ms; each way's p50 over {whole['requests']} streamed requests a round, interleaved, "
+        f"median of {whole['rounds']} rounds ± half their spread; the backend writes {whole['instant_deltas']} text "
+        f"deltas back to back; claude-code-router {whole['ccr_version']}; LiteLLM's own `x-litellm-overhead-duration-ms` "
+        "where it answers)",
+        "",
+        "| request | way | reached backend | first byte | added over direct | x ccr | last event | after first byte "
+        "| LiteLLM overhead header |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for case in whole["cases"]:
+        f = case["figures"]
+        for way in ways:
+            ratio = f[f"{way}/ccr ttfb"].show() if f"{way}/ccr ttfb" in f else ""
+            overhead = f[f"{way} overhead"].show() if f"{way} overhead" in f else ""
+            out.append(
+                f"| {case['case']} | {whole_stack.LABELS[way]} | {f[f'{way} in'].show()} | {f[f'{way} ttfb'].show()} | "
+                f"{f[f'{way} added ttfb'].show()} | {ratio} | {f[f'{way} last'].show()} | {f[f'{way} after'].show()} | "
+                f"{overhead} |"
+            )
+        if has_ccr:
+            out.append(f"| {case['case']} | **stabilizer - ccr** | | {f['stack-ccr added ttfb'].show()} | | | | "
+                       f"{f['stack-ccr after'].show()} | |")
+    events = whole["events"]
+    out += [
+        "",
+        "Per-event delay on streams with a gap between the deltas (ms, arrival - sent):",
+        "",
+        "| way | p50 | p99 | p50 over direct | p99 over direct |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for way in ways:
+        out.append(f"| {whole_stack.LABELS[way]} | {events[f'{way} p50'].show()} | {events[f'{way} p99'].show()} | "
+                   f"{events[f'{way}-direct p50'].show()} | {events[f'{way}-direct p99'].show()} |")
+    if first := whole.get("first_request_ms"):
+        out += ["", "Time to first byte of the very first request after the start (ms, one sample each; LiteLLM alone is "
+                "asked first, so it carries LiteLLM's first request and the ways in front of it find LiteLLM warm): "
+                + ", ".join(f"{whole_stack.LABELS[way]} {first[way]:,.1f}" for way in ways) + "."]
+    out += [f"- {note}" for note in whole.get("notes", [])]
+    out.append("")
+    return out
 
 
 def to_json(value: Any) -> Any:

@@ -6,10 +6,11 @@ sure `make bench` measures what it says it measures.
 
 import asyncio
 import json
+import socket
 
 import pytest
 
-from tests.bench import report, streaming, workload
+from tests.bench import openai_upstream, report, streaming, whole_stack, workload
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
@@ -127,3 +128,92 @@ def test_a_missed_target_is_printed_as_missed():
     assert [(target.holds, target.limit) for target in found] == [(False, 1.0), (True, 5.0)]
     assert found[0].line().startswith("MISSED") and "1.50 ms" in found[0].line()
     assert Target("throughput", 0.9, 0.8, "x", at_most=False).holds
+
+
+@pytest.fixture(scope="module")
+def openai_backend(tmp_path_factory):
+    server = whole_stack.Backend(tmp_path_factory.mktemp("openai-upstream"))
+    yield server
+    server.stop()
+
+
+def test_openai_stand_in_streams_stamped_deltas_in_the_shape_set(openai_backend):
+    async def post(path: str, body: dict):
+        connection = await whole_stack.Connection(openai_backend.port).open()
+        try:
+            return await connection.post(path, workload.encode(body), {})
+        finally:
+            await connection.close()
+
+    openai_backend.shape(5, 1)
+    try:
+        reply = asyncio.run(post(whole_stack.OPENAI_PATH, {"model": "m", "stream": True, "messages": []}))
+    finally:
+        openai_backend.shape(whole_stack.INSTANT_DELTAS, 0)
+    assert reply.status == 200 and reply.headers["content-type"] == "text/event-stream"
+    assert [seq for seq, _, _ in reply.stamps] == list(range(5))
+    assert all(arrived >= sent for _, sent, arrived in reply.stamps)
+    events = [event.removeprefix(b"data: ") for event in reply.body.split(b"\n\n") if event]
+    assert events[-1] == b"[DONE]"
+    finish = json.loads(events[-2])
+    assert finish["choices"][0]["finish_reason"] == "stop" and finish["usage"]["completion_tokens"] == 5
+    assert 0 < reply.first_byte_ms <= reply.last_event_ms
+
+    answer = asyncio.run(post("/v1/chat/completions", {"model": "m", "messages": []}))
+    assert answer.status == 200 and json.loads(answer.body)["choices"][0]["message"]["content"] == "Hi."
+    assert asyncio.run(post("/v1/messages", {"stream": True})).status == 404
+
+
+def test_openai_stand_in_writes_with_tcp_nodelay():
+    async def run() -> int:
+        made: list[openai_upstream.Backend] = []
+
+        def factory():
+            made.append(openai_upstream.Backend())
+            return made[-1]
+
+        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not made:
+            await asyncio.sleep(0.01)
+        flag = made[0].transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.close()
+        return flag
+
+    assert asyncio.run(run()) != 0
+
+
+def test_whole_stack_table_and_targets():
+    ways = list(whole_stack.WAYS)
+
+    def case(name: str, stack_ttfb: float, stack_after: float) -> dict:
+        figures = {}
+        for way in ways:
+            ttfb = {"direct": 0.4, "ccr": 5.0, "stack": stack_ttfb}.get(way, 15.0)
+            after = {"direct": 0.2, "ccr": 1.0, "stack": stack_after}.get(way, 10.0)
+            figures[f"{way} ttfb"] = Figure([ttfb])
+            figures[f"{way} added ttfb"] = Figure([ttfb - 0.4])
+            figures[f"{way} last"] = Figure([ttfb + after])
+            figures[f"{way} in"] = Figure([ttfb / 2])
+            figures[f"{way} after"] = Figure([after])
+            if way in whole_stack.LITELLM_WAYS:
+                figures[f"{way} overhead"] = Figure([8.0])
+            if way != "ccr":
+                figures[f"{way}/ccr ttfb"] = Figure([ttfb / 5.0])
+        figures["stack-ccr added ttfb"] = Figure([stack_ttfb - 5.0])
+        figures["stack-ccr after"] = Figure([stack_after - 1.0])
+        return {"case": name, "bytes": 100, "figures": figures}
+
+    events = {f"{way}{part} p{share}": Figure([1.0]) for way in ways for part in ("", "-direct") for share in (50, 99)}
+    results = {"whole_stack": {
+        "ways": ways, "cases": [case("small", 9.0, 2.5), case("recorded", 20.0, 4.0)], "events": events,
+        "ccr_version": whole_stack.CCR_VERSION, "notes": [], "instant_deltas": 10, "requests": 40, "rounds": 3,
+    }}
+    found = report.targets(results)
+    assert [(target.holds, target.limit) for target in found] == [(True, 5.0), (True, 2.0), (False, 5.0), (False, 2.0)]
+    assert "added time to first byte over claude-code-router's, recorded" in found[2].what
+    table = report.markdown(results, {"cpus": "2", "cpu": "x", "os": "y", "python": "3", "mitmproxy": "12"}, "now", found)
+    assert "**7. Whole stack**" in table and "| small | claude-code-router | 2.50 | 5.00 |" in table
+    assert "| recorded | **stabilizer - ccr** | | 15.00 |" in table and "MISSED  whole stack" in table

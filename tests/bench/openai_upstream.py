@@ -1,0 +1,175 @@
+"""A fast OpenAI-compatible stand-in backend for the whole-stack benchmark (tests/bench/whole_stack.py).
+
+What LiteLLM and claude-code-router both talk to: `POST .../chat/completions`
+answered as an OpenAI-compatible gateway does, with as little work as it can
+(a raw asyncio protocol, no JSON parsing), so that every way a request can go
+is timed against the same backend:
+
+- a request whose body says `"stream": true` (with or without the space)
+  gets a Chat Completions event stream, HTTP/1.1 chunked, one chunk and one
+  write per event: a role chunk, the text deltas, a finish chunk carrying
+  the usage (as DeepSeek sends it), then `data: [DONE]`;
+- any other POST to a chat/completions path gets one JSON completion.
+
+Every socket is written with TCP_NODELAY (set explicitly on each accepted
+connection): with Nagle's algorithm on, an event written right after another
+waits for the client's delayed ACK (up to 40 ms on Linux), and the benchmark
+would measure the backend, not the proxies.
+
+Each text delta's content is a stamp, `t<seq>.<monotonic ns when written> `,
+which survives every translation (LiteLLM's and claude-code-router's Anthropic
+text deltas carry the text as is), so a client on this machine can tell how
+long each event took to reach it whichever proxy it went through.
+
+The shape of the streams (how many text deltas, and the gap between two) is
+set for all later requests with `POST /_bench/shape?deltas=N&gap_ms=G`, sent
+to this server directly: the proxies in front forward neither a header nor
+the query of the client's request, and the bodies stay the same for every way.
+
+Run: `python -m tests.bench.openai_upstream [--port 0]`; it prints
+`listening on http://127.0.0.1:PORT` once it accepts connections.
+"""
+
+import argparse
+import asyncio
+import re
+import socket
+import time
+from urllib.parse import parse_qs, urlsplit
+
+MAX_HEAD_BYTES = 64 * 1024
+DEFAULT_DELTAS = 10
+_STREAM = re.compile(rb'"stream"\s*:\s*true')
+_CHUNK_HEAD = b'{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1764115200,"model":"bench-model",'
+ROLE_CHUNK = _CHUNK_HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+TEXT_CHUNK = _CHUNK_HEAD + b'"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}'
+FINISH_CHUNK = (
+    _CHUNK_HEAD + b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":17000,"completion_tokens":%d,"total_tokens":%d}}'
+)
+COMPLETION = (
+    b'{"id":"chatcmpl-bench","object":"chat.completion","created":1764115200,"model":"bench-model",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":17000,"completion_tokens":3,"total_tokens":17003}}'
+)
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+JSON_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(COMPLETION) + COMPLETION
+)
+SHAPED = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+def stamp(seq: int) -> bytes:
+    return b"t%d.%d " % (seq, time.monotonic_ns())
+
+
+def chunk(data: bytes) -> bytes:
+    """One SSE event as one HTTP chunk."""
+    event = b"data: " + data + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+class Shape:
+    """Text deltas per stream and the gap between two (seconds); set by /_bench/shape."""
+
+    deltas = DEFAULT_DELTAS
+    gap = 0.0
+
+
+class Backend(asyncio.Protocol):
+    """One client connection: requests one after another (keep-alive), answered in order."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.head: tuple[bytes, bytes] | None = None
+        self.length = 0
+        self.streaming: asyncio.Task | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc) -> None:
+        if self.streaming:
+            self.streaming.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.head is None:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buffer) > MAX_HEAD_BYTES:
+                        self.transport.close()
+                    return
+                lines = bytes(self.buffer[:end]).split(b"\r\n")
+                del self.buffer[: end + 4]
+                method, path, _ = lines[0].split(b" ", 2)
+                self.length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        self.length = int(value.strip())
+                self.head = (method, path)
+            if len(self.buffer) < self.length:
+                return
+            body = bytes(self.buffer[: self.length])
+            del self.buffer[: self.length]
+            method, path = self.head
+            self.head = None
+            self.respond(method, path, body)
+
+    def respond(self, method: bytes, path: bytes, body: bytes) -> None:
+        target = urlsplit(path.decode("latin-1"))
+        if method == b"POST" and target.path == "/_bench/shape":
+            query = parse_qs(target.query)
+            Shape.deltas = int(query.get("deltas", [DEFAULT_DELTAS])[0])
+            Shape.gap = float(query.get("gap_ms", [0])[0]) / 1000
+            self.transport.write(SHAPED)
+        elif method != b"POST" or not target.path.endswith("/chat/completions"):
+            self.transport.write(NOT_FOUND)
+        elif not _STREAM.search(body):
+            self.transport.write(JSON_RESPONSE)
+        else:
+            self.streaming = asyncio.ensure_future(self.stream(Shape.deltas, Shape.gap))
+
+    async def stream(self, deltas: int, gap: float) -> None:
+        """Text deltas at fixed times start + i * gap, whatever each write cost: the gap never drifts."""
+        write = self.transport.write
+        write(STREAM_HEAD)
+        write(chunk(ROLE_CHUNK))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for seq in range(deltas):
+            if gap > 0 and (wait := start + seq * gap - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            write(chunk(TEXT_CHUNK % stamp(seq)))
+        write(chunk(FINISH_CHUNK % (deltas, 17000 + deltas)))
+        write(chunk(b"[DONE]"))
+        write(b"0\r\n\r\n")
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Backend, "127.0.0.1", port, backlog=1024)
+    print(f"listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        asyncio.run(serve(args.port))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
