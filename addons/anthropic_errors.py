@@ -6,7 +6,7 @@ shows anything else raw. Every error this bundle produces goes through here.
 """
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 # The status Anthropic's API uses for each error type.
 STATUS_BY_TYPE: dict[str, int] = {
@@ -30,7 +30,7 @@ def error_body(error_type: str, message: str) -> bytes:
     return json.dumps(error_payload(error_type, message)).encode()
 
 
-def is_anthropic_error(value: Any) -> bool:
+def is_anthropic_error(value: Any) -> TypeGuard[dict[str, Any]]:
     """True for `{"type": "error", "error": {"type": str, "message": str}}`."""
     return (
         isinstance(value, dict)

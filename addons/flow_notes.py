@@ -13,6 +13,7 @@ ORIGINAL (addons/inspection.py: what arrived, kept for mitmweb's view) and
 ANSWERED_HERE (addons/response_patcher.py: an addon answered the request itself).
 """
 
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from mitmproxy import http
@@ -53,7 +54,7 @@ def changes(flow: http.HTTPFlow) -> list[str]:
     return [str(change) for change in found] if isinstance(found, list) else []
 
 
-def count(notes: TurnNotes, key: str) -> int:
+def count(notes: Mapping[str, object], key: str) -> int:
     """notes[key] when it is a positive int, else 0 (absent, null, junk)."""
     value: Any = notes.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -189,7 +189,7 @@ def _encode_messages(messages: list, layout: _Layout, memo: Memo, raw: memoryvie
         if position:
             parts.append(b",")
         if expected < len(parsed) and parsed[expected] is message:
-            index = expected
+            index: int | None = expected
         else:  # after a copy made by shaping, or a cut
             if index_of is None:
                 index_of = {id(message): index for index, message in enumerate(parsed)}
@@ -258,7 +258,7 @@ def _layout(raw: bytes, body: Any, memo: Memo) -> _Layout | None:
 def _members(keys: list[str], body: dict, offset: int, spans: dict, *, leading_comma: bool) -> bytes:
     """`"key":value` for each key, comma-separated, as written from `offset` on;
     notes where each value is in `spans`."""
-    written = []
+    written: list[bytes] = []
     for key in keys:
         if leading_comma or written:
             written.append(b",")

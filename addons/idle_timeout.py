@@ -110,8 +110,10 @@ class UpstreamIdleTimeout:
         if (watch := self._watches.get(flow.id)) is None:
             return
         watch.touch()
-        if flow.response.stream:
-            flow.response.stream = _Activity(flow.response.stream, watch)
+        response = flow.response
+        assert response is not None  # mitmproxy calls responseheaders once the headers are in
+        if response.stream:
+            response.stream = _Activity(response.stream, watch)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._forget(flow)

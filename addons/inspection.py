@@ -220,9 +220,11 @@ class _TurnArrivals:
                 oldest.pop("response", None)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        assert response is not None  # mitmproxy calls response with the response in
         kept = flow.metadata.get(ORIGINAL)
-        if kept is not None and not flow.response.stream:
-            kept["response"] = _kept(flow.response)
+        if kept is not None and not response.stream:
+            kept["response"] = _kept(response)
 
 
 class TurnKeeper:
@@ -233,8 +235,10 @@ class TurnKeeper:
         self._tees: dict[str, StreamTee] = {}
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if ORIGINAL in flow.metadata and flow.response.stream:
-            flow.response.stream = self._tees[flow.id] = StreamTee(flow.response.stream)
+        response = flow.response
+        assert response is not None  # mitmproxy calls responseheaders once the headers are in
+        if ORIGINAL in flow.metadata and response.stream:
+            response.stream = self._tees[flow.id] = StreamTee(response.stream)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._sum_up(flow)
@@ -247,13 +251,15 @@ class TurnKeeper:
         tee = self._tees.pop(flow.id, None)
         if tee is None:
             return
+        response = flow.response
+        assert response is not None  # a tee is made in responseheaders, on the response
         flow.metadata[ORIGINAL]["stream"] = {
             "upstream": turn_view.answer(bytes(tee.received)), "client": turn_view.answer(bytes(tee.sent)),
         }
-        if flow.response.raw_content is None:
+        if response.raw_content is None:
             # mitmproxy stores no streamed body (unless store_streamed_bodies), and shows no
             # content view without one: an empty body lets the stabilizer view show the summary.
-            flow.response.raw_content = b""
+            response.raw_content = b""
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ a new file; none of that may lose a line. Pure file I/O, no proxy involved.
 
 import os
 import re
+from typing import BinaryIO
 
 # uvicorn prints this on stderr once the app has started; LiteLLM's banner never shows the port.
 RUNNING_LINE = re.compile(rb"Uvicorn running on https?://(\[[^\]]+\]|[^\s:/]+):(\d+)")
@@ -14,7 +15,7 @@ RUNNING_LINE = re.compile(rb"Uvicorn running on https?://(\[[^\]]+\]|[^\s:/]+):(
 class LogFollower:
     def __init__(self, path: str):
         self.path = path
-        self._file = None
+        self._file: BinaryIO | None = None
         self._identity: tuple[int, int] | None = None
         self._partial = b""
 
@@ -51,6 +52,7 @@ class LogFollower:
         return lines + self._read_available()
 
     def _read_available(self) -> list[bytes]:
+        assert self._file is not None  # read_lines calls this only with a file open
         data = self._file.read()
         if not data:
             return []

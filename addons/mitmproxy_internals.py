@@ -91,7 +91,9 @@ def _stream_tail(response: http.Response) -> bytes:
     if not callable(response.stream):
         return b""
     tail = response.stream(b"")
-    return tail if isinstance(tail, bytes) else b"".join(tail if isinstance(tail, Iterable) else [])
+    if not isinstance(tail, Iterable):  # a callable that broke its contract: no tail
+        return b""
+    return tail if isinstance(tail, bytes) else b"".join(tail)
 
 
 def _server_send(answer: Answer):

@@ -162,7 +162,7 @@ def fill_thinking_signatures(message: dict[str, Any]) -> list[str]:
 
 def message_to_sse_events(message: dict[str, Any]) -> bytes:
     """The events Anthropic streams for `message` (give it complete usage first)."""
-    usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    usage = message["usage"] if isinstance(message.get("usage"), dict) else {}
     # message_start carries the message before any output: no content, no stop yet.
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {**usage, "output_tokens": 0}
@@ -278,7 +278,7 @@ class StreamPatcher:
     def _patch(self, event: SSEEvent) -> bytes:
         name = event.event
         if self._splitter is not None and name in CONTENT_BLOCK_EVENTS:
-            return self._split(event)
+            return self._split(event, self._splitter, name)
         if name == "content_block_delta":  # the hot path: nearly every event
             if event.data is not None:
                 self._deltas.append(event.data)
@@ -297,7 +297,7 @@ class StreamPatcher:
             return self._rewrite_error(event)
         return event.raw
 
-    def _split(self, event: SSEEvent) -> bytes:
+    def _split(self, event: SSEEvent, splitter: ThinkTagSplitter, event_name: str) -> bytes:
         """A content block event through the <think> splitter: the events it gives in its place."""
         try:
             payload = from_json(event.data) if event.data is not None else None
@@ -305,14 +305,14 @@ class StreamPatcher:
             payload = None
         if not isinstance(payload, dict):
             return event.raw
-        noticed = self._splitter.split
+        noticed = splitter.split
         out = []
-        for name, data in self._splitter.feed(event.event, payload):
+        for name, data in splitter.feed(event_name, payload):
             encoded = json_data(data)
             if name == "content_block_delta":
                 self._deltas.append(encoded)
             out.append(encode_event(name, encoded))
-        if self._splitter.split and not noticed:
+        if splitter.split and not noticed:
             self.changes.append("reasoning inside <think> tags sent as a thinking block")
         return b"".join(out)
 

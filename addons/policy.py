@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 DEFAULT_ACCEPTED_KEYS = frozenset(
     {"model", "messages", "system", "max_tokens", "stream", "temperature", "stop_sequences", "tools", "tool_choice"}
@@ -273,7 +274,7 @@ def _describe_errors(error: ValidationError, raw: dict) -> list[str]:
     return problems
 
 
-def _describe(item: dict) -> str:
+def _describe(item: ErrorDetails) -> str:
     loc = item["loc"]
     key_path = ".".join(str(part) for part in loc) or "(top level)"
     if item["type"] == "extra_forbidden":
@@ -287,8 +288,8 @@ def _describe(item: dict) -> str:
     at = 1 if loc[0] == "defaults" else 2
     field_name = loc[at] if len(loc) > at else None
     field = ModelPolicy.model_fields.get(field_name) if isinstance(field_name, str) else None
-    if field_name == "thinking" and len(loc) > at + 1 and isinstance(loc[at + 1], str):
-        field = ThinkingPolicy.model_fields.get(loc[at + 1], field)
+    if field_name == "thinking" and len(loc) > at + 1 and isinstance(subfield := loc[at + 1], str):
+        field = ThinkingPolicy.model_fields.get(subfield, field)
     if field is not None:
         got = repr(item["input"])
         got = got if len(got) <= 60 else got[:57] + "..."

@@ -206,9 +206,11 @@ class _Arrivals:
             self.recorder.arrived[flow.id] = (flow.request.copy(), None)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        assert response is not None  # mitmproxy calls response with the response in
         entry = self.recorder.arrived.get(flow.id)
-        if entry is not None and not flow.response.stream:
-            self.recorder.arrived[flow.id] = (entry[0], flow.response.copy())
+        if entry is not None and not response.stream:
+            self.recorder.arrived[flow.id] = (entry[0], response.copy())
 
 
 class FlowRecorder:
@@ -256,8 +258,10 @@ class FlowRecorder:
         self.arrived.clear()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.id in self.arrived and flow.response.stream:
-            flow.response.stream = StreamTee(flow.response.stream)
+        response = flow.response
+        assert response is not None  # mitmproxy calls responseheaders once the headers are in
+        if flow.id in self.arrived and response.stream:
+            response.stream = StreamTee(response.stream)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._write(flow)
@@ -267,7 +271,7 @@ class FlowRecorder:
 
     def _write(self, flow: http.HTTPFlow) -> None:
         entry = self.arrived.pop(flow.id, None)  # also makes the write happen once per flow
-        if entry is None or self.writer is None:
+        if entry is None or self.writer is None or self._file is None:  # (writer and file go together)
             return
         stream = flow.response.stream if flow.response is not None else None
         try:

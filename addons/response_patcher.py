@@ -89,6 +89,7 @@ class ResponsePatcher:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
+        assert response is not None  # mitmproxy calls responseheaders once the headers are in
         if not (flow.request.method == "POST" and _path(flow).endswith(MESSAGES_PATH) and _is_2xx(response)):
             return
         if "text/event-stream" not in response.headers.get("content-type", "").lower():
@@ -123,23 +124,27 @@ class ResponsePatcher:
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
         """Answer with the request addon's estimate when the upstream could not count
         (never in place of LiteLLM's refusal of the caller's key: that stays an error)."""
-        answer = _json(flow.response) if flow.response.status_code == 200 else None
+        response = flow.response
+        assert response is not None  # response() checked
+        answer = _json(response) if response.status_code == 200 else None
         if isinstance(answer, dict) and count(answer, "input_tokens"):
             return
-        if is_key_refusal(flow.response.get_content(strict=False) or b""):
+        if is_key_refusal(response.get_content(strict=False) or b""):
             self._error(flow)
             return
         estimate = count(turn_notes(flow), "input_tokens")
         if estimate:
-            upstream = flow.response.status_code
+            upstream = response.status_code
             body = json.dumps({"input_tokens": estimate})
             flow.response = http.Response.make(200, body, {"content-type": "application/json"})
             _record(flow, [f"count_tokens: upstream HTTP {upstream} gave no count, answered the estimate {estimate}"])
-        elif not _is_2xx(flow.response):
+        elif not _is_2xx(response):
             self._error(flow)
 
     def _message(self, flow: http.HTTPFlow) -> None:
-        message = _json(flow.response)
+        response = flow.response
+        assert response is not None  # response() checked
+        message = _json(response)
         if not is_message(message):
             return
         notes = turn_notes(flow)
@@ -150,15 +155,16 @@ class ResponsePatcher:
             changes.append("reasoning inside <think> tags sent as a thinking block")
         changes += fill_thinking_signatures(message)
         if _stream_requested(flow, notes):
-            flow.response.headers["content-type"] = SSE_CONTENT_TYPE
-            flow.response.content = message_to_sse_events(message)
+            response.headers["content-type"] = SSE_CONTENT_TYPE
+            response.content = message_to_sse_events(message)
             changes.append("streaming request answered with JSON: converted to events")
         elif changes:
-            flow.response.content = json_data(message)
+            response.content = json_data(message)
         _record(flow, changes)
 
     def _error(self, flow: http.HTTPFlow) -> None:
         response = flow.response
+        assert response is not None  # response() checked
         notes = turn_notes(flow)
         reshaped = to_anthropic_error(
             response.status_code,

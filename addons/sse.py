@@ -169,6 +169,7 @@ def replace_data(event: SSEEvent, data: bytes, name: str | None = None) -> bytes
     for line in event.raw.splitlines(keepends=True):
         content = line.rstrip(b"\r\n")
         if name_missing and content:
+            assert name is not None  # name_missing implies a name
             out.append(b"event: " + name.encode() + _terminator(line))
             name_missing = False
         if content == b"data" or content.startswith(b"data:"):

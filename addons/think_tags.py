@@ -72,6 +72,7 @@ class ThinkTagSplitter:
         The newlines that set the tags apart are not part of the reasoning or of the
         answer: they are dropped wherever the stream cuts them."""
         out: list[tuple[str, dict]] = []
+        assert self.index is not None  # feed() advances only while a text block is open
         if self.state == "undecided":
             head = self.pending.lstrip()
             if head.startswith(OPEN):
@@ -79,6 +80,7 @@ class ThinkTagSplitter:
                 out.append(_event("content_block_start", index=self.index + self.shift,
                                   content_block={"type": "thinking", "thinking": "", "signature": ""}))
             elif final or not OPEN.startswith(head):
+                assert self.start is not None  # held since the block's content_block_start
                 self.state, self.fresh = "text", False
                 out.append(("content_block_start", self._moved(self.start)))
             else:
@@ -111,6 +113,7 @@ class ThinkTagSplitter:
 
     def _send_reasoning(self, text: str, out: list) -> None:
         if text:  # (when the tags never close, the whole block was reasoning)
+            assert self.index is not None  # called from _advance, inside an open text block
             out.append(_event("content_block_delta", index=self.index + self.shift,
                               delta={"type": "thinking_delta", "thinking": text}))
             self.fresh = False
@@ -143,7 +146,7 @@ def joined_message(message: dict) -> dict:
     content = message.get("content")
     if message.get("role") != "assistant" or not isinstance(content, list):
         return message
-    reasoning = [block.get("thinking") for block in content
+    reasoning = [block["thinking"] for block in content
                  if isinstance(block, dict) and block.get("type") == "thinking" and isinstance(block.get("thinking"), str)]
     if not reasoning:
         return message

@@ -43,9 +43,9 @@ it in the memo) on the OpenAI-compatible route. On the Anthropic-compatible rout
 thinking blocks go back exactly as Claude Code sent them, signature included.
 """
 
-from typing import Any
+from typing import Any, TypeGuard, get_args
 
-from addons.policy import ThinkingPolicy
+from addons.policy import ClaudeEffort, ThinkingPolicy
 from addons.routes import ANTHROPIC, OPENAI
 
 # `enabled` with a budget and no effort: the effort of the budget's band
@@ -54,6 +54,12 @@ from addons.routes import ANTHROPIC, OPENAI
 BUDGET_BANDS = ((4096, "low"), (16384, "medium"), (32000, "high"))
 # Text, not just whitespace: LiteLLM drops an unsigned thinking block with blank text.
 PLACEHOLDER_REASONING = {"type": "thinking", "thinking": "(no reasoning recorded for this turn)", "signature": ""}
+CLAUDE_EFFORTS = frozenset(get_args(ClaudeEffort))
+
+
+def _is_claude_effort(effort: str | None) -> TypeGuard[ClaudeEffort]:
+    """An effort `efforts` can map (the client may send any string)."""
+    return effort in CLAUDE_EFFORTS
 
 
 def requested(request: dict) -> tuple[str | None, str | None]:
@@ -65,7 +71,7 @@ def requested(request: dict) -> tuple[str | None, str | None]:
     effort = effort if isinstance(effort, str) else None
     if kind == "disabled":
         return "off", None
-    if kind == "enabled" and effort is None:
+    if kind == "enabled" and effort is None and isinstance(thinking, dict):  # (kind is read from a dict)
         budget = thinking.get("budget_tokens")
         if isinstance(budget, int) and not isinstance(budget, bool):
             effort = next((band for bound, band in BUDGET_BANDS if budget <= bound), "max")
@@ -79,7 +85,7 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
         return shaped, []
     mode, effort = requested(original)
     switch = policy.enable if mode == "on" else policy.disable if mode == "off" else None
-    value = policy.efforts.get(effort) if effort and mode != "off" and policy.effort_field else None
+    value = policy.efforts.get(effort) if _is_claude_effort(effort) and mode != "off" and policy.effort_field else None
     changes = []
     if mode == "off" and policy.disable is None:
         changes.append("thinking stays on: this model cannot turn it off")

@@ -195,6 +195,7 @@ def _shortened_result(block: dict, size: int, cut: int) -> dict:
     content = block.get("content")
     if isinstance(content, str):
         return {**block, "content": _cut_middle(content, size, cut)}
+    assert isinstance(content, list)  # shorten_tool_results passes only results with text to spare
     # The longest text block gives the tokens (a result's text is usually one block).
     longest = max(_text_blocks(content), key=lambda item: len(item["text"]))
     share = len(longest["text"]) / max(1, len("".join(item["text"] for item in _text_blocks(content))))

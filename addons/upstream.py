@@ -123,12 +123,13 @@ class Upstream:
             try:
                 self.poll()
             except OSError as e:
+                assert self.follower is not None  # poll() reads only with a follower
                 logger.warning("cannot read %s: %s", self.follower.path, e)
             await self.confirm()
 
     async def _probe(self) -> None:
         """A LiteLLM of --upstream that was down is up again once it takes a connection."""
-        if self.down and await takes_connection(self.address):
+        if self.down and self.address is not None and await takes_connection(self.address):
             self.down = False
             logger.info("upstream: %s answers again", self._url())
 
@@ -173,7 +174,7 @@ class Upstream:
                 logger.warning("upstream: %s cannot be reached (%s); 503 until it answers", self._url(), data.server.error)
             self.down = True
             return
-        if data.server.address == self.address and self.refused_at is None:
+        if self.address is not None and data.server.address == self.address and self.refused_at is None:
             self.refused_at = time.monotonic()
             logger.warning(
                 "upstream: LiteLLM at %s:%d refuses connections; requests wait up to %.0f s for its new port",
@@ -217,6 +218,9 @@ class Upstream:
     async def _route_after_restart(self, flow: http.HTTPFlow) -> None:
         while self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
             await asyncio.sleep(POLL_SECONDS)
+        if self.address is None:  # stabilizer_litellm_log changed meanwhile: no port to go to yet
+            flow.response = unavailable_response("LiteLLM is not running yet (no port in its log); retry shortly")
+            return
         # The new port; or, if none came, the old one, whose refusal becomes a 503.
         self._route(flow)
 
@@ -233,15 +237,17 @@ class Upstream:
             default = 443 if scheme == "https" else 80
             flow.request.headers["host"] = host if port == default else f"{host}:{port}"
             return
+        assert self.address is not None  # request() and _route_after_restart answer 503 without one
         flow.request.scheme = "http"
         flow.request.host, flow.request.port = self.address
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """A redirect of LiteLLM's points at the stack's own address, never at LiteLLM's port."""
-        location = flow.response.headers.get("location") if flow.response else None
-        if not location or self.address is None:
+        response = flow.response
+        location = response.headers.get("location") if response else None
+        if response is None or not location or self.address is None:
             return
         upstream = self._url()
-        if location.startswith(upstream) and flow.client_conn.sockname:
+        if upstream and location.startswith(upstream) and flow.client_conn.sockname:
             here = http_url(*flow.client_conn.sockname[:2])
-            flow.response.headers["location"] = here + location[len(upstream):]
+            response.headers["location"] = here + location[len(upstream):]

@@ -132,6 +132,7 @@ class ForegroundRun:
 
     def wait_for_litellm(self, new_lines: LogFollower) -> str:
         """The address of the LiteLLM this run started, once its log says it listens."""
+        assert self.litellm is not None  # run() started it
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.litellm.poll() is not None:
@@ -145,6 +146,7 @@ class ForegroundRun:
     def wait_ready(self, ours: str | None) -> str:
         """Until mitmdump answers and routes to `ours`, the LiteLLM this run started
         (None: attached to a LiteLLM started elsewhere, any learned port will do)."""
+        assert self.mitmdump is not None  # run() started it
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.mitmdump.poll() is not None:
@@ -200,6 +202,7 @@ class ForegroundRun:
             new_lines.close()
 
     def supervise(self) -> int:
+        assert self.mitmdump is not None  # run() started it
         last_start = time.monotonic()
         while not self.stopping:
             if self.mitmdump.poll() is not None:

@@ -22,7 +22,7 @@ def fill(value, values: dict[str, str], command: tuple[str, ...]):
     if isinstance(value, str):
         return Template(value).substitute(values)
     if isinstance(value, list):
-        filled = []
+        filled: list[object] = []
         for item in value:
             if item == COMMAND_PLACEHOLDER:
                 filled.extend(command)

@@ -1,6 +1,7 @@
 """Checks of config/litellm.yaml that LiteLLM itself would only report at request time."""
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ class EveryVariableSet(dict):
         return "set"
 
 
-def load_litellm_config(path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+def load_litellm_config(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parse and check the config; every problem names the file, the key and the fix."""
     environ = os.environ if environ is None else environ
     try:

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 127
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, lambda signum, frame: child.send_signal(signum))
+    assert child.stdout is not None  # stdout=PIPE
     while chunk := os.read(child.stdout.fileno(), 65536):
         log.write(chunk)
     log.close()
