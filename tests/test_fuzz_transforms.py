@@ -327,10 +327,10 @@ def test_fill_usage_then_events_for_any_message(message, estimate):
     decoder = SSEDecoder()
     events = decoder.feed(out)
     assert decoder.finish() == ([], b"")
-    names = [event.event for event in events]
+    names = [decoded.event for decoded in events]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
-    for event in events:
-        json.loads(event.data)
+    for decoded in events:
+        json.loads(decoded.data)
 
 
 def event_bytes(name, data) -> bytes:
