@@ -26,7 +26,7 @@ from addons.json_codec import from_json, to_json
 from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
-from tests.bench import workload
+from tests import workload
 from tests.test_fuzz_transforms import FUZZ, json_values, messages, policies, requests
 
 

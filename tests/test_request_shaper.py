@@ -12,7 +12,7 @@ from mitmproxy.test import taddons, tflow
 from addons import request_shaper, tokens
 from addons.history import History
 from addons.request_shaper import RequestShaper
-from tests.bench import workload
+from tests import workload
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "stabilizer.yaml"

@@ -15,7 +15,7 @@ import pytest
 
 from addons.tokens import count_text
 from tests.backend import Text, request_tokens
-from tests.bench import workload
+from tests import workload
 
 # Usage modes of the stand-in: the `usage` quirk, and the share of the prompt read from its cache.
 MODES = {"real": ("real", 0.0), "null": ("null", 0.0), "absent": ("absent", 0.0), "zero": ("zero", 0.0),

@@ -21,7 +21,7 @@ from addons.flow_notes import ORIGINAL
 from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
-from tests.bench import workload
+from tests import workload
 from tests.conftest import POLICY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ front of it and mitmdump with the addons, all on loopback, and measures
 process), 5 memory (a fresh bundle), 6 accuracy; then 7 whole-stack: the
 stabilizer with the real LiteLLM against LiteLLM alone, stock mitmdump in
 front of it and claude-code-router (installed from npm into .cache/ccr/), all
-on one OpenAI-compatible stand-in backend. Prints one markdown table
+on one stand-in provider (tests/bench/provider_upstream.py). Prints one markdown table
 with every target held or missed, and writes it and the raw figures (every
 round) to DIR (bench-results/). A missed target does not fail: the exit
 status is 0 whenever the benchmark ran.
@@ -16,8 +16,9 @@ status is 0 whenever the benchmark ran.
 The default run takes about five minutes on a 2-core machine: 3 rounds of
 150 requests of 76 KB and 20 of 2 MB per case and way, streams of 500 events
 10 ms apart (1 stream, then 32), 2-second throughput windows, 10,000 requests
-for memory, and 1,000 turns of a 2 MB session under mitmweb, and 3 rounds of 40
-streamed requests per size and way for the whole stack. `--quick` runs everything small
+for memory, and 1,000 turns of a 2 MB session under mitmweb; then under two minutes
+for the whole stack (3 rounds of 40 streamed requests per size and way, and paced
+streams). `--quick` runs everything small
 (about a minute) to check that the benchmark itself works; its figures mean little.
 
 `--profile` records the bundle's mitmdump with py-spy while latency,
@@ -42,8 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from litellm_service import stack
-from tests.bench import (accuracy, costs, latency, memory, report, servers, streaming, throughput, whole_stack,
-                         workload)
+from tests import workload
+from tests.bench import accuracy, costs, latency, memory, report, servers, streaming, throughput, whole_stack
 
 SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy", "whole-stack")
 RESULTS_DIR = servers.PROJECT_ROOT / "bench-results"
@@ -212,9 +213,9 @@ def main() -> int:
     held = sum(target.holds for target in found)
     print(f"{held} of {len(found)} targets hold; table: {args.out / 'latest.md'}, figures: {json_path}")
     if profile:
-        print(f"flame graph of the bundle: {profile}")
-        if "whole-stack" in sections:
-            print(f"flame graph of LiteLLM: {args.out / f'profile-litellm-{stamp}.svg'}")
+        for what, graph in (("the bundle", profile), ("LiteLLM", args.out / f"profile-litellm-{stamp}.svg")):
+            if graph.exists():
+                print(f"flame graph of {what}: {graph}")
     return 0
 
 

@@ -17,7 +17,7 @@ import os
 from addons.policy import load_policy
 from addons.shaping import shape_request
 from addons.tokens import estimate_request
-from tests.bench import workload
+from tests import workload
 from tests.bench.servers import POLICY
 
 # A 128K model of the shipped policy: the generated session is trimmed to it before it is counted.

@@ -42,7 +42,7 @@ from addons.json_codec import from_json
 from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
-from tests.bench import workload
+from tests import workload
 from tests.bench.servers import POLICY
 from tests.bench.stats import loglog_slope
 

@@ -27,7 +27,7 @@ Cases:
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.bench import workload
+from tests import workload
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
 from tests.bench.stats import Figure, percentile

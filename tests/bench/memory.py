@@ -15,7 +15,7 @@ Code sends them, shows what that costs.
 
 import asyncio
 
-from tests.bench import workload
+from tests import workload
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import rss_bytes
 

@@ -44,13 +44,17 @@ def targets(results: dict) -> list[Target]:
             if column != "parse":
                 found.append(Target(f"cost curve slope (log-log, >= 100 KB), {column}", slope, MAX_SLOPE, ""))
     if whole := results.get("whole_stack"):
-        for case in whole["cases"]:
-            figures = case["figures"]
-            if "stack-ccr added ttfb" in figures:
-                found.append(Target(f"whole stack: added time to first byte over claude-code-router's, {case['case']}",
-                                    figures["stack-ccr added ttfb"].median, whole_stack.TTFB_OVER_CCR_MS, "ms"))
-                found.append(Target(f"whole stack: time after the first byte over claude-code-router's, {case['case']}",
-                                    figures["stack-ccr after"].median, whole_stack.AFTER_OVER_CCR_MS, "ms"))
+        for way in whole_stack.STACKS:
+            route = "anthropic/" if way.endswith("-anthropic") else "openai/"
+            for case in whole["cases"]:
+                figures = case["figures"]
+                if f"{way}-ccr added ttfb" in figures:
+                    found.append(Target(
+                        f"whole stack ({route}): added time to first byte over claude-code-router's, {case['case']}",
+                        figures[f"{way}-ccr added ttfb"].median, whole_stack.TTFB_OVER_CCR_MS, "ms"))
+                    found.append(Target(
+                        f"whole stack ({route}): time after the first byte over claude-code-router's, {case['case']}",
+                        figures[f"{way}-ccr after"].median, whole_stack.AFTER_OVER_CCR_MS, "ms"))
     if memory := results.get("memory"):
         rss = memory["bundle"]
         marks = [key for key in rss if key != "0"]
@@ -203,8 +207,10 @@ def _whole_stack(whole: dict) -> list[str]:
                 f"{overhead} |"
             )
         if has_ccr:
-            out.append(f"| {case['case']} | **stabilizer - ccr** | | {f['stack-ccr added ttfb'].show()} | | | | "
-                       f"{f['stack-ccr after'].show()} | |")
+            for way in whole_stack.STACKS:
+                if f"{way}-ccr added ttfb" in f:
+                    out.append(f"| {case['case']} | **{whole_stack.LABELS[way].split(':')[0]} - ccr** | | "
+                               f"{f[f'{way}-ccr added ttfb'].show()} | | | | {f[f'{way}-ccr after'].show()} | |")
     events = whole["events"]
     out += [
         "",

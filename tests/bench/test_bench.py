@@ -10,7 +10,8 @@ import socket
 
 import pytest
 
-from tests.bench import openai_upstream, report, streaming, whole_stack, workload
+from tests import workload
+from tests.bench import provider_upstream, report, streaming, whole_stack
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
@@ -131,25 +132,26 @@ def test_a_missed_target_is_printed_as_missed():
 
 
 @pytest.fixture(scope="module")
-def openai_backend(tmp_path_factory):
-    server = whole_stack.Backend(tmp_path_factory.mktemp("openai-upstream"))
+def provider_backend(tmp_path_factory):
+    server = whole_stack.Backend(tmp_path_factory.mktemp("provider-upstream"))
     yield server
     server.stop()
 
 
-def test_openai_stand_in_streams_stamped_deltas_in_the_shape_set(openai_backend):
+def test_stand_in_provider_streams_stamped_deltas_in_the_shape_set(provider_backend):
     async def post(path: str, body: dict):
-        connection = await whole_stack.Connection(openai_backend.port).open()
+        connection = await whole_stack.Connection(provider_backend.port).open()
         try:
             return await connection.post(path, workload.encode(body), {})
         finally:
             await connection.close()
 
-    openai_backend.shape(5, 1)
+    provider_backend.shape(5, 1)
     try:
         reply = asyncio.run(post(whole_stack.OPENAI_PATH, {"model": "m", "stream": True, "messages": []}))
+        anthropic = asyncio.run(post("/v1/messages", {"model": "m", "stream": True, "messages": []}))
     finally:
-        openai_backend.shape(whole_stack.INSTANT_DELTAS, 0)
+        provider_backend.shape(whole_stack.INSTANT_DELTAS, 0)
     assert reply.status == 200 and reply.headers["content-type"] == "text/event-stream"
     assert [seq for seq, _, _ in reply.stamps] == list(range(5))
     assert all(arrived >= sent for _, sent, arrived in reply.stamps)
@@ -159,17 +161,23 @@ def test_openai_stand_in_streams_stamped_deltas_in_the_shape_set(openai_backend)
     assert finish["choices"][0]["finish_reason"] == "stop" and finish["usage"]["completion_tokens"] == 5
     assert 0 < reply.first_byte_ms <= reply.last_event_ms
 
+    assert [seq for seq, _, _ in anthropic.stamps] == list(range(5))
+    names = [event.split(b"\n")[0].removeprefix(b"event: ") for event in anthropic.body.split(b"\n\n") if event]
+    assert names == [b"message_start", b"content_block_start", *[b"content_block_delta"] * 5, b"content_block_stop",
+                     b"message_delta", b"message_stop"]
+
     answer = asyncio.run(post("/v1/chat/completions", {"model": "m", "messages": []}))
     assert answer.status == 200 and json.loads(answer.body)["choices"][0]["message"]["content"] == "Hi."
-    assert asyncio.run(post("/v1/messages", {"stream": True})).status == 404
+    assert json.loads(asyncio.run(post("/v1/messages", {"model": "m"})).body)["type"] == "message"
+    assert asyncio.run(post("/v1/responses", {"stream": True})).status == 404
 
 
 def test_openai_stand_in_writes_with_tcp_nodelay():
     async def run() -> int:
-        made: list[openai_upstream.Backend] = []
+        made: list[provider_upstream.Backend] = []
 
         def factory():
-            made.append(openai_upstream.Backend())
+            made.append(provider_upstream.Backend())
             return made[-1]
 
         server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
@@ -191,8 +199,8 @@ def test_whole_stack_table_and_targets():
     def case(name: str, stack_ttfb: float, stack_after: float) -> dict:
         figures = {}
         for way in ways:
-            ttfb = {"direct": 0.4, "ccr": 5.0, "stack": stack_ttfb}.get(way, 15.0)
-            after = {"direct": 0.2, "ccr": 1.0, "stack": stack_after}.get(way, 10.0)
+            ttfb = {"direct": 0.4, "ccr": 5.0, "stack": stack_ttfb, "stack-anthropic": stack_ttfb}.get(way, 15.0)
+            after = {"direct": 0.2, "ccr": 1.0, "stack": stack_after, "stack-anthropic": stack_after}.get(way, 10.0)
             figures[f"{way} ttfb"] = Figure([ttfb])
             figures[f"{way} added ttfb"] = Figure([ttfb - 0.4])
             figures[f"{way} last"] = Figure([ttfb + after])
@@ -202,8 +210,9 @@ def test_whole_stack_table_and_targets():
                 figures[f"{way} overhead"] = Figure([8.0])
             if way != "ccr":
                 figures[f"{way}/ccr ttfb"] = Figure([ttfb / 5.0])
-        figures["stack-ccr added ttfb"] = Figure([stack_ttfb - 5.0])
-        figures["stack-ccr after"] = Figure([stack_after - 1.0])
+        for stack in whole_stack.STACKS:
+            figures[f"{stack}-ccr added ttfb"] = Figure([stack_ttfb - 5.0])
+            figures[f"{stack}-ccr after"] = Figure([stack_after - 1.0])
         return {"case": name, "bytes": 100, "figures": figures}
 
     events = {f"{way}{part} p{share}": Figure([1.0]) for way in ways for part in ("", "-direct") for share in (50, 99)}
@@ -212,8 +221,10 @@ def test_whole_stack_table_and_targets():
         "ccr_version": whole_stack.CCR_VERSION, "notes": [], "instant_deltas": 10, "requests": 40, "rounds": 3,
     }}
     found = report.targets(results)
-    assert [(target.holds, target.limit) for target in found] == [(True, 5.0), (True, 2.0), (False, 5.0), (False, 2.0)]
-    assert "added time to first byte over claude-code-router's, recorded" in found[2].what
+    assert [(target.holds, target.limit) for target in found] == [(True, 5.0), (True, 2.0), (False, 5.0), (False, 2.0)] * 2
+    assert found[2].what == "whole stack (openai/): added time to first byte over claude-code-router's, recorded"
+    assert found[4].what.startswith("whole stack (anthropic/): added time")
     table = report.markdown(results, {"cpus": "2", "cpu": "x", "os": "y", "python": "3", "mitmproxy": "12"}, "now", found)
     assert "**7. Whole stack**" in table and "| small | claude-code-router | 2.50 | 5.00 |" in table
     assert "| recorded | **stabilizer - ccr** | | 15.00 |" in table and "MISSED  whole stack" in table
+    assert "| small | **stabilizer (anthropic/) - ccr** | | 4.00 |" in table

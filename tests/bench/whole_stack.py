@@ -1,12 +1,15 @@
-"""7. The whole stack against what a user would run instead, on one OpenAI-compatible backend.
+"""7. The whole stack against what a user would run instead, on one stand-in provider.
 
-Five ways to the same stand-in backend (tests/bench/openai_upstream.py, which
-writes with TCP_NODELAY), each a real process on loopback:
+The ways to the same stand-in backend (tests/bench/provider_upstream.py: an
+OpenAI-compatible and an Anthropic-compatible API, as DeepSeek, Qwen, Kimi,
+GLM, Ollama and vLLM serve both; it writes with TCP_NODELAY), each a real
+process on loopback:
 
 - direct: the stand-in itself (its Chat Completions stream; the reference
   every "added" figure is taken against);
 - litellm: the LiteLLM proxy alone, started by litellm_service with the
-  shipped config/litellm.yaml settings and one model entry for the stand-in;
+  shipped config/litellm.yaml settings and one `openai/` model entry for the
+  stand-in (LiteLLM translates Anthropic Messages to Chat Completions);
 - stock: stock mitmdump in front of that LiteLLM, streaming event streams
   (tests/bench/stream_only.py: stock mitmdump would otherwise buffer a whole
   stream, and its time to first byte would be its time to the last event);
@@ -14,11 +17,15 @@ writes with TCP_NODELAY), each a real process on loopback:
   log, as `stabilizer run` starts it;
 - ccr: claude-code-router (npm, pinned: CCR_VERSION), installed into
   .cache/ccr/<version>/ by this benchmark, with its default settings and one
-  provider for the stand-in.
+  provider for the stand-in's Chat Completions;
+- litellm-anthropic and stack-anthropic: the same LiteLLM, alone and behind
+  the stabilizer, with an `anthropic/` model entry for the stand-in's
+  Anthropic-compatible API, as config/litellm.yaml offers for each provider
+  that has one (LiteLLM passes the Messages stream on instead of translating).
 
 Requests: a small one (one user line) and the two recorded Claude Code
-requests (tests/data/: the 76 KB first request and the 77 KB request after a
-tool round trip), all streamed, model `bench-model`. Each way keeps one
+requests (tests/data/: the 76 KB first request and the request after a tool
+round trip), all streamed. Each way keeps one
 connection alive and the ways take turns request by request, in a rotating
 order. Per round and way: the p50 of time to first byte (request written to
 the first byte of the answer), time to the last event (the last chunk of the
@@ -31,9 +38,10 @@ gap between the deltas: each delta carries the backend's send time, so its
 delay is arrival - sent (p50 and p99), whichever proxy translated it.
 Figures: median of the rounds and half their spread.
 
-Issue 20's targets, per request: the stack's added time to first byte within
-TTFB_OVER_CCR_MS of claude-code-router's; its time after the first byte at
-most AFTER_OVER_CCR_MS above claude-code-router's for the same events.
+Issue 20's targets, per request, for the stabilizer on each route: its added
+time to first byte within TTFB_OVER_CCR_MS of claude-code-router's; its time
+after the first byte at most AFTER_OVER_CCR_MS above claude-code-router's for
+the same events.
 """
 
 import asyncio
@@ -52,21 +60,26 @@ from pathlib import Path
 import yaml
 
 from litellm_service import stack
-from tests.bench import workload
+from tests import workload
 from tests.bench.servers import PROJECT_ROOT, START_TIMEOUT, StockMitmdump, _listening, _stop
 from tests.bench.stats import Figure, percentile
 from tests.procs import LiteLLM, Mitmdump, child_environment, free_port, poll_until
 
-WAYS = ("direct", "litellm", "stock", "stack", "ccr")
+WAYS = ("direct", "litellm", "stock", "stack", "ccr", "litellm-anthropic", "stack-anthropic")
 LABELS = {
     "direct": "backend direct",
-    "litellm": "LiteLLM alone",
-    "stock": "stock mitmdump + LiteLLM",
-    "stack": "stabilizer (mitmdump + addons + LiteLLM)",
+    "litellm": "LiteLLM alone (openai/)",
+    "stock": "stock mitmdump + LiteLLM (openai/)",
+    "stack": "stabilizer: mitmdump + addons + LiteLLM (openai/)",
     "ccr": "claude-code-router",
+    "litellm-anthropic": "LiteLLM alone (anthropic/)",
+    "stack-anthropic": "stabilizer (anthropic/)",
 }
-LITELLM_WAYS = ("litellm", "stock", "stack")
+LITELLM_WAYS = ("litellm", "stock", "stack", "litellm-anthropic", "stack-anthropic")
+# The stabilizer on each of LiteLLM's routes, held against claude-code-router.
+STACKS = ("stack", "stack-anthropic")
 MODEL = "bench-model"
+ANTHROPIC_MODEL = "bench-model-anthropic"
 ANTHROPIC_PATH = "/v1/messages?beta=true"
 OPENAI_PATH = "/v1/chat/completions"
 OVERHEAD_HEADER = "x-litellm-overhead-duration-ms"
@@ -128,6 +141,9 @@ class Connection:
         lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", "content-type: application/json"]
         lines += [f"{name}: {value}" for name, value in headers.items()] + [f"content-length: {len(body)}"]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if self.reader.at_eof():  # closed by the server while idle (uvicorn: after 5 s), as a client reopens it
+            await self.close()
+            await self.open()
         reader = self.reader
         start = time.monotonic_ns()
         self.writer.writelines((head, body))
@@ -163,18 +179,18 @@ class Connection:
                      (last_at - start) / 1e6, stamps, b"".join(parts))
 
 
-def requests() -> list[tuple[str, bytes]]:
+def requests() -> list[tuple[str, dict[str, bytes]]]:
+    """(name, body for each way): the same request, with the model name of the way's route."""
     small = {"model": MODEL, "max_tokens": 1024, "stream": True,
              "messages": [{"role": "user", "content": "Say hi in one word."}]}
-    first, roundtrip = workload.recorded(), workload.roundtrip()
-    bodies = [workload.encode(small), workload.encode({**first, "model": MODEL}),
-              workload.encode({**roundtrip, "model": MODEL})]
-    kb = [len(body) / 1000 for body in bodies]
-    return [
-        (f"small request ({len(bodies[0])} B)", bodies[0]),
-        (f"recorded Claude Code request ({kb[1]:.0f} KB)", bodies[1]),
-        (f"recorded tool round trip ({kb[2]:.0f} KB)", bodies[2]),
-    ]
+    cases = []
+    for name, request in (("small request", small), ("recorded Claude Code request", workload.recorded()),
+                          ("recorded tool round trip", workload.roundtrip())):
+        bodies = {way: workload.encode({**request, "model": ANTHROPIC_MODEL if way.endswith("-anthropic") else MODEL})
+                  for way in WAYS}
+        size = len(bodies["stack"])
+        cases.append((f"{name} ({size} B)" if size < 1000 else f"{name} ({size / 1000:.0f} KB)", bodies))
+    return cases
 
 
 # --- the processes -------------------------------------------------------------------------------
@@ -182,15 +198,15 @@ def requests() -> list[tuple[str, bytes]]:
 
 class Backend:
     def __init__(self, folder: Path):
-        self.log = open(folder / "openai-upstream.log", "wb")
+        self.log = open(folder / "provider-upstream.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.openai_upstream", "--port", "0"],
+            [sys.executable, "-m", "tests.bench.provider_upstream", "--port", "0"],
             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
         )
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):
             self.stop()
-            raise RuntimeError(f"the OpenAI-compatible stand-in did not start: {line!r}; see {self.log.name}")
+            raise RuntimeError(f"the stand-in provider did not start: {line!r}; see {self.log.name}")
         self.url = line.split()[2]
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -207,12 +223,16 @@ class Backend:
 
 
 def write_litellm_config(folder: Path, backend_url: str) -> Path:
-    """The shipped LiteLLM config, its settings untouched, plus one model served by the stand-in."""
+    """The shipped LiteLLM config, its settings untouched, plus the stand-in's model on both routes."""
     config = yaml.safe_load(LITELLM_CONFIG.read_text())
-    config["model_list"].append({
-        "model_name": MODEL,
-        "litellm_params": {"model": f"openai/{MODEL}", "api_base": f"{backend_url}/v1", "api_key": "sk-bench-provider"},
-    })
+    config["model_list"] += [
+        {"model_name": MODEL,
+         "litellm_params": {"model": f"openai/{MODEL}", "api_base": f"{backend_url}/v1", "api_key": "sk-bench-provider"}},
+        # As config/litellm.yaml's Anthropic-route entries (LiteLLM appends /v1/messages to api_base).
+        {"model_name": ANTHROPIC_MODEL,
+         "litellm_params": {"model": f"anthropic/{MODEL}", "api_base": backend_url, "api_key": "sk-bench-provider"},
+         "model_info": {"supports_output_config": True}},
+    ]
     path = folder / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -303,7 +323,8 @@ class Ways:
     @property
     def ports(self) -> dict[str, int]:
         ports = {"direct": self.backend.port, "litellm": self.litellm.address[1], "stock": self.stock.port,
-                 "stack": self.stack.port}
+                 "stack": self.stack.port, "litellm-anthropic": self.litellm.address[1],
+                 "stack-anthropic": self.stack.port}
         if self.ccr:
             ports["ccr"] = self.ccr.port
         return ports
@@ -322,9 +343,9 @@ def _check(way: str, reply: Timed, deltas: int) -> None:
         raise RuntimeError(f"{way}: HTTP {reply.status}, deltas {seqs[:5]}... of {deltas}: {reply.body[:300]!r}")
 
 
-async def _post(connections: dict[str, Connection], way: str, body: bytes, headers: dict[str, str],
+async def _post(connections: dict[str, Connection], way: str, bodies: dict[str, bytes], headers: dict[str, str],
                 deltas: int) -> Timed:
-    reply = await connections[way].post(OPENAI_PATH if way == "direct" else ANTHROPIC_PATH, body, headers)
+    reply = await connections[way].post(OPENAI_PATH if way == "direct" else ANTHROPIC_PATH, bodies[way], headers)
     _check(way, reply, deltas)
     return reply
 
@@ -344,17 +365,20 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
             )
         ports = ways.ports
         names = [way for way in WAYS if way in ports]
-        connections = {way: await Connection(port).open() for way, port in ports.items()}
+        connections: dict[str, Connection] = {}
         try:
             ways.backend.shape(INSTANT_DELTAS, 0)
             # The very first request each way serves after its start (LiteLLM builds FastAPI's route
-            # contexts then): one sample, what the first Claude Code turn after a restart waits.
-            first = {way: (await _post(connections, way, requests()[0][1], headers, INSTANT_DELTAS)).first_byte_ms
-                     for way in names}
+            # contexts then): one sample, what the first Claude Code turn after a restart waits. Each
+            # connection opens just before it (uvicorn closes one idle for 5 s).
+            first = {}
+            for way in names:
+                connections[way] = await Connection(ports[way]).open()
+                first[way] = (await _post(connections, way, requests()[0][1], headers, INSTANT_DELTAS)).first_byte_ms
             cases = []
-            for case, body in requests():
+            for case, bodies in requests():
                 progress(f"whole stack: {case}, {settings.rounds} x {settings.requests} per way")
-                cases.append(await _case(case, body, connections, names, headers, settings))
+                cases.append(await _case(case, bodies, connections, names, headers, settings))
             progress(f"whole stack: streams of {settings.gap_deltas} deltas {settings.gap_ms:g} ms apart")
             ways.backend.shape(settings.gap_deltas, settings.gap_ms)
             events = await _gapped(connections, names, headers, settings)
@@ -371,10 +395,11 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
             "instant_deltas": INSTANT_DELTAS, "requests": settings.requests, "rounds": settings.rounds}
 
 
-async def _case(case: str, body: bytes, connections, names: list[str], headers, settings: Settings) -> dict:
+async def _case(case: str, bodies: dict[str, bytes], connections, names: list[str], headers,
+                settings: Settings) -> dict:
     for _ in range(3):  # warm-up: LiteLLM builds its routes and imports on its first requests
         for way in names:
-            await _post(connections, way, body, headers, INSTANT_DELTAS)
+            await _post(connections, way, bodies, headers, INSTANT_DELTAS)
     figures: dict[str, Figure] = {}
 
     def add(name: str, value: float) -> None:
@@ -384,7 +409,7 @@ async def _case(case: str, body: bytes, connections, names: list[str], headers, 
         times = {way: {"ttfb": [], "last": [], "in": [], "overhead": []} for way in names}
         for index in range(settings.requests):
             for way in names[index % len(names):] + names[: index % len(names)]:
-                reply = await _post(connections, way, body, headers, INSTANT_DELTAS)
+                reply = await _post(connections, way, bodies, headers, INSTANT_DELTAS)
                 times[way]["ttfb"].append(reply.first_byte_ms)
                 times[way]["last"].append(reply.last_event_ms)
                 # The backend writes the first delta as soon as the request is in: its stamp is when
@@ -405,22 +430,23 @@ async def _case(case: str, body: bytes, connections, names: list[str], headers, 
             if "ccr" in p50 and way != "ccr":
                 add(f"{way}/ccr ttfb", p50[way]["ttfb"] / p50["ccr"]["ttfb"])
         if "ccr" in p50:
-            add("stack-ccr added ttfb", p50["stack"]["ttfb"] - p50["ccr"]["ttfb"])
-            add("stack-ccr after", (p50["stack"]["last"] - p50["stack"]["ttfb"]) - (p50["ccr"]["last"] - p50["ccr"]["ttfb"]))
-    return {"case": case, "bytes": len(body), "figures": figures}
+            ccr_after = p50["ccr"]["last"] - p50["ccr"]["ttfb"]
+            for way in STACKS:
+                add(f"{way}-ccr added ttfb", p50[way]["ttfb"] - p50["ccr"]["ttfb"])
+                add(f"{way}-ccr after", p50[way]["last"] - p50[way]["ttfb"] - ccr_after)
+    return {"case": case, "bytes": len(bodies["stack"]), "figures": figures}
 
 
 async def _gapped(connections, names: list[str], headers, settings: Settings) -> dict[str, Figure]:
     """Per-event delay (arrival - sent) of gapped streams of the small request, p50 and p99 per round."""
-    body = requests()[0][1]
+    bodies = requests()[0][1]
     figures: dict[str, Figure] = {}
-    await _post(connections, names[0], body, headers, settings.gap_deltas)  # the shape is in force
     for round_ in range(settings.rounds):
         delays: dict[str, list[float]] = {way: [] for way in names}
         order = names if round_ % 2 == 0 else names[::-1]
         for _ in range(settings.gap_streams):
             for way in order:
-                reply = await _post(connections, way, body, headers, settings.gap_deltas)
+                reply = await _post(connections, way, bodies, headers, settings.gap_deltas)
                 delays[way] += [(arrived - sent) / 1e6 for _, sent, arrived in reply.stamps]
         for way in names:
             for share in (50, 99):

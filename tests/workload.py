@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent / "data"
 RECORDED_PATH = DATA / "claude_code_request.json"
 ROUNDTRIP_PATH = DATA / "claude_code_tool_roundtrip_request.json"
 HEADERS_PATH = DATA / "claude_code_request.headers.json"
