@@ -15,8 +15,11 @@ RETRY_AFTER_SECONDS = 1
 
 def error_response(error_type: str, message: str, status: int | None = None, **headers: str) -> http.Response:
     """An Anthropic error answer; `status` when it is not the type's own (Anthropic's)."""
-    return http.Response.make(status or STATUS_BY_TYPE[error_type], error_body(error_type, message),
-                              {"content-type": "application/json", **headers})
+    return http.Response.make(
+        status or STATUS_BY_TYPE[error_type],
+        error_body(error_type, message),
+        {"content-type": "application/json", **headers},
+    )
 
 
 def unavailable_response(message: str) -> http.Response:

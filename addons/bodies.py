@@ -46,17 +46,28 @@ def _undone(content: bytes, coding: str, limit: int) -> bytes:
         return _inflated(content, zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS, limit)
     if coding == "br":
         brotli_stream = brotli.Decompressor()
-        return _bounded("brotli", brotli.error, lambda: brotli_stream.process(content, output_buffer_limit=limit + 1),
-                        brotli_stream.is_finished, limit)
+        return _bounded(
+            "brotli",
+            brotli.error,
+            lambda: brotli_stream.process(content, output_buffer_limit=limit + 1),
+            brotli_stream.is_finished,
+            limit,
+        )
     if coding == "zstd":
         zstd_stream = zstd.ZstdDecompressor()
-        return _bounded("zstd", zstd.ZstdError, lambda: zstd_stream.decompress(content, max_length=limit + 1),
-                        lambda: zstd_stream.eof, limit)
+        return _bounded(
+            "zstd",
+            zstd.ZstdError,
+            lambda: zstd_stream.decompress(content, max_length=limit + 1),
+            lambda: zstd_stream.eof,
+            limit,
+        )
     raise ValueError(f"unknown Content-Encoding {coding!r}")
 
 
-def _bounded(name: str, error: type[Exception], run: Callable[[], bytes], finished: Callable[[], bool],
-             limit: int) -> bytes:
+def _bounded(
+    name: str, error: type[Exception], run: Callable[[], bytes], finished: Callable[[], bool], limit: int
+) -> bytes:
     """One decompressor's output, at most limit + 1 bytes of it, checked."""
     try:
         out = run()

@@ -49,8 +49,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from addons.memo import Kind, Memo
 from addons.json_codec import parse_json, to_json
+from addons.memo import Kind, Memo
 
 MAX_BODIES = 8
 MAX_BYTES = 24 << 20

@@ -83,7 +83,9 @@ class UpstreamIdleTimeout:
     def load(self, loader):
         mitmproxy_internals.check_version()
         loader.add_option(
-            OPTION, int, DEFAULT_SECONDS,
+            OPTION,
+            int,
+            DEFAULT_SECONDS,
             "Seconds LiteLLM may send nothing (before its answer, or between two chunks of a stream) "
             "before the request is given up with an Anthropic overloaded_error. 0: no limit.",
         )

@@ -54,8 +54,8 @@ from mitmproxy.net import encoding
 
 from addons import SHAPED_PATHS, endpoint, turn_view
 from addons.flow_notes import ANSWERED_HERE, ORIGINAL, SENT, changes
-from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
 from addons.json_codec import from_json
+from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,8 @@ class TurnKeeper:
         response = flow.response
         assert response is not None  # a tee is made in responseheaders, on the response
         flow.metadata[ORIGINAL]["stream"] = {
-            "upstream": turn_view.answer(bytes(tee.received)), "client": turn_view.answer(bytes(tee.sent)),
+            "upstream": turn_view.answer(bytes(tee.received)),
+            "client": turn_view.answer(bytes(tee.sent)),
         }
         if response.raw_content is None:
             # mitmproxy stores no streamed body (unless store_streamed_bodies), and shows no
@@ -298,7 +299,9 @@ def _hide_keys(message: http.Message | None) -> None:
 class FlowCap:
     def load(self, loader):
         loader.add_option(
-            "stabilizer_max_flows", int, DEFAULT_MAX_FLOWS,
+            "stabilizer_max_flows",
+            int,
+            DEFAULT_MAX_FLOWS,
             "The most flows mitmweb keeps; beyond it the oldest finished ones are dropped. 0: no cap.",
         )
 

@@ -39,7 +39,9 @@ class MasterKeyAuth:
 
     def load(self, loader):
         loader.add_option(
-            "stabilizer_check_key", bool, True,
+            "stabilizer_check_key",
+            bool,
+            True,
             "Check the master key at the front door. Off in front of a team's LiteLLM (stabilizer run "
             "--upstream): each developer's virtual key goes on for LiteLLM to check.",
         )
@@ -51,8 +53,11 @@ class MasterKeyAuth:
             logger.info("front door: keys are left to LiteLLM to check")
             return
         # Declared by RequestShaper, which reads the same config's routes.
-        if "stabilizer_litellm_config" in updated and ctx.options.stabilizer_check_key \
-                and (path := ctx.options.stabilizer_litellm_config):
+        if (
+            "stabilizer_litellm_config" in updated
+            and ctx.options.stabilizer_check_key
+            and (path := ctx.options.stabilizer_litellm_config)
+        ):
             try:
                 self._use(litellm_master_key(read_config(path), os.environ))
             except RoutesError as e:
@@ -61,8 +66,7 @@ class MasterKeyAuth:
     def _use(self, key: str | None) -> None:
         self.master_key = key.encode() if key else None
         if not self.master_key:
-            logger.warning("no master key (%s, or the LiteLLM config's): LiteLLM is left to check keys",
-                           MASTER_KEY_VAR)
+            logger.warning("no master key (%s, or the LiteLLM config's): LiteLLM is left to check keys", MASTER_KEY_VAR)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if not self.master_key or flow.response or endpoint(flow.request.path) in PUBLIC_PATHS:
@@ -70,6 +74,7 @@ class MasterKeyAuth:
         key = presented_key(flow.request)
         if key is None:
             flow.response = error_response(
-                "authentication_error", "missing API key: send the master key as x-api-key or Authorization: Bearer")
+                "authentication_error", "missing API key: send the master key as x-api-key or Authorization: Bearer"
+            )
         elif not hmac.compare_digest(key.encode(), self.master_key):
             flow.response = error_response("authentication_error", "invalid API key")

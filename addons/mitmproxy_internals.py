@@ -68,6 +68,7 @@ def check_version(found: str | None = None) -> None:
 
 # --- the HTTP/1 layer: mitmproxy's own answers ------------------------------------------
 
+
 def _error_page(answer: Answer):
     def make_error_response(status_code: int, message: str = "") -> bytes:
         return http1.assemble_response(answer(status_code, message))
@@ -112,7 +113,11 @@ def _server_send(answer: Answer):
                 # and mark_done closes the connection then (both messages done, Connection: close).
                 self.response = answer(status, event.message)
                 yield commands.SendData(self.conn, http1.assemble_response(self.response))
-                if response is None and self.request and self.request.headers.get("expect", "").lower() == "100-continue":
+                if (
+                    response is None
+                    and self.request
+                    and self.request.headers.get("expect", "").lower() == "100-continue"
+                ):
                     # Still waiting for a 100 that never came, the client sends no body: nothing to read.
                     yield commands.CloseConnection(self.conn)
                 else:
@@ -125,7 +130,9 @@ def _server_send(answer: Answer):
                 and "chunked" in response.headers.get("transfer-encoding", "").lower()
             ):
                 tail = _stream_tail(response)
-                yield commands.SendData(self.conn, (b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")
+                yield commands.SendData(
+                    self.conn, (b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n"
+                )
             yield from original_send(self, event)
 
         return send
@@ -176,6 +183,7 @@ def restore_http1_answers() -> None:
 
 # --- the proxy server: one server connection closed --------------------------------------
 
+
 def close_server_connection(flow: http.HTTPFlow, reason: str) -> bool:
     """Close the flow's connection to its server now, as a failed write does; False if there is none."""
     # Cancelling the connection's task is what mitmproxy itself does when a write to a peer fails.
@@ -189,6 +197,7 @@ def close_server_connection(flow: http.HTTPFlow, reason: str) -> bool:
 
 
 # --- the master: the deprecated add_log events ------------------------------------------
+
 
 def legacy_log_events_off(master) -> logging.Handler | None:
     """Take the master's add_log event handler off the root logger; it, or None if it had none."""

@@ -14,10 +14,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from addons.anthropic_errors import STATUS_BY_TYPE, error_body, error_payload, is_anthropic_error, prompt_too_long_message
+from addons.anthropic_errors import (
+    STATUS_BY_TYPE,
+    error_body,
+    error_payload,
+    is_anthropic_error,
+    prompt_too_long_message,
+)
+from addons.json_codec import from_json
 from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
 from addons.think_tags import ThinkTagSplitter
-from addons.json_codec import from_json
 from addons.tokens import count_text
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
@@ -96,7 +102,9 @@ def complete_usage(
     result = dict(usage) if isinstance(usage, dict) else {}
     filled: list[str] = []
     if is_substitute_input(result, input_estimate, fixed_estimate):
-        filled.append(f"input_tokens={input_estimate} for LiteLLM's count of the messages alone ({result['input_tokens']})")
+        filled.append(
+            f"input_tokens={input_estimate} for LiteLLM's count of the messages alone ({result['input_tokens']})"
+        )
         result["input_tokens"] = input_estimate
     elif _reported(result.get("input_tokens")) is None:
         result["input_tokens"] = input_estimate
@@ -149,7 +157,8 @@ def fill_thinking_signatures(message: dict[str, Any]) -> list[str]:
     LiteLLM writes `"signature": null` for reasoning a Chat Completions backend
     returned (it has no signature); Anthropic's schema has a string there."""
     unsigned = [
-        block for block in message.get("content") or ()
+        block
+        for block in message.get("content") or ()
         if isinstance(block, dict) and block.get("type") == "thinking" and not isinstance(block.get("signature"), str)
     ]
     for block in unsigned:
@@ -219,8 +228,13 @@ class StreamPatcher:
     """
 
     def __init__(
-        self, input_tokens_estimate: int = 0, changes: list[str] | None = None, max_event_bytes: int = MAX_EVENT_BYTES,
-        fixed_tokens_estimate: int = 0, refusal: "RefusalContext | None" = None, think_tags: bool = False,
+        self,
+        input_tokens_estimate: int = 0,
+        changes: list[str] | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        fixed_tokens_estimate: int = 0,
+        refusal: "RefusalContext | None" = None,
+        think_tags: bool = False,
     ) -> None:
         self.input_estimate = input_tokens_estimate
         self.refusal = refusal  # named when an error event is a refusal (explain_refusal)
@@ -377,7 +391,9 @@ class StreamPatcher:
             filled.append(f"output_tokens={usage['output_tokens']}")
         if is_substitute_input(usage, self.input_estimate, self.fixed_estimate):
             substitute, usage["input_tokens"] = usage["input_tokens"], self._reported_input or self.input_estimate
-            filled.append(f"input_tokens={usage['input_tokens']} for LiteLLM's count of the messages alone ({substitute})")
+            filled.append(
+                f"input_tokens={usage['input_tokens']} for LiteLLM's count of the messages alone ({substitute})"
+            )
         elif _reported(usage.get("input_tokens")) is None and ("input_tokens" in usage or self._reported_input is None):
             usage["input_tokens"] = self._reported_input or self.input_estimate
             filled.append(f"input_tokens={usage['input_tokens']}")
@@ -451,7 +467,8 @@ _REQUEST_TOKENS = (
     re.compile(r"you passed (\d+) input tokens", re.IGNORECASE),
     re.compile(r"request \((\d+) tokens\) exceeds", re.IGNORECASE),
     re.compile(
-        r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens", re.IGNORECASE
+        r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens",
+        re.IGNORECASE,
     ),
 )
 _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
@@ -477,23 +494,35 @@ _LITELLM_SUFFIX = re.compile(r"\s*(?:LiteLLM: model group|Received Model Group=|
 _REFUSAL_HINTS = (
     # DeepSeek: "The reasoning_content in the thinking mode must be passed back to the API."; Kimi:
     # "thinking is enabled but reasoning_content is missing in assistant tool call message at index 2".
-    (re.compile(r"reasoning_content\b.*(?:passed back|missing)|content\[\]\.thinking", re.IGNORECASE),
-     "Set models.{key}.thinking.require_reasoning: true in {policy}."),
+    (
+        re.compile(r"reasoning_content\b.*(?:passed back|missing)|content\[\]\.thinking", re.IGNORECASE),
+        "Set models.{key}.thinking.require_reasoning: true in {policy}.",
+    ),
     # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]".
-    (re.compile(r"\bmax_(?:completion_|output_)?tokens\b.*(?:range|too large|at most|maximum|must be|less than|exceed)",
-                re.IGNORECASE),
-     "Set models.{key}.max_output_tokens to the backend's limit in {policy}."),
+    (
+        re.compile(
+            r"\bmax_(?:completion_|output_)?tokens\b.*(?:range|too large|at most|maximum|must be|less than|exceed)",
+            re.IGNORECASE,
+        ),
+        "Set models.{key}.max_output_tokens to the backend's limit in {policy}.",
+    ),
     # Kimi: "tools length must be less than or equal to 128"; OpenAI: "Invalid 'tools': array too long.
     # Expected an array with maximum length 128".
-    (re.compile(r"\btools\b.*(?:\b128\b|at most|maximum|exceed|too many)|too many tools", re.IGNORECASE),
-     "Set models.{key}.max_tools to the backend's limit in {policy}."),
+    (
+        re.compile(r"\btools\b.*(?:\b128\b|at most|maximum|exceed|too many)|too many tools", re.IGNORECASE),
+        "Set models.{key}.max_tools to the backend's limit in {policy}.",
+    ),
     # DeepSeek: "messages[3]: unknown variant `image_url`, expected `text`"; "does not support image input".
-    (re.compile(r"image|vision|multimodal", re.IGNORECASE),
-     "Set models.{key}.accepted_block_types without image in {policy} (the stabilizer then replaces images "
-     "with a note), or models.{key}.vision_model to send turns with images to a model that reads them."),
-    (re.compile(r"\bdocuments?\b|\bpdf\b|[`'\"]file[`'\"]|\bfile (?:content|part|input)", re.IGNORECASE),
-     "Set models.{key}.accepted_block_types without document in {policy} "
-     "(the stabilizer then replaces documents with a note)."),
+    (
+        re.compile(r"image|vision|multimodal", re.IGNORECASE),
+        "Set models.{key}.accepted_block_types without image in {policy} (the stabilizer then replaces images "
+        "with a note), or models.{key}.vision_model to send turns with images to a model that reads them.",
+    ),
+    (
+        re.compile(r"\bdocuments?\b|\bpdf\b|[`'\"]file[`'\"]|\bfile (?:content|part|input)", re.IGNORECASE),
+        "Set models.{key}.accepted_block_types without document in {policy} "
+        "(the stabilizer then replaces documents with a note).",
+    ),
 )
 _UNKNOWN_PARAMETER = re.compile(
     r"unknown (?:field|variant|parameter)|unrecogni[sz]ed|extra (?:fields|inputs) (?:are )?not permitted"
@@ -611,7 +640,11 @@ def is_key_refusal(body: bytes) -> bool:
 
 
 def classify_error(
-    status: int | None, payload: Any, body_text: str = "", estimate: int = 0, context_window: int = 0,
+    status: int | None,
+    payload: Any,
+    body_text: str = "",
+    estimate: int = 0,
+    context_window: int = 0,
     refusal: RefusalContext | None = None,
 ) -> tuple[int, str, str]:
     """(status, Anthropic error type, message) for an upstream error;
@@ -630,8 +663,11 @@ def classify_error(
     message, searchable = upstream_error_text(payload, body_text)
     if _NO_KEY_DATABASE.search(searchable):
         # LiteLLM's answer to a key that is not its master key when it has no database of virtual keys.
-        return 401, "authentication_error", (
-            "invalid API key: LiteLLM has no database of virtual keys, so only its master key is accepted")
+        return (
+            401,
+            "authentication_error",
+            ("invalid API key: LiteLLM has no database of virtual keys, so only its master key is accepted"),
+        )
     if _CONTEXT_ERROR.search(searchable):
         limit = _first_number(_CONTEXT_LIMIT, searchable) or context_window
         tokens = _first_number(_REQUEST_TOKENS, searchable) or estimate
@@ -653,7 +689,11 @@ def classify_error(
 
 
 def to_anthropic_error(
-    status: int, body: bytes, content_type: str = "", estimate: int = 0, context_window: int = 0,
+    status: int,
+    body: bytes,
+    content_type: str = "",
+    estimate: int = 0,
+    context_window: int = 0,
     refusal: RefusalContext | None = None,
 ) -> tuple[int, bytes] | None:
     """An upstream non-2xx answer as an Anthropic error: (status, body), or

@@ -74,7 +74,8 @@ class ThinkingPolicy(BaseModel):
         "all", description="all (every turn's reasoning goes back) or tool_turns (only that of turns that called tools)"
     )
     require_reasoning: StrictBool = Field(
-        False, description="true or false: every assistant turn must carry reasoning (a turn without gets a note saying so)"
+        False,
+        description="true or false: every assistant turn must carry reasoning (a turn without gets a note saying so)",
     )
     in_text: StrictBool = Field(
         False,
@@ -279,8 +280,10 @@ def _describe(item: ErrorDetails) -> str:
     key_path = ".".join(str(part) for part in loc) or "(top level)"
     if item["type"] == "extra_forbidden":
         fields = (
-            Policy.model_fields if len(loc) == 1
-            else ThinkingPolicy.model_fields if "thinking" in loc[:-1]
+            Policy.model_fields
+            if len(loc) == 1
+            else ThinkingPolicy.model_fields
+            if "thinking" in loc[:-1]
             else ModelPolicy.model_fields
         )
         return f"{key_path}: unknown key. Fix: remove it or use one of: {', '.join(fields)}"

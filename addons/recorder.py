@@ -225,7 +225,9 @@ class FlowRecorder:
 
     def load(self, loader):
         loader.add_option(
-            "stabilizer_record", str, "",
+            "stabilizer_record",
+            str,
+            "",
             "Write every finished flow, secrets replaced, to this mitmproxy flow file (truncated at start). "
             "Request and response as they arrived; what was sent on in metadata. Empty: no recording.",
         )

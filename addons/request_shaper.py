@@ -55,9 +55,9 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.answers import error_response
 from addons.anthropic_errors import STATUS_BY_TYPE, prompt_too_long_message
+from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.flow_notes import NOTES, TurnNotes
 from addons.history import History, Parsed, encode, whole
 from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
@@ -90,22 +90,30 @@ class RequestShaper:
 
     def load(self, loader):
         loader.add_option(
-            "stabilizer_policy", str, "",
+            "stabilizer_policy",
+            str,
+            "",
             "The request policy (config/stabilizer.yaml): context window, output cap and trimming per model. "
             "Empty: built-in defaults.",
         )
         loader.add_option(
-            "stabilizer_litellm_config", str, "",
+            "stabilizer_litellm_config",
+            str,
+            "",
             "LiteLLM's config: which provider model and route stand behind each model name. "
             "Empty: every name is its own model id, on the OpenAI-compatible route.",
         )
         loader.add_option(
-            "stabilizer_incremental", bool, True,
+            "stabilizer_incremental",
+            bool,
+            True,
             "Parse a session's next turn from its previous one (addons/history.py). Off: every body is "
             "parsed whole and nothing is remembered between requests (to rule it out when debugging).",
         )
         loader.add_option(
-            "stabilizer_check_incremental", bool, False,
+            "stabilizer_check_incremental",
+            bool,
+            False,
             "Debugging: parse every body continued from a previous one whole as well, log an error where "
             "the two differ, and go on with the whole parse.",
         )
@@ -135,8 +143,10 @@ class RequestShaper:
         for key, entry in self.policy.entries().items():
             vision = entry.vision_model
             if vision is not None and "image" not in self._target(vision)[1].accepted_block_types:
-                return (f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
-                        f"(accepted_block_types has no image); name a model that does")
+                return (
+                    f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
+                    f"(accepted_block_types has no image); name a model that does"
+                )
         return None
 
     @staticmethod
@@ -241,8 +251,11 @@ class RequestShaper:
         parsed = self.history.parse(raw)
         if ctx.options.stabilizer_check_incremental and parsed.reused:
             if (alone := whole(raw)).body != parsed.body:
-                logger.error("a body parsed from the previous one (%d messages taken over) differs from "
-                             "its whole parse; the whole parse goes on", parsed.reused)
+                logger.error(
+                    "a body parsed from the previous one (%d messages taken over) differs from "
+                    "its whole parse; the whole parse goes on",
+                    parsed.reused,
+                )
                 return alone
         return parsed
 
@@ -330,7 +343,9 @@ def brings_images(messages: list) -> bool:
     last = messages[-1] if messages else None
     content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
     blocks = content if isinstance(content, list) else []
-    nested = [block.get("content") for block in blocks if isinstance(block, dict) and block.get("type") == "tool_result"]
+    nested = [
+        block.get("content") for block in blocks if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
     return any(
         isinstance(block, dict) and block.get("type") == "image"
         for group in [blocks, *(inner for inner in nested if isinstance(inner, list))]

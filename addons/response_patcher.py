@@ -14,6 +14,8 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
+from addons.flow_notes import ANSWERED_HERE, TurnNotes, count, turn_notes
+from addons.json_codec import from_json
 from addons.patching import (
     RefusalContext,
     StreamPatcher,
@@ -26,8 +28,6 @@ from addons.patching import (
 )
 from addons.sse import json_data
 from addons.think_tags import split_message
-from addons.flow_notes import ANSWERED_HERE, TurnNotes, count, turn_notes
-from addons.json_codec import from_json
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,11 @@ class ResponsePatcher:
             return
         notes = turn_notes(flow)
         patcher = StreamPatcher(
-            count(notes, "input_tokens"), changes=notes["changes"],
+            count(notes, "input_tokens"),
+            changes=notes["changes"],
             fixed_tokens_estimate=count(notes, "fixed_tokens"),
-            refusal=_refusal_context(notes), think_tags=notes.get("think_tags") is True,
+            refusal=_refusal_context(notes),
+            think_tags=notes.get("think_tags") is True,
         )
         response.stream = MitmproxyStream(patcher, _label(flow))
 
@@ -148,9 +150,7 @@ class ResponsePatcher:
         if not is_message(message):
             return
         notes = turn_notes(flow)
-        changes = fill_message_usage(
-            message, count(notes, "input_tokens"), count(notes, "fixed_tokens")
-        )
+        changes = fill_message_usage(message, count(notes, "input_tokens"), count(notes, "fixed_tokens"))
         if notes.get("think_tags") is True and split_message(message):
             changes.append("reasoning inside <think> tags sent as a thinking block")
         changes += fill_thinking_signatures(message)

@@ -130,8 +130,9 @@ def _system_text(content: Any) -> str | None:
     if isinstance(content, str):
         return content
     blocks = [content] if isinstance(content, dict) else content
-    if isinstance(blocks, list) and all(isinstance(block, dict) and isinstance(block.get("text"), str)
-                                        for block in blocks):
+    if isinstance(blocks, list) and all(
+        isinstance(block, dict) and isinstance(block.get("text"), str) for block in blocks
+    ):
         return "\n".join(block["text"] for block in blocks)
     return None
 
@@ -148,15 +149,15 @@ def defers_text(messages: list, index: int) -> bool:
     """
     if not _results_only(messages[index]):
         return False
-    following = next((message for message in itertools.islice(messages, index + 1, None)
-                      if role_of(message) != "system"), None)
+    following = next(
+        (message for message in itertools.islice(messages, index + 1, None) if role_of(message) != "system"), None
+    )
     return role_of(following) == "user"
 
 
 def _results_only(message: Any) -> bool:
     content = message.get("content") if role_of(message) == "user" else None
-    return isinstance(content, list) and bool(content) and all(
-        _block_type(block) == "tool_result" for block in content)
+    return isinstance(content, list) and bool(content) and all(_block_type(block) == "tool_result" for block in content)
 
 
 def add_text_blocks(message: dict, blocks: list[dict], *, at_end: bool = False) -> dict:
@@ -204,9 +205,13 @@ def strip_unaccepted(
         changes.append(f"stripped keys: {', '.join(stripped)}")
 
     model = request.get("model")
-    stripper = _BlockStripper(policy, Memo() if memo is None else memo, needs_reasoning_note(policy.thinking, route),
-                              model if isinstance(model, str) and model else "this model",
-                              reasoning_in_text(policy.thinking, route))
+    stripper = _BlockStripper(
+        policy,
+        Memo() if memo is None else memo,
+        needs_reasoning_note(policy.thinking, route),
+        model if isinstance(model, str) and model else "this model",
+        reasoning_in_text(policy.thinking, route),
+    )
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
     if isinstance(tools := shaped.get("tools"), list):
@@ -227,8 +232,9 @@ def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tool
         # Claude Code lists its own tools first and MCP servers' after: the latter go.
         over = kept[max_tools:]
         kept = kept[:max_tools]
-        changes.append(f"removed {len(over)} tools over the model's limit of {max_tools}: "
-                       + ", ".join(map(_tool_name, over)))
+        changes.append(
+            f"removed {len(over)} tools over the model's limit of {max_tools}: " + ", ".join(map(_tool_name, over))
+        )
     if not changes:
         shaped["tools"] = kept
         return []
@@ -282,8 +288,13 @@ class _Stripped:
         )
 
     def changed(self) -> bool:
-        return bool(self.cache_controls or self.removed_blocks or self.replaced_blocks or self.removed_fields
-                    or self.repaired_inputs)
+        return bool(
+            self.cache_controls
+            or self.removed_blocks
+            or self.replaced_blocks
+            or self.removed_fields
+            or self.repaired_inputs
+        )
 
 
 class _BlockStripper:
@@ -294,8 +305,14 @@ class _BlockStripper:
     same message gives the same object again, whose estimate is in the memo too.
     """
 
-    def __init__(self, policy: ModelPolicy, memo: Memo, note_reasoning: bool = False, model: str = "this model",
-                 think_tags: bool = False):
+    def __init__(
+        self,
+        policy: ModelPolicy,
+        memo: Memo,
+        note_reasoning: bool = False,
+        model: str = "this model",
+        think_tags: bool = False,
+    ):
         thinking = policy.thinking
         self.think_tags = think_tags  # thinking goes back inside <think> tags in the text
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
@@ -319,8 +336,9 @@ class _BlockStripper:
 
     def tools(self, tools: list) -> list:
         keep_server = self.server_tools
-        return self._tallied(self.memo.get((Kind.STRIP_TOOLS, keep_server), tools,
-                                           lambda value: _accepted_tools(value, keep_server)))
+        return self._tallied(
+            self.memo.get((Kind.STRIP_TOOLS, keep_server), tools, lambda value: _accepted_tools(value, keep_server))
+        )
 
     def messages(self, messages: list) -> list:
         out: list[Any] = []
@@ -352,8 +370,7 @@ class _BlockStripper:
         if tally.removed_blocks:
             changes.append("removed blocks: " + _counted(tally.removed_blocks))
         if tally.replaced_blocks:
-            changes.append(f"replaced blocks {self.model} does not take with notes: "
-                           + _counted(tally.replaced_blocks))
+            changes.append(f"replaced blocks {self.model} does not take with notes: " + _counted(tally.replaced_blocks))
         if tally.repaired_inputs:
             changes.append(f"repaired tool_use input that was not an object x{tally.repaired_inputs}")
         if self.dropped_messages:
@@ -470,8 +487,9 @@ def replacement_block(block: dict, model: str) -> dict:
     """
     kind = block.get("type")
     if kind == "search_result":
-        text = "\n".join(filter(None, [_string(block.get("title")), _string(block.get("source")),
-                                         *_texts(block.get("content"))]))
+        text = "\n".join(
+            filter(None, [_string(block.get("title")), _string(block.get("source")), *_texts(block.get("content"))])
+        )
     elif kind == "document" and isinstance(source := block.get("source"), dict) and source.get("type") == "text":
         text = "\n".join(filter(None, [_string(block.get("title")), _string(source.get("data"))]))
     elif kind == "tool_reference":
@@ -492,8 +510,11 @@ def _string(value: Any) -> str:
 def _texts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
-    return [_string(block.get("text")) for block in content if isinstance(block, dict)] \
-        if isinstance(content, list) else []
+    return (
+        [_string(block.get("text")) for block in content if isinstance(block, dict)]
+        if isinstance(content, list)
+        else []
+    )
 
 
 def repaired_input(value: Any) -> dict | None:

@@ -19,14 +19,14 @@ add_log events, which cost more than the log lines themselves, when no addon
 takes them.
 """
 
-from addons.master_key_auth import MasterKeyAuth
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log_events import LegacyLogEventsOff
+from addons.master_key_auth import MasterKeyAuth
+from addons.proxy_errors import ProxyErrorAnswers
 from addons.recorder import FlowRecorder
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
-from addons.proxy_errors import ProxyErrorAnswers
 from addons.upstream import Upstream
 
 recorder = FlowRecorder()

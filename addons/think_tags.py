@@ -44,8 +44,12 @@ class ThinkTagSplitter:
 
     def feed(self, name: str, payload: dict) -> list[tuple[str, dict]]:
         index = payload.get("index")
-        if name == "content_block_start" and isinstance(payload.get("content_block"), dict) \
-                and payload["content_block"].get("type") == "text" and isinstance(index, int):
+        if (
+            name == "content_block_start"
+            and isinstance(payload.get("content_block"), dict)
+            and payload["content_block"].get("type") == "text"
+            and isinstance(index, int)
+        ):
             self.index, self.state, self.pending, self.start = index, "undecided", "", payload
             return []
         if index is None or index != self.index or self.state == "idle":
@@ -76,9 +80,14 @@ class ThinkTagSplitter:
         if self.state == "undecided":
             head = self.pending.lstrip()
             if head.startswith(OPEN):
-                self.state, self.pending, self.split, self.fresh = "thinking", head[len(OPEN):], True, True
-                out.append(_event("content_block_start", index=self.index + self.shift,
-                                  content_block={"type": "thinking", "thinking": "", "signature": ""}))
+                self.state, self.pending, self.split, self.fresh = "thinking", head[len(OPEN) :], True, True
+                out.append(
+                    _event(
+                        "content_block_start",
+                        index=self.index + self.shift,
+                        content_block={"type": "thinking", "thinking": "", "signature": ""},
+                    )
+                )
             elif final or not OPEN.startswith(head):
                 assert self.start is not None  # held since the block's content_block_start
                 self.state, self.fresh = "text", False
@@ -95,27 +104,39 @@ class ThinkTagSplitter:
                 if not final:
                     keep = next((n for n in range(len(CLOSE) - 1, 0, -1) if self.pending.endswith(CLOSE[:n])), 0)
                     keep += len(self.pending[: len(self.pending) - keep]) - len(
-                        self.pending[: len(self.pending) - keep].rstrip("\n"))
+                        self.pending[: len(self.pending) - keep].rstrip("\n")
+                    )
                 self._send_reasoning(self.pending[: len(self.pending) - keep], out)
-                self.pending = self.pending[len(self.pending) - keep:]
+                self.pending = self.pending[len(self.pending) - keep :]
                 return out
             self._send_reasoning(self.pending[:end].rstrip("\n"), out)
             out.append(_event("content_block_stop", index=self.index + self.shift))
             self.shift += 1
-            self.state, self.pending, self.fresh = "text", self.pending[end + len(CLOSE):].lstrip("\n"), True
-            out.append(_event("content_block_start", index=self.index + self.shift,
-                              content_block={"type": "text", "text": ""}))
+            self.state, self.pending, self.fresh = "text", self.pending[end + len(CLOSE) :].lstrip("\n"), True
+            out.append(
+                _event("content_block_start", index=self.index + self.shift, content_block={"type": "text", "text": ""})
+            )
         if self.state == "text" and self.pending:
-            out.append(_event("content_block_delta", index=self.index + self.shift,
-                              delta={"type": "text_delta", "text": self.pending}))
+            out.append(
+                _event(
+                    "content_block_delta",
+                    index=self.index + self.shift,
+                    delta={"type": "text_delta", "text": self.pending},
+                )
+            )
             self.pending, self.fresh = "", False
         return out
 
     def _send_reasoning(self, text: str, out: list) -> None:
         if text:  # (when the tags never close, the whole block was reasoning)
             assert self.index is not None  # called from _advance, inside an open text block
-            out.append(_event("content_block_delta", index=self.index + self.shift,
-                              delta={"type": "thinking_delta", "thinking": text}))
+            out.append(
+                _event(
+                    "content_block_delta",
+                    index=self.index + self.shift,
+                    delta={"type": "thinking_delta", "thinking": text},
+                )
+            )
             self.fresh = False
 
 
@@ -129,8 +150,8 @@ def split_message(message: dict) -> bool:
         text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
         head = text.lstrip() if isinstance(text, str) else ""
         if head.startswith(OPEN) and (end := head.find(CLOSE)) >= 0:
-            blocks.append({"type": "thinking", "thinking": head[len(OPEN):end].strip("\n"), "signature": ""})
-            if rest := head[end + len(CLOSE):].lstrip("\n"):
+            blocks.append({"type": "thinking", "thinking": head[len(OPEN) : end].strip("\n"), "signature": ""})
+            if rest := head[end + len(CLOSE) :].lstrip("\n"):
                 blocks.append({**block, "text": rest})
             split = True
         else:
@@ -146,12 +167,18 @@ def joined_message(message: dict) -> dict:
     content = message.get("content")
     if message.get("role") != "assistant" or not isinstance(content, list):
         return message
-    reasoning = [block["thinking"] for block in content
-                 if isinstance(block, dict) and block.get("type") == "thinking" and isinstance(block.get("thinking"), str)]
+    reasoning = [
+        block["thinking"]
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "thinking" and isinstance(block.get("thinking"), str)
+    ]
     if not reasoning:
         return message
-    rest = [block for block in content if not (isinstance(block, dict) and block.get("type") in ("thinking",
-                                                                                                    "redacted_thinking"))]
+    rest = [
+        block
+        for block in content
+        if not (isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"))
+    ]
     tagged = f"{OPEN}\n" + "\n".join(reasoning) + f"\n{CLOSE}\n\n"
     if rest and isinstance(rest[0], dict) and rest[0].get("type") == "text" and isinstance(rest[0].get("text"), str):
         rest = [{**rest[0], "text": tagged + rest[0]["text"]}, *rest[1:]]

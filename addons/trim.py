@@ -89,8 +89,12 @@ class Trimmed:
 
 
 def trim_request(
-    request: dict, policy: ModelPolicy, reminders: Collection[str] = (), memo: Memo | None = None,
-    *, shorten: bool = True,
+    request: dict,
+    policy: ModelPolicy,
+    reminders: Collection[str] = (),
+    memo: Memo | None = None,
+    *,
+    shorten: bool = True,
 ) -> Trimmed:
     """Fit `request` (already shaped: roles alternate) into `policy`'s budget.
 
@@ -120,8 +124,9 @@ def trim_request(
     for cut in wanted or cuts[-1:]:
         # The first user turn after the gap carries the note (cuts leave one in the tail, and
         # the last user turn never defers).
-        noted = next(i for i in range(cut, len(messages))
-                     if role_of(messages[i]) == "user" and not defers_text(messages, i))
+        noted = next(
+            i for i in range(cut, len(messages)) if role_of(messages[i]) == "user" and not defers_text(messages, i)
+        )
         noted_message = add_text_blocks(messages[noted], _inserted_blocks(messages, start, cut, reminders))
         after = tokens - removed_tokens[cut - start] - estimates[noted].tokens + count_message(noted_message)
         if after <= budget:
@@ -135,8 +140,15 @@ def trim_request(
     )
 
 
-def _with_results_shortened(request: dict, policy: ModelPolicy, reminders: Collection[str], memo: Memo | None,
-                            smallest: int, tokens: int, budget: int) -> Trimmed | None:
+def _with_results_shortened(
+    request: dict,
+    policy: ModelPolicy,
+    reminders: Collection[str],
+    memo: Memo | None,
+    smallest: int,
+    tokens: int,
+    budget: int,
+) -> Trimmed | None:
     """The request fitted by shortening the last turn's tool results, then trimmed; None if that cannot fit it.
 
     `smallest`: the tokens the shortest allowed cut leaves (the omission note aside: SHORTEN_SLACK covers it)."""
@@ -147,8 +159,7 @@ def _with_results_shortened(request: dict, policy: ModelPolicy, reminders: Colle
         if shortened is None:
             return None
         last, cut_tokens = shortened
-        trimmed = trim_request({**request, "messages": [*messages[:-1], last]}, policy, reminders, memo,
-                               shorten=False)
+        trimmed = trim_request({**request, "messages": [*messages[:-1], last]}, policy, reminders, memo, shorten=False)
         if not trimmed.too_long:
             return Trimmed(trimmed.request, tokens, trimmed.tokens_after, budget, trimmed.removed, shortened=cut_tokens)
     return None

@@ -25,8 +25,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from addons.sse import SSEDecoder
 from addons.json_codec import from_json, to_json
+from addons.sse import SSEDecoder
 
 CHANGES_HEADING = "What the stabilizer did"
 REQUEST_HEADING = "What Claude Code sent vs what went upstream"
@@ -57,9 +57,13 @@ def request_text(
 ) -> str:
     """The view of a request: the notes, then Claude Code's body (`sent`) against the one that
     went upstream; None for a body that was not kept. `sizes`: the two bodies' bytes."""
-    return _bounded(itertools.chain(
-        _changes(changes), ["", REQUEST_HEADING], _request_lines(sent, upstream, sizes, answered_here),
-    ))
+    return _bounded(
+        itertools.chain(
+            _changes(changes),
+            ["", REQUEST_HEADING],
+            _request_lines(sent, upstream, sizes, answered_here),
+        )
+    )
 
 
 def _request_lines(sent: Any, upstream: Any, sizes: tuple[int, int] | None, answered_here: bool) -> Iterator[str]:
@@ -114,7 +118,10 @@ def _messages_lines(sent: Any, upstream: Any) -> Iterator[str]:
 def _unmatched(sent: list, upstream: list, i1: int, i2: int, j1: int, j2: int) -> Iterator[str]:
     """Messages sent[i1:i2] against upstream[j1:j2], none of them equal: aligned on role and tool ids."""
     loose = difflib.SequenceMatcher(
-        None, [_loose_key(m) for m in sent[i1:i2]], [_loose_key(m) for m in upstream[j1:j2]], autojunk=False,
+        None,
+        [_loose_key(m) for m in sent[i1:i2]],
+        [_loose_key(m) for m in upstream[j1:j2]],
+        autojunk=False,
     )
     for tag, a1, a2, b1, b2 in loose.get_opcodes():
         a1, a2, b1, b2 = a1 + i1, a2 + i1, b1 + j1, b2 + j1
@@ -147,8 +154,11 @@ def _loose_key(message: Any) -> Any:
     if isinstance(content, str):
         return role, content[:80]
     blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
-    ids = tuple(str(block.get("id") or block.get("tool_use_id")) for block in blocks
-                if block.get("id") or block.get("tool_use_id"))
+    ids = tuple(
+        str(block.get("id") or block.get("tool_use_id"))
+        for block in blocks
+        if block.get("id") or block.get("tool_use_id")
+    )
     if ids:
         return role, ids
     texts = (block.get("text") for block in blocks if block.get("type") == "text")
@@ -208,9 +218,13 @@ def response_text(
 ) -> str:
     """The view of a response: the notes, then the backend's answer (None when it was not
     kept) against what Claude Code got, both as `answer` sums them up."""
-    return _bounded(itertools.chain(
-        _changes(changes), ["", RESPONSE_HEADING], _response_lines(upstream, client, answered_here),
-    ))
+    return _bounded(
+        itertools.chain(
+            _changes(changes),
+            ["", RESPONSE_HEADING],
+            _response_lines(upstream, client, answered_here),
+        )
+    )
 
 
 def _response_lines(upstream: dict[str, Any] | None, client: dict[str, Any], answered_here: bool) -> Iterator[str]:
@@ -292,9 +306,9 @@ def _pretty(value: Any, indent: str = "", name: str = "") -> Iterator[str]:
             yield from _pretty(item, indent + "  ")
         yield f"{indent}]"
     elif isinstance(value, str) and "\n" in value:
-        yield f"{indent}{name}\"\"\""
+        yield f'{indent}{name}"""'
         yield from (f"{indent}  {line}" for line in value.split("\n"))
-        yield f"{indent}\"\"\""
+        yield f'{indent}"""'
     else:
         yield f"{indent}{name}{json.dumps(value, ensure_ascii=False)}"
 

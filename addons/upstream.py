@@ -32,7 +32,14 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from addons import (
-    PUBLIC_PATHS, SHAPED_PATHS, STATUS_PATH, __version__, canonical_path, endpoint, http_url, upstream_target,
+    PUBLIC_PATHS,
+    SHAPED_PATHS,
+    STATUS_PATH,
+    __version__,
+    canonical_path,
+    endpoint,
+    http_url,
+    upstream_target,
 )
 from addons.answers import error_response, unavailable_response
 from addons.logfollow import LogFollower, listening_address
@@ -56,8 +63,7 @@ async def takes_connection(address: tuple[str, int]) -> bool:
 
 
 def _method_not_allowed(route: str, method: str, allowed: str) -> http.Response:
-    return error_response("invalid_request_error", f"{method} {route} is not served; use {allowed}", 405,
-                          allow=allowed)
+    return error_response("invalid_request_error", f"{method} {route} is not served; use {allowed}", 405, allow=allowed)
 
 
 class Upstream:
@@ -76,11 +82,15 @@ class Upstream:
 
     def load(self, loader):
         loader.add_option(
-            "stabilizer_litellm_log", str, "",
+            "stabilizer_litellm_log",
+            str,
+            "",
             "LiteLLM's log file; its newest 'Uvicorn running on' line says where to send requests.",
         )
         loader.add_option(
-            "stabilizer_upstream", str, "",
+            "stabilizer_upstream",
+            str,
+            "",
             "A LiteLLM that runs elsewhere (http[s]://host[:port][/prefix]): requests go there, no log is followed.",
         )
 
@@ -171,14 +181,17 @@ class Upstream:
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
         if self.fixed and data.server.address == self.address:
             if not self.down:
-                logger.warning("upstream: %s cannot be reached (%s); 503 until it answers", self._url(), data.server.error)
+                logger.warning(
+                    "upstream: %s cannot be reached (%s); 503 until it answers", self._url(), data.server.error
+                )
             self.down = True
             return
         if self.address is not None and data.server.address == self.address and self.refused_at is None:
             self.refused_at = time.monotonic()
             logger.warning(
                 "upstream: LiteLLM at %s:%d refuses connections; requests wait up to %.0f s for its new port",
-                *self.address, RESTART_WAIT_SECONDS,
+                *self.address,
+                RESTART_WAIT_SECONDS,
             )
 
     def request(self, flow: http.HTTPFlow):
@@ -189,7 +202,8 @@ class Upstream:
             return None
         if self.address is None:
             flow.response = unavailable_response(
-                f"LiteLLM at {http_url(*self.candidate)} does not answer yet; retry shortly" if self.candidate
+                f"LiteLLM at {http_url(*self.candidate)} does not answer yet; retry shortly"
+                if self.candidate
                 else "LiteLLM is not running yet (no port in its log); retry shortly"
             )
             return None
@@ -250,4 +264,4 @@ class Upstream:
         upstream = self._url()
         if upstream and location.startswith(upstream) and flow.client_conn.sockname:
             here = http_url(*flow.client_conn.sockname[:2])
-            response.headers["location"] = here + location[len(upstream):]
+            response.headers["location"] = here + location[len(upstream) :]

@@ -72,8 +72,10 @@ def _message_problem(message: Any, where: str) -> str | None:
     if not isinstance(message, dict):
         return f"{where}: expected a message object with role and content"
     if message.get("role") == "system":  # left by folding: its content is not text
-        return f"{where}.content: a system message's content must be text (a string or text blocks), " \
-               f"not {_shown(message.get('content'))}"
+        return (
+            f"{where}.content: a system message's content must be text (a string or text blocks), "
+            f"not {_shown(message.get('content'))}"
+        )
     if message.get("role") not in ROLES:
         return f'{where}.role: expected "user" or "assistant", not {_shown(message.get("role"))}'
     content = message.get("content")

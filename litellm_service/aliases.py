@@ -124,7 +124,7 @@ def render(models: list[tuple[str, ModelPolicy]], base_url: str, key_command: li
     names = function_names([model for model, _ in models])
     header = (
         "# Claude Code through stabilizer: one claude-<model> function per model in the LiteLLM config.\n"
-        "# Load with: eval \"$(stabilizer aliases)\". No key in here: each function runs `stabilizer key`.\n"
+        '# Load with: eval "$(stabilizer aliases)". No key in here: each function runs `stabilizer key`.\n'
     )
     return header + "".join(
         model_function(names[model], model, limits, base_url, key_command) for model, limits in models
@@ -145,8 +145,14 @@ def main(args: argparse.Namespace) -> int:
     if unknown := policy.unknown_model_names(model_names(config)):
         print(f"stabilizer: {args.policy}: {unknown[0]} ({args.litellm_config})", file=sys.stderr)
         return 1
-    key_command = [stack.venv_tool("stabilizer"), "key", "--env-file", str(args.env_file.expanduser().resolve()),
-                   "--litellm-config", str(args.litellm_config.expanduser().resolve())]
+    key_command = [
+        stack.venv_tool("stabilizer"),
+        "key",
+        "--env-file",
+        str(args.env_file.expanduser().resolve()),
+        "--litellm-config",
+        str(args.litellm_config.expanduser().resolve()),
+    ]
     routes = routes_of(config["model_list"])
     models = []
     for model in model_names(config):

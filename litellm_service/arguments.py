@@ -23,28 +23,49 @@ def address(parser: argparse.ArgumentParser) -> None:
 def configs(parser: argparse.ArgumentParser, litellm_config: Path | None = stack.DEFAULT_LITELLM_CONFIG) -> None:
     """LiteLLM's config and the addons' policy."""
     shown = stack.DEFAULT_LITELLM_CONFIG.relative_to(stack.PROJECT_ROOT)
-    parser.add_argument("--litellm-config", type=Path, default=litellm_config, help=f"LiteLLM's config (default {shown})")
-    parser.add_argument("--policy", type=Path, default=stack.DEFAULT_POLICY,
-                        help=f"the addons' settings (default {stack.DEFAULT_POLICY.relative_to(stack.PROJECT_ROOT)})")
+    parser.add_argument(
+        "--litellm-config", type=Path, default=litellm_config, help=f"LiteLLM's config (default {shown})"
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=stack.DEFAULT_POLICY,
+        help=f"the addons' settings (default {stack.DEFAULT_POLICY.relative_to(stack.PROJECT_ROOT)})",
+    )
 
 
 def env_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-file", type=Path, default=default_env_file(),
-                        help=f"API keys and the master key, mode 0600 (default {default_env_file()})")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=default_env_file(),
+        help=f"API keys and the master key, mode 0600 (default {default_env_file()})",
+    )
 
 
 def log_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-dir", type=Path, default=stack.default_log_dir(),
-                        help=f"where the logs are (default {stack.default_log_dir()})")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=stack.default_log_dir(),
+        help=f"where the logs are (default {stack.default_log_dir()})",
+    )
 
 
 def upstream(parser: argparse.ArgumentParser) -> None:
     """A LiteLLM that runs elsewhere."""
-    parser.add_argument("--upstream", metavar="URL",
-                        help="start only mitmdump, in front of the LiteLLM at URL (http or https, e.g. a team's): "
-                             "keys (virtual keys too) are left to it")
-    parser.add_argument("--upstream-ca", type=Path, metavar="FILE",
-                        help="with --upstream: the CA certificate(s) the upstream's TLS certificate is checked against")
+    parser.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="start only mitmdump, in front of the LiteLLM at URL (http or https, e.g. a team's): "
+        "keys (virtual keys too) are left to it",
+    )
+    parser.add_argument(
+        "--upstream-ca",
+        type=Path,
+        metavar="FILE",
+        help="with --upstream: the CA certificate(s) the upstream's TLS certificate is checked against",
+    )
 
 
 def stack_arguments(parser: argparse.ArgumentParser) -> None:

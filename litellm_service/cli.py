@@ -115,8 +115,7 @@ class ForegroundRun:
             port=self.args.port,
             litellm_log=self.litellm_log,
             policy=self.args.policy,
-            litellm_config=self.args.litellm_config if not self.args.upstream or self.litellm_config_given
-            else None,
+            litellm_config=self.args.litellm_config if not self.args.upstream or self.litellm_config_given else None,
             tool="mitmweb" if self.args.web else "mitmdump",
             record=self.args.record,
             web_port=self.args.web_port,
@@ -152,9 +151,7 @@ class ForegroundRun:
             if self.mitmdump.poll() is not None:
                 raise StartupError(f"mitmdump exited with status {self.mitmdump.returncode} (see its output above)")
             if self.litellm and self.litellm.poll() is not None:
-                raise StartupError(
-                    f"LiteLLM exited with status {self.litellm.returncode}; see {self.litellm_log}"
-                )
+                raise StartupError(f"LiteLLM exited with status {self.litellm.returncode}; see {self.litellm_log}")
             status = stack.fetch_status(self.args.host, self.args.port)
             if status and status["upstream"] and status["upstream"] == (ours or status["upstream"]):
                 return status["upstream"]
@@ -236,15 +233,19 @@ def cmd_key(args: argparse.Namespace) -> int:
         say(str(e))
         return 1
     if not (key := litellm_master_key(config, os.environ)):
-        say(f"{args.litellm_config}: general_settings.master_key names a variable that is not set; "
-            f"put it in {args.env_file} (mode 0600) or use master_key: os.environ/LITELLM_MASTER_KEY")
+        say(
+            f"{args.litellm_config}: general_settings.master_key names a variable that is not set; "
+            f"put it in {args.env_file} (mode 0600) or use master_key: os.environ/LITELLM_MASTER_KEY"
+        )
         return 1
     print(key)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stabilizer", description="A fixed, forgiving endpoint for Claude Code in front of LiteLLM.")
+    parser = argparse.ArgumentParser(
+        prog="stabilizer", description="A fixed, forgiving endpoint for Claude Code in front of LiteLLM."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="start LiteLLM and mitmdump with the addons, in the foreground")
@@ -256,21 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
     run.add_argument(
-        "--record", type=Path, metavar="FILE",
+        "--record",
+        type=Path,
+        metavar="FILE",
         help="write every flow, with keys replaced, to this mitmproxy flow file (open it with mitmweb -r FILE)",
     )
     run.add_argument(
-        "--web", action="store_true",
+        "--web",
+        action="store_true",
         help="run the addons under mitmweb to watch the flows; its address and a login token are printed once",
     )
     run.add_argument(
-        "--web-port", type=int, default=stack.DEFAULT_WEB_PORT,
+        "--web-port",
+        type=int,
+        default=stack.DEFAULT_WEB_PORT,
         help=f"with --web: mitmweb's port on 127.0.0.1 (default {stack.DEFAULT_WEB_PORT})",
     )
     run.add_argument(
-        "--max-flows", type=int,
+        "--max-flows",
+        type=int,
         help="with --web: flows kept in memory, the oldest dropped first (default: the addon option "
-             "stabilizer_max_flows, 1000; 0: no cap)",
+        "stabilizer_max_flows, 1000; 0: no cap)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -279,8 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     arguments.env_file(key)
     key.set_defaults(func=cmd_key)
 
-    for manager, text in ((Launchd(), "the stack as macOS LaunchAgents"),
-                          (Systemd(), "the stack as systemd --user units (Linux)")):
+    for manager, text in (
+        (Launchd(), "the stack as macOS LaunchAgents"),
+        (Systemd(), "the stack as systemd --user units (Linux)"),
+    ):
         jobs = commands.add_parser(manager.name, help=text)
         arguments.stack_arguments(jobs)
         arguments.upstream(jobs)

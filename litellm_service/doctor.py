@@ -52,8 +52,12 @@ class Result:
 def check_python() -> Result:
     version = ".".join(map(str, sys.version_info[:3]))
     if sys.version_info < MINIMUM_PYTHON:
-        return Result(False, "python", f"{version} at {sys.executable}; mitmproxy 12 needs >= 3.12",
-                      "make install PYTHON=/path/to/python3.12")
+        return Result(
+            False,
+            "python",
+            f"{version} at {sys.executable}; mitmproxy 12 needs >= 3.12",
+            "make install PYTHON=/path/to/python3.12",
+        )
     return Result(True, "python", f"{version} at {sys.executable}")
 
 
@@ -89,7 +93,9 @@ def check_env_file(path: Path) -> tuple[Result, dict[str, str]]:
     has_key = MASTER_KEY_VAR in values or bool(os.environ.get(MASTER_KEY_VAR))
     where = f"{path}: {len(values)} variable(s)" if path.exists() else f"{path} absent"
     if not has_key:
-        return Result(False, "env file", f"{where}, no {MASTER_KEY_VAR}", "`stabilizer key` generates one there"), values
+        return Result(
+            False, "env file", f"{where}, no {MASTER_KEY_VAR}", "`stabilizer key` generates one there"
+        ), values
     return Result(True, "env file", f"{where}, master key set"), values
 
 
@@ -147,16 +153,28 @@ def answers(address: tuple[str, int]) -> bool:
 def check_litellm_log(log: Path) -> tuple[Result, str | None]:
     """(result, LiteLLM's URL as learned from its log)."""
     if not log.exists():
-        return Result(False, "litellm log", f"{log} not found: no LiteLLM has written there",
-                      f"{START_HINT}; or point --litellm-log / --log-dir at the log it writes"), None
+        return Result(
+            False,
+            "litellm log",
+            f"{log} not found: no LiteLLM has written there",
+            f"{START_HINT}; or point --litellm-log / --log-dir at the log it writes",
+        ), None
     address = last_address(log)
     if address is None:
-        return Result(False, "litellm log", f"{log} has no 'Uvicorn running on' line: LiteLLM did not finish starting",
-                      f"read the end of {log}"), None
+        return Result(
+            False,
+            "litellm log",
+            f"{log} has no 'Uvicorn running on' line: LiteLLM did not finish starting",
+            f"read the end of {log}",
+        ), None
     url = http_url(*address)
     if not answers(address):
-        return Result(False, "litellm log", f"LiteLLM at {url} (from {log}) is not answering: stopped or crashed",
-                      f"read the end of {log}, then {START_HINT}"), url
+        return Result(
+            False,
+            "litellm log",
+            f"LiteLLM at {url} (from {log}) is not answering: stopped or crashed",
+            f"read the end of {log}, then {START_HINT}",
+        ), url
     return Result(True, "litellm log", f"LiteLLM at {url} (from {log})"), url
 
 
@@ -165,19 +183,30 @@ def check_status(host: str, port: int, status: dict | None, log: Path, litellm_u
     if status is None:
         return Result(False, what, f"nothing answers http://{host}:{port}/_stabilizer/status", START_HINT)
     if Path(status.get("litellm_log") or "").resolve() != log.resolve():
-        return Result(False, what, f"mitmdump follows {status.get('litellm_log')}, not {log}",
-                      "check with the stack's own --log-dir / --litellm-log, or restart the stack")
+        return Result(
+            False,
+            what,
+            f"mitmdump follows {status.get('litellm_log')}, not {log}",
+            "check with the stack's own --log-dir / --litellm-log, or restart the stack",
+        )
     if status.get("upstream") is None:
         return Result(False, what, f"mitmdump knows no LiteLLM port yet (it follows {log})", START_HINT)
     if litellm_url and status["upstream"] != litellm_url:
-        return Result(False, what, f"mitmdump routes to {status['upstream']}, the log says {litellm_url}",
-                      "wait a second and check again; if it stays, restart mitmdump")
+        return Result(
+            False,
+            what,
+            f"mitmdump routes to {status['upstream']}, the log says {litellm_url}",
+            "wait a second and check again; if it stays, restart mitmdump",
+        )
     return Result(True, what, f"mitmdump routes to {status['upstream']}")
 
 
 # What every Claude Code request carries: a tool. The model may call it or answer; either is fine.
-PROBE_TOOL = {"name": "echo", "description": "Echo a word back.",
-              "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}
+PROBE_TOOL = {
+    "name": "echo",
+    "description": "Echo a word back.",
+    "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}},
+}
 PROBE_PROMPT = "Say OK."
 # Enough for a thinking model to think a little and still answer.
 THINKING_PROBE = {"max_tokens": 1024, "thinking": {"type": "enabled", "budget_tokens": 512}}
@@ -185,10 +214,17 @@ THINKING_PROBE = {"max_tokens": 1024, "thinking": {"type": "enabled", "budget_to
 
 def ask_model(base_url: str, model: str, key: str, timeout: float, thinking: bool = False) -> tuple[int, dict | None]:
     """One request as Claude Code shapes it, with a tool, and with thinking on if `thinking`."""
-    body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": PROBE_PROMPT}],
-            "tools": [PROBE_TOOL], **(THINKING_PROBE if thinking else {})}
+    body = {
+        "model": model,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": PROBE_PROMPT}],
+        "tools": [PROBE_TOOL],
+        **(THINKING_PROBE if thinking else {}),
+    }
     request = urllib.request.Request(
-        f"{base_url}/v1/messages", data=json.dumps(body).encode(), method="POST",
+        f"{base_url}/v1/messages",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"},
     )
     try:
@@ -221,9 +257,11 @@ def check_model(base_url: str, model: str, key: str, timeout: float, thinking: b
             message = body["error"]["message"] if is_anthropic_error(body) else "not an Anthropic message"
             fix = (
                 "the stack runs with another master key than this shell or env file has: restart it after "
-                "changing the key" if status == 401 else
-                "follow the hint above" if "refused the request" in message and ". Set models." in message else
-                "check the model's entry in the LiteLLM config and its API key; read the LiteLLM log"
+                "changing the key"
+                if status == 401
+                else "follow the hint above"
+                if "refused the request" in message and ". Set models." in message
+                else "check the model's entry in the LiteLLM config and its API key; read the LiteLLM log"
             )
             return Result(False, what, f"HTTP {status} to {probe}: {message[:600]}", fix)
     return Result(True, what, f"answered {' and '.join(asked)}")
@@ -257,8 +295,12 @@ def check_services(choice: str) -> Result:
     lines = [f"{manager.job_id(name)} {statuses[name].describe()}" for name in statuses]
     if all(state.installed and state.loaded for state in statuses.values()):
         return Result(True, what, "; ".join(lines))
-    return Result(False, what, "; ".join(lines),
-                  f"stabilizer {manager.name} install (or --services none if you run the stack with `stabilizer run`)")
+    return Result(
+        False,
+        what,
+        "; ".join(lines),
+        f"stabilizer {manager.name} install (or --services none if you run the stack with `stabilizer run`)",
+    )
 
 
 def checks(args: argparse.Namespace) -> Iterator[Result]:
@@ -284,8 +326,13 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
     key = litellm_master_key(read_yaml_or_none(args.litellm_config), environ)
     if not status_result.ok or not log_result.ok or not key:
         # A LiteLLM that is down would hold each model's request for the stack's restart wait.
-        reason = ("the stack is not answering" if not status_result.ok else
-                  "LiteLLM is not answering" if not log_result.ok else "there is no master key")
+        reason = (
+            "the stack is not answering"
+            if not status_result.ok
+            else "LiteLLM is not answering"
+            if not log_result.ok
+            else "there is no master key"
+        )
         yield Result(False, "models", f"not asked: {reason}", "fix the problems above first")
     else:
         base_url = f"http://{args.host}:{args.port}"
@@ -299,7 +346,9 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--litellm-log", type=Path, help="LiteLLM's log (default: LOG_DIR/litellm.log)")
     parser.add_argument(
-        "--services", choices=["auto", "launchd", "systemd", "none"], default="auto",
+        "--services",
+        choices=["auto", "launchd", "systemd", "none"],
+        default="auto",
         help="which service jobs to check (auto: launchd on macOS, systemd on Linux; none: you use `stabilizer run`)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer")

@@ -40,7 +40,9 @@ def plist_for(job: Job, label: str) -> dict:
     try:
         return fill(plistlib.loads(template(name).encode()), values, job.command)
     except (KeyError, ValueError) as e:
-        raise ServiceError(f"services/{name}: bad placeholder {e}; use ${{label}}, ${{project_root}}, ${{output}}, ${{command}}") from None
+        raise ServiceError(
+            f"services/{name}: bad placeholder {e}; use ${{label}}, ${{project_root}}, ${{output}}, ${{command}}"
+        ) from None
 
 
 def print_fields(output: str) -> dict[str, str]:
@@ -87,7 +89,9 @@ class Launchd:
         deadline = time.monotonic() + UNLOAD_TIMEOUT_SECONDS
         while self._print(job_name).returncode == 0:
             if time.monotonic() > deadline:
-                raise ServiceError(f"{self.job_id(job_name)} is still loaded {UNLOAD_TIMEOUT_SECONDS:.0f} s after bootout")
+                raise ServiceError(
+                    f"{self.job_id(job_name)} is still loaded {UNLOAD_TIMEOUT_SECONDS:.0f} s after bootout"
+                )
             time.sleep(0.1)
 
     def activate(self, job_names: list[str]) -> None:

@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     log = RotatingLog(args.output)
     try:
-        child = subprocess.Popen(args.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            args.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     except OSError as e:
         log.write(f"logpipe: cannot start {args.command[0]}: {e.strerror}\n".encode())
         return 127

@@ -34,17 +34,25 @@ def thinking_of(entry: ModelPolicy) -> str:
 
 def rows(policy_entries: dict[str, ModelPolicy], defaults: ModelPolicy, served: dict[str, list[str]]) -> list[tuple]:
     return [
-        (name, f"{entry.context_window:,}", f"{entry.max_output_tokens:,}", thinking_of(entry),
-         "yes" if "image" in entry.accepted_block_types else "no",
-         str(entry.max_tools) if entry.max_tools else "any", ", ".join(served.get(name, [])) or "-")
+        (
+            name,
+            f"{entry.context_window:,}",
+            f"{entry.max_output_tokens:,}",
+            thinking_of(entry),
+            "yes" if "image" in entry.accepted_block_types else "no",
+            str(entry.max_tools) if entry.max_tools else "any",
+            ", ".join(served.get(name, [])) or "-",
+        )
         for name, entry in [*policy_entries.items(), ("(defaults)", defaults)]
     ]
 
 
 def render(table: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in [COLUMNS, *table]) for i in range(len(COLUMNS))]
-    return "".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n"
-                   for row in [COLUMNS, *table])
+    return "".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n"
+        for row in [COLUMNS, *table]
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ instability the mitmdump front end exists to hide.
 """
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -25,8 +26,9 @@ def _redirect_output(log_file: Path) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
+    for stream in (sys.stdout, sys.stderr):
+        assert isinstance(stream, io.TextIOWrapper)  # the interpreter's own, not replaced here
+        stream.reconfigure(line_buffering=True)
 
 
 def prepare_environment(config: Path, env_file: Path) -> None:

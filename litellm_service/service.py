@@ -54,10 +54,14 @@ class Settings:
         # A job runs in another directory and environment than this command: every path absolute.
         ca = getattr(args, "upstream_ca", None)
         return cls(
-            host=args.host, port=args.port,
-            litellm_config=args.litellm_config.expanduser().resolve(), policy=args.policy.expanduser().resolve(),
-            log_dir=args.log_dir.expanduser().resolve(), env_file=args.env_file.expanduser().resolve(),
-            upstream=getattr(args, "upstream", None), upstream_ca=ca.expanduser().resolve() if ca else None,
+            host=args.host,
+            port=args.port,
+            litellm_config=args.litellm_config.expanduser().resolve(),
+            policy=args.policy.expanduser().resolve(),
+            log_dir=args.log_dir.expanduser().resolve(),
+            env_file=args.env_file.expanduser().resolve(),
+            upstream=getattr(args, "upstream", None),
+            upstream_ca=ca.expanduser().resolve() if ca else None,
         )
 
     @property
@@ -74,9 +78,13 @@ class Job:
 
 def jobs(settings: Settings) -> list[Job]:
     mitmdump = stack.mitmdump_command(
-        host=settings.host, port=settings.port, litellm_log=settings.litellm_log, policy=settings.policy,
+        host=settings.host,
+        port=settings.port,
+        litellm_log=settings.litellm_log,
+        policy=settings.policy,
         litellm_config=None if settings.upstream else settings.litellm_config,
-        upstream=settings.upstream, upstream_ca=settings.upstream_ca,
+        upstream=settings.upstream,
+        upstream_ca=settings.upstream_ca,
     )
     mitmdump_job = Job(
         JOB_NAMES[1],
@@ -237,7 +245,8 @@ def job_statuses(manager: Manager) -> dict[str, JobStatus]:
 
 def add_arguments(parser: argparse.ArgumentParser, manager: Manager) -> None:
     parser.add_argument(
-        "action", choices=["print", "install", "uninstall", "status"],
+        "action",
+        choices=["print", "install", "uninstall", "status"],
         help=f"print the {manager.name} job files, install and load them, remove them, or show their state",
     )
     parser.set_defaults(func=main, manager=manager)

@@ -47,10 +47,15 @@ def venv_tool(name: str) -> str:
 
 def litellm_command(*, config: Path, log_file: Path, env_file: Path) -> list[str]:
     return [
-        sys.executable, "-m", "litellm_service",
-        "--config", str(config.resolve()),
-        "--log-file", str(log_file.resolve()),
-        "--env-file", str(env_file),
+        sys.executable,
+        "-m",
+        "litellm_service",
+        "--config",
+        str(config.resolve()),
+        "--log-file",
+        str(log_file.resolve()),
+        "--env-file",
+        str(env_file),
     ]
 
 
@@ -81,18 +86,27 @@ def mitmdump_command(
     """
     command = [
         venv_tool(tool),
-        "--mode", f"reverse:{upstream or target or PLACEHOLDER_TARGET}",
-        "--listen-host", host,
-        "--listen-port", str(port),
+        "--mode",
+        f"reverse:{upstream or target or PLACEHOLDER_TARGET}",
+        "--listen-host",
+        host,
+        "--listen-port",
+        str(port),
         # eager would connect to the placeholder target before any hook runs.
-        "--set", "connection_strategy=lazy",
+        "--set",
+        "connection_strategy=lazy",
         # Anthropic's own request limit; larger bodies get a 413 request_too_large
         # before mitmdump buffers them (anything on this machine can reach the port).
-        "--set", "body_size_limit=32m",
-        "-s", str(ADDONS_ENTRY),
-        "--set", f"stabilizer_litellm_log={litellm_log.resolve()}",
-        "--set", f"stabilizer_policy={policy.resolve() if policy else ''}",
-        "--set", f"stabilizer_litellm_config={litellm_config.resolve() if litellm_config else ''}",
+        "--set",
+        "body_size_limit=32m",
+        "-s",
+        str(ADDONS_ENTRY),
+        "--set",
+        f"stabilizer_litellm_log={litellm_log.resolve()}",
+        "--set",
+        f"stabilizer_policy={policy.resolve() if policy else ''}",
+        "--set",
+        f"stabilizer_litellm_config={litellm_config.resolve() if litellm_config else ''}",
     ]
     if upstream:
         command += ["--set", f"stabilizer_upstream={upstream}", "--set", "stabilizer_check_key=false"]
@@ -104,9 +118,12 @@ def mitmdump_command(
     if tool == "mitmweb":
         command += [
             # The UI can replay and edit requests: it never listens beyond this machine.
-            "--set", "web_host=127.0.0.1",
-            "--set", f"web_port={web_port}",
-            "--set", "web_open_browser=false",
+            "--set",
+            "web_host=127.0.0.1",
+            "--set",
+            f"web_port={web_port}",
+            "--set",
+            "web_open_browser=false",
             *(arg for column in WEB_COLUMNS for arg in ("--set", f"web_columns={column}")),
         ]
         if web_password:

@@ -14,8 +14,7 @@ SHOWN_PROPERTIES = ("LoadState", "UnitFileState", "ActiveState", "MainPID", "Exe
 def quote_argument(argument: str) -> str:
     """One ExecStart= word: systemd unquotes and unescapes it, and expands % and $ unless doubled."""
     escaped = (
-        argument.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        .replace("%", "%%").replace("$", "$$")
+        argument.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("%", "%%").replace("$", "$$")
     )
     return f'"{escaped}"'
 
@@ -63,7 +62,9 @@ class Systemd:
         try:
             text = unit_text(job, template(name))
         except (KeyError, ValueError) as e:
-            raise ServiceError(f"services/{name}: bad placeholder {e}; use ${{command}}, ${{project_root}}, ${{output}}") from None
+            raise ServiceError(
+                f"services/{name}: bad placeholder {e}; use ${{command}}, ${{project_root}}, ${{output}}"
+            ) from None
         return f"# Written by `stabilizer systemd install` from services/{name}.\n{text}"
 
     def _systemctl(self, *arguments: str):
@@ -71,7 +72,9 @@ class Systemd:
             return run_tool([self.tool, "--user", *arguments])
         except ServiceError as e:
             if "bus" in str(e).lower():  # no systemd --user instance for this login
-                raise ServiceError(f"{e}. Is this a login session? `loginctl enable-linger $USER` keeps a user manager running") from None
+                raise ServiceError(
+                    f"{e}. Is this a login session? `loginctl enable-linger $USER` keeps a user manager running"
+                ) from None
             raise
 
     def files_changed(self) -> None:

@@ -96,10 +96,23 @@ PROVIDERS = ("deepseek", "qwen", "kimi", "glm", "minimax", "vllm", "ollama", "ll
 # `reasoning_effort` among them; an Anthropic-shaped `thinking` such as
 # {"type": "adaptive"} is refused by the value check below).
 DEEPSEEK_KEYS = (
-    "messages", "model", "frequency_penalty", "max_tokens", "presence_penalty",
-    "response_format", "stop", "stream", "stream_options", "temperature",
-    "top_p", "tools", "tool_choice", "logprobs", "top_logprobs",
-    "thinking", "reasoning_effort",
+    "messages",
+    "model",
+    "frequency_penalty",
+    "max_tokens",
+    "presence_penalty",
+    "response_format",
+    "stop",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "logprobs",
+    "top_logprobs",
+    "thinking",
+    "reasoning_effort",
 )
 # DeepSeek's reasoning_effort values ("Thinking Mode" guide: minimal and low map
 # to low, medium/high/xhigh to high, max/ultra to max).
@@ -107,8 +120,15 @@ DEEPSEEK_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 # Its Anthropic-compatible endpoint: the block types it takes (the guide's table; it
 # refuses redacted_thinking and document), and its wording when a thinking block is
 # not sent back (as quoted in hermes-agent#17992).
-DEEPSEEK_ANTHROPIC_BLOCKS = ("text", "image", "tool_use", "tool_result", "thinking", "server_tool_use",
-                             "web_search_tool_result")
+DEEPSEEK_ANTHROPIC_BLOCKS = (
+    "text",
+    "image",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "server_tool_use",
+    "web_search_tool_result",
+)
 THINKING_MISSING = "The `content[].thinking` in the thinking mode must be passed back to the API."
 # Its wording when an earlier turn comes back without its reasoning (as quoted in
 # opencode#24083; some reports show the field name in backticks).
@@ -116,19 +136,50 @@ REASONING_MISSING = "The reasoning_content in the thinking mode must be passed b
 # OpenAI's own Chat Completions parameters (used when a test turns strict_keys
 # on for the plain or the Qwen profile).
 OPENAI_KEYS = (
-    "messages", "model", "audio", "frequency_penalty", "function_call",
-    "functions", "logit_bias", "logprobs", "max_completion_tokens",
-    "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
-    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
-    "response_format", "safety_identifier", "seed", "service_tier", "stop",
-    "store", "stream", "stream_options", "temperature", "tool_choice",
-    "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "messages",
+    "model",
+    "audio",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt_cache_key",
+    "reasoning_effort",
+    "response_format",
+    "safety_identifier",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream",
+    "stream_options",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "verbosity",
     "web_search_options",
 )
 # DashScope's extensions on top of OpenAI's set.
 QWEN_KEYS = OPENAI_KEYS + (
-    "enable_thinking", "thinking_budget", "enable_search", "search_options",
-    "top_k", "repetition_penalty", "translation_options",
+    "enable_thinking",
+    "thinking_budget",
+    "enable_search",
+    "search_options",
+    "top_k",
+    "repetition_penalty",
+    "translation_options",
     "vl_high_resolution_images",
 )
 ACCEPTED_KEYS = {"deepseek": DEEPSEEK_KEYS, "qwen": QWEN_KEYS}  # the others: OpenAI's set
@@ -234,8 +285,10 @@ class Quirks:
 
     def __post_init__(self) -> None:
         checks = (
-            ("provider", PROVIDERS), ("usage", USAGE_MODES),
-            ("chunking", CHUNKING_MODES), ("line_ending", LINE_ENDINGS),
+            ("provider", PROVIDERS),
+            ("usage", USAGE_MODES),
+            ("chunking", CHUNKING_MODES),
+            ("line_ending", LINE_ENDINGS),
         )
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
@@ -248,8 +301,9 @@ class Quirks:
 
 PROFILES: dict[str, Quirks] = {
     # deepseek-flash and deepseek-v4-pro: 1M context, up to 384K output (393216), thinking by default.
-    "deepseek": Quirks(provider="deepseek", strict_keys=True, max_tokens_limit=393216, context_window=1_000_000,
-                       thinking=True),
+    "deepseek": Quirks(
+        provider="deepseek", strict_keys=True, max_tokens_limit=393216, context_window=1_000_000, thinking=True
+    ),
     "qwen": Quirks(provider="qwen", max_tokens_limit=8192, context_window=129024, strict_arguments=True),
     # Kimi K2.6: 262,144 tokens, thinking on by default (https://platform.kimi.ai/docs/api/models-overview);
     # 128 tools (MoonshotAI/Kimi-K2#90); unknown top-level fields ignored ("verified live", third party:
@@ -296,8 +350,16 @@ MODEL_QUIRKS: dict[str, dict[str, Any]] = {
 }
 
 # Model-name prefixes of each profile; LiteLLM strips its own (`openai/`, `moonshot/`...) first.
-PROVIDER_PREFIXES = (("deepseek", "deepseek"), ("qwen", "qwen"), ("kimi", "kimi"), ("glm", "glm"),
-                     ("minimax", "minimax"), ("vllm-", "vllm"), ("ollama-", "ollama"), ("llamacpp-", "llamacpp"))
+PROVIDER_PREFIXES = (
+    ("deepseek", "deepseek"),
+    ("qwen", "qwen"),
+    ("kimi", "kimi"),
+    ("glm", "glm"),
+    ("minimax", "minimax"),
+    ("vllm-", "vllm"),
+    ("ollama-", "ollama"),
+    ("llamacpp-", "llamacpp"),
+)
 
 
 def provider_for(model: Any) -> str:
@@ -484,18 +546,33 @@ def default_reply(body: dict[str, Any]) -> Text:
 
 
 def _deepseek_error(message: str) -> Error:
-    return Error(400, {"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                 "code": "invalid_request_error"}})
+    return Error(
+        400,
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        },
+    )
 
 
 def _qwen_error(message: str) -> Error:
-    return Error(400, {
-        "error": {"code": "invalid_parameter_error", "param": None,
-                  "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
-                  "type": "invalid_request_error"},
-        "id": f"chatcmpl-{uuid.uuid4()}",
-        "request_id": str(uuid.uuid4()),
-    })
+    return Error(
+        400,
+        {
+            "error": {
+                "code": "invalid_parameter_error",
+                "param": None,
+                "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
+                "type": "invalid_request_error",
+            },
+            "id": f"chatcmpl-{uuid.uuid4()}",
+            "request_id": str(uuid.uuid4()),
+        },
+    )
 
 
 def _openai_error(message: str, param: str | None = None, code: str | None = None) -> Error:
@@ -565,7 +642,8 @@ def _max_tokens_error(provider: str, value: Any, limit: int) -> Error:
     return _openai_error(
         f"max_tokens is too large: {value}. This model supports at most {limit} completion tokens, "
         f"whereas you provided {value}.",
-        param="max_tokens", code="invalid_value",
+        param="max_tokens",
+        code="invalid_value",
     )
 
 
@@ -593,18 +671,28 @@ def _context_error(provider: str, window: int, prompt: int, completion: int) -> 
             # "sum of input tokens and max_tokens exceeds the model's maximum length"
             # (https://platform.kimi.ai/docs/api/errors); the live wording as quoted in
             # https://github.com/MoonshotAI/kimi-cli/issues/2011. Read 2026-11-26.
-            return _moonshot_error(f"Invalid request: Your request exceeded model token limit: {window} "
-                                   f"(requested: {requested})")
+            return _moonshot_error(
+                f"Invalid request: Your request exceeded model token limit: {window} (requested: {requested})"
+            )
         case "minimax":
             # Input + max_tokens over the window (https://github.com/MiniMax-AI/MiniMax-M2/issues/119, read 2026-11-26).
             return _minimax_error(MINIMAX_CONTEXT)
         case "llamacpp":
             # As captured by third parties quoting tools/server/server-context.cpp (not checked in source),
             # read 2026-11-26.
-            return Error(400, {"error": {
-                "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window,
-                "message": f"request ({prompt} tokens) exceeds the available context size ({window} tokens), "
-                           "try increasing it"}})
+            return Error(
+                400,
+                {
+                    "error": {
+                        "code": 400,
+                        "type": "exceed_context_size_error",
+                        "n_prompt_tokens": prompt,
+                        "n_ctx": window,
+                        "message": f"request ({prompt} tokens) exceeds the available context size ({window} tokens), "
+                        "try increasing it",
+                    }
+                },
+            )
     message = (
         f"This model's maximum context length is {window} tokens. However, you requested "
         f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
@@ -624,14 +712,19 @@ def _vllm_context_error(window: int, prompt: int, completion: int) -> Error | No
     read 2026-11-26): max_tokens alone over max_model_len, then the prompt over what is left
     (an unset max_tokens counts as 0). The missing space after the number is in the source."""
     if completion > window:
-        return _vllm_error(f"max_tokens={completion}cannot be greater than max_model_len=max_total_tokens={window}. "
-                           "Please request fewer output tokens.", param="max_tokens")
+        return _vllm_error(
+            f"max_tokens={completion}cannot be greater than max_model_len=max_total_tokens={window}. "
+            "Please request fewer output tokens.",
+            param="max_tokens",
+        )
     if prompt <= window - completion:
         return None
     return _vllm_error(
         f"You passed {prompt} input tokens and requested {completion} output tokens. However, the model's "
         f"context length is only {window} tokens, resulting in a maximum input length of {window - completion} "
-        "tokens. Please reduce the length of the input prompt.", param="input_tokens")
+        "tokens. Please reduce the length of the input prompt.",
+        param="input_tokens",
+    )
 
 
 def _missing_messages_error(provider: str, raw: str) -> Error:
@@ -643,8 +736,7 @@ def _missing_messages_error(provider: str, raw: str) -> Error:
         )
     if provider == "qwen":
         return _qwen_error("Required parameter(s) missing or invalid, please check the request parameters.")
-    return _openai_error("Missing required parameter: 'messages'.", param="messages",
-                         code="missing_required_parameter")
+    return _openai_error("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
 
 
 def invalid_json_error(provider: str, problem: str) -> Error:
@@ -700,7 +792,8 @@ def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
     if not (thinks(body, quirks) and body.get("tools")):
         return False
     return any(
-        isinstance(message, dict) and message.get("role") == "assistant"
+        isinstance(message, dict)
+        and message.get("role") == "assistant"
         and not isinstance(message.get("reasoning_content"), str)
         for message in body["messages"]
     )
@@ -710,16 +803,21 @@ def reasoning_missing(body: dict[str, Any], quirks: Quirks) -> bool:
 # tool_calls must carry its reasoning_content; N is that message's index in `messages`
 # (https://www.kimi.com/code/docs/en/kimi-code/error-reference.html;
 # https://github.com/MoonshotAI/kimi-agent-sdk/issues/169; read 2026-11-26).
-KIMI_REASONING_MISSING = ("thinking is enabled but reasoning_content is missing in assistant tool call message "
-                          "at index {}")
+KIMI_REASONING_MISSING = (
+    "thinking is enabled but reasoning_content is missing in assistant tool call message at index {}"
+)
 
 
 def _kimi_reasoning_error(body: dict[str, Any], quirks: Quirks) -> Error | None:
     if not thinks(body, quirks):
         return None
     for index, message in enumerate(body["messages"]):
-        if (isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls")
-                and not isinstance(message.get("reasoning_content"), str)):
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "assistant"
+            and message.get("tool_calls")
+            and not isinstance(message.get("reasoning_content"), str)
+        ):
             return _moonshot_error(KIMI_REASONING_MISSING.format(index))
     return None
 
@@ -744,8 +842,10 @@ def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error
                 # Z.ai's code 1210 as quoted in https://github.com/TriDefender/zcode-api/pull/26 (read 2026-11-26).
                 return _zai_error("1210", "messages.content.type 参数非法，取值范围 ['text']")
             if not deepseek:
-                return _openai_error("Invalid content type. image_url is only supported by certain models.",
-                                     param=f"messages.[{index}].content.[{number}].type")
+                return _openai_error(
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=f"messages.[{index}].content.[{number}].type",
+                )
             # serde stops just after the variant's name; the first such "type" in the body is this part's.
             match = re.search(rf'"type"\s*:\s*"{re.escape(kind)}"', raw)
             line, column = _line_column(raw, match.end() if match else len(raw))
@@ -764,8 +864,9 @@ def _content_part_error(body: dict[str, Any], raw: str, quirks: Quirks) -> Error
 # not shown there); DashScope, in double quotes, naming the message instead of the ids
 # (QwenLM/qwen-code#606); Moonshot, in lower case (MoonshotAI/kimi-cli#2405). No source
 # was found for the others, which are left without the check.
-TOOL_MESSAGES_DUE = ("An assistant message with 'tool_calls' must be followed by tool messages responding to "
-                     "each 'tool_call_id'.")
+TOOL_MESSAGES_DUE = (
+    "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'."
+)
 TOOL_IDS_MISSING = " The following tool_call_ids did not have response messages: {}"
 
 
@@ -978,8 +1079,11 @@ class Completion:
             completion = count_text(self.text) + sum(count_text(name + arguments) for _, name, arguments in self.calls)
         reasoning = count_text(self.reasoning) if self.quirks.usage != "zero" else 0
         completion += reasoning
-        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                 "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
         if self.reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         cached = int(prompt * self.quirks.cached_share)
@@ -1012,7 +1116,10 @@ class Completion:
                 for call_id, name, arguments in self.calls
             ]
         result: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
             "system_fingerprint": self.fingerprint,
         }
@@ -1028,8 +1135,12 @@ class Completion:
 
     def _chunk(self, choices: list[dict[str, Any]], usage: Any = _UNSET) -> dict[str, Any]:
         chunk: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "system_fingerprint": self.fingerprint, "choices": choices,
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+            "choices": choices,
         }
         if usage is _UNSET:
             # Where the provider puts `"usage": null` on ordinary chunks.
@@ -1047,8 +1158,11 @@ class Completion:
 
     def _tool_call_fragments(self) -> Iterator[dict[str, Any]]:
         for index, (call_id, name, arguments) in enumerate(self.calls):
-            yield {"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                   "function": {"name": name, "arguments": ""}}]}
+            yield {
+                "tool_calls": [
+                    {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                ]
+            }
             for fragment in split_fragments(arguments):
                 call: dict[str, Any] = {"index": index, "function": {"arguments": fragment}}
                 if self.provider == "qwen":
@@ -1091,7 +1205,7 @@ class Completion:
 def split_text(text: str) -> list[str]:
     """Content deltas of two words each (whitespace kept), like a tokenizer would."""
     words = re.findall(r"\s*\S+|\s+$", text)
-    return ["".join(words[i:i + 2]) for i in range(0, len(words), 2)]
+    return ["".join(words[i : i + 2]) for i in range(0, len(words), 2)]
 
 
 def split_fragments(arguments: str) -> list[str]:
@@ -1100,7 +1214,7 @@ def split_fragments(arguments: str) -> list[str]:
     fragments, start = [], 0
     while start < len(arguments):
         size = next(sizes)
-        fragments.append(arguments[start:start + size])
+        fragments.append(arguments[start : start + size])
         start += size
     return fragments
 
@@ -1181,16 +1295,27 @@ def _dashscope_stream_error(message: str) -> Error:
     """DashScope's /apps/anthropic answers a bad parameter with an SSE `error` event as the
     body of an HTTP 400 (Claude Code shows "API Error: 400 event:error data:{...}"), as quoted
     in https://github.com/musistudio/claude-code-router/issues/1327 (read 2026-11-26)."""
-    data = _compact({"code": "InvalidParameter", "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
-                     "request_id": str(uuid.uuid4())})
+    data = _compact(
+        {
+            "code": "InvalidParameter",
+            "message": f"<400> InternalError.Algo.InvalidParameter: {message}",
+            "request_id": str(uuid.uuid4()),
+        }
+    )
     return Error(400, f"event:error\ndata:{data}\n\n", content_type="text/event-stream")
 
 
 def _minimax_anthropic_error(message: str) -> Error:
     """MiniMax's /anthropic envelope (https://github.com/MiniMax-AI/MiniMax-M2/issues/119,
     https://github.com/lobehub/lobehub/pull/14814, read 2026-11-26)."""
-    return Error(400, {"type": "error", "error": {"type": "bad_request_error", "message": message, "http_code": "400"},
-                       "request_id": uuid.uuid4().hex})
+    return Error(
+        400,
+        {
+            "type": "error",
+            "error": {"type": "bad_request_error", "message": message, "http_code": "400"},
+            "request_id": uuid.uuid4().hex,
+        },
+    )
 
 
 def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None:
@@ -1226,8 +1351,13 @@ def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None
     if deepseek and anthropic_thinks(body, quirks) and body.get("tools"):
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(message, dict) and message.get("role") == "assistant" and not (
-                isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content)
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "assistant"
+                and not (
+                    isinstance(content, list)
+                    and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content)
+                )
             ):
                 return anthropic_error(THINKING_MISSING)
     if quirks.context_window is not None and provider in (*DEEPSEEK_MESSAGES, "minimax"):
@@ -1268,8 +1398,10 @@ class MessagesCompletion:
             blocks.append({"type": "thinking", "thinking": self.reasoning, "signature": self.id})
         if self.text:
             blocks.append({"type": "text", "text": self.text})
-        blocks += [{"type": "tool_use", "id": call_id, "name": name, "input": arguments}
-                   for call_id, name, arguments in self.calls]
+        blocks += [
+            {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+            for call_id, name, arguments in self.calls
+        ]
         return blocks
 
     def usage(self) -> dict[str, Any]:
@@ -1280,10 +1412,18 @@ class MessagesCompletion:
         return {"input_tokens": anthropic_request_tokens(self.body), "output_tokens": output}
 
     def json_body(self) -> bytes:
-        return _compact({
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": self._blocks(),
-            "stop_reason": self.stop_reason, "stop_sequence": None, "usage": self.usage(),
-        }).encode()
+        return _compact(
+            {
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": self._blocks(),
+                "stop_reason": self.stop_reason,
+                "stop_sequence": None,
+                "usage": self.usage(),
+            }
+        ).encode()
 
     def events(self) -> list[bytes]:
         usage = self.usage()
@@ -1291,15 +1431,26 @@ class MessagesCompletion:
         # (https://github.com/zai-org/GLM-5/issues/139, glm-5.3, read 2026-11-26).
         zero_start = self.quirks.provider == "glm"
         start_usage = {"input_tokens": 0, "output_tokens": 0} if zero_start else {**usage, "output_tokens": 0}
-        start = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                 "stop_reason": None, "stop_sequence": None, "usage": start_usage}
+        start = {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": start_usage,
+        }
         events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
         for index, block in enumerate(self._blocks()):
             kind = block["type"]
-            opened = {"thinking": {"type": "thinking", "thinking": "", "signature": ""},
-                      "text": {"type": "text", "text": ""}}.get(kind, {**block, "input": {}})
-            events.append(("content_block_start", {"type": "content_block_start", "index": index,
-                                                   "content_block": opened}))
+            opened = {
+                "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+                "text": {"type": "text", "text": ""},
+            }.get(kind, {**block, "input": {}})
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened})
+            )
             if kind == "thinking":
                 deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_text(block["thinking"])]
                 deltas.append({"type": "signature_delta", "signature": block["signature"]})
@@ -1307,14 +1458,25 @@ class MessagesCompletion:
                 deltas = [{"type": "text_delta", "text": piece} for piece in split_text(block["text"])]
             else:
                 # A str input (a scripted raw arguments string) streams verbatim.
-                deltas = [{"type": "input_json_delta", "partial_json": fragment}
-                          for fragment in split_fragments(_arguments_text(block["input"]))]
-            events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
-                       for delta in deltas]
+                deltas = [
+                    {"type": "input_json_delta", "partial_json": fragment}
+                    for fragment in split_fragments(_arguments_text(block["input"]))
+                ]
+            events += [
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                for delta in deltas
+            ]
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-        events.append(("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-                                         "usage": usage if zero_start else {"output_tokens": usage["output_tokens"]}}))
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "usage": usage if zero_start else {"output_tokens": usage["output_tokens"]},
+                },
+            )
+        )
         events.append(("message_stop", {"type": "message_stop"}))
         end = self.quirks.line_ending
         return [f"event: {name}{end}data: {_compact(payload)}{end}{end}".encode() for name, payload in events]
@@ -1394,19 +1556,42 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if _route(self.path) not in MODELS_PATHS:
             self._not_found()
             return
-        models = ["deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3-coder-plus", "kimi-k3", "glm-5.3",
-                  "MiniMax-M3", "gpt-4o-mini"]
-        self._send_json(200, {"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": provider_for(name)} for name in models
-        ]})
+        models = [
+            "deepseek-flash",
+            "deepseek-v4-pro",
+            "qwen-plus",
+            "qwen3-coder-plus",
+            "kimi-k3",
+            "glm-5.3",
+            "MiniMax-M3",
+            "gpt-4o-mini",
+        ]
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": provider_for(name)} for name in models
+                ],
+            },
+        )
 
     def do_POST(self) -> None:
         backend = self.server.backend
         length = self.headers.get("Content-Length")
         if length is None:
             self.exchange = backend._receive("POST", self.path, dict(self.headers), None)
-            self._send_json(411, {"error": {"message": "Content-Length required", "type": "invalid_request_error",
-                                            "param": None, "code": None}})
+            self._send_json(
+                411,
+                {
+                    "error": {
+                        "message": "Content-Length required",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
             return
         raw = self.rfile.read(int(length)).decode("utf-8", errors="replace")
         try:
@@ -1441,8 +1626,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- answers
 
-    def _send_json(self, status: int, payload: Any, extra: dict[str, str] | None = None,
-                   content_type: str = "application/json") -> None:
+    def _send_json(
+        self, status: int, payload: Any, extra: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> None:
         data = payload if isinstance(payload, bytes) else _compact(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -1453,8 +1639,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._write(data)
 
     def _not_found(self) -> None:
-        self._send_json(404, {"error": {"message": f"Not found: {self.path}", "type": "invalid_request_error",
-                                        "param": None, "code": "not_found"}})
+        self._send_json(
+            404,
+            {
+                "error": {
+                    "message": f"Not found: {self.path}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "not_found",
+                }
+            },
+        )
 
     def _send_error(self, error: Error) -> None:
         data = error.body if isinstance(error.body, str) else _compact(error.body)
@@ -1498,8 +1693,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self._stream([f": keep-alive{quirks.line_ending}{quirks.line_ending}".encode()] * quirks.keepalive,
-                     dataclasses.replace(quirks, chunking="normal"))
+        self._stream(
+            [f": keep-alive{quirks.line_ending}{quirks.line_ending}".encode()] * quirks.keepalive,
+            dataclasses.replace(quirks, chunking="normal"),
+        )
 
     def _start_json(self, length: int, quirks: Quirks) -> None:
         self.send_response(200)
@@ -1514,8 +1711,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for piece in pieces:
             self._write_chunk(piece)
 
-    def _send_first_part(self, body: dict[str, Any], reply: StallMidStream | CloseMidEvent,
-                         quirks: Quirks) -> tuple[list[bytes], bool]:
+    def _send_first_part(
+        self, body: dict[str, Any], reply: StallMidStream | CloseMidEvent, quirks: Quirks
+    ) -> tuple[list[bytes], bool]:
         """Send the status, headers and the first part of the answer; return
         the pieces still to send and whether they belong to a stream."""
         completion = Completion(body, reply.reply or default_reply(body), quirks)
@@ -1528,10 +1726,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = completion.json_body()
         self._start_json(len(data), quirks)
         self._write(data[: len(data) // 2])
-        return [data[len(data) // 2:]], False
+        return [data[len(data) // 2 :]], False
 
-    def _stall_mid_stream(self, body: dict[str, Any], reply: StallMidStream, quirks: Quirks,
-                          release: threading.Event) -> None:
+    def _stall_mid_stream(
+        self, body: dict[str, Any], reply: StallMidStream, quirks: Quirks, release: threading.Event
+    ) -> None:
         rest, streaming = self._send_first_part(body, reply, quirks)
         reply.reached.set()
         if not self._hold(reply.until, release):
@@ -1679,15 +1878,21 @@ class Backend:
     def requests(self) -> list[dict[str, Any]]:
         """JSON bodies of the chat-completion POSTs received, in order."""
         with self._lock:
-            return [e.body for e in self._exchanges
-                    if e.method == "POST" and _route(e.path) in CHAT_PATHS and isinstance(e.body, dict)]
+            return [
+                e.body
+                for e in self._exchanges
+                if e.method == "POST" and _route(e.path) in CHAT_PATHS and isinstance(e.body, dict)
+            ]
 
     @property
     def messages_requests(self) -> list[dict[str, Any]]:
         """JSON bodies of the Anthropic Messages POSTs received, in order."""
         with self._lock:
-            return [e.body for e in self._exchanges
-                    if e.method == "POST" and _route(e.path) in MESSAGES_PATHS and isinstance(e.body, dict)]
+            return [
+                e.body
+                for e in self._exchanges
+                if e.method == "POST" and _route(e.path) in MESSAGES_PATHS and isinstance(e.body, dict)
+            ]
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until `count` JSON bodies have arrived; TimeoutError otherwise."""
@@ -1772,13 +1977,20 @@ def _parse_quirk(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Stand-in model provider (DeepSeek, Qwen, Kimi, GLM, MiniMax, "
-                                                 "vLLM, Ollama, llama-server profiles).")
+    parser = argparse.ArgumentParser(
+        description="Stand-in model provider (DeepSeek, Qwen, Kimi, GLM, MiniMax, vLLM, Ollama, llama-server profiles)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--provider", choices=PROVIDERS, help="force one profile (default: from the model name)")
-    parser.add_argument("--quirk", action="append", default=[], type=_parse_quirk, metavar="NAME=VALUE",
-                        help="override a profile field, e.g. usage=null, chunking=odd, line_ending=\\r\\n")
+    parser.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        type=_parse_quirk,
+        metavar="NAME=VALUE",
+        help="override a profile field, e.g. usage=null, chunking=odd, line_ending=\\r\\n",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     backend = Backend(args.provider, args.host, args.port)

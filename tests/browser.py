@@ -100,9 +100,19 @@ class Browser:
 
     def start(self) -> "Browser":
         self.process = subprocess.Popen(
-            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--remote-debugging-port=0",
-             f"--user-data-dir={self.profile}", "--no-first-run", "--no-default-browser-check", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                str(CHROMIUM),
+                "--headless=new",
+                "--no-sandbox",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self.profile}",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             # Its own process group: close() ends the renderers and helpers with it.
             start_new_session=True,
         )
@@ -122,8 +132,13 @@ class Browser:
         connection = Connection(f"{self.debugger}/devtools/page/{target}")
         try:
             page = Page(connection)
-            connection.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
-                            deviceScaleFactor=1, mobile=False)
+            connection.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=VIEWPORT[0],
+                height=VIEWPORT[1],
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             page.navigate(url)
             yield page
         finally:

@@ -95,30 +95,42 @@ class ClaudeResult(dict):
         return f"exit {self.returncode}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
 
 
-def claude_env(*, base_url: str, auth_token: str, model: str, home: str | os.PathLike,
-               env_extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def claude_env(
+    *, base_url: str, auth_token: str, model: str, home: str | os.PathLike, env_extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Environment for one hermetic CLI run against `base_url`, `model` everywhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
-    env.update({
-        "HOME": str(home),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_AUTH_TOKEN": auth_token,
-        "ANTHROPIC_MODEL": model,
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-        "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
-        "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
-        "CLAUDE_CODE_SUBAGENT_MODEL": model,
-    })
+    env.update(
+        {
+            "HOME": str(home),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_AUTH_TOKEN": auth_token,
+            "ANTHROPIC_MODEL": model,
+            "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+            "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
+            "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
+            "CLAUDE_CODE_SUBAGENT_MODEL": model,
+        }
+    )
     env.update(env_extra or {})
     return env
 
 
-def run_claude(prompt: str, *, base_url: str, auth_token: str, model: str,
-               cwd: str | os.PathLike, home: str | os.PathLike | None = None,
-               allowed_tools: Iterable[str] = (), permission_mode: str | None = None,
-               extra_args: Iterable[str] = (), env_extra: Mapping[str, str] | None = None,
-               timeout: float = 120) -> ClaudeResult:
+def run_claude(
+    prompt: str,
+    *,
+    base_url: str,
+    auth_token: str,
+    model: str,
+    cwd: str | os.PathLike,
+    home: str | os.PathLike | None = None,
+    allowed_tools: Iterable[str] = (),
+    permission_mode: str | None = None,
+    extra_args: Iterable[str] = (),
+    env_extra: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> ClaudeResult:
     """Run `claude -p PROMPT --output-format json` and return its parsed result.
 
     `allowed_tools` (e.g. ["Bash", "Write"]) lets those tools run without a
@@ -140,14 +152,24 @@ def run_claude(prompt: str, *, base_url: str, auth_token: str, model: str,
     args += list(extra_args)
 
     with tempfile.TemporaryDirectory(prefix="claude-home-") as scratch_home:
-        env = claude_env(base_url=base_url, auth_token=auth_token, model=model,
-                         home=home if home is not None else scratch_home, env_extra=env_extra)
+        env = claude_env(
+            base_url=base_url,
+            auth_token=auth_token,
+            model=model,
+            home=home if home is not None else scratch_home,
+            env_extra=env_extra,
+        )
         try:
-            proc = subprocess.run(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as exc:
-            raise ClaudeRunError(f"claude timed out after {timeout}s", returncode=None,
-                                 stdout=_text(exc.stdout), stderr=_text(exc.stderr)) from None
+            raise ClaudeRunError(
+                f"claude timed out after {timeout}s",
+                returncode=None,
+                stdout=_text(exc.stdout),
+                stderr=_text(exc.stderr),
+            ) from None
 
     lines = proc.stdout.strip().splitlines()
     try:
@@ -156,8 +178,12 @@ def run_claude(prompt: str, *, base_url: str, auth_token: str, model: str,
     except json.JSONDecodeError:
         result = None
     if not isinstance(result, dict) or result.get("type") != "result":
-        raise ClaudeRunError(f"claude exited {proc.returncode} without a JSON result",
-                             returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+        raise ClaudeRunError(
+            f"claude exited {proc.returncode} without a JSON result",
+            returncode=proc.returncode,
+            stdout=proc.stdout,
+            stderr=proc.stderr,
+        )
     return ClaudeResult(result, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
 
 

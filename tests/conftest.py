@@ -18,8 +18,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
 # Model names served through the stand-in's OpenAI-compatible route (LiteLLM's openai/
 # provider); the stand-in picks the provider's behaviour by the name's prefix (tests/backend.py).
-BACKEND_MODELS = ("deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model", "qwen3.8-max", "kimi-k3",
-                  "glm-5.3", "vllm-qwen3-coder", "ollama-qwen3-coder", "llamacpp-local")
+BACKEND_MODELS = (
+    "deepseek-flash",
+    "deepseek-v4-pro",
+    "qwen-plus",
+    "plain-model",
+    "qwen3.8-max",
+    "kimi-k3",
+    "glm-5.3",
+    "vllm-qwen3-coder",
+    "ollama-qwen3-coder",
+    "llamacpp-local",
+)
 # Other names for a model on the OpenAI-compatible route: name -> model id.
 OPENAI_ROUTE_MODELS = {"minimax-m3-openai": "MiniMax-M3"}
 # Model names served through the stand-in's Anthropic-compatible route (LiteLLM's anthropic/
@@ -43,8 +53,10 @@ def write_litellm_config(path: Path, backend_url: str) -> Path:
     # LiteLLM's anthropic/ provider appends /v1/messages to its api_base.
     routes = [(name, f"openai/{name}", backend_url) for name in BACKEND_MODELS]
     routes += [(name, f"openai/{model_id}", backend_url) for name, model_id in OPENAI_ROUTE_MODELS.items()]
-    routes += [(name, f"{provider}/{model_id}", backend_url.removesuffix("/v1"))
-               for name, (provider, model_id) in ANTHROPIC_ROUTE_MODELS.items()]
+    routes += [
+        (name, f"{provider}/{model_id}", backend_url.removesuffix("/v1"))
+        for name, (provider, model_id) in ANTHROPIC_ROUTE_MODELS.items()
+    ]
     shipped["model_list"] += [
         {
             "model_name": name,

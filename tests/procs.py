@@ -118,12 +118,23 @@ class LiteLLM:
 class Mitmdump:
     """The real mitmdump with the real addon bundle, following a LiteLLM log."""
 
-    def __init__(self, litellm_log: Path, policy: Path | None, env: dict[str, str], tool: str = "mitmdump",
-                 litellm_config: Path | None = None):
+    def __init__(
+        self,
+        litellm_log: Path,
+        policy: Path | None,
+        env: dict[str, str],
+        tool: str = "mitmdump",
+        litellm_config: Path | None = None,
+    ):
         self.port = free_port()
         self.command = stack.mitmdump_command(
-            host="127.0.0.1", port=self.port, litellm_log=litellm_log, policy=policy, tool=tool,
-            litellm_config=litellm_config, web_port=free_port(),
+            host="127.0.0.1",
+            port=self.port,
+            litellm_log=litellm_log,
+            policy=policy,
+            tool=tool,
+            litellm_config=litellm_config,
+            web_port=free_port(),
         )
         self.env = env
         self.process: subprocess.Popen | None = None
@@ -141,8 +152,11 @@ class Mitmdump:
     def start(self, extra_args: tuple[str, ...] = ()) -> "Mitmdump":
         self.log = open(Path(self.env["HOME"]) / f"mitmdump-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [*self.command, "-q", *extra_args], env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [*self.command, "-q", *extra_args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
         def answering():
@@ -164,17 +178,30 @@ class Mitmdump:
 class StabilizerRun:
     """`stabilizer run` on a free port, as a user starts it, until stop() (SIGINT, like Ctrl-C)."""
 
-    def __init__(self, folder: Path, *, litellm_config: Path | None, policy: Path, env: dict[str, str],
-                 record: Path | None = None, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        litellm_config: Path | None,
+        policy: Path,
+        env: dict[str, str],
+        record: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.folder = folder
         self.command = [
-            str(Path(sys.executable).parent / "stabilizer"), "run",
-            "--port", str(self.port),
-            "--log-dir", str(folder / "logs"),
+            str(Path(sys.executable).parent / "stabilizer"),
+            "run",
+            "--port",
+            str(self.port),
+            "--log-dir",
+            str(folder / "logs"),
             *(["--litellm-config", str(litellm_config)] if litellm_config is not None else []),
-            "--env-file", str(folder / "env"),
-            "--policy", str(policy),
+            "--env-file",
+            str(folder / "env"),
+            "--policy",
+            str(policy),
             *(["--record", str(record)] if record is not None else []),
             "-q",
             *extra_args,

@@ -24,8 +24,12 @@ def streamed_message(content: bytes) -> dict[str, Any]:
             message["content"].append(dict(payload["content_block"]))
         elif kind == "content_block_delta":
             block, delta = message["content"][payload["index"]], payload["delta"]
-            for field, into in (("text", "text"), ("thinking", "thinking"), ("signature", "signature"),
-                                ("partial_json", "input_json")):
+            for field, into in (
+                ("text", "text"),
+                ("thinking", "thinking"),
+                ("signature", "signature"),
+                ("partial_json", "input_json"),
+            ):
                 if field in delta:
                     block[into] = (block.get(into) or "") + delta[field]
         elif kind == "message_delta":

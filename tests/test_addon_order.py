@@ -41,10 +41,17 @@ def test_each_stream_wrapper_sees_what_it_must(tmp_path, monkeypatch):
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
     entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
     with taddons.context(View(), *entry.addons) as tctx, done_at_the_end(entry.addons):
-        tctx.options.update(stabilizer_policy=str(POLICY), stabilizer_record=str(tmp_path / "flows"),
-                            stabilizer_litellm_log=str(tmp_path / "litellm.log"))
-        request = {"model": "qwen-plus", "max_tokens": 32000, "stream": True,
-                   "messages": [{"role": "user", "content": "hi"}]}
+        tctx.options.update(
+            stabilizer_policy=str(POLICY),
+            stabilizer_record=str(tmp_path / "flows"),
+            stabilizer_litellm_log=str(tmp_path / "litellm.log"),
+        )
+        request = {
+            "model": "qwen-plus",
+            "max_tokens": 32000,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
         flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(request).encode()))
         flow.request.headers["x-api-key"] = "sk-order-test-key"
         entry.recorder.arrivals.request(flow)  # (Upstream has no port: call the rest past its 503)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from addons import MASTER_KEY_VAR
 from addons.policy import ModelPolicy, load_policy
@@ -35,8 +36,11 @@ HOSTILE_NAMES = [
 FILE_KEY = "sk-from-the-env-file"
 PORT = 4123
 CLAUDE_VARIABLES = {
-    "ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
-    "ANTHROPIC_DEFAULT_OPUS_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "CLAUDE_CODE_SUBAGENT_MODEL",
 }
 FUNCTION_NAME = re.compile(r"claude-[A-Za-z0-9_-]+")
 
@@ -46,19 +50,30 @@ def setup(tmp_path) -> dict:
     """A config with ordinary and hostile model names, a policy, an env file and a stand-in claude."""
     models = ["deepseek-flash", "plain-model", *HOSTILE_NAMES]
     config = tmp_path / "litellm.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_list": [
-            # A key nobody set: listing models must not need it.
-            {"model_name": name, "litellm_params": {"model": "openai/x", "api_key": "os.environ/UNSET_PROVIDER_KEY"}}
-            for name in models
-        ],
-        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_list": [
+                    # A key nobody set: listing models must not need it.
+                    {
+                        "model_name": name,
+                        "litellm_params": {"model": "openai/x", "api_key": "os.environ/UNSET_PROVIDER_KEY"},
+                    }
+                    for name in models
+                ],
+                "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+            }
+        )
+    )
     policy = tmp_path / "stabilizer.yaml"
-    policy.write_text(yaml.safe_dump({
-        "defaults": {"context_window": 100000, "max_output_tokens": 5000},
-        "models": {"deepseek-flash": {"context_window": 65536, "max_output_tokens": 4000}},
-    }))
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"context_window": 100000, "max_output_tokens": 5000},
+                "models": {"deepseek-flash": {"context_window": 65536, "max_output_tokens": 4000}},
+            }
+        )
+    )
     env_file = tmp_path / "env"
     env_file.write_text(f"{MASTER_KEY_VAR}={FILE_KEY}\n")
     env_file.chmod(0o600)
@@ -74,16 +89,26 @@ def setup(tmp_path) -> dict:
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LITELLM_"))}
     env.update(
-        PATH=f"{tools}{os.pathsep}/usr/bin{os.pathsep}/bin", HOME=str(tmp_path),
-        ANTHROPIC_API_KEY="sk-ant-must-not-reach-claude", ANTHROPIC_MODEL="left-alone",
+        PATH=f"{tools}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        HOME=str(tmp_path),
+        ANTHROPIC_API_KEY="sk-ant-must-not-reach-claude",
+        ANTHROPIC_MODEL="left-alone",
     )
     return {"models": models, "config": config, "policy": policy, "env_file": env_file, "work": work, "env": env}
 
 
 def aliases_command(setup) -> list[str]:
     return [
-        stack.venv_tool("stabilizer"), "aliases", "--litellm-config", str(setup["config"]),
-        "--policy", str(setup["policy"]), "--env-file", str(setup["env_file"]), "--port", str(PORT),
+        stack.venv_tool("stabilizer"),
+        "aliases",
+        "--litellm-config",
+        str(setup["config"]),
+        "--policy",
+        str(setup["policy"]),
+        "--env-file",
+        str(setup["env_file"]),
+        "--port",
+        str(PORT),
     ]
 
 
@@ -97,7 +122,10 @@ def in_shell(shell: str, setup, script: str) -> str:
     """`script` run after `eval "$(stabilizer aliases ...)"`, the documented use, in an empty directory."""
     done = subprocess.run(
         [shell, "-c", f'eval "$({shlex.join(aliases_command(setup))})"\n{script}'],
-        env=setup["env"], cwd=setup["work"], capture_output=True, text=True,
+        env=setup["env"],
+        cwd=setup["work"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -125,8 +153,12 @@ def test_an_alias_gets_the_limits_of_the_model_behind_it(setup):
     # The policy promises one entry for every LiteLLM alias of a model: the window Claude Code
     # compacts at must be the one the request addon trims to.
     config = yaml.safe_load(setup["config"].read_text())
-    config["model_list"].append({"model_name": "my-deepseek", "litellm_params": {
-        "model": "openai/deepseek-flash", "api_key": "os.environ/UNSET_PROVIDER_KEY"}})
+    config["model_list"].append(
+        {
+            "model_name": "my-deepseek",
+            "litellm_params": {"model": "openai/deepseek-flash", "api_key": "os.environ/UNSET_PROVIDER_KEY"},
+        }
+    )
     setup["config"].write_text(yaml.safe_dump(config))
     name = aliases.function_names([*setup["models"], "my-deepseek"])["my-deepseek"]
     env = json.loads(in_shell("bash", setup, name))["env"]
@@ -152,7 +184,9 @@ def test_the_key_is_read_when_the_function_runs_not_printed(setup):
     names = aliases.function_names(setup["models"])
     done = subprocess.run(
         ["bash", "-c", f'eval "$ALIASES"; {names["plain-model"]}'],
-        env={**setup["env"], "ALIASES": text}, capture_output=True, text=True,
+        env={**setup["env"], "ALIASES": text},
+        capture_output=True,
+        text=True,
     )
     assert json.loads(done.stdout)["env"]["ANTHROPIC_AUTH_TOKEN"] == "sk-changed-later"
 
@@ -162,7 +196,9 @@ def test_a_refused_env_file_stops_the_function_before_claude(setup):
     names = aliases.function_names(setup["models"])
     done = subprocess.run(
         ["bash", "-c", f'eval "$ALIASES"; {names["plain-model"]}'],
-        env={**setup["env"], "ALIASES": aliases_text(setup)}, capture_output=True, text=True,
+        env={**setup["env"], "ALIASES": aliases_text(setup)},
+        capture_output=True,
+        text=True,
     )
     assert done.returncode != 0 and done.stdout == ""
     assert "chmod 600" in done.stderr
@@ -171,7 +207,9 @@ def test_a_refused_env_file_stops_the_function_before_claude(setup):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_the_calling_shell_keeps_its_environment(setup, shell):
     names = aliases.function_names(setup["models"])
-    out = in_shell(shell, setup, f'{names["plain-model"]} >/dev/null; printf "%s|%s" "$ANTHROPIC_MODEL" "$ANTHROPIC_API_KEY"')
+    out = in_shell(
+        shell, setup, f'{names["plain-model"]} >/dev/null; printf "%s|%s" "$ANTHROPIC_MODEL" "$ANTHROPIC_API_KEY"'
+    )
     assert out == "left-alone|sk-ant-must-not-reach-claude"
 
 
@@ -198,7 +236,9 @@ def test_any_model_names_eval_to_themselves(models):
     names = aliases.function_names(models)
     # A shell function stands in for claude here: one bash per example, no process per call.
     script = "claude() { printf '%s\\0' \"$ANTHROPIC_MODEL\"; }\n" + text + "\n".join(names[m] for m in models)
-    done = subprocess.run(["bash", "-c", script], capture_output=True, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split(b"\0")[:-1] == [m.encode() for m in models]
 
@@ -206,8 +246,17 @@ def test_any_model_names_eval_to_themselves(models):
 def test_a_broken_config_prints_nothing_to_eval(setup):
     setup["config"].write_text("model_list: []\n")
     done = subprocess.run(
-        [stack.venv_tool("stabilizer"), "aliases", "--litellm-config", str(setup["config"]), "--policy", str(setup["policy"])],
-        env=setup["env"], capture_output=True, text=True,
+        [
+            stack.venv_tool("stabilizer"),
+            "aliases",
+            "--litellm-config",
+            str(setup["config"]),
+            "--policy",
+            str(setup["policy"]),
+        ],
+        env=setup["env"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1 and done.stdout == ""
     assert "model_list" in done.stderr
@@ -215,7 +264,14 @@ def test_a_broken_config_prints_nothing_to_eval(setup):
 
 def test_function_names_are_valid_and_unique():
     names = aliases.function_names(["a.b", "a-b", "a b", "", "ü", "claude"])
-    assert list(names.values()) == ["claude-a-b", "claude-a-b-2", "claude-a-b-3", "claude-model", "claude-model-2", "claude-claude"]
+    assert list(names.values()) == [
+        "claude-a-b",
+        "claude-a-b-2",
+        "claude-a-b-3",
+        "claude-model",
+        "claude-model-2",
+        "claude-claude",
+    ]
 
 
 def test_a_name_no_shell_variable_can_hold_is_skipped_with_a_warning(setup):
@@ -235,8 +291,10 @@ def test_roles_named_in_the_policy_get_their_own_models(setup):
     name = aliases.function_names(setup["models"])["deepseek-flash"]
     env = json.loads(in_shell("bash", setup, name))["env"]
     assert {variable: env[variable] for variable in CLAUDE_VARIABLES} == {
-        "ANTHROPIC_MODEL": "deepseek-flash", "ANTHROPIC_DEFAULT_SONNET_MODEL": "deepseek-flash",
-        "ANTHROPIC_DEFAULT_OPUS_MODEL": "deepseek-flash", "ANTHROPIC_DEFAULT_HAIKU_MODEL": "plain-model",
+        "ANTHROPIC_MODEL": "deepseek-flash",
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": "deepseek-flash",
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": "deepseek-flash",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "plain-model",
         "CLAUDE_CODE_SUBAGENT_MODEL": "qwen2.5-coder-7b",
     }
 
@@ -247,4 +305,6 @@ def test_a_role_naming_a_model_not_in_the_config_prints_nothing_to_eval(setup):
     setup["policy"].write_text(yaml.safe_dump(policy))
     done = subprocess.run(aliases_command(setup), env=setup["env"], capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
-    assert f"{setup['policy']}: models.deepseek-flash.background_model: 'glm-4.5-air' is not a model_name" in done.stderr
+    assert (
+        f"{setup['policy']}: models.deepseek-flash.background_model: 'glm-4.5-air' is not a model_name" in done.stderr
+    )

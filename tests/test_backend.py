@@ -23,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from addons.tokens import count_text
-
 from tests.backend import (
     DEEPSEEK_KEYS,
     Backend,
@@ -187,11 +186,14 @@ def test_listens_on_loopback_and_lists_models(backend, client):
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/chat/completions"])
 def test_both_paths_answer_and_default_reply_quotes_last_user_text(backend, client, path):
-    body = {"model": "gpt-4o", "messages": [
-        {"role": "user", "content": "first question"},
-        {"role": "assistant", "content": "an answer"},
-        {"role": "user", "content": [{"type": "text", "text": "second question"}]},
-    ]}
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "an answer"},
+            {"role": "user", "content": [{"type": "text", "text": "second question"}]},
+        ],
+    }
     response = client.post(backend.base_url.removesuffix("/v1") + path, json=body)
     assert response.status_code == 200
     answer = response.json()
@@ -204,8 +206,9 @@ def test_both_paths_answer_and_default_reply_quotes_last_user_text(backend, clie
 def test_unknown_path_is_404_and_invalid_json_is_400(backend, client):
     assert client.post(backend.base_url + "/responses", json=chat()).status_code == 404
     assert backend.requests == [] and backend.exchanges[0].path == "/v1/responses"
-    response = client.post(backend.base_url + "/chat/completions", content=b"{not json",
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        backend.base_url + "/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 
@@ -365,7 +368,10 @@ def test_error_with_a_text_body(backend, client):
     backend.script([Error(502, "<html>Bad Gateway</html>", content_type="text/html")])
     response = post(client, backend, chat(stream=True))
     assert (response.status_code, response.text, response.headers["content-type"]) == (
-        502, "<html>Bad Gateway</html>", "text/html")
+        502,
+        "<html>Bad Gateway</html>",
+        "text/html",
+    )
 
 
 def test_rejected_requests_do_not_consume_the_script(backend, client):
@@ -382,36 +388,65 @@ def test_rejected_requests_do_not_consume_the_script(backend, client):
 # What LiteLLM 1.108.7 sent for Anthropic /v1/messages requests (plain,
 # streaming with temperature/top_p/stop_sequences, tools with tool_choice and
 # tool_use/tool_result history): see test_real_litellm_proxy_against_strict_deepseek.
-LITELLM_KEYS = {"model", "messages", "max_tokens", "stream", "stream_options", "temperature", "top_p", "stop",
-                "tools", "tool_choice"}
+LITELLM_KEYS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+}
 
 
 def test_deepseek_accepts_every_key_litellm_sends(backend, client):
-    body = chat(max_tokens=8192, stream=True, stream_options={"include_usage": True}, temperature=0.2, top_p=0.9,
-                stop=["END"], tools=[{"type": "function", "function": {"name": "Read", "parameters": {}}}],
-                tool_choice="auto")
+    body = chat(
+        max_tokens=8192,
+        stream=True,
+        stream_options={"include_usage": True},
+        temperature=0.2,
+        top_p=0.9,
+        stop=["END"],
+        tools=[{"type": "function", "function": {"name": "Read", "parameters": {}}}],
+        tool_choice="auto",
+    )
     assert set(body) == LITELLM_KEYS <= set(DEEPSEEK_KEYS)
     assert post(client, backend, body).status_code == 200
 
 
-@pytest.mark.parametrize("key, value", [
-    ("output_config", {"effort": "high"}), ("top_k", 5), ("context_management", {"edits": []}),
-    ("extra_body", {"thinking": {"type": "enabled"}}), ("enable_thinking", True),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("output_config", {"effort": "high"}),
+        ("top_k", 5),
+        ("context_management", {"edits": []}),
+        ("extra_body", {"thinking": {"type": "enabled"}}),
+        ("enable_thinking", True),
+    ],
+)
 def test_deepseek_rejects_unknown_keys(backend, client, key, value):
     response = post(client, backend, chat(**{key: value}))
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == error["code"] == "invalid_request_error" and error["param"] is None
     assert error["message"].startswith(
-        f"Failed to deserialize the JSON body into the target type: unknown field `{key}`, expected one of `messages`")
+        f"Failed to deserialize the JSON body into the target type: unknown field `{key}`, expected one of `messages`"
+    )
     assert re.search(r"at line 1 column \d+$", error["message"])
 
 
 def test_deepseek_v4_takes_thinking_and_reasoning_effort(backend, client):
     assert {"thinking", "reasoning_effort"} <= set(DEEPSEEK_KEYS)
-    for extra in ({"thinking": {"type": "enabled"}}, {"thinking": {"type": "disabled"}}, {"reasoning_effort": "high"},
-                  {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}, {"reasoning_effort": "low"}):
+    for extra in (
+        {"thinking": {"type": "enabled"}},
+        {"thinking": {"type": "disabled"}},
+        {"reasoning_effort": "high"},
+        {"thinking": {"type": "enabled"}, "reasoning_effort": "max"},
+        {"reasoning_effort": "low"},
+    ):
         assert post(client, backend, chat(**extra)).status_code == 200, extra
 
 
@@ -424,7 +459,9 @@ def test_deepseek_refuses_an_anthropic_shaped_thinking(backend, client):
     assert error["type"] == error["code"] == "invalid_request_error" and error["param"] is None
     assert re.fullmatch(
         r"Failed to deserialize the JSON body into the target type: thinking\.type: unknown variant `adaptive`, "
-        r"expected `enabled` or `disabled` at line 1 column \d+", error["message"]), error["message"]
+        r"expected `enabled` or `disabled` at line 1 column \d+",
+        error["message"],
+    ), error["message"]
     budget = post(client, backend, chat(thinking={"type": "enabled_with_budget", "budget_tokens": 31999}))
     assert "thinking.type: unknown variant `enabled_with_budget`" in budget.json()["error"]["message"]
 
@@ -437,7 +474,8 @@ def test_deepseek_refuses_an_effort_it_does_not_know(backend, client, effort):
     message = response.json()["error"]["message"]
     assert message.startswith(
         f"Failed to deserialize the JSON body into the target type: reasoning_effort: unknown variant `{effort}`, "
-        "expected one of `minimal`, `low`, `medium`, `high`, `xhigh`, `max`, `ultra` at line 1 column ")
+        "expected one of `minimal`, `low`, `medium`, `high`, `xhigh`, `max`, `ultra` at line 1 column "
+    )
 
 
 def test_strict_keys_is_a_quirk(backend, client):
@@ -454,9 +492,14 @@ def test_strict_keys_is_a_quirk(backend, client):
 def test_deepseek_max_tokens_range(backend, client, value):
     response = post(client, backend, chat(max_tokens=value))
     assert response.status_code == 400
-    assert response.json() == {"error": {
-        "message": "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]",
-        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}
+    assert response.json() == {
+        "error": {
+            "message": "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_request_error",
+        }
+    }
 
 
 def test_max_tokens_at_the_limit_passes_and_qwen_and_openai_wording(backend, client):
@@ -466,8 +509,12 @@ def test_max_tokens_at_the_limit_passes_and_qwen_and_openai_wording(backend, cli
     qwen = post(client, backend, chat("qwen-plus", max_tokens=9000))
     assert qwen.status_code == 400
     error = qwen.json()["error"]
-    assert error == {"code": "invalid_parameter_error", "param": None, "type": "invalid_request_error",
-                     "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]"}
+    assert error == {
+        "code": "invalid_parameter_error",
+        "param": None,
+        "type": "invalid_request_error",
+        "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]",
+    }
     assert post(client, backend, chat("gpt-4o", max_tokens=100000)).status_code == 200  # permissive
     with backend.quirks(max_tokens_limit=16384):
         error = post(client, backend, chat("gpt-4o", max_tokens=100000)).json()["error"]
@@ -484,9 +531,12 @@ def test_deepseek_context_window_counts_messages_and_completion(backend, client)
     assert response.status_code == 400
     assert response.json()["error"] == {
         "message": f"This model's maximum context length is {prompt + 99} tokens. However, you requested "
-                   f"{prompt + 100} tokens ({prompt} in the messages, 100 in the completion). "
-                   "Please reduce the length of the messages or completion.",
-        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}
+        f"{prompt + 100} tokens ({prompt} in the messages, 100 in the completion). "
+        "Please reduce the length of the messages or completion.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_request_error",
+    }
 
 
 def test_deepseek_default_window_is_1m(backend, client):
@@ -507,7 +557,8 @@ def test_qwen_limits_the_input_alone(backend, client):
         error = post(client, backend, body).json()["error"]
     assert error["code"] == "invalid_parameter_error"
     assert error["message"] == (
-        f"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, {prompt - 1}]")
+        f"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, {prompt - 1}]"
+    )
 
 
 def test_openai_context_error_when_a_window_is_set(backend, client):
@@ -552,22 +603,28 @@ IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw
 
 def with_parts(model: str, *parts: dict) -> dict:
     """A request whose third message (index 2) carries `parts` after a text part."""
-    return {"model": model, "messages": [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": [{"type": "text", "text": "look at this"}, *parts]},
-    ]}
+    return {
+        "model": model,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": [{"type": "text", "text": "look at this"}, *parts]},
+        ],
+    }
 
 
 def test_deepseek_v4_pro_refuses_images_with_serdes_wording(backend, client):
     body = with_parts("deepseek-v4-pro", IMAGE)
     raw = json.dumps(body)
-    response = client.post(backend.base_url + "/chat/completions", content=raw,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        backend.base_url + "/chat/completions", content=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     column = raw.index('"type": "image_url"') + len('"type": "image_url"')
     assert response.json() == deepseek_error(
         "Failed to deserialize the JSON body into the target type: messages[2]: unknown variant `image_url`, "
-        f"expected `text` at line 1 column {column}")
+        f"expected `text` at line 1 column {column}"
+    )
     assert post(client, backend, with_parts("deepseek-flash", IMAGE)).status_code == 200  # the profile's default
     assert post(client, backend, chat("deepseek-v4-pro")).status_code == 200  # text alone passes
 
@@ -578,17 +635,25 @@ def test_images_is_a_quirk_with_openais_wording_elsewhere(backend, client):
         response = post(client, backend, with_parts("gpt-4o", {"type": "text", "text": "and"}, IMAGE))
         assert "unknown variant `image_url`" in post(client, backend, with_parts("deepseek-flash", IMAGE)).text
     assert response.status_code == 400
-    assert response.json() == {"error": {
-        "message": "Invalid content type. image_url is only supported by certain models.",
-        "type": "invalid_request_error", "param": "messages.[2].content.[2].type", "code": None}}
+    assert response.json() == {
+        "error": {
+            "message": "Invalid content type. image_url is only supported by certain models.",
+            "type": "invalid_request_error",
+            "param": "messages.[2].content.[2].type",
+            "code": None,
+        }
+    }
 
 
 def test_deepseek_takes_no_file_part_and_openai_does(backend, client):
     document = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
     response = post(client, backend, with_parts("deepseek-flash", document))
     assert response.status_code == 400
-    assert re.fullmatch(r"Failed to deserialize the JSON body into the target type: messages\[2\]: unknown variant "
-                        r"`file`, expected `text` at line 1 column \d+", response.json()["error"]["message"])
+    assert re.fullmatch(
+        r"Failed to deserialize the JSON body into the target type: messages\[2\]: unknown variant "
+        r"`file`, expected `text` at line 1 column \d+",
+        response.json()["error"]["message"],
+    )
     assert post(client, backend, with_parts("gpt-4o", document)).status_code == 200
     assert post(client, backend, with_parts("qwen-plus", document)).status_code == 200
 
@@ -600,16 +665,22 @@ def test_max_tools_refuses_with_kimis_wording(backend, client):
         assert post(client, backend, chat("gpt-4o", tools=tools[:128])).status_code == 200
         response = post(client, backend, chat("gpt-4o", tools=tools))
     assert response.status_code == 400
-    assert response.json() == {"error": {"message": "a max of 128 tools can be supported",
-                                         "type": "invalid_request_error"}}
+    assert response.json() == {
+        "error": {"message": "a max of 128 tools can be supported", "type": "invalid_request_error"}
+    }
 
 
 def replayed_call(model: str, arguments: str) -> dict:
     call = {"id": "call_01", "type": "function", "function": {"name": "Read", "arguments": arguments}}
-    return {"model": model, "messages": [
-        {"role": "user", "content": "read it"}, {"role": "assistant", "content": "", "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_01", "content": "print(1)"}, {"role": "user", "content": "go on"},
-    ]}
+    return {
+        "model": model,
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_01", "content": "print(1)"},
+            {"role": "user", "content": "go on"},
+        ],
+    }
 
 
 @pytest.mark.parametrize("arguments", ["{'path': 'a.txt'}", '["a.txt"]', '"a.txt"', '{"path": "a.txt"'])
@@ -617,9 +688,13 @@ def test_qwen_refuses_replayed_arguments_that_are_not_a_json_object(backend, cli
     response = post(client, backend, replayed_call("qwen3-coder-plus", arguments))
     assert response.status_code == 400
     error = response.json()["error"]
-    assert (error["code"], error["message"]) == ("invalid_parameter_error", (
-        '<400> InternalError.Algo.InvalidParameter: The "function.arguments" parameter of the code model '
-        "must be in JSON format."))
+    assert (error["code"], error["message"]) == (
+        "invalid_parameter_error",
+        (
+            '<400> InternalError.Algo.InvalidParameter: The "function.arguments" parameter of the code model '
+            "must be in JSON format."
+        ),
+    )
     assert post(client, backend, replayed_call("qwen3-coder-plus", '{"path": "a.txt"}')).status_code == 200
 
 
@@ -630,16 +705,25 @@ def test_strict_arguments_is_a_quirk_with_vllms_wording_elsewhere(backend, clien
         response = post(client, backend, body)
         assert post(client, backend, replayed_call("gpt-4o", "[]")).status_code == 200  # valid JSON: let through
     assert response.status_code == 400
-    assert response.json() == {"error": {"message": "Expecting property name enclosed in double quotes: "
-                                                    "line 1 column 2 (char 1)",
-                                         "type": "BadRequestError", "param": None, "code": 400}}
+    assert response.json() == {
+        "error": {
+            "message": "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
     with backend.quirks(strict_arguments=False):
         assert post(client, backend, replayed_call("qwen-plus", "{'path': 'a.txt'}")).status_code == 200
 
 
 def anthropic_body(*blocks: dict, **extra) -> dict:
-    return {"model": "deepseek-flash", "max_tokens": 1024,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, *blocks]}], **extra}
+    return {
+        "model": "deepseek-flash",
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, *blocks]}],
+        **extra,
+    }
 
 
 def test_messages_route_refuses_documents_and_too_many_tools(backend, client):
@@ -647,23 +731,30 @@ def test_messages_route_refuses_documents_and_too_many_tools(backend, client):
     refused = post(client, backend, anthropic_body(document), path="/messages")
     assert refused.status_code == 400
     assert refused.json()["error"]["message"].startswith(
-        "Failed to deserialize the JSON body into the target type: messages: unknown variant `document`")
+        "Failed to deserialize the JSON body into the target type: messages: unknown variant `document`"
+    )
     tools = [{"name": f"tool_{n}", "input_schema": {"type": "object"}} for n in range(3)]
     assert post(client, backend, anthropic_body(tools=tools), path="/messages").status_code == 200
     with backend.quirks(max_tools=2):
         response = post(client, backend, anthropic_body(tools=tools), path="/messages")
     assert response.status_code == 400
-    assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
-                                                          "message": "a max of 2 tools can be supported"}}
+    assert response.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "a max of 2 tools can be supported"},
+    }
 
 
 def test_messages_tool_use_with_string_arguments_streams_them_verbatim(backend, client):
     backend.script([ToolCalls([("Write", "{'path': 'a.txt'}")])])
     response = post(client, backend, anthropic_body(stream=True), path="/messages")
-    events = [json.loads(line.removeprefix("data: ")) for line in response.text.splitlines()
-              if line.startswith("data: ")]
-    partial = "".join(e["delta"]["partial_json"] for e in events
-                      if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta")
+    events = [
+        json.loads(line.removeprefix("data: ")) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    partial = "".join(
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    )
     assert partial == "{'path': 'a.txt'}"
 
 
@@ -691,8 +782,9 @@ def tool_history(**assistant_fields) -> list[dict]:
 
 
 def deepseek_error(message: str) -> dict:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": None,
-                      "code": "invalid_request_error"}}
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}
+    }
 
 
 def test_reasoning_streams_before_the_answer(backend, client):
@@ -714,7 +806,10 @@ def test_reasoning_in_the_json_answer(backend, client):
     backend.script([Text("the answer is four", reasoning="two plus two")])
     answer = post(client, backend, chat("deepseek-v4-pro")).json()
     assert answer["choices"][0]["message"] == {
-        "role": "assistant", "content": "the answer is four", "reasoning_content": "two plus two"}
+        "role": "assistant",
+        "content": "the answer is four",
+        "reasoning_content": "two plus two",
+    }
 
 
 def test_unscripted_reasoning_is_the_default_sentence(backend, client):
@@ -799,8 +894,11 @@ def test_tool_request_without_earlier_reasoning_is_refused(backend, client):
     response = post(client, backend, chat(messages=tool_history(reasoning_content=None), tools=TOOLS))
     assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
     # A later turn that called no tool needs its reasoning too.
-    messages = [*tool_history(reasoning_content="r"), {"role": "assistant", "content": "done"},
-                {"role": "user", "content": "and now?"}]
+    messages = [
+        *tool_history(reasoning_content="r"),
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "and now?"},
+    ]
     response = post(client, backend, chat(messages=messages, tools=TOOLS))
     assert (response.status_code, response.json()) == (400, deepseek_error(REASONING_MISSING))
     answer = post(client, backend, chat())
@@ -811,8 +909,11 @@ def test_tool_request_with_earlier_reasoning_passes(backend, client):
     for reasoning in ("", "I read the file first"):  # an empty string counts
         response = post(client, backend, chat(messages=tool_history(reasoning_content=reasoning), tools=TOOLS))
         assert response.status_code == 200, (reasoning, response.text)
-    messages = [*tool_history(reasoning_content=""), {"role": "assistant", "content": "done", "reasoning_content": ""},
-                {"role": "user", "content": "and now?"}]
+    messages = [
+        *tool_history(reasoning_content=""),
+        {"role": "assistant", "content": "done", "reasoning_content": ""},
+        {"role": "user", "content": "and now?"},
+    ]
     assert post(client, backend, chat(messages=messages, tools=TOOLS)).status_code == 200
 
 
@@ -830,12 +931,23 @@ def test_thinking_disabled_needs_no_earlier_reasoning(backend, client):
 # The other profiles: Kimi, GLM, MiniMax, vLLM, Ollama, llama-server
 
 
-@pytest.mark.parametrize("model, provider", [
-    ("kimi-k3", "kimi"), ("kimi-k2.6", "kimi"), ("glm-5.3", "glm"), ("MiniMax-M3", "minimax"),
-    ("minimax-m2.7", "minimax"), ("vllm-qwen3-coder", "vllm"), ("ollama-qwen3-coder", "ollama"),
-    ("llamacpp-local", "llamacpp"), ("deepseek-flash", "deepseek"), ("qwen3.8-max", "qwen"),
-    ("vllmish", "openai"), ("plain-model", "openai"),
-])
+@pytest.mark.parametrize(
+    "model, provider",
+    [
+        ("kimi-k3", "kimi"),
+        ("kimi-k2.6", "kimi"),
+        ("glm-5.3", "glm"),
+        ("MiniMax-M3", "minimax"),
+        ("minimax-m2.7", "minimax"),
+        ("vllm-qwen3-coder", "vllm"),
+        ("ollama-qwen3-coder", "ollama"),
+        ("llamacpp-local", "llamacpp"),
+        ("deepseek-flash", "deepseek"),
+        ("qwen3.8-max", "qwen"),
+        ("vllmish", "openai"),
+        ("plain-model", "openai"),
+    ],
+)
 def test_the_model_name_picks_the_profile(backend, model, provider):
     assert provider_for(model) == backend.quirks_for(model).provider == provider
 
@@ -876,7 +988,8 @@ def test_reasoning_content_streams_before_the_answer(backend, client, model):
     assert streamed_reasoning(chunks) == "thinking it over" and streamed_text(chunks) == "the answer"
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert max(i for i, d in enumerate(deltas) if d.get("reasoning_content")) < min(
-        i for i, d in enumerate(deltas) if d.get("content"))
+        i for i, d in enumerate(deltas) if d.get("content")
+    )
 
 
 def test_kimi_k3_always_thinks_and_k2_can_stop(backend, client):
@@ -908,8 +1021,12 @@ def kimi_history(*, second_reasoning: bool) -> list[dict]:
 def test_kimi_refuses_a_tool_call_turn_without_its_reasoning_by_index(backend, client, model):
     for tools in ({"tools": TOOLS}, {}):  # with tools in the request or not
         response = post(client, backend, chat(model, messages=kimi_history(second_reasoning=False), **tools))
-        assert (response.status_code, response.json()) == (400, moonshot_error(
-            "thinking is enabled but reasoning_content is missing in assistant tool call message at index 3"))
+        assert (response.status_code, response.json()) == (
+            400,
+            moonshot_error(
+                "thinking is enabled but reasoning_content is missing in assistant tool call message at index 3"
+            ),
+        )
     assert post(client, backend, chat(model, messages=kimi_history(second_reasoning=True))).status_code == 200
 
 
@@ -922,10 +1039,16 @@ def test_kimi_k2_without_thinking_needs_no_reasoning_and_k3_still_does(backend, 
 # The error each provider answers when input + max_tokens pass the window: (window, requested) -> body.
 WINDOW_ERRORS = {
     "kimi-k2.6": lambda window, requested: moonshot_error(
-        f"Invalid request: Your request exceeded model token limit: {window} (requested: {requested})"),
-    "MiniMax-M3": lambda window, requested: {"error": {
-        "message": "invalid params, context window exceeds limit (2013)", "type": "bad_request_error", "param": "",
-        "code": None}},
+        f"Invalid request: Your request exceeded model token limit: {window} (requested: {requested})"
+    ),
+    "MiniMax-M3": lambda window, requested: {
+        "error": {
+            "message": "invalid params, context window exceeds limit (2013)",
+            "type": "bad_request_error",
+            "param": "",
+            "code": None,
+        }
+    },
 }
 
 
@@ -950,8 +1073,10 @@ def test_kimi_takes_128_tools(backend, client):
 def test_kimi_k3_takes_only_temperature_1(backend, client):
     for value in (0.6, 0, 1.5):
         response = post(client, backend, chat("kimi-k3", temperature=value))
-        assert (response.status_code, response.json()) == (400, moonshot_error(
-            "invalid temperature: only 1 is allowed for this model")), value
+        assert (response.status_code, response.json()) == (
+            400,
+            moonshot_error("invalid temperature: only 1 is allowed for this model"),
+        ), value
     for extra in ({"temperature": 1}, {"temperature": 1.0}, {}):
         assert post(client, backend, chat("kimi-k3", **extra)).status_code == 200
     assert post(client, backend, chat("kimi-k2.6", temperature=0.6)).status_code == 200
@@ -972,21 +1097,27 @@ def test_glm_window_counts_the_prompt_alone_in_zais_envelope(backend, client):
         assert post(client, backend, body).status_code == 200  # max_tokens does not count
     with backend.quirks(context_window=prompt - 1):
         response = post(client, backend, body)
-    assert (response.status_code, response.json()) == (400, {"error": {"code": "1261",
-                                                                       "message": "Prompt exceeds max length"}})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": {"code": "1261", "message": "Prompt exceeds max length"}},
+    )
 
 
 def test_glm_max_tokens_range(backend, client):
     assert post(client, backend, chat("glm-5.3", max_tokens=131072)).status_code == 200
     response = post(client, backend, chat("glm-5.3", max_tokens=131073))
-    assert (response.status_code, response.json()) == (400, {"error": {
-        "code": "1214", "message": "The max_tokens parameter is illegal.：限制数值范围[1,131072]"}})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": {"code": "1214", "message": "The max_tokens parameter is illegal.：限制数值范围[1,131072]"}},
+    )
 
 
 def test_glm_5_3_refuses_images_and_flash_takes_them(backend, client):
     response = post(client, backend, with_parts("glm-5.3", IMAGE))
-    assert (response.status_code, response.json()) == (400, {"error": {
-        "code": "1210", "message": "messages.content.type 参数非法，取值范围 ['text']"}})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": {"code": "1210", "message": "messages.content.type 参数非法，取值范围 ['text']"}},
+    )
     assert post(client, backend, with_parts("glm-5.3-flash", IMAGE)).status_code == 200
     assert post(client, backend, chat("glm-5.3")).status_code == 200
 
@@ -1037,15 +1168,19 @@ def test_local_servers_write_reasoning_not_reasoning_content(backend, client, mo
     assert not any("reasoning_content" in d for d in deltas) and streamed_text(chunks) == "the answer"
 
 
-@pytest.mark.parametrize("model, switch", [
-    ("vllm-qwen3-coder", {"chat_template_kwargs": {"enable_thinking": False}}),
-    ("ollama-qwen3-coder", {"reasoning_effort": "none"}),
-])
+@pytest.mark.parametrize(
+    "model, switch",
+    [
+        ("vllm-qwen3-coder", {"chat_template_kwargs": {"enable_thinking": False}}),
+        ("ollama-qwen3-coder", {"reasoning_effort": "none"}),
+    ],
+)
 def test_local_servers_turn_thinking_off_their_own_way(backend, client, model, switch):
     message = post(client, backend, chat(model, **switch)).json()["choices"][0]["message"]
     assert "reasoning" not in message
-    assert "reasoning" in post(client, backend, chat(model, thinking={"type": "disabled"})).json()["choices"][0][
-        "message"]  # not their switch
+    assert (
+        "reasoning" in post(client, backend, chat(model, thinking={"type": "disabled"})).json()["choices"][0]["message"]
+    )  # not their switch
 
 
 def vllm_error(message: str, param: str | None) -> dict:
@@ -1061,14 +1196,21 @@ def test_vllm_context_errors_with_its_renderers_wording(backend, client):
         response = post(client, backend, body)
         unset = post(client, backend, {**body, "max_tokens": None})  # counts as 0: fits
         too_many = post(client, backend, {**body, "max_tokens": prompt + 100})
-    assert (response.status_code, response.json()) == (400, vllm_error(
-        f"You passed {prompt} input tokens and requested 100 output tokens. However, the model's context length is "
-        f"only {prompt + 99} tokens, resulting in a maximum input length of {prompt - 1} tokens. Please reduce the "
-        "length of the input prompt.", "input_tokens"))
+    assert (response.status_code, response.json()) == (
+        400,
+        vllm_error(
+            f"You passed {prompt} input tokens and requested 100 output tokens. However, the model's context length is "
+            f"only {prompt + 99} tokens, resulting in a maximum input length of {prompt - 1} tokens. Please reduce the "
+            "length of the input prompt.",
+            "input_tokens",
+        ),
+    )
     assert unset.status_code == 200
     assert too_many.json() == vllm_error(
         f"max_tokens={prompt + 100}cannot be greater than max_model_len=max_total_tokens={prompt + 99}. "
-        "Please request fewer output tokens.", "max_tokens")
+        "Please request fewer output tokens.",
+        "max_tokens",
+    )
 
 
 def test_vllm_without_a_tool_parser_refuses_tools(backend, client):
@@ -1078,16 +1220,20 @@ def test_vllm_without_a_tool_parser_refuses_tools(backend, client):
         required = post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS, tool_choice="required"))
         assert post(client, backend, chat("vllm-qwen3-coder", tools=TOOLS, tool_choice="none")).status_code == 200
         assert post(client, backend, chat("vllm-qwen3-coder")).status_code == 200  # no tools
-    assert (auto.status_code, auto.json()) == (400, vllm_error(
-        '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', None))
+    assert (auto.status_code, auto.json()) == (
+        400,
+        vllm_error('"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', None),
+    )
     assert required.json() == vllm_error('tool_choice="required" requires --tool-call-parser to be set', None)
 
 
 def long_history(model: str, turns: int = 6) -> dict:
     """A system prompt, then `turns` user/assistant messages of about a hundred tokens each, the last a user's."""
     messages = [{"role": "system", "content": "You are terse."}]
-    messages += [{"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}: " + "lorem ipsum " * 50}
-                 for n in range(turns - 1)]
+    messages += [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}: " + "lorem ipsum " * 50}
+        for n in range(turns - 1)
+    ]
     messages.append({"role": "user", "content": "the last question"})
     return {"model": model, "messages": messages, "max_tokens": 100_000}
 
@@ -1102,7 +1248,7 @@ def test_ollama_silently_drops_the_oldest_messages_to_fit(backend, client):
     assert response.status_code == 200  # no error: max_tokens is not checked against the window either
     kept = seen[0]["messages"]
     dropped = backend.exchanges[-1].dropped_messages
-    assert dropped >= 2 and kept == [body["messages"][0], *body["messages"][1 + dropped:]]
+    assert dropped >= 2 and kept == [body["messages"][0], *body["messages"][1 + dropped :]]
     assert request_tokens(seen[0]) <= window  # fits...
     assert request_tokens({**body, "messages": [body["messages"][0], *body["messages"][dropped:]]}) > window  # ...just
     assert response.json()["usage"]["prompt_tokens"] == request_tokens(seen[0])
@@ -1117,7 +1263,8 @@ def test_ollama_keeps_the_system_and_last_messages_whatever_the_window(backend, 
     assert response.json()["choices"][0]["message"]["content"] == 'You said: "the last question"'
     assert backend.exchanges[-1].dropped_messages == len(body["messages"]) - 2
     assert response.json()["usage"]["prompt_tokens"] == request_tokens(
-        {**body, "messages": [body["messages"][0], body["messages"][-1]]})
+        {**body, "messages": [body["messages"][0], body["messages"][-1]]}
+    )
 
 
 def test_ollama_drops_nothing_that_fits_and_others_never_drop(backend, client):
@@ -1132,8 +1279,10 @@ def test_ollama_drops_nothing_that_fits_and_others_never_drop(backend, client):
 
 
 def test_ollama_drops_history_on_the_messages_route_too(backend, client):
-    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: " + "lorem ipsum " * 50}
-                for n in range(5)]
+    messages = [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: " + "lorem ipsum " * 50}
+        for n in range(5)
+    ]
     body = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "system": "Be terse. " * 150, "messages": messages}
     fits = {**body, "messages": messages[-2:]}  # the long system prompt counts too
     with backend.quirks(context_window=anthropic_request_tokens(fits)):
@@ -1150,10 +1299,19 @@ def test_llamacpp_context_error(backend, client):
         assert post(client, backend, body).status_code == 200  # the prompt alone counts
     with backend.quirks(context_window=prompt - 1):
         response = post(client, backend, body)
-    assert (response.status_code, response.json()) == (400, {"error": {
-        "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": prompt - 1,
-        "message": f"request ({prompt} tokens) exceeds the available context size ({prompt - 1} tokens), "
-                   "try increasing it"}})
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": prompt,
+                "n_ctx": prompt - 1,
+                "message": f"request ({prompt} tokens) exceeds the available context size ({prompt - 1} tokens), "
+                "try increasing it",
+            }
+        },
+    )
 
 
 def messages_events(response: httpx.Response) -> list[dict]:
@@ -1174,8 +1332,10 @@ def test_messages_route_kimi_takes_documents_and_caps_tools(backend, client):
     assert taken.status_code == 200  # no sourced wording for a refusal: taken
     tools = [{"name": f"tool_{n}", "input_schema": {"type": "object"}} for n in range(129)]
     response = post(client, backend, {**anthropic_body(tools=tools), "model": "kimi-k2.6"}, path="/messages")
-    assert (response.status_code, response.json()) == (400, {"type": "error", "error": {
-        "type": "invalid_request_error", "message": "a max of 128 tools can be supported"}})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"type": "error", "error": {"type": "invalid_request_error", "message": "a max of 128 tools can be supported"}},
+    )
 
 
 def test_messages_route_glm_reports_usage_only_in_the_last_message_delta(backend, client):
@@ -1189,17 +1349,29 @@ def test_messages_route_glm_reports_usage_only_in_the_last_message_delta(backend
 
 
 def test_messages_route_minimax_ignores_claude_only_fields_and_words_its_context_error(backend, client):
-    ignored = {"top_k": 5, "stop_sequences": ["END"], "container": "c1", "mcp_servers": [],
-               "context_management": {"edits": []}, "service_tier": "auto"}
+    ignored = {
+        "top_k": 5,
+        "stop_sequences": ["END"],
+        "container": "c1",
+        "mcp_servers": [],
+        "context_management": {"edits": []},
+        "service_tier": "auto",
+    }
     body = {**anthropic_body(**ignored), "model": "MiniMax-M3"}
     assert post(client, backend, body, path="/messages").status_code == 200
     with backend.quirks(context_window=anthropic_request_tokens(body) + 1023):
         response = post(client, backend, body, path="/messages")
     assert response.status_code == 400
     answer = response.json()
-    assert answer["request_id"] and answer == {"type": "error", "request_id": answer["request_id"], "error": {
-        "type": "bad_request_error", "message": "invalid params, context window exceeds limit (2013)",
-        "http_code": "400"}}
+    assert answer["request_id"] and answer == {
+        "type": "error",
+        "request_id": answer["request_id"],
+        "error": {
+            "type": "bad_request_error",
+            "message": "invalid params, context window exceeds limit (2013)",
+            "http_code": "400",
+        },
+    }
 
 
 def test_messages_route_qwen_answers_a_max_tokens_over_its_limit_with_an_sse_error(backend, client):
@@ -1209,8 +1381,11 @@ def test_messages_route_qwen_answers_a_max_tokens_over_its_limit_with_an_sse_err
     event, data = response.text.split("\n")[:2]
     assert event == "event:error" and data.startswith("data:") and response.text.endswith("\n\n")
     payload = json.loads(data.removeprefix("data:"))
-    assert payload["request_id"] and payload == {"code": "InvalidParameter", "request_id": payload["request_id"],
-        "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 65536]"}
+    assert payload["request_id"] and payload == {
+        "code": "InvalidParameter",
+        "request_id": payload["request_id"],
+        "message": "<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 65536]",
+    }
     assert post(client, backend, {**body, "max_tokens": 32000}, path="/messages").status_code == 200
 
 
@@ -1413,7 +1588,10 @@ def test_wait_for_requests_times_out_with_a_clear_error(backend):
 def test_runs_standalone(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.backend", "--port", "0", "--provider", "deepseek", "--quirk", "usage=zero"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         line = process.stdout.readline()
@@ -1434,18 +1612,32 @@ def test_runs_standalone(tmp_path):
 def litellm_proxy(backend, tmp_path_factory):
     """LiteLLM on an OS-chosen loopback port, routing deepseek-flash to the backend."""
     config = tmp_path_factory.mktemp("litellm") / "litellm.yaml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "model_list": [{"model_name": "deepseek-flash", "litellm_params": {
-            "model": "openai/deepseek-flash", "api_base": backend.base_url, "api_key": "sk-fake"}}],
-        "litellm_settings": {"drop_params": True, "use_chat_completions_url_for_anthropic_messages": True},
-        "general_settings": {"master_key": "sk-test"},
-    }))
-    env = dict(os.environ, CONFIG_FILE_PATH=str(config), LITELLM_LOCAL_MODEL_COST_MAP="True",
-               LITELLM_TELEMETRY="False")
-    code = ("import litellm, uvicorn; litellm.disable_hf_tokenizer_download = True; "
-            "uvicorn.run('litellm.proxy.proxy_server:app', host='127.0.0.1', port=0)")
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "model_list": [
+                    {
+                        "model_name": "deepseek-flash",
+                        "litellm_params": {
+                            "model": "openai/deepseek-flash",
+                            "api_base": backend.base_url,
+                            "api_key": "sk-fake",
+                        },
+                    }
+                ],
+                "litellm_settings": {"drop_params": True, "use_chat_completions_url_for_anthropic_messages": True},
+                "general_settings": {"master_key": "sk-test"},
+            }
+        )
+    )
+    env = dict(os.environ, CONFIG_FILE_PATH=str(config), LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False")
+    code = (
+        "import litellm, uvicorn; litellm.disable_hf_tokenizer_download = True; "
+        "uvicorn.run('litellm.proxy.proxy_server:app', host='127.0.0.1', port=0)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     log: list[str] = []
     found: dict[str, str] = {}
     ready = threading.Event()
@@ -1476,50 +1668,97 @@ def litellm_proxy(backend, tmp_path_factory):
 @pytest.mark.litellm
 def test_real_litellm_proxy_against_strict_deepseek(backend, litellm_proxy):
     headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
-    tools = [{"name": "Read", "description": "Read a file", "input_schema": {
-        "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]
+    tools = [
+        {
+            "name": "Read",
+            "description": "Read a file",
+            "input_schema": {
+                "type": "object",
+                "properties": {"file_path": {"type": "string"}},
+                "required": ["file_path"],
+            },
+        }
+    ]
 
     def history(*reasoning: dict) -> list[dict]:
         return [
             {"role": "user", "content": "read /tmp/a.py"},
-            {"role": "assistant", "content": [*reasoning, {"type": "tool_use", "id": "toolu_01", "name": "Read",
-                                                           "input": {"file_path": "/tmp/a.py"}}]},
+            {
+                "role": "assistant",
+                "content": [
+                    *reasoning,
+                    {"type": "tool_use", "id": "toolu_01", "name": "Read", "input": {"file_path": "/tmp/a.py"}},
+                ],
+            },
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "print(1)"}]},
         ]
 
     thought = {"type": "thinking", "thinking": "I should read it", "signature": "sig"}
-    backend.script([Text("plain answer", reasoning="a short thought"),
-                    ToolCalls([("Read", {"file_path": "/tmp/b.py"})], text="Next file.", reasoning="now b")])
+    backend.script(
+        [
+            Text("plain answer", reasoning="a short thought"),
+            ToolCalls([("Read", {"file_path": "/tmp/b.py"})], text="Next file.", reasoning="now b"),
+        ]
+    )
     with httpx.Client(base_url=litellm_proxy, headers=headers, timeout=60) as anthropic:
-        plain = anthropic.post("/v1/messages", json={
-            "model": "deepseek-flash", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]})
-        streamed = anthropic.post("/v1/messages", json={
-            "model": "deepseek-flash", "max_tokens": 1024, "stream": True, "temperature": 0.2,
-            "stop_sequences": ["END"], "tools": tools, "messages": history(thought)})
+        plain = anthropic.post(
+            "/v1/messages",
+            json={"model": "deepseek-flash", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        streamed = anthropic.post(
+            "/v1/messages",
+            json={
+                "model": "deepseek-flash",
+                "max_tokens": 1024,
+                "stream": True,
+                "temperature": 0.2,
+                "stop_sequences": ["END"],
+                "tools": tools,
+                "messages": history(thought),
+            },
+        )
         # The same history without the turn's reasoning: DeepSeek's 400, passed on by LiteLLM.
-        refused = anthropic.post("/v1/messages", json={
-            "model": "deepseek-flash", "max_tokens": 1024, "tools": tools, "messages": history()})
+        refused = anthropic.post(
+            "/v1/messages", json={"model": "deepseek-flash", "max_tokens": 1024, "tools": tools, "messages": history()}
+        )
         # extra_body goes to the backend verbatim, as top-level fields (how the stabilizer switches thinking).
-        disabled = anthropic.post("/v1/messages", json={
-            "model": "deepseek-flash", "max_tokens": 1024, "tools": tools, "messages": history(),
-            "extra_body": {"thinking": {"type": "disabled"}}})
+        disabled = anthropic.post(
+            "/v1/messages",
+            json={
+                "model": "deepseek-flash",
+                "max_tokens": 1024,
+                "tools": tools,
+                "messages": history(),
+                "extra_body": {"thinking": {"type": "disabled"}},
+            },
+        )
     assert plain.status_code == 200, plain.text
     (thinking, answer) = plain.json()["content"]
     assert (thinking["type"], thinking["thinking"]) == ("thinking", "a short thought")
     assert answer == {"type": "text", "text": "plain answer"}
     assert streamed.status_code == 200, streamed.text
-    events = [json.loads(line.removeprefix("data: ")) for line in streamed.text.splitlines()
-              if line.startswith("data: ")]
+    events = [
+        json.loads(line.removeprefix("data: ")) for line in streamed.text.splitlines() if line.startswith("data: ")
+    ]
     started = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
     assert started == ["thinking", "text", "tool_use"]
-    reasoning = "".join(e["delta"]["thinking"] for e in events if e["type"] == "content_block_delta"
-                        and e["delta"]["type"] == "thinking_delta")
+    reasoning = "".join(
+        e["delta"]["thinking"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "thinking_delta"
+    )
     assert reasoning == "now b"
-    tool_use = [e["content_block"] for e in events if e["type"] == "content_block_start"
-                and e["content_block"]["type"] == "tool_use"]
+    tool_use = [
+        e["content_block"]
+        for e in events
+        if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use"
+    ]
     assert tool_use and tool_use[0]["name"] == "Read"
-    arguments = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"
-                        and e["delta"]["type"] == "input_json_delta")
+    arguments = "".join(
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    )
     assert json.loads(arguments) == {"file_path": "/tmp/b.py"}
     assert refused.status_code == 400
     assert "The reasoning_content in the thinking mode must be passed back to the API." in refused.text

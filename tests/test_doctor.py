@@ -12,7 +12,10 @@ from tests.procs import free_port
 def doctor(env: dict, *args: str) -> tuple[int, list[str]]:
     done = subprocess.run(
         [venv_tool("stabilizer"), "doctor", "--services", "none", *args],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.stderr == ""
     return done.returncode, done.stdout.splitlines()
@@ -25,8 +28,16 @@ def problems(lines: list[str]) -> list[str]:
 @pytest.fixture
 def stack_options(stack, litellm, litellm_config, tmp_path) -> list[str]:
     return [
-        "--port", str(stack.port), "--litellm-config", str(litellm_config), "--policy", str(DEFAULT_POLICY),
-        "--litellm-log", str(litellm.log_file), "--env-file", str(tmp_path / "env"),
+        "--port",
+        str(stack.port),
+        "--litellm-config",
+        str(litellm_config),
+        "--policy",
+        str(DEFAULT_POLICY),
+        "--litellm-log",
+        str(litellm.log_file),
+        "--env-file",
+        str(tmp_path / "env"),
     ]
 
 
@@ -37,7 +48,9 @@ def test_healthy_stack_is_all_ok(stack_options, child_env, litellm_config, stack
     # The shipped config's demo model, then the session's (tests/conftest.py), in the config's order.
     models = [entry["model_name"] for entry in yaml.safe_load(litellm_config.read_text())["model_list"]]
     assert models[0] == "demo" and {"deepseek-flash", "deepseek-v4-pro", "qwen-plus", "plain-model"} <= set(models)
-    assert [line.split(":")[0].split(None, 1)[1] for line in lines if " model " in line] == [f"model {m}" for m in models]
+    assert [line.split(":")[0].split(None, 1)[1] for line in lines if " model " in line] == [
+        f"model {m}" for m in models
+    ]
     assert any(f"port {stack.port}: held by this stack" in line for line in lines)
     assert not any(master_key in line for line in lines)
 
@@ -49,7 +62,9 @@ def test_broken_config_is_named_and_fails(stack_options, child_env, tmp_path):
     options[options.index("--litellm-config") + 1] = str(broken)
     status, lines = doctor(child_env, *options)
     assert status == 1
-    assert problems(lines) == [f"problem  litellm config: {broken}: model_list[0].litellm_params.model: expected e.g. openai/deepseek-flash"]
+    assert problems(lines) == [
+        f"problem  litellm config: {broken}: model_list[0].litellm_params.model: expected e.g. openai/deepseek-flash"
+    ]
 
 
 def test_stopped_litellm_is_named_and_fails_at_once(stack_options, child_env, litellm, stack):
@@ -71,7 +86,13 @@ def test_nothing_running_and_a_readable_env_file(child_env, tmp_path):
     env_file.write_text("LITELLM_MASTER_KEY=sk-x\n")
     env_file.chmod(0o644)
     status, lines = doctor(
-        child_env, "--port", str(free_port()), "--env-file", str(env_file), "--log-dir", str(tmp_path / "logs"),
+        child_env,
+        "--port",
+        str(free_port()),
+        "--env-file",
+        str(env_file),
+        "--log-dir",
+        str(tmp_path / "logs"),
     )
     assert status == 1
     by_check = {line.split(":")[0].split(None, 1)[1]: line for line in lines}

@@ -18,7 +18,9 @@ from tests.claude import run_claude
 MODEL = "deepseek-v4-pro"
 NOTE = f"[image omitted: {MODEL} does not read images]"
 # A 1x1 PNG.
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BAAQMBAAIAAf+Jo9kAAAAASUVORK5CYII=")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BAAQMBAAIAAf+Jo9kAAAAASUVORK5CYII="
+)
 
 
 def test_reading_an_image_on_a_text_only_model_keeps_the_session(stack, fresh_backend, master_key, tmp_path):
@@ -39,8 +41,18 @@ def test_reading_an_image_on_a_text_only_model_keeps_the_session(stack, fresh_ba
     prompts = ["Read shot.png and tell me what it shows.", "Can you describe its colours?", "Fine, thanks."]
     results = []
     for index, prompt in enumerate(prompts):
-        results.append(run_claude(prompt, base_url=stack.url, auth_token=master_key, model=MODEL, cwd=cwd, home=home,
-                                  extra_args=("--continue",) if index else (), timeout=180))
+        results.append(
+            run_claude(
+                prompt,
+                base_url=stack.url,
+                auth_token=master_key,
+                model=MODEL,
+                cwd=cwd,
+                home=home,
+                extra_args=("--continue",) if index else (),
+                timeout=180,
+            )
+        )
         assert not results[-1]["is_error"], results[-1].describe()
 
     assert results[0]["result"] == "I cannot see images: the screenshot reached me as a note."
@@ -72,13 +84,23 @@ def test_tool_arguments_that_are_not_an_object_do_not_poison_the_session(stack, 
 
     fresh_backend.responder = model
     for index, prompt in enumerate(["Read a.txt.", "Thanks. Anything else in it?"]):
-        result = run_claude(prompt, base_url=stack.url, auth_token=master_key,
-                            model="qwen-plus", cwd=cwd, home=home, extra_args=("--continue",) if index else (),
-                            timeout=180)
+        result = run_claude(
+            prompt,
+            base_url=stack.url,
+            auth_token=master_key,
+            model="qwen-plus",
+            cwd=cwd,
+            home=home,
+            extra_args=("--continue",) if index else (),
+            timeout=180,
+        )
         assert not result["is_error"], result.describe()
     exchanges = [e for e in fresh_backend.exchanges if e.method == "POST"]
     assert [e.status for e in exchanges] == [200] * len(exchanges)
-    replayed = [json.loads(call["function"]["arguments"]) for message in exchanges[-1].body["messages"]
-                for call in message.get("tool_calls") or []]
+    replayed = [
+        json.loads(call["function"]["arguments"])
+        for message in exchanges[-1].body["messages"]
+        for call in message.get("tool_calls") or []
+    ]
     assert replayed[0]["note"] == "the model wrote these arguments as something other than a JSON object"
     assert replayed[1] == {"file_path": str(cwd / "a.txt")}

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from mitmproxy import http, io
 
-from addons.policy import load_policy
 from addons.flow_notes import SENT
+from addons.policy import load_policy
 from addons.recorder import PLACEHOLDER
 from addons.tokens import count_text
 from tests.backend import DEEPSEEK_KEYS, Text, ToolCalls, request_tokens
@@ -51,7 +51,8 @@ class Recording:
     def messages_flows_since(self, start: float) -> list[http.HTTPFlow]:
         with self.path.open("rb") as file:
             return [
-                flow for flow in io.FlowReader(file).stream()
+                flow
+                for flow in io.FlowReader(file).stream()
                 if flow.request.timestamp_start >= start and flow.request.path.startswith(MESSAGES_PATH)
             ]
 

@@ -73,17 +73,26 @@ def small_window_run(tmp_path_factory, litellm_config, child_env):
 
 
 @pytest.mark.parametrize("usage", ["real", "null"])
-def test_claude_code_compacts_before_the_history_would_be_trimmed(small_window_run, fresh_backend, master_key,
-                                                                  tmp_path, usage):
+def test_claude_code_compacts_before_the_history_would_be_trimmed(
+    small_window_run, fresh_backend, master_key, tmp_path, usage
+):
     run, limits = small_window_run
     environment = claude_code_environment("plain-model", limits, run.url)
     (tmp_path / "project").mkdir()
     (tmp_path / "home").mkdir()
 
     def claude(prompt: str, first: bool = False):
-        result = run_claude(prompt, base_url=run.url, auth_token=master_key, model="plain-model",
-                            cwd=tmp_path / "project", home=tmp_path / "home",
-                            extra_args=() if first else ("--continue",), env_extra=environment, timeout=180)
+        result = run_claude(
+            prompt,
+            base_url=run.url,
+            auth_token=master_key,
+            model="plain-model",
+            cwd=tmp_path / "project",
+            home=tmp_path / "home",
+            extra_args=() if first else ("--continue",),
+            env_extra=environment,
+            timeout=180,
+        )
         assert not result["is_error"], result.describe()
         return result
 

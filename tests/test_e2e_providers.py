@@ -58,8 +58,9 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 def stack_run(tmp_path_factory, litellm_config, child_env):
     """`stabilizer run --record` with the shipped policy, as a user starts it."""
     folder = tmp_path_factory.mktemp("stabilizer-thinking")
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env,
-                        record=folder / "flows.flow").start()
+    run = StabilizerRun(
+        folder, litellm_config=litellm_config, policy=POLICY, env=child_env, record=folder / "flows.flow"
+    ).start()
     yield run
     run.stop()
 
@@ -85,8 +86,16 @@ class Session:
         return ROUTES[self.name][1]
 
     def claude(self, prompt: str, *extra_args: str) -> ClaudeResult:
-        return run_claude(prompt, base_url=self.run.url, auth_token=self.master_key, model=self.model,
-                          cwd=self.cwd, home=self.home, extra_args=extra_args, timeout=180)
+        return run_claude(
+            prompt,
+            base_url=self.run.url,
+            auth_token=self.master_key,
+            model=self.model,
+            cwd=self.cwd,
+            home=self.home,
+            extra_args=extra_args,
+            timeout=180,
+        )
 
     def requests(self) -> list[dict]:
         """The bodies the backend received, in order, all answered 200."""
@@ -100,30 +109,45 @@ class Session:
         if self.route == "openai":
             return [texts(message) for message in body["messages"] if message["role"] == "tool"]
         return [
-            texts(block) for message in body["messages"] if message["role"] == "user"
-            for block in blocks(message) if block.get("type") == "tool_result"
+            texts(block)
+            for message in body["messages"]
+            if message["role"] == "user"
+            for block in blocks(message)
+            if block.get("type") == "tool_result"
         ]
 
     def reasoning(self, body: dict) -> list[str | None]:
         """Each assistant turn's reasoning as the backend got it back (None: none)."""
         turns = [message for message in body["messages"] if message["role"] == "assistant"]
         if self.name in THINK_TAG_ROUTES:
-            return [match.group(1) if (match := THINK_TAGS.match(message.get("content") or "")) else None
-                    for message in turns]
+            return [
+                match.group(1) if (match := THINK_TAGS.match(message.get("content") or "")) else None
+                for message in turns
+            ]
         if self.route == "openai":
             return [message.get("reasoning_content") for message in turns]
-        return [next((block["thinking"] for block in blocks(message) if block.get("type") == "thinking"), None)
-                for message in turns]
+        return [
+            next((block["thinking"] for block in blocks(message) if block.get("type") == "thinking"), None)
+            for message in turns
+        ]
 
     def signatures(self, body: dict) -> list[str]:
-        return [block["signature"] for message in body["messages"] if message["role"] == "assistant"
-                for block in blocks(message) if block.get("type") == "thinking"]
+        return [
+            block["signature"]
+            for message in body["messages"]
+            if message["role"] == "assistant"
+            for block in blocks(message)
+            if block.get("type") == "thinking"
+        ]
 
     def received_by_claude(self) -> list[dict]:
         """The messages Claude Code received since the session began, as it parsed the streams."""
         with (self.run.folder / "flows.flow").open("rb") as file:
-            flows = [flow for flow in io.FlowReader(file).stream()
-                     if flow.request.timestamp_start >= self.start and flow.request.path.startswith("/v1/messages")]
+            flows = [
+                flow
+                for flow in io.FlowReader(file).stream()
+                if flow.request.timestamp_start >= self.start and flow.request.path.startswith("/v1/messages")
+            ]
         return [streamed_message(flow.metadata[SENT]["response"]["content"]) for flow in flows]
 
 
@@ -161,8 +185,11 @@ def read_parts_in_order(session: Session, count: int):
         done = len(session.tool_results(body))
         if done < count:
             path = session.cwd / f"part{done}.txt"
-            return ToolCalls([("Read", {"file_path": str(path)})], text=f"Reading part {done}.",
-                             reasoning=f"Step {done}: part{done}.txt comes next.")
+            return ToolCalls(
+                [("Read", {"file_path": str(path)})],
+                text=f"Reading part {done}.",
+                reasoning=f"Step {done}: part{done}.txt comes next.",
+            )
         return Text("Read all parts: " + "".join("ABCDE"[:count]) + ".", reasoning="All parts are read.")
 
     return model
@@ -219,9 +246,20 @@ def test_a_subagent_turn(session):
             return Text("The magic number is 42.", reasoning="The subagent knows it.")
         if session.tool_results(body):
             return Text("The subagent reported 42.", reasoning="Its report is in.")
-        return ToolCalls([("Agent", {"description": "find the number", "prompt": subtask,
-                                     "subagent_type": "general-purpose", "run_in_background": False})],
-                         reasoning="A subagent should do this.")
+        return ToolCalls(
+            [
+                (
+                    "Agent",
+                    {
+                        "description": "find the number",
+                        "prompt": subtask,
+                        "subagent_type": "general-purpose",
+                        "run_in_background": False,
+                    },
+                )
+            ],
+            reasoning="A subagent should do this.",
+        )
 
     session.backend.responder = model
     result = session.claude("Ask a subagent for the magic number.")
@@ -239,10 +277,14 @@ def test_a_subagent_turn(session):
 # --- usage: what Claude Code counts --------------------------------------------------------
 
 
-@pytest.mark.parametrize("usage, cached_share", [("real", 0.0), ("null", 0.0), ("absent", 0.0), ("zero", 0.0),
-                                                 ("real", 0.8)], ids=["real", "null", "absent", "zero", "cached"])
-def test_claude_code_counts_what_the_backend_received(stack_run, fresh_backend, master_key, tmp_path, usage,
-                                                      cached_share):
+@pytest.mark.parametrize(
+    "usage, cached_share",
+    [("real", 0.0), ("null", 0.0), ("absent", 0.0), ("zero", 0.0), ("real", 0.8)],
+    ids=["real", "null", "absent", "zero", "cached"],
+)
+def test_claude_code_counts_what_the_backend_received(
+    stack_run, fresh_backend, master_key, tmp_path, usage, cached_share
+):
     (tmp_path / "project").mkdir()
     (tmp_path / "home").mkdir()
     session = Session("deepseek-openai", stack_run, fresh_backend, master_key, tmp_path / "project", tmp_path / "home")
@@ -252,8 +294,9 @@ def test_claude_code_counts_what_the_backend_received(stack_run, fresh_backend, 
 
     assert not result["is_error"], result.describe()
     received = sum(request_tokens(body) for body in session.requests())
-    counted = sum(result["usage"][key] for key in ("input_tokens", "cache_read_input_tokens",
-                                                   "cache_creation_input_tokens"))
+    counted = sum(
+        result["usage"][key] for key in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    )
     # Summed over the three requests of the prompt, as Claude Code sums them.
     assert abs(counted - received) <= 0.10 * received, (result["usage"], received)
     if cached_share:

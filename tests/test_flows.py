@@ -22,8 +22,8 @@ from mitmproxy import http, io
 from mitmproxy.test import taddons
 
 from addons.anthropic_errors import is_anthropic_error
-from addons.policy import load_policy
 from addons.flow_notes import SENT
+from addons.policy import load_policy
 from addons.recorder import PLACEHOLDER
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher

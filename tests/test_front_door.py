@@ -24,14 +24,17 @@ STABILIZER = str(Path(sys.executable).parent / "stabilizer")
 
 
 def ask(url: str, key: str, path: str = "/v1/messages") -> tuple[int, dict]:
-    status, _, raw = post_json(url + path, {"model": "plain-model", "max_tokens": 64,
-                                                      "messages": [{"role": "user", "content": "hi"}]},
-                               {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"})
+    status, _, raw = post_json(
+        url + path,
+        {"model": "plain-model", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]},
+        {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"},
+    )
     return status, yaml.safe_load(raw)
 
 
-def test_a_literal_master_key_in_the_config_is_the_one_that_opens(tmp_path, litellm_config, child_env, fresh_backend,
-                                                                   master_key):
+def test_a_literal_master_key_in_the_config_is_the_one_that_opens(
+    tmp_path, litellm_config, child_env, fresh_backend, master_key
+):
     # As LiteLLM's own docs write it: the key in the config, not in the environment.
     literal = "sk-literal-" + secrets.token_hex(8)
     config = yaml.safe_load(litellm_config.read_text())
@@ -46,8 +49,12 @@ def test_a_literal_master_key_in_the_config_is_the_one_that_opens(tmp_path, lite
         # in Anthropic's words, instead of LiteLLM's "No connected db.".
         status, body = ask(run.url, master_key)
         assert (status, body["error"]) == (401, {"type": "authentication_error", "message": "invalid API key"})
-        printed = subprocess.run([STABILIZER, "key", "--litellm-config", str(path), "--env-file",
-                                  str(tmp_path / "env")], env=child_env, capture_output=True, text=True)
+        printed = subprocess.run(
+            [STABILIZER, "key", "--litellm-config", str(path), "--env-file", str(tmp_path / "env")],
+            env=child_env,
+            capture_output=True,
+            text=True,
+        )
         assert printed.stdout.strip() == literal
         (tmp_path / "project").mkdir()
         result = run_claude("hi", base_url=run.url, auth_token=literal, model="plain-model", cwd=tmp_path / "project")
@@ -56,13 +63,15 @@ def test_a_literal_master_key_in_the_config_is_the_one_that_opens(tmp_path, lite
         run.stop()
 
 
-@pytest.mark.parametrize("path", ["/v1/messages/", "/v1/%6D%65ssages", "//v1//messages?beta=true",
-                                  "/v1/messages/count_tokens/"])
+@pytest.mark.parametrize(
+    "path", ["/v1/messages/", "/v1/%6D%65ssages", "//v1//messages?beta=true", "/v1/messages/count_tokens/"]
+)
 def test_every_spelling_of_a_shaped_path_is_shaped(stack, fresh_backend, master_key, path):
     # qwen-plus takes at most 8192: the cap shows the request went through the request addon.
     request = {"model": "qwen-plus", "max_tokens": 32000, "messages": [{"role": "user", "content": "hi"}]}
-    status, _, raw = post_json(stack.url + path, request, {"authorization": f"Bearer {master_key}",
-                                                           "anthropic-version": "2023-06-01"})
+    status, _, raw = post_json(
+        stack.url + path, request, {"authorization": f"Bearer {master_key}", "anthropic-version": "2023-06-01"}
+    )
     assert status == 200, raw[:300]
     if "count_tokens" in path:
         assert json.loads(raw)["input_tokens"] > 0
@@ -91,13 +100,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def test_a_compressed_bomb_gets_413_and_the_next_request_is_fine(stack, fresh_backend, master_key, coding):
     # 40 MB of one byte, compressed to a few KB: past the 32 MB mitmdump takes, once decoded.
     bomb = encode(b" " * (40 * 1024 * 1024), coding)
-    headers = {"authorization": f"Bearer {master_key}", "anthropic-version": "2023-06-01",
-               "content-encoding": coding}
+    headers = {"authorization": f"Bearer {master_key}", "anthropic-version": "2023-06-01", "content-encoding": coding}
     status, _, raw = post_json(stack.url + "/v1/messages", None, headers, raw=bomb)
     assert status == 413 and json.loads(raw)["error"]["type"] == "request_too_large", raw[:300]
     assert "decodes to more than 33554432 bytes" in json.loads(raw)["error"]["message"]
     request = {"model": "plain-model", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
-    status, _, _ = post_json(stack.url + "/v1/messages", None, headers, raw=encode(json.dumps(request).encode(), coding))
+    status, _, _ = post_json(
+        stack.url + "/v1/messages", None, headers, raw=encode(json.dumps(request).encode(), coding)
+    )
     assert status == 200
 
 
@@ -137,9 +147,11 @@ def test_fronting_a_litellm_that_runs_elsewhere(tmp_path, team_litellm, child_en
         litellm.kill()
         # The request that finds it gone, then the next, answered at once: Claude Code retries both.
         for _ in range(2):
-            code, headers, raw = post_json(run.url + "/v1/messages", {"model": "plain-model", "max_tokens": 64,
-                                           "messages": [{"role": "user", "content": "hi"}]},
-                                           {"authorization": f"Bearer {key}"})
+            code, headers, raw = post_json(
+                run.url + "/v1/messages",
+                {"model": "plain-model", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]},
+                {"authorization": f"Bearer {key}"},
+            )
             assert code == 503 and json.loads(raw)["error"]["type"] == "overloaded_error", raw
             assert headers.get("Retry-After") or headers.get("retry-after")
         assert json.loads(raw)["error"]["message"] == f"LiteLLM at {url} cannot be reached; retry shortly"
@@ -149,12 +161,13 @@ def test_fronting_a_litellm_that_runs_elsewhere(tmp_path, team_litellm, child_en
         run.stop()
 
 
-def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, child_env, fresh_backend,
-                                                            master_key):
+def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, child_env, fresh_backend, master_key):
     url = f"http://{litellm.address[0]}:{litellm.address[1]}"
     env = {name: value for name, value in child_env.items() if name != "LITELLM_MASTER_KEY"}
-    doors = [StabilizerRun(tmp_path / name, litellm_config=None, policy=POLICY, env=env,
-                           extra_args=("--upstream", url)) for name in ("a", "b")]
+    doors = [
+        StabilizerRun(tmp_path / name, litellm_config=None, policy=POLICY, env=env, extra_args=("--upstream", url))
+        for name in ("a", "b")
+    ]
     for door in doors:
         door.folder.mkdir()
         door.start()
@@ -166,15 +179,24 @@ def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, c
                 doors[0].stop()  # killed mid-session: the balancer sends the rest to the other
             door = doors[1] if turn >= 3 else doors[turn % 2]
             messages.append({"role": "user", "content": f"Question {turn + 1}."})
-            status, _, raw = post_json(door.url + "/v1/messages", {"model": "deepseek-flash", "max_tokens": 256,
-                                                                   "messages": messages},
-                                       {"authorization": f"Bearer {master_key}"})
+            status, _, raw = post_json(
+                door.url + "/v1/messages",
+                {"model": "deepseek-flash", "max_tokens": 256, "messages": messages},
+                {"authorization": f"Bearer {master_key}"},
+            )
             assert status == 200, raw[:300]
             answer = json.loads(raw)
             assert answer["content"][-1]["text"] == f"Answer {turn + 1}."
             messages.append({"role": "assistant", "content": answer["content"]})
         # Every turn reached the backend whole, whichever door it came through.
-        assert [sum(m["role"] == "user" for m in body["messages"]) for body in fresh_backend.requests] == [1, 2, 3, 4, 5, 6]
+        assert [sum(m["role"] == "user" for m in body["messages"]) for body in fresh_backend.requests] == [
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+        ]
     finally:
         for door in doors:
             door.stop()
@@ -192,23 +214,27 @@ def exchange(url: str, method: str, path: str, key: str | None) -> tuple[int, di
         connection.close()
 
 
-@pytest.mark.parametrize("method, path, with_key, status, error_type", [
-    # Claude Code sends `HEAD /` first; LiteLLM's landing page (HTML) is not served to anyone.
-    ("GET", "/", False, 200, None),
-    ("HEAD", "/", False, 200, None),
-    ("POST", "/", False, 405, "invalid_request_error"),
-    # The status path takes no other method, and nothing without a key reaches LiteLLM through it.
-    ("POST", "/_stabilizer/status", False, 405, "invalid_request_error"),
-    ("DELETE", "/_stabilizer/status", False, 405, "invalid_request_error"),
-    ("GET", "/v1/messages", False, 401, "authentication_error"),
-    ("GET", "/v1/messages", True, 405, "invalid_request_error"),
-    ("PUT", "/v1/messages/count_tokens?beta=true", True, 405, "invalid_request_error"),
-    # Paths LiteLLM does not serve: its FastAPI {"detail": "Not Found"}, in Anthropic's shape.
-    ("GET", "/v1/no-such-route", True, 404, "not_found_error"),
-    ("POST", "/v2/messages", True, 404, "not_found_error"),
-])
-def test_every_answer_at_the_edges_is_anthropic_shaped(stack, fresh_backend, master_key, method, path, with_key,
-                                                         status, error_type):
+@pytest.mark.parametrize(
+    "method, path, with_key, status, error_type",
+    [
+        # Claude Code sends `HEAD /` first; LiteLLM's landing page (HTML) is not served to anyone.
+        ("GET", "/", False, 200, None),
+        ("HEAD", "/", False, 200, None),
+        ("POST", "/", False, 405, "invalid_request_error"),
+        # The status path takes no other method, and nothing without a key reaches LiteLLM through it.
+        ("POST", "/_stabilizer/status", False, 405, "invalid_request_error"),
+        ("DELETE", "/_stabilizer/status", False, 405, "invalid_request_error"),
+        ("GET", "/v1/messages", False, 401, "authentication_error"),
+        ("GET", "/v1/messages", True, 405, "invalid_request_error"),
+        ("PUT", "/v1/messages/count_tokens?beta=true", True, 405, "invalid_request_error"),
+        # Paths LiteLLM does not serve: its FastAPI {"detail": "Not Found"}, in Anthropic's shape.
+        ("GET", "/v1/no-such-route", True, 404, "not_found_error"),
+        ("POST", "/v2/messages", True, 404, "not_found_error"),
+    ],
+)
+def test_every_answer_at_the_edges_is_anthropic_shaped(
+    stack, fresh_backend, master_key, method, path, with_key, status, error_type
+):
     code, headers, raw = exchange(stack.url, method, path, master_key if with_key else None)
     assert code == status, raw[:300]
     assert headers["content-type"] == "application/json" and b"<html" not in raw.lower()

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from addons.anthropic_errors import is_anthropic_error
+from addons.json_codec import from_json, to_json
 from addons.patching import (
     STREAM_EVENT_TYPES,
     StreamPatcher,
@@ -37,7 +38,6 @@ from addons.policy import ModelPolicy, Policy, ThinkingPolicy
 from addons.routes import ANTHROPIC, OPENAI
 from addons.shaping import shape_request
 from addons.sse import SSEDecoder, encode_event
-from addons.json_codec import from_json, to_json
 from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
@@ -81,19 +81,32 @@ messages = st.fixed_dictionaries(
 )
 requests = st.fixed_dictionaries(
     {"messages": st.lists(messages | json_values, max_size=8)},
-    optional={"model": json_values, "system": json_values, "tools": json_values, "tool_choice": json_values,
-              "max_tokens": json_values, "stream": json_values, "thinking": json_values},
+    optional={
+        "model": json_values,
+        "system": json_values,
+        "tools": json_values,
+        "tool_choice": json_values,
+        "max_tokens": json_values,
+        "stream": json_values,
+        "thinking": json_values,
+    },
 ).flatmap(lambda request: st.dictionaries(KEYS, json_values, max_size=3).map(lambda extra: {**extra, **request}))
 
-thinking_policies = st.none() | st.builds(
-    ThinkingPolicy,
-    enable=st.none() | st.just({"thinking": {"type": "enabled"}}),
-    disable=st.none() | st.just({"thinking": {"type": "disabled"}}),
-    effort_field=st.just("reasoning_effort"),
-    efforts=st.dictionaries(st.sampled_from(["low", "medium", "high", "xhigh", "max"]), st.sampled_from(["low", "max"])),
-    history=st.just("all"),
-    require_reasoning=st.booleans(),
-) | st.builds(ThinkingPolicy, history=st.just("tool_turns"))
+thinking_policies = (
+    st.none()
+    | st.builds(
+        ThinkingPolicy,
+        enable=st.none() | st.just({"thinking": {"type": "enabled"}}),
+        disable=st.none() | st.just({"thinking": {"type": "disabled"}}),
+        effort_field=st.just("reasoning_effort"),
+        efforts=st.dictionaries(
+            st.sampled_from(["low", "medium", "high", "xhigh", "max"]), st.sampled_from(["low", "max"])
+        ),
+        history=st.just("all"),
+        require_reasoning=st.booleans(),
+    )
+    | st.builds(ThinkingPolicy, history=st.just("tool_turns"))
+)
 
 policies = st.integers(1, 4).flatmap(
     lambda keep_first: st.builds(
@@ -222,8 +235,11 @@ def split_result_requests(draw) -> dict:
         calls = [f"t{next(ids)}" for _ in range(draw(st.sampled_from([0, 1, 2, 3])))]
         messages.append(assistant(text(words(draw(sizes), 1)), *map(tool_use, calls)))
         results = [tool_result(call, draw(sizes)) for call in calls]
-        cuts = sorted(draw(st.sets(st.integers(1, max(1, len(results) - 1)), max_size=len(results) - 1))
-                      if len(results) > 1 else set())
+        cuts = sorted(
+            draw(st.sets(st.integers(1, max(1, len(results) - 1)), max_size=len(results) - 1))
+            if len(results) > 1
+            else set()
+        )
         turns = [results[a:b] for a, b in zip([0, *cuts], [*cuts, len(results)])] if results else [[]]
         if not results or draw(st.booleans()):  # the user's words after the results (or instead of them)
             turns[-1] = [*turns[-1], text(words(draw(sizes), 3))]
@@ -281,9 +297,13 @@ def test_shaping_and_trimming_keep_split_tool_results_together(
     assert request_problem(shaped.request) is None
     assert tool_order_problem(shaped.request["messages"]) is None
     # A budget that the request exceeds more or less (or not at all), as in tests/test_trim.py.
-    policy = policy_for(int(estimate_request(shaped.request) * budget_share), thinking=thinking,
-                        low_water_percent=low_water, keep_first_messages=keep_first,
-                        max_messages=max(max_messages, keep_first + 2) if max_messages else 0)
+    policy = policy_for(
+        int(estimate_request(shaped.request) * budget_share),
+        thinking=thinking,
+        low_water_percent=low_water,
+        keep_first_messages=keep_first,
+        max_messages=max(max_messages, keep_first + 2) if max_messages else 0,
+    )
     trimmed = trim_request(shaped.request, policy, shaped.reminders)
     event("too long" if trimmed.too_long else "trimmed" if trimmed.removed else "untouched")
     assert tool_order_problem(trimmed.request["messages"]) is None

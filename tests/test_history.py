@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from mitmproxy import io
 
 from addons.history import History, encode
+from addons.json_codec import from_json, to_json
 from addons.memo import Kind, Memo
 from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.shaping import shape_request
-from addons.json_codec import from_json, to_json
 from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
@@ -123,7 +123,10 @@ clean_blocks = st.fixed_dictionaries(
               "cache_control": st.just({"type": "ephemeral"}), "content": clean_values},
 )  # fmt: skip
 clean_messages = st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system"]), "content": clean_text | st.lists(clean_blocks, max_size=3)}
+    {
+        "role": st.sampled_from(["user", "assistant", "system"]),
+        "content": clean_text | st.lists(clean_blocks, max_size=3),
+    }
 )
 clean_requests = st.fixed_dictionaries(
     {"model": clean_text, "messages": st.lists(clean_messages, min_size=2, max_size=8)},
@@ -132,9 +135,11 @@ clean_requests = st.fixed_dictionaries(
 )  # fmt: skip
 
 sessions = st.tuples(
-    clean_requests, st.lists(st.tuples(edits, st.lists(clean_messages, max_size=3), clean_values, writings), min_size=1, max_size=6)
+    clean_requests,
+    st.lists(st.tuples(edits, st.lists(clean_messages, max_size=3), clean_values, writings), min_size=1, max_size=6),
 ) | st.tuples(
-    requests, st.lists(st.tuples(edits, st.lists(messages | json_values, max_size=3), json_values, writings), max_size=6)
+    requests,
+    st.lists(st.tuples(edits, st.lists(messages | json_values, max_size=3), json_values, writings), max_size=6),
 )
 
 

@@ -13,7 +13,7 @@ def test_rotates_at_a_line_boundary_and_keeps_the_backups(tmp_path):
     log = RotatingLog(path, max_bytes=100, backups=2)
     lines = [f"line {n:03d} {'x' * 20}\n".encode() for n in range(30)]  # 30 bytes each
     for start in range(0, 30, 4):  # writes of several lines, as a pipe delivers them
-        log.write(b"".join(lines[start:start + 4]))
+        log.write(b"".join(lines[start : start + 4]))
     log.close()
     files = [path.with_name("mitmdump.log.2"), path.with_name("mitmdump.log.1"), path]
     assert not path.with_name("mitmdump.log.3").exists()
@@ -21,7 +21,7 @@ def test_rotates_at_a_line_boundary_and_keeps_the_backups(tmp_path):
     assert all(len(c) <= 100 and c.endswith(b"\n") for c in contents)
     # The newest lines, in order, none cut: what was dropped is the oldest, whole.
     kept = b"".join(contents)
-    assert kept == b"".join(lines)[-len(kept):] and kept.startswith(b"line ")
+    assert kept == b"".join(lines)[-len(kept) :] and kept.startswith(b"line ")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
@@ -31,16 +31,21 @@ def test_a_line_longer_than_the_limit_goes_whole_into_a_file_of_its_own(tmp_path
     log.write(b"first\n")
     log.write(b"y" * 150 + b"\nlast\n")
     log.close()
-    assert [path.with_name("mitmdump.log.2").read_bytes(), path.with_name("mitmdump.log.1").read_bytes(),
-            path.read_bytes()] == [b"first\n", b"y" * 150 + b"\n", b"last\n"]
+    assert [
+        path.with_name("mitmdump.log.2").read_bytes(),
+        path.with_name("mitmdump.log.1").read_bytes(),
+        path.read_bytes(),
+    ] == [b"first\n", b"y" * 150 + b"\n", b"last\n"]
 
 
 def test_the_command_s_output_and_status_pass_through_and_a_stop_reaches_it(tmp_path):
     path = tmp_path / "out.log"
-    child = ("import signal, sys, time\n"
-             "print('started', flush=True)\n"
-             "signal.signal(signal.SIGTERM, lambda *a: (print('stopping', flush=True), sys.exit(3)))\n"
-             "signal.pause()\n")
+    child = (
+        "import signal, sys, time\n"
+        "print('started', flush=True)\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('stopping', flush=True), sys.exit(3)))\n"
+        "signal.pause()\n"
+    )
     process = subprocess.Popen(wrapped(path, [sys.executable, "-c", child]))
     try:
         poll_until(lambda: path.exists() and b"started" in path.read_bytes(), 10, "the child's first line")

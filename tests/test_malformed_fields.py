@@ -45,8 +45,10 @@ def test_max_tokens_integer_passes_and_is_capped():
     assert shape_request({"messages": HELLO, "max_tokens": 10**6}, ModelPolicy()).request["max_tokens"] == 32000
 
 
-@pytest.mark.parametrize("content", [{"type": "text", "text": "be brief"}, {"text": "be brief"},
-                                     [{"type": "text", "text": "be brief"}], "be brief"])
+@pytest.mark.parametrize(
+    "content",
+    [{"type": "text", "text": "be brief"}, {"text": "be brief"}, [{"type": "text", "text": "be brief"}], "be brief"],
+)
 def test_system_message_with_text_is_folded_whatever_holds_it(content):
     shaped = shape_request({"messages": [*HELLO, {"role": "system", "content": content}]}, ModelPolicy())
     assert shaped.request["messages"] == [user(text("hello"), reminder("be brief"))]
@@ -59,7 +61,8 @@ def test_system_message_without_text_is_refused_not_dropped(content):
     shaped = shape_request(request, ModelPolicy())
     assert shaped.request["messages"][-1] == system(content)  # kept, for validation to refuse
     assert request_problem(shaped.request).startswith(
-        "messages.1.content: a system message's content must be text (a string or text blocks), not ")
+        "messages.1.content: a system message's content must be text (a string or text blocks), not "
+    )
 
 
 def test_empty_system_message_has_nothing_to_fold():

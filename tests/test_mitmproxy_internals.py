@@ -50,6 +50,7 @@ class Ready:
 
     def running(self):
         from mitmproxy import ctx
+
         self.port = ctx.master.addons.get("proxyserver").listen_addrs()[0][1]
         self.event.set()
 
@@ -74,8 +75,11 @@ class InProcessProxy:
         self.master = DumpMaster(None, with_termlog=False, with_dumper=False)
         self.master.addons.add(*self.addons, self.ready)
         self.master.options.update(
-            listen_host="127.0.0.1", listen_port=0, mode=[f"reverse:http://127.0.0.1:{self.upstream_port}"],
-            connection_strategy="lazy", **self.options,
+            listen_host="127.0.0.1",
+            listen_port=0,
+            mode=[f"reverse:http://127.0.0.1:{self.upstream_port}"],
+            connection_strategy="lazy",
+            **self.options,
         )
         await self.master.run()
 
@@ -138,6 +142,7 @@ def post(body: bytes = b"{}", *extra: str) -> bytes:
 
 # --- the version check ---------------------------------------------------------------
 
+
 def test_the_pinned_mitmproxy_is_the_one_the_module_was_written_for():
     pinned = re.search(r"^mitmproxy==([\d.]+)$", (PROJECT_ROOT / "constraints.txt").read_text(), re.MULTILINE)[1]
     dependencies = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -166,12 +171,16 @@ def test_each_addon_checks_the_version_at_load(addon, monkeypatch):
 
 def test_mitmdump_with_another_mitmproxy_does_not_start(tmp_path):
     script = tmp_path / "other_mitmproxy.py"
-    script.write_text("import mitmproxy.version\nmitmproxy.version.VERSION = '13.0.0'\n"
-                      "from addons.stabilizer_addons import addons\n")
+    script.write_text(
+        "import mitmproxy.version\nmitmproxy.version.VERSION = '13.0.0'\nfrom addons.stabilizer_addons import addons\n"
+    )
     mitmdump = Path(sys.executable).parent / "mitmdump"
     finished = subprocess.run(
         [str(mitmdump), "-s", str(script), "--listen-host", "127.0.0.1", "--listen-port", str(free_port())],
-        cwd=PROJECT_ROOT, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     output = (finished.stdout + finished.stderr).decode()
     assert finished.returncode != 0, output
@@ -179,6 +188,7 @@ def test_mitmdump_with_another_mitmproxy_does_not_start(tmp_path):
 
 
 # --- installed and put back ----------------------------------------------------------
+
 
 def test_the_names_are_replaced_once_and_put_back_by_the_last_holder():
     first, second = ProxyErrorAnswers(), ProxyErrorAnswers()
@@ -202,6 +212,7 @@ def test_a_stopped_master_leaves_mitmproxy_as_it_was():
 
 
 # --- mitmproxy's own answers, through the real HTTP/1 layer ------------------------------
+
 
 def test_a_refused_upstream_gets_a_retryable_503():
     with InProcessProxy(free_port(), ProxyErrorAnswers()) as proxy, proxy.connect() as client:
@@ -244,8 +255,9 @@ class StreamEnd:
 
 def test_a_cut_stream_gets_its_end_call_and_a_closed_chunked_body():
     def head_one_chunk_and_close(connection: socket.socket) -> None:
-        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                           b"6\r\nfirst \r\n")
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst \r\n"
+        )
 
     upstream = ScriptedUpstream(head_one_chunk_and_close)
     with InProcessProxy(upstream.port, ProxyErrorAnswers(), StreamEnd()) as proxy, proxy.connect() as client:
@@ -255,7 +267,9 @@ def test_a_cut_stream_gets_its_end_call_and_a_closed_chunked_body():
 
 
 def test_a_chunked_request_with_trailers_goes_upstream_without_them():
-    upstream = ScriptedUpstream(lambda connection: connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+    upstream = ScriptedUpstream(
+        lambda connection: connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    )
     with InProcessProxy(upstream.port, ProxyErrorAnswers()) as proxy, proxy.connect() as client:
         client.sendall(post(b"2\r\n{}\r\n0\r\nx-checksum: abc\r\n\r\n", "transfer-encoding: chunked"))
         response, body = read_answer(client)
@@ -268,8 +282,10 @@ OVER_LIMIT = 2 << 20
 
 
 def test_an_over_limit_body_sent_whole_gets_a_413_then_a_close():
-    with InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy, \
-            proxy.connect() as client:
+    with (
+        InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy,
+        proxy.connect() as client,
+    ):
         client.sendall(post(b"x" * OVER_LIMIT, f"content-length: {OVER_LIMIT}"))  # all of it, then the answer
         response, body = read_answer(client)
         assert response.getheader("connection") == "close"
@@ -279,8 +295,10 @@ def test_an_over_limit_body_sent_whole_gets_a_413_then_a_close():
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_an_over_limit_body_announced_with_expect_100_continue_gets_a_413(framing):
-    with InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy, \
-            proxy.connect() as client:
+    with (
+        InProcessProxy(free_port(), ProxyErrorAnswers(), body_size_limit=str(LIMIT)) as proxy,
+        proxy.connect() as client,
+    ):
         size = f"content-length: {OVER_LIMIT}" if framing == "content-length" else "transfer-encoding: chunked"
         client.sendall(post(b"", size, "expect: 100-continue"))  # the head only
         first = b""
@@ -300,11 +318,16 @@ def test_an_over_limit_body_announced_with_expect_100_continue_gets_a_413(framin
 
 # --- one server connection closed --------------------------------------------------
 
+
 def test_a_silent_upstream_connection_is_closed_after_the_idle_limit():
     stays_silent = threading.Event()
     upstream = ScriptedUpstream(lambda connection: stays_silent.wait(TIMEOUT))
-    with InProcessProxy(upstream.port, ProxyErrorAnswers(), UpstreamIdleTimeout(),
-                        stabilizer_upstream_idle_timeout=1) as proxy, proxy.connect() as client:
+    with (
+        InProcessProxy(
+            upstream.port, ProxyErrorAnswers(), UpstreamIdleTimeout(), stabilizer_upstream_idle_timeout=1
+        ) as proxy,
+        proxy.connect() as client,
+    ):
         client.sendall(post())
         response, body = read_answer(client)  # within TIMEOUT: the upstream would answer nothing before it
     stays_silent.set()
@@ -312,6 +335,7 @@ def test_a_silent_upstream_connection_is_closed_after_the_idle_limit():
 
 
 # --- the add_log events ------------------------------------------------------------
+
 
 def legacy_handlers(master) -> list[logging.Handler]:
     return [h for h in logging.getLogger().handlers if isinstance(h, log.LegacyLogEvents) and h.master is master]

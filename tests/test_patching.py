@@ -436,22 +436,28 @@ def litellm_error(message: str) -> bytes:
     ],
 )  # fmt: skip
 def test_a_backend_refusal_names_what_it_objected_to_and_the_policy_key(message, expected):
-    result = to_anthropic_error(400, litellm_error(message), "application/json", 5000, 131072,
-                                RefusalContext("deepseek-flash", POLICY))
+    result = to_anthropic_error(
+        400, litellm_error(message), "application/json", 5000, 131072, RefusalContext("deepseek-flash", POLICY)
+    )
     assert error_of(result) == (400, "invalid_request_error", expected)
 
 
 def test_a_refusal_names_the_entry_that_applies_to_an_alias():
-    message = explain_refusal("The reasoning_content in the thinking mode must be passed back to the API.",
-                              RefusalContext("my-deepseek", "/srv/policy.yaml", "deepseek-flash"))
+    message = explain_refusal(
+        "The reasoning_content in the thinking mode must be passed back to the API.",
+        RefusalContext("my-deepseek", "/srv/policy.yaml", "deepseek-flash"),
+    )
     assert message.startswith("my-deepseek refused the request: The reasoning_content")
     assert message.endswith("Set models.deepseek-flash.thinking.require_reasoning: true in /srv/policy.yaml.")
 
 
 def test_a_refusal_under_the_built_in_defaults_points_to_a_policy_file():
-    message = explain_refusal("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]",
-                              RefusalContext("qwen", ""))
-    assert message.endswith("Set models.qwen.max_output_tokens to the backend's limit in a policy file (stabilizer run --policy).")
+    message = explain_refusal(
+        "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]", RefusalContext("qwen", "")
+    )
+    assert message.endswith(
+        "Set models.qwen.max_output_tokens to the backend's limit in a policy file (stabilizer run --policy)."
+    )
 
 
 def test_a_refusal_without_request_notes_still_says_who_refused():
@@ -473,21 +479,36 @@ def test_a_context_error_is_not_explained_as_a_refusal():
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429])
 def test_key_route_and_quota_errors_are_not_explained(status):
-    _, _, message = error_of(to_anthropic_error(status, openai_error("Unrecognized request argument supplied: foo"), "", 0, 0, RefusalContext("m", POLICY)))
+    _, _, message = error_of(
+        to_anthropic_error(
+            status, openai_error("Unrecognized request argument supplied: foo"), "", 0, 0, RefusalContext("m", POLICY)
+        )
+    )
     assert message == "Unrecognized request argument supplied: foo"
 
 
 def test_anthropics_max_tokens_overflow_keeps_the_words_claude_code_parses():
-    body = error_body("invalid_request_error", "input length and `max_tokens` exceed context limit: 186433 + 20000 > 200000, "
-                                               "decrease input length or `max_tokens` and try again")
+    body = error_body(
+        "invalid_request_error",
+        "input length and `max_tokens` exceed context limit: 186433 + 20000 > 200000, "
+        "decrease input length or `max_tokens` and try again",
+    )
     assert to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("m", POLICY)) is None
 
 
 def test_litellms_anthropic_shaped_refusal_is_explained():
     # LiteLLM answers /v1/messages errors Anthropic-shaped, its wording inside (tests/data/streams/README.md).
-    body = error_body("invalid_request_error", DEEPSEEK_IMAGE + "\n\nLiteLLM: model group 'deepseek-flash' failed with the error above.")
-    _, _, message = error_of(to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("deepseek-flash", POLICY)))
-    assert message.startswith("deepseek-flash refused the request: Failed to deserialize") and "column 173667. Set " in message
+    body = error_body(
+        "invalid_request_error",
+        DEEPSEEK_IMAGE + "\n\nLiteLLM: model group 'deepseek-flash' failed with the error above.",
+    )
+    _, _, message = error_of(
+        to_anthropic_error(400, body, "application/json", 0, 0, RefusalContext("deepseek-flash", POLICY))
+    )
+    assert (
+        message.startswith("deepseek-flash refused the request: Failed to deserialize")
+        and "column 173667. Set " in message
+    )
 
 
 def test_a_refusal_error_event_in_a_stream_is_explained():
@@ -540,15 +561,18 @@ def test_stream_cut_inside_an_oversized_event_still_ends_with_a_parsable_error()
 # request addon's estimate is 4321 here, of which 3000 are the system prompt and the tools.
 
 
-@pytest.mark.parametrize("usage, substitute", [
-    ({"input_tokens": 1100}, True),  # the messages alone: far below the whole
-    ({"input_tokens": 2700}, True),  # below the middle between messages-only and whole
-    ({"input_tokens": 2900}, False),  # above it: the backend's own, a tokenizer smaller than ours
-    ({"input_tokens": 4700}, False),
-    ({"input_tokens": 300, "cache_read_input_tokens": 4000}, False),  # mostly read from the cache
-    ({"input_tokens": 0}, False),  # not reported at all: filled, not "replaced"
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    "usage, substitute",
+    [
+        ({"input_tokens": 1100}, True),  # the messages alone: far below the whole
+        ({"input_tokens": 2700}, True),  # below the middle between messages-only and whole
+        ({"input_tokens": 2900}, False),  # above it: the backend's own, a tokenizer smaller than ours
+        ({"input_tokens": 4700}, False),
+        ({"input_tokens": 300, "cache_read_input_tokens": 4000}, False),  # mostly read from the cache
+        ({"input_tokens": 0}, False),  # not reported at all: filled, not "replaced"
+        ({}, False),
+    ],
+)
 def test_a_substitute_input_count_is_told_from_the_backends(usage, substitute):
     assert is_substitute_input(usage, ESTIMATE, 3000) is substitute
 
@@ -562,20 +586,37 @@ def test_without_a_fixed_part_a_small_real_count_survives():
 
 
 def delta_stream(usage: dict) -> bytes:
-    start = {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "x",
-             "content": [], "stop_reason": None, "usage": {"input_tokens": 0, "output_tokens": 0}}}
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "m",
+            "type": "message",
+            "role": "assistant",
+            "model": "x",
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        },
+    }
     delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}
-    return (f"event: message_start\ndata: {json.dumps(start)}\n\n"
-            f"event: message_delta\ndata: {json.dumps(delta)}\n\n"
-            'event: message_stop\ndata: {"type":"message_stop"}\n\n').encode()
+    return (
+        f"event: message_start\ndata: {json.dumps(start)}\n\n"
+        f"event: message_delta\ndata: {json.dumps(delta)}\n\n"
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    ).encode()
 
 
-@pytest.mark.parametrize("reported, delivered", [
-    ({"input_tokens": 12, "output_tokens": 22}, {"input_tokens": ESTIMATE, "output_tokens": 22}),
-    ({"input_tokens": 4400, "output_tokens": 22}, {"input_tokens": 4400, "output_tokens": 22}),
-    ({"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300},
-     {"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300}),
-])
+@pytest.mark.parametrize(
+    "reported, delivered",
+    [
+        ({"input_tokens": 12, "output_tokens": 22}, {"input_tokens": ESTIMATE, "output_tokens": 22}),
+        ({"input_tokens": 4400, "output_tokens": 22}, {"input_tokens": 4400, "output_tokens": 22}),
+        (
+            {"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300},
+            {"input_tokens": 1100, "output_tokens": 22, "cache_read_input_tokens": 3300},
+        ),
+    ],
+)
 def test_the_stream_delivers_the_backends_count_or_the_estimate(reported, delivered):
     patcher = StreamPatcher(ESTIMATE, fixed_tokens_estimate=3000)
     out = patcher.feed(delta_stream(reported)) + patcher.finish()
@@ -586,11 +627,16 @@ def test_the_stream_delivers_the_backends_count_or_the_estimate(reported, delive
 
 
 def test_a_json_message_with_a_substitute_count_gets_the_estimate():
-    message = {"type": "message", "content": [{"type": "text", "text": "hi"}],
-               "usage": {"input_tokens": 12, "output_tokens": 1}}
+    message = {
+        "type": "message",
+        "content": [{"type": "text", "text": "hi"}],
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
     changes = fill_message_usage(message, ESTIMATE, 3000)
     assert message["usage"]["input_tokens"] == ESTIMATE and message["usage"]["output_tokens"] == 1
-    assert changes[0].startswith(f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)")
+    assert changes[0].startswith(
+        f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)"
+    )
 
 
 def test_litellm_without_a_key_database_refusing_a_key_is_an_authentication_error():
@@ -598,13 +644,17 @@ def test_litellm_without_a_key_database_refusing_a_key_is_an_authentication_erro
     # it has no database of virtual keys.
     for status in (400, 401):
         result = to_anthropic_error(status, litellm_error("No connected db."), "application/json")
-        assert error_of(result) == (401, "authentication_error", "invalid API key: LiteLLM has no database of "
-                                                                 "virtual keys, so only its master key is accepted")
+        assert error_of(result) == (
+            401,
+            "authentication_error",
+            "invalid API key: LiteLLM has no database of virtual keys, so only its master key is accepted",
+        )
 
 
 def test_a_refused_caller_key_is_told_from_a_provider_key_litellm_lacks():
-    assert is_key_refusal(litellm_error("Authentication Error, Invalid proxy server token passed. Received API Key = "
-                                        "sk-...abcd"))
+    assert is_key_refusal(
+        litellm_error("Authentication Error, Invalid proxy server token passed. Received API Key = sk-...abcd")
+    )
     assert is_key_refusal(litellm_error("No connected db."))
     # LiteLLM cannot count for a deployment without its provider key: the estimate may answer instead.
     assert not is_key_refusal(litellm_error("No OpenAI API key is set for model demo, so tokens can't be counted."))

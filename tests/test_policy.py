@@ -25,8 +25,19 @@ def problem(tmp_path: Path, text: str) -> str:
 def test_shipped_policy_has_its_models():
     policy = load_policy(str(SHIPPED))
     assert set(policy.models) == {
-        "demo", "deepseek-flash", "deepseek-v4-pro", "qwen-plus", "qwen3.8-max", "qwen3.7-plus", "qwen3.7-max",
-        "qwen3-coder-plus", "kimi-k3", "kimi-k2.6", "glm-5.3", "glm-5.3-flash", "MiniMax-M3",
+        "demo",
+        "deepseek-flash",
+        "deepseek-v4-pro",
+        "qwen-plus",
+        "qwen3.8-max",
+        "qwen3.7-plus",
+        "qwen3.7-max",
+        "qwen3-coder-plus",
+        "kimi-k3",
+        "kimi-k2.6",
+        "glm-5.3",
+        "glm-5.3-flash",
+        "MiniMax-M3",
         "MiniMax-M3.1-Flash-Preview",
     }
     # DeepSeek V4: 1M context, max_tokens up to 393216 (its API's valid range is [1, 393216]).
@@ -48,13 +59,17 @@ def test_shipped_policy_has_its_models():
 def test_shipped_deepseek_thinking():
     policy = load_policy(str(SHIPPED))
     flash, pro = policy.for_model("deepseek-flash"), policy.for_model("deepseek-v4-pro")
-    assert flash.thinking == pro.thinking == ThinkingPolicy(
-        enable={"thinking": {"type": "enabled"}},
-        disable={"thinking": {"type": "disabled"}},
-        effort_field="reasoning_effort",
-        efforts={"low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "max"},
-        history="all",
-        require_reasoning=True,
+    assert (
+        flash.thinking
+        == pro.thinking
+        == ThinkingPolicy(
+            enable={"thinking": {"type": "enabled"}},
+            disable={"thinking": {"type": "disabled"}},
+            effort_field="reasoning_effort",
+            efforts={"low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "max"},
+            history="all",
+            require_reasoning=True,
+        )
     )
     # deepseek-v4-pro takes no images; deepseek-flash does.
     assert "image" in flash.accepted_block_types
@@ -63,8 +78,9 @@ def test_shipped_deepseek_thinking():
 
 def test_shipped_provider_profiles():
     policy = load_policy(str(SHIPPED))
-    limits = {name: (entry.context_window, entry.max_output_tokens, entry.max_tools)
-              for name, entry in policy.models.items()}
+    limits = {
+        name: (entry.context_window, entry.max_output_tokens, entry.max_tools) for name, entry in policy.models.items()
+    }
     assert limits["kimi-k3"] == (1048576, 131072, 128) and limits["kimi-k2.6"] == (262144, 32000, 128)
     assert limits["glm-5.3"] == (1048576, 131072, 128)
     assert limits["MiniMax-M3"] == (1000000, 128000, None)
@@ -85,7 +101,8 @@ def test_model_references_must_be_litellm_model_names():
     assert policy.unknown_model_names({"a", "b", "c"}) == []
     assert policy.unknown_model_names({"a", "b"}) == [
         "models.a.vision_model: 'c' is not a model_name in the LiteLLM config; add an entry for it there or name "
-        "one that is"]
+        "one that is"
+    ]
 
 
 def test_default_thinking_keeps_every_turns_reasoning():
@@ -160,7 +177,9 @@ def test_a_thinking_section_replaces_the_default_one(tmp_path):
     # Replaced whole, not merged key by key: the default's effort_field does not leak in.
     assert policy.for_model("turns").thinking == ThinkingPolicy(history="tool_turns")
     assert policy.for_model("never").thinking is None
-    assert policy.for_model("bare").thinking == ThinkingPolicy(effort_field="reasoning_effort", efforts={"high": "high"})
+    assert policy.for_model("bare").thinking == ThinkingPolicy(
+        effort_field="reasoning_effort", efforts={"high": "high"}
+    )
 
 
 def test_thinking_null_is_a_model_that_never_thinks(tmp_path):
@@ -217,10 +236,14 @@ def test_window_must_leave_room_for_a_prompt(tmp_path):
     "entry, expected",
     [
         ("accepted_keys: [model]", "accepted_keys must include messages"),
-        ("accepted_block_types: [text, tool_use, tool_result, thinking]",
-         "lists thinking: thinking blocks follow the `thinking` section"),
-        ("accepted_block_types: [text, tool_use, tool_result, redacted_thinking]",
-         "lists redacted_thinking: thinking blocks follow the `thinking`"),
+        (
+            "accepted_block_types: [text, tool_use, tool_result, thinking]",
+            "lists thinking: thinking blocks follow the `thinking` section",
+        ),
+        (
+            "accepted_block_types: [text, tool_use, tool_result, redacted_thinking]",
+            "lists redacted_thinking: thinking blocks follow the `thinking`",
+        ),
         ("accepted_block_types: [text, image]", "accepted_block_types must include tool_result, tool_use: without"),
         ("max_tools: 0", "models.m.max_tools: Input should be greater than 0"),
         ("thinking:\n      efforts: {low: low}", "models.m.thinking: efforts are given but effort_field is null"),
@@ -229,8 +252,14 @@ def test_window_must_leave_room_for_a_prompt(tmp_path):
             "models.m.thinking: require_reasoning needs history: all",
         ),
         ("thinking:\n      history: some", "models.m.thinking.history: Input should be 'tool_turns' or 'all'"),
-        ("thinking:\n      histroy: all", "models.m.thinking.histroy: unknown key. Fix: remove it or use one of: enable,"),
-        ("thinking:\n      require_reasoning: 1", "models.m.thinking.require_reasoning: Input should be a valid boolean"),
+        (
+            "thinking:\n      histroy: all",
+            "models.m.thinking.histroy: unknown key. Fix: remove it or use one of: enable,",
+        ),
+        (
+            "thinking:\n      require_reasoning: 1",
+            "models.m.thinking.require_reasoning: Input should be a valid boolean",
+        ),
         ("max_messages: 2\n    keep_first_messages: 1", "max_messages (2) must be 0 or at least"),
         ("low_water_percent: 101", "models.m.low_water_percent: Input should be less than or equal to 100"),
     ],

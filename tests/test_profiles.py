@@ -31,11 +31,18 @@ def test_every_shipped_entry_is_listed_with_its_limits():
 
 def test_names_of_a_litellm_config_are_shown_beside_the_entry_that_serves_them(tmp_path):
     config = tmp_path / "litellm.yaml"
-    config.write_text(yaml.safe_dump({"model_list": [
-        {"model_name": "my-kimi", "litellm_params": {"model": "openai/kimi-k3"}},
-        {"model_name": "glm-anthropic", "litellm_params": {"model": "anthropic/glm-5.3"}},
-        {"model_name": "something-else", "litellm_params": {"model": "openai/unknown"}},
-    ], "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_list": [
+                    {"model_name": "my-kimi", "litellm_params": {"model": "openai/kimi-k3"}},
+                    {"model_name": "glm-anthropic", "litellm_params": {"model": "anthropic/glm-5.3"}},
+                    {"model_name": "something-else", "litellm_params": {"model": "openai/unknown"}},
+                ],
+                "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+            }
+        )
+    )
     table = {cells(line)[0]: cells(line)[-1] for line in profiles("--litellm-config", str(config))}
     assert table["kimi-k3"] == "my-kimi (openai)"
     assert table["glm-5.3"] == "glm-anthropic (anthropic)"
@@ -44,6 +51,7 @@ def test_names_of_a_litellm_config_are_shown_beside_the_entry_that_serves_them(t
 
 
 def test_a_broken_policy_is_named():
-    done = subprocess.run([STABILIZER, "profiles", "--policy", "/nonexistent/policy.yaml"], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [STABILIZER, "profiles", "--policy", "/nonexistent/policy.yaml"], capture_output=True, text=True
+    )
     assert done.returncode == 1 and "/nonexistent/policy.yaml" in done.stderr

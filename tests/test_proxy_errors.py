@@ -57,12 +57,15 @@ class DyingUpstream:
             connection.close()
         with connection:
             head, _, body = request.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            length = int(
+                next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+            )
             while len(body) < length:
                 body += connection.recv(65536)
             connection.sendall(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                + chunk(MESSAGE_START) + chunk(HALF_DELTA)
+                + chunk(MESSAGE_START)
+                + chunk(HALF_DELTA)
             )
         self.listener.close()
 
@@ -85,7 +88,12 @@ def test_stream_cut_by_a_dying_upstream_ends_with_an_error_event(lone_proxy, mas
 
     client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
     request = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    client.request("POST", "/v1/messages?beta=true", json.dumps(request), {"x-api-key": master_key, "content-type": "application/json"})
+    client.request(
+        "POST",
+        "/v1/messages?beta=true",
+        json.dumps(request),
+        {"x-api-key": master_key, "content-type": "application/json"},
+    )
     response = client.getresponse()
     body = response.read()  # http.client raises IncompleteRead if the chunked body is not closed
     upstream.thread.join(10)
@@ -105,7 +113,7 @@ def over_limit_request(key: str, framing: str) -> bytes:
     body = b"x" * OVER_LIMIT
     head = f"POST {MESSAGES} HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n".encode()
     if framing == "chunked":
-        chunks = b"".join(b"%x\r\n%s\r\n" % (1 << 20, body[i:i + (1 << 20)]) for i in range(0, OVER_LIMIT, 1 << 20))
+        chunks = b"".join(b"%x\r\n%s\r\n" % (1 << 20, body[i : i + (1 << 20)]) for i in range(0, OVER_LIMIT, 1 << 20))
         return head + b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
     return head + b"content-length: %d\r\n\r\n" % OVER_LIMIT + body
 
@@ -134,8 +142,12 @@ def test_over_limit_body_sent_whole_before_reading_gets_413_then_a_close(stack, 
 
 
 def test_urllib_gets_the_413_for_an_over_limit_body(stack, fresh_backend, master_key):
-    request = urllib.request.Request(f"{stack.url}{MESSAGES}", data=b"x" * OVER_LIMIT, method="POST",
-                                     headers={"x-api-key": master_key, "content-type": "application/json"})
+    request = urllib.request.Request(
+        f"{stack.url}{MESSAGES}",
+        data=b"x" * OVER_LIMIT,
+        method="POST",
+        headers={"x-api-key": master_key, "content-type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT)
     assert_too_large(refused.value.code, refused.value.read())

@@ -30,24 +30,55 @@ SECRETS = [MASTER.encode(), PROVIDER.encode()]
 
 
 @pytest.mark.parametrize(
-    "name", ["api_key", "apiKey", "x-api-key", "key", "token", "ANTHROPIC_AUTH_TOKEN", "access_token",
-             "client_secret", "password", "DEEPSEEK_API_KEY", "LITELLM_MASTER_KEY", "refreshToken"],
+    "name",
+    [
+        "api_key",
+        "apiKey",
+        "x-api-key",
+        "key",
+        "token",
+        "ANTHROPIC_AUTH_TOKEN",
+        "access_token",
+        "client_secret",
+        "password",
+        "DEEPSEEK_API_KEY",
+        "LITELLM_MASTER_KEY",
+        "refreshToken",
+    ],
 )
 def test_secret_names(name):
     assert is_secret_name(name)
 
 
 @pytest.mark.parametrize(
-    "name", ["max_tokens", "input_tokens", "cache_read_input_tokens", "keyboard", "monkey", "tool_use_id",
-             "keys", "stop_sequences", "PATH", "PWD", "tokenizer", ""],
+    "name",
+    [
+        "max_tokens",
+        "input_tokens",
+        "cache_read_input_tokens",
+        "keyboard",
+        "monkey",
+        "tool_use_id",
+        "keys",
+        "stop_sequences",
+        "PATH",
+        "PWD",
+        "tokenizer",
+        "",
+    ],
 )
 def test_plain_names(name):
     assert not is_secret_name(name)
 
 
 def test_secret_values_come_from_secret_named_variables():
-    environ = {"LITELLM_MASTER_KEY": MASTER, "DEEPSEEK_API_KEY": PROVIDER, "SHORT_KEY": "abc",
-               "HOME": "/home/someone/long/path", "GH_TOKEN": "ghp_" + "x" * 20}
+    environ = {
+        "LITELLM_MASTER_KEY": MASTER,
+        "DEEPSEEK_API_KEY": PROVIDER,
+        "SHORT_KEY": "abc",
+        "HOME": "/home/someone/long/path",
+        "GH_TOKEN": "ghp_" + "x" * 20,
+    }
     assert set(secret_values(environ)) == {MASTER.encode(), PROVIDER.encode(), b"ghp_" + b"x" * 20}
     assert secret_values({"A_KEY": "short", "B_KEY": "a-much-longer-secret"}) == [b"a-much-longer-secret"]
 
@@ -83,11 +114,23 @@ def test_redact_json_replaces_secret_strings_at_any_depth(value):
 
 
 def test_redact_message_covers_headers_query_and_a_compressed_body():
-    body = {"model": "m", "api_key": PROVIDER, "nested": [{"token": "t-123456789"}],
-            "messages": [{"role": "user", "content": f"my key is {MASTER}"}], "max_tokens": 10}
+    body = {
+        "model": "m",
+        "api_key": PROVIDER,
+        "nested": [{"token": "t-123456789"}],
+        "messages": [{"role": "user", "content": f"my key is {MASTER}"}],
+        "max_tokens": 10,
+    }
     request = tutils.treq(path=b"/v1/messages?beta=true&key=" + MASTER.encode() + b"&page=2", content=b"")
-    request.headers.update({"authorization": f"Bearer {MASTER}", "x-api-key": MASTER, "cookie": "session=abcdef",
-                            "x-trace": f"trace-{MASTER}", "content-encoding": "gzip"})
+    request.headers.update(
+        {
+            "authorization": f"Bearer {MASTER}",
+            "x-api-key": MASTER,
+            "cookie": "session=abcdef",
+            "x-trace": f"trace-{MASTER}",
+            "content-encoding": "gzip",
+        }
+    )
     request.raw_content = gzip.compress(json.dumps(body).encode())
 
     redact_message(request, SECRETS)
@@ -98,8 +141,12 @@ def test_redact_message_covers_headers_query_and_a_compressed_body():
     assert "content-encoding" not in request.headers
     assert request.query["key"] == PLACEHOLDER and request.query["beta"] == "true" and request.query["page"] == "2"
     redacted = json.loads(request.content)
-    assert redacted == {**body, "api_key": PLACEHOLDER, "nested": [{"token": PLACEHOLDER}],
-                        "messages": [{"role": "user", "content": f"my key is {PLACEHOLDER}"}]}
+    assert redacted == {
+        **body,
+        "api_key": PLACEHOLDER,
+        "nested": [{"token": PLACEHOLDER}],
+        "messages": [{"role": "user", "content": f"my key is {PLACEHOLDER}"}],
+    }
     assert MASTER.encode() not in request.content and PROVIDER.encode() not in request.content
 
 
@@ -256,12 +303,18 @@ def test_live_recording_holds_no_key(litellm, child_env, master_key, provider_ke
         litellm.start()
     path = tmp_path / "live.flow"
     proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config).start(
-        ("--set", f"stabilizer_record={path}"))
+        ("--set", f"stabilizer_record={path}")
+    )
     try:
         proxy.wait_upstream(litellm.url, timeout=10)
         for stream in (True, False):
-            body = {"model": "deepseek-flash", "max_tokens": 64, "stream": stream, "api_key": master_key,
-                    "messages": [{"role": "user", "content": f"repeat {master_key} and {provider_key}"}]}
+            body = {
+                "model": "deepseek-flash",
+                "max_tokens": 64,
+                "stream": stream,
+                "api_key": master_key,
+                "messages": [{"role": "user", "content": f"repeat {master_key} and {provider_key}"}],
+            }
             status, _, answer = post_json(proxy.url + "/v1/messages", body, {"x-api-key": master_key})
             assert status == 200 and master_key.encode() in answer  # the stand-in echoes what it got
     finally:

@@ -644,8 +644,12 @@ class PacedReader(threading.Thread):
         host, port = self.url.removeprefix("http://").split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
-            connection.request("POST", "/v1/messages", json.dumps(message_request("paced", "deepseek-flash", True)),
-                               {"x-api-key": self.key, "content-type": "application/json"})
+            connection.request(
+                "POST",
+                "/v1/messages",
+                json.dumps(message_request("paced", "deepseek-flash", True)),
+                {"x-api-key": self.key, "content-type": "application/json"},
+            )
             response = connection.getresponse()
             assert response.status == 200, response.read()
             self.paced.step.release()  # one ahead: the backend's first chunk may carry no delta
@@ -662,12 +666,15 @@ class PacedReader(threading.Thread):
             self.started.set()
 
 
-@pytest.mark.parametrize("path, answered", [
-    # 20 MB to count for a 1M window: the stack counts it and answers "prompt is too long" itself.
-    ("/v1/messages", 400),
-    # Counted by the stack, then by LiteLLM: its count (or the stack's estimate) comes back.
-    ("/v1/messages/count_tokens", 200),
-])
+@pytest.mark.parametrize(
+    "path, answered",
+    [
+        # 20 MB to count for a 1M window: the stack counts it and answers "prompt is too long" itself.
+        ("/v1/messages", 400),
+        # Counted by the stack, then by LiteLLM: its count (or the stack's estimate) comes back.
+        ("/v1/messages/count_tokens", 200),
+    ],
+)
 def test_a_20_mb_request_beside_a_stream_does_not_hold_its_events(stack, fresh_backend, master_key, path, answered):
     # Words of their own: nothing about them is remembered from an earlier request.
     text = " ".join(f"w{random.getrandbits(20)}" for _ in range(2_500_000))

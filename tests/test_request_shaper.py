@@ -432,39 +432,58 @@ def vision_shaper(tmp_path):
 def test_a_turn_that_brings_images_goes_to_the_vision_model_and_the_next_comes_back(vision_shaper):
     read = {"type": "tool_use", "id": "r1", "name": "Read", "input": {"file_path": "shot.png"}}
     result = {"type": "tool_result", "tool_use_id": "r1", "content": [PNG]}
-    history = [{"role": "user", "content": "What does shot.png show?"},
-               {"role": "assistant", "content": [read]},
-               {"role": "user", "content": [result]}]
+    history = [
+        {"role": "user", "content": "What does shot.png show?"},
+        {"role": "assistant", "content": [read]},
+        {"role": "user", "content": [result]},
+    ]
     flow = post("/v1/messages", {"model": "text-only", "max_tokens": 100, "messages": history})
     vision_shaper.request(flow)
     assert sent(flow)["model"] == "seer"
     assert sent(flow)["messages"][2]["content"][0]["content"] == [PNG]
-    assert "routed to seer: the new turn brings images text-only does not read" in flow.metadata["stabilizer"]["changes"]
+    assert (
+        "routed to seer: the new turn brings images text-only does not read" in flow.metadata["stabilizer"]["changes"]
+    )
 
     history += [{"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Thanks. Now list files."}]
     flow = post("/v1/messages", {"model": "text-only", "max_tokens": 100, "messages": history})
     vision_shaper.request(flow)
     assert sent(flow)["model"] == "text-only"
     assert sent(flow)["messages"][2]["content"][0]["content"] == [
-        {"type": "text", "text": "[image omitted: text-only does not read images]"}]
+        {"type": "text", "text": "[image omitted: text-only does not read images]"}
+    ]
 
 
-@pytest.mark.parametrize("policy_text, litellm_models, expected", [
-    (VISION_POLICY, ["text-only"], "models.text-only.vision_model: 'seer' is not a model_name in"),
-    (VISION_POLICY.replace("seer: {}", "seer: {accepted_block_types: [text, tool_use, tool_result]}"), [],
-     "models.text-only.vision_model: 'seer' does not read images by its own entry"),
-])
+@pytest.mark.parametrize(
+    "policy_text, litellm_models, expected",
+    [
+        (VISION_POLICY, ["text-only"], "models.text-only.vision_model: 'seer' is not a model_name in"),
+        (
+            VISION_POLICY.replace("seer: {}", "seer: {accepted_block_types: [text, tool_use, tool_result]}"),
+            [],
+            "models.text-only.vision_model: 'seer' does not read images by its own entry",
+        ),
+    ],
+)
 def test_a_vision_model_that_cannot_take_the_turn_stops_start_up(tmp_path, policy_text, litellm_models, expected):
     policy = tmp_path / "stabilizer.yaml"
     policy.write_text(policy_text)
     litellm = tmp_path / "litellm.yaml"
-    litellm.write_text(json.dumps({"model_list": [
-        {"model_name": name, "litellm_params": {"model": f"openai/{name}"}} for name in litellm_models]}))
+    litellm.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {"model_name": name, "litellm_params": {"model": f"openai/{name}"}} for name in litellm_models
+                ]
+            }
+        )
+    )
     addon = RequestShaper()
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError) as caught:
-            tctx.configure(addon, stabilizer_policy=str(policy),
-                           stabilizer_litellm_config=str(litellm) if litellm_models else "")
+            tctx.configure(
+                addon, stabilizer_policy=str(policy), stabilizer_litellm_config=str(litellm) if litellm_models else ""
+            )
         assert str(policy) in str(caught.value) and expected in str(caught.value)
 
 
@@ -530,8 +549,11 @@ class LoopWork:
 @pytest.mark.parametrize("case", ["20 MB of words", "12 MB of one letter", "a compressed body"])
 def test_no_large_piece_of_work_runs_on_the_event_loop(shaper, monkeypatch, case):
     work = LoopWork(monkeypatch)
-    text = {"20 MB of words": "word " * 4_000_000, "12 MB of one letter": "a" * 12_000_000,
-            "a compressed body": "hello "}[case]
+    text = {
+        "20 MB of words": "word " * 4_000_000,
+        "12 MB of one letter": "a" * 12_000_000,
+        "a compressed body": "hello ",
+    }[case]
     body = json.dumps({"model": "qwen-plus", "max_tokens": 100, "messages": [{"role": "user", "content": text}]})
     flow = post("/v1/messages/count_tokens", body.encode())
     if case == "a compressed body":

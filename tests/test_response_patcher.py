@@ -211,14 +211,25 @@ def test_gzip_error_body_is_read_decoded(addon):
     flow.response.raw_content = gzip.compress(b'{"error": {"message": "bad things"}}')
     addon.response(flow)
     assert json.loads(flow.response.content)["error"] == {
-        "type": "invalid_request_error", "message": "the backend refused the request: bad things"
+        "type": "invalid_request_error",
+        "message": "the backend refused the request: bad things",
     }
 
 
 def test_backend_refusal_names_the_model_and_the_policy_key(addon):
-    error = {"message": "litellm.BadRequestError: OpenAIException - Invalid max_tokens value, the valid range of "
-                        "max_tokens is [1, 393216]", "type": None, "param": None, "code": "400"}
-    notes = {"model": "deepseek-flash", "policy_file": "/srv/policy.yaml", "input_tokens": 900, "context_window": 131072}
+    error = {
+        "message": "litellm.BadRequestError: OpenAIException - Invalid max_tokens value, the valid range of "
+        "max_tokens is [1, 393216]",
+        "type": None,
+        "param": None,
+        "code": "400",
+    }
+    notes = {
+        "model": "deepseek-flash",
+        "policy_file": "/srv/policy.yaml",
+        "input_tokens": 900,
+        "context_window": 131072,
+    }
     flow = make_flow(status=400, body=json.dumps({"error": error}).encode(), notes=notes)
     addon.response(flow)
     assert flow.response.status_code == 400
@@ -235,8 +246,10 @@ def test_refusal_error_event_in_a_stream_names_the_model(addon):
     flow = make_flow(content_type=SSE, notes={"model": "qwen", "policy_file": ""})
     addon.responseheaders(flow)
     error = json.loads(stream_through(flow, [event]).split(b"data: ", 1)[1])["error"]
-    assert error["message"] == ("qwen refused the request: Extra inputs are not permitted. "
-                                "Remove it from models.qwen.accepted_keys in a policy file (stabilizer run --policy).")
+    assert error["message"] == (
+        "qwen refused the request: Extra inputs are not permitted. "
+        "Remove it from models.qwen.accepted_keys in a policy file (stabilizer run --policy)."
+    )
 
 
 def test_anthropic_error_is_left_alone(addon):

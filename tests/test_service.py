@@ -152,10 +152,19 @@ def test_launchd_jobs_run_exactly_what_stabilizer_run_runs(home, capsys, monkeyp
     log_wrapper, env_wrapper, command = split_at_separators(mitmdump_job, 2)
     assert command == mitmdump_run
     litellm_log = Path(litellm_run[litellm_run.index("--log-file") + 1])
-    assert log_wrapper == [sys.executable, "-m", "litellm_service.logpipe", "--output",
-                           str(litellm_log.with_name("mitmdump.log"))]
+    assert log_wrapper == [
+        sys.executable,
+        "-m",
+        "litellm_service.logpipe",
+        "--output",
+        str(litellm_log.with_name("mitmdump.log")),
+    ]
     assert env_wrapper == [
-        sys.executable, "-m", "litellm_service.envexec", "--env-file", str(home / ".config" / "stabilizer" / "env"),
+        sys.executable,
+        "-m",
+        "litellm_service.envexec",
+        "--env-file",
+        str(home / ".config" / "stabilizer" / "env"),
     ]
 
 
@@ -165,15 +174,16 @@ def split_at_separators(command: list[str], count: int) -> list[list[str]]:
     for _ in range(count):
         separator = command.index("--")
         parts.append(command[:separator])
-        command = command[separator + 1:]
+        command = command[separator + 1 :]
     return parts + [command]
 
 
 def test_plists_have_the_launchagent_keys_and_log_where_the_addon_looks(home, capsys):
     log_dir = stack.default_log_dir()
     plists = launchd_plists(capsys)
-    assert sorted(plists) == sorted(str(home / "Library" / "LaunchAgents" / f"dev.stabilizer.{name}.plist")
-                                    for name in ("litellm", "mitmdump"))
+    assert sorted(plists) == sorted(
+        str(home / "Library" / "LaunchAgents" / f"dev.stabilizer.{name}.plist") for name in ("litellm", "mitmdump")
+    )
     for path, plist in plists.items():
         assert Path(path).name == plist["Label"] + ".plist"
         assert re.fullmatch(r"[a-z]+(\.[a-z0-9-]+){2,}", plist["Label"])  # reverse DNS
@@ -185,7 +195,9 @@ def test_plists_have_the_launchagent_keys_and_log_where_the_addon_looks(home, ca
     mitmdump_job = next(p for p in plists.values() if p["Label"].endswith("mitmdump"))
     followed = next(a for a in mitmdump_job["ProgramArguments"] if a.startswith("stabilizer_litellm_log="))
     written = litellm_job["ProgramArguments"][litellm_job["ProgramArguments"].index("--log-file") + 1]
-    assert followed == f"stabilizer_litellm_log={log_dir / stack.LITELLM_LOG_NAME}" == f"stabilizer_litellm_log={written}"
+    assert (
+        followed == f"stabilizer_litellm_log={log_dir / stack.LITELLM_LOG_NAME}" == f"stabilizer_litellm_log={written}"
+    )
 
 
 def test_no_key_in_job_files(home, capsys, monkeypatch):
@@ -226,7 +238,9 @@ def test_launchd_install_status_reinstall_uninstall(home, capsys, monkeypatch):
     assert stabilizer("launchd", "install") == 0  # again: the loaded jobs are replaced
     issued = [c for c in calls(log) if c[1] != "print"]
     assert issued == [
-        call for label in labels for call in (
+        call
+        for label in labels
+        for call in (
             ["launchctl", "bootout", f"{domain}/{label}"],
             ["launchctl", "bootstrap", domain, str(agents / f"{label}.plist")],
         )
@@ -235,7 +249,9 @@ def test_launchd_install_status_reinstall_uninstall(home, capsys, monkeypatch):
     log.unlink()
     assert stabilizer("launchd", "uninstall") == 0
     assert list(agents.iterdir()) == []
-    assert [c for c in calls(log) if c[1] != "print"] == [["launchctl", "bootout", f"{domain}/{label}"] for label in labels]
+    assert [c for c in calls(log) if c[1] != "print"] == [
+        ["launchctl", "bootout", f"{domain}/{label}"] for label in labels
+    ]
     capsys.readouterr()
     assert stabilizer("launchd", "status") == 1
     assert capsys.readouterr().out.count("not installed") == 2
@@ -279,8 +295,12 @@ def test_install_wants_every_key_in_the_env_file_not_only_in_this_shell(home, tm
     monkeypatch.delenv(MASTER_KEY_VAR)
 
     config = tmp_path / "litellm.yaml"
-    config.write_text(stack.DEFAULT_LITELLM_CONFIG.read_text().replace(
-        "model_list:\n", "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: os.environ/X_API_KEY}\n"))
+    config.write_text(
+        stack.DEFAULT_LITELLM_CONFIG.read_text().replace(
+            "model_list:\n",
+            "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: os.environ/X_API_KEY}\n",
+        )
+    )
     monkeypatch.setenv("X_API_KEY", "sk-only-in-this-shell")
     assert stabilizer("launchd", "install", "--litellm-config", str(config)) == 1
     assert "environment variable X_API_KEY is not set" in capsys.readouterr().err
@@ -310,7 +330,10 @@ def test_systemd_units_run_what_stabilizer_run_runs(home, capsys, monkeypatch):
     assert stabilizer("systemd", "print") == 0
     units = printed_files(capsys.readouterr().out)
     unit_dir = home / ".config" / "systemd" / "user"
-    assert sorted(units) == [str(unit_dir / "stabilizer-litellm.service"), str(unit_dir / "stabilizer-mitmdump.service")]
+    assert sorted(units) == [
+        str(unit_dir / "stabilizer-litellm.service"),
+        str(unit_dir / "stabilizer-mitmdump.service"),
+    ]
     litellm_unit = unit_settings(units[str(unit_dir / "stabilizer-litellm.service")])
     mitmdump_unit = unit_settings(units[str(unit_dir / "stabilizer-mitmdump.service")])
     # These paths hold no % or $, so POSIX word splitting reads them as systemd does.
@@ -328,7 +351,9 @@ def test_systemd_accepts_the_units(home, tmp_path, capsys):
         (tmp_path / Path(path).name).write_text(text)
     done = subprocess.run(
         ["/usr/bin/env", "systemd-analyze", "verify", *map(str, tmp_path.glob("*.service"))],
-        capture_output=True, text=True, env={**os.environ, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
@@ -338,7 +363,9 @@ def test_plutil_accepts_the_plists(home, tmp_path, capsys):
     assert stabilizer("launchd", "print") == 0
     for path, text in printed_files(capsys.readouterr().out).items():
         (tmp_path / Path(path).name).write_text(text)
-    done = subprocess.run(["/usr/bin/plutil", "-lint", *map(str, tmp_path.glob("*.plist"))], capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/plutil", "-lint", *map(str, tmp_path.glob("*.plist"))], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout
 
 
@@ -427,7 +454,9 @@ def test_the_mitmdump_job_serves_with_the_key_from_the_env_file(home, capsys, tm
         assert post_json(url + "/v1/messages", hi, {"x-api-key": "sk-from-the-env-file"})[0] == 503
         # mitmdump's own lines, through the log wrapper into the log under --log-dir; nothing is left
         # to the service manager's output.
-        poll_until(lambda: b"<< 503 Service Unavailable" in (tmp_path / "mitmdump.log").read_bytes(), 10, "the flow line")
+        poll_until(
+            lambda: b"<< 503 Service Unavailable" in (tmp_path / "mitmdump.log").read_bytes(), 10, "the flow line"
+        )
     finally:
         process.terminate()
         process.wait(10)

@@ -60,6 +60,7 @@ def reminder(value: str) -> dict:
 
 def cache_controls(request: dict) -> int:
     """cache_control keys where Anthropic allows them: system, tools, messages, blocks, nested blocks."""
+
     def count(items) -> int:
         found = 0
         for item in items if isinstance(items, list) else []:
@@ -276,8 +277,12 @@ REDACTED = {"type": "redacted_thinking", "data": "xyz"}
 
 
 def test_thinking_blocks_stay_by_default():
-    messages = [user(text("q")), assistant(THINKING, REDACTED, tool_use("a")), user(tool_result("a")),
-                assistant(THINKING, text("done"))]
+    messages = [
+        user(text("q")),
+        assistant(THINKING, REDACTED, tool_use("a")),
+        user(tool_result("a")),
+        assistant(THINKING, text("done")),
+    ]
     request = {"model": "m", "messages": messages}
     assert ModelPolicy().thinking == ThinkingPolicy(history="all")
     assert strip_unaccepted(request, ModelPolicy()) == (request, [])
@@ -340,10 +345,18 @@ def test_blocks_outside_the_allow_list_become_notes_also_inside_tool_results():
 
 
 def test_what_is_text_already_stays_readable():
-    plain = {"type": "document", "title": "notes.txt",
-             "source": {"type": "text", "media_type": "text/plain", "data": "the notes"}}
-    search = {"type": "search_result", "title": "Docs", "source": "https://example.com/docs",
-              "content": [text("first"), text("second")], "citations": {"enabled": True}}
+    plain = {
+        "type": "document",
+        "title": "notes.txt",
+        "source": {"type": "text", "media_type": "text/plain", "data": "the notes"},
+    }
+    search = {
+        "type": "search_result",
+        "title": "Docs",
+        "source": "https://example.com/docs",
+        "content": [text("first"), text("second")],
+        "citations": {"enabled": True},
+    }
     reference = {"type": "tool_reference", "tool_name": "mcp__db__query"}
     unknown = {"type": "container_upload", "file_id": "f1"}
     out, _ = strip_unaccepted({"model": "m", "messages": [user(plain, search, reference, unknown)]}, ModelPolicy())
@@ -357,8 +370,13 @@ def test_what_is_text_already_stays_readable():
 
 def test_citations_and_newer_tool_fields_go():
     cited = {"type": "text", "text": "a", "citations": [{"type": "char_location", "cited_text": "x"}]}
-    tool = {"name": "Read", "description": "read", "input_schema": {"type": "object"},
-            "defer_loading": True, "cache_control": {"type": "ephemeral", "scope": "global"}}
+    tool = {
+        "name": "Read",
+        "description": "read",
+        "input_schema": {"type": "object"},
+        "defer_loading": True,
+        "cache_control": {"type": "ephemeral", "scope": "global"},
+    }
     request = {"model": "m", "messages": [user(text("q")), assistant(cited)], "tools": [tool]}
     out, changes = strip_unaccepted(request, ModelPolicy())
     assert out["messages"][1]["content"] == [text("a")]
@@ -368,19 +386,33 @@ def test_citations_and_newer_tool_fields_go():
 
 def test_tools_over_the_limit_go_from_the_end_with_a_tool_choice_naming_one():
     tools = [{"name": f"t{i}", "input_schema": {"type": "object"}} for i in range(5)]
-    request = {"model": "m", "messages": [user(text("q"))], "tools": tools,
-               "tool_choice": {"type": "tool", "name": "t4"}}
+    request = {
+        "model": "m",
+        "messages": [user(text("q"))],
+        "tools": tools,
+        "tool_choice": {"type": "tool", "name": "t4"},
+    }
     out, changes = strip_unaccepted(request, ModelPolicy(max_tools=3))
     assert out["tools"] == tools[:3]
     assert "tool_choice" not in out
-    assert changes == ["removed 2 tools over the model's limit of 3: t3, t4", "dropped tool_choice naming a removed tool"]
+    assert changes == [
+        "removed 2 tools over the model's limit of 3: t3, t4",
+        "dropped tool_choice naming a removed tool",
+    ]
     assert strip_unaccepted({**request, "tools": tools[:3]}, ModelPolicy(max_tools=3))[1] == []
 
 
 def test_server_tools_stay_for_a_backend_that_runs_them():
-    tools = [{"name": "Read", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "web_search"}]
-    request = {"model": "m", "messages": [user(text("q"))], "tools": tools,
-               "tool_choice": {"type": "tool", "name": "web_search"}}
+    tools = [
+        {"name": "Read", "input_schema": {"type": "object"}},
+        {"type": "web_search_20250305", "name": "web_search"},
+    ]
+    request = {
+        "model": "m",
+        "messages": [user(text("q"))],
+        "tools": tools,
+        "tool_choice": {"type": "tool", "name": "web_search"},
+    }
     assert strip_unaccepted(request, ModelPolicy(server_tools=True)) == (request, [])
     out, changes = strip_unaccepted(request, ModelPolicy())
     assert out["tools"] == tools[:1] and "tool_choice" not in out
@@ -394,12 +426,19 @@ def test_tool_inputs_that_are_not_objects_are_repaired_or_say_so():
     for broken in (["a.txt"], "a.txt", '{"path": "a"', "", '{"a": 1}{"b": 2}', "{(1, 2): 3}", None, 7):
         written = broken if isinstance(broken, str) else json.dumps(broken)
         assert repaired_input(broken) == {"invalid_arguments": written, "note": INVALID_ARGUMENTS_NOTE}, broken
-    request = {"model": "m", "messages": [
-        user(text("q")), assistant({"type": "tool_use", "id": "a", "name": "Read", "input": ["a.txt"]}),
-        user(tool_result("a"))]}
+    request = {
+        "model": "m",
+        "messages": [
+            user(text("q")),
+            assistant({"type": "tool_use", "id": "a", "name": "Read", "input": ["a.txt"]}),
+            user(tool_result("a")),
+        ],
+    }
     out, changes = strip_unaccepted(request, ModelPolicy())
-    assert out["messages"][1]["content"][0]["input"] == {"invalid_arguments": '["a.txt"]',
-                                                         "note": INVALID_ARGUMENTS_NOTE}
+    assert out["messages"][1]["content"][0]["input"] == {
+        "invalid_arguments": '["a.txt"]',
+        "note": INVALID_ARGUMENTS_NOTE,
+    }
     assert changes == ["repaired tool_use input that was not an object x1"]
 
 
@@ -423,7 +462,10 @@ def test_max_tokens_is_capped_to_the_model():
     # The shipped defaults allow Claude Code's 32000 (a thinking model reasons from the same allowance).
     defaults = load_policy(str(SHIPPED)).defaults
     assert cap_max_tokens({"max_tokens": 32000}, defaults) == ({"max_tokens": 32000}, [])
-    assert cap_max_tokens({"max_tokens": 64000}, defaults) == ({"max_tokens": 32000}, ["capped max_tokens 64000->32000"])
+    assert cap_max_tokens({"max_tokens": 64000}, defaults) == (
+        {"max_tokens": 32000},
+        ["capped max_tokens 64000->32000"],
+    )
 
 
 def test_count_tokens_shaping_does_not_cap():
@@ -454,20 +496,24 @@ def mixed_sessions(draw) -> dict:
     messages = [user(text("task"), *draw(extra))]
     for turn in range(draw(st.integers(0, 6))):
         calls = [f"t{turn}-{i}" for i in range(draw(st.integers(0, 2)))]
-        uses = [{"type": "tool_use", "id": call, "name": "Read", "input": draw(st.sampled_from(TOOL_INPUTS))}
-                for call in calls]
+        uses = [
+            {"type": "tool_use", "id": call, "name": "Read", "input": draw(st.sampled_from(TOOL_INPUTS))}
+            for call in calls
+        ]
         messages.append(assistant(*draw(extra), text("a"), *uses))
-        results = [{"type": "tool_result", "tool_use_id": call, "content": [text("r"), *draw(extra)]}
-                   for call in calls]
+        results = [{"type": "tool_result", "tool_use_id": call, "content": [text("r"), *draw(extra)]} for call in calls]
         messages.append(user(*results, *draw(extra)) if results or draw(st.booleans()) else user(text("go on")))
-    tools = [{"name": f"tool{i}", "input_schema": {"type": "object"}, "defer_loading": True}
-             for i in range(draw(st.integers(0, 6)))]
+    tools = [
+        {"name": f"tool{i}", "input_schema": {"type": "object"}, "defer_loading": True}
+        for i in range(draw(st.integers(0, 6)))
+    ]
     tools.append({"type": "web_search_20250305", "name": "web_search"})
     return {"model": "m", "messages": messages, "tools": tools, "max_tokens": 100}
 
 
 accepted_types = st.sets(st.sampled_from(["image", "document", "search_result", "tool_reference"])).map(
-    lambda extra: ["text", "tool_use", "tool_result", *extra])
+    lambda extra: ["text", "tool_use", "tool_result", *extra]
+)
 
 
 @given(mixed_sessions(), accepted_types, st.none() | st.just(ThinkingPolicy()), st.none() | st.integers(1, 4))
@@ -492,8 +538,15 @@ def test_the_shaped_request_holds_only_what_the_model_takes(request, accepted, t
     assert len(out.get("tools", [])) <= (max_tools or 6)
     assert all(set(tool) <= {"name", "description", "input_schema", "type"} for tool in out.get("tools", []))
     # Nothing vanished unsaid: every block that went for another reason than thinking left a note.
-    dropped = sum(1 for message in request["messages"] for block in walk(message["content"])
-                  if block["type"] not in allowed and block["type"] not in ("thinking", "redacted_thinking"))
-    notes = sum(1 for block in blocks if block["type"] == "text" and block["text"].startswith("[")
-                or block.get("text") in ("plain", "t\ns\nfound"))
+    dropped = sum(
+        1
+        for message in request["messages"]
+        for block in walk(message["content"])
+        if block["type"] not in allowed and block["type"] not in ("thinking", "redacted_thinking")
+    )
+    notes = sum(
+        1
+        for block in blocks
+        if block["type"] == "text" and block["text"].startswith("[") or block.get("text") in ("plain", "t\ns\nfound")
+    )
     assert notes >= dropped

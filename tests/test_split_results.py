@@ -38,11 +38,20 @@ def test_result_turns_followed_by_another_user_turn_defer_text():
 
 
 def test_system_message_after_a_tool_use_goes_after_all_its_results():
-    messages = [user(text("task")), assistant(tool_use("a"), tool_use("b")), system("s"),
-                user(tool_result("a")), user(tool_result("b")), assistant(text("done"))]
+    messages = [
+        user(text("task")),
+        assistant(tool_use("a"), tool_use("b")),
+        system("s"),
+        user(tool_result("a")),
+        user(tool_result("b")),
+        assistant(text("done")),
+    ]
     folded, _ = fold_system_messages({"messages": messages})
-    assert folded["messages"][2:5] == [user(tool_result("a")), user(tool_result("b"), reminder("s")),
-                                       assistant(text("done"))]
+    assert folded["messages"][2:5] == [
+        user(tool_result("a")),
+        user(tool_result("b"), reminder("s")),
+        assistant(text("done")),
+    ]
 
 
 def test_system_message_between_result_turns_waits_for_the_users_words():
@@ -69,14 +78,23 @@ def test_omission_note_goes_after_the_last_result_turn_of_the_tail():
 # --- the stand-in refuses what the backends refuse ------------------------------------------
 
 # What LiteLLM sends for tool, user, tool.
-SPLIT_BY_TEXT = {"model": "m", "messages": [
-    {"role": "user", "content": "task"},
-    {"role": "assistant", "content": "", "reasoning_content": "r", "tool_calls": [
-        {"id": f"call_{n}", "type": "function", "function": {"name": "Read", "arguments": "{}"}} for n in "ab"]},
-    {"role": "tool", "tool_call_id": "call_a", "content": "1"},
-    {"role": "user", "content": "a system reminder"},
-    {"role": "tool", "tool_call_id": "call_b", "content": "2"},
-]}
+SPLIT_BY_TEXT = {
+    "model": "m",
+    "messages": [
+        {"role": "user", "content": "task"},
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": "r",
+            "tool_calls": [
+                {"id": f"call_{n}", "type": "function", "function": {"name": "Read", "arguments": "{}"}} for n in "ab"
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "1"},
+        {"role": "user", "content": "a system reminder"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "2"},
+    ],
+}
 
 
 @pytest.mark.parametrize("provider, message", [
@@ -100,8 +118,13 @@ def split_round(turn: int) -> list[dict]:
     """Two parallel calls whose results come in two user turns, a system message right after
     the calls and another between the results (Claude Code's reminders come anywhere)."""
     a, b = f"toolu_{turn}a", f"toolu_{turn}b"
-    return [assistant(text(f"turn {turn}"), tool_use(a), tool_use(b)), system(f"reminder after the calls {turn}"),
-            user(tool_result(a)), system(f"reminder between the results {turn}"), user(tool_result(b))]
+    return [
+        assistant(text(f"turn {turn}"), tool_use(a), tool_use(b)),
+        system(f"reminder after the calls {turn}"),
+        user(tool_result(a)),
+        system(f"reminder between the results {turn}"),
+        user(tool_result(b)),
+    ]
 
 
 def assert_tool_messages_follow_their_calls(sent: list[dict]) -> None:
@@ -123,8 +146,9 @@ def test_split_results_with_system_messages_are_accepted_turn_after_turn(stack, 
     request = {"model": "deepseek-flash", "max_tokens": 1024, "stream": True, "messages": history, "tools": TOOLS}
     # Straight to LiteLLM (no addons), a text between the two result turns is refused, in DeepSeek's words.
     between = [*history[:3], user(text("a user's words")), history[4]]
-    status, _, body = post_json(litellm.url + "/v1/messages", {**request, "messages": between},
-                                {"x-api-key": master_key})
+    status, _, body = post_json(
+        litellm.url + "/v1/messages", {**request, "messages": between}, {"x-api-key": master_key}
+    )
     assert status == 400 and b"insufficient tool messages following tool_calls message" in body, body[:500]
 
     send(stack.url, request, master_key)
@@ -144,8 +168,11 @@ def test_trimmed_history_of_split_results_is_accepted_turn_after_turn(stack, fre
         call, result = history[index]["content"][1], history[index + 1]["content"][0]
         second = f"{call['id']}b"
         history[index] = {**history[index], "content": [*history[index]["content"], {**call, "id": second}]}
-        history[index + 1 : index + 2] = [system(f"reminder {index}"), history[index + 1],
-                                          user({**result, "tool_use_id": second})]
+        history[index + 1 : index + 2] = [
+            system(f"reminder {index}"),
+            history[index + 1],
+            user({**result, "tool_use_id": second}),
+        ]
     request = {"model": WINDOW_128K_MODEL, "max_tokens": 8192, "stream": True, "messages": history, "tools": TOOLS}
     send(stack.url, request, master_key)
     sent = fresh_backend.requests[-1]["messages"]

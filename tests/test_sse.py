@@ -99,7 +99,7 @@ def test_lone_cr_at_the_end_ends_the_event():
 
 
 def test_fields_comments_and_multiline_data():
-    event = parse_event(b": comment\nevent:message_delta\ndata: {\"a\":\ndata:  1}\nid: 7\nretry: 10\ndata\n\n")
+    event = parse_event(b': comment\nevent:message_delta\ndata: {"a":\ndata:  1}\nid: 7\nretry: 10\ndata\n\n')
     assert event.event == "message_delta"
     assert event.data == b'{"a":\n 1}\n'  # one space dropped; a bare `data` line adds an empty line
     assert parse_event(b": only a comment\n\n").data is None

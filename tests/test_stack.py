@@ -102,7 +102,10 @@ def test_a_stale_port_in_the_log_is_never_routed_to(lone_proxy, litellm, master_
     log.write_bytes(running_line(stale))
     poll_until(lambda: proxy.status()["waiting_for"] == stale, 1.0, "the stale port read")
     status, _, body = post_json(proxy.url + "/v1/messages", HI, {"x-api-key": master_key})
-    assert status == 503 and json.loads(body)["error"]["message"] == f"LiteLLM at {stale} does not answer yet; retry shortly"
+    assert (
+        status == 503
+        and json.loads(body)["error"]["message"] == f"LiteLLM at {stale} does not answer yet; retry shortly"
+    )
     assert proxy.status()["upstream"] is None
     with open(log, "ab") as f:
         f.write(running_line(litellm.url))
@@ -124,7 +127,10 @@ def test_refused_port_gets_503_json_not_html(lone_proxy, master_key):
 def stabilizer(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "stabilizer"), *args],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -157,8 +163,15 @@ def alive(pid: int) -> bool:
 def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config, tmp_path, master_key):
     port = free_port()
     process = stabilizer(
-        "run", "--port", str(port), "--log-dir", str(tmp_path / "logs"),
-        "--litellm-config", str(litellm_config), "--env-file", str(tmp_path / "env"),
+        "run",
+        "--port",
+        str(port),
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--litellm-config",
+        str(litellm_config),
+        "--env-file",
+        str(tmp_path / "env"),
         env=child_env,
     )
     try:
@@ -176,7 +189,9 @@ def test_run_serves_restarts_litellm_and_stops_cleanly(child_env, litellm_config
         # Claude Code retries 503 about once a second; so does this client, boundedly.
         poll_until(
             lambda: post_json(url, demo, {"authorization": f"Bearer {master_key}"})[0] == 200,
-            timeout=90, what="a 200 from the restarted LiteLLM", interval=0.5,
+            timeout=90,
+            what="a 200 from the restarted LiteLLM",
+            interval=0.5,
         )
         children = child_pids(process.pid)
     finally:
@@ -195,7 +210,11 @@ def test_body_over_32_mb_is_refused_before_it_is_read(stack, master_key):
     """mitmdump answers from Content-Length alone: 413 request_too_large, nothing buffered."""
     client = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
     client.putrequest("POST", "/v1/messages")
-    for name, value in {"x-api-key": master_key, "content-type": "application/json", "content-length": str(33 << 20)}.items():
+    for name, value in {
+        "x-api-key": master_key,
+        "content-type": "application/json",
+        "content-length": str(33 << 20),
+    }.items():
         client.putheader(name, value)
     client.endheaders()  # the body is never sent
     response = client.getresponse()

@@ -16,26 +16,38 @@ import yaml
 from tests.conftest import POLICY
 from tests.procs import Mitmdump, post_json
 
-PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                   "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BAAQMBAAIAAf+Jo9kAAAAASUVORK5CYII="}}
+PNG = {
+    "type": "image",
+    "source": {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BAAQMBAAIAAf+Jo9kAAAAASUVORK5CYII=",
+    },
+}
 PDF = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}}
-READ = {"name": "Read", "description": "read a file", "input_schema": {"type": "object",
-                                                                        "properties": {"file_path": {"type": "string"}}}}
+READ = {
+    "name": "Read",
+    "description": "read a file",
+    "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}},
+}
 
 
 def tool_round(tool_id: str, input_value, result_content, thinking: str | None = None) -> list[dict]:
     """An assistant tool call (after its reasoning, as a thinking model answers) and the user turn answering it."""
     reasoning = [{"type": "thinking", "thinking": thinking, "signature": "3b9e1e1c"}] if thinking else []
     return [
-        {"role": "assistant", "content": [*reasoning, {"type": "tool_use", "id": tool_id, "name": "Read",
-                                                       "input": input_value}]},
+        {
+            "role": "assistant",
+            "content": [*reasoning, {"type": "tool_use", "id": tool_id, "name": "Read", "input": input_value}],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": result_content}]},
     ]
 
 
 def post(url: str, key: str, body: dict) -> tuple[int, bytes]:
-    status, _, raw = post_json(url + "/v1/messages", body,
-                               {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"})
+    status, _, raw = post_json(
+        url + "/v1/messages", body, {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
+    )
     return status, raw
 
 
@@ -44,8 +56,14 @@ def three_turns(url: str, key: str, request: dict) -> list[dict]:
     answers = []
     for follow_up in (None, "Go on.", "Anything else?"):
         if follow_up:
-            request = {**request, "messages": [*request["messages"], {"role": "assistant", "content": answers[-1]["content"]},
-                                               {"role": "user", "content": follow_up}]}
+            request = {
+                **request,
+                "messages": [
+                    *request["messages"],
+                    {"role": "assistant", "content": answers[-1]["content"]},
+                    {"role": "user", "content": follow_up},
+                ],
+            }
         status, raw = post(url, key, request)
         assert status == 200, raw[:600]
         answers.append(json.loads(raw))
@@ -71,10 +89,15 @@ def sent_by_client(body: dict) -> str:
 
 
 def test_images_to_a_text_only_model_become_notes(stack, litellm, fresh_backend, master_key):
-    request = {"model": "deepseek-v4-pro", "max_tokens": 1024, "tools": [READ], "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "What is in this picture and in shot.png?"}, PNG]},
-        *tool_round("toolu_1", {"file_path": "shot.png"}, [PNG]),
-    ]}
+    request = {
+        "model": "deepseek-v4-pro",
+        "max_tokens": 1024,
+        "tools": [READ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is in this picture and in shot.png?"}, PNG]},
+            *tool_round("toolu_1", {"file_path": "shot.png"}, [PNG]),
+        ],
+    }
     refused_directly(litellm, master_key, request, "unknown variant `image_url`, expected `text`")
     fresh_backend.reset()
     three_turns(stack.url, master_key, request)
@@ -86,20 +109,49 @@ def test_images_to_a_text_only_model_become_notes(stack, litellm, fresh_backend,
 
 def test_documents_and_newer_blocks_and_fields_on_the_anthropic_route(stack, litellm, fresh_backend, master_key):
     model = "deepseek-flash-anthropic"
-    deferred = {**READ, "name": "Grep", "defer_loading": True, "cache_control": {"type": "ephemeral", "scope": "global"}}
+    deferred = {
+        **READ,
+        "name": "Grep",
+        "defer_loading": True,
+        "cache_control": {"type": "ephemeral", "scope": "global"},
+    }
     request = {
-        "model": model, "max_tokens": 1024, "container": "container_1", "mcp_servers": [],
+        "model": model,
+        "max_tokens": 1024,
+        "container": "container_1",
+        "mcp_servers": [],
         "tools": [READ, deferred, {"type": "web_search_20250305", "name": "web_search"}],
         "tool_choice": {"type": "auto"},
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "Summarise the report."}, PDF,
-                                         {"type": "search_result", "title": "Docs", "source": "https://example.com",
-                                          "content": [{"type": "text", "text": "found it"}]}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Summarise the report."},
+                    PDF,
+                    {
+                        "type": "search_result",
+                        "title": "Docs",
+                        "source": "https://example.com",
+                        "content": [{"type": "text", "text": "found it"}],
+                    },
+                ],
+            },
             *tool_round("toolu_1", {"query": "grep"}, [{"type": "tool_reference", "tool_name": "Grep"}], "Find Grep."),
         ],
     }
-    cited = {"type": "text", "text": "The report says so.", "citations": [
-        {"type": "char_location", "cited_text": "so", "document_index": 0, "start_char_index": 0, "end_char_index": 2}]}
+    cited = {
+        "type": "text",
+        "text": "The report says so.",
+        "citations": [
+            {
+                "type": "char_location",
+                "cited_text": "so",
+                "document_index": 0,
+                "start_char_index": 0,
+                "end_char_index": 2,
+            }
+        ],
+    }
     request["messages"][1]["content"].insert(1, cited)
     refused_directly(litellm, master_key, request, "unknown variant `document`")
     fresh_backend.reset()
@@ -117,20 +169,30 @@ def test_documents_and_newer_blocks_and_fields_on_the_anthropic_route(stack, lit
 def test_tool_arguments_that_are_not_objects_come_back_as_objects(stack, litellm, fresh_backend, master_key):
     # Qwen coder models write single-quoted pseudo-JSON, GLM has sent arrays; Claude Code sends
     # either back as tool_use.input, and Qwen refuses its own output on every later turn.
-    request = {"model": "qwen-plus", "max_tokens": 1024, "tools": [READ], "messages": [
-        {"role": "user", "content": "Read a.txt and b.txt."},
-        *tool_round("toolu_1", ["a.txt"], "contents of a"),
-        {"role": "assistant", "content": "Next."},
-        {"role": "user", "content": "Go on."},
-        *tool_round("toolu_2", "{'file_path': 'b.txt'}", "contents of b"),
-    ]}
-    refused_directly(litellm, master_key, request, 'The "function.arguments" parameter of the code model must be in JSON')
+    request = {
+        "model": "qwen-plus",
+        "max_tokens": 1024,
+        "tools": [READ],
+        "messages": [
+            {"role": "user", "content": "Read a.txt and b.txt."},
+            *tool_round("toolu_1", ["a.txt"], "contents of a"),
+            {"role": "assistant", "content": "Next."},
+            {"role": "user", "content": "Go on."},
+            *tool_round("toolu_2", "{'file_path': 'b.txt'}", "contents of b"),
+        ],
+    }
+    refused_directly(
+        litellm, master_key, request, 'The "function.arguments" parameter of the code model must be in JSON'
+    )
     fresh_backend.reset()
     three_turns(stack.url, master_key, request)
     for body in fresh_backend.requests:
         calls = [call for message in body["messages"] for call in message.get("tool_calls") or []]
         assert [json.loads(call["function"]["arguments"]) for call in calls] == [
-            {"invalid_arguments": '["a.txt"]', "note": "the model wrote these arguments as something other than a JSON object"},
+            {
+                "invalid_arguments": '["a.txt"]',
+                "note": "the model wrote these arguments as something other than a JSON object",
+            },
             {"file_path": "b.txt"},
         ]
 
@@ -138,10 +200,15 @@ def test_tool_arguments_that_are_not_objects_come_back_as_objects(stack, litellm
 def test_a_tool_result_larger_than_the_window_is_shortened(stack, litellm, fresh_backend, master_key):
     # qwen-plus: 131072 tokens in the policy; the stand-in refuses inputs over 129024 (DashScope).
     output = "".join(f"line {i}: value {i * 7} of the build log\n" for i in range(22_000))  # ~260K tokens
-    request = {"model": "qwen-plus", "max_tokens": 1024, "tools": [READ], "messages": [
-        {"role": "user", "content": "Why did the build fail?"},
-        *tool_round("toolu_1", {"file_path": "build.log"}, output),
-    ]}
+    request = {
+        "model": "qwen-plus",
+        "max_tokens": 1024,
+        "tools": [READ],
+        "messages": [
+            {"role": "user", "content": "Why did the build fail?"},
+            *tool_round("toolu_1", {"file_path": "build.log"}, output),
+        ],
+    }
     refused_directly(litellm, master_key, request, "Range of input length should be")
     fresh_backend.reset()
     three_turns(stack.url, master_key, request)
@@ -151,19 +218,28 @@ def test_a_tool_result_larger_than_the_window_is_shortened(stack, litellm, fresh
     assert "tokens of this tool result were cut here to fit the model's context window" in result
 
 
-def test_an_unpredicted_refusal_names_what_the_backend_objected_to_and_the_policy_key(stack, fresh_backend,
-                                                                                      master_key):
+def test_an_unpredicted_refusal_names_what_the_backend_objected_to_and_the_policy_key(stack, fresh_backend, master_key):
     # plain-model's entry (the defaults) says it reads images; this backend does not.
-    request = {"model": "plain-model", "max_tokens": 1024,
-               "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, PNG]}]}
+    request = {
+        "model": "plain-model",
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, PNG]}],
+    }
     with fresh_backend.quirks(images=False):
         status, raw = post(stack.url, master_key, request)
     assert status == 400
-    assert json.loads(raw) == {"type": "error", "error": {"type": "invalid_request_error", "message": (
-        "plain-model refused the request: Invalid content type. image_url is only supported by certain models. "
-        f"Set models.plain-model.accepted_block_types without image in {POLICY} (the stabilizer then replaces "
-        "images with a note), or models.plain-model.vision_model to send turns with images to a model that reads "
-        "them.")}}
+    assert json.loads(raw) == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": (
+                "plain-model refused the request: Invalid content type. image_url is only supported by certain models. "
+                f"Set models.plain-model.accepted_block_types without image in {POLICY} (the stabilizer then replaces "
+                "images with a note), or models.plain-model.vision_model to send turns with images to a model that reads "
+                "them."
+            ),
+        },
+    }
 
 
 # --- a policy with a tool limit and a vision model ---------------------------------------------
@@ -187,8 +263,12 @@ def capable_proxy(tmp_path_factory, litellm, child_env):
 
 def test_tools_over_the_backends_limit_are_left_out(capable_proxy, stack, litellm, fresh_backend, master_key):
     tools = [{**READ, "name": f"mcp__server__tool_{i}"} for i in range(140)]
-    request = {"model": "plain-model", "max_tokens": 1024, "tools": tools,
-               "messages": [{"role": "user", "content": "hello"}]}
+    request = {
+        "model": "plain-model",
+        "max_tokens": 1024,
+        "tools": tools,
+        "messages": [{"role": "user", "content": "hello"}],
+    }
     with fresh_backend.quirks(max_tools=128):
         refused_directly(litellm, master_key, request, "a max of 128 tools can be supported")
         refused = len(fresh_backend.requests)
@@ -197,12 +277,16 @@ def test_tools_over_the_backends_limit_are_left_out(capable_proxy, stack, litell
     assert [len(body["tools"]) for body in fresh_backend.requests[refused:]] == [128] * 3
 
 
-def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, stack, fresh_backend, master_key,
-                                                                litellm):
-    request = {"model": "deepseek-v4-pro", "max_tokens": 1024, "tools": [READ], "messages": [
-        {"role": "user", "content": "What does shot.png show?"},
-        *tool_round("toolu_1", {"file_path": "shot.png"}, [PNG]),
-    ]}
+def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, stack, fresh_backend, master_key, litellm):
+    request = {
+        "model": "deepseek-v4-pro",
+        "max_tokens": 1024,
+        "tools": [READ],
+        "messages": [
+            {"role": "user", "content": "What does shot.png show?"},
+            *tool_round("toolu_1", {"file_path": "shot.png"}, [PNG]),
+        ],
+    }
     capable_proxy.wait_upstream(litellm.url)
     three_turns(capable_proxy.url, master_key, request)
     models = [body["model"] for body in fresh_backend.requests]
@@ -214,13 +298,22 @@ def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, sta
         assert "[image omitted: deepseek-v4-pro does not read images]" in sent_text(body)
 
 
-@pytest.mark.parametrize("model", ["kimi-k3", "glm-5.3", "MiniMax-M3", "vllm-qwen3-coder", "llamacpp-local",
-                                   "qwen3.8-max", "deepseek-flash-anthropic"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "kimi-k3",
+        "glm-5.3",
+        "MiniMax-M3",
+        "vllm-qwen3-coder",
+        "llamacpp-local",
+        "qwen3.8-max",
+        "deepseek-flash-anthropic",
+    ],
+)
 def test_each_providers_context_refusal_offers_compaction(stack, fresh_backend, master_key, model):
     # The backend holds less than the policy says (a server started with a smaller window): its
     # refusal, in its own words, must reach Claude Code as the sentence it offers /compact on.
-    request = {"model": model, "max_tokens": 1024,
-               "messages": [{"role": "user", "content": "word " * 30_000}]}
+    request = {"model": model, "max_tokens": 1024, "messages": [{"role": "user", "content": "word " * 30_000}]}
     with fresh_backend.quirks(context_window=20_000):
         status, raw = post(stack.url, master_key, request)
     assert status == 400, raw[:600]
@@ -235,13 +328,15 @@ def long_tool_session(turns: int) -> list[dict]:
     """A task and `turns` tool round trips of about 1500 tokens each, ending with a user turn."""
     messages = [{"role": "user", "content": "The task: read every file."}]
     for turn in range(turns):
-        messages += tool_round(f"toolu_{turn}", {"file_path": f"f{turn}.txt"},
-                               " ".join(f"line {turn}.{i} of the file" for i in range(250)))
+        messages += tool_round(
+            f"toolu_{turn}", {"file_path": f"f{turn}.txt"}, " ".join(f"line {turn}.{i} of the file" for i in range(250))
+        )
     return messages
 
 
-def test_ollama_would_drop_history_silently_but_the_stabilizer_trims_it_visibly(capable_proxy, stack, litellm,
-                                                                                fresh_backend, master_key):
+def test_ollama_would_drop_history_silently_but_the_stabilizer_trims_it_visibly(
+    capable_proxy, stack, litellm, fresh_backend, master_key
+):
     request = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "tools": [READ], "messages": long_tool_session(30)}
     # Without a window in the policy (the defaults' 128K), Ollama drops the oldest messages itself.
     status, _ = post(stack.url, master_key, request)

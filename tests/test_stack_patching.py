@@ -10,12 +10,23 @@ from addons.anthropic_errors import is_anthropic_error
 from tests.backend import CloseMidEvent, Error, StallMidStream, Text, ToolCalls
 from tests.procs import post_json
 
-ASK = {"model": "plain-model", "max_tokens": 256, "messages": [{"role": "user", "content": "Tell me about the weather."}]}
-TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {
-    "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]
+ASK = {
+    "model": "plain-model",
+    "max_tokens": 256,
+    "messages": [{"role": "user", "content": "Tell me about the weather."}],
+}
+TOOLS = [
+    {
+        "name": "Read",
+        "description": "Read a file",
+        "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]},
+    }
+]
 
 STREAM_SHAPES = [
-    pytest.param(model, usage, chunking, eol, id=f"{model}-{usage}-{chunking}-{'crlf' if eol == chr(13) + chr(10) else 'lf'}")
+    pytest.param(
+        model, usage, chunking, eol, id=f"{model}-{usage}-{chunking}-{'crlf' if eol == chr(13) + chr(10) else 'lf'}"
+    )
     for model in ("plain-model", "deepseek-flash", "qwen-plus")
     for usage in ("real", "null", "absent", "zero")
     for chunking, eol in (("normal", "\n"), ("odd", "\r\n"))
@@ -23,9 +34,18 @@ STREAM_SHAPES = [
 
 
 @pytest.mark.parametrize("model, usage, chunking, eol", STREAM_SHAPES)
-def test_sdk_stream_helper_consumes_every_stream_with_real_usage(anthropic_client, fresh_backend, model, usage, chunking, eol):
-    fresh_backend.script([ToolCalls([("Read", {"file_path": "/etc/hostname"})], text="Let me look.",
-                                    reasoning="The hostname is in /etc/hostname.")])
+def test_sdk_stream_helper_consumes_every_stream_with_real_usage(
+    anthropic_client, fresh_backend, model, usage, chunking, eol
+):
+    fresh_backend.script(
+        [
+            ToolCalls(
+                [("Read", {"file_path": "/etc/hostname"})],
+                text="Let me look.",
+                reasoning="The hostname is in /etc/hostname.",
+            )
+        ]
+    )
     with fresh_backend.quirks(usage=usage, chunking=chunking, line_ending=eol):
         with anthropic_client.messages.stream(**{**ASK, "model": model, "tools": TOOLS}) as stream:
             final = stream.get_final_message()
@@ -76,10 +96,22 @@ def anthropic_error(body: bytes) -> dict:
 
 
 def test_backend_context_error_becomes_prompt_too_long(stack, fresh_backend, master_key):
-    fresh_backend.script([Error(400, {"error": {
-        "message": "This model's maximum context length is 131072 tokens. However, you requested 140000 tokens "
-                   "(131808 in the messages, 8192 in the completion). Please reduce the length of the messages or completion.",
-        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}})])
+    fresh_backend.script(
+        [
+            Error(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 131072 tokens. However, you requested 140000 tokens "
+                        "(131808 in the messages, 8192 in the completion). Please reduce the length of the messages or completion.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_request_error",
+                    }
+                },
+            )
+        ]
+    )
     status, _, body = post_json(stack.url + "/v1/messages", ASK, {"x-api-key": master_key})
     assert status == 400
     error = anthropic_error(body)
@@ -87,12 +119,27 @@ def test_backend_context_error_becomes_prompt_too_long(stack, fresh_backend, mas
     assert error["message"] == "prompt is too long: 140000 tokens > 131072 maximum"
 
 
-@pytest.mark.parametrize("reply, expected_types", [
-    (Error(500, {"error": {"message": "internal failure", "type": "server_error"}}), {"overloaded_error", "api_error"}),
-    (Error(502, "<html><head><title>502 Bad Gateway</title></head></html>", "text/html"), {"overloaded_error", "api_error"}),
-    (Error(401, {"error": {"message": "Authentication Fails (no such user)", "type": "authentication_error"}}), {"authentication_error"}),
-    (Error(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}), {"rate_limit_error", "overloaded_error"}),
-])
+@pytest.mark.parametrize(
+    "reply, expected_types",
+    [
+        (
+            Error(500, {"error": {"message": "internal failure", "type": "server_error"}}),
+            {"overloaded_error", "api_error"},
+        ),
+        (
+            Error(502, "<html><head><title>502 Bad Gateway</title></head></html>", "text/html"),
+            {"overloaded_error", "api_error"},
+        ),
+        (
+            Error(401, {"error": {"message": "Authentication Fails (no such user)", "type": "authentication_error"}}),
+            {"authentication_error"},
+        ),
+        (
+            Error(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}),
+            {"rate_limit_error", "overloaded_error"},
+        ),
+    ],
+)
 def test_backend_errors_reach_the_client_in_anthropic_shape(stack, fresh_backend, master_key, reply, expected_types):
     fresh_backend.script([reply] * 3)  # LiteLLM retries 5xx and 429 once
     status, headers, body = post_json(stack.url + "/v1/messages", ASK, {"x-api-key": master_key})

@@ -51,7 +51,9 @@ def test_recorded_claude_code_request_is_accepted(stack, fresh_backend, master_k
     assert {key: received[key] for key in ("thinking", "reasoning_effort") if key in received} == thinking_fields
     # The mid-conversation system message (agent types, skills) reached the backend.
     system_text = next(m for m in request["messages"] if m["role"] == "system")
-    system_text = system_text["content"] if isinstance(system_text["content"], str) else system_text["content"][0]["text"]
+    system_text = (
+        system_text["content"] if isinstance(system_text["content"], str) else system_text["content"][0]["text"]
+    )
     sent = json.dumps(received["messages"])
     assert json.dumps(system_text)[1:200] in sent
 
@@ -67,13 +69,23 @@ def long_history(messages: int, seed: int = 7) -> list[dict]:
     history = [{"role": "user", "content": "The task: summarise the repository. " + prose(50)}]
     for turn in range((messages - 2) // 2):
         tool_id = f"toolu_{turn:04d}"
-        history.append({"role": "assistant", "content": [
-            {"type": "text", "text": prose(20)},
-            {"type": "tool_use", "id": tool_id, "name": "Read", "input": {"file_path": f"/src/f{turn}.py"}},
-        ]})
-        history.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": tool_id, "content": prose(400)},
-        ]})
+        history.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": prose(20)},
+                    {"type": "tool_use", "id": tool_id, "name": "Read", "input": {"file_path": f"/src/f{turn}.py"}},
+                ],
+            }
+        )
+        history.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": tool_id, "content": prose(400)},
+                ],
+            }
+        )
     history.append({"role": "assistant", "content": prose(30)})
     history.append({"role": "user", "content": "And now the last question: what is left to do?"})
     return history
@@ -85,7 +97,9 @@ def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, lite
     request = {"model": model, "max_tokens": 32000, "stream": True, "messages": history, "tools": TOOLS}
     assert estimate_request(request) > 131072
     # Sent straight to LiteLLM (no addons), the backend refuses it: that is what trimming must prevent.
-    status, _, body = post_json(litellm.url + "/v1/messages", {**request, "max_tokens": 8192}, {"x-api-key": master_key})
+    status, _, body = post_json(
+        litellm.url + "/v1/messages", {**request, "max_tokens": 8192}, {"x-api-key": master_key}
+    )
     assert status == 400 and b"length" in body, body[:300]
 
     status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
@@ -140,10 +154,15 @@ def test_thinking_blocks_reach_deepseek_as_reasoning(stack, fresh_backend, maste
     history = long_history(6)
     for index, message in enumerate(history):
         if message["role"] == "assistant":
-            content = message["content"] if isinstance(message["content"], list) else [
-                {"type": "text", "text": message["content"]}]
-            message["content"] = [{"type": "thinking", "thinking": f"reasoning of turn {index}", "signature": ""},
-                                  *content]
+            content = (
+                message["content"]
+                if isinstance(message["content"], list)
+                else [{"type": "text", "text": message["content"]}]
+            )
+            message["content"] = [
+                {"type": "thinking", "thinking": f"reasoning of turn {index}", "signature": ""},
+                *content,
+            ]
     request = {"model": "deepseek-flash", "max_tokens": 1024, "messages": history, "tools": TOOLS}
     status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
     assert status == 200, body[:500]

@@ -19,8 +19,13 @@ ANTHROPIC_MODEL = next(iter(ANTHROPIC_ROUTE_MODELS))
 
 
 def ask(url: str, master_key: str, model: str, **fields) -> tuple[int, bytes]:
-    body = {"model": model, "max_tokens": 32000, "stream": True,
-            "messages": [{"role": "user", "content": "Which is larger, 9.11 or 9.8?"}], **fields}
+    body = {
+        "model": model,
+        "max_tokens": 32000,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Which is larger, 9.11 or 9.8?"}],
+        **fields,
+    }
     status, _, raw = post_json(url + "/v1/messages", body, {"authorization": f"Bearer {master_key}"})
     return status, raw
 
@@ -46,8 +51,9 @@ def test_enabled_thinking_with_a_budget_stays_on_chat_completions(stack, litellm
 
 @pytest.mark.parametrize("effort, sent", [("low", "low"), ("medium", "high"), ("xhigh", "high"), ("max", "max")])
 def test_adaptive_effort_becomes_deepseeks_effort(stack, fresh_backend, master_key, effort, sent):
-    status, raw = ask(stack.url, master_key, "deepseek-flash",
-                      thinking={"type": "adaptive"}, output_config={"effort": effort})
+    status, raw = ask(
+        stack.url, master_key, "deepseek-flash", thinking={"type": "adaptive"}, output_config={"effort": effort}
+    )
     assert status == 200, raw
     (body,) = fresh_backend.requests
     assert body["reasoning_effort"] == sent and body["thinking"] == {"type": "enabled"}
@@ -68,10 +74,13 @@ def test_disabled_thinking_turns_it_off_without_an_effort(stack, litellm, fresh_
     assert [block["type"] for block in streamed_message(raw)["content"]] == ["text"]
 
 
-@pytest.mark.parametrize("fields, thinking", [
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, {"type": "enabled"}),
-    ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
-])
+@pytest.mark.parametrize(
+    "fields, thinking",
+    [
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, {"type": "enabled"}),
+        ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
+    ],
+)
 def test_anthropic_route_gets_the_switch(stack, fresh_backend, master_key, fields, thinking):
     status, raw = ask(stack.url, master_key, ANTHROPIC_MODEL, **fields)
     assert status == 200, raw

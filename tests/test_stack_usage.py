@@ -14,12 +14,17 @@ import anthropic
 import pytest
 
 from addons.tokens import count_text
-from tests.backend import Text, request_tokens
 from tests import workload
+from tests.backend import Text, request_tokens
 
 # Usage modes of the stand-in: the `usage` quirk, and the share of the prompt read from its cache.
-MODES = {"real": ("real", 0.0), "null": ("null", 0.0), "absent": ("absent", 0.0), "zero": ("zero", 0.0),
-         "cached": ("real", 0.8)}
+MODES = {
+    "real": ("real", 0.0),
+    "null": ("null", 0.0),
+    "absent": ("absent", 0.0),
+    "zero": ("zero", 0.0),
+    "cached": ("real", 0.8),
+}
 REQUESTS = {"first request": workload.recorded, "tool round trip": workload.roundtrip}
 TOLERANCE = 0.10
 
@@ -32,13 +37,18 @@ def input_figure(usage) -> int:
 @pytest.mark.parametrize("recorded", REQUESTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", ["deepseek-flash", "qwen-plus"])
-def test_the_input_count_is_within_ten_percent_of_the_backends(anthropic_client, fresh_backend, model, mode,
-                                                                recorded, stream):
+def test_the_input_count_is_within_ten_percent_of_the_backends(
+    anthropic_client, fresh_backend, model, mode, recorded, stream
+):
     usage, cached_share = MODES[mode]
     # Claude Code's body as it is: its own fields (thinking, context_management, ...) ride in extra_body.
     recorded_body = {key: value for key, value in REQUESTS[recorded]().items() if key != "stream"}
-    request = {"model": model, "max_tokens": recorded_body.pop("max_tokens"), "messages": recorded_body.pop("messages"),
-               "extra_body": {key: value for key, value in recorded_body.items() if key != "model"}}
+    request = {
+        "model": model,
+        "max_tokens": recorded_body.pop("max_tokens"),
+        "messages": recorded_body.pop("messages"),
+        "extra_body": {key: value for key, value in recorded_body.items() if key != "model"},
+    }
     fresh_backend.script([Text("Hello.", reasoning="A greeting will do.")])
     with fresh_backend.quirks(usage=usage, cached_share=cached_share):
         if stream:
@@ -64,8 +74,11 @@ def test_without_the_stabilizer_the_count_is_litellms_stand_in(litellm, fresh_ba
     # The side that must fail: straight to LiteLLM, a backend without usage gets a count of
     # the messages alone, a fraction of what the backend holds.
     client = anthropic.Anthropic(base_url=litellm.url, api_key=master_key, max_retries=0, timeout=60)
-    request = {k: v for k, v in {**workload.recorded(), "model": "deepseek-flash"}.items()
-               if k in ("model", "max_tokens", "messages", "system", "tools")}
+    request = {
+        k: v
+        for k, v in {**workload.recorded(), "model": "deepseek-flash"}.items()
+        if k in ("model", "max_tokens", "messages", "system", "tools")
+    }
     fresh_backend.script([Text("Hello.")])
     with fresh_backend.quirks(usage="null"):
         with client.messages.stream(**request) as events:
@@ -79,8 +92,9 @@ def test_a_zero_input_count_in_message_start_is_filled_in(anthropic_client, fres
     # count only in the last message_delta (zai-org/GLM-5#139): Claude Code's context meter
     # reads message_start.
     fresh_backend.responder = lambda body: Text("Hello.")
-    with anthropic_client.messages.stream(model="glm-5.3-flash-anthropic", max_tokens=1024,
-                                          messages=[{"role": "user", "content": "word " * 3000}]) as stream:
+    with anthropic_client.messages.stream(
+        model="glm-5.3-flash-anthropic", max_tokens=1024, messages=[{"role": "user", "content": "word " * 3000}]
+    ) as stream:
         events = list(stream)
     start = next(event for event in events if event.type == "message_start")
     received = fresh_backend.messages_requests[-1]

@@ -35,13 +35,19 @@ NEXT_TURN = [{"role": "assistant", "content": [{"type": "text", "text": "More?"}
 def claude_request(**fields) -> dict:
     """A Claude Code turn after a tool round trip: its thinking block, call and result."""
     return {
-        "model": "deepseek-flash", "max_tokens": 32000, "stream": True, "tools": TOOLS,
+        "model": "deepseek-flash",
+        "max_tokens": 32000,
+        "stream": True,
+        "tools": TOOLS,
         "messages": [
             {"role": "user", "content": "read a.txt"},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "I should read it.", "signature": ""},
-                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a.txt"}},
-            ]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "I should read it.", "signature": ""},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a.txt"}},
+                ],
+            },
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
         ],
         **fields,
@@ -51,12 +57,18 @@ def claude_request(**fields) -> dict:
 def as_litellm_sends(request: dict) -> dict:
     """The Chat Completions body LiteLLM 1.108.7 makes of a shaped request, as far as thinking
     goes (measured): extra_body merged in, thinking blocks become reasoning_content."""
-    body = {"model": request["model"], "max_tokens": request["max_tokens"], "tools": request.get("tools"),
-            "messages": [], **request.get("extra_body", {})}
+    body = {
+        "model": request["model"],
+        "max_tokens": request["max_tokens"],
+        "tools": request.get("tools"),
+        "messages": [],
+        **request.get("extra_body", {}),
+    }
     for message in request["messages"]:
         content = message["content"] if isinstance(message["content"], list) else []
-        thinking = "\n".join(block["thinking"] for block in content if block.get("type") == "thinking"
-                             and block.get("thinking"))
+        thinking = "\n".join(
+            block["thinking"] for block in content if block.get("type") == "thinking" and block.get("thinking")
+        )
         converted = {"role": message["role"], "content": "..."}
         if message["role"] == "assistant" and thinking:
             converted["reasoning_content"] = thinking
@@ -67,18 +79,21 @@ def as_litellm_sends(request: dict) -> dict:
 # --- what Claude Code asked ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, expected", [
-    ({}, (None, None)),
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, ("on", "high")),
-    ({"thinking": {"type": "adaptive"}}, ("on", None)),
-    ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, ("off", None)),
-    ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, ("on", "low")),
-    ({"thinking": {"type": "enabled", "budget_tokens": 31999}}, ("on", "high")),
-    ({"thinking": {"type": "enabled", "budget_tokens": 64000}}, ("on", "max")),
-    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "output_config": {"effort": "max"}}, ("on", "max")),
-    ({"output_config": {"effort": "low"}}, (None, "low")),
-    ({"thinking": "yes", "output_config": ["high"]}, (None, None)),
-])
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({}, (None, None)),
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, ("on", "high")),
+        ({"thinking": {"type": "adaptive"}}, ("on", None)),
+        ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, ("off", None)),
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, ("on", "low")),
+        ({"thinking": {"type": "enabled", "budget_tokens": 31999}}, ("on", "high")),
+        ({"thinking": {"type": "enabled", "budget_tokens": 64000}}, ("on", "max")),
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "output_config": {"effort": "max"}}, ("on", "max")),
+        ({"output_config": {"effort": "low"}}, (None, "low")),
+        ({"thinking": "yes", "output_config": ["high"]}, (None, None)),
+    ],
+)
 def test_what_claude_code_asked(fields, expected):
     assert requested(fields) == expected
 
@@ -90,18 +105,29 @@ def test_budget_bands_rise():
 # --- the OpenAI-compatible route -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, extra_body", [
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}},
-     {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}},
-     {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}},
-     {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}),
-    ({"thinking": {"type": "enabled", "budget_tokens": 1024}},
-     {"thinking": {"type": "enabled"}, "reasoning_effort": "low"}),
-    ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, {"thinking": {"type": "disabled"}}),
-    ({"output_config": {"effort": "medium"}}, {"reasoning_effort": "high"}),
-])
+@pytest.mark.parametrize(
+    "fields, extra_body",
+    [
+        (
+            {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}},
+            {"thinking": {"type": "enabled"}, "reasoning_effort": "high"},
+        ),
+        (
+            {"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}},
+            {"thinking": {"type": "enabled"}, "reasoning_effort": "high"},
+        ),
+        (
+            {"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}},
+            {"thinking": {"type": "enabled"}, "reasoning_effort": "max"},
+        ),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            {"thinking": {"type": "enabled"}, "reasoning_effort": "low"},
+        ),
+        ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, {"thinking": {"type": "disabled"}}),
+        ({"output_config": {"effort": "medium"}}, {"reasoning_effort": "high"}),
+    ],
+)
 def test_deepseek_openai_route_gets_its_own_switch_and_effort(fields, extra_body):
     shaped = shape_request(claude_request(**fields), DEEPSEEK).request
     assert shaped["extra_body"] == extra_body
@@ -129,13 +155,19 @@ def test_a_model_that_never_thinks_loses_thinking_blocks_and_fields():
 
 
 # Claude Code's controls as they come, and odd ones.
-thinking_fields = st.fixed_dictionaries({}, optional={
-    "thinking": st.sampled_from([{"type": "adaptive"}, {"type": "disabled"}, {"type": "enabled"}])
-    | st.builds(lambda budget: {"type": "enabled", "budget_tokens": budget}, st.integers(-5, 200_000))
-    | st.none() | st.text(max_size=5),
-    "output_config": st.builds(lambda effort: {"effort": effort},
-                               st.sampled_from(["low", "medium", "high", "xhigh", "max", "ultra", ""]) | st.none()),
-})
+thinking_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "thinking": st.sampled_from([{"type": "adaptive"}, {"type": "disabled"}, {"type": "enabled"}])
+        | st.builds(lambda budget: {"type": "enabled", "budget_tokens": budget}, st.integers(-5, 200_000))
+        | st.none()
+        | st.text(max_size=5),
+        "output_config": st.builds(
+            lambda effort: {"effort": effort},
+            st.sampled_from(["low", "medium", "high", "xhigh", "max", "ultra", ""]) | st.none(),
+        ),
+    },
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -164,12 +196,15 @@ def test_without_the_fill_deepseek_refuses_a_turn_without_reasoning():
 # --- the Anthropic-compatible route --------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, thinking", [
-    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, {"type": "enabled"}),
-    ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
-    ({"output_config": {"effort": "low"}}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "fields, thinking",
+    [
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, {"type": "enabled"}),
+        ({"thinking": {"type": "disabled"}}, {"type": "disabled"}),
+        ({"output_config": {"effort": "low"}}, None),
+        ({}, None),
+    ],
+)
 def test_anthropic_route_gets_anthropic_fields(fields, thinking):
     shaped = shape_request(claude_request(**fields), DEEPSEEK, route=ANTHROPIC).request
     assert shaped.get("thinking") == thinking
@@ -188,7 +223,10 @@ def test_anthropic_route_adds_no_reasoning_of_its_own():
 
 
 def test_a_turn_without_thinking_gets_a_note_once():
-    messages = claude_request()["messages"] + [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "ok"}]
+    messages = claude_request()["messages"] + [
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "ok"},
+    ]
     history = History()
     parsed = history.parse(orjson.dumps(claude_request(messages=messages)))
     first = shape_request(parsed.body, DEEPSEEK, memo=parsed.memo)
@@ -206,8 +244,10 @@ def test_a_turn_without_thinking_gets_a_note_once():
 def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():
     policy = ModelPolicy(thinking=ThinkingPolicy(history="tool_turns"))
     request = claude_request()
-    answer = {"role": "assistant", "content": [{"type": "thinking", "thinking": "plain", "signature": ""},
-                                                {"type": "text", "text": "A."}]}
+    answer = {
+        "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "plain", "signature": ""}, {"type": "text", "text": "A."}],
+    }
     request["messages"] += [answer, {"role": "user", "content": "thanks"}]
     shaped = shape_request(request, policy)
     assert shaped.request["messages"][1] == request["messages"][1]  # the tool turn keeps its reasoning
@@ -218,17 +258,22 @@ def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():
 # --- routes --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("deployment, route", [
-    ({"litellm_params": {"model": "openai/deepseek-flash"}}, Route(OPENAI, "deepseek-flash")),
-    ({"litellm_params": {"model": "anthropic/deepseek-flash"}}, Route(ANTHROPIC, "deepseek-flash")),
-    ({"litellm_params": {"model": "deepseek/deepseek-v4-pro"}}, Route(ANTHROPIC, "deepseek-v4-pro")),
-    ({"litellm_params": {"model": "bedrock/anthropic.claude-opus"}}, Route(ANTHROPIC, "anthropic.claude-opus")),
-    ({"litellm_params": {"model": "bedrock/meta.llama3"}}, Route(OPENAI, "meta.llama3")),
-    ({"litellm_params": {"model": "openai/qwen3"}, "model_info": {"supported_endpoints": ["/v1/messages"]}},
-     Route(ANTHROPIC, "qwen3")),
-    ({"litellm_params": {"model": "hosted_vllm/org/model-x"}}, Route(OPENAI, "org/model-x")),
-    ({"litellm_params": {}}, UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "deployment, route",
+    [
+        ({"litellm_params": {"model": "openai/deepseek-flash"}}, Route(OPENAI, "deepseek-flash")),
+        ({"litellm_params": {"model": "anthropic/deepseek-flash"}}, Route(ANTHROPIC, "deepseek-flash")),
+        ({"litellm_params": {"model": "deepseek/deepseek-v4-pro"}}, Route(ANTHROPIC, "deepseek-v4-pro")),
+        ({"litellm_params": {"model": "bedrock/anthropic.claude-opus"}}, Route(ANTHROPIC, "anthropic.claude-opus")),
+        ({"litellm_params": {"model": "bedrock/meta.llama3"}}, Route(OPENAI, "meta.llama3")),
+        (
+            {"litellm_params": {"model": "openai/qwen3"}, "model_info": {"supported_endpoints": ["/v1/messages"]}},
+            Route(ANTHROPIC, "qwen3"),
+        ),
+        ({"litellm_params": {"model": "hosted_vllm/org/model-x"}}, Route(OPENAI, "org/model-x")),
+        ({"litellm_params": {}}, UNKNOWN),
+    ],
+)
 def test_route_of_a_deployment(deployment, route):
     assert route_of(deployment) == route
 
@@ -252,8 +297,9 @@ def test_a_model_found_under_its_provider_id(tmp_path):
     )
     addon = RequestShaper()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, stabilizer_policy=str(ROOT / "config" / "stabilizer.yaml"),
-                       stabilizer_litellm_config=str(config))
+        tctx.configure(
+            addon, stabilizer_policy=str(ROOT / "config" / "stabilizer.yaml"), stabilizer_litellm_config=str(config)
+        )
         adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}
         flow = post("/v1/messages", claude_request(model="ds", **adaptive))
         addon.request(flow)
@@ -292,8 +338,9 @@ def test_trimming_never_separates_a_tool_call_from_its_reasoning(turns, seed, bu
     trimmed = trim_request(shaped.request, policy, shaped.reminders)
     if trimmed.too_long:
         return
-    originals = {block["id"]: message for message in session for block in message["content"]
-                 if block.get("type") == "tool_use"}
+    originals = {
+        block["id"]: message for message in session for block in message["content"] if block.get("type") == "tool_use"
+    }
     for message in trimmed.request["messages"]:
         calls = [block["id"] for block in message["content"] if block.get("type") == "tool_use"]
         if message["role"] != "assistant" or not calls:

@@ -91,8 +91,10 @@ def test_cache_is_bounded_and_keeps_no_text():
 def test_json_helpers_accept_what_javascript_sends():
     # JSON.stringify escapes lone surrogates; orjson refuses them, the fallback takes them and
     # repairs them (LiteLLM would refuse them), a pair written as two escapes joined.
-    body = (b'{"messages": [{"role": "user", "content": "broken \\ud800 pair \\uD83D\\uDE00"}],'
-            b' "\\udfff": 1, "n": 123456789012345678901234}')
+    body = (
+        b'{"messages": [{"role": "user", "content": "broken \\ud800 pair \\uD83D\\uDE00"}],'
+        b' "\\udfff": 1, "n": 123456789012345678901234}'
+    )
     parsed, repaired = parse_json(body)
     assert parsed["messages"][0]["content"] == "broken \ufffd pair \U0001f600" and "\ufffd" in parsed
     assert repaired == 2

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from addons.policy import ModelPolicy
 from addons.shaping import SYSTEM_REMINDER, shape_request
 from addons.tokens import count_text, estimate_request
-from addons.trim import shorten_tool_results, OMITTED_NOTE, trim_request
+from addons.trim import OMITTED_NOTE, shorten_tool_results, trim_request
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "claude_code_request.json").read_text())
 SYSTEM_PROMPT = "You are a coding agent."
@@ -157,8 +157,10 @@ def test_a_last_turn_that_cannot_fit_is_too_long():
 def test_a_tool_result_larger_than_the_window_is_shortened_in_its_middle():
     messages = agent_session(10)
     original = words(40_000, seed=7)
-    messages[-1] = user({"type": "tool_result", "tool_use_id": "t9", "content": original},
-                        {**tool_result("t9b", 2000), "tool_use_id": "t9"})
+    messages[-1] = user(
+        {"type": "tool_result", "tool_use_id": "t9", "content": original},
+        {**tool_result("t9b", 2000), "tool_use_id": "t9"},
+    )
     request = request_of(messages)
     trimmed = trim_request(request, policy_for(6000))
     assert not trimmed.too_long and trimmed.removed > 0
@@ -368,9 +370,7 @@ def test_kept_prefix_is_stable_across_turns():
     budget = 100_000  # the recorded request's system prompt and tools take about 16K of it
     stable, trimmed_turns = replay_session(policy_for(budget), 300)
     sliding, _ = replay_session(policy_for(budget, low_water_percent=100), 300)
-    article, _ = replay_session(
-        policy_for(10**7, max_messages=100, keep_first_messages=10, low_water_percent=100), 300
-    )
+    article, _ = replay_session(policy_for(10**7, max_messages=100, keep_first_messages=10, low_water_percent=100), 300)
     print(
         f"\nprefix kept turn to turn, over {trimmed_turns} trimmed turns of 300: low-water {stable:.0%}, "
         f"token sliding window {sliding:.0%}, first 10 + last 90 {article:.0%}"

@@ -16,8 +16,8 @@ from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons import turn_view
-from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
 from addons.flow_notes import ORIGINAL
+from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
 from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
@@ -48,8 +48,9 @@ class Bundle:
         self.run(flow, "request")
         return flow
 
-    def answer(self, flow: http.HTTPFlow, content_type: str, body: bytes, chunks: list[bytes] | None = None,
-               status: int = 200) -> None:
+    def answer(
+        self, flow: http.HTTPFlow, content_type: str, body: bytes, chunks: list[bytes] | None = None, status: int = 200
+    ) -> None:
         flow.response = tutils.tresp(status_code=status, content=body)
         flow.response.headers["content-type"] = content_type
         self.run(flow, "responseheaders")
@@ -91,12 +92,12 @@ def test_a_shaped_claude_code_request_shows_what_changed_and_the_diff(bundle):
     assert lines[0] == turn_view.CHANGES_HEADING
     assert "  * capped max_tokens 32000->8192" in lines
     assert "  * stripped keys: metadata, thinking, context_management, output_config" in lines
-    diff = lines[lines.index(turn_view.REQUEST_HEADING) + 1:]
+    diff = lines[lines.index(turn_view.REQUEST_HEADING) + 1 :]
     assert diff[0].startswith(f"messages: {len(REQUEST['messages'])} -> ")
     assert "- max_tokens: 32000" in diff and "+ max_tokens: 8192" in diff
     for key in ("thinking", "context_management", "output_config"):
         assert f"- {key}: {json.dumps(REQUEST[key])}" in diff
-    assert any(line.strip().startswith('-') and '"cache_control"' in line for line in diff)
+    assert any(line.strip().startswith("-") and '"cache_control"' in line for line in diff)
     # The response side shows the same view, for the same turn.
     bundle.answer(flow, "application/json", json.dumps({"type": "error", "error": {}}).encode())
     assert shown(flow.response, flow).startswith(turn_view.CHANGES_HEADING)
@@ -133,7 +134,7 @@ def test_a_trimmed_history_shows_which_messages_were_removed(bundle):
     # The gap after the first message: its span and the count the notes give, folded system messages beside.
     first = removed[0]
     assert first.startswith("- messages[1..") and first.endswith(")")
-    counts = first[first.index("(") + 1:-1].split(", ")
+    counts = first[first.index("(") + 1 : -1].split(", ")
     roles = {count.split()[1]: int(count.split()[0]) for count in counts}
     assert roles["user"] + roles["assistant"] == trimmed
 
@@ -151,8 +152,15 @@ def test_a_refused_request_says_nothing_went_upstream(bundle):
 
 def test_a_patched_usage_shows_both_usages(bundle):
     flow = bundle.request({**REQUEST, "model": "qwen-plus", "stream": False})
-    message = {"id": "m", "type": "message", "role": "assistant", "model": "qwen-plus", "stop_reason": "end_turn",
-               "content": [{"type": "text", "text": "hello"}], "usage": {"input_tokens": 0, "output_tokens": 0}}
+    message = {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "model": "qwen-plus",
+        "stop_reason": "end_turn",
+        "content": [{"type": "text", "text": "hello"}],
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
     bundle.answer(flow, "application/json", json.dumps(message).encode())
     patched = json.loads(flow.response.content)["usage"]
     assert patched["input_tokens"] > 0
@@ -165,21 +173,35 @@ def test_a_patched_usage_shows_both_usages(bundle):
 
 def test_a_patched_stream_shows_both_usages_and_the_events_added(bundle):
     flow = bundle.request({**REQUEST, "model": "qwen-plus"})
-    message = {"id": "m", "type": "message", "role": "assistant", "content": [], "model": "qwen-plus",
-               "usage": {"input_tokens": 0, "output_tokens": 0}}
+    message = {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "qwen-plus",
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
     start = {"type": "message_start", "message": message}
-    chunks = [event("message_start", start),
-              event("content_block_start", {"type": "content_block_start", "index": 0,
-                                            "content_block": {"type": "text", "text": ""}}),
-              event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                            "delta": {"type": "text_delta", "text": "hello"}})]
+    chunks = [
+        event("message_start", start),
+        event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hello"}},
+        ),
+    ]
     bundle.answer(flow, "text/event-stream", b"", chunks)  # cut before message_stop
     assert flow.response.raw_content == b""  # so that mitmweb renders a view at all
 
     lines = shown(flow.response, flow).splitlines()
     assert '- message_start usage: {"input_tokens": 0, "output_tokens": 0}' in lines
-    assert any(line.startswith('+ message_start usage: {"input_tokens": ') and '"input_tokens": 0,' not in line
-               for line in lines)
+    assert any(
+        line.startswith('+ message_start usage: {"input_tokens": ') and '"input_tokens": 0,' not in line
+        for line in lines
+    )
     assert "Events the stabilizer added: error x1" in lines
     assert flowfilter.match('~comment "upstream error"', flow)
 
@@ -190,8 +212,9 @@ def test_a_patched_stream_shows_both_usages_and_the_events_added(bundle):
 def test_other_flows_keep_their_usual_view(bundle):
     other = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/models", content=b'{"a": 1}'), resp=True)
     other.metadata["stabilizer"] = {"changes": ["something"]}
-    untouched = bundle.request({"model": "plain-model", "messages": [{"role": "user", "content": "hi"}],
-                                "max_tokens": 10})
+    untouched = bundle.request(
+        {"model": "plain-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+    )
     assert untouched.metadata["stabilizer"]["changes"] == []
     for flow in (other, untouched):
         metadata = contentviews.Metadata(flow=flow, http_message=flow.request)
@@ -248,23 +271,38 @@ def test_a_recorded_flow_renders(index):
     assert "- max_tokens: 32000" in request.splitlines() and "+ max_tokens: 4096" in request.splitlines()
     assert ("- messages[1..3]: removed (1 system, 1 assistant, 1 user)" in request.splitlines()) == (index == 2)
     assert '- message_start usage: {"input_tokens": 0,' in response
-    assert "+ message_start usage: {\"input_tokens\": " in response
+    assert '+ message_start usage: {"input_tokens": ' in response
 
 
 # --- filter words ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes, status, answered_here, comment", [
-    (["capped max_tokens 32000->8192", "trimmed 4 messages"], 200, False,
-     "[trimmed] capped max_tokens 32000->8192; trimmed 4 messages"),
-    (["answered 400: prompt is too long: 9 tokens > 5 maximum"], 400, True,
-     "[refused] answered 400: prompt is too long: 9 tokens > 5 maximum"),
-    (["message_start: filled usage input_tokens=9"], 200, False,
-     "[usage patched] message_start: filled usage input_tokens=9"),
-    (["HTTP 500 error -> 500 api_error"], 500, False, "[upstream error] HTTP 500 error -> 500 api_error"),
-    ([], 529, False, "[upstream error]"),  # the backend's own Anthropic error: nothing to reshape
-    ([], 401, True, ""),  # the master key refused here: no upstream involved
-])
+@pytest.mark.parametrize(
+    "changes, status, answered_here, comment",
+    [
+        (
+            ["capped max_tokens 32000->8192", "trimmed 4 messages"],
+            200,
+            False,
+            "[trimmed] capped max_tokens 32000->8192; trimmed 4 messages",
+        ),
+        (
+            ["answered 400: prompt is too long: 9 tokens > 5 maximum"],
+            400,
+            True,
+            "[refused] answered 400: prompt is too long: 9 tokens > 5 maximum",
+        ),
+        (
+            ["message_start: filled usage input_tokens=9"],
+            200,
+            False,
+            "[usage patched] message_start: filled usage input_tokens=9",
+        ),
+        (["HTTP 500 error -> 500 api_error"], 500, False, "[upstream error] HTTP 500 error -> 500 api_error"),
+        ([], 529, False, "[upstream error]"),  # the backend's own Anthropic error: nothing to reshape
+        ([], 401, True, ""),  # the master key refused here: no upstream involved
+    ],
+)
 def test_comments_start_with_the_words_a_filter_finds(changes, status, answered_here, comment):
     flow = tflow.tflow(resp=tutils.tresp(status_code=status))
     flow.metadata["stabilizer"] = {"changes": changes}
@@ -272,7 +310,7 @@ def test_comments_start_with_the_words_a_filter_finds(changes, status, answered_
         flow.metadata["stabilizer_answered_here"] = True
     FlowMarker().response(flow)
     assert flow.comment == changes_comment(flow) == comment
-    words = comment[1:comment.index("]")].split(", ") if comment else []
+    words = comment[1 : comment.index("]")].split(", ") if comment else []
     for word in words:
         assert flowfilter.match(f'~comment "{word}"', flow)
     assert flowfilter.match("~marked", flow) == bool(changes)

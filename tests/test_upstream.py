@@ -61,7 +61,8 @@ def test_a_port_of_an_earlier_litellm_is_never_used(tmp_path):
         upstream.request(flow)
         assert flow.response.status_code == 503
         assert json.loads(flow.response.content)["error"]["message"] == (
-            f"LiteLLM at http://127.0.0.1:{stale} does not answer yet; retry shortly")
+            f"LiteLLM at http://127.0.0.1:{stale} does not answer yet; retry shortly"
+        )
         assert upstream.status()["waiting_for"] == f"http://127.0.0.1:{stale}"
         with listening() as fresh:
             with open(log, "ab") as f:

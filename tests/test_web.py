@@ -89,11 +89,25 @@ def web(litellm, child_env, tmp_path):
     port, web_port = free_port(), free_port()
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "stabilizer"), "run", "--web",
-            "--port", str(port), "--web-port", str(web_port), "--max-flows", str(CAP),
-            "--attach-log", str(litellm.log_file), "--log-dir", str(tmp_path), "-q",
+            str(Path(sys.executable).parent / "stabilizer"),
+            "run",
+            "--web",
+            "--port",
+            str(port),
+            "--web-port",
+            str(web_port),
+            "--max-flows",
+            str(CAP),
+            "--attach-log",
+            str(litellm.log_file),
+            "--log-dir",
+            str(tmp_path),
+            "-q",
         ],
-        env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         stderr = LineReader(process.stderr)
@@ -116,8 +130,12 @@ def flows(web_url: str, token: str) -> list[dict]:
 def test_web_shows_the_marked_flow_to_the_token_holder_only(web, master_key, fresh_backend):
     proxy_url, web_url, token = web
     # qwen-plus: its backend refuses max_tokens above 8192, so the request is capped.
-    request = {"model": "qwen-plus", "max_tokens": 32000, "thinking": {"type": "adaptive"},
-               "messages": [{"role": "user", "content": "hi"}]}
+    request = {
+        "model": "qwen-plus",
+        "max_tokens": 32000,
+        "thinking": {"type": "adaptive"},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     status, _, body = post_json(proxy_url + "/v1/messages", request, {"x-api-key": master_key})
     assert status == 200, body
 

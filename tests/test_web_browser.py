@@ -25,8 +25,10 @@ CAPPED = "capped max_tokens 32000->8192"
 SCREENSHOT = PROJECT_ROOT / "docs" / "mitmweb-stabilizer-view.png"
 PAGE_TIMEOUT = 20.0
 # The flow list's rows as text. The list is virtual: only the rows in view are in the page.
-ROWS = ("[...document.querySelectorAll('.flow-table tbody tr')]"
-        ".map(row => row.innerText.replace(/\\s+/g, ' ').trim()).filter(text => text)")
+ROWS = (
+    "[...document.querySelectorAll('.flow-table tbody tr')]"
+    ".map(row => row.innerText.replace(/\\s+/g, ' ').trim()).filter(text => text)"
+)
 
 pytestmark = pytest.mark.skipif(not Browser.available(), reason="no /usr/bin/chromium (make chromium installs it)")
 
@@ -42,8 +44,13 @@ def web(tmp_path_factory, litellm_config, child_env, master_key, backend):
     """`stabilizer run --web` with one Claude Code turn through it (qwen-plus: max_tokens capped)."""
     folder = tmp_path_factory.mktemp("stabilizer-web")
     web_port = free_port()
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env,
-                        extra_args=("--web", "--web-port", str(web_port))).start()
+    run = StabilizerRun(
+        folder,
+        litellm_config=litellm_config,
+        policy=POLICY,
+        env=child_env,
+        extra_args=("--web", "--web-port", str(web_port)),
+    ).start()
     try:
         line = run.stderr.wait_for("mitmweb:", timeout=5)
         match = re.search(rf"http://127\.0\.0\.1:{web_port}/\?token=(\S+)", line)
@@ -76,8 +83,11 @@ def test_the_turn_is_listed_with_what_changed(web, browser):
     # Filtered to the turn, its row is in view however many flows came before it.
     with browser.page(f"{web.url}#/flows?s={quote('~u /v1/messages')}") as page:
         # The comment is written when the response has passed, and reaches the page as an update.
-        page.wait_for(f"{ROWS}.some(row => row.includes('/v1/messages') && row.includes({json.dumps(CAPPED)}))",
-                      PAGE_TIMEOUT, f"the turn's row with {CAPPED!r}")
+        page.wait_for(
+            f"{ROWS}.some(row => row.includes('/v1/messages') && row.includes({json.dumps(CAPPED)}))",
+            PAGE_TIMEOUT,
+            f"the turn's row with {CAPPED!r}",
+        )
 
 
 def test_no_status_probe_is_listed(web, browser):
@@ -93,7 +103,8 @@ def test_the_turn_opens_in_the_stabilizer_view(web, browser):
         # The view's title: "<view> <description>", or "Loading..." until mitmweb has answered.
         title = page.wait_for(
             "(h => h && h.innerText !== 'Loading...' && h.innerText)(document.querySelector('.contentview h5'))",
-            PAGE_TIMEOUT, "the request's content view",
+            PAGE_TIMEOUT,
+            "the request's content view",
         )
         offered = page.evaluate("fetch('./state').then(r => r.json()).then(state => state.contentViews)")
         assert title.lower().startswith(VIEW_NAME), f"mitmweb chose the {title!r} view; it offers {offered}"

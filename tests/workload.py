@@ -124,17 +124,29 @@ def next_turn(request: dict, turn: int) -> dict:
     previous = request["messages"]
     last = previous[-1]
     # Claude Code moves cache_control to the newest turn.
-    unmarked = {**last, "content": [{k: v for k, v in block.items() if k != "cache_control"} for block in last["content"]]}
-    output = "\n".join(f"tests/test_module_{turn}_{i}.py::test_case_{i} PASSED" for i in range(NEXT_TURN_RESULT_CHARS // 50))
+    unmarked = {
+        **last,
+        "content": [{k: v for k, v in block.items() if k != "cache_control"} for block in last["content"]],
+    }
+    output = "\n".join(
+        f"tests/test_module_{turn}_{i}.py::test_case_{i} PASSED" for i in range(NEXT_TURN_RESULT_CHARS // 50)
+    )
     added = [
         {
             "role": "assistant",
-            "content": [{"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": f"pytest -q -k step{turn}"}}],
+            "content": [
+                {"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": f"pytest -q -k step{turn}"}}
+            ],
         },
         {
             "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": tool_id, "content": output, "cache_control": {"type": "ephemeral"}}
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_id,
+                    "content": output,
+                    "cache_control": {"type": "ephemeral"},
+                }
             ],
         },
     ]
@@ -143,6 +155,7 @@ def next_turn(request: dict, turn: int) -> dict:
 
 def with_reasoning(request: dict) -> dict:
     """The request as a thinking model's session has it: each assistant turn starts with its reasoning."""
+
     def reasoned(message: dict) -> dict:
         if message.get("role") != "assistant" or not isinstance(message.get("content"), list):
             return message

@@ -69,20 +69,32 @@ class Plan:
 
 FULL = Plan(
     latency=latency.Settings(),
-    stream_events=500, stream_gap_ms=10, stream_counts=(1, 32), stream_rounds=2,
-    throughput_clients=(1, 8, 32), throughput_seconds=2.0, throughput_rounds=3,
+    stream_events=500,
+    stream_gap_ms=10,
+    stream_counts=(1, 32),
+    stream_rounds=2,
+    throughput_clients=(1, 8, 32),
+    throughput_seconds=2.0,
+    throughput_rounds=3,
     memory_checkpoints=(1_000, 10_000),
     web_turns=(100, 500, 1_000),
-    cost_repeats=5, cost_sizes=costs.SIZES,
+    cost_repeats=5,
+    cost_sizes=costs.SIZES,
     whole_stack=whole_stack.Settings(),
 )
 QUICK = Plan(
     latency=latency.Settings(rounds=2, small_requests=20, large_requests=3, cold_requests=1),
-    stream_events=100, stream_gap_ms=5, stream_counts=(1, 8), stream_rounds=1,
-    throughput_clients=(1, 8), throughput_seconds=0.5, throughput_rounds=1,
+    stream_events=100,
+    stream_gap_ms=5,
+    stream_counts=(1, 8),
+    stream_rounds=1,
+    throughput_clients=(1, 8),
+    throughput_seconds=0.5,
+    throughput_rounds=1,
     memory_checkpoints=(100, 300),
     web_turns=(10, 30),
-    cost_repeats=2, cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
+    cost_repeats=2,
+    cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
     whole_stack=whole_stack.Settings(rounds=2, requests=10, gap_deltas=20, gap_ms=5, gap_streams=1),
 )
 
@@ -91,8 +103,9 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def _through_proxies(plan: Plan, sections: set[str], folder: Path, key: str, results: dict,
-                           profile: Path | None) -> None:
+async def _through_proxies(
+    plan: Plan, sections: set[str], folder: Path, key: str, results: dict, profile: Path | None
+) -> None:
     headers = {**workload.claude_code_headers(), "x-api-key": key}
     progress("starting the stand-in upstream, stock mitmdump and the bundle")
     routes = servers.start_routes(folder, key)
@@ -100,9 +113,19 @@ async def _through_proxies(plan: Plan, sections: set[str], folder: Path, key: st
     if profile:
         progress(f"profiling the bundle (pid {routes.bundle.pid}) into {profile}")
         profiler = subprocess.Popen(
-            [stack.venv_tool("py-spy"), "record", "--pid", str(routes.bundle.pid), "--rate", "500",
-             "--nonblocking", "--output", str(profile)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                stack.venv_tool("py-spy"),
+                "record",
+                "--pid",
+                str(routes.bundle.pid),
+                "--rate",
+                "500",
+                "--nonblocking",
+                "--output",
+                str(profile),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
     try:
         if "latency" in sections:
@@ -112,15 +135,27 @@ async def _through_proxies(plan: Plan, sections: set[str], folder: Path, key: st
             results["streaming"] = []
             for count in plan.stream_counts:
                 progress(f"streaming: {count} x {plan.stream_events} events, {plan.stream_gap_ms:g} ms apart")
-                results["streaming"].append(await streaming.measure(
-                    routes.ports, routes.upstream.ack_port, body, headers, streams=count, events=plan.stream_events,
-                    gap_ms=plan.stream_gap_ms, rounds=plan.stream_rounds,
-                ))
+                results["streaming"].append(
+                    await streaming.measure(
+                        routes.ports,
+                        routes.upstream.ack_port,
+                        body,
+                        headers,
+                        streams=count,
+                        events=plan.stream_events,
+                        gap_ms=plan.stream_gap_ms,
+                        rounds=plan.stream_rounds,
+                    )
+                )
         if "throughput" in sections:
             progress(f"throughput: {', '.join(map(str, plan.throughput_clients))} clients")
             results["throughput"] = await throughput.measure(
-                routes.ports, body, headers, clients=plan.throughput_clients,
-                seconds=plan.throughput_seconds, rounds=plan.throughput_rounds,
+                routes.ports,
+                body,
+                headers,
+                clients=plan.throughput_clients,
+                seconds=plan.throughput_seconds,
+                rounds=plan.throughput_rounds,
             )
     finally:
         if profiler:
@@ -145,7 +180,9 @@ async def _memory(plan: Plan, folder: Path, key: str) -> dict:
         (folder / "memory").mkdir()
         bundle = servers.Bundle(folder / "memory", upstream.url, key)
         try:
-            results["bundle"] = await memory.measure(bundle.port, bundle.pid, headers, plan.memory_checkpoints, progress)
+            results["bundle"] = await memory.measure(
+                bundle.port, bundle.pid, headers, plan.memory_checkpoints, progress
+            )
         finally:
             bundle.stop()
         progress("memory: starting a fresh bundle under mitmweb")
@@ -163,7 +200,9 @@ async def _memory(plan: Plan, folder: Path, key: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: checks the benchmark, not the bundle")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections of: {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the table and the JSON go")
     parser.add_argument("--profile", action="store_true", help="record the bundle with py-spy (a flame graph)")
     args = parser.parse_args()
@@ -190,8 +229,9 @@ def main() -> int:
         if "whole-stack" in sections:
             (folder / "whole-stack").mkdir()
             litellm_profile = args.out / f"profile-litellm-{stamp}.svg" if args.profile else None
-            results["whole_stack"] = asyncio.run(whole_stack.measure(
-                folder / "whole-stack", key, plan.whole_stack, progress, profile=litellm_profile))
+            results["whole_stack"] = asyncio.run(
+                whole_stack.measure(folder / "whole-stack", key, plan.whole_stack, progress, profile=litellm_profile)
+            )
     except BaseException:
         print(f"benchmark failed; process logs kept in {folder}", file=sys.stderr)
         raise
@@ -204,8 +244,12 @@ def main() -> int:
     print(table)
     json_path = args.out / f"bench-{stamp}.json"
     document = {
-        "date": started.isoformat(), "quick": args.quick, "machine": machine, "plan": report.to_json(vars(plan) | {"latency": vars(plan.latency), "whole_stack": vars(plan.whole_stack)}),
-        "results": report.to_json(results), "targets": report.to_json(found),
+        "date": started.isoformat(),
+        "quick": args.quick,
+        "machine": machine,
+        "plan": report.to_json(vars(plan) | {"latency": vars(plan.latency), "whole_stack": vars(plan.whole_stack)}),
+        "results": report.to_json(results),
+        "targets": report.to_json(found),
         "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
     }
     json_path.write_text(json.dumps(document, indent=2))

@@ -36,9 +36,9 @@ from collections.abc import Callable
 
 from addons import tokens
 from addons.history import History, encode
+from addons.json_codec import from_json
 from addons.policy import load_policy
 from addons.shaping import shape_request
-from addons.json_codec import from_json
 from addons.tokens import estimate_request
 from addons.trim import trim_request
 from addons.validation import request_problem
@@ -51,7 +51,12 @@ SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000, 2_000_000, 4_000_000)
 MODEL = "qwen-plus"
 SLOPE_FROM_BYTES = 100_000
 COLUMNS = (
-    "parse", "estimate cold", "shape+trim cold", "shape+trim repeat", "shape+trim next turn", "request hook next turn"
+    "parse",
+    "estimate cold",
+    "shape+trim cold",
+    "shape+trim repeat",
+    "shape+trim next turn",
+    "request hook next turn",
 )
 
 
@@ -94,7 +99,9 @@ def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
         cases.append((request, workload.encode(request), shape_request(request, policy).request, turns))
     turn_bodies = [[workload.encode(turn) for turn in turns] for _, _, _, turns in cases]
     histories = [History() for _ in cases]
-    times: dict[tuple[int, str], list[float]] = {(index, column): [] for index in range(len(sizes)) for column in COLUMNS}
+    times: dict[tuple[int, str], list[float]] = {
+        (index, column): [] for index in range(len(sizes)) for column in COLUMNS
+    }
 
     progress("costs: cold (every estimate computed)")
     for _ in range(max(1, repeats // 2)):
@@ -127,7 +134,9 @@ def measure(repeats: int, progress, sizes: tuple[int, ...] = SIZES) -> dict:
         row.update({column: statistics.median(times[index, column]) for column in COLUMNS})
         rows.append(row)
     slopes = {
-        column: loglog_slope([(row["history_kb"], row[column]) for row in rows if row["history_kb"] * 1000 >= SLOPE_FROM_BYTES])
+        column: loglog_slope(
+            [(row["history_kb"], row[column]) for row in rows if row["history_kb"] * 1000 >= SLOPE_FROM_BYTES]
+        )
         for column in COLUMNS
     }
     return {"model": MODEL, "repeats": repeats, "rows": rows, "slopes": slopes}

@@ -68,8 +68,9 @@ def cases(settings: Settings) -> list[Case]:
     def session(model: str) -> dict:
         return {**workload.long_session(large), "model": model}
 
-    def next_turns(model: str, first_turn: int, sent=lambda request: request
-                   ) -> tuple[list[bytes], Callable[[int], list[bytes]]]:
+    def next_turns(
+        model: str, first_turn: int, sent=lambda request: request
+    ) -> tuple[list[bytes], Callable[[int], list[bytes]]]:
         bodies, request = [], session(model)
         for turn in range(first_turn, first_turn + 2 + settings.rounds * per_round):
             request = workload.next_turn(request, turn)
@@ -102,8 +103,9 @@ def cases(settings: Settings) -> list[Case]:
     ]
 
 
-async def measure(ports: dict[str, int], pids: dict[str, int], headers: dict[str, str], settings: Settings,
-                  progress) -> list[dict]:
+async def measure(
+    ports: dict[str, int], pids: dict[str, int], headers: dict[str, str], settings: Settings, progress
+) -> list[dict]:
     connections = {mode: await Connection(ports[mode]).open() for mode in MODES}
     results = []
     try:
@@ -123,15 +125,25 @@ async def _post(connection: Connection, body: bytes, headers: dict[str, str]) ->
     return reply.seconds * 1000
 
 
-async def _run_case(case: Case, connections: dict[str, Connection], pids: dict[str, int], headers: dict[str, str],
-                    rounds: int) -> dict:
+async def _run_case(
+    case: Case, connections: dict[str, Connection], pids: dict[str, int], headers: dict[str, str], rounds: int
+) -> dict:
     for body in case.warmup:
         for mode in MODES:
             await _post(connections[mode], body, headers)
-    figures = {name: Figure() for name in (
-        *(f"{mode} {p}" for p in ("p50", "p99") for mode in MODES),
-        "c-b p50", "c-b p99", "c/b p50", "c/a p50", "stock cpu", "bundle cpu", "c-b cpu",
-    )}
+    figures = {
+        name: Figure()
+        for name in (
+            *(f"{mode} {p}" for p in ("p50", "p99") for mode in MODES),
+            "c-b p50",
+            "c-b p99",
+            "c/b p50",
+            "c/a p50",
+            "stock cpu",
+            "bundle cpu",
+            "c-b cpu",
+        )
+    }
     requests = 0
     for round_ in range(rounds):
         times: dict[str, list[float]] = {mode: [] for mode in MODES}

@@ -41,7 +41,9 @@ async def _send(port: int, headers: dict[str, str], numbers: range) -> None:
             await connection.close()
 
 
-async def measure(port: int, pid: int, headers: dict[str, str], checkpoints: tuple[int, ...], progress) -> dict[str, float]:
+async def measure(
+    port: int, pid: int, headers: dict[str, str], checkpoints: tuple[int, ...], progress
+) -> dict[str, float]:
     """RSS (MB) at start ("0") and after each checkpoint (cumulative request counts)."""
     rss = {"0": rss_bytes(pid) / 2**20}
     sent = 0
@@ -53,7 +55,9 @@ async def measure(port: int, pid: int, headers: dict[str, str], checkpoints: tup
     return rss
 
 
-async def web_session(port: int, pid: int, headers: dict[str, str], checkpoints: tuple[int, ...], progress) -> dict[str, float]:
+async def web_session(
+    port: int, pid: int, headers: dict[str, str], checkpoints: tuple[int, ...], progress
+) -> dict[str, float]:
     """RSS (MB) of mitmweb with the addons at start and after each checkpoint of a 2 MB session's turns."""
     request = workload.long_session(2 << 20, salt="web")
     rss = {"0": rss_bytes(pid) / 2**20}

@@ -30,15 +30,28 @@ def targets(results: dict) -> list[Target]:
     for run in results.get("streaming", []):
         figures, label = run["figures"], f"{run['streams']} stream{'s' if run['streams'] > 1 else ''}"
         if run["streams"] == 1:
-            found.append(Target(f"event delay over direct p50, {label}", figures["c-a p50"].median, ONE_STREAM_P50_MS, "ms"))
-            found.append(Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, ONE_STREAM_P99_MS, "ms"))
+            found.append(
+                Target(f"event delay over direct p50, {label}", figures["c-a p50"].median, ONE_STREAM_P50_MS, "ms")
+            )
+            found.append(
+                Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, ONE_STREAM_P99_MS, "ms")
+            )
         else:
             held = max(figures["held back (bundle)"].values)
             found.append(Target(f"events held back for a later one, {label} (worst round)", held, 0, "events"))
-            found.append(Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, MANY_STREAMS_P99_MS, "ms"))
+            found.append(
+                Target(f"event delay over direct p99, {label}", figures["c-a p99"].median, MANY_STREAMS_P99_MS, "ms")
+            )
     for run in results.get("throughput", []):
-        found.append(Target(f"throughput bundle/stock, {run['clients']} clients", run["figures"]["c/b"].median,
-                            THROUGHPUT_SHARE, "x", at_most=False))
+        found.append(
+            Target(
+                f"throughput bundle/stock, {run['clients']} clients",
+                run["figures"]["c/b"].median,
+                THROUGHPUT_SHARE,
+                "x",
+                at_most=False,
+            )
+        )
     if costs := results.get("costs"):
         for column, slope in costs["slopes"].items():
             if column != "parse":
@@ -49,19 +62,35 @@ def targets(results: dict) -> list[Target]:
             for case in whole["cases"]:
                 figures = case["figures"]
                 if f"{way}-ccr added ttfb" in figures:
-                    found.append(Target(
-                        f"whole stack ({route}): added time to first byte over claude-code-router's, {case['case']}",
-                        figures[f"{way}-ccr added ttfb"].median, whole_stack.TTFB_OVER_CCR_MS, "ms"))
-                    found.append(Target(
-                        f"whole stack ({route}): time after the first byte over claude-code-router's, {case['case']}",
-                        figures[f"{way}-ccr after"].median, whole_stack.AFTER_OVER_CCR_MS, "ms"))
+                    found.append(
+                        Target(
+                            f"whole stack ({route}): added time to first byte over claude-code-router's, {case['case']}",
+                            figures[f"{way}-ccr added ttfb"].median,
+                            whole_stack.TTFB_OVER_CCR_MS,
+                            "ms",
+                        )
+                    )
+                    found.append(
+                        Target(
+                            f"whole stack ({route}): time after the first byte over claude-code-router's, {case['case']}",
+                            figures[f"{way}-ccr after"].median,
+                            whole_stack.AFTER_OVER_CCR_MS,
+                            "ms",
+                        )
+                    )
     if memory := results.get("memory"):
         rss = memory["bundle"]
         marks = [key for key in rss if key != "0"]
         if len(marks) >= 2:
             growth = rss[marks[-1]] / rss[marks[0]]
-            found.append(Target(f"bundle RSS after {int(marks[-1]):,} / after {int(marks[0]):,} requests", growth,
-                                MEMORY_GROWTH, "x"))
+            found.append(
+                Target(
+                    f"bundle RSS after {int(marks[-1]):,} / after {int(marks[0]):,} requests",
+                    growth,
+                    MEMORY_GROWTH,
+                    "x",
+                )
+            )
     return found
 
 
@@ -135,23 +164,30 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
         for row in costs["rows"]:
             out.append(
                 f"| {row['history_kb']:,.0f} KB | {row['messages']} | {row['tokens']:,} | {row['trimmed_messages']} | "
-                + " | ".join(f"{row[column]:.2f}" for column in columns) + " |"
+                + " | ".join(f"{row[column]:.2f}" for column in columns)
+                + " |"
             )
-        out.append("| slope, log-log, >= 100 KB | | | | " + " | ".join(f"{costs['slopes'][c]:.2f}" for c in columns) + " |")
+        out.append(
+            "| slope, log-log, >= 100 KB | | | | " + " | ".join(f"{costs['slopes'][c]:.2f}" for c in columns) + " |"
+        )
         out.append("")
     if memory := results.get("memory"):
         marks = list(memory["bundle"])
         out += [
             f"**5. Memory** (RSS in MB of a fresh mitmdump, unique 76 KB requests from {memory['clients']} clients)",
             "",
-            "| | " + " | ".join("at start" if key == "0" else f"after {int(key):,}" for key in marks)
+            "| | "
+            + " | ".join("at start" if key == "0" else f"after {int(key):,}" for key in marks)
             + f" | after {int(marks[-1]):,} / after {int(marks[1]):,} |",
             "| --- |" + " --- |" * (len(marks) + 1),
         ]
         for name in ("stock", "bundle"):
             rss = memory[name]
-            out.append(f"| {name} | " + " | ".join(f"{rss[key]:.1f}" for key in marks)
-                       + f" | {rss[marks[-1]] / rss[marks[1]]:.2f} |")
+            out.append(
+                f"| {name} | "
+                + " | ".join(f"{rss[key]:.1f}" for key in marks)
+                + f" | {rss[marks[-1]] / rss[marks[1]]:.2f} |"
+            )
         out.append("")
         if web := memory.get("web"):
             turns = [key for key in web if key.isdigit()]
@@ -209,8 +245,10 @@ def _whole_stack(whole: dict) -> list[str]:
         if has_ccr:
             for way in whole_stack.STACKS:
                 if f"{way}-ccr added ttfb" in f:
-                    out.append(f"| {case['case']} | **{whole_stack.LABELS[way].split(':')[0]} - ccr** | | "
-                               f"{f[f'{way}-ccr added ttfb'].show()} | | | | {f[f'{way}-ccr after'].show()} | |")
+                    out.append(
+                        f"| {case['case']} | **{whole_stack.LABELS[way].split(':')[0]} - ccr** | | "
+                        f"{f[f'{way}-ccr added ttfb'].show()} | | | | {f[f'{way}-ccr after'].show()} | |"
+                    )
     events = whole["events"]
     out += [
         "",
@@ -220,12 +258,18 @@ def _whole_stack(whole: dict) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for way in ways:
-        out.append(f"| {whole_stack.LABELS[way]} | {events[f'{way} p50'].show()} | {events[f'{way} p99'].show()} | "
-                   f"{events[f'{way}-direct p50'].show()} | {events[f'{way}-direct p99'].show()} |")
+        out.append(
+            f"| {whole_stack.LABELS[way]} | {events[f'{way} p50'].show()} | {events[f'{way} p99'].show()} | "
+            f"{events[f'{way}-direct p50'].show()} | {events[f'{way}-direct p99'].show()} |"
+        )
     if first := whole.get("first_request_ms"):
-        out += ["", "Time to first byte of the very first request after the start (ms, one sample each; LiteLLM alone is "
-                "asked first, so it carries LiteLLM's first request and the ways in front of it find LiteLLM warm): "
-                + ", ".join(f"{whole_stack.LABELS[way]} {first[way]:,.1f}" for way in ways) + "."]
+        out += [
+            "",
+            "Time to first byte of the very first request after the start (ms, one sample each; LiteLLM alone is "
+            "asked first, so it carries LiteLLM's first request and the ways in front of it find LiteLLM warm): "
+            + ", ".join(f"{whole_stack.LABELS[way]} {first[way]:,.1f}" for way in ways)
+            + ".",
+        ]
     out += [f"- {note}" for note in whole.get("notes", [])]
     out.append("")
     return out

@@ -73,7 +73,10 @@ class UpstreamProcess:
         self.log = open(folder / "upstream.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.upstream", "--port", "0"],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
         )
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):
@@ -99,13 +102,21 @@ class StockMitmdump:
         self.log = open(folder / f"stock-mitmdump-{self.port}.log", "wb")
         self.process = subprocess.Popen(
             [
-                stack.venv_tool("mitmdump"), "-q",
-                "--mode", f"reverse:{upstream_url}",
-                "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
-                "--set", "connection_strategy=lazy",
+                stack.venv_tool("mitmdump"),
+                "-q",
+                "--mode",
+                f"reverse:{upstream_url}",
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                str(self.port),
+                "--set",
+                "connection_strategy=lazy",
                 *(("-s", str(STREAM_ONLY)) if streaming else ()),
             ],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
         def up():
@@ -167,8 +178,10 @@ class Routes:
     @property
     def ports(self) -> dict[str, int]:
         return {
-            "direct": self.upstream.port, "stock": self.stock.port,
-            "stock streaming": self.stock_streaming.port, "bundle": self.bundle.port,
+            "direct": self.upstream.port,
+            "stock": self.stock.port,
+            "stock streaming": self.stock_streaming.port,
+            "bundle": self.bundle.port,
         }
 
     @property

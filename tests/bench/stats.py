@@ -66,8 +66,14 @@ class Target:
         return f"{state}  {self.what}: {self.figure:.{digits}f}{unit} (target {sign} {self.limit:g}{unit})"
 
     def to_json(self) -> dict:
-        return {"what": self.what, "figure": self.figure, "limit": self.limit, "unit": self.unit,
-                "at_most": self.at_most, "holds": self.holds}
+        return {
+            "what": self.what,
+            "figure": self.figure,
+            "limit": self.limit,
+            "unit": self.unit,
+            "at_most": self.at_most,
+            "holds": self.holds,
+        }
 
 
 def loglog_slope(points: list[tuple[float, float]]) -> float:

@@ -49,8 +49,9 @@ async def _one_stream(port: int, headers: dict[str, str], body: bytes, start_aft
             await connection.close()
 
 
-async def _streams(port: int, headers: dict[str, str], body: bytes, streams: int, events: int, gap_ms: float,
-                   ack_port: int) -> tuple[list[float], int]:
+async def _streams(
+    port: int, headers: dict[str, str], body: bytes, streams: int, events: int, gap_ms: float, ack_port: int
+) -> tuple[list[float], int]:
     """Delays of every event of `streams` concurrent streams (ms), and how many were held back."""
     replies = await asyncio.gather(
         *(_one_stream(port, headers, body, k * gap_ms / 1000 / streams, ack_port) for k in range(streams))
@@ -66,13 +67,31 @@ async def _streams(port: int, headers: dict[str, str], body: bytes, streams: int
     return delays, held_back
 
 
-async def measure(ports: dict[str, int], ack_port: int, body: bytes, headers: dict[str, str], *, streams: int,
-                  events: int, gap_ms: float, rounds: int) -> dict:
+async def measure(
+    ports: dict[str, int],
+    ack_port: int,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    streams: int,
+    events: int,
+    gap_ms: float,
+    rounds: int,
+) -> dict:
     headers = {**headers, "x-bench-events": str(events), "x-bench-gap-ms": str(gap_ms)}
-    figures = {name: Figure() for name in (
-        "direct p50", "direct p99", "bundle p50", "bundle p99", "c-a p50", "c-a p99",
-        "held back (bundle)", "held back (direct)",
-    )}
+    figures = {
+        name: Figure()
+        for name in (
+            "direct p50",
+            "direct p99",
+            "bundle p50",
+            "bundle p99",
+            "c-a p50",
+            "c-a p99",
+            "held back (bundle)",
+            "held back (direct)",
+        )
+    }
     for round_ in range(rounds):
         measured = {}
         for mode in MODES if round_ % 2 == 0 else MODES[::-1]:

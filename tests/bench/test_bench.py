@@ -42,7 +42,9 @@ def test_upstream_answers_json_and_a_stamped_stream(upstream):
     assert reply.status == 200
     assert [seq for seq, _, _ in reply.events] == list(range(20))
     assert all(arrived >= sent for _, sent, arrived in reply.events)
-    assert reply.body.count(b"event: content_block_delta") == 15 and reply.body.endswith(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+    assert reply.body.count(b"event: content_block_delta") == 15 and reply.body.endswith(
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
 
 
 async def _relay(upstream_port: int, hold: bool) -> asyncio.Server:
@@ -124,7 +126,9 @@ def test_a_missed_target_is_printed_as_missed():
     def latency(name: str, added: float) -> dict:
         return {"case": name, "figures": {"c-b p50": Figure([added])}}
 
-    results = {"latency": [latency("76 KB recorded request (streaming)", 1.5), latency("2 MB session, whole, next turn", 4.0)]}
+    results = {
+        "latency": [latency("76 KB recorded request (streaming)", 1.5), latency("2 MB session, whole, next turn", 4.0)]
+    }
     found = report.targets(results)
     assert [(target.holds, target.limit) for target in found] == [(False, 1.0), (True, 5.0)]
     assert found[0].line().startswith("MISSED") and "1.50 ms" in found[0].line()
@@ -163,8 +167,14 @@ def test_stand_in_provider_streams_stamped_deltas_in_the_shape_set(provider_back
 
     assert [seq for seq, _, _ in anthropic.stamps] == list(range(5))
     names = [event.split(b"\n")[0].removeprefix(b"event: ") for event in anthropic.body.split(b"\n\n") if event]
-    assert names == [b"message_start", b"content_block_start", *[b"content_block_delta"] * 5, b"content_block_stop",
-                     b"message_delta", b"message_stop"]
+    assert names == [
+        b"message_start",
+        b"content_block_start",
+        *[b"content_block_delta"] * 5,
+        b"content_block_stop",
+        b"message_delta",
+        b"message_stop",
+    ]
 
     answer = asyncio.run(post("/v1/chat/completions", {"model": "m", "messages": []}))
     assert answer.status == 200 and json.loads(answer.body)["choices"][0]["message"]["content"] == "Hi."
@@ -216,15 +226,30 @@ def test_whole_stack_table_and_targets():
         return {"case": name, "bytes": 100, "figures": figures}
 
     events = {f"{way}{part} p{share}": Figure([1.0]) for way in ways for part in ("", "-direct") for share in (50, 99)}
-    results = {"whole_stack": {
-        "ways": ways, "cases": [case("small", 9.0, 2.5), case("recorded", 20.0, 4.0)], "events": events,
-        "ccr_version": whole_stack.CCR_VERSION, "notes": [], "instant_deltas": 10, "requests": 40, "rounds": 3,
-    }}
+    results = {
+        "whole_stack": {
+            "ways": ways,
+            "cases": [case("small", 9.0, 2.5), case("recorded", 20.0, 4.0)],
+            "events": events,
+            "ccr_version": whole_stack.CCR_VERSION,
+            "notes": [],
+            "instant_deltas": 10,
+            "requests": 40,
+            "rounds": 3,
+        }
+    }
     found = report.targets(results)
-    assert [(target.holds, target.limit) for target in found] == [(True, 5.0), (True, 2.0), (False, 5.0), (False, 2.0)] * 2
+    assert [(target.holds, target.limit) for target in found] == [
+        (True, 5.0),
+        (True, 2.0),
+        (False, 5.0),
+        (False, 2.0),
+    ] * 2
     assert found[2].what == "whole stack (openai/): added time to first byte over claude-code-router's, recorded"
     assert found[4].what.startswith("whole stack (anthropic/): added time")
-    table = report.markdown(results, {"cpus": "2", "cpu": "x", "os": "y", "python": "3", "mitmproxy": "12"}, "now", found)
+    table = report.markdown(
+        results, {"cpus": "2", "cpu": "x", "os": "y", "python": "3", "mitmproxy": "12"}, "now", found
+    )
     assert "**7. Whole stack**" in table and "| small | claude-code-router | 2.50 | 5.00 |" in table
     assert "| recorded | **stabilizer - ccr** | | 15.00 |" in table and "MISSED  whole stack" in table
     assert "| small | **stabilizer (anthropic/) - ccr** | | 4.00 |" in table

@@ -43,8 +43,15 @@ async def _rate(port: int, head: bytes, body: bytes, clients: int, seconds: floa
     return done / seconds
 
 
-async def measure(ports: dict[str, int], body: bytes, headers: dict[str, str], *, clients: tuple[int, ...],
-                  seconds: float, rounds: int) -> list[dict]:
+async def measure(
+    ports: dict[str, int],
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    clients: tuple[int, ...],
+    seconds: float,
+    rounds: int,
+) -> list[dict]:
     head = prepare("/v1/messages?beta=true", body, headers)
     results = []
     for count in clients:
@@ -60,4 +67,3 @@ async def measure(ports: dict[str, int], body: bytes, headers: dict[str, str], *
             figures["c/b'"].add(rates["bundle"] / rates["stock streaming"])
         results.append({"clients": count, "seconds": seconds, "rounds": rounds, "figures": figures})
     return results
-

@@ -186,7 +186,12 @@ class Upstream(asyncio.Protocol):
             for seq, (name, data) in enumerate(stream_events(count)):
                 if gap > 0 and (wait := start + seq * gap - loop.time()) > 0:
                     await asyncio.sleep(wait)
-                if token is not None and seq and missed < MAX_MISSED_ACKS and not await self.acks.received(token, seq - 1):
+                if (
+                    token is not None
+                    and seq
+                    and missed < MAX_MISSED_ACKS
+                    and not await self.acks.received(token, seq - 1)
+                ):
                     missed += 1
                 event_id = b"%d %d" % (seq, time.monotonic_ns())
                 self.transport.write(chunk(sse(name, data, event_id)))

@@ -175,19 +175,35 @@ class Connection:
         else:
             parts.append(await reader.readexactly(int(response_headers.get("content-length", 0))))
             last_at = time.monotonic_ns()
-        return Timed(int(status_line.split(" ", 2)[1]), response_headers, start, (first_at - start) / 1e6,
-                     (last_at - start) / 1e6, stamps, b"".join(parts))
+        return Timed(
+            int(status_line.split(" ", 2)[1]),
+            response_headers,
+            start,
+            (first_at - start) / 1e6,
+            (last_at - start) / 1e6,
+            stamps,
+            b"".join(parts),
+        )
 
 
 def requests() -> list[tuple[str, dict[str, bytes]]]:
     """(name, body for each way): the same request, with the model name of the way's route."""
-    small = {"model": MODEL, "max_tokens": 1024, "stream": True,
-             "messages": [{"role": "user", "content": "Say hi in one word."}]}
+    small = {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Say hi in one word."}],
+    }
     cases = []
-    for name, request in (("small request", small), ("recorded Claude Code request", workload.recorded()),
-                          ("recorded tool round trip", workload.roundtrip())):
-        bodies = {way: workload.encode({**request, "model": ANTHROPIC_MODEL if way.endswith("-anthropic") else MODEL})
-                  for way in WAYS}
+    for name, request in (
+        ("small request", small),
+        ("recorded Claude Code request", workload.recorded()),
+        ("recorded tool round trip", workload.roundtrip()),
+    ):
+        bodies = {
+            way: workload.encode({**request, "model": ANTHROPIC_MODEL if way.endswith("-anthropic") else MODEL})
+            for way in WAYS
+        }
         size = len(bodies["stack"])
         cases.append((f"{name} ({size} B)" if size < 1000 else f"{name} ({size / 1000:.0f} KB)", bodies))
     return cases
@@ -201,7 +217,10 @@ class Backend:
         self.log = open(folder / "provider-upstream.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.provider_upstream", "--port", "0"],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
         )
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):
@@ -226,12 +245,20 @@ def write_litellm_config(folder: Path, backend_url: str) -> Path:
     """The shipped LiteLLM config, its settings untouched, plus the stand-in's model on both routes."""
     config = yaml.safe_load(LITELLM_CONFIG.read_text())
     config["model_list"] += [
-        {"model_name": MODEL,
-         "litellm_params": {"model": f"openai/{MODEL}", "api_base": f"{backend_url}/v1", "api_key": "sk-bench-provider"}},
+        {
+            "model_name": MODEL,
+            "litellm_params": {
+                "model": f"openai/{MODEL}",
+                "api_base": f"{backend_url}/v1",
+                "api_key": "sk-bench-provider",
+            },
+        },
         # As config/litellm.yaml's Anthropic-route entries (LiteLLM appends /v1/messages to api_base).
-        {"model_name": ANTHROPIC_MODEL,
-         "litellm_params": {"model": f"anthropic/{MODEL}", "api_base": backend_url, "api_key": "sk-bench-provider"},
-         "model_info": {"supports_output_config": True}},
+        {
+            "model_name": ANTHROPIC_MODEL,
+            "litellm_params": {"model": f"anthropic/{MODEL}", "api_base": backend_url, "api_key": "sk-bench-provider"},
+            "model_info": {"supports_output_config": True},
+        },
     ]
     path = folder / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -249,8 +276,12 @@ def ccr_command() -> list[str] | None:
         CCR_DIR.mkdir(parents=True)
         # A package.json of its own, or npm would install into the nearest one above.
         (CCR_DIR / "package.json").write_text('{"private": true}\n')
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", f"{CCR_PACKAGE}@{CCR_VERSION}"],
-                       cwd=CCR_DIR, check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", f"{CCR_PACKAGE}@{CCR_VERSION}"],
+            cwd=CCR_DIR,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
     return [shutil.which("node"), str(cli)]
 
 
@@ -264,15 +295,22 @@ class ClaudeCodeRouter:
         config = {
             "HOST": "127.0.0.1",
             "PORT": self.port,
-            "Providers": [{"name": "bench", "api_base_url": f"{backend_url}/v1/chat/completions",
-                           "api_key": "sk-bench-provider", "models": [MODEL]}],
+            "Providers": [
+                {
+                    "name": "bench",
+                    "api_base_url": f"{backend_url}/v1/chat/completions",
+                    "api_key": "sk-bench-provider",
+                    "models": [MODEL],
+                }
+            ],
             "Router": {"default": f"bench,{MODEL}"},
         }
         (home / ".claude-code-router" / "config.json").write_text(json.dumps(config, indent=2))
         self.log = open(folder / "ccr.log", "wb")
         env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "NO_PROXY": "*"}
-        self.process = subprocess.Popen([*command, "start"], env=env, cwd=home, stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*command, "start"], env=env, cwd=home, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
         def up():
             if self.process.poll() is not None:
@@ -322,9 +360,14 @@ class Ways:
 
     @property
     def ports(self) -> dict[str, int]:
-        ports = {"direct": self.backend.port, "litellm": self.litellm.address[1], "stock": self.stock.port,
-                 "stack": self.stack.port, "litellm-anthropic": self.litellm.address[1],
-                 "stack-anthropic": self.stack.port}
+        ports = {
+            "direct": self.backend.port,
+            "litellm": self.litellm.address[1],
+            "stock": self.stock.port,
+            "stack": self.stack.port,
+            "litellm-anthropic": self.litellm.address[1],
+            "stack-anthropic": self.stack.port,
+        }
         if self.ccr:
             ports["ccr"] = self.ccr.port
         return ports
@@ -343,8 +386,9 @@ def _check(way: str, reply: Timed, deltas: int) -> None:
         raise RuntimeError(f"{way}: HTTP {reply.status}, deltas {seqs[:5]}... of {deltas}: {reply.body[:300]!r}")
 
 
-async def _post(connections: dict[str, Connection], way: str, bodies: dict[str, bytes], headers: dict[str, str],
-                deltas: int) -> Timed:
+async def _post(
+    connections: dict[str, Connection], way: str, bodies: dict[str, bytes], headers: dict[str, str], deltas: int
+) -> Timed:
     reply = await connections[way].post(OPENAI_PATH if way == "direct" else ANTHROPIC_PATH, bodies[way], headers)
     _check(way, reply, deltas)
     return reply
@@ -359,9 +403,19 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
         if profile:
             progress(f"profiling LiteLLM (pid {ways.litellm.process.pid}) into {profile}")
             profiler = subprocess.Popen(
-                [stack.venv_tool("py-spy"), "record", "--pid", str(ways.litellm.process.pid), "--rate", "250",
-                 "--nonblocking", "--output", str(profile)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    stack.venv_tool("py-spy"),
+                    "record",
+                    "--pid",
+                    str(ways.litellm.process.pid),
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--output",
+                    str(profile),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         ports = ways.ports
         names = [way for way in WAYS if way in ports]
@@ -390,13 +444,22 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
             profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
             profiler.wait(60)
         ways.stop()
-    return {"ways": names, "cases": cases, "events": events, "first_request_ms": first, "ccr_version": CCR_VERSION,
-            "notes": ways.notes,
-            "instant_deltas": INSTANT_DELTAS, "requests": settings.requests, "rounds": settings.rounds}
+    return {
+        "ways": names,
+        "cases": cases,
+        "events": events,
+        "first_request_ms": first,
+        "ccr_version": CCR_VERSION,
+        "notes": ways.notes,
+        "instant_deltas": INSTANT_DELTAS,
+        "requests": settings.requests,
+        "rounds": settings.rounds,
+    }
 
 
-async def _case(case: str, bodies: dict[str, bytes], connections, names: list[str], headers,
-                settings: Settings) -> dict:
+async def _case(
+    case: str, bodies: dict[str, bytes], connections, names: list[str], headers, settings: Settings
+) -> dict:
     for _ in range(3):  # warm-up: LiteLLM builds its routes and imports on its first requests
         for way in names:
             await _post(connections, way, bodies, headers, INSTANT_DELTAS)
@@ -408,7 +471,7 @@ async def _case(case: str, bodies: dict[str, bytes], connections, names: list[st
     for _round in range(settings.rounds):
         times = {way: {"ttfb": [], "last": [], "in": [], "overhead": []} for way in names}
         for index in range(settings.requests):
-            for way in names[index % len(names):] + names[: index % len(names)]:
+            for way in names[index % len(names) :] + names[: index % len(names)]:
                 reply = await _post(connections, way, bodies, headers, INSTANT_DELTAS)
                 times[way]["ttfb"].append(reply.first_byte_ms)
                 times[way]["last"].append(reply.last_event_ms)
@@ -417,8 +480,9 @@ async def _case(case: str, bodies: dict[str, bytes], connections, names: list[st
                 times[way]["in"].append((min(sent for _, sent, _ in reply.stamps) - reply.started_ns) / 1e6)
                 if OVERHEAD_HEADER in reply.headers:
                     times[way]["overhead"].append(float(reply.headers[OVERHEAD_HEADER]))
-        p50 = {way: {key: percentile(values, 50) for key, values in got.items() if values}
-               for way, got in times.items()}
+        p50 = {
+            way: {key: percentile(values, 50) for key, values in got.items() if values} for way, got in times.items()
+        }
         for way in names:
             add(f"{way} ttfb", p50[way]["ttfb"])
             add(f"{way} added ttfb", p50[way]["ttfb"] - p50["direct"]["ttfb"])
@@ -452,5 +516,6 @@ async def _gapped(connections, names: list[str], headers, settings: Settings) ->
             for share in (50, 99):
                 figures.setdefault(f"{way} p{share}", Figure()).add(percentile(delays[way], share))
                 figures.setdefault(f"{way}-direct p{share}", Figure()).add(
-                    percentile(delays[way], share) - percentile(delays["direct"], share))
+                    percentile(delays[way], share) - percentile(delays["direct"], share)
+                )
     return figures

@@ -103,8 +103,13 @@ HEAD = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\n"
 def _chunked(headers: bytes = b"", trailer: bytes = b"", extension: bytes = b"") -> bytes:
     """A valid request as one chunk and the last chunk, then the trailer section (may be empty)."""
     body = as_json(valid())
-    return (HEAD + b"content-type: application/json\r\ntransfer-encoding: chunked\r\n" + headers + b"\r\n"
-            + b"%x%s\r\n%s\r\n0%s\r\n%s\r\n" % (len(body), extension, body, extension, trailer))
+    return (
+        HEAD
+        + b"content-type: application/json\r\ntransfer-encoding: chunked\r\n"
+        + headers
+        + b"\r\n"
+        + b"%x%s\r\n%s\r\n0%s\r\n%s\r\n" % (len(body), extension, body, extension, trailer)
+    )
 
 
 def _encoded(encoding: str) -> Callable[[], bytes]:
@@ -160,41 +165,121 @@ CASES: list[Case] = [
     Case("block without type", as_json(valid(messages=[{"role": "user", "content": [{"text": "hi"}]}]))),
     Case("block type a number", as_json(valid(messages=[{"role": "user", "content": [{"type": 7, "text": "hi"}]}]))),
     Case("text block without text", as_json(valid(messages=[{"role": "user", "content": [{"type": "text"}]}]))),
-    Case("tool_use without id", as_json(valid(messages=[
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "tool_use", "name": "x", "input": {}}]},
-        {"role": "user", "content": "go on"}]))),
-    Case("tool_result for no tool_use", as_json(valid(messages=[
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "42"}]}]))),
-    Case("image with a broken source", as_json(valid(messages=[{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]))),
-    Case("thinking blocks only", as_json(valid(messages=[
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "x"}]},
-        {"role": "user", "content": "and?"}]))),
+    Case(
+        "tool_use without id",
+        as_json(
+            valid(
+                messages=[
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "name": "x", "input": {}}]},
+                    {"role": "user", "content": "go on"},
+                ]
+            )
+        ),
+    ),
+    Case(
+        "tool_result for no tool_use",
+        as_json(
+            valid(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "42"}],
+                    }
+                ]
+            )
+        ),
+    ),
+    Case(
+        "image with a broken source",
+        as_json(
+            valid(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"},
+                            }
+                        ],
+                    }
+                ]
+            )
+        ),
+    ),
+    Case(
+        "thinking blocks only",
+        as_json(
+            valid(
+                messages=[
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "x"}]},
+                    {"role": "user", "content": "and?"},
+                ]
+            )
+        ),
+    ),
     Case("system a number", as_json(valid(system=12))),
     Case("system of garbage", as_json(valid(system=[None, 1, {"type": "image"}]))),
     Case("tools a string", as_json(valid(tools="all of them"))),
     Case("tools of garbage", as_json(valid(tools=[None, 1, "x", {"name": 5}]))),
-    Case("only server tools", as_json(valid(tools=[{"type": "web_search_20250305", "name": "web_search"}],
-                                            tool_choice={"type": "tool", "name": "web_search"}))),
+    Case(
+        "only server tools",
+        as_json(
+            valid(
+                tools=[{"type": "web_search_20250305", "name": "web_search"}],
+                tool_choice={"type": "tool", "name": "web_search"},
+            )
+        ),
+    ),
     Case("tool_choice garbage", as_json(valid(tool_choice=[1, 2]))),
     Case("max_tokens a string", as_json(valid(max_tokens="lots"))),
     Case("max_tokens a numeric string", as_json(valid(max_tokens="100000"))),
     Case("tool_choice without type", as_json(valid(tool_choice={"disable_parallel_tool_use": True}))),
-    Case("system message content a text block object", as_json(valid(messages=[
-        {"role": "user", "content": "hello"}, {"role": "system", "content": {"type": "text", "text": "be brief"}}])),
-         tags=frozenset({"valid"})),
-    Case("system message content a number", as_json(valid(messages=[
-        {"role": "user", "content": "hello"}, {"role": "system", "content": 7}]))),
-    Case("tool results split over user turns, a system message after the calls", as_json(valid(
-        tools=[{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}],
-        messages=[{"role": "user", "content": "read a and b"},
-                  {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "Read",
-                                                     "input": {"file_path": n}} for n in "ab"]},
-                  {"role": "system", "content": "a reminder"},
-                  *({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": n}]}
-                    for n in "ab")])), tags=frozenset({"valid"})),
+    Case(
+        "system message content a text block object",
+        as_json(
+            valid(
+                messages=[
+                    {"role": "user", "content": "hello"},
+                    {"role": "system", "content": {"type": "text", "text": "be brief"}},
+                ]
+            )
+        ),
+        tags=frozenset({"valid"}),
+    ),
+    Case(
+        "system message content a number",
+        as_json(valid(messages=[{"role": "user", "content": "hello"}, {"role": "system", "content": 7}])),
+    ),
+    Case(
+        "tool results split over user turns, a system message after the calls",
+        as_json(
+            valid(
+                tools=[{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}],
+                messages=[
+                    {"role": "user", "content": "read a and b"},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"file_path": n}}
+                            for n in "ab"
+                        ],
+                    },
+                    {"role": "system", "content": "a reminder"},
+                    *(
+                        {
+                            "role": "user",
+                            "content": [{"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": n}],
+                        }
+                        for n in "ab"
+                    ),
+                ],
+            )
+        ),
+        tags=frozenset({"valid"}),
+    ),
     Case("max_tokens negative", as_json(valid(max_tokens=-5))),
     Case("max_tokens beyond 64 bits", as_json(valid(max_tokens=10**30))),
     Case("model missing", as_json({"max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]})),
@@ -204,10 +289,16 @@ CASES: list[Case] = [
     Case("thinking garbage", as_json(valid(thinking={"type": "enabled", "budget_tokens": "all"}))),
     # Claude Code cuts a string inside an emoji; LiteLLM refused the half left (400, every turn after).
     Case("lone surrogate", as_json(valid()).replace(b"hello", b"a\\ud800b"), tags=frozenset({"valid"})),
-    Case("high surrogate ending a string", as_json(valid()).replace(b"hello", b"cut here \\uD83D"),
-         tags=frozenset({"valid"})),
-    Case("lone low surrogate and a whole pair", as_json(valid()).replace(b"hello", b"\\udc00 \\ud83d\\ude00"),
-         tags=frozenset({"valid"})),
+    Case(
+        "high surrogate ending a string",
+        as_json(valid()).replace(b"hello", b"cut here \\uD83D"),
+        tags=frozenset({"valid"}),
+    ),
+    Case(
+        "lone low surrogate and a whole pair",
+        as_json(valid()).replace(b"hello", b"\\udc00 \\ud83d\\ude00"),
+        tags=frozenset({"valid"}),
+    ),
     Case("NUL in text", as_json(valid(messages=[{"role": "user", "content": "a\u0000b"}]))),
     # -- big and deep
     Case("20 MB in one message", _huge_text_request, tags=frozenset({"answered_by_us"})),
@@ -225,8 +316,9 @@ CASES: list[Case] = [
     Case("br body", _encoded("br"), headers=(("content-encoding", "br"),), encoded=True),
     Case("zstd body", _encoded("zstd"), headers=(("content-encoding", "zstd"),), encoded=True),
     Case("deflate body", _encoded("deflate"), headers=(("content-encoding", "deflate"),), encoded=True),
-    Case("gzip count_tokens", _encoded("gzip"), path=COUNT_TOKENS, headers=(("content-encoding", "gzip"),),
-         encoded=True),
+    Case(
+        "gzip count_tokens", _encoded("gzip"), path=COUNT_TOKENS, headers=(("content-encoding", "gzip"),), encoded=True
+    ),
     Case("gzip header, plain body", as_json(valid()), headers=(("content-encoding", "gzip"),)),
     Case("corrupt gzip", gzip.compress(as_json(valid()))[:30], headers=(("content-encoding", "gzip"),)),
     Case("unknown encoding", as_json(valid()), headers=(("content-encoding", "rot13"),)),
@@ -234,8 +326,11 @@ CASES: list[Case] = [
     # -- content types
     Case("text/plain JSON", as_json(valid()), content_type="text/plain"),
     Case("form-encoded", b"model=deepseek-flash&messages=hi", content_type="application/x-www-form-urlencoded"),
-    Case("multipart", b"--b\r\ncontent-disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
-         content_type="multipart/form-data; boundary=b"),
+    Case(
+        "multipart",
+        b"--b\r\ncontent-disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
+        content_type="multipart/form-data; boundary=b",
+    ),
     Case("no content type", as_json(valid()), content_type=None),
     # -- other methods and paths
     Case("GET messages", method="GET", content_type=None),
@@ -263,9 +358,15 @@ CASES: list[Case] = [
     Case("chunked body", raw=_chunked(), tags=frozenset({"valid"})),
     # mitmproxy's HTTP/1 reader raised at a trailer section: no answer at all.
     Case("chunked body with a trailer", raw=_chunked(trailer=b"x-trailer: v\r\n"), tags=frozenset({"valid"})),
-    Case("chunked body with declared trailers and chunk extensions",
-         raw=_chunked(headers=b"trailer: x-checksum, x-count\r\n", trailer=b"x-checksum: abc\r\nx-count: 1\r\n",
-                      extension=b";name=value"), tags=frozenset({"valid"})),
+    Case(
+        "chunked body with declared trailers and chunk extensions",
+        raw=_chunked(
+            headers=b"trailer: x-checksum, x-count\r\n",
+            trailer=b"x-checksum: abc\r\nx-count: 1\r\n",
+            extension=b";name=value",
+        ),
+        tags=frozenset({"valid"}),
+    ),
     Case("not HTTP at all", raw=b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64),
     Case("HTTP/0.9 request line", raw=b"GET /\r\n\r\n"),
     Case("bad request line", raw=b"POST\r\n\r\n"),

@@ -27,7 +27,12 @@ LISTENING = re.compile(r"Uvicorn running on http://([\d.]+):(\d+)")
 
 
 def start_litellm(config: Path, key: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "CONFIG_FILE_PATH": str(config), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": key}
+    env = {
+        **os.environ,
+        "CONFIG_FILE_PATH": str(config),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_MASTER_KEY": key,
+    }
     code = 'import uvicorn; uvicorn.run("litellm.proxy.proxy_server:app", host="127.0.0.1", port=0)'
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     for line in iter(process.stderr.readline, b""):
@@ -64,7 +69,11 @@ def request(model: str, stream: bool = True, tools: bool = False) -> dict:
             {
                 "name": "Bash",
                 "description": "Run a shell command",
-                "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"command": {"type": "string"}},
+                    "required": ["command"],
+                },
             }
         ]
     return body
@@ -75,7 +84,10 @@ def main() -> None:
     with Backend() as backend, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "litellm.yaml"
         models = [
-            {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": backend.base_url, "api_key": "sk-x"}}
+            {
+                "model_name": name,
+                "litellm_params": {"model": f"openai/{name}", "api_base": backend.base_url, "api_key": "sk-x"},
+            }
             for name in ("deepseek-flash", "qwen-plus", "plain-model")
         ]
         demo = {"model": "openai/demo", "mock_response": "Hello from the demo model."}
