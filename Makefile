@@ -11,13 +11,19 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test bench flows install claude-code shells chromium clean
+.PHONY: run test lint bench flows install claude-code shells chromium clean
 
 run: install
 	$(BIN)/stabilizer run
 
-test: install claude-code shells chromium
+test: lint claude-code shells chromium
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
+
+# Style and types, in seconds, before the suite's minutes (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m tests.bench
