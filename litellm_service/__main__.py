@@ -1,5 +1,7 @@
+"""`python -m litellm_service`: the `stabilizer` command (LiteLLM itself is `python -m litellm_service.server`)."""
+
 import sys
 
-from litellm_service.server import main
+from litellm_service.cli import main
 
 sys.exit(main())

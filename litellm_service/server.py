@@ -1,6 +1,6 @@
 """The LiteLLM proxy, started programmatically: loopback, an OS-chosen port, offline.
 
-    python -m litellm_service --config config/litellm.yaml --log-file litellm.log
+    python -m litellm_service.server --config config/litellm.yaml --log-file litellm.log
 
 Everything LiteLLM and uvicorn print goes to the log file, including uvicorn's
 `Uvicorn running on http://127.0.0.1:PORT` line, which is the only thing the
@@ -42,7 +42,7 @@ def prepare_environment(config: Path, env_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m litellm_service", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m litellm_service.server", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="LiteLLM proxy config (YAML)")
     parser.add_argument("--log-file", type=Path, required=True, help="where all output goes (appended)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -68,3 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # pause past the 5 s keep-alive mitmdump reconnects without an error, at no measurable cost.
     uvicorn.run("litellm.proxy.proxy_server:app", host=args.host, port=args.port, access_log=False)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

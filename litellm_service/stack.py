@@ -49,7 +49,7 @@ def litellm_command(*, config: Path, log_file: Path, env_file: Path) -> list[str
     return [
         sys.executable,
         "-m",
-        "litellm_service",
+        "litellm_service.server",
         "--config",
         str(config.resolve()),
         "--log-file",
