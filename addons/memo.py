@@ -13,26 +13,28 @@ request's entries and keeps only those it used again, so it never holds more
 than two requests' worth.
 """
 
-import enum
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-class Kind(enum.Enum):
+class Kind:
     """What is worked out from a value, and so looked up under it. A kind that depends on more
-    than the value is filed as a tuple, (kind, what else it depends on...)."""
+    than the value is filed as a tuple, (kind, what else it depends on...). Plain strings, not
+    an Enum: a memo key is hashed on every lookup, and an Enum member's hash is a Python call
+    (twice the cost of a str's; at 2 MB of history a next turn looks up thousands of keys)."""
 
-    JSON = "the value's compact JSON (history.encode)"
-    ESTIMATE = "a message's tokens and tool ids (tokens.estimate_message)"
-    SYSTEM_TOKENS = "the system prompt's tokens (tokens.count_system)"
-    TOOLS_TOKENS = "the tool definitions' tokens (tokens.count_tools)"
-    SOUND_MESSAGE = "whether a message is well formed (validation)"
-    FOLD = "a user turn with folded system text; + at the end?, the texts (shaping)"
-    STRIP_BLOCKS = "blocks a model takes; + accepted types, model (shaping)"
-    STRIP_TOOLS = "tools a model takes; + server tools kept? (shaping)"
-    STRIP_MESSAGE = "a message a model takes; + accepted types, reasoning noted?, model, <think> tags? (shaping)"
+    JSON = "json"  # the value's compact JSON (history.encode)
+    ESTIMATE = "estimate"  # a message's tokens and tool ids (tokens.estimate_message)
+    SYSTEM_TOKENS = "system tokens"  # the system prompt's tokens (tokens.count_system)
+    TOOLS_TOKENS = "tools tokens"  # the tool definitions' tokens (tokens.count_tools)
+    SOUND_MESSAGE = "sound message"  # whether a message is well formed (validation)
+    FOLD = "fold"  # a user turn with folded system text; + at the end?, the texts (shaping)
+    STRIP_BLOCKS = "strip blocks"  # blocks a model takes; + accepted types, model (shaping)
+    STRIP_TOOLS = "strip tools"  # tools a model takes; + server tools kept? (shaping)
+    # a message a model takes; + accepted types, reasoning noted?, model, <think> tags? (shaping)
+    STRIP_MESSAGE = "strip message"
 
 
 class Memo:
@@ -42,7 +44,7 @@ class Memo:
         self._entries: dict[tuple[Hashable, int], tuple[Any, Any]] = {}
         self._earlier = earlier._entries if earlier is not None else {}
 
-    def get(self, kind: Kind | tuple[Kind, *tuple[Hashable, ...]], value: Any, compute: Callable[[Any], T]) -> T:
+    def get(self, kind: Hashable, value: Any, compute: Callable[[Any], T]) -> T:
         """compute(value), or what it gave for this very object under `kind` before."""
         key = (kind, id(value))
         entry = self._entries.get(key) or self._earlier.get(key)
