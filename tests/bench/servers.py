@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 
@@ -96,7 +97,31 @@ class UpstreamProcess:
 STREAM_ONLY = Path(__file__).resolve().parent / "stream_only.py"
 
 
-class StockMitmdump:
+class ListeningProcess:
+    """A child process that serves on `self.port`, its output in `self.log`."""
+
+    process: subprocess.Popen
+    log: BinaryIO
+    port: int
+
+    def wait_listening(self, what: str) -> None:
+        def up():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {self.process.returncode}; see {self.log.name}")
+            return _listening(self.port)
+
+        poll_until(up, START_TIMEOUT, f"{what} to listen")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.log.close()
+
+
+class StockMitmdump(ListeningProcess):
     def __init__(self, folder: Path, upstream_url: str, *, streaming: bool = False):
         self.port = free_port()
         self.log = open(folder / f"stock-mitmdump-{self.port}.log", "wb")
@@ -119,20 +144,7 @@ class StockMitmdump:
             stdin=subprocess.DEVNULL,
         )
 
-        def up():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stock mitmdump exited with {self.process.returncode}; see {self.log.name}")
-            return _listening(self.port)
-
-        poll_until(up, START_TIMEOUT, "stock mitmdump to listen")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.log.close()
+        self.wait_listening("stock mitmdump")
 
 
 class Bundle:

@@ -61,9 +61,9 @@ import yaml
 
 from litellm_service import stack
 from tests import workload
-from tests.bench.servers import PROJECT_ROOT, START_TIMEOUT, StockMitmdump, _listening, _stop
+from tests.bench.servers import PROJECT_ROOT, START_TIMEOUT, ListeningProcess, StockMitmdump, _stop
 from tests.bench.stats import Figure, percentile
-from tests.procs import LiteLLM, Mitmdump, child_environment, free_port, poll_until
+from tests.procs import LiteLLM, Mitmdump, child_environment, free_port
 
 WAYS = ("direct", "litellm", "stock", "stack", "ccr", "litellm-anthropic", "stack-anthropic")
 LABELS = {
@@ -285,7 +285,7 @@ def ccr_command() -> list[str] | None:
     return [shutil.which("node"), str(cli)]
 
 
-class ClaudeCodeRouter:
+class ClaudeCodeRouter(ListeningProcess):
     """`ccr start` (it stays in the foreground) with a throwaway HOME holding its config.json."""
 
     def __init__(self, folder: Path, command: list[str], backend_url: str):
@@ -311,21 +311,7 @@ class ClaudeCodeRouter:
         self.process = subprocess.Popen(
             [*command, "start"], env=env, cwd=home, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
         )
-
-        def up():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"claude-code-router exited with {self.process.returncode}; see {self.log.name}")
-            return _listening(self.port)
-
-        poll_until(up, START_TIMEOUT, "claude-code-router to listen")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.log.close()
+        self.wait_listening("claude-code-router")
 
 
 class Ways:
