@@ -39,37 +39,58 @@ def run_hook(addons: list, name: str, flow: http.HTTPFlow) -> None:
 
 def test_each_stream_wrapper_sees_what_it_must(tmp_path, monkeypatch):
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
-    entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
-    with taddons.context(View(), *entry.addons) as tctx, done_at_the_end(entry.addons):
-        tctx.options.update(
-            stabilizer_policy=str(POLICY),
-            stabilizer_record=str(tmp_path / "flows"),
-            stabilizer_litellm_log=str(tmp_path / "litellm.log"),
-        )
-        request = {
-            "model": "qwen-plus",
-            "max_tokens": 32000,
-            "stream": True,
-            "messages": [{"role": "user", "content": "hi"}],
-        }
-        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(request).encode()))
-        flow.request.headers["x-api-key"] = "sk-order-test-key"
-        entry.recorder.arrivals.request(flow)  # (Upstream has no port: call the rest past its 503)
-        for addon in entry.addons[1:]:
-            if type(addon).__name__ not in ("Upstream",) and (hook := getattr(addon, "request", None)):
-                assert hook(flow) is None
-        assert flow.response is None and json.loads(flow.request.content)["max_tokens"] == 8192
-        flow.response = http.Response.make(200, b"", {"content-type": "text/event-stream"})
-        run_hook(entry.addons, "responseheaders", flow)
-
-        # Outermost first: the recorder's tee wraps the keeper's, which wraps the patcher's adapter
-        # (the idle limit's activity tap, where it is, in between): the recorder and the keeper see
-        # what arrived and what Claude Code got, the patcher alone changes the stream.
-        sent = b"".join(b"".join(flow.response.stream(chunk)) for chunk in (STREAM, b""))
-        assert sent != STREAM and sent.count(b"event: ") == STREAM.count(b"event: ")
-        run_hook(entry.addons, "response", flow)
-
-        kept = flow.metadata[ORIGINAL]["stream"]
-        assert kept["upstream"] != kept["client"]  # the keeper saw both sides
+    with taddons.context(View()) as tctx:
+        # As mitmweb loads it: the view first, then the script, which sees the view.
+        entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
+        tctx.master.addons.add(*entry.addons)
+        with done_at_the_end(entry.addons):
+            run_one_turn(entry, tctx, tmp_path)
     written = (tmp_path / "flows").read_bytes()
     assert STREAM.split(b"\n")[0] in written  # the recording holds the stream as it arrived
+
+
+def run_one_turn(entry, tctx, tmp_path: Path) -> None:
+    tctx.options.update(
+        stabilizer_policy=str(POLICY),
+        stabilizer_record=str(tmp_path / "flows"),
+        stabilizer_litellm_log=str(tmp_path / "litellm.log"),
+    )
+    request = {
+        "model": "qwen-plus",
+        "max_tokens": 32000,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(request).encode()))
+    flow.request.headers["x-api-key"] = "sk-order-test-key"
+    entry.recorder.arrivals.request(flow)  # (Upstream has no port: call the rest past its 503)
+    for addon in entry.addons[1:]:
+        if type(addon).__name__ not in ("Upstream",) and (hook := getattr(addon, "request", None)):
+            assert hook(flow) is None
+    assert flow.response is None and json.loads(flow.request.content)["max_tokens"] == 8192
+    flow.response = http.Response.make(200, b"", {"content-type": "text/event-stream"})
+    run_hook(entry.addons, "responseheaders", flow)
+
+    # Outermost first: the recorder's tee wraps the keeper's, which wraps the patcher's adapter
+    # (the idle limit's activity tap, where it is, in between): the recorder and the keeper see
+    # what arrived and what Claude Code got, the patcher alone changes the stream.
+    sent = b"".join(b"".join(flow.response.stream(chunk)) for chunk in (STREAM, b""))
+    assert sent != STREAM and sent.count(b"event: ") == STREAM.count(b"event: ")
+    run_hook(entry.addons, "response", flow)
+
+    kept = flow.metadata[ORIGINAL]["stream"]
+    assert kept["upstream"] != kept["client"]  # the keeper saw both sides
+
+
+def test_under_mitmdump_the_addons_for_kept_flows_are_left_out(monkeypatch):
+    """mitmdump keeps no flows (no view): nothing for the keeper and KeysHidden to tend, and
+    every flow would pay their hook calls."""
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
+    with taddons.context():
+        entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
+    names = [type(addon).__name__ for addon in entry.addons]
+    assert "TurnKeeper" not in names and "_TurnArrivals" not in names and "KeysHidden" not in names
+    assert names[0] == "_Arrivals" and "FlowCap" in names  # the recorder's first part; the cap's option
+    with taddons.context(View()):
+        web = [type(addon).__name__ for addon in importlib.reload(entry).addons]
+    assert [name for name in web if name not in ("TurnKeeper", "_TurnArrivals", "KeysHidden")] == names

@@ -11,6 +11,7 @@ from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
 from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
+from addons.turn_view import NOT_KEPT
 from tests.procs import LineReader, free_port, get_json, post_json
 
 CAP = 5
@@ -145,6 +146,13 @@ def test_web_shows_the_marked_flow_to_the_token_holder_only(web, master_key, fre
     assert flow["marked"]  # the wrench mitmweb shows in its list
     # The key it went upstream with is not what mitmweb shows.
     assert ["X-Api-Key", "[redacted]"] in flow["request"]["headers"] and master_key not in str(flow)
+    # The original was kept (mitmweb's view was there when the addons were loaded): the
+    # stabilizer view sets what Claude Code sent against what went upstream.
+    status, view = get_json(
+        web_url + f"/flows/{flow['id']}/request/content/stabilizer.json", {"authorization": f"Bearer {token}"}
+    )
+    assert status == 200 and view["view_name"].lower() == "stabilizer", view
+    assert NOT_KEPT not in view["text"] and re.search(r"max_tokens\W+32000\W+8192", view["text"]), view["text"]
 
     assert get_json(web_url + "/flows")[0] == 403
     assert get_json(web_url + "/flows", {"authorization": "Bearer wrong"})[0] == 403
