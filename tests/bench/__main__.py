@@ -1,6 +1,6 @@
 """`make bench`: what the bundle costs on the way, against the same work without it.
 
-    python -m tests.bench [--quick] [--only latency,streaming,...] [--out DIR] [--profile]
+    python -m tests.bench [--quick] [--only latency,streaming,...] [--out DIR] [--profile] [--against REV]
 
 Starts a fast stand-in upstream (tests/bench/upstream.py), stock mitmdump in
 front of it and mitmdump with the addons, all on loopback, and measures
@@ -26,6 +26,14 @@ streaming and throughput run (needs the right to trace processes: root, or
 ptrace allowed) and writes a flame graph next to the results: where a missed
 target's time goes. With whole-stack, it records LiteLLM too (a second flame
 graph) while that section runs.
+
+`--against REV` (a git revision) adds a fourth way to the latency section:
+the bundle as it was at REV, checked out with `git worktree` into the
+temporary folder (removed at the end) and started with the same command,
+taking turns with the other three request by request. Its extra table says
+per case whether the bundle is slower than before (report.slower_than_before).
+Interleaved in one run, both bundles meet the same moments of a shared
+machine; two separate runs differ by more than most changes do.
 """
 
 import argparse
@@ -104,11 +112,18 @@ def progress(message: str) -> None:
 
 
 async def _through_proxies(
-    plan: Plan, sections: set[str], folder: Path, key: str, results: dict, profile: Path | None
+    plan: Plan,
+    sections: set[str],
+    folder: Path,
+    key: str,
+    results: dict,
+    profile: Path | None,
+    against: str | None,
 ) -> None:
     headers = {**workload.claude_code_headers(), "x-api-key": key}
-    progress("starting the stand-in upstream, stock mitmdump and the bundle")
-    routes = servers.start_routes(folder, key)
+    before = f" and the bundle at {against[:10]}" if against else ""
+    progress(f"starting the stand-in upstream, stock mitmdump, the bundle{before}")
+    routes = servers.start_routes(folder, key, against)
     profiler = None
     if profile:
         progress(f"profiling the bundle (pid {routes.bundle.pid}) into {profile}")
@@ -197,6 +212,17 @@ async def _memory(plan: Plan, folder: Path, key: str) -> dict:
     return results
 
 
+def _against_commit(parser: argparse.ArgumentParser, revision: str | None, sections: set[str]) -> str | None:
+    """The commit --against names, or None without it; an argparse error where it cannot apply."""
+    if revision is None:
+        return None
+    if "latency" not in sections:
+        parser.error("--against compares the latency section only: add latency to --only")
+    if not (commit := servers.commit_of(revision)):
+        parser.error(f"--against: {revision!r} names no commit in {servers.PROJECT_ROOT}")
+    return commit
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: checks the benchmark, not the bundle")
@@ -205,21 +231,27 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the table and the JSON go")
     parser.add_argument("--profile", action="store_true", help="record the bundle with py-spy (a flame graph)")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="a git revision: the latency section measures the bundle as it was there too, interleaved",
+    )
     args = parser.parse_args()
     sections = set(args.only.split(","))
     if unknown := sections - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    against = _against_commit(parser, args.against, sections)
     plan = QUICK if args.quick else FULL
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     profile = args.out / f"profile-{stamp}.svg" if args.profile else None
     key = "sk-bench-" + secrets.token_hex(8)
-    results: dict = {}
+    results: dict = {"against": {"revision": args.against, "commit": against}} if against else {}
     folder = Path(tempfile.mkdtemp(prefix="stabilizer-bench-"))
     try:
         if sections & {"latency", "streaming", "throughput"}:
-            asyncio.run(_through_proxies(plan, sections, folder, key, results, profile))
+            asyncio.run(_through_proxies(plan, sections, folder, key, results, profile, against))
         if "memory" in sections:
             results["memory"] = asyncio.run(_memory(plan, folder, key))
         if "costs" in sections:

@@ -1,8 +1,9 @@
 """1. Added latency per request: the same requests (a) direct, (b) through stock mitmdump, (c) through the bundle.
 
+With `--against REV`, a fourth way: (r) through the bundle as it was at REV.
 Requests go one at a time, each way over its own kept-alive connection, and
-the three ways take turns request by request (in a rotating order), so the
-three distributions are measured side by side. A reply is timed from the
+the ways take turns request by request (in a rotating order), so their
+distributions are measured side by side. A reply is timed from the
 first byte written to the last byte read; the upstream answers instantly.
 Beside the times, the CPU time each proxy process used per request: on a
 shared machine it moves less than the times do, which also hold the waits
@@ -33,6 +34,8 @@ from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
 from tests.bench.stats import Figure, percentile
 
 MODES = ("direct", "stock", "bundle")
+# (r): the bundle at an earlier revision (servers.BundleAt), when the routes have it.
+BEFORE = "before"
 PATH = "/v1/messages?beta=true"
 # A 128K window in the shipped policy: the 2 MB session is trimmed.
 TRIMMED_MODEL = "qwen-plus"
@@ -106,7 +109,8 @@ def cases(settings: Settings) -> list[Case]:
 async def measure(
     ports: dict[str, int], pids: dict[str, int], headers: dict[str, str], settings: Settings, progress
 ) -> list[dict]:
-    connections = {mode: await Connection(ports[mode]).open() for mode in MODES}
+    modes = (*MODES, BEFORE) if BEFORE in pids else MODES
+    connections = {mode: await Connection(ports[mode]).open() for mode in modes}
     results = []
     try:
         for case in cases(settings):
@@ -125,46 +129,67 @@ async def _post(connection: Connection, body: bytes, headers: dict[str, str]) ->
     return reply.seconds * 1000
 
 
+def _figure_names(modes: tuple[str, ...]) -> list[str]:
+    names = [
+        *(f"{mode} {p}" for p in ("p50", "p99") for mode in modes),
+        "c-b p50",
+        "c-b p99",
+        "c/b p50",
+        "c/a p50",
+        "stock cpu",
+        "bundle cpu",
+        "c-b cpu",
+    ]
+    if BEFORE in modes:
+        names += ["r-b p50", "c-r p50", "before cpu"]
+    return names
+
+
 async def _run_case(
     case: Case, connections: dict[str, Connection], pids: dict[str, int], headers: dict[str, str], rounds: int
 ) -> dict:
+    modes = tuple(connections)
     for body in case.warmup:
-        for mode in MODES:
+        for mode in modes:
             await _post(connections[mode], body, headers)
-    figures = {
-        name: Figure()
-        for name in (
-            *(f"{mode} {p}" for p in ("p50", "p99") for mode in MODES),
-            "c-b p50",
-            "c-b p99",
-            "c/b p50",
-            "c/a p50",
-            "stock cpu",
-            "bundle cpu",
-            "c-b cpu",
-        )
-    }
+    figures = {name: Figure() for name in _figure_names(modes)}
     requests = 0
     for round_ in range(rounds):
-        times: dict[str, list[float]] = {mode: [] for mode in MODES}
         bodies = case.bodies(round_)
         requests = len(bodies)
-        cpu_before = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
-        for index, body in enumerate(bodies):
-            order = MODES[index % 3 :] + MODES[: index % 3]
-            for mode in order:
-                times[mode].append(await _post(connections[mode], body, headers))
-        cpu = {mode: (cpu_seconds(pid) - cpu_before[mode]) * 1000 / requests for mode, pid in pids.items()}
-        figures["stock cpu"].add(cpu["stock"])
-        figures["bundle cpu"].add(cpu["bundle"])
-        figures["c-b cpu"].add(cpu["bundle"] - cpu["stock"])
-        p50 = {mode: percentile(times[mode], 50) for mode in MODES}
-        p99 = {mode: percentile(times[mode], 99) for mode in MODES}
-        for mode in MODES:
-            figures[f"{mode} p50"].add(p50[mode])
-            figures[f"{mode} p99"].add(p99[mode])
-        figures["c-b p50"].add(p50["bundle"] - p50["stock"])
-        figures["c-b p99"].add(p99["bundle"] - p99["stock"])
-        figures["c/b p50"].add(p50["bundle"] / p50["stock"])
-        figures["c/a p50"].add(p50["bundle"] / p50["direct"])
+        cpu_at_start = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
+        times = await _rotating(bodies, connections, headers)
+        cpu = {mode: (cpu_seconds(pid) - cpu_at_start[mode]) * 1000 / requests for mode, pid in pids.items()}
+        _add_round(figures, times, cpu)
     return {"case": case.name, "requests_per_round": requests, "rounds": rounds, "figures": figures}
+
+
+async def _rotating(
+    bodies: list[bytes], connections: dict[str, Connection], headers: dict[str, str]
+) -> dict[str, list[float]]:
+    """Each body every way, the way that goes first moving one on per body: ms per reply, per way."""
+    modes = list(connections)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for index, body in enumerate(bodies):
+        turn = index % len(modes)
+        for mode in modes[turn:] + modes[:turn]:
+            times[mode].append(await _post(connections[mode], body, headers))
+    return times
+
+
+def _add_round(figures: dict[str, Figure], times: dict[str, list[float]], cpu: dict[str, float]) -> None:
+    p50 = {mode: percentile(values, 50) for mode, values in times.items()}
+    p99 = {mode: percentile(values, 99) for mode, values in times.items()}
+    for mode in times:
+        figures[f"{mode} p50"].add(p50[mode])
+        figures[f"{mode} p99"].add(p99[mode])
+    for mode in cpu:
+        figures[f"{mode} cpu"].add(cpu[mode])
+    figures["c-b cpu"].add(cpu["bundle"] - cpu["stock"])
+    figures["c-b p50"].add(p50["bundle"] - p50["stock"])
+    figures["c-b p99"].add(p99["bundle"] - p99["stock"])
+    figures["c/b p50"].add(p50["bundle"] / p50["stock"])
+    figures["c/a p50"].add(p50["bundle"] / p50["direct"])
+    if BEFORE in p50:
+        figures["r-b p50"].add(p50[BEFORE] - p50["stock"])
+        figures["c-r p50"].add(p50["bundle"] - p50[BEFORE])

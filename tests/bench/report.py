@@ -14,6 +14,11 @@ MANY_STREAMS_P99_MS = 50.0
 THROUGHPUT_SHARE = 0.8
 MAX_SLOPE = 1.1
 MEMORY_GROWTH = 1.2
+# --against: the bundle is called slower than before only beyond what a 2-core shared
+# machine moves between rounds: its time over stock exceeds before's by both margins,
+# and it was slower than before in at least 2/3 of the rounds.
+SLOWER_BY_MS = 0.1
+SLOWER_BY_SHARE = 0.05
 
 
 def targets(results: dict) -> list[Target]:
@@ -122,6 +127,8 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
                 f"{f['c-b cpu'].show()} |"
             )
         out.append("")
+        if against := results.get("against"):
+            out += _against(latency, against)
     if streaming := results.get("streaming"):
         out += [
             "**2. Streaming delay per event** (ms, arrival - sent, p50 / p99)",
@@ -218,6 +225,39 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
     if found:
         out += ["**Targets**", ""] + [f"- {target.line()}" for target in found] + [""]
     return "\n".join(out)
+
+
+def slower_than_before(figures: dict[str, Figure]) -> bool:
+    """Whether the bundle (c) is slower than the bundle at the --against revision (r), by the rule above."""
+    now, before = figures["c-b p50"].median, figures["r-b p50"].median
+    excess = now - before
+    rounds = figures["c-r p50"].values
+    slower_rounds = sum(difference > 0 for difference in rounds)
+    return excess > SLOWER_BY_MS and excess > SLOWER_BY_SHARE * abs(before) and 3 * slower_rounds >= 2 * len(rounds)
+
+
+def _against(latency: list[dict], against: dict) -> list[str]:
+    out = [
+        f"**Bundle against {against['revision']} (interleaved)** (ms; (r) the bundle at commit "
+        f"{against['commit'][:10]}, a fourth way in the same rotation as (a), (b) and (c); p50 differences per "
+        "round, median of the rounds ± half their spread; CPU: ms the process used per request. Slower: c-b "
+        f"exceeds r-b by more than {SLOWER_BY_MS:g} ms and by more than {SLOWER_BY_SHARE:.0%} of r-b, and (c) was "
+        "slower than (r) in at least 2/3 of the rounds)",
+        "",
+        "| case | (r) before | r-b p50 | c-b p50 | c-r p50 | rounds (c) faster | CPU (r) / (c) | slower than before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for case in latency:
+        f = case["figures"]
+        faster = sum(difference < 0 for difference in f["c-r p50"].values)
+        out.append(
+            f"| {case['case']} | {_pair(f, 'before')} | {f['r-b p50'].show()} | {f['c-b p50'].show()} | "
+            f"{f['c-r p50'].show()} | {faster} of {case['rounds']} | {f['before cpu'].show()} / "
+            f"{f['bundle cpu'].show()} | {'**slower**' if slower_than_before(f) else 'no'} |"
+        )
+    slower = [case["case"] for case in latency if slower_than_before(case["figures"])]
+    out += ["", f"Slower than before: {'; '.join(slower)}." if slower else "No case slower than before.", ""]
+    return out
 
 
 def _whole_stack(whole: dict) -> list[str]:

@@ -5,7 +5,9 @@
 (b') stock streaming: the same with tests/bench/stream_only.py, which streams
     event streams as the bundle must (a reference for the throughput section);
 (c) bundle: mitmdump with addons/stabilizer_addons.py, the real policy file,
-    the master key, and the upstream learned from a LiteLLM log file.
+    the master key, and the upstream learned from a LiteLLM log file;
+(r) before (`--against REV`): the same bundle command with the addons as
+    they were at a git revision, checked out by `git worktree`.
 
 (b) and (c) run with the same options (`-q`, connection_strategy=lazy), so
 the difference between them is the addons.
@@ -148,14 +150,26 @@ class StockMitmdump(ListeningProcess):
 
 
 class Bundle:
-    """mitmdump (or mitmweb) with the addons (tests/procs.Mitmdump), routed to the stand-in upstream."""
+    """mitmdump (or mitmweb) with the addons (tests/procs.Mitmdump), routed to the stand-in upstream.
 
-    def __init__(self, folder: Path, upstream_url: str, master_key: str, tool: str = "mitmdump"):
+    `checkout`: the project folder whose addons run (another one than this: an earlier revision's).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        upstream_url: str,
+        master_key: str,
+        tool: str = "mitmdump",
+        checkout: Path = PROJECT_ROOT,
+    ):
         home = folder / "home"
         home.mkdir(exist_ok=True)
         litellm_log = folder / "litellm.log"
         litellm_log.write_bytes(running_line(upstream_url))
         self.mitmdump = Mitmdump(litellm_log, write_policy(folder), child_environment(home, master_key), tool=tool)
+        if checkout != PROJECT_ROOT:
+            _run_addons_of(self.mitmdump, checkout)
         self.mitmdump.start()
         self.mitmdump.wait_upstream(upstream_url, timeout=START_TIMEOUT)
         self.port = self.mitmdump.port
@@ -166,6 +180,55 @@ class Bundle:
 
     def stop(self) -> None:
         self.mitmdump.stop()
+
+
+def _run_addons_of(mitmdump: Mitmdump, checkout: Path) -> None:
+    """The same command with every file of this project's addons taken from `checkout` instead."""
+    ours = PROJECT_ROOT / "addons"
+    mitmdump.command = [
+        str(checkout / "addons" / Path(arg).relative_to(ours)) if Path(arg).is_relative_to(ours) else arg
+        for arg in mitmdump.command
+    ]
+    # The venv's editable install points at this working tree: without the checkout first on
+    # the path, its entry file would import this tree's modules.
+    mitmdump.env["PYTHONPATH"] = str(checkout)
+
+
+def commit_of(revision: str) -> str | None:
+    """The commit a git revision names in this repository, or None."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+class BundleAt(Bundle):
+    """The bundle as it was at a commit: a `git worktree` of it in `folder`, removed by stop()."""
+
+    def __init__(self, folder: Path, upstream_url: str, master_key: str, commit: str):
+        self.checkout = folder / "source"
+        _git("worktree", "add", "--detach", str(self.checkout), commit)
+        try:
+            super().__init__(folder, upstream_url, master_key, checkout=self.checkout)
+        except BaseException:
+            self._remove_checkout()
+            raise
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._remove_checkout()
+
+    def _remove_checkout(self) -> None:
+        _git("worktree", "remove", "--force", str(self.checkout))
+
+
+def _git(*args: str) -> None:
+    subprocess.run(["git", *args], cwd=PROJECT_ROOT, check=True, capture_output=True)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -180,38 +243,50 @@ def _stop(process: subprocess.Popen) -> None:
 
 @dataclass
 class Routes:
-    """Ports of (a), (b) and (c), and the processes behind them."""
+    """Ports of (a), (b), (c) and (r) if asked for, and the processes behind them."""
 
     upstream: UpstreamProcess
     stock: StockMitmdump
     stock_streaming: StockMitmdump
     bundle: Bundle
+    before: BundleAt | None = None
 
     @property
     def ports(self) -> dict[str, int]:
-        return {
+        ports = {
             "direct": self.upstream.port,
             "stock": self.stock.port,
             "stock streaming": self.stock_streaming.port,
             "bundle": self.bundle.port,
         }
+        if self.before:
+            ports["before"] = self.before.port
+        return ports
 
     @property
     def proxy_pids(self) -> dict[str, int]:
-        return {"stock": self.stock.pid, "bundle": self.bundle.pid}
+        pids = {"stock": self.stock.pid, "bundle": self.bundle.pid}
+        if self.before:
+            pids["before"] = self.before.pid
+        return pids
 
     def stop(self) -> None:
-        for server in (self.bundle, self.stock_streaming, self.stock, self.upstream):
-            server.stop()
+        for server in (self.before, self.bundle, self.stock_streaming, self.stock, self.upstream):
+            if server:
+                server.stop()
 
 
-def start_routes(folder: Path, master_key: str) -> Routes:
+def start_routes(folder: Path, master_key: str, against: str | None = None) -> Routes:
+    """The routes; with `against` (a commit), the bundle as it was there too, in folder/before."""
     started = [UpstreamProcess(folder)]
     try:
         url = started[0].url
         started.append(StockMitmdump(folder, url))
         started.append(StockMitmdump(folder, url, streaming=True))
         started.append(Bundle(folder, url, master_key))
+        if against:
+            (folder / "before").mkdir()
+            started.append(BundleAt(folder / "before", url, master_key, against))
     except BaseException:
         for server in reversed(started):
             server.stop()

@@ -7,13 +7,15 @@ sure `make bench` measures what it says it measures.
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from tests import workload
 from tests.bench import provider_upstream, report, streaming, whole_stack
 from tests.bench.client import Connection, prepare
-from tests.bench.servers import UpstreamProcess
+from tests.bench.servers import PROJECT_ROOT, UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
 
 
@@ -133,6 +135,34 @@ def test_a_missed_target_is_printed_as_missed():
     assert [(target.holds, target.limit) for target in found] == [(False, 1.0), (True, 5.0)]
     assert found[0].line().startswith("MISSED") and "1.50 ms" in found[0].line()
     assert Target("throughput", 0.9, 0.8, "x", at_most=False).holds
+
+
+def test_slower_than_before_needs_both_margins_and_two_thirds_of_the_rounds():
+    def figures(now: list[float], before: list[float]) -> dict[str, Figure]:
+        return {
+            "c-b p50": Figure(now),
+            "r-b p50": Figure(before),
+            "c-r p50": Figure([a - b for a, b in zip(now, before)]),
+        }
+
+    assert report.slower_than_before(figures([1.3, 1.3, 1.3], [1.0, 1.0, 1.4]))
+    assert not report.slower_than_before(figures([1.3, 1.3, 1.3], [1.0, 1.4, 1.4]))  # slower in 1 of 3 rounds
+    assert not report.slower_than_before(figures([1.05, 1.05, 1.05], [1.0, 1.0, 1.0]))  # within 0.1 ms
+    assert not report.slower_than_before(figures([310, 310, 310], [300, 300, 300]))  # within 5%
+
+
+def test_against_a_revision_measures_it_interleaved_and_leaves_no_worktree(tmp_path):
+    command = [sys.executable, "-m", "tests.bench", "--quick", "--only", "latency", "--against", "HEAD"]
+    run = subprocess.run([*command, "--out", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "**Bundle against HEAD (interleaved)**" in run.stdout
+    extra_table = run.stdout.split("**Bundle against HEAD (interleaved)**")[1].split("\n\n")[1]
+    rows = extra_table.splitlines()[2:]
+    cases = json.loads(next(tmp_path.glob("bench-*.json")).read_text())["results"]["latency"]
+    assert cases and [row.split(" | ")[0].removeprefix("| ") for row in rows] == [case["case"] for case in cases]
+    assert all(len(case["figures"]["c-r p50"]["rounds"]) == 2 for case in cases)
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert "stabilizer-bench-" not in worktrees.stdout
 
 
 @pytest.fixture(scope="module")
