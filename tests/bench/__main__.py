@@ -1,6 +1,6 @@
 """`make bench`: what the bundle costs on the way, against the same work without it.
 
-    python -m tests.bench [--quick] [--only latency,streaming,...] [--out DIR] [--profile] [--against REV]
+    python -m tests.bench [--quick] [--only latency,streaming,...] [--out DIR] [--profile] [--rounds N] [--against REV]
 
 Starts a fast stand-in upstream (tests/bench/upstream.py), stock mitmdump in
 front of it and mitmdump with the addons, all on loopback, and measures
@@ -31,7 +31,9 @@ graph) while that section runs.
 the bundle as it was at REV, checked out with `git worktree` into the
 temporary folder (removed at the end) and started with the same command,
 taking turns with the other three request by request. Its extra table says
-per case whether the bundle is slower than before (report.slower_than_before).
+per case whether the bundle is slower than before (report.slower_than_before);
+with the default 3 rounds, noise alone makes 2 of 3 go one way about half the
+time: give `--rounds 10` or more.
 Interleaved in one run, both bundles meet the same moments of a shared
 machine; two separate runs differ by more than most changes do.
 """
@@ -46,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -232,6 +234,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the table and the JSON go")
     parser.add_argument("--profile", action="store_true", help="record the bundle with py-spy (a flame graph)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="rounds of the latency section (default 3; 10 or more to compare with --against)",
+    )
+    parser.add_argument(
         "--against",
         metavar="REV",
         help="a git revision: the latency section measures the bundle as it was there too, interleaved",
@@ -242,6 +250,10 @@ def main() -> int:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     against = _against_commit(parser, args.against, sections)
     plan = QUICK if args.quick else FULL
+    if args.rounds is not None:
+        if args.rounds < 1:
+            parser.error("--rounds must be 1 or more")
+        plan = replace(plan, latency=replace(plan.latency, rounds=args.rounds))
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,18 @@ def test_slower_than_before_needs_both_margins_and_two_thirds_of_the_rounds():
 
 
 def test_against_a_revision_measures_it_interleaved_and_leaves_no_worktree(tmp_path):
-    command = [sys.executable, "-m", "tests.bench", "--quick", "--only", "latency", "--against", "HEAD"]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.bench",
+        "--quick",
+        "--only",
+        "latency",
+        "--rounds",
+        "3",
+        "--against",
+        "HEAD",
+    ]
     run = subprocess.run([*command, "--out", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "**Bundle against HEAD (interleaved)**" in run.stdout
@@ -160,7 +171,7 @@ def test_against_a_revision_measures_it_interleaved_and_leaves_no_worktree(tmp_p
     rows = extra_table.splitlines()[2:]
     cases = json.loads(next(tmp_path.glob("bench-*.json")).read_text())["results"]["latency"]
     assert cases and [row.split(" | ")[0].removeprefix("| ") for row in rows] == [case["case"] for case in cases]
-    assert all(len(case["figures"]["c-r p50"]["rounds"]) == 2 for case in cases)
+    assert all(len(case["figures"]["c-r p50"]["rounds"]) == 3 for case in cases)  # --rounds 3 (quick: 2)
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert "stabilizer-bench-" not in worktrees.stdout
 
