@@ -2,15 +2,24 @@
 
 Every addon that answers a request instead of LiteLLM (a missing key, a
 malformed body, a method a path does not take, LiteLLM away, mitmproxy's own
-failures) builds the response here; addons/anthropic_errors.py has the body and the
-status of each error type, without mitmproxy.
+failures) builds the response here, and gives it with `answer`;
+addons/anthropic_errors.py has the body and the status of each error type,
+without mitmproxy.
 """
 
 from mitmproxy import http
 
 from addons.anthropic_errors import STATUS_BY_TYPE, error_body
+from addons.flow_notes import ANSWERED_HERE
 
 RETRY_AFTER_SECONDS = 1
+
+
+def answer(flow: http.HTTPFlow, response: http.Response) -> None:
+    """Answer the request here, instead of LiteLLM: marked, so that ResponsePatcher does not
+    take the answer for a backend's refusal to explain, nor the stabilizer view for LiteLLM's."""
+    flow.response = response
+    flow.metadata[ANSWERED_HERE] = True
 
 
 def error_response(error_type: str, message: str, status: int | None = None, **headers: str) -> http.Response:

@@ -19,7 +19,7 @@ import os
 from mitmproxy import ctx, exceptions, http
 
 from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
-from addons.answers import error_response
+from addons.answers import answer, error_response
 from addons.routes import RoutesError, litellm_master_key, read_config
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,11 @@ class MasterKeyAuth:
             return
         key = presented_key(flow.request)
         if key is None:
-            flow.response = error_response(
-                "authentication_error", "missing API key: send the master key as x-api-key or Authorization: Bearer"
+            answer(
+                flow,
+                error_response(
+                    "authentication_error", "missing API key: send the master key as x-api-key or Authorization: Bearer"
+                ),
             )
         elif not hmac.compare_digest(key.encode(), self.master_key):
-            flow.response = error_response("authentication_error", "invalid API key")
+            answer(flow, error_response("authentication_error", "invalid API key"))

@@ -55,7 +55,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.answers import error_response
+from addons.answers import answer, error_response
 from addons.anthropic_errors import STATUS_BY_TYPE, prompt_too_long_message
 from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
 from addons.flow_notes import NOTES, TurnNotes
@@ -295,7 +295,7 @@ class RequestShaper:
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
             changes.append(f"answered 400: {message}")
-            flow.response = error_response("invalid_request_error", message)
+            answer(flow, error_response("invalid_request_error", message))
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append("removed anthropic-beta header")
@@ -357,7 +357,7 @@ def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_reques
     """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
     status = STATUS_BY_TYPE[error_type]
     logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
-    flow.response = error_response(error_type, problem)
+    answer(flow, error_response(error_type, problem))
     flow.metadata[NOTES] = TurnNotes(changes=[f"answered {status}: {problem}"])
 
 

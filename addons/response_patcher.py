@@ -81,12 +81,6 @@ class MitmproxyStream:
 
 
 class ResponsePatcher:
-    def request(self, flow: http.HTTPFlow) -> None:
-        # Answered by an addon before this one (a refusal, a 405, a 503 while LiteLLM is away),
-        # in Anthropic's words already: nothing to patch or explain.
-        if flow.response is not None:
-            flow.metadata[ANSWERED_HERE] = True
-
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response is not None  # mitmproxy calls responseheaders once the headers are in

@@ -41,7 +41,7 @@ from addons import (
     http_url,
     upstream_target,
 )
-from addons.answers import error_response, unavailable_response
+from addons.answers import answer, error_response, unavailable_response
 from addons.logfollow import LogFollower, listening_address
 
 logger = logging.getLogger(__name__)
@@ -198,17 +198,20 @@ class Upstream:
         if flow.response:
             return None
         if (local := self._local_answer(flow.request)) is not None:
-            flow.response = local
+            answer(flow, local)
             return None
         if self.address is None:
-            flow.response = unavailable_response(
-                f"LiteLLM at {http_url(*self.candidate)} does not answer yet; retry shortly"
-                if self.candidate
-                else "LiteLLM is not running yet (no port in its log); retry shortly"
+            answer(
+                flow,
+                unavailable_response(
+                    f"LiteLLM at {http_url(*self.candidate)} does not answer yet; retry shortly"
+                    if self.candidate
+                    else "LiteLLM is not running yet (no port in its log); retry shortly"
+                ),
             )
             return None
         if self.down:
-            flow.response = unavailable_response(f"LiteLLM at {self._url()} cannot be reached; retry shortly")
+            answer(flow, unavailable_response(f"LiteLLM at {self._url()} cannot be reached; retry shortly"))
             return None
         if self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
             # Awaited by mitmproxy for this flow only; every other request goes on meanwhile.
@@ -233,7 +236,7 @@ class Upstream:
         while self.refused_at is not None and time.monotonic() < self.refused_at + RESTART_WAIT_SECONDS:
             await asyncio.sleep(POLL_SECONDS)
         if self.address is None:  # stabilizer_litellm_log changed meanwhile: no port to go to yet
-            flow.response = unavailable_response("LiteLLM is not running yet (no port in its log); retry shortly")
+            answer(flow, unavailable_response("LiteLLM is not running yet (no port in its log); retry shortly"))
             return
         # The new port; or, if none came, the old one, whose refusal becomes a 503.
         self._route(flow)
