@@ -2,7 +2,7 @@
 
 With `--against REV`, a fourth way: (r) through the bundle as it was at REV.
 Requests go one at a time, each way over its own kept-alive connection, and
-the ways take turns request by request (in a rotating order), so their
+the ways take turns request by request (in an order shuffled per request), so their
 distributions are measured side by side. A reply is timed from the
 first byte written to the last byte read; the upstream answers instantly.
 Beside the times, the CPU time each proxy process used per request: on a
@@ -25,6 +25,7 @@ Cases:
   after a restart), trimmed.
 """
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from tests.bench.client import Connection, prepare
 from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
 from tests.bench.stats import Figure, percentile
 
+ORDER_SEED = 20261126
 MODES = ("direct", "stock", "bundle")
 # (r): the bundle at an earlier revision (servers.BundleAt), when the routes have it.
 BEFORE = "before"
@@ -158,21 +160,26 @@ async def _run_case(
         bodies = case.bodies(round_)
         requests = len(bodies)
         cpu_at_start = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
-        times = await _rotating(bodies, connections, headers)
+        times = await _shuffled(bodies, connections, headers)
         cpu = {mode: (cpu_seconds(pid) - cpu_at_start[mode]) * 1000 / requests for mode, pid in pids.items()}
         _add_round(figures, times, cpu)
     return {"case": case.name, "requests_per_round": requests, "rounds": rounds, "figures": figures}
 
 
-async def _rotating(
+async def _shuffled(
     bodies: list[bytes], connections: dict[str, Connection], headers: dict[str, str]
 ) -> dict[str, list[float]]:
-    """Each body every way, the way that goes first moving one on per body: ms per reply, per way."""
+    """Each body every way, in an order shuffled per body: ms per reply, per way.
+
+    A process's work after its reply (freeing a 2 MB flow, a collection) competes with the
+    request that follows it, to whichever way. In a fixed rotation each way always follows
+    the same other one and carries that one's tail; shuffled (seeded, the same every run),
+    each way follows every other one about as often."""
     modes = list(connections)
     times: dict[str, list[float]] = {mode: [] for mode in modes}
-    for index, body in enumerate(bodies):
-        turn = index % len(modes)
-        for mode in modes[turn:] + modes[:turn]:
+    order = random.Random(ORDER_SEED)
+    for body in bodies:
+        for mode in order.sample(modes, len(modes)):
             times[mode].append(await _post(connections[mode], body, headers))
     return times
 
