@@ -25,16 +25,14 @@ Cases:
   after a restart), trimmed.
 """
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests import workload
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
-from tests.bench.stats import Figure, percentile
+from tests.bench.stats import Figure, percentile, shuffled_orders
 
-ORDER_SEED = 20261126
 MODES = ("direct", "stock", "bundle")
 # (r): the bundle at an earlier revision (servers.BundleAt), when the routes have it.
 BEFORE = "before"
@@ -169,17 +167,10 @@ async def _run_case(
 async def _shuffled(
     bodies: list[bytes], connections: dict[str, Connection], headers: dict[str, str]
 ) -> dict[str, list[float]]:
-    """Each body every way, in an order shuffled per body: ms per reply, per way.
-
-    A process's work after its reply (freeing a 2 MB flow, a collection) competes with the
-    request that follows it, to whichever way. In a fixed rotation each way always follows
-    the same other one and carries that one's tail; shuffled (seeded, the same every run),
-    each way follows every other one about as often."""
-    modes = list(connections)
-    times: dict[str, list[float]] = {mode: [] for mode in modes}
-    order = random.Random(ORDER_SEED)
-    for body in bodies:
-        for mode in order.sample(modes, len(modes)):
+    """Each body every way, in an order shuffled per body (stats.shuffled_orders): ms per reply, per way."""
+    times: dict[str, list[float]] = {mode: [] for mode in connections}
+    for body, order in zip(bodies, shuffled_orders(list(connections))):
+        for mode in order:
             times[mode].append(await _post(connections[mode], body, headers))
     return times
 

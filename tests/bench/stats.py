@@ -6,8 +6,12 @@ shows the median of the rounds and their spread (max - min).
 """
 
 import math
+import random
 import statistics
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+ORDER_SEED = 20261126
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -15,6 +19,18 @@ def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(share / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def shuffled_orders(ways: Sequence[str], seed: int = ORDER_SEED) -> Iterator[list[str]]:
+    """Endless orders of `ways`, one per request, shuffled (seeded: the same every run).
+
+    A process's work after its reply (freeing a 2 MB flow, LiteLLM's logging after a stream)
+    competes with the request that follows it, to whichever way. In a fixed rotation each way
+    always follows the same other one and carries that one's tail; shuffled, each way follows
+    every other one about as often."""
+    order = random.Random(seed)
+    while True:
+        yield order.sample(list(ways), len(ways))
 
 
 @dataclass

@@ -5,6 +5,8 @@ sure `make bench` measures what it says it measures.
 """
 
 import asyncio
+import collections
+import itertools
 import json
 import socket
 import subprocess
@@ -13,7 +15,7 @@ import sys
 import pytest
 
 from tests import workload
-from tests.bench import provider_upstream, report, streaming, whole_stack
+from tests.bench import provider_upstream, report, stats, streaming, whole_stack
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import PROJECT_ROOT, UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
@@ -294,3 +296,16 @@ def test_whole_stack_table_and_targets():
     assert "**7. Whole stack**" in table and "| small | claude-code-router | 2.50 | 5.00 |" in table
     assert "| recorded | **stabilizer - ccr** | | 15.00 |" in table and "MISSED  whole stack" in table
     assert "| small | **stabilizer (anthropic/) - ccr** | | 4.00 |" in table
+
+
+def test_shuffled_orders_let_each_way_follow_every_other_about_as_often():
+    ways = ["direct", "stock", "bundle", "before"]
+    orders = list(itertools.islice(stats.shuffled_orders(ways), 1200))
+    assert all(sorted(order) == sorted(ways) for order in orders)
+    assert orders[:50] == list(itertools.islice(stats.shuffled_orders(ways), 50))  # seeded: every run alike
+    sequence = [way for order in orders for way in order]
+    follows = collections.Counter(zip(sequence, sequence[1:]))
+    pairs = [(a, b) for a in ways for b in ways if a != b]
+    expected = sum(follows[pair] for pair in pairs) / len(pairs)
+    # A fixed rotation never lets "stock" follow "bundle" within an order; shuffled, every pair comes.
+    assert all(0.8 * expected < follows[pair] < 1.2 * expected for pair in pairs), follows

@@ -26,8 +26,9 @@ process on loopback:
 Requests: a small one (one user line) and the two recorded Claude Code
 requests (tests/data/: the 76 KB first request and the request after a tool
 round trip), all streamed. Each way keeps one
-connection alive and the ways take turns request by request, in a rotating
-order. Per round and way: the p50 of time to first byte (request written to
+connection alive and the ways take turns request by request, in an order
+shuffled per request (stats.shuffled_orders: LiteLLM's work after a stream
+falls on whichever way comes next). Per round and way: the p50 of time to first byte (request written to
 the first byte of the answer), time to the last event (the last chunk of the
 stream, `message_stop`), and the time between the two, on a stream of 10 text
 deltas that the backend writes back to back; when the request reached the
@@ -62,7 +63,7 @@ import yaml
 from litellm_service import stack
 from tests import workload
 from tests.bench.servers import PROJECT_ROOT, START_TIMEOUT, ListeningProcess, StockMitmdump, _stop
-from tests.bench.stats import Figure, percentile
+from tests.bench.stats import Figure, percentile, shuffled_orders
 from tests.procs import LiteLLM, Mitmdump, child_environment, free_port
 
 WAYS = ("direct", "litellm", "stock", "stack", "ccr", "litellm-anthropic", "stack-anthropic")
@@ -454,10 +455,11 @@ async def _case(
     def add(name: str, value: float) -> None:
         figures.setdefault(name, Figure()).add(value)
 
+    orders = shuffled_orders(names)
     for _round in range(settings.rounds):
         times = {way: {"ttfb": [], "last": [], "in": [], "overhead": []} for way in names}
-        for index in range(settings.requests):
-            for way in names[index % len(names) :] + names[: index % len(names)]:
+        for _request, order in zip(range(settings.requests), orders):
+            for way in order:
                 reply = await _post(connections, way, bodies, headers, INSTANT_DELTAS)
                 times[way]["ttfb"].append(reply.first_byte_ms)
                 times[way]["last"].append(reply.last_event_ms)
