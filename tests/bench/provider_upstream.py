@@ -34,14 +34,14 @@ Run: `python -m tests.bench.provider_upstream [--port 0]`; it prints
 `listening on http://127.0.0.1:PORT` once it accepts connections.
 """
 
-import argparse
 import asyncio
 import re
 import socket
 import time
 from urllib.parse import parse_qs, urlsplit
 
-MAX_HEAD_BYTES = 64 * 1024
+from tests.bench.stand_in import NOT_FOUND, Requests, main
+
 DEFAULT_DELTAS = 10
 _STREAM = re.compile(rb'"stream"\s*:\s*true')
 _CHUNK_HEAD = b'{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1764115200,"model":"bench-model",'
@@ -77,7 +77,6 @@ JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-lengt
 COMPLETION_RESPONSE = JSON_HEAD % len(COMPLETION) + COMPLETION
 MESSAGE_RESPONSE = JSON_HEAD % len(MESSAGE) + MESSAGE
 SHAPED = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
-NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
 def stamp(seq: int) -> bytes:
@@ -97,53 +96,14 @@ class Shape:
     gap = 0.0
 
 
-class Backend(asyncio.Protocol):
-    """One client connection: requests one after another (keep-alive), answered in order."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.head: tuple[bytes, bytes] | None = None
-        self.length = 0
-        self.streaming: asyncio.Task | None = None
-
+class Backend(Requests):
     def connection_made(self, transport) -> None:
-        self.transport = transport
+        super().connection_made(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def connection_lost(self, exc) -> None:
-        if self.streaming:
-            self.streaming.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            if self.head is None:
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.buffer) > MAX_HEAD_BYTES:
-                        self.transport.close()
-                    return
-                lines = bytes(self.buffer[:end]).split(b"\r\n")
-                del self.buffer[: end + 4]
-                method, path, _ = lines[0].split(b" ", 2)
-                self.length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        self.length = int(value.strip())
-                self.head = (method, path)
-            if len(self.buffer) < self.length:
-                return
-            body = bytes(self.buffer[: self.length])
-            del self.buffer[: self.length]
-            method, path = self.head
-            self.head = None
-            self.respond(method, path, body)
-
-    def respond(self, method: bytes, path: bytes, body: bytes) -> None:
+    def respond(self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> None:
         target = urlsplit(path.decode("latin-1"))
         if method == b"POST" and target.path == "/_bench/shape":
             query = parse_qs(target.query)
@@ -199,15 +159,5 @@ async def serve(port: int) -> None:
         await server.serve_forever()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    try:
-        asyncio.run(serve(args.port))
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    main(serve, __doc__.splitlines()[0])

@@ -27,9 +27,10 @@ Run: `python -m tests.bench.upstream [--port 0]`; it prints
 `listening on http://127.0.0.1:PORT acks udp:ACKPORT` once it accepts connections.
 """
 
-import argparse
 import asyncio
 import time
+
+from tests.bench.stand_in import NOT_FOUND, Requests, main
 
 MESSAGE_JSON = (
     b'{"id":"msg_bench","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"Hi."}],'
@@ -50,7 +51,6 @@ MESSAGE_STOP = b'{"type":"message_stop"}'
 # Events around the text deltas: message_start, content_block_start; content_block_stop, message_delta, message_stop.
 FRAME_EVENTS = 5
 DEFAULT_EVENTS = 7
-MAX_HEAD_BYTES = 64 * 1024
 ACK_TIMEOUT = 0.1
 MAX_MISSED_ACKS = 3
 
@@ -83,7 +83,6 @@ JSON_RESPONSE = (
 )
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n"
 INSTANT_STREAM = STREAM_HEAD + b"".join(chunk(sse(n, d)) for n, d in stream_events(DEFAULT_EVENTS)) + b"0\r\n\r\n"
-NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
 class Acks(asyncio.DatagramProtocol):
@@ -118,49 +117,10 @@ class Acks(asyncio.DatagramProtocol):
         self.seen.pop(token, None)
 
 
-class Upstream(asyncio.Protocol):
-    """One client connection: requests one after another (keep-alive), answered in order."""
-
+class Upstream(Requests):
     def __init__(self, acks: Acks) -> None:
+        super().__init__()
         self.acks = acks
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.head: tuple[bytes, bytes, dict[bytes, bytes]] | None = None
-        self.length = 0
-        self.streaming: asyncio.Task | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def connection_lost(self, exc) -> None:
-        if self.streaming:
-            self.streaming.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            if self.head is None:
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.buffer) > MAX_HEAD_BYTES:
-                        self.transport.close()
-                    return
-                lines = bytes(self.buffer[:end]).split(b"\r\n")
-                del self.buffer[: end + 4]
-                method, path, _ = lines[0].split(b" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    headers[name.strip().lower()] = value.strip()
-                self.head = (method, path, headers)
-                self.length = int(headers.get(b"content-length", b"0"))
-            if len(self.buffer) < self.length:
-                return
-            body = bytes(self.buffer[: self.length])
-            del self.buffer[: self.length]
-            method, path, headers = self.head
-            self.head = None
-            self.respond(method, path, headers, body)
 
     def respond(self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> None:
         if method != b"POST" or not path.startswith(b"/v1/messages"):
@@ -212,15 +172,5 @@ async def serve(port: int) -> None:
         await server.serve_forever()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    try:
-        asyncio.run(serve(args.port))
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    main(serve, __doc__.splitlines()[0])
