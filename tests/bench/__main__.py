@@ -43,8 +43,6 @@ import asyncio
 import json
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +50,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from litellm_service import stack
 from tests import workload
 from tests.bench import accuracy, costs, latency, memory, report, servers, streaming, throughput, whole_stack
 
@@ -129,21 +126,7 @@ async def _through_proxies(
     profiler = None
     if profile:
         progress(f"profiling the bundle (pid {routes.bundle.pid}) into {profile}")
-        profiler = subprocess.Popen(
-            [
-                stack.venv_tool("py-spy"),
-                "record",
-                "--pid",
-                str(routes.bundle.pid),
-                "--rate",
-                "500",
-                "--nonblocking",
-                "--output",
-                str(profile),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        profiler = servers.start_py_spy(routes.bundle.pid, 500, profile)
     try:
         if "latency" in sections:
             results["latency"] = await latency.measure(routes.ports, routes.proxy_pids, headers, plan.latency, progress)
@@ -176,8 +159,7 @@ async def _through_proxies(
             )
     finally:
         if profiler:
-            profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
-            profiler.wait(60)
+            servers.stop_py_spy(profiler)
         routes.stop()
 
 

@@ -15,6 +15,7 @@ the difference between them is the addons.
 
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -71,11 +72,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class UpstreamProcess:
-    def __init__(self, folder: Path):
-        self.log = open(folder / "upstream.log", "wb")
+class StandIn:
+    """A stand-in server of this package (`python -m <module> --port 0`), started and listening
+    once it printed `listening on URL ...`; its errors in `<log_name>`."""
+
+    def __init__(self, folder: Path, module: str, log_name: str, what: str):
+        self.log = open(folder / log_name, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.upstream", "--port", "0"],
+            [sys.executable, "-m", module, "--port", "0"],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -84,16 +88,21 @@ class UpstreamProcess:
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):
             self.stop()
-            raise RuntimeError(f"the stand-in upstream did not start: {line!r}; see {self.log.name}")
-        # listening on http://127.0.0.1:PORT acks udp:ACKPORT
-        words = line.split()
-        self.url = words[2]
+            raise RuntimeError(f"{what} did not start: {line!r}; see {self.log.name}")
+        self.words = line.split()
+        self.url = self.words[2]
         self.port = int(self.url.rsplit(":", 1)[1])
-        self.ack_port = int(words[-1].rsplit(":", 1)[1])
 
     def stop(self) -> None:
         _stop(self.process)
         self.log.close()
+
+
+class UpstreamProcess(StandIn):
+    def __init__(self, folder: Path):
+        super().__init__(folder, "tests.bench.upstream", "upstream.log", "the stand-in upstream")
+        # listening on http://127.0.0.1:PORT acks udp:ACKPORT
+        self.ack_port = int(self.words[-1].rsplit(":", 1)[1])
 
 
 STREAM_ONLY = Path(__file__).resolve().parent / "stream_only.py"
@@ -229,6 +238,30 @@ class BundleAt(Bundle):
 
 def _git(*args: str) -> None:
     subprocess.run(["git", *args], cwd=PROJECT_ROOT, check=True, capture_output=True)
+
+
+def start_py_spy(pid: int, rate: int, output: Path) -> subprocess.Popen:
+    """py-spy recording process `pid` (all its threads, `rate` samples a second) until stop_py_spy."""
+    return subprocess.Popen(
+        [
+            stack.venv_tool("py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_py_spy(profiler: subprocess.Popen) -> None:
+    profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
+    profiler.wait(60)
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -50,9 +50,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -60,9 +58,16 @@ from pathlib import Path
 
 import yaml
 
-from litellm_service import stack
 from tests import workload
-from tests.bench.servers import PROJECT_ROOT, START_TIMEOUT, ListeningProcess, StockMitmdump, _stop
+from tests.bench.servers import (
+    PROJECT_ROOT,
+    START_TIMEOUT,
+    ListeningProcess,
+    StandIn,
+    StockMitmdump,
+    start_py_spy,
+    stop_py_spy,
+)
 from tests.bench.stats import Figure, percentile, shuffled_orders
 from tests.procs import LiteLLM, Mitmdump, child_environment, free_port
 
@@ -213,22 +218,9 @@ def requests() -> list[tuple[str, dict[str, bytes]]]:
 # --- the processes -------------------------------------------------------------------------------
 
 
-class Backend:
+class Backend(StandIn):
     def __init__(self, folder: Path):
-        self.log = open(folder / "provider-upstream.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.provider_upstream", "--port", "0"],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            stdin=subprocess.DEVNULL,
-        )
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"the stand-in provider did not start: {line!r}; see {self.log.name}")
-        self.url = line.split()[2]
-        self.port = int(self.url.rsplit(":", 1)[1])
+        super().__init__(folder, "tests.bench.provider_upstream", "provider-upstream.log", "the stand-in provider")
 
     def shape(self, deltas: int, gap_ms: float) -> None:
         """Every later stream: `deltas` text deltas, `gap_ms` apart (0: back to back)."""
@@ -236,10 +228,6 @@ class Backend:
         with urllib.request.urlopen(request, timeout=5) as response:
             if response.status != 204:
                 raise RuntimeError(f"the stand-in refused the shape: HTTP {response.status}")
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.log.close()
 
 
 def write_litellm_config(folder: Path, backend_url: str) -> Path:
@@ -389,21 +377,7 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
     try:
         if profile:
             progress(f"profiling LiteLLM (pid {ways.litellm.process.pid}) into {profile}")
-            profiler = subprocess.Popen(
-                [
-                    stack.venv_tool("py-spy"),
-                    "record",
-                    "--pid",
-                    str(ways.litellm.process.pid),
-                    "--rate",
-                    "250",
-                    "--nonblocking",
-                    "--output",
-                    str(profile),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            profiler = start_py_spy(ways.litellm.process.pid, 250, profile)
         ports = ways.ports
         names = [way for way in WAYS if way in ports]
         connections: dict[str, Connection] = {}
@@ -428,8 +402,7 @@ async def measure(folder: Path, master_key: str, settings: Settings, progress, p
                 await connection.close()
     finally:
         if profiler:
-            profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
-            profiler.wait(60)
+            stop_py_spy(profiler)
         ways.stop()
     return {
         "ways": names,
