@@ -245,19 +245,7 @@ def test_any_model_names_eval_to_themselves(models):
 
 def test_a_broken_config_prints_nothing_to_eval(setup):
     setup["config"].write_text("model_list: []\n")
-    done = subprocess.run(
-        [
-            stack.venv_tool("stabilizer"),
-            "aliases",
-            "--litellm-config",
-            str(setup["config"]),
-            "--policy",
-            str(setup["policy"]),
-        ],
-        env=setup["env"],
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run(aliases_command(setup), env=setup["env"], capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     assert "model_list" in done.stderr
 
