@@ -9,7 +9,7 @@ it, hundreds of MB a minute, and sends nothing on), nor a LiteLLM that hangs.
 So every request that goes to LiteLLM is watched: when LiteLLM has sent nothing
 for `stabilizer_upstream_idle_timeout` seconds, before its answer or between two
 chunks of a stream, the connection to it is closed (mitmproxy has no API for
-that: addons/mitmproxy_internals.py does it). What the client gets is what
+that: addons/flow/mitmproxy_internals.py does it). What the client gets is what
 addons/proxy_errors.py makes of a closed upstream: a 503 overloaded_error before
 the answer started, an SSE `error` event (overloaded_error) after; Claude Code
 retries both. Closing the connection also makes LiteLLM give up a streaming
@@ -29,7 +29,7 @@ import time
 
 from mitmproxy import ctx, exceptions, http
 
-from addons import mitmproxy_internals
+from addons.flow import mitmproxy_internals
 
 logger = logging.getLogger(__name__)
 

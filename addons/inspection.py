@@ -1,7 +1,7 @@
 """For watching the addons at work in mitmweb (`stabilizer run --web`).
 
 FlowMarker marks every flow the addons changed and writes what they changed
-(their `changes`, addons/flow_notes.py) into its comment, which mitmweb shows
+(their `changes`, addons/flow/notes.py) into its comment, which mitmweb shows
 in the flow list (the "comment" column) and in the flow's details. The comment
 starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS):
 `~comment trimmed`, `~comment refused`, `~comment "usage patched"`, `~comment
@@ -14,7 +14,7 @@ FlowMarker also registers the "stabilizer" content view (StabilizerView),
 which mitmweb picks by default for a POST /v1/messages or count_tokens flow
 with notes. On the request: the notes, then what Claude Code sent against
 what went upstream; on the response: the usage the backend gave against the
-usage Claude Code got, and the events the stabilizer added (addons/turn_view.py
+usage Claude Code got, and the events the stabilizer added (addons/views/turn_view.py
 writes the text). It reads both layouts of a flow: a live one holds what went
 on, with what arrived kept by TurnKeeper; a recorded one (addons/recorder.py,
 opened with `mitmweb -r FILE -s addons/view_addons.py`) holds what arrived,
@@ -52,10 +52,11 @@ from typing import Any
 from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
-from addons import SHAPED_PATHS, endpoint, turn_view
-from addons.flow_notes import ANSWERED_HERE, ORIGINAL, SENT, changes
-from addons.json_codec import from_json
+from addons import SHAPED_PATHS, endpoint
+from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes
 from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
+from addons.views import turn_view
+from addons.wire.json_codec import from_json
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ DEFAULT_MAX_FLOWS = 1000
 # Above the JSON view's 1: mitmweb's "auto" picks the stabilizer view for the flows it explains.
 VIEW_PRIORITY = 2
 
-# The words a filter finds, and the notes (addons/request_shaper.py, addons/patching.py,
+# The words a filter finds, and the notes (addons/request_shaper.py, addons/response/patching.py,
 # addons/response_patcher.py) that earn them. "upstream error" is also earned by an error
 # status the upstream answered (not one the addons answered themselves).
 FILTER_WORDS = {

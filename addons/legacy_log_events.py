@@ -8,7 +8,7 @@ with py-spy on the 76 KB Claude Code request, that dispatch took 0.11 ms of CPU
 per request, more than writing the lines. No addon of mitmproxy's or of ours
 has `add_log` (mitmweb's event log reads records with a handler of its own),
 so once everything is loaded and still none has one, the handler comes off
-(addons/mitmproxy_internals.py: no option switches it off), and goes back on
+(addons/flow/mitmproxy_internals.py: no option switches it off), and goes back on
 when this addon is done.
 Log lines themselves are unchanged: terminal, log file and mitmweb show them.
 """
@@ -18,7 +18,7 @@ import logging
 from mitmproxy import ctx
 from mitmproxy.addonmanager import traverse
 
-from addons import mitmproxy_internals
+from addons.flow import mitmproxy_internals
 
 logger = logging.getLogger(__name__)
 

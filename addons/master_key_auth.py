@@ -19,8 +19,8 @@ import os
 from mitmproxy import ctx, exceptions, http
 
 from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
-from addons.answers import answer, error_response
-from addons.routes import RoutesError, litellm_master_key, read_config
+from addons.config.routes import RoutesError, litellm_master_key, read_config
+from addons.flow.answers import answer, error_response
 
 logger = logging.getLogger(__name__)
 

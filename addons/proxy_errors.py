@@ -24,14 +24,14 @@ fields are dropped, as a recipient that removes the chunked coding may
 (RFC 9112, 7.1.2); LiteLLM reads none.
 
 All of it is done in mitmproxy's HTTP/1 layer, where no hook reaches:
-addons/mitmproxy_internals.py replaces the names while this addon is loaded and
+addons/flow/mitmproxy_internals.py replaces the names while this addon is loaded and
 puts them back when it is done; this module says what the answers are.
 """
 
 from mitmproxy import http
 
-from addons import mitmproxy_internals
-from addons.answers import error_response, unavailable_response
+from addons.flow import mitmproxy_internals
+from addons.flow.answers import error_response, unavailable_response
 
 
 def proxy_error_response(status_code: int, message: str = "") -> http.Response:

@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 from mitmproxy import ctx, exceptions, http, io
 
 from addons import MASTER_KEY_VAR, STATUS_PATH, endpoint
-from addons.flow_notes import ORIGINAL, SENT
+from addons.flow.notes import ORIGINAL, SENT
 
 logger = logging.getLogger(__name__)
 

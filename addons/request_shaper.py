@@ -1,26 +1,26 @@
 """The request side: a Claude Code Messages request made acceptable to the target model.
 
 For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
-capped and trimmed (addons/shaping.py, addons/trim.py) under the model's policy
-(addons/policy.py, option `stabilizer_policy`). A history that cannot fit even
+capped and trimmed (addons/request/shaping.py, addons/request/trim.py) under the model's policy
+(addons/config/policy.py, option `stabilizer_policy`). A history that cannot fit even
 after trimming is answered here with Anthropic's 400 "prompt is too long", which
 Claude Code turns into an offer to /compact.
 
 The model's policy and route come from the model name Claude Code sends: the
 LiteLLM config (option `stabilizer_litellm_config`) says which provider model
-and route stand behind it (addons/routes.py); the route decides how thinking
-is written (addons/thinking.py).
+and route stand behind it (addons/config/routes.py); the route decides how thinking
+is written (addons/request/thinking.py).
 
 POST /v1/messages/count_tokens is folded and stripped only: Claude Code asks it
 for the true size of what it would send, so it is neither capped nor trimmed.
 
-The body is parsed by addons/history.py: a session's next turn is parsed from
+The body is parsed by addons/request/history.py: a session's next turn is parsed from
 its previous one (only what changed), and what was worked out from the messages
 the two share comes from the previous request's memo instead of being done
 again. A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first,
-within mitmdump's body limit (addons/bodies.py; 413 past it): LiteLLM reads plain
+within mitmdump's body limit (addons/wire/bodies.py; 413 past it): LiteLLM reads plain
 bodies only. A body that is not a JSON object with a
-`messages` list, or whose shaped messages are malformed (addons/validation.py),
+`messages` list, or whose shaped messages are malformed (addons/request/validation.py),
 is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
 port: the Upstream addon, ordered before it, decides where the request goes.
@@ -39,7 +39,7 @@ the shaped request and M its prompt budget (context_window - max_tokens -
 safety_margin_tokens).
 
 For the response addon it leaves its notes on the flow (TurnNotes,
-addons/flow_notes.py: the model, what a refusal's hint names, the estimates,
+addons/flow/notes.py: the model, what a refusal's hint names, the estimates,
 the window, and what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
@@ -55,18 +55,18 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.answers import answer, error_response
-from addons.anthropic_errors import STATUS_BY_TYPE, prompt_too_long_message
-from addons.bodies import DEFAULT_LIMIT, TooLarge, decoded
-from addons.flow_notes import NOTES, TurnNotes
-from addons.history import History, Parsed, encode, whole
-from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.routes import UNKNOWN, Route, RoutesError, load_routes
-from addons.shaping import shape_request
-from addons.thinking import reasoning_in_text
-from addons.tokens import count_fixed, count_text, estimate_request
-from addons.trim import trim_request
-from addons.validation import request_problem
+from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
+from addons.config.routes import UNKNOWN, Route, RoutesError, load_routes
+from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
+from addons.flow.answers import answer, error_response
+from addons.flow.notes import NOTES, TurnNotes
+from addons.messages.tokens import count_fixed, count_text, estimate_request
+from addons.request.history import History, Parsed, encode, whole
+from addons.request.shaping import shape_request
+from addons.request.thinking import reasoning_in_text
+from addons.request.trim import trim_request
+from addons.request.validation import request_problem
+from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class RequestShaper:
             "stabilizer_incremental",
             bool,
             True,
-            "Parse a session's next turn from its previous one (addons/history.py). Off: every body is "
+            "Parse a session's next turn from its previous one (addons/request/history.py). Off: every body is "
             "parsed whole and nothing is remembered between requests (to rule it out when debugging).",
         )
         loader.add_option(
@@ -303,13 +303,13 @@ class RequestShaper:
                 flow.request.set_content(encode(outgoing, parsed))
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
-            # Named in the hint of a backend's refusal (addons/patching.py): the file, and the
+            # Named in the hint of a backend's refusal (addons/response/patching.py): the file, and the
             # entry under `models` that applies, or would if it were written.
             policy_file=ctx.options.stabilizer_policy,
             policy_key=self.policy.key_for(body.get("model"), route.model_id),
             stream=body.get("stream") is True,
             input_tokens=after,
-            # Of which the system prompt, the tools and the request's overhead (addons/patching.py
+            # Of which the system prompt, the tools and the request's overhead (addons/response/patching.py
             # tells LiteLLM's stand-in usage, which leaves them out, from the backend's by it).
             fixed_tokens=count_fixed(outgoing, memo),
             context_window=policy.context_window,

@@ -1,9 +1,9 @@
-"""The response addon: mitmproxy hooks around addons.patching.
+"""The response addon: mitmproxy hooks around addons.response.patching.
 
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
 the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
 in `response`. All per-flow state lives on the flow: the patcher in the stream
-callable, the notes in the flow's changes (addons/flow_notes.py).
+callable, the notes in the flow's changes (addons/flow/notes.py).
 """
 
 import json
@@ -14,9 +14,9 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
-from addons.flow_notes import ANSWERED_HERE, TurnNotes, count, turn_notes
-from addons.json_codec import from_json
-from addons.patching import (
+from addons.flow.notes import ANSWERED_HERE, TurnNotes, count, turn_notes
+from addons.messages.think_tags import split_message
+from addons.response.patching import (
     RefusalContext,
     StreamPatcher,
     fill_message_usage,
@@ -26,8 +26,8 @@ from addons.patching import (
     message_to_sse_events,
     to_anthropic_error,
 )
-from addons.sse import json_data
-from addons.think_tags import split_message
+from addons.wire.json_codec import from_json
+from addons.wire.sse import json_data
 
 logger = logging.getLogger(__name__)
 

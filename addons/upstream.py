@@ -41,8 +41,8 @@ from addons import (
     http_url,
     upstream_target,
 )
-from addons.answers import answer, error_response, unavailable_response
-from addons.logfollow import LogFollower, listening_address
+from addons.flow.answers import answer, error_response, unavailable_response
+from addons.wire.logfollow import LogFollower, listening_address
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import re
 import sys
 
 from addons import http_url
-from addons.policy import ModelPolicy, PolicyError, load_policy
-from addons.routes import UNKNOWN, routes_of
+from addons.config.policy import ModelPolicy, PolicyError, load_policy
+from addons.config.routes import UNKNOWN, routes_of
 from litellm_service import stack
 from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config, model_names
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import argon2
 
 from addons import http_url
-from addons.logfollow import LogFollower, listening_address
-from addons.policy import PolicyError, load_policy
-from addons.routes import RoutesError, litellm_master_key, read_config
+from addons.config.policy import PolicyError, load_policy
+from addons.config.routes import RoutesError, litellm_master_key, read_config
+from addons.wire.logfollow import LogFollower, listening_address
 from litellm_service import aliases, arguments, doctor, profiles, service, stack
 from litellm_service.envfile import EnvFileError, load_into_environ
 from litellm_service.launchd import Launchd

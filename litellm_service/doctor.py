@@ -19,10 +19,10 @@ from typing import Iterator
 from packaging.requirements import Requirement
 
 from addons import MASTER_KEY_VAR, http_url
-from addons.anthropic_errors import is_anthropic_error
-from addons.logfollow import listening_address
-from addons.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of
+from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
+from addons.config.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of
+from addons.errors.anthropic import is_anthropic_error
+from addons.wire.logfollow import listening_address
 from litellm_service import stack
 from litellm_service.envfile import EnvFileError, read_env_file
 from litellm_service.launchd import Launchd

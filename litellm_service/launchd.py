@@ -1,4 +1,4 @@
-"""The two jobs as macOS LaunchAgents: plists rendered from services/launchd/*.plist.in, loaded with launchctl."""
+"""The two jobs as macOS LaunchAgents: plists rendered from launchd/*.plist.in, loaded with launchctl."""
 
 import os
 import plistlib
@@ -35,13 +35,13 @@ def fill(value, values: dict[str, str], command: tuple[str, ...]):
 
 
 def plist_for(job: Job, label: str) -> dict:
-    name = f"launchd/{job.name}.plist.in"
+    name = f"{job.name}.plist.in"
     values = {"label": label, "project_root": str(stack.PROJECT_ROOT), "output": str(job.output)}
     try:
         return fill(plistlib.loads(template(name).encode()), values, job.command)
     except (KeyError, ValueError) as e:
         raise ServiceError(
-            f"services/{name}: bad placeholder {e}; use ${{label}}, ${{project_root}}, ${{output}}, ${{command}}"
+            f"launchd/{name}: bad placeholder {e}; use ${{label}}, ${{project_root}}, ${{output}}, ${{command}}"
         ) from None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from addons.routes import ENV_PREFIX
+from addons.config.routes import ENV_PREFIX
 
 
 class LiteLLMConfigError(Exception):

@@ -6,14 +6,14 @@
 One line per entry of the policy's `models` (config/stabilizer.yaml), then the
 defaults: window, output limit, thinking, images, tool limit, and the model
 names of the LiteLLM config served by it (by name, or by the provider's model
-id behind a name, addons/routes.py) with their route.
+id behind a name, addons/config/routes.py) with their route.
 """
 
 import argparse
 import sys
 
-from addons.policy import ModelPolicy, PolicyError, load_policy
-from addons.routes import routes_of
+from addons.config.policy import ModelPolicy, PolicyError, load_policy
+from addons.config.routes import routes_of
 from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config
 
 COLUMNS = ("model", "window", "output", "thinking", "images", "tools", "served as")

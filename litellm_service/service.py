@@ -4,7 +4,7 @@ Both jobs run the commands `stabilizer run` runs, built by litellm_service/stack
 the LiteLLM server (which reads the env file itself) and mitmdump with the addons
 (started through litellm_service.envexec, which loads the env file for it, under
 litellm_service.logpipe, which rotates mitmdump.log: it grows by a line a flow). The
-job files are rendered from the templates under services/; the platform modules
+job files are rendered from the templates under launchd/ (the systemd units in launchd/systemd/); the platform modules
 (launchd.py, systemd.py) know where the files go and how to load them.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 from addons import MASTER_KEY_VAR
-from addons.policy import PolicyError, load_policy
+from addons.config.policy import PolicyError, load_policy
 from litellm_service import envexec, logpipe, stack
 from litellm_service.envfile import EnvFileError, ensure_master_key, read_env_file
 from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
 
-TEMPLATE_DIR = stack.PROJECT_ROOT / "services"
+TEMPLATE_DIR = stack.PROJECT_ROOT / "launchd"
 JOB_NAMES = ("litellm", "mitmdump")  # also the names of their templates
 MITMDUMP_LOG_NAME = "mitmdump.log"
 # What the service manager itself catches of the mitmdump job: only the log wrapper's own failures.

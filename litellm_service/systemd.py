@@ -1,4 +1,4 @@
-"""The two jobs as systemd --user units: rendered from services/systemd/*.service.in, loaded with systemctl."""
+"""The two jobs as systemd --user units: rendered from launchd/systemd/*.service.in, loaded with systemctl."""
 
 import os
 from pathlib import Path
@@ -63,9 +63,9 @@ class Systemd:
             text = unit_text(job, template(name))
         except (KeyError, ValueError) as e:
             raise ServiceError(
-                f"services/{name}: bad placeholder {e}; use ${{command}}, ${{project_root}}, ${{output}}"
+                f"launchd/{name}: bad placeholder {e}; use ${{command}}, ${{project_root}}, ${{output}}"
             ) from None
-        return f"# Written by `stabilizer systemd install` from services/{name}.\n{text}"
+        return f"# Written by `stabilizer systemd install` from launchd/{name}.\n{text}"
 
     def _systemctl(self, *arguments: str):
         try:

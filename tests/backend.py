@@ -83,7 +83,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from addons.tokens import count_text
+from addons.messages.tokens import count_text
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from addons.logfollow import LogFollower, listening_address
+from addons.wire.logfollow import LogFollower, listening_address
 from litellm_service import stack
 from litellm_service.cli import stop
 

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from addons.sse import SSEDecoder
+from addons.wire.sse import SSEDecoder
 
 
 def streamed_message(content: bytes) -> dict[str, Any]:

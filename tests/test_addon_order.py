@@ -14,7 +14,7 @@ from mitmproxy import http
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow_notes import ORIGINAL
+from addons.flow.notes import ORIGINAL
 from tests.conftest import POLICY
 
 STREAM = (Path(__file__).parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()

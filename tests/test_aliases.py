@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from addons import MASTER_KEY_VAR
-from addons.policy import ModelPolicy, load_policy
+from addons.config.policy import ModelPolicy, load_policy
 from litellm_service import aliases, stack
 
 SHELLS = [

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addons.tokens import count_text
+from addons.messages.tokens import count_text
 from tests.backend import (
     DEEPSEEK_KEYS,
     Backend,

@@ -7,7 +7,7 @@ import brotli
 import pytest
 from mitmproxy.net.encoding import encode
 
-from addons.bodies import TooLarge, decoded
+from addons.wire.bodies import TooLarge, decoded
 
 TEXT = b'{"model": "m", "messages": []}' * 100
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from mitmproxy import http, io
 
-from addons.flow_notes import SENT
-from addons.policy import load_policy
+from addons.config.policy import load_policy
+from addons.flow.notes import SENT
+from addons.messages.tokens import count_text
 from addons.recorder import PLACEHOLDER
-from addons.tokens import count_text
 from tests.backend import DEEPSEEK_KEYS, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
 from tests.procs import StabilizerRun

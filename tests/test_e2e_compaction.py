@@ -15,9 +15,9 @@ import json
 
 import pytest
 
-from addons.policy import load_policy
-from addons.tokens import count_text
-from addons.trim import OMITTED_NOTE
+from addons.config.policy import load_policy
+from addons.messages.tokens import count_text
+from addons.request.trim import OMITTED_NOTE
 from litellm_service.aliases import claude_code_environment
 from tests.backend import Text, request_tokens
 from tests.claude import run_claude

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import io
 
-from addons.flow_notes import SENT
+from addons.flow.notes import SENT
 from tests.backend import Backend, Text, ToolCalls, request_tokens
 from tests.claude import ClaudeResult, run_claude
 from tests.conftest import POLICY

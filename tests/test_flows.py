@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from mitmproxy import http, io
 from mitmproxy.test import taddons
 
-from addons.anthropic_errors import is_anthropic_error
-from addons.flow_notes import SENT
-from addons.policy import load_policy
+from addons.config.policy import load_policy
+from addons.errors.anthropic import is_anthropic_error
+from addons.flow.notes import SENT
 from addons.recorder import PLACEHOLDER
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mitmproxy.net.encoding import encode
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.backend import Text
 from tests.claude import run_claude
 from tests.conftest import POLICY

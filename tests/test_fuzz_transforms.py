@@ -25,22 +25,22 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from addons.anthropic_errors import is_anthropic_error
-from addons.json_codec import from_json, to_json
-from addons.patching import (
+from addons.config.policy import ModelPolicy, Policy, ThinkingPolicy
+from addons.config.routes import ANTHROPIC, OPENAI
+from addons.errors.anthropic import is_anthropic_error
+from addons.messages.tokens import estimate_request
+from addons.request.shaping import shape_request
+from addons.request.trim import trim_request
+from addons.request.validation import request_problem
+from addons.response.patching import (
     STREAM_EVENT_TYPES,
     StreamPatcher,
     fill_message_usage,
     message_to_sse_events,
     to_anthropic_error,
 )
-from addons.policy import ModelPolicy, Policy, ThinkingPolicy
-from addons.routes import ANTHROPIC, OPENAI
-from addons.shaping import shape_request
-from addons.sse import SSEDecoder, encode_event
-from addons.tokens import estimate_request
-from addons.trim import trim_request
-from addons.validation import request_problem
+from addons.wire.json_codec import from_json, to_json
+from addons.wire.sse import SSEDecoder, encode_event
 from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words
 
 DATA = Path(__file__).parent / "data"
@@ -187,7 +187,7 @@ def repaired(value):
 
 
 def has_huge_int(value) -> bool:
-    """Integers beyond 64 bits: orjson reads them as floats (see the report on addons/tokens.py)."""
+    """Integers beyond 64 bits: orjson reads them as floats (see the report on addons/messages/tokens.py)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return not -(2**63) <= value < 2**64
     if isinstance(value, list):

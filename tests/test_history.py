@@ -1,4 +1,4 @@
-"""addons/history.py and addons/memo.py: a session's next request parsed from the one before.
+"""addons/request/history.py and addons/messages/memo.py: a session's next request parsed from the one before.
 
 The claim to hold: whatever the bytes, History.parse gives exactly what
 from_json gives (or the same error), and the request pipeline run with the
@@ -18,14 +18,14 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from mitmproxy import io
 
-from addons.history import History, encode
-from addons.json_codec import from_json, to_json
-from addons.memo import Kind, Memo
-from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
-from addons.shaping import shape_request
-from addons.tokens import estimate_request
-from addons.trim import trim_request
-from addons.validation import request_problem
+from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
+from addons.messages.memo import Kind, Memo
+from addons.messages.tokens import estimate_request
+from addons.request.history import History, encode
+from addons.request.shaping import shape_request
+from addons.request.trim import trim_request
+from addons.request.validation import request_problem
+from addons.wire.json_codec import from_json, to_json
 from tests import workload
 from tests.test_fuzz_transforms import FUZZ, json_values, messages, policies, requests
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.conftest import POLICY
 from tests.hostile.corpus import CASES, COUNT_TOKENS, MESSAGES, Case, valid
 from tests.procs import Mitmdump

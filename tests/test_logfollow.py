@@ -1,6 +1,6 @@
 import os
 
-from addons.logfollow import LogFollower, listening_address
+from addons.wire.logfollow import LogFollower, listening_address
 
 LINE = b"INFO:     Uvicorn running on http://127.0.0.1:%d (Press CTRL+C to quit)\n"
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from addons.policy import ModelPolicy
-from addons.shaping import shape_request
-from addons.validation import request_problem
+from addons.config.policy import ModelPolicy
+from addons.request.shaping import shape_request
+from addons.request.validation import request_problem
 from tests.procs import post_json
 from tests.test_shaping import reminder, system, text, user
 

@@ -1,4 +1,4 @@
-"""addons/mitmproxy_internals.py: the private mitmproxy names, wired into a real mitmproxy and put back.
+"""addons/flow/mitmproxy_internals.py: the private mitmproxy names, wired into a real mitmproxy and put back.
 
 The answers are checked through mitmproxy's real proxy server and HTTP/1 layer:
 a DumpMaster runs in a thread of this process (so what the module replaced is
@@ -24,7 +24,7 @@ from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons
 from mitmproxy.tools.dump import DumpMaster
 
-from addons import mitmproxy_internals
+from addons.flow import mitmproxy_internals
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.legacy_log_events import LegacyLogEventsOff
 from addons.proxy_errors import ProxyErrorAnswers

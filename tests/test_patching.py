@@ -16,8 +16,9 @@ from anthropic._streaming import SSEDecoder as SDKDecoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.anthropic_errors import error_body, is_anthropic_error
-from addons.patching import (
+from addons.errors.anthropic import error_body, is_anthropic_error
+from addons.messages.tokens import count_text
+from addons.response.patching import (
     MIN_FIXED_TOKENS,
     TRUNCATED_STREAM_MESSAGE,
     RefusalContext,
@@ -29,7 +30,6 @@ from addons.patching import (
     message_to_sse_events,
     to_anthropic_error,
 )
-from addons.tokens import count_text
 
 STREAMS = Path(__file__).parent / "data" / "streams"
 SSE_FILES = sorted(STREAMS.glob("*.sse"))

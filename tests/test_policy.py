@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.policy import DEFAULT_ACCEPTED_KEYS, ModelPolicy, Policy, PolicyError, ThinkingPolicy, load_policy
+from addons.config.policy import DEFAULT_ACCEPTED_KEYS, ModelPolicy, Policy, PolicyError, ThinkingPolicy, load_policy
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
 

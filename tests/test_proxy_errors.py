@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from addons.proxy_errors import proxy_error_response
-from addons.sse import SSEDecoder
+from addons.wire.sse import SSEDecoder
 from tests.hostile.corpus import MESSAGES, valid
 from tests.procs import post_json, running_line
 

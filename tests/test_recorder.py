@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mitmproxy import exceptions, http, io
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow_notes import SENT
+from addons.flow.notes import SENT
 from addons.recorder import (
     PLACEHOLDER,
     FlowRecorder,

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from anthropic._streaming import SSEDecoder as SDKDecoder
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.backend import CloseMidEvent, EndlessEvent, PacedStream, StallBeforeFirstByte, StallMidStream, Text
 from tests.conftest import POLICY, write_litellm_config
 from tests.procs import LineReader, LiteLLM, Mitmdump, free_port, running_line

@@ -9,8 +9,9 @@ from mitmproxy import exceptions
 from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
-from addons import request_shaper, tokens
-from addons.history import History
+from addons import request_shaper
+from addons.messages import tokens
+from addons.request.history import History
 from addons.request_shaper import RequestShaper
 from tests import workload
 
@@ -277,7 +278,7 @@ def test_no_policy_uses_built_in_defaults():
 
 
 def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
-    """The addon parses a next turn from the previous one (addons/history.py) and reuses
+    """The addon parses a next turn from the previous one (addons/request/history.py) and reuses
     what it worked out from the shared messages; the result is what a fresh addon gives."""
     session = {**workload.long_session(700_000), "model": "qwen-plus"}  # trimmed under qwen-plus's 128K window
     for turn in range(4):
@@ -379,7 +380,7 @@ def test_the_anthropic_route_gets_thinking_in_anthropic_fields(routed):
     body = sent(flow)
     assert flow.metadata["stabilizer"]["context_window"] == 1000000
     # Anthropic's own switch goes through as it is; nothing for LiteLLM's extra_body.
-    # (Whether the effort goes too is addons/thinking.py's choice, not checked here.)
+    # (Whether the effort goes too is addons/request/thinking.py's choice, not checked here.)
     assert body["thinking"] == {"type": "enabled"}
     assert "extra_body" not in body and "reasoning_effort" not in body
 

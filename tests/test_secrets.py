@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.backend import Error
 from tests.procs import get_json, poll_until
 from tests.test_reliability import (

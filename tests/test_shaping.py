@@ -5,8 +5,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
-from addons.shaping import (
+from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
+from addons.request.shaping import (
     INVALID_ARGUMENTS_NOTE,
     SYSTEM_REMINDER,
     add_text_blocks,
@@ -16,7 +16,7 @@ from addons.shaping import (
     shape_request,
     strip_unaccepted,
 )
-from addons.thinking import PLACEHOLDER_REASONING
+from addons.request.thinking import PLACEHOLDER_REASONING
 
 DATA = Path(__file__).parent / "data"
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from addons.shaping import defers_text, fold_system_messages
-from addons.trim import OMITTED_NOTE, trim_request
+from addons.request.shaping import defers_text, fold_system_messages
+from addons.request.trim import OMITTED_NOTE, trim_request
 from tests.backend import PROFILES, TOOL_MESSAGES_DUE, check_request
 from tests.procs import post_json
 from tests.test_fuzz_transforms import tool_order_problem

@@ -6,7 +6,7 @@ from anthropic._streaming import SSEDecoder as SDKDecoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.sse import SSEDecoder, encode_event, json_data, parse_event, replace_data
+from addons.wire.sse import SSEDecoder, encode_event, json_data, parse_event, replace_data
 
 LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r"])
 # Field values: no line terminators (they cannot be inside a line).

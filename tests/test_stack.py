@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.backend import default_reasoning
 from tests.procs import LineReader, free_port, get_json, listening, poll_until, post_json, running_line
 

@@ -6,7 +6,7 @@ import threading
 import anthropic
 import pytest
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from tests.backend import CloseMidEvent, Error, StallMidStream, Text, ToolCalls
 from tests.procs import post_json
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.tokens import estimate_request
+from addons.messages.tokens import estimate_request
 from tests.procs import post_json
 
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from addons.thinking import PLACEHOLDER_REASONING
+from addons.request.thinking import PLACEHOLDER_REASONING
 from tests.backend import Text
 from tests.conftest import ANTHROPIC_ROUTE_MODELS
 from tests.procs import post_json

@@ -13,7 +13,7 @@ import json
 import anthropic
 import pytest
 
-from addons.tokens import count_text
+from addons.messages.tokens import count_text
 from tests import workload
 from tests.backend import Text, request_tokens
 

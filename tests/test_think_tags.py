@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addons.think_tags import ThinkTagSplitter, joined_message, split_message
+from addons.messages.think_tags import ThinkTagSplitter, joined_message, split_message
 
 
 def stream_of(parts: list[str], tool: bool = False) -> list[tuple[str, dict]]:

@@ -1,4 +1,4 @@
-"""Thinking controls and reasoning round trips (addons/thinking.py, addons/routes.py), without a proxy.
+"""Thinking controls and reasoning round trips (addons/request/thinking.py, addons/config/routes.py), without a proxy.
 
 Each request that shaping writes for DeepSeek's OpenAI-compatible route is also
 put to the stand-in's own checks (tests/backend.py), which reproduce DeepSeek's
@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
-from addons.history import History
-from addons.policy import ModelPolicy, ThinkingPolicy, load_policy
+from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
+from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
+from addons.request.history import History
+from addons.request.shaping import shape_request, with_reasoning_note
+from addons.request.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
+from addons.request.trim import trim_request
 from addons.request_shaper import RequestShaper
-from addons.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
-from addons.shaping import shape_request, with_reasoning_note
-from addons.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
-from addons.trim import trim_request
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
 from tests.test_request_shaper import post, sent
 from tests.test_trim import agent_session, policy_for, request_of

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from addons import tokens
-from addons.json_codec import from_json, parse_json, to_json
-from addons.tokens import (
+from addons.messages import tokens
+from addons.messages.tokens import (
     BLOCK_OVERHEAD,
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
@@ -16,6 +15,7 @@ from addons.tokens import (
     estimate_message,
     estimate_request,
 )
+from addons.wire.json_codec import from_json, parse_json, to_json
 
 REQUEST = json.loads((Path(__file__).parent / "data" / "claude_code_tool_roundtrip_request.json").read_text())
 

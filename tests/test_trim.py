@@ -5,10 +5,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from addons.policy import ModelPolicy
-from addons.shaping import SYSTEM_REMINDER, shape_request
-from addons.tokens import count_text, estimate_request
-from addons.trim import OMITTED_NOTE, shorten_tool_results, trim_request
+from addons.config.policy import ModelPolicy
+from addons.messages.tokens import count_text, estimate_request
+from addons.request.shaping import SYSTEM_REMINDER, shape_request
+from addons.request.trim import OMITTED_NOTE, shorten_tool_results, trim_request
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "claude_code_request.json").read_text())
 SYSTEM_PROMPT = "You are a coding agent."

@@ -15,12 +15,12 @@ from mitmproxy import contentviews, flowfilter, http, io
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons import turn_view
-from addons.flow_notes import ORIGINAL
+from addons.flow.notes import ORIGINAL
 from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
 from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
+from addons.views import turn_view
 from tests import workload
 from tests.conftest import POLICY
 

@@ -5,7 +5,7 @@ import json
 
 from mitmproxy.test import taddons, tflow
 
-from addons.anthropic_errors import is_anthropic_error
+from addons.errors.anthropic import is_anthropic_error
 from addons.upstream import Upstream
 from tests.procs import free_port, listening
 

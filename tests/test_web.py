@@ -11,7 +11,7 @@ from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
 from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
-from addons.turn_view import NOT_KEPT
+from addons.views.turn_view import NOT_KEPT
 from tests.procs import LineReader, free_port, get_json, post_json
 
 CAP = 5

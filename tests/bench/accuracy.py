@@ -1,4 +1,4 @@
-"""6. Token estimate accuracy: addons/tokens.py's estimate against a real tokenizer.
+"""6. Token estimate accuracy: addons/messages/tokens.py's estimate against a real tokenizer.
 
 The reference is what LiteLLM itself would count: the shaped request
 translated to OpenAI Chat Completions by LiteLLM's own adapter (as the
@@ -14,9 +14,9 @@ estimate is high (trimming then cuts a little early, never late).
 
 import os
 
-from addons.policy import load_policy
-from addons.shaping import shape_request
-from addons.tokens import estimate_request
+from addons.config.policy import load_policy
+from addons.messages.tokens import estimate_request
+from addons.request.shaping import shape_request
 from tests import workload
 from tests.bench.servers import POLICY
 

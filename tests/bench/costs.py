@@ -11,7 +11,7 @@ max_tokens capped to 8192, so the larger ones are trimmed):
 - shape+trim, repeat: the same request again (every estimate cached);
 - shape+trim, next turn: the history plus one turn after the previous was seen;
 - request hook, next turn: what the request addon does with that next turn's
-  bytes: parse it from the previous turn (addons/history.py), shape, check and
+  bytes: parse it from the previous turn (addons/request/history.py), shape, check and
   trim with the parse's memo, and write the result (history.encode).
 
 The shape+trim columns call the transforms alone, as a client whose bodies are
@@ -34,14 +34,14 @@ import statistics
 import time
 from collections.abc import Callable
 
-from addons import tokens
-from addons.history import History, encode
-from addons.json_codec import from_json
-from addons.policy import load_policy
-from addons.shaping import shape_request
-from addons.tokens import estimate_request
-from addons.trim import trim_request
-from addons.validation import request_problem
+from addons.config.policy import load_policy
+from addons.messages import tokens
+from addons.messages.tokens import estimate_request
+from addons.request.history import History, encode
+from addons.request.shaping import shape_request
+from addons.request.trim import trim_request
+from addons.request.validation import request_problem
+from addons.wire.json_codec import from_json
 from tests import workload
 from tests.bench.servers import POLICY
 from tests.bench.stats import loglog_slope

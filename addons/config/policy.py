@@ -12,7 +12,7 @@ A model's entry is merged over `defaults` key by key (a list or a `thinking`
 section given in an entry replaces the default one). A request's model is
 looked up by the name Claude Code sends, then by the provider's own model id
 behind that name in LiteLLM's config (`openai/deepseek-flash` -> deepseek-flash,
-addons/routes.py), so one entry serves every LiteLLM alias of a model. Models
+addons/config/routes.py), so one entry serves every LiteLLM alias of a model. Models
 found under neither use `defaults`.
 
 `load_policy(None)` or `load_policy("")` and an empty file give the built-in
@@ -52,7 +52,7 @@ class ThinkingPolicy(BaseModel):
     `enable`, `disable` and `effort_field` name what the backend takes on its
     OpenAI-compatible route; LiteLLM forwards them verbatim (as `extra_body`).
     On the Anthropic-compatible route the switch is written in Anthropic's own
-    `thinking.type` (the effort cannot pass LiteLLM there). addons/thinking.py
+    `thinking.type` (the effort cannot pass LiteLLM there). addons/request/thinking.py
     applies it.
     """
 
@@ -205,7 +205,7 @@ class Policy(BaseModel):
 
     def for_model(self, name: Any, model_id: str | None = None) -> ModelPolicy:
         """The settings for `name` (the request's `model`), else for `model_id` (the provider's
-        id behind it, addons/routes.py), else the defaults."""
+        id behind it, addons/config/routes.py), else the defaults."""
         key = self.key_for(name, model_id)
         return self.models.get(key, self.defaults) if key is not None else self.defaults
 

@@ -20,7 +20,7 @@ it in place so that it is refused here, never dropped).
 
 from typing import Any
 
-from addons.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo
 
 ROLES = ("user", "assistant")
 # What Anthropic takes as tool_choice.type.

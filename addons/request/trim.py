@@ -2,7 +2,7 @@
 
 Budget = context_window - max_tokens (already capped) - safety_margin_tokens,
 all from the model's policy. The request's size is estimated with a real
-tokenizer (addons/tokens.py; counts are cached per message, so only a turn's new
+tokenizer (addons/messages/tokens.py; counts are cached per message, so only a turn's new
 messages are counted). When the estimate is over budget, or the history has more
 than `max_messages`, whole messages are removed from the middle:
 
@@ -62,10 +62,10 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from addons.memo import Memo
-from addons.policy import ModelPolicy
-from addons.shaping import add_text_blocks, defers_text, role_of
-from addons.tokens import MessageEstimate, count_fixed, count_message, count_text, estimate_message
+from addons.config.policy import ModelPolicy
+from addons.messages.memo import Memo
+from addons.messages.tokens import MessageEstimate, count_fixed, count_message, count_text, estimate_message
+from addons.request.shaping import add_text_blocks, defers_text, role_of
 
 OMITTED_NOTE = "[{} earlier messages of this conversation were omitted here to fit the model's context window.]"
 CUT_NOTE = "\n[... {} tokens of this tool result were cut here to fit the model's context window ...]\n"

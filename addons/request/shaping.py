@@ -18,7 +18,7 @@ a 2 MB history costs a walk, not a copy.
   not an object is repaired.
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend
-  needs every turn's (addons/thinking.py).
+  needs every turn's (addons/request/thinking.py).
 - cap: `max_tokens` down to the model's `max_output_tokens`.
 
 The client's `stream` choice is never touched.
@@ -33,11 +33,11 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from addons.memo import Kind, Memo
-from addons.policy import THINKING_BLOCK_TYPES, ModelPolicy
-from addons.routes import OPENAI
-from addons.think_tags import joined_message
-from addons.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note, reasoning_in_text
+from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
+from addons.config.routes import OPENAI
+from addons.messages.memo import Kind, Memo
+from addons.messages.think_tags import joined_message
+from addons.request.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note, reasoning_in_text
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -55,7 +55,7 @@ def shape_request(
 ) -> Shaped:
     """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
-    `route`: how LiteLLM reaches the backend (addons/routes.py), which decides how
+    `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
     thinking is written. `memo`: results for values seen before (see strip_unaccepted)."""
     original = request
     request, reminders = fold_system_messages(request, memo)
@@ -196,8 +196,8 @@ def strip_unaccepted(
     repaired (`repaired_input`); server tools (unless `server_tools`), tool fields outside
     TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
     own, so the result for a value is found in `memo` when the same object comes again (a
-    session's next turn, addons/history.py). In the same pass an assistant turn without
-    reasoning gets its note where the backend needs every turn's (addons/thinking.py).
+    session's next turn, addons/request/history.py). In the same pass an assistant turn without
+    reasoning gets its note where the backend needs every turn's (addons/request/thinking.py).
     """
     changes: list[str] = []
     shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}

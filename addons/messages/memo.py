@@ -1,7 +1,7 @@
 """What was worked out from parsed values, found again by the values' identity.
 
 A session's next request reuses the previous request's parsed messages as the
-very same objects (addons/history.py). So what was worked out from them (a
+very same objects (addons/request/history.py). So what was worked out from them (a
 stripped copy, a token estimate, a shape check) can be looked up by identity,
 in a dict, instead of being computed again or hashed from its JSON: at 2 MB of
 history that is the difference between a millisecond and a few microseconds.

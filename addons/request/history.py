@@ -27,9 +27,9 @@ while k > 0 (B would end its messages with a comma), B is parsed whole, which
 gives its own error.
 
 The reused messages, system prompt and tools are the very objects parsed from
-R, so what was worked out from them is found in R's memo (addons/memo.py); B's
+R, so what was worked out from them is found in R's memo (addons/messages/memo.py); B's
 memo starts from it. Nothing downstream mutates a parsed request
-(addons/shaping.py copies what it changes), so sharing the objects is safe.
+(addons/request/shaping.py copies what it changes), so sharing the objects is safe.
 
 encode() writes the shaped request back to bytes the same way round: every
 part that is still the very object parsed is copied from the body's bytes
@@ -49,8 +49,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from addons.json_codec import parse_json, to_json
-from addons.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo
+from addons.wire.json_codec import parse_json, to_json
 
 MAX_BODIES = 8
 MAX_BYTES = 24 << 20
@@ -90,7 +90,7 @@ class History:
         self._known: list[_Layout] = []  # least recently used first
 
     def parse(self, raw: bytes) -> Parsed:
-        """`raw` parsed as addons.tokens.parse_json parses it (same value, same
+        """`raw` parsed as addons.messages.tokens.parse_json parses it (same value, same
         errors), from a remembered body where `raw` continues one."""
         best, reused = None, -1
         for known in reversed(self._known):

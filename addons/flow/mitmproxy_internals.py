@@ -61,7 +61,7 @@ def check_version(found: str | None = None) -> None:
         expected = "%d.%d.x" % WRITTEN_FOR
         raise exceptions.AddonManagerError(
             f"the stabilizer addons reach into mitmproxy's internals as mitmproxy {expected} has them "
-            f"(addons/mitmproxy_internals.py), but this is mitmproxy {found}. Install the pinned mitmproxy: "
+            f"(addons/flow/mitmproxy_internals.py), but this is mitmproxy {found}. Install the pinned mitmproxy: "
             f"`python -m pip install -c {PINNED} -e .` in the project folder (`make install` does it in .venv)."
         )
 

@@ -4,7 +4,7 @@ LiteLLM's config maps a `model_name` (what Claude Code sends as `model`) to
 `litellm_params.model`, `<provider>/<model id>`. Two facts follow from it:
 
 - The provider's model id (`openai/deepseek-flash` -> `deepseek-flash`), under
-  which the policy keeps what it knows of a model (addons/policy.py): one entry
+  which the policy keeps what it knows of a model (addons/config/policy.py): one entry
   serves every alias a user gives it in their own LiteLLM config.
 - The route. For `/v1/messages`, LiteLLM 1.108.7 sends a few providers the
   Anthropic request as it is (`anthropic/`, `deepseek/` to
@@ -12,7 +12,7 @@ LiteLLM's config maps a `model_name` (what Claude Code sends as `model`) to
   `model_info.supported_endpoints` lists /v1/messages; see
   ProviderConfigManager.get_provider_anthropic_messages_config). Every other
   provider gets it translated to Chat Completions (`openai/` and the rest).
-  Thinking travels differently on the two (addons/thinking.py).
+  Thinking travels differently on the two (addons/request/thinking.py).
 
 Without a LiteLLM config (a LiteLLM run elsewhere), or for a name it does not
 list, the route is the OpenAI-compatible one and the model id is the name.

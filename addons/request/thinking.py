@@ -38,15 +38,15 @@ of turns that called tools). DeepSeek refuses a request with tools in which
 any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
 turn a thinking block that says it has none (PLACEHOLDER_REASONING, added by
-addons/shaping.py while it strips each message, so a session's next turn finds
+addons/request/shaping.py while it strips each message, so a session's next turn finds
 it in the memo) on the OpenAI-compatible route. On the Anthropic-compatible route
 thinking blocks go back exactly as Claude Code sent them, signature included.
 """
 
 from typing import Any, TypeGuard, get_args
 
-from addons.policy import ClaudeEffort, ThinkingPolicy
-from addons.routes import ANTHROPIC, OPENAI
+from addons.config.policy import ClaudeEffort, ThinkingPolicy
+from addons.config.routes import ANTHROPIC, OPENAI
 
 # `enabled` with a budget and no effort: the effort of the budget's band
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
@@ -105,7 +105,7 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
 
 def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:
     """Whether the backend's reasoning travels inside <think> tags in the text on this route
-    (addons/think_tags.py)."""
+    (addons/messages/think_tags.py)."""
     return policy is not None and policy.in_text and route == OPENAI
 
 

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import tiktoken
 
-from addons.json_codec import to_json
-from addons.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo
+from addons.wire.json_codec import to_json
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ REQUEST_OVERHEAD = 8
 # hashing it ~1.5 ms. Estimates are kept per message (and for the system prompt and tools),
 # keyed by a hash of the value's JSON: no message text is kept, so a bound on entries
 # is a bound on memory (a few hundred bytes each, ~10 MB when full). A request parsed
-# from the session's previous one (addons/history.py) shares its objects, and finds
+# from the session's previous one (addons/request/history.py) shares its objects, and finds
 # their estimates in its memo by identity, without hashing. This cache stays beside the
 # memo for what identity cannot find: old messages in new objects, from a body parsed
 # whole (a resumed or forked session, a subagent, a count_tokens call, a body that is not

@@ -3,14 +3,14 @@
 Every addon that answers a request instead of LiteLLM (a missing key, a
 malformed body, a method a path does not take, LiteLLM away, mitmproxy's own
 failures) builds the response here, and gives it with `answer`;
-addons/anthropic_errors.py has the body and the status of each error type,
+addons/errors/anthropic.py has the body and the status of each error type,
 without mitmproxy.
 """
 
 from mitmproxy import http
 
-from addons.anthropic_errors import STATUS_BY_TYPE, error_body
-from addons.flow_notes import ANSWERED_HERE
+from addons.errors.anthropic import STATUS_BY_TYPE, error_body
+from addons.flow.notes import ANSWERED_HERE
 
 RETRY_AFTER_SECONDS = 1
 

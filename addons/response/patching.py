@@ -14,17 +14,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from addons.anthropic_errors import (
+from addons.errors.anthropic import (
     STATUS_BY_TYPE,
     error_body,
     error_payload,
     is_anthropic_error,
     prompt_too_long_message,
 )
-from addons.json_codec import from_json
-from addons.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
-from addons.think_tags import ThinkTagSplitter
-from addons.tokens import count_text
+from addons.messages.think_tags import ThinkTagSplitter
+from addons.messages.tokens import count_text
+from addons.wire.json_codec import from_json
+from addons.wire.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 # System prompt and tools (estimated tokens) below which a reported input count is never
@@ -248,7 +248,7 @@ class StreamPatcher:
         self._reported_input: int | None = None
         self._named_events = False
         self._oversized_noted = False
-        # Reasoning inside <think> tags in the text, sent on as thinking blocks (addons/think_tags.py).
+        # Reasoning inside <think> tags in the text, sent on as thinking blocks (addons/messages/think_tags.py).
         self._splitter = ThinkTagSplitter() if think_tags else None
 
     def feed(self, chunk: bytes) -> bytes:
@@ -589,7 +589,7 @@ class RefusalContext:
     model: str | None = None  # the name Claude Code sent
     policy_file: str | None = None  # "" or None: the built-in defaults are in use
     # The entry under `models` that applies (the provider's model id behind `model`,
-    # addons/routes.py), else `model`.
+    # addons/config/routes.py), else `model`.
     policy_key: str | None = None
 
 

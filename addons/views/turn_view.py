@@ -25,8 +25,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from addons.json_codec import from_json, to_json
-from addons.sse import SSEDecoder
+from addons.wire.json_codec import from_json, to_json
+from addons.wire.sse import SSEDecoder
 
 CHANGES_HEADING = "What the stabilizer did"
 REQUEST_HEADING = "What Claude Code sent vs what went upstream"

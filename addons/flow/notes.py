@@ -10,7 +10,7 @@ version) as absent.
 
 The other keys: SENT (addons/recorder.py: what went on, in a recorded flow),
 ORIGINAL (addons/inspection.py: what arrived, kept for mitmweb's view) and
-ANSWERED_HERE (addons/answers.py: an addon answered the request itself).
+ANSWERED_HERE (addons/flow/answers.py: an addon answered the request itself).
 """
 
 from collections.abc import Mapping
