@@ -66,7 +66,7 @@ DEFAULT_MAX_FLOWS = 1000
 # Above the JSON view's 1: mitmweb's "auto" picks the stabilizer view for the flows it explains.
 VIEW_PRIORITY = 2
 
-# The words a filter finds, and the notes (addons/request_shaper.py, addons/response/patching.py,
+# The words a filter finds, and the notes (addons/request_shaper.py, addons/response/,
 # addons/response_patcher.py) that earn them. "upstream error" is also earned by an error
 # status the upstream answered (not one the addons answered themselves).
 FILTER_WORDS = {

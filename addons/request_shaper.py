@@ -303,13 +303,13 @@ class RequestShaper:
                 flow.request.set_content(encode(outgoing, parsed))
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
-            # Named in the hint of a backend's refusal (addons/response/patching.py): the file, and the
+            # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
             policy_file=ctx.options.stabilizer_policy,
             policy_key=self.policy.key_for(body.get("model"), route.model_id),
             stream=body.get("stream") is True,
             input_tokens=after,
-            # Of which the system prompt, the tools and the request's overhead (addons/response/patching.py
+            # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
             # tells LiteLLM's stand-in usage, which leaves them out, from the backend's by it).
             fixed_tokens=count_fixed(outgoing, memo),
             context_window=policy.context_window,

@@ -1,4 +1,4 @@
-"""The response addon: mitmproxy hooks around addons.response.patching.
+"""The response addon: mitmproxy hooks around the pure patches in addons/response/ and addons/errors/.
 
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
 the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
@@ -14,18 +14,12 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
+from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
 from addons.flow.notes import ANSWERED_HERE, TurnNotes, count, turn_notes
 from addons.messages.think_tags import split_message
-from addons.response.patching import (
-    RefusalContext,
-    StreamPatcher,
-    fill_message_usage,
-    fill_thinking_signatures,
-    is_key_refusal,
-    is_message,
-    message_to_sse_events,
-    to_anthropic_error,
-)
+from addons.response.json_to_sse import message_to_sse_events
+from addons.response.stream import StreamPatcher
+from addons.response.usage import fill_message_usage, fill_thinking_signatures, is_message
 from addons.wire.json_codec import from_json
 from addons.wire.sse import json_data
 

@@ -4,7 +4,7 @@ Request side: tokens.from_json, shaping.shape_request, validation.request_proble
 trim.trim_request, tokens.estimate_request; and, over well-formed histories whose
 tool results come split over several user turns, that shaping and trimming keep
 the order LiteLLM's translation needs (`tool_order_problem`). Response side:
-patching.StreamPatcher (feed/finish), to_anthropic_error, fill_message_usage,
+stream.StreamPatcher (feed/finish), to_anthropic_error, fill_message_usage,
 message_to_sse_events.
 
 Every transform here is a plain function that the addons call on whatever a
@@ -28,17 +28,14 @@ from hypothesis import strategies as st
 from addons.config.policy import ModelPolicy, Policy, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
 from addons.errors.anthropic import is_anthropic_error
+from addons.errors.upstream import to_anthropic_error
 from addons.messages.tokens import estimate_request
 from addons.request.shaping import shape_request
 from addons.request.trim import trim_request
 from addons.request.validation import request_problem
-from addons.response.patching import (
-    STREAM_EVENT_TYPES,
-    StreamPatcher,
-    fill_message_usage,
-    message_to_sse_events,
-    to_anthropic_error,
-)
+from addons.response.json_to_sse import message_to_sse_events
+from addons.response.stream import STREAM_EVENT_TYPES, StreamPatcher
+from addons.response.usage import fill_message_usage
 from addons.wire.json_codec import from_json, to_json
 from addons.wire.sse import SSEDecoder, encode_event
 from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words

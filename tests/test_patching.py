@@ -17,19 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from addons.errors.anthropic import error_body, is_anthropic_error
+from addons.errors.upstream import RefusalContext, explain_refusal, is_key_refusal, to_anthropic_error
 from addons.messages.tokens import count_text
-from addons.response.patching import (
-    MIN_FIXED_TOKENS,
-    TRUNCATED_STREAM_MESSAGE,
-    RefusalContext,
-    StreamPatcher,
-    explain_refusal,
-    fill_message_usage,
-    is_key_refusal,
-    is_substitute_input,
-    message_to_sse_events,
-    to_anthropic_error,
-)
+from addons.response.json_to_sse import message_to_sse_events
+from addons.response.stream import TRUNCATED_STREAM_MESSAGE, StreamPatcher
+from addons.response.usage import MIN_FIXED_TOKENS, fill_message_usage, is_substitute_input
 
 STREAMS = Path(__file__).parent / "data" / "streams"
 SSE_FILES = sorted(STREAMS.glob("*.sse"))

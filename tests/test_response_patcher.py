@@ -11,7 +11,7 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.errors.anthropic import is_anthropic_error
-from addons.response.patching import StreamPatcher
+from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
 from tests.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
 
