@@ -31,7 +31,7 @@ meanwhile queue behind it: its token count (seconds at 20 MB) would otherwise
 hold every other flow's events on mitmproxy's event loop. A compressed body, or
 one above PARSE_ON_LOOP_BYTES, is decoded and parsed there as well.
 
-Lone UTF-16 surrogates in the body's strings (addons/tokens.parse_json) are
+Lone UTF-16 surrogates in the body's strings (addons/wire/json_codec.py, parse_json) are
 replaced by U+FFFD and the body written again: LiteLLM refuses them.
 
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
@@ -368,8 +368,10 @@ def _collector_paused() -> Iterator[None]:
     A long session parses into tens of thousands of objects that all die when
     the hook returns. Collections started meanwhile would only scan them (and
     move them to older generations, bringing the next full collection of the
-    whole process closer: tens of ms at a 2 MB history). The hook never
-    awaits, so nothing else runs while collection is off.
+    whole process closer). Collection is process-wide: on the event loop the
+    hook never awaits, so nothing else runs while it is off; in the worker
+    thread the loop's other flows run meanwhile without it too, until the
+    shaping is done. A pause already on is left to the one that began it.
     """
     if not gc.isenabled():
         yield
