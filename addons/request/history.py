@@ -3,8 +3,8 @@
 Claude Code sends the whole conversation on every turn. From one turn to the
 next the body's bytes stay the same up to the last message or two (the
 `cache_control` mark moves to the newest turn) and after the messages (system
-prompt, tools, settings); new messages are appended. Parsing a 2 MB body takes
-2.5-4 ms; this parses only what changed.
+prompt, tools, settings); new messages are appended. Parsing a long session's
+body whole takes milliseconds (docs/benchmarks.md); this parses only what changed.
 
 It can do so from a body whose layout it knows: a canonical one, exactly the
 bytes orjson writes for the value it parses to (compact JSON as JSON.stringify
