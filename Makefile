@@ -11,7 +11,7 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test lint bench flows install claude-code shells chromium clean
+.PHONY: run test lint bench flows docs install claude-code shells chromium clean
 
 run: install
 	$(BIN)/stabilizer run
@@ -27,6 +27,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# The tables of docs/configuration.md, written from the policy's fields and the addons' options.
+docs: install
+	$(BIN)/python -m tests.gendocs
 
 # Record tests/flows/ again (after a Claude Code upgrade): the end-to-end scenarios with the real
 # CLI, each passing scenario's flows written, keys replaced, to tests/flows/<scenario>.flow.

@@ -87,7 +87,8 @@ class UpstreamIdleTimeout:
             int,
             DEFAULT_SECONDS,
             "Seconds LiteLLM may send nothing (before its answer, or between two chunks of a stream) "
-            "before the request is given up with an Anthropic overloaded_error. 0: no limit.",
+            "before the request is given up with an Anthropic overloaded_error. 0: no limit. LiteLLM's own "
+            "stream_timeout or timeout in its config, when shorter, comes first.",
         )
 
     def configure(self, updated):

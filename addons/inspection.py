@@ -303,7 +303,7 @@ class FlowCap:
             "stabilizer_max_flows",
             int,
             DEFAULT_MAX_FLOWS,
-            "The most flows mitmweb keeps; beyond it the oldest finished ones are dropped. 0: no cap.",
+            "mitmweb only: the most flows it keeps; beyond it the oldest finished ones are dropped. 0: no cap.",
         )
 
     def configure(self, updated):

@@ -3,9 +3,8 @@
 mitmproxy turns every log record into an `add_log` event for addons written
 before mitmproxy 9 (LegacyLogEvents in mitmproxy/log.py): a call scheduled on
 the event loop, which then asks each of the ~50 loaded addons whether it has
-an `add_log` method. The bundle logs a line or two per request it changes;
-with py-spy on the 76 KB Claude Code request, that dispatch took 0.11 ms of CPU
-per request, more than writing the lines. No addon of mitmproxy's or of ours
+an `add_log` method. The bundle logs a line or two per request it changes,
+and that dispatch costs more CPU than writing the lines (docs/benchmarks.md). No addon of mitmproxy's or of ours
 has `add_log` (mitmweb's event log reads records with a handler of its own),
 so once everything is loaded and still none has one, the handler comes off
 (addons/flow/mitmproxy_internals.py: no option switches it off), and goes back on

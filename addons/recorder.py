@@ -229,7 +229,8 @@ class FlowRecorder:
             str,
             "",
             "Write every finished flow, secrets replaced, to this mitmproxy flow file (truncated at start). "
-            "Request and response as they arrived; what was sent on in metadata. Empty: no recording.",
+            "Request and response as they arrived; what was sent on in metadata (stabilizer run --record). "
+            "Empty: no recording.",
         )
         self.secrets = secret_values(os.environ)
 

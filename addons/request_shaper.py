@@ -27,11 +27,11 @@ port: the Upstream addon, ordered before it, decides where the request goes.
 
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
 turns) is counted and shaped in a worker thread, and the requests that come
-meanwhile queue behind it: its token count (seconds at 20 MB) would otherwise
-hold every other flow's events on mitmproxy's event loop. A compressed body, or
+meanwhile queue behind it: its token count (seconds for tens of MB,
+docs/benchmarks.md) would otherwise hold every other flow's events on mitmproxy's event loop. A compressed body, or
 one above PARSE_ON_LOOP_BYTES, is decoded and parsed there as well.
 
-Lone UTF-16 surrogates in the body's strings (addons/tokens.parse_json) are
+Lone UTF-16 surrogates in the body's strings (addons/wire/json_codec.py, parse_json) are
 replaced by U+FFFD and the body written again: LiteLLM refuses them.
 
 The 400 reads "prompt is too long: N tokens > M maximum" with N the estimate of
@@ -71,12 +71,12 @@ from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 logger = logging.getLogger(__name__)
 
 # A request with more new bytes than this (not taken over from the session's previous
-# turn) is counted and shaped in a worker thread: counting 20 MB takes seconds, which on
-# the event loop would hold every other flow. A next turn of a long session stays on the
+# turn) is counted and shaped in a worker thread: counting tens of MB takes seconds, which
+# on the event loop would hold every other flow. A next turn of a long session stays on the
 # loop: the hop to a thread costs it more than its few milliseconds of work.
 OFF_LOOP_BYTES = 1 << 20
-# A body larger than this is parsed in the worker thread too (orjson takes ~1.5 ms a MB);
-# a session's history of a 1M-token window is about 4 MB.
+# A body larger than this is parsed in the worker thread too (orjson's time grows with the
+# size: docs/benchmarks.md); a session's history of a 1M-token window is about 4 MB.
 PARSE_ON_LOOP_BYTES = 8 << 20
 
 
@@ -161,7 +161,7 @@ class RequestShaper:
         return route, self.policy.for_model(model, route.model_id)
 
     def running(self):
-        # Load the tokenizer's tables now (about 0.3 s): otherwise the first request waits for them.
+        # Load the tokenizer's tables now: otherwise the first request waits for them.
         count_text("warm up")
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
@@ -326,7 +326,7 @@ class RequestShaper:
 
 def _costly_to_parse(request: http.Request) -> bool:
     """Whether parsing the body would take the loop for more than a few ms: a compressed body
-    is inflated first (32 MB from a 0.1 MB bomb: 0.1 s), and no session's next turn is this large."""
+    is inflated first (up to 32 MB from a 0.1 MB bomb), and no session's next turn is this large."""
     return "content-encoding" in request.headers or len(request.raw_content or b"") > PARSE_ON_LOOP_BYTES
 
 
@@ -368,8 +368,10 @@ def _collector_paused() -> Iterator[None]:
     A long session parses into tens of thousands of objects that all die when
     the hook returns. Collections started meanwhile would only scan them (and
     move them to older generations, bringing the next full collection of the
-    whole process closer: tens of ms at a 2 MB history). The hook never
-    awaits, so nothing else runs while collection is off.
+    whole process closer). Collection is process-wide: on the event loop the
+    hook never awaits, so nothing else runs while it is off; in the worker
+    thread the loop's other flows run meanwhile without it too, until the
+    shaping is done. A pause already on is left to the one that began it.
     """
     if not gc.isenabled():
         yield

@@ -37,8 +37,7 @@ def _keeps_flows() -> bool:
     """Whether the master keeps flows to show: mitmweb's "view" addon is loaded before scripts are.
 
     mitmdump keeps none. There TurnKeeper and KeysHidden would have nothing to tend, and
-    leaving them out of the list spares every flow their six hook calls (make bench: about
-    0.1 ms a request)."""
+    leaving them out of the list spares every flow their six hook calls (docs/benchmarks.md)."""
     master = getattr(ctx, "master", None)
     return master is not None and master.addons.get("view") is not None
 

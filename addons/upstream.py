@@ -85,13 +85,15 @@ class Upstream:
             "stabilizer_litellm_log",
             str,
             "",
-            "LiteLLM's log file; its newest 'Uvicorn running on' line says where to send requests.",
+            "LiteLLM's log file; its newest 'Uvicorn running on' line says where to send requests, once that "
+            "port takes a connection (a line of an earlier LiteLLM in an appended log is never used).",
         )
         loader.add_option(
             "stabilizer_upstream",
             str,
             "",
-            "A LiteLLM that runs elsewhere (http[s]://host[:port][/prefix]): requests go there, no log is followed.",
+            "A LiteLLM that runs elsewhere (http[s]://host[:port][/prefix], stabilizer run --upstream): "
+            "requests go there, no log is followed.",
         )
 
     def configure(self, updated):

@@ -61,11 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     litellm.disable_hf_tokenizer_download = True
     # Access lines would grow the log the upstream addon follows by one line per request.
-    # The rest is uvicorn's default on purpose (measured 2026-11-26, README "Benchmarks"): it
-    # picks uvloop (installed) and h11 (httptools is not installed; with it, 0.2-0.7 ms less a
-    # request, within the noise); one worker serves a request whatever the count, and LiteLLM's
-    # "Server Tuning" page (docs.litellm.ai, read 2026-11-26) advises one per machine; after a
-    # pause past the 5 s keep-alive mitmdump reconnects without an error, at no measurable cost.
+    # The rest is uvicorn's default on purpose (why, as measured: docs/benchmarks.md, "Where
+    # LiteLLM's time goes"): uvloop and h11 (httptools is not installed), one worker (LiteLLM's
+    # "Server Tuning" page, docs.litellm.ai, read 2026-11-26, advises one per machine), and the
+    # 5 s keep-alive, past which mitmdump reconnects without an error.
     uvicorn.run("litellm.proxy.proxy_server:app", host=args.host, port=args.port, access_log=False)
     return 0
 

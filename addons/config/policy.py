@@ -59,10 +59,14 @@ class ThinkingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enable: dict[str, Any] | None = Field(
-        None, description="a mapping of body fields that turn thinking on, or null: the backend decides"
+        None,
+        description="a mapping of body fields that turn thinking on (DeepSeek: {thinking: {type: enabled}}), "
+        "or null: no switch is sent, the backend decides",
     )
     disable: dict[str, Any] | None = Field(
-        None, description="a mapping of body fields that turn thinking off, or null: it cannot be turned off"
+        None,
+        description="a mapping of body fields that turn thinking off (DeepSeek: {thinking: {type: disabled}}), "
+        "or null: it cannot be turned off",
     )
     effort_field: str | None = Field(
         None, description="the body field that takes the reasoning effort (e.g. reasoning_effort), or null: none"
@@ -71,11 +75,14 @@ class ThinkingPolicy(BaseModel):
         {}, description="a mapping from Claude Code's efforts (low, medium, high, xhigh, max) to the backend's values"
     )
     history: Literal["tool_turns", "all"] = Field(
-        "all", description="all (every turn's reasoning goes back) or tool_turns (only that of turns that called tools)"
+        "all",
+        description="all (every turn's reasoning goes back) or tool_turns (only that of turns that called tools, "
+        "which saves tokens where the backend allows it)",
     )
     require_reasoning: StrictBool = Field(
         False,
-        description="true or false: every assistant turn must carry reasoning (a turn without gets a note saying so)",
+        description="true or false: every assistant turn must carry reasoning (DeepSeek, Kimi; a turn without "
+        "gets a note saying so)",
     )
     in_text: StrictBool = Field(
         False,
@@ -101,53 +108,73 @@ class ModelPolicy(BaseModel):
         131072, description="a whole number above 0: tokens the model holds, prompt and answer together"
     )
     max_output_tokens: PositiveInt = Field(
-        32000, description="a whole number above 0: the largest max_tokens the backend accepts"
+        32000,
+        description="a whole number above 0: the largest max_tokens the backend accepts; a request's max_tokens "
+        "is capped to it",
     )
     safety_margin_tokens: NonNegativeInt = Field(
-        4096, description="a whole number, 0 or more: tokens kept free for the estimate's error"
+        4096,
+        description="a whole number, 0 or more: tokens kept free for the estimate's error (the prompt's budget is "
+        "context_window - the capped max_tokens - this margin)",
     )
     accepted_keys: frozenset[str] = Field(
         DEFAULT_ACCEPTED_KEYS,
-        description="a list of top-level request keys the backend accepts, including model and messages",
+        description="a list of top-level request keys the backend accepts, including model and messages; "
+        "the rest (thinking, output_config, context_management, ...) are removed",
     )
     accepted_block_types: frozenset[str] = Field(
         DEFAULT_BLOCK_TYPES,
-        description="a list of content block types the backend accepts (thinking blocks follow `thinking`); "
-        "others are replaced by a text block that says what was there",
+        description="a list of content block types the backend accepts, including text, tool_use and tool_result "
+        "(thinking blocks follow `thinking`); any other becomes a text note saying what was there "
+        "([image omitted: deepseek-v4-pro does not read images]) or its own text (search results, plain-text "
+        "documents, tool references)",
     )
     server_tools: StrictBool = Field(
-        False, description="true or false: the backend runs Anthropic's server tools (web_search, web_fetch, ...)"
+        False,
+        description="true or false: the backend runs Anthropic's server tools (web_search, web_fetch, ...); "
+        "if not, they are removed, with a tool_choice naming one",
     )
     max_tools: PositiveInt | None = Field(
-        None, description="a whole number above 0: the most tools the backend takes in one request, or null: no limit"
+        None,
+        description="a whole number above 0: the most tools the backend takes in one request (Kimi's coding plan: "
+        "128; the last ones, MCP servers', go), or null: no limit",
     )
     background_model: str | None = Field(
         None,
         description="a model name of the LiteLLM config for Claude Code's background work (its haiku role: "
-        "titles, summaries, quick checks), or null: the model itself",
+        "titles, summaries, quick checks; `stabilizer aliases` exports it as ANTHROPIC_DEFAULT_HAIKU_MODEL), "
+        "or null: the model itself",
     )
     subagent_model: str | None = Field(
-        None, description="a model name of the LiteLLM config for Claude Code's subagents, or null: the model itself"
+        None,
+        description="a model name of the LiteLLM config for Claude Code's subagents (`stabilizer aliases` exports "
+        "it as CLAUDE_CODE_SUBAGENT_MODEL), or null: the model itself",
     )
     vision_model: str | None = Field(
         None,
-        description="a model name of the LiteLLM config that reads images: a turn that brings new images goes "
-        "there, or null: images are replaced by a note",
+        description="a model name of the LiteLLM config that reads images: a turn that brings new images (pasted, "
+        "or a screenshot the Read tool returns) goes there and the next turn comes back, its images as notes "
+        "(start-up stops if that model's own entry takes no images); or null: images are replaced by a note",
     )
     thinking: ThinkingPolicy | None = Field(
         ThinkingPolicy(),
         description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning, "
-        "in_text), "
-        "or null for a model that never thinks: its history loses its thinking blocks",
+        "in_text): thinking blocks stay in the history; or null for a model that never thinks: its history "
+        "loses its thinking blocks",
     )
     low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
-        70, description="a whole number from 1 to 100: trimming cuts down to this share of the budget"
+        70,
+        description="a whole number from 1 to 100: over budget, trimming cuts down to this share of it, so the "
+        "kept prefix (and the backend's prefix cache) survives many turns",
     )
     max_messages: NonNegativeInt = Field(
-        0, description="a whole number: trim histories longer than this many messages (0 = no limit)"
+        0,
+        description="a whole number: trim histories longer than this many messages (0 = no limit; the origin "
+        'article\'s "first 10 + last 90 above 100" is max_messages: 100, keep_first_messages: 10, '
+        "low_water_percent: 100)",
     )
     keep_first_messages: PositiveInt = Field(
-        1, description="a whole number above 0: messages at the start of the history that trimming keeps"
+        1, description="a whole number above 0: messages at the start of the history that trimming keeps (the task)"
     )
 
     @model_validator(mode="after")

@@ -3,8 +3,8 @@
 A session's next request reuses the previous request's parsed messages as the
 very same objects (addons/request/history.py). So what was worked out from them (a
 stripped copy, a token estimate, a shape check) can be looked up by identity,
-in a dict, instead of being computed again or hashed from its JSON: at 2 MB of
-history that is the difference between a millisecond and a few microseconds.
+in a dict, instead of being computed again or hashed from its JSON, which at a
+long session's history costs hundreds of times more (docs/benchmarks.md).
 
 Each entry keeps its value alive, so the id it is filed under cannot be taken
 by another object while the entry exists. A memo lives as long as the request

@@ -36,9 +36,9 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding("cl100k_base")
 
 
-# tiktoken's merging is superlinear in the length of one piece (a run of 1M letters: 0.4 s,
-# 12M: 8 s) and it holds the GIL while it turns its result into a list (120 ms for 4M tokens,
-# a stall for the event loop even when counting runs in a worker thread). Text is counted
+# tiktoken's merging is superlinear in the length of one piece, and it holds the GIL while it
+# turns its result into a list, a stall for the event loop even when counting runs in a worker
+# thread (figures: docs/benchmarks.md). Text is counted
 # in slices of this size: linear, and the GIL is let go between slices.
 SLICE_CHARS = 1 << 16
 
@@ -69,8 +69,8 @@ MESSAGE_OVERHEAD = 4
 BLOCK_OVERHEAD = 3
 REQUEST_OVERHEAD = 8
 
-# A session's history is resent whole on every turn; counting 2 MB of it takes ~200 ms,
-# hashing it ~1.5 ms. Estimates are kept per message (and for the system prompt and tools),
+# A session's history is resent whole on every turn; counting it costs a hundred times what
+# hashing it does (docs/benchmarks.md). Estimates are kept per message (and for the system prompt and tools),
 # keyed by a hash of the value's JSON: no message text is kept, so a bound on entries
 # is a bound on memory (a few hundred bytes each, ~10 MB when full). A request parsed
 # from the session's previous one (addons/request/history.py) shares its objects, and finds

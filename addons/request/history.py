@@ -3,8 +3,8 @@
 Claude Code sends the whole conversation on every turn. From one turn to the
 next the body's bytes stay the same up to the last message or two (the
 `cache_control` mark moves to the newest turn) and after the messages (system
-prompt, tools, settings); new messages are appended. Parsing a 2 MB body takes
-2.5-4 ms; this parses only what changed.
+prompt, tools, settings); new messages are appended. Parsing a long session's
+body whole takes milliseconds (docs/benchmarks.md); this parses only what changed.
 
 It can do so from a body whose layout it knows: a canonical one, exactly the
 bytes orjson writes for the value it parses to (compact JSON as JSON.stringify
@@ -79,7 +79,7 @@ class Parsed(NamedTuple):
     reused: int = 0
     # where each part of the body is in its bytes, when they are canonical
     layout: _Layout | None = None
-    # lone UTF-16 surrogates replaced by U+FFFD (addons/tokens.parse_json): the bytes are not the value's
+    # lone UTF-16 surrogates replaced by U+FFFD (addons/wire/json_codec.py, parse_json): the bytes are not the value's
     repaired: int = 0
 
 
@@ -90,7 +90,7 @@ class History:
         self._known: list[_Layout] = []  # least recently used first
 
     def parse(self, raw: bytes) -> Parsed:
-        """`raw` parsed as addons.messages.tokens.parse_json parses it (same value, same
+        """`raw` parsed as addons.wire.json_codec.parse_json parses it (same value, same
         errors), from a remembered body where `raw` continues one."""
         best, reused = None, -1
         for known in reversed(self._known):

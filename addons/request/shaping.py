@@ -568,7 +568,7 @@ def _as_blocks(content: Any) -> list:
 
 
 def cap_max_tokens(request: dict, policy: ModelPolicy) -> tuple[dict, list[str]]:
-    """Lower `max_tokens` to what the backend accepts (DeepSeek answers 400 above 8192)."""
+    """Lower `max_tokens` to the policy's max_output_tokens: a backend refuses more with a 400."""
     asked = request.get("max_tokens")
     if isinstance(asked, int) and not isinstance(asked, bool) and asked > policy.max_output_tokens:
         capped = {**request, "max_tokens": policy.max_output_tokens}

@@ -1,8 +1,8 @@
 """Compressed request bodies decoded within a bound.
 
 mitmproxy's own decoding inflates a body whole: a 200 KB gzip bomb becomes
-200 MB in memory (and 2.9 s of the event loop) before anything can look at its
-size. Here each coding stops as soon as its output passes the limit, the same
+200 MB in memory (and seconds of the event loop, docs/benchmarks.md) before
+anything can look at its size. Here each coding stops as soon as its output passes the limit, the same
 limit mitmdump puts on the bodies it receives (`body_size_limit`, 32 MB: what
 Anthropic's API takes).
 """

@@ -1,0 +1,58 @@
+"""The docs say what the code says, the README stays short, and every link in them leads somewhere."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests import gendocs
+
+ROOT = Path(__file__).parent.parent
+DOCS = [ROOT / "README.md", ROOT / "launchd" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# [text](target): the target up to a space or the closing parenthesis; no scheme means relative.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation but hyphens and underscores dropped,
+    spaces made hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {anchor(m) for m in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def relative_links(path: Path) -> list[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return [target for target in LINK.findall(text) if not re.match(r"[a-z]+:", target)]
+
+
+def test_generated_tables_are_current():
+    text = gendocs.CONFIGURATION.read_text(encoding="utf-8")
+    assert text.count("<!-- generated:") == len(gendocs.GENERATORS)
+    assert gendocs.rendered(text) == text, "a policy or option description changed: run `make docs`"
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(doc: Path):
+    broken = []
+    for target in relative_links(doc):
+        file, _, fragment = target.partition("#")
+        resolved = (doc.parent / file).resolve() if file else doc
+        if not resolved.exists():
+            broken.append(f"{target}: no file {resolved.relative_to(ROOT)}")
+        elif fragment and (resolved.suffix != ".md" or fragment not in anchors(resolved)):
+            broken.append(f"{target}: no heading #{fragment}")
+    assert not broken, "\n".join(broken)
+
+
+def test_anchor_follows_github():
+    assert anchor("Claude Code on DeepSeek (V4, as of 2026-11)") == "claude-code-on-deepseek-v4-as-of-2026-11"
+    assert anchor("The `stabilizer` command") == "the-stabilizer-command"
