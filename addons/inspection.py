@@ -52,8 +52,8 @@ from typing import Any
 from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
-from addons import SHAPED_PATHS, endpoint
-from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes
+from addons.flow.kind import SHAPED
+from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes, flow_kind
 from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
 from addons.views import turn_view
 from addons.wire.json_codec import from_json
@@ -96,7 +96,7 @@ def changes_comment(flow: http.HTTPFlow) -> str:
 
 
 def _is_turn(flow: http.HTTPFlow) -> bool:
-    return flow.request.method == "POST" and endpoint(flow.request.path) in SHAPED_PATHS
+    return flow_kind(flow) in SHAPED
 
 
 class FlowMarker:

@@ -18,9 +18,11 @@ import os
 
 from mitmproxy import ctx, exceptions, http
 
-from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
+from addons import MASTER_KEY_VAR
 from addons.config.routes import RoutesError, litellm_master_key, read_config
 from addons.flow.answers import answer, error_response
+from addons.flow.kind import PUBLIC
+from addons.flow.notes import flow_kind
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class MasterKeyAuth:
             logger.warning("no master key (%s, or the LiteLLM config's): LiteLLM is left to check keys", MASTER_KEY_VAR)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if not self.master_key or flow.response or endpoint(flow.request.path) in PUBLIC_PATHS:
+        if not self.master_key or flow.response or flow_kind(flow) in PUBLIC:
             return
         key = presented_key(flow.request)
         if key is None:

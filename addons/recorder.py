@@ -47,8 +47,9 @@ from typing import Any, BinaryIO
 
 from mitmproxy import ctx, exceptions, http, io
 
-from addons import MASTER_KEY_VAR, STATUS_PATH, endpoint
-from addons.flow.notes import ORIGINAL, SENT
+from addons import MASTER_KEY_VAR
+from addons.flow.kind import FlowKind
+from addons.flow.notes import ORIGINAL, SENT, flow_kind
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class _Arrivals:
 
     def request(self, flow: http.HTTPFlow) -> None:
         # Status polls (`stabilizer run` and `doctor` waiting for the stack) are not traffic.
-        if self.recorder.writer is not None and endpoint(flow.request.path) != STATUS_PATH:
+        if self.recorder.writer is not None and flow_kind(flow) is not FlowKind.STATUS:
             self.recorder.arrived[flow.id] = (flow.request.copy(), None)
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -23,7 +23,9 @@ bodies only. A body that is not a JSON object with a
 `messages` list, or whose shaped messages are malformed (addons/request/validation.py),
 is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
-port: the Upstream addon, ordered before it, decides where the request goes.
+port: the Upstream addon, ordered before it, decides where the request goes (and
+puts an --upstream path prefix in front of the path, so the addon goes by the
+kind noted as the request arrived, addons/flow/kind.py).
 
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
 turns) is counted and shaped in a worker thread, and the requests that come
@@ -54,12 +56,12 @@ from contextlib import contextmanager
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
-from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
-from addons.flow.notes import NOTES, TurnNotes
+from addons.flow.kind import SHAPED, FlowKind, endpoint
+from addons.flow.notes import NOTES, TurnNotes, flow_kind
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import shape_request
@@ -165,45 +167,42 @@ class RequestShaper:
         count_text("warm up")
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or flow.request.method != "POST":
-            return None
-        path = endpoint(flow.request.path)
-        if path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
+        if flow.response or (kind := flow_kind(flow)) not in SHAPED:
             return None
         if self._off_loop_queued or _costly_to_parse(flow.request):
             # The history is in a worker thread's hands: this one waits its turn there;
             # or parsing alone would hold the loop.
-            return self._off_loop(flow, path, None)
+            return self._off_loop(flow, kind, None)
         with _collector_paused():
             # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
             parsed = self._parsed(flow)
             if parsed is None:
                 return None
             if _new_bytes(parsed, flow.request.raw_content or b"") <= OFF_LOOP_BYTES:
-                self._shape_parsed(flow, parsed, path)
+                self._shape_parsed(flow, parsed, kind)
                 return None
         # Much that is new to count: awaited by mitmproxy for this flow only, every other
         # flow's events go on meanwhile.
-        return self._off_loop(flow, path, parsed)
+        return self._off_loop(flow, kind, parsed)
 
-    def _off_loop(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> Awaitable[None]:
+    def _off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> Awaitable[None]:
         self._off_loop_queued += 1
-        return self._shape_off_loop(flow, path, parsed)
+        return self._shape_off_loop(flow, kind, parsed)
 
-    async def _shape_off_loop(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> None:
+    async def _shape_off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
         """Shaping in a worker thread, one request at a time (the history is not shared
         between threads); the requests that come meanwhile queue behind it."""
         try:
             async with self._worker:
-                await asyncio.to_thread(self._parse_and_shape, flow, path, parsed)
+                await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
         finally:
             self._off_loop_queued -= 1
 
-    def _parse_and_shape(self, flow: http.HTTPFlow, path: str, parsed: Parsed | None) -> None:
+    def _parse_and_shape(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
         with _collector_paused():
             if parsed is None and (parsed := self._parsed(flow)) is None:
                 return
-            self._shape_parsed(flow, parsed, path)
+            self._shape_parsed(flow, parsed, kind)
 
     def _parsed(self, flow: http.HTTPFlow) -> Parsed | None:
         """The body parsed, or None when it was answered (400, 413) instead."""
@@ -217,11 +216,13 @@ class RequestShaper:
             return None
         return parsed
 
-    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, path: str) -> None:
+    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, kind: FlowKind) -> None:
         try:
-            self._shape(flow, parsed, trim=path == MESSAGES_PATH)
+            self._shape(flow, parsed, trim=kind is FlowKind.MESSAGES)
         except Exception:
-            logger.exception("request addon failed; %s %s goes upstream unchanged", flow.request.method, path)
+            logger.exception(
+                "request addon failed; %s %s goes upstream unchanged", flow.request.method, endpoint(flow.request.path)
+            )
 
     def _parse(self, flow: http.HTTPFlow) -> Parsed | str:
         """The body as a Messages request, or why it is not one."""

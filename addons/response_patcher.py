@@ -13,9 +13,9 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
-from addons import COUNT_TOKENS_PATH, MESSAGES_PATH, endpoint
 from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
-from addons.flow.notes import ANSWERED_HERE, TurnNotes, count, turn_notes
+from addons.flow.kind import FlowKind
+from addons.flow.notes import ANSWERED_HERE, TurnNotes, count, flow_kind, turn_notes
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
@@ -26,10 +26,6 @@ from addons.wire.sse import json_data
 logger = logging.getLogger(__name__)
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
-
-
-def _path(flow: http.HTTPFlow) -> str:
-    return endpoint(flow.request.path).rstrip("/")
 
 
 def _label(flow: http.HTTPFlow) -> str:
@@ -78,7 +74,7 @@ class ResponsePatcher:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response is not None  # mitmproxy calls responseheaders once the headers are in
-        if not (flow.request.method == "POST" and _path(flow).endswith(MESSAGES_PATH) and _is_2xx(response)):
+        if not (flow_kind(flow) is FlowKind.MESSAGES and _is_2xx(response)):
             return
         if "text/event-stream" not in response.headers.get("content-type", "").lower():
             return  # a whole body: the response hook handles it
@@ -101,12 +97,12 @@ class ResponsePatcher:
         response = flow.response
         if response is None or response.stream or flow.metadata.get(ANSWERED_HERE):
             return  # streamed bodies were patched on the way
-        path, method = _path(flow), flow.request.method
-        if method == "POST" and path.endswith(COUNT_TOKENS_PATH):
+        kind = flow_kind(flow)
+        if kind is FlowKind.COUNT_TOKENS:
             self._count_tokens(flow)
-        elif method == "POST" and path.endswith(MESSAGES_PATH) and _is_2xx(response):
+        elif kind is FlowKind.MESSAGES and _is_2xx(response):
             self._message(flow)
-        elif response.status_code >= 400 and method != "HEAD":
+        elif response.status_code >= 400 and flow.request.method != "HEAD":
             # Any path, any method: LiteLLM's FastAPI `{"detail": ...}` (an unknown path, a method
             # a route does not take) is not an error Claude Code can read.
             self._error(flow)

@@ -1,5 +1,7 @@
 """Entry file for `mitmdump -s addons/stabilizer_addons.py`: the whole bundle, in order.
 
+FlowClassifier notes what each request is as it arrives (its `requestheaders`
+hook comes before every `request` hook), for the addons after it to read.
 ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
 MasterKeyAuth refuses callers without the master key, Upstream decides where a
 request goes (or answers it while LiteLLM is away), RequestShaper makes the
@@ -22,6 +24,7 @@ takes them.
 
 from mitmproxy import ctx
 
+from addons.classifier import FlowClassifier
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log_events import LegacyLogEventsOff
@@ -47,6 +50,7 @@ keeper = TurnKeeper()
 under_mitmweb = _keeps_flows()
 
 addons = [
+    FlowClassifier(),
     recorder.arrivals,
     *([keeper.arrivals] if under_mitmweb else []),
     ProxyErrorAnswers(),

@@ -31,17 +31,10 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons import (
-    PUBLIC_PATHS,
-    SHAPED_PATHS,
-    STATUS_PATH,
-    __version__,
-    canonical_path,
-    endpoint,
-    http_url,
-    upstream_target,
-)
+from addons import __version__, http_url, upstream_target
 from addons.flow.answers import answer, error_response, unavailable_response
+from addons.flow.kind import PUBLIC, SHAPED, STATUS_PATH, FlowKind, canonical_path, endpoint
+from addons.flow.notes import flow_kind
 from addons.wire.logfollow import LogFollower, listening_address
 
 logger = logging.getLogger(__name__)
@@ -62,8 +55,9 @@ async def takes_connection(address: tuple[str, int]) -> bool:
     return True
 
 
-def _method_not_allowed(route: str, method: str, allowed: str) -> http.Response:
-    return error_response("invalid_request_error", f"{method} {route} is not served; use {allowed}", 405, allow=allowed)
+def _method_not_allowed(request: http.Request, allowed: str) -> http.Response:
+    message = f"{request.method} {endpoint(request.path)} is not served; use {allowed}"
+    return error_response("invalid_request_error", message, 405, allow=allowed)
 
 
 class Upstream:
@@ -199,7 +193,7 @@ class Upstream:
     def request(self, flow: http.HTTPFlow):
         if flow.response:
             return None
-        if (local := self._local_answer(flow.request)) is not None:
+        if (local := self._local_answer(flow)) is not None:
             answer(flow, local)
             return None
         if self.address is None:
@@ -221,17 +215,17 @@ class Upstream:
         self._route(flow)
         return None
 
-    def _local_answer(self, request: http.Request) -> http.Response | None:
-        """What the front door answers itself: the public paths (never LiteLLM's landing page,
-        and nothing without a key reaches it), and a method the shaped paths do not take."""
-        route, method = endpoint(request.path), request.method
-        if route in PUBLIC_PATHS:
-            if method in ("GET", "HEAD"):
-                body = self.status() if route == STATUS_PATH else {"name": "stabilizer", "status": STATUS_PATH}
+    def _local_answer(self, flow: http.HTTPFlow) -> http.Response | None:
+        """What the front door answers itself: the public kinds (never LiteLLM's landing page,
+        and nothing without a key reaches it), and a method the shaped routes do not take."""
+        kind = flow_kind(flow)
+        if kind in PUBLIC:
+            if flow.request.method in ("GET", "HEAD"):
+                body = self.status() if kind is FlowKind.STATUS else {"name": "stabilizer", "status": STATUS_PATH}
                 return http.Response.make(200, json.dumps(body), {"content-type": "application/json"})
-            return _method_not_allowed(route, method, "GET, HEAD")
-        if route in SHAPED_PATHS and method != "POST":
-            return _method_not_allowed(route, method, "POST")
+            return _method_not_allowed(flow.request, "GET, HEAD")
+        if kind is FlowKind.NOT_POSTED:
+            return _method_not_allowed(flow.request, "POST")
         return None
 
     async def _route_after_restart(self, flow: http.HTTPFlow) -> None:
@@ -244,10 +238,10 @@ class Upstream:
         self._route(flow)
 
     def _route(self, flow: http.HTTPFlow) -> None:
-        if (path := canonical_path(flow.request.path)) is not None:
-            # The variant goes on as the path that was shaped: LiteLLM would redirect
+        if flow_kind(flow) in SHAPED:
+            # A variant goes on as the path that was shaped: LiteLLM would redirect
             # `/v1/messages/` to its own port, and decode `%6D` itself.
-            flow.request.path = path
+            flow.request.path = canonical_path(flow.request.path)
         if self.fixed:
             scheme, host, port, prefix = self.fixed
             flow.request.scheme, flow.request.host, flow.request.port = scheme, host, port

@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from addons import STATUS_PATH, upstream_target
+from addons import upstream_target
+from addons.flow.kind import STATUS_PATH
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADDONS_ENTRY = PROJECT_ROOT / "addons" / "stabilizer_addons.py"

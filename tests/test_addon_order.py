@@ -14,7 +14,7 @@ from mitmproxy import http
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow.notes import ORIGINAL
+from addons.flow.notes import KIND, ORIGINAL
 from tests.conftest import POLICY
 
 STREAM = (Path(__file__).parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()
@@ -63,9 +63,10 @@ def run_one_turn(entry, tctx, tmp_path: Path) -> None:
     }
     flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(request).encode()))
     flow.request.headers["x-api-key"] = "sk-order-test-key"
-    entry.recorder.arrivals.request(flow)  # (Upstream has no port: call the rest past its 503)
-    for addon in entry.addons[1:]:
-        if type(addon).__name__ not in ("Upstream",) and (hook := getattr(addon, "request", None)):
+    run_hook(entry.addons, "requestheaders", flow)
+    assert flow.metadata[KIND] == "messages"
+    for addon in entry.addons:  # (Upstream has no port: call the rest past its 503)
+        if type(addon).__name__ != "Upstream" and (hook := getattr(addon, "request", None)):
             assert hook(flow) is None
     assert flow.response is None and json.loads(flow.request.content)["max_tokens"] == 8192
     flow.response = http.Response.make(200, b"", {"content-type": "text/event-stream"})
@@ -90,7 +91,8 @@ def test_under_mitmdump_the_addons_for_kept_flows_are_left_out(monkeypatch):
         entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
     names = [type(addon).__name__ for addon in entry.addons]
     assert "TurnKeeper" not in names and "_TurnArrivals" not in names and "KeysHidden" not in names
-    assert names[0] == "_Arrivals" and "FlowCap" in names  # the recorder's first part; the cap's option
+    # What the request is, noted first; the recorder's first part; the cap's option.
+    assert names[:2] == ["FlowClassifier", "_Arrivals"] and "FlowCap" in names
     with taddons.context(View()):
         web = [type(addon).__name__ for addon in importlib.reload(entry).addons]
     assert [name for name in web if name not in ("TurnKeeper", "_TurnArrivals", "KeysHidden")] == names

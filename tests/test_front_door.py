@@ -1,10 +1,13 @@
 """The front door checks the key LiteLLM checks, in any form a LiteLLM config gives it."""
 
 import http.client
+import http.server
 import json
+import re
 import secrets
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +21,8 @@ from addons.errors.anthropic import is_anthropic_error
 from tests.backend import Text
 from tests.claude import run_claude
 from tests.conftest import POLICY
-from tests.procs import LiteLLM, StabilizerRun, post_json
+from tests.procs import LiteLLM, Mitmdump, StabilizerRun, post_json
+from tests.test_stack_shaping import TOOLS, WINDOW_128K_MODEL, long_history, recorded_request
 
 STABILIZER = str(Path(sys.executable).parent / "stabilizer")
 
@@ -200,6 +204,102 @@ def test_two_front_doors_one_litellm_and_one_of_them_killed(tmp_path, litellm, c
     finally:
         for door in doors:
             door.stop()
+
+
+class PrefixHop(http.server.ThreadingHTTPServer):
+    """A team's balancer that serves LiteLLM under a path prefix: it strips the prefix on the way
+    in, answers 404 to a path without it, and keeps every path that came."""
+
+    def __init__(self, prefix: str, target: tuple[str, int]):
+        super().__init__(("127.0.0.1", 0), _PrefixHopHandler)
+        self.prefix, self.target = prefix, target
+        self.paths: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.prefix}"
+
+
+class _PrefixHopHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: PrefixHop
+
+    def do_POST(self) -> None:
+        hop = self.server
+        hop.paths.append(self.path)
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if not self.path.startswith(hop.prefix + "/"):
+            self.send_response(404)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in ("host", "connection")}
+        connection = http.client.HTTPConnection(*hop.target, timeout=60)
+        try:
+            connection.request(self.command, self.path[len(hop.prefix) :], body, headers)
+            self._relay(connection.getresponse())
+        finally:
+            connection.close()
+
+    def _relay(self, response: http.client.HTTPResponse) -> None:
+        """The answer as it comes, a stream chunk by chunk (a balancer does not buffer it)."""
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "date", "server"):
+                self.send_header(name, value)
+        chunked = response.getheader("content-length") is None
+        if chunked:
+            self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        while chunk := response.read1():
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def prefixed_door(litellm, child_env):
+    """A front door like the session's, in front of the session's LiteLLM under /litellm (--upstream)."""
+    hop = PrefixHop("/litellm", litellm.address)
+    threading.Thread(target=hop.serve_forever, daemon=True).start()
+    door = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config)
+    try:
+        door.start(("--set", f"stabilizer_upstream={hop.url}"))
+        yield door, hop
+    finally:
+        if door.process:
+            door.stop()
+        hop.shutdown()
+        hop.server_close()
+
+
+def test_a_path_prefix_in_upstream_shapes_and_patches_as_without_one(stack, prefixed_door, fresh_backend, master_key):
+    """The same turns through the session's front door and through one whose --upstream has a path
+    prefix reach the backend as the same bodies (stripped, capped, trimmed) and come back the same
+    (patched with the estimates noted on the request); LiteLLM is asked under the prefix."""
+    door, hop = prefixed_door
+    recorded, headers = recorded_request(WINDOW_128K_MODEL)
+    long = {"model": WINDOW_128K_MODEL, "max_tokens": 32000, "stream": True, "messages": long_history(300)}
+    turns = [
+        ("/v1/messages?beta=true", recorded),
+        ("/v1/messages", {**long, "tools": TOOLS}),
+        ("/v1/messages/count_tokens?beta=true", {key: recorded[key] for key in ("model", "messages", "system")}),
+    ]
+    shaped = []
+    for path, request in turns:
+        sides = []
+        for front in (stack, door):
+            fresh_backend.reset()
+            status, _, body = post_json(front.url + path, request, {**headers, "authorization": f"Bearer {master_key}"})
+            assert status == 200, body[:300]
+            sides.append((list(fresh_backend.requests), re.sub(rb'"(msg|toolu)_[^"]*"', b'"id"', body)))
+        assert sides[0] == sides[1], path
+        shaped.append(sides[1][0])
+    assert shaped[0][0]["max_tokens"] == 8192 and len(shaped[1][0]["messages"]) < len(long["messages"])
+    assert hop.paths == [f"/litellm{path}" for path, _ in turns]
 
 
 def exchange(url: str, method: str, path: str, key: str | None) -> tuple[int, dict[str, str], bytes]:

@@ -8,6 +8,11 @@ plain data, so the notes stay a plain dict: TurnNotes says what each key holds,
 and the readers here take a missing or malformed value (a recording of another
 version) as absent.
 
+KIND holds what the request is (addons/flow/kind.py), noted by FlowClassifier
+(addons/classifier.py) as it arrives, as the kind's string: read it with
+flow_kind(), which classifies a flow that lacks it (a recording of an earlier
+version, a hook driven on its own) by its request as it is now.
+
 The other keys: SENT (addons/recorder.py: what went on, in a recorded flow),
 ORIGINAL (addons/inspection.py: what arrived, kept for mitmweb's view) and
 ANSWERED_HERE (addons/flow/answers.py: an addon answered the request itself).
@@ -18,7 +23,10 @@ from typing import Any, TypedDict
 
 from mitmproxy import http
 
+from addons.flow.kind import FlowKind, classify
+
 NOTES = "stabilizer"
+KIND = "stabilizer_kind"
 SENT = "stabilizer_sent"
 ORIGINAL = "stabilizer_original"
 ANSWERED_HERE = "stabilizer_answered_here"
@@ -35,6 +43,14 @@ class TurnNotes(TypedDict, total=False):
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags
     changes: list[str]  # what the addons did, one short line each
+
+
+def flow_kind(flow: http.HTTPFlow) -> FlowKind:
+    """What the request is, as noted on arrival; classified now when no kind (or junk) was noted."""
+    try:
+        return FlowKind(flow.metadata[KIND])
+    except (KeyError, ValueError):
+        return classify(flow.request.method, flow.request.path)
 
 
 def turn_notes(flow: http.HTTPFlow) -> TurnNotes:

@@ -1,0 +1,59 @@
+"""What a request is, worked out once from its method and path as it arrived.
+
+FlowClassifier (addons/classifier.py) notes the kind on every flow before any
+addon changes the request (Upstream puts an --upstream path prefix in front of
+the path), and every addon reads the note (addons/flow/notes.py) instead of
+the path.
+"""
+
+import enum
+import re
+import urllib.parse
+
+# Answered by the Upstream addon itself; read by `stabilizer run` and `stabilizer doctor`.
+STATUS_PATH = "/_stabilizer/status"
+
+
+class FlowKind(enum.StrEnum):
+    MESSAGES = "messages"  # POST /v1/messages (Claude Code adds `?beta=true`): shaped, its answer patched
+    COUNT_TOKENS = "count_tokens"  # POST /v1/messages/count_tokens: shaped but not trimmed
+    NOT_POSTED = "not_posted"  # either of those routes with another method: answered 405 here
+    STATUS = "status"  # STATUS_PATH, any method: answered here whatever the key
+    # `/`, any method: answered here whatever the key (Claude Code sends `HEAD /` first;
+    # LiteLLM would serve its landing page).
+    ROOT = "root"
+    OTHER = "other"  # anything else: LiteLLM's to serve
+
+
+# The kinds the request addon shapes, and the kinds answered whatever the key.
+SHAPED = frozenset({FlowKind.MESSAGES, FlowKind.COUNT_TOKENS})
+PUBLIC = frozenset({FlowKind.STATUS, FlowKind.ROOT})
+
+_KIND_OF_ROUTE = {
+    "/v1/messages": FlowKind.MESSAGES,
+    "/v1/messages/count_tokens": FlowKind.COUNT_TOKENS,
+    STATUS_PATH: FlowKind.STATUS,
+    "/": FlowKind.ROOT,
+}
+
+
+def classify(method: str, path: str) -> FlowKind:
+    """The kind of a request as it arrived, by the route its path names (endpoint())."""
+    kind = _KIND_OF_ROUTE.get(endpoint(path), FlowKind.OTHER)
+    if kind in SHAPED and method != "POST":
+        return FlowKind.NOT_POSTED
+    return kind
+
+
+def endpoint(path: str) -> str:
+    """The route a request path names, as LiteLLM would serve it: no query string,
+    percent-decoded (`/v1/%6D%65ssages`), runs of slashes as one, no trailing slash
+    (LiteLLM answers `/v1/messages/` with a redirect to its own port)."""
+    route = urllib.parse.unquote(path.partition("?")[0])
+    return re.sub(r"/{2,}", "/", route).rstrip("/") or "/"
+
+
+def canonical_path(path: str) -> str:
+    """`path` written the canonical way: its route (endpoint()), then its query string as it came."""
+    route, mark, query = path.partition("?")
+    return endpoint(route) + mark + query

@@ -1,0 +1,102 @@
+"""What a request is (addons/flow/kind.py), noted once as it arrives and read by every addon."""
+
+import io as bytes_io
+from pathlib import Path
+
+import pytest
+from mitmproxy import http, io
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.classifier import FlowClassifier
+from addons.flow.kind import FlowKind, canonical_path, classify
+from addons.flow.notes import KIND, flow_kind
+from addons.upstream import Upstream
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+@pytest.mark.parametrize(
+    "method, path, kind",
+    [
+        ("POST", "/v1/messages", FlowKind.MESSAGES),
+        ("POST", "/v1/messages?beta=true", FlowKind.MESSAGES),
+        ("POST", "/v1/messages/", FlowKind.MESSAGES),
+        ("POST", "//v1//messages?beta=true", FlowKind.MESSAGES),
+        ("POST", "/v1/%6D%65ssages", FlowKind.MESSAGES),
+        ("POST", "/v1/messages/count_tokens?beta=true", FlowKind.COUNT_TOKENS),
+        ("POST", "/v1/messages/count_tokens/", FlowKind.COUNT_TOKENS),
+        ("POST", "/v1/messages%2Fcount_tokens", FlowKind.COUNT_TOKENS),
+        ("GET", "/v1/messages", FlowKind.NOT_POSTED),
+        ("PUT", "/v1/messages/count_tokens?beta=true", FlowKind.NOT_POSTED),
+        ("post", "/v1/messages", FlowKind.NOT_POSTED),  # methods are case-sensitive
+        ("GET", "/_stabilizer/status", FlowKind.STATUS),
+        ("DELETE", "/_stabilizer/status?x=1", FlowKind.STATUS),
+        ("HEAD", "/", FlowKind.ROOT),
+        ("POST", "/?/v1/messages", FlowKind.ROOT),  # the query string is no part of the route
+        ("GET", "//", FlowKind.ROOT),
+        ("POST", "/v1/messages%3Fbeta=true", FlowKind.OTHER),  # an encoded `?` is part of the route
+        ("POST", "/v2/messages", FlowKind.OTHER),
+        ("POST", "/litellm/v1/messages", FlowKind.OTHER),  # a path prefix is added later, never sent
+        ("POST", "/v1/messages/batches", FlowKind.OTHER),
+        ("GET", "/v1/models", FlowKind.OTHER),
+    ],
+)
+def test_classify(method, path, kind):
+    assert classify(method, path) is kind
+
+
+@pytest.mark.parametrize(
+    "path, canonical",
+    [
+        ("/v1/messages?beta=true", "/v1/messages?beta=true"),
+        ("//v1//messages/?beta=true", "/v1/messages?beta=true"),
+        ("/v1/%6D%65ssages", "/v1/messages"),
+        ("/v1/messages/count_tokens/?a=%2F", "/v1/messages/count_tokens?a=%2F"),  # the query as it came
+    ],
+)
+def test_canonical_path(path, canonical):
+    assert canonical_path(path) == canonical
+
+
+def arrived(method: bytes, path: bytes) -> http.HTTPFlow:
+    flow = tflow.tflow(req=tutils.treq(method=method, path=path))
+    FlowClassifier().requestheaders(flow)
+    return flow
+
+
+def test_the_kind_noted_on_arrival_outlives_an_upstream_path_prefix():
+    upstream = Upstream()
+    with taddons.context(upstream) as tctx:
+        tctx.configure(upstream, stabilizer_upstream="http://127.0.0.1:9/litellm")
+        flow = arrived(b"POST", b"//v1//messages/?beta=true")
+        upstream.request(flow)
+    assert flow.response is None and flow.request.path == "/litellm/v1/messages?beta=true"
+    assert flow_kind(flow) is FlowKind.MESSAGES
+    assert classify(flow.request.method, flow.request.path) is FlowKind.OTHER  # what reading the path would say
+
+
+def test_the_kind_is_plain_data_in_a_flow_file():
+    flow = arrived(b"POST", b"/v1/messages/count_tokens")
+    assert type(flow.metadata[KIND]) is str
+    buffer = bytes_io.BytesIO()
+    io.FlowWriter(buffer).add(flow)
+    buffer.seek(0)
+    (read,) = io.FlowReader(buffer).stream()
+    read.request.path = "/elsewhere"
+    assert flow_kind(read) is FlowKind.COUNT_TOKENS
+
+
+@pytest.mark.parametrize("noted", [None, "teapot", ["messages"]])
+def test_a_flow_without_a_kind_is_classified_by_its_request(noted):
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages?beta=true"))
+    if noted is not None:
+        flow.metadata[KIND] = noted
+    assert flow_kind(flow) is FlowKind.MESSAGES
+
+
+def test_flows_recorded_before_kinds_read_as_the_turns_they_are():
+    """A recording holds the request as it arrived: its path names the route (mitmweb -r shows these)."""
+    with (FLOWS / "long-session.flow").open("rb") as file:
+        flows = list(io.FlowReader(file).stream())
+    assert flows and not any(KIND in flow.metadata for flow in flows)
+    assert {flow_kind(flow) for flow in flows} == {FlowKind.MESSAGES}
