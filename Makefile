@@ -31,8 +31,8 @@ bench: install
 # Record tests/flows/ again (after a Claude Code upgrade): the end-to-end scenarios with the real
 # CLI, each passing scenario's flows written, keys replaced, to tests/flows/<scenario>.flow.
 flows: install claude-code
-	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/test_e2e_claude.py
-	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest -q tests/test_flows.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/e2e/test_claude.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest -q tests/addons/test_flows.py
 
 install: $(VENV)/.installed
 
@@ -70,7 +70,7 @@ shells:
 	    (apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }) >/dev/null; \
 	  else echo "zsh is missing: the zsh alias tests will be skipped (install zsh to run them)"; fi; }
 
-# The browser test (tests/test_web_browser.py) drives Debian's chromium headless. Root with apt
+# The browser test (tests/stack/test_web_browser.py) drives Debian's chromium headless. Root with apt
 # installs it (the package lists refreshed only when the install fails on stale ones); anyone
 # else is told, and the test is skipped.
 chromium:

@@ -30,7 +30,7 @@ from addons.legacy_log_events import LegacyLogEventsOff
 from addons.proxy_errors import ProxyErrorAnswers
 from tests.procs import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 TIMEOUT = 10
 # The names replaced, as mitmproxy has them.
 ORIGINALS = {(owner, name): getattr(owner, name) for owner, name in mitmproxy_internals.REPLACED}

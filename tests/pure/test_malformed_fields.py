@@ -10,7 +10,7 @@ from addons.config.policy import ModelPolicy
 from addons.request.shaping import shape_request
 from addons.request.validation import request_problem
 from tests.procs import post_json
-from tests.test_shaping import reminder, system, text, user
+from tests.pure.test_shaping import reminder, system, text, user
 
 HELLO = [user(text("hello"))]
 

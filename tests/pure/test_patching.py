@@ -31,7 +31,7 @@ from addons.response.patching import (
     to_anthropic_error,
 )
 
-STREAMS = Path(__file__).parent / "data" / "streams"
+STREAMS = Path(__file__).parent.parent / "data" / "streams"
 SSE_FILES = sorted(STREAMS.glob("*.sse"))
 NOT_ANTHROPIC = {"not-sse.sse"}
 ESTIMATE = 4321
