@@ -1,4 +1,5 @@
-# Two commands: `make run` and `make test`. Both create what is missing first.
+# Two commands: `make run` and `make test`. Both create what is missing first. `make check` is
+# the quick one while working: lint and the in-process tests (tests/pure, tests/addons).
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,18 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test lint bench flows install claude-code shells chromium clean
+.PHONY: run test check lint bench flows install claude-code shells chromium clean
 
 run: install
 	$(BIN)/stabilizer run
 
+# Every tier (tests/conftest.py says which is which): pure, addons, stack, e2e, and tests/bench.
 test: lint claude-code shells chromium
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
+
+# Lint and the tiers that start no process (tests/conftest.py fails a test there that does).
+check: lint
+	$(BIN)/pytest -q tests/pure tests/addons
 
 # Style and types, in seconds, before the suite's minutes (settings in pyproject.toml).
 lint: install
