@@ -1,4 +1,5 @@
-# Two commands: `make run` and `make test`. Both create what is missing first.
+# Two commands: `make run` and `make test`. Both create what is missing first. `make check` is
+# the quick one while working: lint and the in-process tests (tests/pure, tests/addons).
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,18 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test lint bench flows docs install claude-code shells chromium clean
+.PHONY: run test check lint bench flows docs install claude-code shells chromium clean
 
 run: install
 	$(BIN)/stabilizer run
 
+# Every tier (tests/conftest.py says which is which): pure, addons, stack, e2e, and tests/bench.
 test: lint claude-code shells chromium
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
+
+# Lint and the tiers that start no process (tests/conftest.py fails a test there that does).
+check: lint
+	$(BIN)/pytest -q tests/pure tests/addons
 
 # Style and types, in seconds, before the suite's minutes (settings in pyproject.toml).
 lint: install
@@ -35,8 +41,8 @@ docs: install
 # Record tests/flows/ again (after a Claude Code upgrade): the end-to-end scenarios with the real
 # CLI, each passing scenario's flows written, keys replaced, to tests/flows/<scenario>.flow.
 flows: install claude-code
-	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/test_e2e_claude.py
-	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest -q tests/test_flows.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) STABILIZER_RECORD_FLOWS=tests/flows $(BIN)/pytest -q tests/e2e/test_claude.py
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest -q tests/addons/test_flows.py
 
 install: $(VENV)/.installed
 
@@ -74,7 +80,7 @@ shells:
 	    (apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }) >/dev/null; \
 	  else echo "zsh is missing: the zsh alias tests will be skipped (install zsh to run them)"; fi; }
 
-# The browser test (tests/test_web_browser.py) drives Debian's chromium headless. Root with apt
+# The browser test (tests/stack/test_web_browser.py) drives Debian's chromium headless. Root with apt
 # installs it (the package lists refreshed only when the install fails on stale ones); anyone
 # else is told, and the test is skipped.
 chromium:

@@ -2,11 +2,11 @@
 
 `--set stabilizer_record=FILE` (`stabilizer run --record FILE`) writes one flow
 per finished exchange (its `response` or `error` hook) with mitmproxy.io's
-FlowWriter; `mitmweb -r FILE` shows them, tests/test_flows.py replays them.
+FlowWriter; `mitmweb -r FILE` shows them, tests/addons/test_flows.py replays them.
 
 A written flow holds what ARRIVED, the input of the addons: the request as the
 client sent it and the response as the upstream sent it, a streamed body in
-full. So replaying the file through the addons (tests/test_flows.py calls their
+full. So replaying the file through the addons (tests/addons/test_flows.py calls their
 hooks and drives the stream callable) gives them the same input again. What
 the addons SENT ON (the shaped request, the patched response as the client
 got it) is kept beside it in flow.metadata["stabilizer_sent"] = {"request":

@@ -41,7 +41,7 @@ MODEL_VARIABLES = {
     "CLAUDE_CODE_SUBAGENT_MODEL": "subagent_model",
 }
 # How Claude Code 2.1.332 sizes a window (read from its binary on 2026-11-26; the compaction is
-# measured by tests/test_e2e_compaction.py): for a model name it does not know it takes
+# measured by tests/e2e/test_compaction.py): for a model name it does not know it takes
 # CLAUDE_CODE_MAX_CONTEXT_TOKENS (names beginning "claude" ignore it); CLAUDE_CODE_AUTO_COMPACT_WINDOW
 # caps that, but reads anything under 100K as 100K. It compacts when its count passes the window
 # minus min(max output tokens, 20000), minus a 13000-token buffer for the summary.

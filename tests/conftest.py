@@ -1,4 +1,10 @@
-"""Session fixtures: the stand-in backend, the real LiteLLM proxy and the real mitmdump with the addons.
+"""Session fixtures: the stand-in backend, the real LiteLLM proxy and the real mitmdump with the addons;
+and the guard that keeps the fast tiers free of processes.
+
+The tests come in tiers, one folder each, slowest last: pure/ (plain functions), addons/ (in
+process: mitmproxy's taddons/tflow, an in-process master), stack/ (real mitmdump, LiteLLM and
+other processes) and e2e/ (the real Claude Code CLI). `make check` runs the first two, so a test
+there that starts a process fails at once, saying where it belongs.
 
 LiteLLM takes about 10 s to start, so one instance serves the whole session;
 tests that kill it restart it through the same object, and mitmdump follows
@@ -6,6 +12,9 @@ its log to the new port just as it does in production.
 """
 
 import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +23,10 @@ import yaml
 from tests.backend import Backend
 from tests.procs import LiteLLM, Mitmdump, child_environment
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+PROJECT_ROOT = TESTS.parent
+# The tiers `make check` runs: a subprocess there is a test in the wrong folder.
+IN_PROCESS_TIERS = (TESTS / "pure", TESTS / "addons")
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
 # Model names served through the stand-in's OpenAI-compatible route (LiteLLM's openai/
 # provider); the stand-in picks the provider's behaviour by the name's prefix (tests/backend.py).
@@ -68,6 +80,34 @@ def write_litellm_config(path: Path, backend_url: str) -> Path:
     ]
     path.write_text(yaml.safe_dump(shipped))
     return path
+
+
+@contextmanager
+def processes_refused(item: pytest.Item) -> Iterator[None]:
+    """Fails the test of an in-process tier that starts a process (or a fixture that does)."""
+    if not any(item.path.is_relative_to(tier) for tier in IN_PROCESS_TIERS):
+        yield
+        return
+
+    def refuse(*args, **kwargs):
+        # pytest.fail raises past `except Exception`, so no caller swallows it.
+        pytest.fail(f"{item.nodeid} starts a process: its place is tests/stack/ (tests/conftest.py)", pytrace=False)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with processes_refused(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with processes_refused(item):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

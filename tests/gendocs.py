@@ -3,7 +3,7 @@
 Each policy key is described once, in its pydantic field (addons/config/policy.py), and each addon
 option once, in its `loader.add_option` help; mitmproxy writes its own options page from code the
 same way. `make docs` (`python -m tests.gendocs`) rewrites every region of the doc between
-`<!-- generated: NAME -->` and `<!-- end -->`; tests/test_docs.py fails while the doc differs.
+`<!-- generated: NAME -->` and `<!-- end -->`; tests/addons/test_docs.py fails while the doc differs.
 """
 
 import importlib

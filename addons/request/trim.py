@@ -45,7 +45,7 @@ note, and the tail's old part) is byte-identical and only new messages are
 appended. Each time k steps up, the kept part drops back to about low_water
 and then grows again for H tokens before the next cut. (A history first seen
 far over budget lands anywhere between low_water and the budget, and falls
-into that rhythm at its next cut.) The 300-turn replay of tests/test_trim.py
+into that rhythm at its next cut.) The 300-turn replay of tests/pure/test_trim.py
 checks it: at least 90% of trimmed turns keep the previous request as their
 prefix, where a token sliding window keeps under half and the origin article's
 message window almost none (the shares of a run: docs/benchmarks.md).

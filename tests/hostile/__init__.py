@@ -1,1 +1,1 @@
-"""Bad requests for tests/test_hostile.py: the corpus is corpus.CASES."""
+"""Bad requests for tests/stack/test_hostile.py: the corpus is corpus.CASES."""

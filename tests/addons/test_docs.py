@@ -7,7 +7,7 @@ import pytest
 
 from tests import gendocs
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", ROOT / "launchd" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # [text](target): the target up to a space or the closing parenthesis; no scheme means relative.
 LINK = re.compile(r"\]\(([^)\s]+)\)")

@@ -38,9 +38,9 @@ from addons.response.stream import STREAM_EVENT_TYPES, StreamPatcher
 from addons.response.usage import fill_message_usage
 from addons.wire.json_codec import from_json, to_json
 from addons.wire.sse import SSEDecoder, encode_event
-from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words
+from tests.pure.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user, words
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Strings as JSON can carry them: any code point, lone surrogates included.
@@ -293,7 +293,7 @@ def test_shaping_and_trimming_keep_split_tool_results_together(
     shaped = shape_request(request, ModelPolicy(thinking=thinking))
     assert request_problem(shaped.request) is None
     assert tool_order_problem(shaped.request["messages"]) is None
-    # A budget that the request exceeds more or less (or not at all), as in tests/test_trim.py.
+    # A budget that the request exceeds more or less (or not at all), as in tests/pure/test_trim.py.
     policy = policy_for(
         int(estimate_request(shaped.request) * budget_share),
         thinking=thinking,

@@ -23,7 +23,7 @@ import pytest
 from addons.errors.anthropic import is_anthropic_error
 from tests.backend import Error
 from tests.procs import get_json, poll_until
-from tests.test_reliability import (
+from tests.stack.test_reliability import (
     RunStack,
     child_pids,
     message_request,

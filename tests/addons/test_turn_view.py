@@ -24,7 +24,7 @@ from addons.views import turn_view
 from tests import workload
 from tests.conftest import POLICY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 REQUEST = json.loads((ROOT / "tests" / "data" / "claude_code_request.json").read_bytes())
 MASTER = "sk-master-0123456789abcdef"
 SECRET_FIELD = "sk-field-fedcba9876543210"

@@ -17,7 +17,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from addons.flow.notes import KIND, ORIGINAL
 from tests.conftest import POLICY
 
-STREAM = (Path(__file__).parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()
+STREAM = (Path(__file__).parent.parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()
 
 
 @contextlib.contextmanager

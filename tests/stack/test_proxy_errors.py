@@ -16,7 +16,7 @@ from tests.procs import post_json, running_line
 
 
 def test_error_answers_are_anthropic_json():
-    # What they are; that mitmproxy's layer sends them: tests/test_mitmproxy_internals.py.
+    # What they are; that mitmproxy's layer sends them: tests/addons/test_mitmproxy_internals.py.
     for status, expected_status, kind in [
         (502, 503, "overloaded_error"),
         (504, 503, "overloaded_error"),

@@ -13,9 +13,9 @@ from mitmproxy.test import taddons, tflow, tutils
 from addons.errors.anthropic import is_anthropic_error
 from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
-from tests.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
+from tests.pure.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
 
-STREAMS = Path(__file__).parent / "data" / "streams"
+STREAMS = Path(__file__).parent.parent / "data" / "streams"
 SSE = "text/event-stream; charset=utf-8"
 
 

@@ -27,7 +27,7 @@ from addons.request.trim import trim_request
 from addons.request.validation import request_problem
 from addons.wire.json_codec import from_json, to_json
 from tests import workload
-from tests.test_fuzz_transforms import FUZZ, json_values, messages, policies, requests
+from tests.pure.test_fuzz_transforms import FUZZ, json_values, messages, policies, requests
 
 
 def exactly(value) -> str:
@@ -330,7 +330,7 @@ def test_a_repeated_body_is_remembered_once(repeats):
 
 
 def recorded_request_bodies(name: str) -> list[bytes]:
-    with open(Path(__file__).parent / "flows" / name, "rb") as file:
+    with open(Path(__file__).parent.parent / "flows" / name, "rb") as file:
         flows = list(io.FlowReader(file).stream())
     return [flow.request.raw_content for flow in flows if flow.request.path.startswith("/v1/messages?")]
 

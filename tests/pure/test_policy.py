@@ -4,7 +4,7 @@ import pytest
 
 from addons.config.policy import DEFAULT_ACCEPTED_KEYS, ModelPolicy, Policy, PolicyError, ThinkingPolicy, load_policy
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
+SHIPPED = Path(__file__).resolve().parent.parent.parent / "config" / "stabilizer.yaml"
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -18,8 +18,8 @@ from addons.request.shaping import (
 )
 from addons.request.thinking import PLACEHOLDER_REASONING
 
-DATA = Path(__file__).parent / "data"
-SHIPPED = Path(__file__).resolve().parent.parent / "config" / "stabilizer.yaml"
+DATA = Path(__file__).parent.parent / "data"
+SHIPPED = Path(__file__).resolve().parent.parent.parent / "config" / "stabilizer.yaml"
 DEEPSEEK = load_policy(str(SHIPPED)).for_model("deepseek-flash")
 # A 128K model whose backend caps max_tokens at 8192 (what Claude Code's 32000 is capped to).
 QWEN = load_policy(str(SHIPPED)).for_model("qwen-plus")

@@ -15,7 +15,7 @@ from addons.request.history import History
 from addons.request_shaper import RequestShaper
 from tests import workload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED = ROOT / "config" / "stabilizer.yaml"
 RECORDED = (ROOT / "tests" / "data" / "claude_code_request.json").read_bytes()
 HEADERS = json.loads((ROOT / "tests" / "data" / "claude_code_request.headers.json").read_text())

@@ -12,7 +12,7 @@ from addons.flow.kind import FlowKind, canonical_path, classify
 from addons.flow.notes import KIND, flow_kind
 from addons.upstream import Upstream
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 
 
 @pytest.mark.parametrize(

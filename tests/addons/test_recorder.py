@@ -1,4 +1,5 @@
-"""The flow recorder: what it writes, and that no secret ever reaches the file."""
+"""The flow recorder: what it writes, and that no secret ever reaches the file. In the real
+mitmdump in front of the real LiteLLM: tests/stack/test_recorder.py."""
 
 import gzip
 import json
@@ -21,8 +22,6 @@ from addons.recorder import (
     redact_message,
     secret_values,
 )
-from tests.conftest import POLICY
-from tests.procs import Mitmdump, post_json
 
 MASTER = "sk-master-0123456789abcdef"
 PROVIDER = "sk-provider-fedcba9876543210"
@@ -293,36 +292,3 @@ def test_unwritable_file_stops_start_up(tmp_path):
     with taddons.context(recorder) as tctx:
         with pytest.raises(exceptions.OptionsError, match="cannot write"):
             tctx.configure(recorder, stabilizer_record=str(tmp_path / "missing" / "out.flow"))
-
-
-# --- the real mitmdump in front of the real LiteLLM --------------------------------------
-
-
-def test_live_recording_holds_no_key(litellm, child_env, master_key, provider_key, fresh_backend, tmp_path):
-    if litellm.process.poll() is not None:  # an earlier test killed it
-        litellm.start()
-    path = tmp_path / "live.flow"
-    proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config).start(
-        ("--set", f"stabilizer_record={path}")
-    )
-    try:
-        proxy.wait_upstream(litellm.url, timeout=10)
-        for stream in (True, False):
-            body = {
-                "model": "deepseek-flash",
-                "max_tokens": 64,
-                "stream": stream,
-                "api_key": master_key,
-                "messages": [{"role": "user", "content": f"repeat {master_key} and {provider_key}"}],
-            }
-            status, _, answer = post_json(proxy.url + "/v1/messages", body, {"x-api-key": master_key})
-            assert status == 200 and master_key.encode() in answer  # the stand-in echoes what it got
-    finally:
-        proxy.stop()
-
-    raw = path.read_bytes()
-    assert master_key.encode() not in raw and provider_key.encode() not in raw
-    streamed, whole = read(path)
-    assert b"event: message_stop" in streamed.response.content  # the streamed body, in full
-    assert json.loads(whole.request.content)["api_key"] == PLACEHOLDER
-    assert whole.request.headers["x-api-key"] == PLACEHOLDER

@@ -9,7 +9,7 @@ import pytest
 from addons.messages.tokens import estimate_request
 from tests.procs import post_json
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 # What each strict stand-in takes as max_tokens, and the thinking fields it must get for
 # Claude Code's adaptive thinking at effort high (DeepSeek V4: its own switch and effort).
 STRICT_MODELS = {

@@ -1,16 +1,14 @@
 """Malformed but plausible fields (issue 19, item 6): answered at once with Anthropic's 400
 naming the field, not a 500 after LiteLLM's retries (which Claude Code retries ten times);
-a system message's text is folded or the request refused, never dropped."""
-
-import json
+a system message's text is folded or the request refused, never dropped. Through the real
+stack: tests/stack/test_malformed_fields.py."""
 
 import pytest
 
 from addons.config.policy import ModelPolicy
 from addons.request.shaping import shape_request
 from addons.request.validation import request_problem
-from tests.procs import post_json
-from tests.test_shaping import reminder, system, text, user
+from tests.pure.test_shaping import reminder, system, text, user
 
 HELLO = [user(text("hello"))]
 
@@ -68,34 +66,3 @@ def test_system_message_without_text_is_refused_not_dropped(content):
 def test_empty_system_message_has_nothing_to_fold():
     shaped = shape_request({"messages": [*HELLO, system(""), system([])]}, ModelPolicy())
     assert shaped.request["messages"] == HELLO and request_problem(shaped.request) is None
-
-
-# --- through the real stack -----------------------------------------------------------------
-
-MALFORMED = {
-    "tool_choice without type": ({"tool_choice": {"disable_parallel_tool_use": True}}, "tool_choice.type"),
-    "max_tokens a numeric string": ({"max_tokens": "100000"}, "max_tokens: Input should be a valid integer"),
-    "system message content a number": ({"messages": [*HELLO, system(7)]}, "messages.1.content"),
-}
-
-
-@pytest.mark.parametrize("name", MALFORMED)
-def test_malformed_field_gets_an_anthropic_400_at_once(stack, fresh_backend, master_key, name):
-    fields, named = MALFORMED[name]
-    valid = {"model": "deepseek-flash", "max_tokens": 32, "messages": HELLO}
-    status, _, body = post_json(stack.url + "/v1/messages", {**valid, **fields}, {"x-api-key": master_key})
-    answer = json.loads(body)
-    assert status == 400 and answer["type"] == "error", body[:500]
-    # The stack's own words: no backend refused it.
-    assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["message"].startswith(named)
-    assert fresh_backend.requests == []  # answered by the proxy: LiteLLM never saw it, so never retried it
-    status, _, body = post_json(stack.url + "/v1/messages", valid, {"x-api-key": master_key})
-    assert status == 200, body[:500]
-
-
-def test_system_message_content_object_reaches_the_backend(stack, fresh_backend, master_key):
-    messages = [*HELLO, {"role": "system", "content": {"type": "text", "text": "answer in French"}}]
-    request = {"model": "deepseek-flash", "max_tokens": 32, "messages": messages}
-    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
-    assert status == 200, body[:500]
-    assert "answer in French" in json.dumps(fresh_backend.requests[-1]["messages"])

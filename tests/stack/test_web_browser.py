@@ -14,7 +14,7 @@ import pytest
 from tests.browser import Browser
 from tests.conftest import POLICY, PROJECT_ROOT
 from tests.procs import StabilizerRun, free_port, get_json, poll_until, post_json
-from tests.test_stack_shaping import recorded_request
+from tests.stack.test_shaping import recorded_request
 
 # The content view addons/inspection.py registers, and the first line of what it shows for a
 # shaped request: mitmweb's "auto" view must pick it for a turn the stabilizer changed.

@@ -21,11 +21,11 @@ from addons.request.shaping import shape_request, with_reasoning_note
 from addons.request.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
 from addons.request.trim import trim_request
 from addons.request_shaper import RequestShaper
+from tests.addons.test_request_shaper import post, sent
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
-from tests.test_request_shaper import post, sent
-from tests.test_trim import agent_session, policy_for, request_of
+from tests.pure.test_trim import agent_session, policy_for, request_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED = load_policy(str(ROOT / "config" / "stabilizer.yaml"))
 DEEPSEEK = SHIPPED.for_model("deepseek-flash")
 TOOLS = [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]

@@ -1,5 +1,6 @@
 """addons/flow/mitmproxy_internals.py: the private mitmproxy names, wired into a real mitmproxy and put back.
 
+That mitmdump itself refuses another mitmproxy: tests/stack/test_mitmproxy_internals.py.
 The answers are checked through mitmproxy's real proxy server and HTTP/1 layer:
 a DumpMaster runs in a thread of this process (so what the module replaced is
 what the layer runs), raw sockets talk to it, and a scripted upstream plays
@@ -12,8 +13,6 @@ import json
 import logging
 import re
 import socket
-import subprocess
-import sys
 import threading
 import tomllib
 from pathlib import Path
@@ -30,7 +29,7 @@ from addons.legacy_log_events import LegacyLogEventsOff
 from addons.proxy_errors import ProxyErrorAnswers
 from tests.procs import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 TIMEOUT = 10
 # The names replaced, as mitmproxy has them.
 ORIGINALS = {(owner, name): getattr(owner, name) for owner, name in mitmproxy_internals.REPLACED}
@@ -167,24 +166,6 @@ def test_each_addon_checks_the_version_at_load(addon, monkeypatch):
         with taddons.context(addon()):
             pass
     assert_mitmproxy_s_own()
-
-
-def test_mitmdump_with_another_mitmproxy_does_not_start(tmp_path):
-    script = tmp_path / "other_mitmproxy.py"
-    script.write_text(
-        "import mitmproxy.version\nmitmproxy.version.VERSION = '13.0.0'\nfrom addons.stabilizer_addons import addons\n"
-    )
-    mitmdump = Path(sys.executable).parent / "mitmdump"
-    finished = subprocess.run(
-        [str(mitmdump), "-s", str(script), "--listen-host", "127.0.0.1", "--listen-port", str(free_port())],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    output = (finished.stdout + finished.stderr).decode()
-    assert finished.returncode != 0, output
-    assert "this is mitmproxy 13.0.0" in output and "pip install -c constraints.txt" in output, output
 
 
 # --- installed and put back ----------------------------------------------------------

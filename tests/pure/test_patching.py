@@ -23,7 +23,7 @@ from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import TRUNCATED_STREAM_MESSAGE, StreamPatcher
 from addons.response.usage import MIN_FIXED_TOKENS, fill_message_usage, is_substitute_input
 
-STREAMS = Path(__file__).parent / "data" / "streams"
+STREAMS = Path(__file__).parent.parent / "data" / "streams"
 SSE_FILES = sorted(STREAMS.glob("*.sse"))
 NOT_ANTHROPIC = {"not-sse.sse"}
 ESTIMATE = 4321

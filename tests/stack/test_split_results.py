@@ -5,7 +5,7 @@ user[tool_result a], user[tool_result b]]` is a valid history. LiteLLM makes eac
 user turn its tool messages, then a user message with its text: a text that
 shaping or trimming puts into the first of those turns lands between the tool
 messages, and an OpenAI-compatible backend refuses the request on every later
-turn. The property test over generated histories is in tests/test_fuzz_transforms.py.
+turn. The property test over generated histories is in tests/pure/test_fuzz_transforms.py.
 """
 
 import json
@@ -16,10 +16,10 @@ from addons.request.shaping import defers_text, fold_system_messages
 from addons.request.trim import OMITTED_NOTE, trim_request
 from tests.backend import PROFILES, TOOL_MESSAGES_DUE, check_request
 from tests.procs import post_json
-from tests.test_fuzz_transforms import tool_order_problem
-from tests.test_shaping import reminder, system
-from tests.test_stack_shaping import TOOLS, WINDOW_128K_MODEL, long_history, sse_event_types
-from tests.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user
+from tests.pure.test_fuzz_transforms import tool_order_problem
+from tests.pure.test_shaping import reminder, system
+from tests.pure.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user
+from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, long_history, sse_event_types
 
 
 def split_results(*ids: str) -> list[dict]:

@@ -17,7 +17,7 @@ from addons.messages.tokens import (
 )
 from addons.wire.json_codec import from_json, parse_json, to_json
 
-REQUEST = json.loads((Path(__file__).parent / "data" / "claude_code_tool_roundtrip_request.json").read_text())
+REQUEST = json.loads((Path(__file__).parent.parent / "data" / "claude_code_tool_roundtrip_request.json").read_text())
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from addons.messages.tokens import count_text, estimate_request
 from addons.request.shaping import SYSTEM_REMINDER, shape_request
 from addons.request.trim import OMITTED_NOTE, shorten_tool_results, trim_request
 
-RECORDED = json.loads((Path(__file__).parent / "data" / "claude_code_request.json").read_text())
+RECORDED = json.loads((Path(__file__).parent.parent / "data" / "claude_code_request.json").read_text())
 SYSTEM_PROMPT = "You are a coding agent."
 TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {}}}]
 WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega".split()

@@ -1,6 +1,6 @@
 """Flows recorded from real Claude Code sessions (tests/flows/), replayed through the addons.
 
-Each file holds the /v1/messages flows of one scenario of tests/test_e2e_claude.py,
+Each file holds the /v1/messages flows of one scenario of tests/e2e/test_claude.py,
 as addons/recorder.py writes them: the request as Claude Code sent it and the
 response as LiteLLM sent it, with what the addons sent on in
 flow.metadata["stabilizer_sent"]. Here every request goes through the request
@@ -28,10 +28,10 @@ from addons.recorder import PLACEHOLDER
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
 from tests.claude import pinned_version
-from tests.test_e2e_claude import SCENARIOS
-from tests.test_patching import chunked, sdk_final_message
+from tests.e2e.test_claude import SCENARIOS
+from tests.pure.test_patching import chunked, sdk_final_message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 FLOWS = ROOT / "tests" / "flows"
 POLICY = ROOT / "tests" / "data" / "policy-small.yaml"
 RERECORD = "record them again with `make flows`"

@@ -32,7 +32,7 @@ from tests.claude import ClaudeResult, run_claude
 from tests.procs import StabilizerRun
 from tests.streams import streamed_message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 POLICY = ROOT / "tests" / "data" / "policy-small.yaml"
 RECORD_FLOWS_VAR = "STABILIZER_RECORD_FLOWS"
 MESSAGES_PATH = "/v1/messages"
