@@ -3,7 +3,8 @@
 FlowMarker marks every flow the addons changed and writes what they changed
 (their `changes`, addons/flow/notes.py) into its comment, which mitmweb shows
 in the flow list (the "comment" column) and in the flow's details. The comment
-starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS):
+starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS,
+earned by the kinds of the changes):
 `~comment trimmed`, `~comment refused`, `~comment "usage patched"`, `~comment
 "upstream error"`. mitmproxy calls `response` for a streamed response only
 after the stream has ended, so the notes of the stream patcher are in by then.
@@ -46,12 +47,13 @@ does nothing.
 import collections
 import logging
 import os
-import re
+from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
+from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import SHAPED
 from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes, flow_kind
 from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
@@ -66,21 +68,19 @@ DEFAULT_MAX_FLOWS = 1000
 # Above the JSON view's 1: mitmweb's "auto" picks the stabilizer view for the flows it explains.
 VIEW_PRIORITY = 2
 
-# The words a filter finds, and the notes (addons/request_shaper.py, addons/response/,
-# addons/response_patcher.py) that earn them. "upstream error" is also earned by an error
-# status the upstream answered (not one the addons answered themselves).
+# The words a filter finds, and the kinds of change that earn them. "upstream error" is
+# also earned by an error status the upstream answered (not one the addons answered themselves).
 FILTER_WORDS = {
-    "refused": re.compile(r"^answered \d{3}:"),
-    "trimmed": re.compile(r"^(trimmed \d+ messages|shortened the last turn's tool results)"),
-    "usage patched": re.compile(r"filled usage|answered the estimate"),
-    "upstream error": re.compile(
-        r"^(HTTP \d{3} error ->|error event reshaped|stream ended without message_stop)|upstream HTTP \d{3}"
-    ),
+    "refused": {ChangeKind.REFUSED},
+    "trimmed": {ChangeKind.TRIMMED},
+    "usage patched": {ChangeKind.USAGE_FILLED, ChangeKind.COUNT_ESTIMATED},
+    "upstream error": {ChangeKind.UPSTREAM_ERROR, ChangeKind.COUNT_ESTIMATED},
 }
 
 
-def filter_words(changes: list[str], upstream_failed: bool) -> list[str]:
-    words = [word for word, pattern in FILTER_WORDS.items() if any(pattern.search(change) for change in changes)]
+def filter_words(changes: Sequence[Change], upstream_failed: bool) -> list[str]:
+    kinds = {change.kind for change in changes}
+    words = [word for word, earned_by in FILTER_WORDS.items() if kinds & earned_by]
     if upstream_failed and "upstream error" not in words:
         words.append("upstream error")
     return words
@@ -92,7 +92,7 @@ def changes_comment(flow: http.HTTPFlow) -> str:
     response = flow.response
     failed = response is not None and response.status_code >= 400 and not flow.metadata.get(ANSWERED_HERE)
     words = filter_words(done, failed)
-    return " ".join(([f"[{', '.join(words)}]"] if words else []) + (["; ".join(done)] if done else []))
+    return " ".join(([f"[{', '.join(words)}]"] if words else []) + ([described(done)] if done else []))
 
 
 def _is_turn(flow: http.HTTPFlow) -> bool:

@@ -60,8 +60,9 @@ from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, RoutesError, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
+from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import SHAPED, FlowKind, endpoint
-from addons.flow.notes import NOTES, TurnNotes, flow_kind
+from addons.flow.notes import NOTES, TurnNotes, add_changes, flow_kind
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import shape_request
@@ -271,7 +272,9 @@ class RequestShaper:
             vision = policy.vision_model
             body = {**body, "model": vision}
             route, policy = self._target(vision)
-            routed = [f"routed to {vision}: the new turn brings images {model} does not read"]
+            routed = [
+                Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
+            ]
         shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
@@ -279,30 +282,32 @@ class RequestShaper:
         changes = routed + shaped.changes
         if parsed.repaired:
             # Written again below: the client's bytes still hold them.
-            changes.insert(0, f"replaced {parsed.repaired} lone UTF-16 surrogates with U+FFFD")
+            repaired = f"replaced {parsed.repaired} lone UTF-16 surrogates with U+FFFD"
+            changes.insert(0, Change(ChangeKind.REPAIRED, repaired))
         outgoing, removed = shaped.request, 0
         if trim:
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
             before, after = trimmed.tokens_before, trimmed.tokens_after
             if trimmed.shortened:
-                changes.append(f"shortened the last turn's tool results by {trimmed.shortened} tokens")
+                shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
+                changes.append(Change(ChangeKind.TRIMMED, shortened))
             if trimmed.removed or trimmed.shortened:
                 outgoing, removed = trimmed.request, trimmed.removed
             if trimmed.removed:
-                changes.append(f"trimmed {removed} messages")
+                changes.append(Change(ChangeKind.TRIMMED, f"trimmed {removed} messages"))
         else:
             before = after = estimate_request(outgoing, memo)
 
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
-            changes.append(f"answered 400: {message}")
+            changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}"))
             answer(flow, error_response("invalid_request_error", message))
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
-                changes.append("removed anthropic-beta header")
+                changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
-        flow.metadata[NOTES] = TurnNotes(
+        notes = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
@@ -317,11 +322,12 @@ class RequestShaper:
             max_output_tokens=policy.max_output_tokens,
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
-            changes=changes,
         )
+        add_changes(notes, changes)
+        flow.metadata[NOTES] = notes
         if changes:
             logger.info(
-                "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, "; ".join(changes)
+                "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
             )
 
 
@@ -359,7 +365,8 @@ def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_reques
     status = STATUS_BY_TYPE[error_type]
     logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
     answer(flow, error_response(error_type, problem))
-    flow.metadata[NOTES] = TurnNotes(changes=[f"answered {status}: {problem}"])
+    notes = flow.metadata[NOTES] = TurnNotes()
+    add_changes(notes, [Change(ChangeKind.REFUSED, f"answered {status}: {problem}")])
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
 the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
 in `response`. All per-flow state lives on the flow: the patcher in the stream
-callable, the notes in the flow's changes (addons/flow/notes.py).
+callable, what it changed in the flow's notes (addons/flow/notes.py).
 """
 
 import json
@@ -14,8 +14,9 @@ from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
 from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
+from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import FlowKind
-from addons.flow.notes import ANSWERED_HERE, TurnNotes, count, flow_kind, turn_notes
+from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, flow_kind, turn_notes
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
@@ -32,10 +33,10 @@ def _label(flow: http.HTTPFlow) -> str:
     return f"{flow.request.method} {flow.request.path}"
 
 
-def _record(flow: http.HTTPFlow, changes: list[str]) -> None:
+def _record(flow: http.HTTPFlow, changes: list[Change]) -> None:
     if changes:
-        turn_notes(flow)["changes"].extend(changes)
-        logger.info("%s: %s", _label(flow), "; ".join(changes))
+        add_changes(turn_notes(flow), changes)
+        logger.info("%s: %s", _label(flow), described(changes))
 
 
 def _is_2xx(response: http.Response) -> bool:
@@ -48,26 +49,36 @@ class MitmproxyStream:
     mitmproxy sends every returned chunk as is, and an empty chunk mid-stream
     is the end of a chunked body: "nothing yet" must be an empty list. b"" is
     the end-of-body call. A patcher failure switches this flow to pass-through
-    instead of breaking the response.
+    instead of breaking the response. The patcher's changes go into the flow's
+    notes as they are made: a stream cut short keeps those it made.
     """
 
-    def __init__(self, patcher: StreamPatcher, label: str) -> None:
+    def __init__(self, patcher: StreamPatcher, label: str, notes: TurnNotes) -> None:
         self.patcher: StreamPatcher | None = patcher
         self.label = label
-        self._changes_before = len(patcher.changes)
+        self.notes = notes
+        self._noted = 0  # of the patcher's changes, those in the notes
 
     def __call__(self, chunk: bytes) -> list[bytes]:
-        if self.patcher is None:
+        patcher = self.patcher
+        if patcher is None:
             return [chunk] if chunk else []
         try:
-            out = self.patcher.feed(chunk) if chunk else self.patcher.finish()
+            out = patcher.feed(chunk) if chunk else patcher.finish()
         except Exception:  # never break the client's stream over a patching bug
             logger.exception("%s: stream patching failed, passing the rest through", self.label)
             self.patcher = None
             return [chunk] if chunk else []
-        if not chunk and (changes := self.patcher.changes[self._changes_before :]):
-            logger.info("%s: %s", self.label, "; ".join(changes))
+        finally:
+            self._note(patcher.changes)
+        if not chunk and patcher.changes:
+            logger.info("%s: %s", self.label, described(patcher.changes))
         return [out] if out else []
+
+    def _note(self, changes: list[Change]) -> None:
+        if len(changes) > self._noted:
+            add_changes(self.notes, changes[self._noted :])
+            self._noted = len(changes)
 
 
 class ResponsePatcher:
@@ -86,12 +97,11 @@ class ResponsePatcher:
         notes = turn_notes(flow)
         patcher = StreamPatcher(
             count(notes, "input_tokens"),
-            changes=notes["changes"],
             fixed_tokens_estimate=count(notes, "fixed_tokens"),
             refusal=_refusal_context(notes),
             think_tags=notes.get("think_tags") is True,
         )
-        response.stream = MitmproxyStream(patcher, _label(flow))
+        response.stream = MitmproxyStream(patcher, _label(flow), notes)
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -123,7 +133,8 @@ class ResponsePatcher:
             upstream = response.status_code
             body = json.dumps({"input_tokens": estimate})
             flow.response = http.Response.make(200, body, {"content-type": "application/json"})
-            _record(flow, [f"count_tokens: upstream HTTP {upstream} gave no count, answered the estimate {estimate}"])
+            answered = f"count_tokens: upstream HTTP {upstream} gave no count, answered the estimate {estimate}"
+            _record(flow, [Change(ChangeKind.COUNT_ESTIMATED, answered)])
         elif not _is_2xx(response):
             self._error(flow)
 
@@ -136,12 +147,12 @@ class ResponsePatcher:
         notes = turn_notes(flow)
         changes = fill_message_usage(message, count(notes, "input_tokens"), count(notes, "fixed_tokens"))
         if notes.get("think_tags") is True and split_message(message):
-            changes.append("reasoning inside <think> tags sent as a thinking block")
+            changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         changes += fill_thinking_signatures(message)
         if _stream_requested(flow, notes):
             response.headers["content-type"] = SSE_CONTENT_TYPE
             response.content = message_to_sse_events(message)
-            changes.append("streaming request answered with JSON: converted to events")
+            changes.append(Change(ChangeKind.REPAIRED, "streaming request answered with JSON: converted to events"))
         elif changes:
             response.content = json_data(message)
         _record(flow, changes)
@@ -166,7 +177,8 @@ class ResponsePatcher:
         response.reason = status_codes.RESPONSES.get(status, "")
         response.headers["content-type"] = "application/json"
         response.content = body
-        _record(flow, [f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"])
+        reshaped_error = f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"
+        _record(flow, [Change(ChangeKind.UPSTREAM_ERROR, reshaped_error)])
 
 
 def _refusal_context(notes: TurnNotes) -> RefusalContext:

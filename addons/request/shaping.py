@@ -35,6 +35,7 @@ from typing import Any
 
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.config.routes import OPENAI
+from addons.flow.change import Change, ChangeKind
 from addons.messages.memo import Kind, Memo
 from addons.messages.think_tags import joined_message
 from addons.request.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note, reasoning_in_text
@@ -45,7 +46,7 @@ SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 @dataclass(frozen=True)
 class Shaped:
     request: dict
-    changes: list[str]
+    changes: list[Change]
     # The <system-reminder> texts folded from system messages: trimming must not lose them.
     reminders: list[str]
 
@@ -61,7 +62,7 @@ def shape_request(
     request, reminders = fold_system_messages(request, memo)
     request, changes = strip_unaccepted(request, policy, memo, route)
     if reminders:
-        changes.insert(0, f"folded {len(reminders)} system messages")
+        changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
     changes += thought
     if cap:
@@ -187,7 +188,7 @@ INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other tha
 
 def strip_unaccepted(
     request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI
-) -> tuple[dict, list[str]]:
+) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
     Keys outside the allow-list go; a content block of a type the backend does not take
@@ -199,10 +200,10 @@ def strip_unaccepted(
     session's next turn, addons/request/history.py). In the same pass an assistant turn without
     reasoning gets its note where the backend needs every turn's (addons/request/thinking.py).
     """
-    changes: list[str] = []
+    changes: list[Change] = []
     shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
     if stripped := [key for key in request if key not in policy.accepted_keys]:
-        changes.append(f"stripped keys: {', '.join(stripped)}")
+        changes.append(Change(ChangeKind.STRIPPED, f"stripped keys: {', '.join(stripped)}"))
 
     model = request.get("model")
     stripper = _BlockStripper(
@@ -222,19 +223,20 @@ def strip_unaccepted(
     return (shaped, changes) if changes else (request, [])
 
 
-def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tools: int | None) -> list[str]:
+def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tools: int | None) -> list[Change]:
     kept = stripper.tools(tools)
     changes = []
     if len(kept) < len(tools):
         removed = [_tool_name(tool) for tool in tools if not _is_custom_tool(tool)]
-        changes.append(f"removed server tools: {', '.join(removed)}")
+        changes.append(Change(ChangeKind.STRIPPED, f"removed server tools: {', '.join(removed)}"))
     if max_tools is not None and len(kept) > max_tools:
         # Claude Code lists its own tools first and MCP servers' after: the latter go.
         over = kept[max_tools:]
         kept = kept[:max_tools]
-        changes.append(
-            f"removed {len(over)} tools over the model's limit of {max_tools}: " + ", ".join(map(_tool_name, over))
+        over_limit = f"removed {len(over)} tools over the model's limit of {max_tools}: " + ", ".join(
+            map(_tool_name, over)
         )
+        changes.append(Change(ChangeKind.STRIPPED, over_limit))
     if not changes:
         shaped["tools"] = kept
         return []
@@ -248,7 +250,7 @@ def _strip_tools(shaped: dict, tools: list, stripper: "_BlockStripper", max_tool
         not kept or (isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") not in names)
     ):
         del shaped["tool_choice"]
-        changes.append("dropped tool_choice naming a removed tool")
+        changes.append(Change(ChangeKind.STRIPPED, "dropped tool_choice naming a removed tool"))
     return changes
 
 
@@ -361,24 +363,28 @@ class _BlockStripper:
             after_drop = False
         return out
 
-    def changes(self) -> list[str]:
+    def changes(self) -> list[Change]:
         tally, changes = self.tally, []
         if tally.cache_controls:
-            changes.append(f"removed cache_control x{tally.cache_controls}")
+            changes.append(Change(ChangeKind.STRIPPED, f"removed cache_control x{tally.cache_controls}"))
         if tally.removed_fields:
-            changes.append("removed fields: " + _counted(tally.removed_fields))
+            changes.append(Change(ChangeKind.STRIPPED, "removed fields: " + _counted(tally.removed_fields)))
         if tally.removed_blocks:
-            changes.append("removed blocks: " + _counted(tally.removed_blocks))
+            changes.append(Change(ChangeKind.STRIPPED, "removed blocks: " + _counted(tally.removed_blocks)))
         if tally.replaced_blocks:
-            changes.append(f"replaced blocks {self.model} does not take with notes: " + _counted(tally.replaced_blocks))
+            replaced = f"replaced blocks {self.model} does not take with notes: " + _counted(tally.replaced_blocks)
+            changes.append(Change(ChangeKind.STRIPPED, replaced))
         if tally.repaired_inputs:
-            changes.append(f"repaired tool_use input that was not an object x{tally.repaired_inputs}")
+            repaired = f"repaired tool_use input that was not an object x{tally.repaired_inputs}"
+            changes.append(Change(ChangeKind.REPAIRED, repaired))
         if self.dropped_messages:
-            changes.append(f"dropped {self.dropped_messages} messages left empty")
+            changes.append(Change(ChangeKind.STRIPPED, f"dropped {self.dropped_messages} messages left empty"))
         if self.noted_messages:
-            changes.append(f"added a no-reasoning note to {self.noted_messages} assistant turns")
+            noted = f"added a no-reasoning note to {self.noted_messages} assistant turns"
+            changes.append(Change(ChangeKind.THINKING, noted))
         if self.tagged_messages:
-            changes.append(f"wrote the thinking of {self.tagged_messages} assistant turns back inside <think> tags")
+            tagged = f"wrote the thinking of {self.tagged_messages} assistant turns back inside <think> tags"
+            changes.append(Change(ChangeKind.THINKING, tagged))
         return changes
 
     def _tallied(self, stripped: _Stripped) -> Any:
@@ -567,12 +573,12 @@ def _as_blocks(content: Any) -> list:
 # --- cap ----------------------------------------------------------------------------------
 
 
-def cap_max_tokens(request: dict, policy: ModelPolicy) -> tuple[dict, list[str]]:
+def cap_max_tokens(request: dict, policy: ModelPolicy) -> tuple[dict, list[Change]]:
     """Lower `max_tokens` to the policy's max_output_tokens: a backend refuses more with a 400."""
     asked = request.get("max_tokens")
     if isinstance(asked, int) and not isinstance(asked, bool) and asked > policy.max_output_tokens:
         capped = {**request, "max_tokens": policy.max_output_tokens}
-        return capped, [f"capped max_tokens {asked}->{policy.max_output_tokens}"]
+        return capped, [Change(ChangeKind.CAPPED, f"capped max_tokens {asked}->{policy.max_output_tokens}")]
     return request, []
 
 

@@ -47,6 +47,7 @@ from typing import Any, TypeGuard, get_args
 
 from addons.config.policy import ClaudeEffort, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
+from addons.flow.change import Change, ChangeKind
 
 # `enabled` with a budget and no effort: the effort of the budget's band
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
@@ -78,7 +79,9 @@ def requested(request: dict) -> tuple[str | None, str | None]:
     return ("on" if kind in ("adaptive", "enabled") else None), effort
 
 
-def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str) -> tuple[dict, list[str]]:
+def apply_thinking(
+    original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str
+) -> tuple[dict, list[Change]]:
     """`shaped` (whose thinking fields shaping removed) with the backend's own thinking fields
     for what `original` asked. Returns the request and the changes made."""
     if policy is None:
@@ -88,7 +91,7 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
     value = policy.efforts.get(effort) if _is_claude_effort(effort) and mode != "off" and policy.effort_field else None
     changes = []
     if mode == "off" and policy.disable is None:
-        changes.append("thinking stays on: this model cannot turn it off")
+        changes.append(Change(ChangeKind.THINKING, "thinking stays on: this model cannot turn it off"))
     if switch is None and value is None:
         return shaped, changes
     if route == ANTHROPIC:
@@ -100,7 +103,7 @@ def apply_thinking(original: dict, shaped: dict, policy: ThinkingPolicy | None, 
         added = {"extra_body": {**(switch or {}), **({policy.effort_field: value} if value is not None else {})}}
         asked = f"thinking {mode or 'unset'}, effort {effort or 'unset'}"
     described = ", ".join(f"{key}={_compact(item)}" for key, item in added.items())
-    return {**shaped, **added}, [*changes, f"{asked} -> {described}"]
+    return {**shaped, **added}, [*changes, Change(ChangeKind.THINKING, f"{asked} -> {described}")]
 
 
 def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from addons.errors.anthropic import error_payload
 from addons.errors.upstream import RefusalContext, classify_error, kept_as_it_came
+from addons.flow.change import Change, ChangeKind
 from addons.messages.think_tags import ThinkTagSplitter
 from addons.messages.tokens import count_text
 from addons.response.usage import complete_usage, filled_notes, is_substitute_input, reported_count
@@ -53,7 +54,6 @@ class StreamPatcher:
     def __init__(
         self,
         input_tokens_estimate: int = 0,
-        changes: list[str] | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
         fixed_tokens_estimate: int = 0,
         refusal: RefusalContext | None = None,
@@ -62,7 +62,7 @@ class StreamPatcher:
         self.input_estimate = input_tokens_estimate
         self.refusal = refusal  # named when an error event is a refusal (explain_refusal)
         self.fixed_estimate = fixed_tokens_estimate
-        self.changes: list[str] = changes if changes is not None else []
+        self.changes: list[Change] = []  # what it changed so far
         self.message_started = False
         self.message_stopped = False
         self.error_seen = False
@@ -78,7 +78,8 @@ class StreamPatcher:
         out = b"".join([self._patch_or_pass(event) for event in self._decoder.feed(chunk)])
         if self._decoder.in_oversized_event and not self._oversized_noted:
             self._oversized_noted = True
-            self.changes.append(f"an event over {self._decoder.max_event_bytes} bytes passed on unpatched")
+            unpatched = f"an event over {self._decoder.max_event_bytes} bytes passed on unpatched"
+            self.changes.append(Change(ChangeKind.OTHER, unpatched))
         return out
 
     def finish(self) -> bytes:
@@ -92,12 +93,15 @@ class StreamPatcher:
             elif self._truncated():
                 # Half an event of a cut stream: the client would choke on it
                 # before it got to the error event below.
-                self.changes.append(f"dropped {len(rest)} bytes of an unfinished event")
+                self.changes.append(
+                    Change(ChangeKind.UPSTREAM_ERROR, f"dropped {len(rest)} bytes of an unfinished event")
+                )
             else:
                 out.append(rest)
         if self._truncated():
             self.error_seen = True
-            self.changes.append("stream ended without message_stop: appended an overloaded_error event")
+            ended = "stream ended without message_stop: appended an overloaded_error event"
+            self.changes.append(Change(ChangeKind.UPSTREAM_ERROR, ended))
             error = encode_event("error", json_data(error_payload("overloaded_error", TRUNCATED_STREAM_MESSAGE)))
             out.append(b"\n\n" + error if cut_open else error)
         return b"".join(out)
@@ -150,7 +154,7 @@ class StreamPatcher:
                 self._deltas.append(encoded)
             out.append(encode_event(name, encoded))
         if splitter.split and not noticed:
-            self.changes.append("reasoning inside <think> tags sent as a thinking block")
+            self.changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         return b"".join(out)
 
     def _patch_unnamed(self, event: SSEEvent) -> bytes:
@@ -165,7 +169,7 @@ class StreamPatcher:
             return event.raw
         if not self._named_events:
             self._named_events = True
-            self.changes.append("added missing `event:` lines")
+            self.changes.append(Change(ChangeKind.REPAIRED, "added missing `event:` lines"))
         return self._patch(parse_event(replace_data(event, event.data, name=kind)))
 
     def _rewrite(self, event: SSEEvent, patch) -> bytes:
@@ -189,11 +193,11 @@ class StreamPatcher:
         status, error_type, message = classify_error(None, payload, text, refusal=self.refusal)
         if kept_as_it_came(payload, status, message):
             return event.raw
-        self.changes.append(f"error event reshaped to {error_type}")
+        self.changes.append(Change(ChangeKind.UPSTREAM_ERROR, f"error event reshaped to {error_type}"))
         data = json_data(error_payload(error_type, message))
         return replace_data(event, data) if event.data is not None else encode_event("error", data)
 
-    def _patch_message_start(self, payload: dict[str, Any]) -> list[str]:
+    def _patch_message_start(self, payload: dict[str, Any]) -> list[Change]:
         message = payload.get("message")
         if not isinstance(message, dict):
             return []
@@ -203,7 +207,7 @@ class StreamPatcher:
             self._reported_input = message["usage"]["input_tokens"]
         return filled_notes("message_start", filled)
 
-    def _patch_message_delta(self, payload: dict[str, Any]) -> list[str]:
+    def _patch_message_delta(self, payload: dict[str, Any]) -> list[Change]:
         """output_tokens always; input_tokens when the key is there without a
         figure, or when message_start had none either (an absent key keeps the
         client's message_start figure)."""

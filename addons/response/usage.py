@@ -8,6 +8,7 @@ the backend does not report usage. Plain data in, plain data out.
 import json
 from typing import Any
 
+from addons.flow.change import Change, ChangeKind
 from addons.messages.tokens import count_text
 
 CACHE_USAGE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
@@ -83,9 +84,9 @@ def complete_usage(
     return result, filled
 
 
-def filled_notes(where: str, fields: list[str]) -> list[str]:
-    """One change note per patched event."""
-    return [f"{where}: filled usage {', '.join(fields)}"] if fields else []
+def filled_notes(where: str, fields: list[str]) -> list[Change]:
+    """One change per patched event, naming the fields complete_usage filled."""
+    return [Change(ChangeKind.USAGE_FILLED, f"{where}: filled usage {', '.join(fields)}")] if fields else []
 
 
 def content_text(blocks: Any) -> str:
@@ -108,14 +109,14 @@ def is_message(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "message" and isinstance(value.get("content"), list)
 
 
-def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estimate: int = 0) -> list[str]:
+def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estimate: int = 0) -> list[Change]:
     """Complete `message["usage"]` of a non-streaming message in place; returns the changes."""
     output_estimate = count_text(content_text(message.get("content")))
     message["usage"], filled = complete_usage(message.get("usage"), input_estimate, output_estimate, fixed_estimate)
     return filled_notes("message", filled)
 
 
-def fill_thinking_signatures(message: dict[str, Any]) -> list[str]:
+def fill_thinking_signatures(message: dict[str, Any]) -> list[Change]:
     """Give thinking blocks without a string signature an empty one, in place.
 
     LiteLLM writes `"signature": null` for reasoning a Chat Completions backend
@@ -127,4 +128,4 @@ def fill_thinking_signatures(message: dict[str, Any]) -> list[str]:
     ]
     for block in unsigned:
         block["signature"] = ""
-    return [f"thinking signature set to empty x{len(unsigned)}"] if unsigned else []
+    return [Change(ChangeKind.REPAIRED, f"thinking signature set to empty x{len(unsigned)}")] if unsigned else []

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from addons.flow.change import Change
 from addons.wire.json_codec import from_json, to_json
 from addons.wire.sse import SSEDecoder
 
@@ -53,7 +54,7 @@ _USAGE_EVENTS = ("message_start", "message_delta")
 
 
 def request_text(
-    changes: list[str], sent: Any, upstream: Any, sizes: tuple[int, int] | None = None, answered_here: bool = False
+    changes: list[Change], sent: Any, upstream: Any, sizes: tuple[int, int] | None = None, answered_here: bool = False
 ) -> str:
     """The view of a request: the notes, then Claude Code's body (`sent`) against the one that
     went upstream; None for a body that was not kept. `sizes`: the two bodies' bytes."""
@@ -214,7 +215,7 @@ def _payload(data: bytes | None) -> Any:
 
 
 def response_text(
-    changes: list[str], upstream: dict[str, Any] | None, client: dict[str, Any], answered_here: bool = False
+    changes: list[Change], upstream: dict[str, Any] | None, client: dict[str, Any], answered_here: bool = False
 ) -> str:
     """The view of a response: the notes, then the backend's answer (None when it was not
     kept) against what Claude Code got, both as `answer` sums them up."""
@@ -263,9 +264,9 @@ def _counted(counts: Counter[str]) -> str:
 # --- text --------------------------------------------------------------------------
 
 
-def _changes(changes: list[str]) -> Iterator[str]:
+def _changes(changes: list[Change]) -> Iterator[str]:
     yield CHANGES_HEADING
-    yield from (f"  * {change}" for change in changes) if changes else ["  (nothing)"]
+    yield from (f"  * {change.detail}" for change in changes) if changes else ["  (nothing)"]
 
 
 def _compact(value: Any) -> str:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from mitmproxy import exceptions, http, io
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow.notes import SENT
+from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import SENT, add_changes, changes, turn_notes
 from addons.recorder import (
     PLACEHOLDER,
     FlowRecorder,
@@ -167,12 +168,15 @@ def test_stream_tee_keeps_both_sides_and_passes_results_on():
 # --- the addon pair, hooks called in mitmproxy's order ----------------------------------
 
 
+SHAPED = Change(ChangeKind.STRIPPED, "shaped")
+
+
 class Changer:
     """Stands in for the request and response addons between the recorder's two parts."""
 
     def request(self, flow):
         flow.request.content = b'{"shaped": true}'
-        flow.metadata["stabilizer"] = {"changes": ["shaped"]}
+        add_changes(turn_notes(flow), [SHAPED])
 
     def responseheaders(self, flow):
         if "event-stream" in flow.response.headers.get("content-type", ""):
@@ -232,7 +236,7 @@ def test_whole_response_flow_is_written_as_it_arrived_with_what_was_sent(recordi
     sent = written.metadata[SENT]
     assert http.Request.from_state(sent["request"]).content == b'{"shaped": true}'
     assert http.Response.from_state(sent["response"]).content == b'{"patched": true}'
-    assert written.metadata["stabilizer"] == {"changes": ["shaped"]}
+    assert changes(written) == [SHAPED]  # a record, through the flow file as plain data
     assert written.request.headers["x-api-key"] == PLACEHOLDER
     assert MASTER.encode() not in path.read_bytes()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

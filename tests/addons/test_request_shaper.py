@@ -10,6 +10,8 @@ from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
 from addons import request_shaper
+from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import changes
 from addons.messages import tokens
 from addons.request.history import History
 from addons.request_shaper import RequestShaper
@@ -79,12 +81,12 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
         "context_window": 131072,
         "max_output_tokens": 8192,
         "think_tags": False,
-        "changes": [
-            "folded 1 system messages",
-            "stripped keys: metadata, thinking, context_management, output_config",
-            "removed cache_control x3",
-            "capped max_tokens 32000->8192",
-            "removed anthropic-beta header",
+        "changes": [  # as stored: plain data (addons/flow/notes.py)
+            {"kind": "folded", "detail": "folded 1 system messages"},
+            {"kind": "stripped", "detail": "stripped keys: metadata, thinking, context_management, output_config"},
+            {"kind": "stripped", "detail": "removed cache_control x3"},
+            {"kind": "capped", "detail": "capped max_tokens 32000->8192"},
+            {"kind": "stripped", "detail": "removed anthropic-beta header"},
         ],
     }
     assert 15_000 < flow.metadata["stabilizer"]["input_tokens"] < 20_000
@@ -113,11 +115,14 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
         "max_output_tokens": 393216,
         "think_tags": False,
         "changes": [
-            "folded 1 system messages",
-            "stripped keys: metadata, thinking, context_management, output_config",
-            "removed cache_control x3",
-            "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
-            "removed anthropic-beta header",
+            {"kind": "folded", "detail": "folded 1 system messages"},
+            {"kind": "stripped", "detail": "stripped keys: metadata, thinking, context_management, output_config"},
+            {"kind": "stripped", "detail": "removed cache_control x3"},
+            {
+                "kind": "thinking",
+                "detail": "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
+            },
+            {"kind": "stripped", "detail": "removed anthropic-beta header"},
         ],
     }
 
@@ -179,7 +184,7 @@ def test_long_history_is_trimmed(shaper):
     shaper.request(flow)
     meta = flow.metadata["stabilizer"]
     removed = len(body["messages"]) - 1 - len(sent(flow)["messages"])
-    assert removed > 0 and f"trimmed {removed} messages" in meta["changes"]
+    assert removed > 0 and Change(ChangeKind.TRIMMED, f"trimmed {removed} messages") in changes(flow)
     assert meta["input_tokens"] <= 32768 - 4096 - 2048
 
 
@@ -196,7 +201,7 @@ def test_prompt_too_long_is_answered_here(shaper):
     tokens, maximum = error["message"].removeprefix("prompt is too long: ").split(" tokens > ")
     assert int(tokens) > int(maximum.removesuffix(" maximum")) == 32768 - 4096 - 2048
     assert flow.request.content == original
-    assert flow.metadata["stabilizer"]["changes"][-1] == "answered 400: " + error["message"]
+    assert changes(flow)[-1] == Change(ChangeKind.REFUSED, "answered 400: " + error["message"])
 
 
 @pytest.mark.parametrize(
@@ -292,7 +297,7 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         fresh.request(alone)
         assert continued.request.content == alone.request.content
         assert continued.metadata == alone.metadata
-        assert any("trimmed" in change for change in continued.metadata["stabilizer"]["changes"])
+        assert any(change.kind is ChangeKind.TRIMMED for change in changes(continued))
     assert len(shaper.history._known) == 1
 
 
@@ -442,9 +447,8 @@ def test_a_turn_that_brings_images_goes_to_the_vision_model_and_the_next_comes_b
     vision_shaper.request(flow)
     assert sent(flow)["model"] == "seer"
     assert sent(flow)["messages"][2]["content"][0]["content"] == [PNG]
-    assert (
-        "routed to seer: the new turn brings images text-only does not read" in flow.metadata["stabilizer"]["changes"]
-    )
+    routed = Change(ChangeKind.ROUTED, "routed to seer: the new turn brings images text-only does not read")
+    assert routed in changes(flow)
 
     history += [{"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Thanks. Now list files."}]
     flow = post("/v1/messages", {"model": "text-only", "max_tokens": 100, "messages": history})
@@ -517,7 +521,7 @@ def test_a_large_body_is_shaped_off_the_event_loop(shaper):
     ticks = asyncio.run(together())
     assert ticks > 0  # the loop ran while the body was counted
     assert flow.metadata["stabilizer"]["input_tokens"] > 4_000_000
-    assert "capped max_tokens 32000->8192" in small.metadata["stabilizer"]["changes"]
+    assert Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192") in changes(small)
 
 
 class LoopWork:
@@ -587,4 +591,5 @@ def test_lone_surrogates_are_repaired_and_said(shaper):
         assert b"\\ud8" not in sent_bytes.lower() and b"\\udc" not in sent_bytes.lower()
         text = json.dumps(json.loads(sent_bytes), ensure_ascii=False)
         assert "cut \ufffd here, kept \U0001f600, low \ufffd " in text
-        assert "replaced 2 lone UTF-16 surrogates with U+FFFD" in flow.metadata["stabilizer"]["changes"]
+        repaired = Change(ChangeKind.REPAIRED, "replaced 2 lone UTF-16 surrogates with U+FFFD")
+        assert repaired in changes(flow)

@@ -11,11 +11,14 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.errors.anthropic import is_anthropic_error
+from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import TurnNotes, changes
 from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
 from tests.pure.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
 
 STREAMS = Path(__file__).parent.parent / "data" / "streams"
+CAPPED = Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192")
 SSE = "text/event-stream; charset=utf-8"
 
 
@@ -31,7 +34,7 @@ def make_flow(
     flow = tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), content=request_body))
     flow.response = http.Response.make(status, body, {"content-type": content_type})
     if notes is not None:
-        flow.metadata["stabilizer"] = {"changes": ["capped max_tokens 32000->8192"], **notes}
+        flow.metadata["stabilizer"] = {"changes": [{"kind": "capped", "detail": CAPPED.detail}], **notes}
     return flow
 
 
@@ -67,9 +70,21 @@ def test_sse_answer_is_patched_as_it_streams(cuts):
         assert isinstance(flow.response.stream, MitmproxyStream)
         assert stream_through(flow, chunked(body, cuts)) == patch([body])[0]
         addon.response(flow)  # after a streamed body: nothing more to do
-    changes = flow.metadata["stabilizer"]["changes"]
-    assert changes[0] == "capped max_tokens 32000->8192"  # the request addon's notes stay
-    assert f"message_start: filled usage input_tokens={ESTIMATE}" in changes
+    made = changes(flow)
+    assert made[0] == CAPPED  # the request addon's notes stay
+    assert Change(ChangeKind.USAGE_FILLED, f"message_start: filled usage input_tokens={ESTIMATE}") in made
+
+
+def test_a_streams_changes_are_noted_as_they_are_made(addon):
+    # A stream cut short never gets its end-of-body call: FlowMarker's error hook reads the notes then.
+    body = (STREAMS / "litellm-text-zero-usage.sse").read_bytes()
+    flow = make_flow(content_type=SSE, notes={"input_tokens": ESTIMATE, "stream": True})
+    addon.responseheaders(flow)
+    flow.response.stream(body.split(b"\n\n", 1)[0] + b"\n\n")  # message_start alone
+    filled = Change(ChangeKind.USAGE_FILLED, f"message_start: filled usage input_tokens={ESTIMATE}")
+    assert changes(flow) == [CAPPED, filled]
+    flow.response.stream(b"")
+    assert changes(flow)[:2] == [CAPPED, filled]  # noted once
 
 
 def test_stream_without_notes_still_gets_complete_usage(addon):
@@ -126,13 +141,16 @@ def test_patcher_failure_passes_the_event_through(addon, monkeypatch):
 def test_adapter_failure_passes_the_rest_through():
     class Exploding(StreamPatcher):
         def feed(self, chunk):
+            self.changes.append(Change(ChangeKind.REPAIRED, "half done"))
             raise RuntimeError("bug")
 
-    stream = MitmproxyStream(Exploding(), "POST /v1/messages")
+    notes = TurnNotes()
+    stream = MitmproxyStream(Exploding(), "POST /v1/messages", notes)
     with taddons.context():
         assert stream(b"data: 1\n\n") == [b"data: 1\n\n"]
         assert stream(b"data: 2\n\n") == [b"data: 2\n\n"]
         assert stream(b"") == []
+    assert notes["changes"] == [{"kind": "repaired", "detail": "half done"}]  # what it did before it failed
 
 
 # --- whole bodies ------------------------------------------------------------------
@@ -146,7 +164,10 @@ def test_json_message_gets_usage(addon):
     assert message["usage"]["input_tokens"] == ESTIMATE
     assert message["usage"]["output_tokens"] > 0
     assert flow.response.headers["content-length"] == str(len(flow.response.content))
-    assert any(change.startswith("message: filled usage") for change in flow.metadata["stabilizer"]["changes"])
+    assert any(
+        change.kind is ChangeKind.USAGE_FILLED and change.detail.startswith("message: filled usage")
+        for change in changes(flow)
+    )
 
 
 def test_json_answer_to_a_streaming_request_becomes_a_stream(addon):
@@ -188,7 +209,7 @@ def test_openai_context_error_becomes_prompt_is_too_long(addon):
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "prompt is too long: 140000 tokens > 131072 maximum"},
     }
-    assert flow.metadata["stabilizer"]["changes"][-1] == "HTTP 400 error -> 400 invalid_request_error"
+    assert changes(flow)[-1] == Change(ChangeKind.UPSTREAM_ERROR, "HTTP 400 error -> 400 invalid_request_error")
 
 
 def test_litellm_anthropic_shaped_context_error_is_reworded(addon):
@@ -238,7 +259,7 @@ def test_backend_refusal_names_the_model_and_the_policy_key(addon):
         "message": "deepseek-flash refused the request: Invalid max_tokens value, the valid range of max_tokens is "
                    "[1, 393216]. Set models.deepseek-flash.max_output_tokens to the backend's limit in /srv/policy.yaml.",
     }  # fmt: skip
-    assert flow.metadata["stabilizer"]["changes"][-1] == "HTTP 400 error -> 400 invalid_request_error"
+    assert changes(flow)[-1] == Change(ChangeKind.UPSTREAM_ERROR, "HTTP 400 error -> 400 invalid_request_error")
 
 
 def test_refusal_error_event_in_a_stream_names_the_model(addon):
@@ -270,6 +291,8 @@ def test_count_tokens_answers_the_estimate_when_upstream_cannot(addon, status, b
     addon.response(flow)
     assert flow.response.status_code == 200
     assert json.loads(flow.response.content) == {"input_tokens": 2048}
+    answered = f"count_tokens: upstream HTTP {status} gave no count, answered the estimate 2048"
+    assert changes(flow) == [CAPPED, Change(ChangeKind.COUNT_ESTIMATED, answered)]
 
 
 def test_count_tokens_from_upstream_is_kept(addon):

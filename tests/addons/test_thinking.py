@@ -16,6 +16,7 @@ from mitmproxy.test import taddons
 
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
+from addons.flow.change import Change, ChangeKind
 from addons.request.history import History
 from addons.request.shaping import shape_request, with_reasoning_note
 from addons.request.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
@@ -144,7 +145,7 @@ def test_a_model_that_cannot_turn_thinking_off_says_so():
     always = ModelPolicy(thinking=ThinkingPolicy(enable={"thinking": {"type": "enabled"}}))
     shaped = shape_request(claude_request(thinking={"type": "disabled"}), always)
     assert "extra_body" not in shaped.request
-    assert "thinking stays on: this model cannot turn it off" in shaped.changes
+    assert Change(ChangeKind.THINKING, "thinking stays on: this model cannot turn it off") in shaped.changes
 
 
 def test_a_model_that_never_thinks_loses_thinking_blocks_and_fields():
@@ -233,7 +234,7 @@ def test_a_turn_without_thinking_gets_a_note_once():
     shaped = first.request["messages"]
     assert shaped[1] == messages[1]  # had its own
     assert shaped[3]["content"] == [PLACEHOLDER_REASONING, {"type": "text", "text": "Done."}]
-    assert "added a no-reasoning note to 1 assistant turns" in first.changes
+    assert Change(ChangeKind.THINKING, "added a no-reasoning note to 1 assistant turns") in first.changes
     assert with_reasoning_note(shaped[3]) is shaped[3] and with_reasoning_note(messages[2]) is messages[2]
     # Next turn: the same message object gives the same noted copy, from the memo.
     parsed = history.parse(orjson.dumps(claude_request(messages=[*messages, *NEXT_TURN])))
@@ -252,7 +253,7 @@ def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():
     shaped = shape_request(request, policy)
     assert shaped.request["messages"][1] == request["messages"][1]  # the tool turn keeps its reasoning
     assert shaped.request["messages"][3]["content"] == [{"type": "text", "text": "A."}]
-    assert "removed blocks: thinking x1" in shaped.changes
+    assert Change(ChangeKind.STRIPPED, "removed blocks: thinking x1") in shaped.changes
 
 
 # --- routes --------------------------------------------------------------------------------

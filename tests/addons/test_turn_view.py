@@ -15,7 +15,8 @@ from mitmproxy import contentviews, flowfilter, http, io
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow.notes import ORIGINAL
+from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import ORIGINAL, TurnNotes, add_changes, changes
 from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
 from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.request_shaper import RequestShaper
@@ -119,8 +120,7 @@ def test_no_key_appears_in_the_view(bundle):
 def test_a_trimmed_history_shows_which_messages_were_removed(bundle):
     session = {**workload.long_session(2_000_000), "model": "qwen-plus"}  # trimmed under a 128K window
     flow = bundle.request(session)
-    changes = flow.metadata["stabilizer"]["changes"]
-    trimmed = next(int(change.split()[1]) for change in changes if change.startswith("trimmed "))
+    trimmed = next(int(change.detail.split()[1]) for change in changes(flow) if change.detail.startswith("trimmed "))
 
     started = time.perf_counter()
     text = shown(flow.request, flow)
@@ -277,40 +277,108 @@ def test_a_recorded_flow_renders(index):
 # --- filter words ------------------------------------------------------------------------
 
 
+def marked(stored: list, status: int = 200, answered_here: bool = False) -> http.HTTPFlow:
+    """A flow whose notes hold `stored` as changes, through FlowMarker."""
+    flow = tflow.tflow(resp=tutils.tresp(status_code=status))
+    flow.metadata["stabilizer"] = {"changes": stored}
+    if answered_here:
+        flow.metadata["stabilizer_answered_here"] = True
+    FlowMarker().response(flow)
+    return flow
+
+
+def noted(*made: Change) -> list:
+    """The changes as the addons store them on a flow."""
+    notes = TurnNotes()
+    add_changes(notes, made)
+    return notes["changes"]
+
+
 @pytest.mark.parametrize(
-    "changes, status, answered_here, comment",
+    "made, status, answered_here, comment",
     [
         (
-            ["capped max_tokens 32000->8192", "trimmed 4 messages"],
+            [
+                Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192"),
+                Change(ChangeKind.TRIMMED, "trimmed 4 messages"),
+            ],
             200,
             False,
             "[trimmed] capped max_tokens 32000->8192; trimmed 4 messages",
         ),
         (
-            ["answered 400: prompt is too long: 9 tokens > 5 maximum"],
+            [Change(ChangeKind.REFUSED, "answered 400: prompt is too long: 9 tokens > 5 maximum")],
             400,
             True,
             "[refused] answered 400: prompt is too long: 9 tokens > 5 maximum",
         ),
         (
-            ["message_start: filled usage input_tokens=9"],
+            [Change(ChangeKind.USAGE_FILLED, "message_start: filled usage input_tokens=9")],
             200,
             False,
             "[usage patched] message_start: filled usage input_tokens=9",
         ),
-        (["HTTP 500 error -> 500 api_error"], 500, False, "[upstream error] HTTP 500 error -> 500 api_error"),
+        (
+            [
+                Change(
+                    ChangeKind.COUNT_ESTIMATED, "count_tokens: upstream HTTP 500 gave no count, answered the estimate 9"
+                )
+            ],
+            200,
+            False,
+            "[usage patched, upstream error] count_tokens: upstream HTTP 500 gave no count, answered the estimate 9",
+        ),
+        (
+            [Change(ChangeKind.UPSTREAM_ERROR, "HTTP 500 error -> 500 api_error")],
+            500,
+            False,
+            "[upstream error] HTTP 500 error -> 500 api_error",
+        ),
         ([], 529, False, "[upstream error]"),  # the backend's own Anthropic error: nothing to reshape
         ([], 401, True, ""),  # the master key refused here: no upstream involved
     ],
 )
-def test_comments_start_with_the_words_a_filter_finds(changes, status, answered_here, comment):
-    flow = tflow.tflow(resp=tutils.tresp(status_code=status))
-    flow.metadata["stabilizer"] = {"changes": changes}
-    if answered_here:
-        flow.metadata["stabilizer_answered_here"] = True
-    FlowMarker().response(flow)
+def test_comments_start_with_the_words_a_filter_finds(made, status, answered_here, comment):
+    flow = marked(noted(*made), status, answered_here)
     assert flow.comment == changes_comment(flow) == comment
     words = comment[1 : comment.index("]")].split(", ") if comment else []
     for word in words:
         assert flowfilter.match(f'~comment "{word}"', flow)
-    assert flowfilter.match("~marked", flow) == bool(changes)
+    assert flowfilter.match("~marked", flow) == bool(made)
+
+
+def test_a_filter_word_is_earned_by_the_kind_not_the_wording():
+    reworded = marked(noted(Change(ChangeKind.TRIMMED, "made room: 4 messages fewer")))
+    assert reworded.comment == "[trimmed] made room: 4 messages fewer"
+    assert flowfilter.match("~comment trimmed", reworded)
+    # The old wording of another kind earns nothing.
+    other = marked(
+        noted(Change(ChangeKind.OTHER, "trimmed 4 messages"), Change(ChangeKind.STRIPPED, "answered 400: x"))
+    )
+    assert other.comment == "trimmed 4 messages; answered 400: x"
+
+
+@pytest.mark.parametrize(
+    "sentence, word",
+    [
+        ("answered 413: the request body is over 32 MB", "refused"),
+        ("trimmed 4 messages", "trimmed"),
+        ("shortened the last turn's tool results by 900 tokens", "trimmed"),
+        ("message_delta: filled usage output_tokens=3", "usage patched"),
+        ("count_tokens: upstream HTTP 200 gave no count, answered the estimate 9", "usage patched, upstream error"),
+        ("HTTP 502 error -> 529 overloaded_error", "upstream error"),
+        ("error event reshaped to overloaded_error", "upstream error"),
+        ("stream ended without message_stop: appended an overloaded_error event", "upstream error"),
+        ("capped max_tokens 32000->8192", None),
+    ],
+)
+def test_a_recording_made_before_the_records_gets_the_words_it_had(sentence, word):
+    # Its changes are the sentences alone: read as the kind that earned the word by then.
+    flow = marked([sentence])
+    assert flow.comment == (f"[{word}] {sentence}" if word else sentence)
+    assert [change.detail for change in changes(flow)] == [sentence]
+
+
+@pytest.mark.parametrize("stored", [{"kind": "from_a_later_version", "detail": "did x"}, 7])
+def test_a_change_of_no_kind_known_here_is_shown_as_other(stored):
+    assert changes(marked([stored])) == [Change(ChangeKind.OTHER, "did x" if isinstance(stored, dict) else "7")]

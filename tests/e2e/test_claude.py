@@ -24,7 +24,8 @@ import pytest
 from mitmproxy import http, io
 
 from addons.config.policy import load_policy
-from addons.flow.notes import SENT
+from addons.flow.change import ChangeKind
+from addons.flow.notes import SENT, changes
 from addons.messages.tokens import count_text
 from addons.recorder import PLACEHOLDER
 from tests.backend import DEEPSEEK_KEYS, Text, ToolCalls, request_tokens
@@ -275,7 +276,7 @@ def test_long_session_is_trimmed_to_a_valid_conversation(scenario, fresh_backend
     assert_valid_conversation(request)
 
     flows = scenario.keep_flows("long-session")
-    assert any("trimmed" in change for change in flows[-1].metadata["stabilizer"]["changes"])
+    assert any(change.kind is ChangeKind.TRIMMED for change in changes(flows[-1]))
 
 
 # --- 4. the backend's own context-length 400 ------------------------------------------------

@@ -29,6 +29,7 @@ from addons.config.policy import ModelPolicy, Policy, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
 from addons.errors.anthropic import is_anthropic_error
 from addons.errors.upstream import to_anthropic_error
+from addons.flow.change import Change
 from addons.messages.tokens import estimate_request
 from addons.request.shaping import shape_request
 from addons.request.trim import trim_request
@@ -336,7 +337,7 @@ def test_to_anthropic_error_takes_deep_nesting(raw):
        st.integers(0, 10**6))  # fmt: skip
 def test_fill_usage_then_events_for_any_message(message, estimate):
     changes = fill_message_usage(message, estimate)
-    assert all(isinstance(change, str) for change in changes)
+    assert all(isinstance(change, Change) and isinstance(change.detail, str) for change in changes)
     for field in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
         assert isinstance(message["usage"][field], int)
     out = message_to_sse_events(message)

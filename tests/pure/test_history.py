@@ -189,7 +189,8 @@ def test_the_pipeline_gives_the_same_with_the_memo(session, policy: ModelPolicy)
 def pipeline(body: dict, policy: ModelPolicy, memo: Memo | None) -> list:
     shaped = shape_request(body, policy, memo=memo)
     problem = request_problem(shaped.request, memo)
-    out = [shaped.request, shaped.changes, shaped.reminders, problem, estimate_request(shaped.request, memo)]
+    changes = [[change.kind, change.detail] for change in shaped.changes]
+    out = [shaped.request, changes, shaped.reminders, problem, estimate_request(shaped.request, memo)]
     if problem is None:
         trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
         out += [trimmed.request, trimmed.tokens_before, trimmed.tokens_after, trimmed.removed, trimmed.too_long]

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from addons.errors.anthropic import error_body, is_anthropic_error
 from addons.errors.upstream import RefusalContext, explain_refusal, is_key_refusal, to_anthropic_error
+from addons.flow.change import Change, ChangeKind
 from addons.messages.tokens import count_text
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import TRUNCATED_STREAM_MESSAGE, StreamPatcher
@@ -148,7 +149,7 @@ def test_litellm_zero_message_start_gets_the_estimate_and_real_figures_stay():
     # The backend's own figures: output counts the answer's 20 tokens and the reasoning's 13.
     assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 33)
     assert message.content[0].type == "thinking"
-    assert patcher.changes == [f"message_start: filled usage input_tokens={ESTIMATE}"]
+    assert patcher.changes == [Change(ChangeKind.USAGE_FILLED, f"message_start: filled usage input_tokens={ESTIMATE}")]
 
 
 def test_anthropic_stream_with_real_usage_passes_byte_for_byte():
@@ -238,7 +239,8 @@ def test_json_message_without_usage_gets_estimates():
         "input_tokens": ESTIMATE, "output_tokens": count_text("Plain JSON, no usage."),
         "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
     }  # fmt: skip
-    assert changes and changes[0].startswith("message: filled usage input_tokens=")
+    assert changes and changes[0].detail.startswith("message: filled usage input_tokens=")
+    assert changes[0].kind is ChangeKind.USAGE_FILLED
 
 
 def test_json_message_real_usage_is_kept():
@@ -511,7 +513,7 @@ def test_a_refusal_error_event_in_a_stream_is_explained():
         "type": "invalid_request_error",
         "message": f"kimi refused the request: Unsupported parameter: 'top_k'. Remove top_k from models.kimi.accepted_keys in {POLICY}.",
     }
-    assert patcher.changes == ["error event reshaped to invalid_request_error"]
+    assert patcher.changes == [Change(ChangeKind.UPSTREAM_ERROR, "error event reshaped to invalid_request_error")]
 
 
 def test_anthropic_errors_are_left_alone():
@@ -544,7 +546,7 @@ def test_stream_cut_inside_an_oversized_event_still_ends_with_a_parsable_error()
     assert out.endswith(b'y\n\nevent: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"'
                         + TRUNCATED_STREAM_MESSAGE.encode() + b'"}}\n\n')  # fmt: skip
     assert sdk_events(out)[-1][0] == "error"
-    assert "an event over 100 bytes passed on unpatched" in patcher.changes
+    assert Change(ChangeKind.OTHER, "an event over 100 bytes passed on unpatched") in patcher.changes
 
 
 # --- LiteLLM's stand-in input count --------------------------------------------------------
@@ -614,7 +616,7 @@ def test_the_stream_delivers_the_backends_count_or_the_estimate(reported, delive
     out = patcher.feed(delta_stream(reported)) + patcher.finish()
     message = sdk_final_message(out)
     assert {key: getattr(message.usage, key) for key in delivered} == delivered
-    replaced = [change for change in patcher.changes if "LiteLLM's count of the messages alone" in change]
+    replaced = [change for change in patcher.changes if "LiteLLM's count of the messages alone" in change.detail]
     assert bool(replaced) is (delivered["input_tokens"] != reported["input_tokens"])
 
 
@@ -626,7 +628,7 @@ def test_a_json_message_with_a_substitute_count_gets_the_estimate():
     }
     changes = fill_message_usage(message, ESTIMATE, 3000)
     assert message["usage"]["input_tokens"] == ESTIMATE and message["usage"]["output_tokens"] == 1
-    assert changes[0].startswith(
+    assert changes[0].detail.startswith(
         f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)"
     )
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
+from addons.flow.change import Change, ChangeKind
 from addons.request.shaping import (
     INVALID_ARGUMENTS_NOTE,
     SYSTEM_REMINDER,
@@ -94,10 +95,13 @@ def test_recorded_request_is_shaped_for_deepseek():
     assert out["messages"][0]["content"][-1] == reminder(agent_list)
     assert shaped.reminders == [SYSTEM_REMINDER.format(agent_list)]
     assert shaped.changes == [
-        "folded 1 system messages",
-        "stripped keys: metadata, thinking, context_management, output_config",
-        "removed cache_control x3",
-        "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
+        Change(ChangeKind.FOLDED, "folded 1 system messages"),
+        Change(ChangeKind.STRIPPED, "stripped keys: metadata, thinking, context_management, output_config"),
+        Change(ChangeKind.STRIPPED, "removed cache_control x3"),
+        Change(
+            ChangeKind.THINKING,
+            "thinking on, effort high -> extra_body={thinking: {type: enabled}, reasoning_effort: high}",
+        ),
     ]
     json.dumps(out)
 
@@ -110,10 +114,10 @@ def test_recorded_request_is_capped_for_a_backend_with_a_small_output_limit():
     assert set(out) == {"model", "messages", "system", "tools", "max_tokens", "stream"}
     assert out["max_tokens"] == 8192
     assert shaped.changes == [
-        "folded 1 system messages",
-        "stripped keys: metadata, thinking, context_management, output_config",
-        "removed cache_control x3",
-        "capped max_tokens 32000->8192",
+        Change(ChangeKind.FOLDED, "folded 1 system messages"),
+        Change(ChangeKind.STRIPPED, "stripped keys: metadata, thinking, context_management, output_config"),
+        Change(ChangeKind.STRIPPED, "removed cache_control x3"),
+        Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192"),
     ]
 
 
@@ -132,11 +136,11 @@ def test_recorded_tool_roundtrip_gets_a_reasoning_note_for_deepseek():
     shaped = shape_request(recorded("claude_code_tool_roundtrip_request.json"), DEEPSEEK)
     filled = shaped.request["messages"][1]["content"][0]
     assert filled == PLACEHOLDER_REASONING and filled["type"] == "thinking" and filled["thinking"].strip()
-    assert "added a no-reasoning note to 1 assistant turns" in shaped.changes
+    assert Change(ChangeKind.THINKING, "added a no-reasoning note to 1 assistant turns") in shaped.changes
     # A backend that does not require reasoning gets the turn as it was.
     plain = shape_request(recorded("claude_code_tool_roundtrip_request.json"), QWEN)
     assert [block["type"] for block in plain.request["messages"][1]["content"]] == ["tool_use"]
-    assert not any("reasoning" in change for change in plain.changes)
+    assert not any(change.kind is ChangeKind.THINKING for change in plain.changes)
 
 
 # --- fold ---------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ def test_keys_outside_the_allow_list_go_stream_stays_as_sent():
         request = {"model": "m", "messages": [], "stream": stream, "top_k": 5, "thinking": {"type": "adaptive"}}
         out, changes = strip_unaccepted(request, ModelPolicy())
         assert out == {"model": "m", "messages": [], "stream": stream}
-        assert changes == ["stripped keys: top_k, thinking"]
+        assert changes == [Change(ChangeKind.STRIPPED, "stripped keys: top_k, thinking")]
     out, _ = strip_unaccepted({"model": "m", "messages": [], "top_k": 5}, ModelPolicy())
     assert "stream" not in out
 
@@ -251,7 +255,7 @@ def test_cache_control_goes_everywhere_but_tool_input_is_left_alone():
     out, changes = strip_unaccepted(request, ModelPolicy())
     assert cache_controls(out) == 0
     assert out["messages"][1]["content"][0]["input"] is tool_input
-    assert changes == ["removed cache_control x5"]
+    assert changes == [Change(ChangeKind.STRIPPED, "removed cache_control x5")]
     assert cache_controls(request) == 5
 
 
@@ -262,7 +266,10 @@ def test_server_tools_and_a_tool_choice_naming_one_are_removed():
     out, changes = strip_unaccepted({**base, "tool_choice": {"type": "tool", "name": "web_search"}}, ModelPolicy())
     assert [t["name"] for t in out["tools"]] == ["Read", "Bash"]
     assert "tool_choice" not in out
-    assert changes == ["removed server tools: web_search", "dropped tool_choice naming a removed tool"]
+    assert changes == [
+        Change(ChangeKind.STRIPPED, "removed server tools: web_search"),
+        Change(ChangeKind.STRIPPED, "dropped tool_choice naming a removed tool"),
+    ]
 
     out, _ = strip_unaccepted({**base, "tool_choice": {"type": "tool", "name": "Read"}}, ModelPolicy())
     assert out["tool_choice"] == {"type": "tool", "name": "Read"}
@@ -294,7 +301,7 @@ def test_thinking_blocks_go_when_the_model_never_thinks():
     request = {"model": "m", "messages": messages}
     out, changes = strip_unaccepted(request, ModelPolicy(thinking=None))
     assert out["messages"][1] == assistant(tool_use("a"))
-    assert changes == ["removed blocks: thinking x1, redacted_thinking x1"]
+    assert changes == [Change(ChangeKind.STRIPPED, "removed blocks: thinking x1, redacted_thinking x1")]
     assert out["messages"][0] is messages[0] and out["messages"][2] is messages[2]
 
 
@@ -314,7 +321,7 @@ def test_thinking_blocks_of_tool_turns_only():
     assert out["messages"][1] == messages[1]
     assert out["messages"][3] == assistant(text("the answer"))
     assert out["messages"][5] == messages[5]
-    assert changes == ["removed blocks: thinking x1"]
+    assert changes == [Change(ChangeKind.STRIPPED, "removed blocks: thinking x1")]
 
 
 def test_a_turn_left_empty_is_dropped_and_its_neighbours_joined():
@@ -325,7 +332,7 @@ def test_a_turn_left_empty_is_dropped_and_its_neighbours_joined():
     for policy in (ModelPolicy(thinking=None), ModelPolicy(thinking=ThinkingPolicy(history="tool_turns"))):
         out, changes = strip_unaccepted(request, policy)
         assert out["messages"] == [user(text("q"), text("again")), assistant(text("a"))]
-        assert "dropped 1 messages left empty" in changes
+        assert Change(ChangeKind.STRIPPED, "dropped 1 messages left empty") in changes
     # Kept by default: the thinking-only turn stays, nothing is joined.
     assert strip_unaccepted(request, ModelPolicy()) == (request, [])
 
@@ -341,7 +348,9 @@ def test_blocks_outside_the_allow_list_become_notes_also_inside_tool_results():
         text("q"),
         text("[document omitted: deepseek-v4-pro does not read documents]"),
     ]
-    assert changes == ["replaced blocks deepseek-v4-pro does not take with notes: image x1, document x1"]
+    assert changes == [
+        Change(ChangeKind.STRIPPED, "replaced blocks deepseek-v4-pro does not take with notes: image x1, document x1")
+    ]
 
 
 def test_what_is_text_already_stays_readable():
@@ -381,7 +390,10 @@ def test_citations_and_newer_tool_fields_go():
     out, changes = strip_unaccepted(request, ModelPolicy())
     assert out["messages"][1]["content"] == [text("a")]
     assert out["tools"] == [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}]
-    assert changes == ["removed cache_control x1", "removed fields: defer_loading x1, citations x1"]
+    assert changes == [
+        Change(ChangeKind.STRIPPED, "removed cache_control x1"),
+        Change(ChangeKind.STRIPPED, "removed fields: defer_loading x1, citations x1"),
+    ]
 
 
 def test_tools_over_the_limit_go_from_the_end_with_a_tool_choice_naming_one():
@@ -396,8 +408,8 @@ def test_tools_over_the_limit_go_from_the_end_with_a_tool_choice_naming_one():
     assert out["tools"] == tools[:3]
     assert "tool_choice" not in out
     assert changes == [
-        "removed 2 tools over the model's limit of 3: t3, t4",
-        "dropped tool_choice naming a removed tool",
+        Change(ChangeKind.STRIPPED, "removed 2 tools over the model's limit of 3: t3, t4"),
+        Change(ChangeKind.STRIPPED, "dropped tool_choice naming a removed tool"),
     ]
     assert strip_unaccepted({**request, "tools": tools[:3]}, ModelPolicy(max_tools=3))[1] == []
 
@@ -416,7 +428,10 @@ def test_server_tools_stay_for_a_backend_that_runs_them():
     assert strip_unaccepted(request, ModelPolicy(server_tools=True)) == (request, [])
     out, changes = strip_unaccepted(request, ModelPolicy())
     assert out["tools"] == tools[:1] and "tool_choice" not in out
-    assert changes == ["removed server tools: web_search", "dropped tool_choice naming a removed tool"]
+    assert changes == [
+        Change(ChangeKind.STRIPPED, "removed server tools: web_search"),
+        Change(ChangeKind.STRIPPED, "dropped tool_choice naming a removed tool"),
+    ]
 
 
 def test_tool_inputs_that_are_not_objects_are_repaired_or_say_so():
@@ -439,7 +454,7 @@ def test_tool_inputs_that_are_not_objects_are_repaired_or_say_so():
         "invalid_arguments": '["a.txt"]',
         "note": INVALID_ARGUMENTS_NOTE,
     }
-    assert changes == ["repaired tool_use input that was not an object x1"]
+    assert changes == [Change(ChangeKind.REPAIRED, "repaired tool_use input that was not an object x1")]
 
 
 def test_nothing_to_strip_returns_the_same_request():
@@ -452,19 +467,19 @@ def test_nothing_to_strip_returns_the_same_request():
 
 def test_max_tokens_is_capped_to_the_model():
     out, changes = cap_max_tokens({"max_tokens": 32000}, QWEN)
-    assert out == {"max_tokens": 8192} and changes == ["capped max_tokens 32000->8192"]
+    assert out == {"max_tokens": 8192} and changes == [Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192")]
     for fine in ({"max_tokens": 8192}, {"max_tokens": 100}, {}, {"max_tokens": True}, {"max_tokens": "32000"}):
         assert cap_max_tokens(fine, QWEN) == (fine, [])
     # DeepSeek V4 takes up to 393216: Claude Code's 32000 passes, more is capped.
     assert cap_max_tokens({"max_tokens": 32000}, DEEPSEEK) == ({"max_tokens": 32000}, [])
     out, changes = cap_max_tokens({"max_tokens": 500000}, DEEPSEEK)
-    assert out == {"max_tokens": 393216} and changes == ["capped max_tokens 500000->393216"]
+    assert out == {"max_tokens": 393216} and changes == [Change(ChangeKind.CAPPED, "capped max_tokens 500000->393216")]
     # The shipped defaults allow Claude Code's 32000 (a thinking model reasons from the same allowance).
     defaults = load_policy(str(SHIPPED)).defaults
     assert cap_max_tokens({"max_tokens": 32000}, defaults) == ({"max_tokens": 32000}, [])
     assert cap_max_tokens({"max_tokens": 64000}, defaults) == (
         {"max_tokens": 32000},
-        ["capped max_tokens 64000->32000"],
+        [Change(ChangeKind.CAPPED, "capped max_tokens 64000->32000")],
     )
 
 

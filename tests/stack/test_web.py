@@ -10,6 +10,8 @@ import pytest
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
+from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import add_changes, turn_notes
 from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
 from addons.views.turn_view import NOT_KEPT
 from tests.procs import LineReader, free_port, get_json, post_json
@@ -22,7 +24,13 @@ CAP = 5
 
 def test_marker_comments_what_the_addons_changed():
     flow = tflow.tflow(resp=True)
-    flow.metadata["stabilizer"] = {"changes": ["stripped keys: thinking", "message_start: filled usage input_tokens=9"]}
+    add_changes(
+        turn_notes(flow),
+        [
+            Change(ChangeKind.STRIPPED, "stripped keys: thinking"),
+            Change(ChangeKind.USAGE_FILLED, "message_start: filled usage input_tokens=9"),
+        ],
+    )
     FlowMarker().response(flow)
     assert flow.comment == "[usage patched] stripped keys: thinking; message_start: filled usage input_tokens=9"
     assert flow.marked == CHANGED_MARKER
