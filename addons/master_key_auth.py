@@ -19,7 +19,7 @@ import os
 from mitmproxy import ctx, exceptions, http
 
 from addons import MASTER_KEY_VAR, PUBLIC_PATHS, endpoint
-from addons.config.routes import RoutesError, litellm_master_key, read_config
+from addons.config.litellm_config import LiteLLMConfigError, litellm_master_key, read_litellm_config
 from addons.flow.answers import answer, error_response
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class MasterKeyAuth:
             and (path := ctx.options.stabilizer_litellm_config)
         ):
             try:
-                self._use(litellm_master_key(read_config(path), os.environ))
-            except RoutesError as e:
+                self._use(litellm_master_key(read_litellm_config(path), os.environ))
+            except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
 
     def _use(self, key: str | None) -> None:

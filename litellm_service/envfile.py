@@ -11,9 +11,10 @@ import stat
 from pathlib import Path
 
 from addons import MASTER_KEY_VAR
+from addons.errors.config import ConfigError
 
 
-class EnvFileError(Exception):
+class EnvFileError(ConfigError):
     pass
 
 

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from addons import STATUS_PATH, upstream_target
+from addons.errors.config import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADDONS_ENTRY = PROJECT_ROOT / "addons" / "stabilizer_addons.py"
@@ -133,11 +134,11 @@ def mitmdump_command(
     return command
 
 
-class PortUnavailable(Exception):
+class PortUnavailable(ConfigError):
     pass
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(ConfigError):
     pass
 
 
