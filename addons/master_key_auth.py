@@ -45,7 +45,7 @@ class MasterKeyAuth:
             "Check the master key at the front door. Off in front of a team's LiteLLM (stabilizer run "
             "--upstream): each developer's virtual key goes on for LiteLLM to check.",
         )
-        self._use(os.environ.get(MASTER_KEY_VAR))
+        self._use(litellm_master_key(None, os.environ))
 
     def configure(self, updated):
         if "stabilizer_check_key" in updated and not ctx.options.stabilizer_check_key:
