@@ -149,7 +149,13 @@ def check_upstream(url: str, ca: Path | None = None, timeout: float = 5.0) -> No
         upstream_target(url)
     except ValueError as e:
         raise UpstreamUnavailable(f"--upstream {e}") from None
-    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    try:
+        context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    except (OSError, ssl.SSLError) as e:
+        raise UpstreamUnavailable(
+            f"--upstream-ca {ca}: cannot read it as CA certificates ({e.strerror or e}); "
+            "give the PEM file of the CA that signed LiteLLM's certificate"
+        ) from None
     try:
         urllib.request.urlopen(url.rstrip("/") + "/health/liveliness", timeout=timeout, context=context).close()
     except urllib.error.HTTPError:
