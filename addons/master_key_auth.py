@@ -19,7 +19,7 @@ import os
 from mitmproxy import ctx, exceptions, http
 
 from addons import MASTER_KEY_VAR
-from addons.config.routes import RoutesError, litellm_master_key, read_config
+from addons.config.litellm_config import LiteLLMConfigError, litellm_master_key, read_litellm_config
 from addons.flow.answers import answer, error_response
 from addons.flow.kind import PUBLIC
 from addons.flow.notes import flow_kind
@@ -47,7 +47,7 @@ class MasterKeyAuth:
             "Check the master key at the front door. Off in front of a team's LiteLLM (stabilizer run "
             "--upstream): each developer's virtual key goes on for LiteLLM to check.",
         )
-        self._use(os.environ.get(MASTER_KEY_VAR))
+        self._use(litellm_master_key(None, os.environ))
 
     def configure(self, updated):
         if "stabilizer_check_key" in updated and not ctx.options.stabilizer_check_key:
@@ -61,8 +61,8 @@ class MasterKeyAuth:
             and (path := ctx.options.stabilizer_litellm_config)
         ):
             try:
-                self._use(litellm_master_key(read_config(path), os.environ))
-            except RoutesError as e:
+                self._use(litellm_master_key(read_litellm_config(path), os.environ))
+            except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
 
     def _use(self, key: str | None) -> None:

@@ -56,8 +56,9 @@ from contextlib import contextmanager
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
+from addons.config.litellm_config import LiteLLMConfigError
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.config.routes import UNKNOWN, Route, RoutesError, load_routes
+from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described
@@ -133,7 +134,7 @@ class RequestShaper:
             try:
                 path = ctx.options.stabilizer_litellm_config
                 self.routes = load_routes(path) if path else {}
-            except RoutesError as e:
+            except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
         if problem := self._model_reference_problem():
             raise exceptions.OptionsError(problem)

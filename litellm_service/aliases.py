@@ -22,10 +22,11 @@ import re
 import sys
 
 from addons import http_url
-from addons.config.policy import ModelPolicy, PolicyError, load_policy
+from addons.config.litellm_config import EveryVariableSet, load_litellm_config, model_names
+from addons.config.policy import ModelPolicy, load_policy
 from addons.config.routes import UNKNOWN, routes_of
+from addons.errors.config import ConfigError
 from litellm_service import stack
-from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config, model_names
 
 FUNCTION_PREFIX = "claude-"
 # Characters bash and zsh accept in a function name without quoting; the rest become "-".
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_litellm_config(args.litellm_config, environ=EveryVariableSet())
         policy = load_policy(str(args.policy))
-    except (LiteLLMConfigError, PolicyError) as e:
+    except ConfigError as e:
         print(f"stabilizer: {e}", file=sys.stderr)
         return 1
     if unknown := policy.unknown_model_names(model_names(config)):

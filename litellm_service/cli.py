@@ -12,13 +12,13 @@ from pathlib import Path
 import argon2
 
 from addons import http_url
-from addons.config.policy import PolicyError, load_policy
-from addons.config.routes import RoutesError, litellm_master_key, read_config
+from addons.config.litellm_config import litellm_master_key, load_litellm_config, model_names, read_litellm_config
+from addons.config.policy import load_policy
+from addons.errors.config import ConfigError
 from addons.wire.logfollow import LogFollower, listening_address
 from litellm_service import aliases, arguments, doctor, profiles, service, stack
-from litellm_service.envfile import EnvFileError, load_into_environ
+from litellm_service.envfile import load_into_environ
 from litellm_service.launchd import Launchd
-from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.systemd import Systemd
 
 # Like launchd's ThrottleInterval: a LiteLLM that dies at once is not restarted in a tight loop.
@@ -27,8 +27,8 @@ STOP_GRACE_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 120.0
 
 
-class StartupError(Exception):
-    pass
+class StartupError(ConfigError):
+    """The stack's own processes did not come up."""
 
 
 def say(message: str) -> None:
@@ -85,22 +85,19 @@ class ForegroundRun:
         self.web_token = secrets.token_urlsafe(24) if args.web else None
 
     def check_config(self) -> list[str]:
-        """Everything start-up can check, before any process starts."""
-        try:
-            stack.check_port_free(self.args.host, self.args.port)
-            if self.args.web:
-                stack.check_port_free("127.0.0.1", self.args.web_port)
-            load_policy(str(self.args.policy) if self.args.policy else None)
-            if self.args.upstream:
-                stack.check_upstream(self.args.upstream, self.args.upstream_ca)
-                return []
-            if self.args.attach_log:
-                return []
-            # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
-            load_into_environ(self.args.env_file)
-            return model_names(load_litellm_config(self.args.litellm_config))
-        except (stack.PortUnavailable, stack.UpstreamUnavailable, PolicyError, EnvFileError, LiteLLMConfigError) as e:
-            raise StartupError(str(e)) from None
+        """Everything start-up can check, before any process starts; a ConfigError says what is wrong."""
+        stack.check_port_free(self.args.host, self.args.port)
+        if self.args.web:
+            stack.check_port_free("127.0.0.1", self.args.web_port)
+        load_policy(str(self.args.policy) if self.args.policy else None)
+        if self.args.upstream:
+            stack.check_upstream(self.args.upstream, self.args.upstream_ca)
+            return []
+        if self.args.attach_log:
+            return []
+        # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
+        load_into_environ(self.args.env_file)
+        return model_names(load_litellm_config(self.args.litellm_config))
 
     def start_litellm(self) -> None:
         self.litellm = spawn(
@@ -218,7 +215,7 @@ class ForegroundRun:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         return ForegroundRun(args).run()
-    except StartupError as e:
+    except ConfigError as e:
         say(str(e))
         return 1
 
@@ -228,8 +225,8 @@ def cmd_key(args: argparse.Namespace) -> int:
     with the env file's values (its LITELLM_MASTER_KEY created on first use)."""
     try:
         load_into_environ(args.env_file)
-        config = read_config(str(args.litellm_config))  # only the key: provider keys may be unset
-    except (EnvFileError, RoutesError) as e:
+        config = read_litellm_config(args.litellm_config)  # only the key: provider keys may be unset
+    except ConfigError as e:
         say(str(e))
         return 1
     if not (key := litellm_master_key(config, os.environ)):

@@ -19,14 +19,20 @@ from typing import Iterator
 from packaging.requirements import Requirement
 
 from addons import MASTER_KEY_VAR, http_url
+from addons.config.litellm_config import (
+    LiteLLMConfigError,
+    litellm_master_key,
+    load_litellm_config,
+    model_names,
+    read_litellm_config,
+)
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
-from addons.config.routes import UNKNOWN, RoutesError, litellm_master_key, read_config, routes_of
+from addons.config.routes import UNKNOWN, routes_of
 from addons.errors.anthropic import is_anthropic_error
 from addons.wire.logfollow import listening_address
 from litellm_service import stack
 from litellm_service.envfile import EnvFileError, read_env_file
 from litellm_service.launchd import Launchd
-from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config, model_names
 from litellm_service.service import Manager, ServiceError, job_statuses
 from litellm_service.systemd import Systemd
 
@@ -270,8 +276,8 @@ def check_model(base_url: str, model: str, key: str, timeout: float, thinking: b
 def read_yaml_or_none(path: Path) -> object:
     """The config's parsed YAML, or None when it cannot be read (its own check says why)."""
     try:
-        return read_config(str(path))
-    except RoutesError:
+        return read_litellm_config(path)
+    except LiteLLMConfigError:
         return None
 
 

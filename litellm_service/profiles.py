@@ -12,9 +12,10 @@ id behind a name, addons/config/routes.py) with their route.
 import argparse
 import sys
 
-from addons.config.policy import ModelPolicy, PolicyError, load_policy
+from addons.config.litellm_config import EveryVariableSet, load_litellm_config
+from addons.config.policy import ModelPolicy, load_policy
 from addons.config.routes import routes_of
-from litellm_service.litellm_config import EveryVariableSet, LiteLLMConfigError, load_litellm_config
+from addons.errors.config import ConfigError
 
 COLUMNS = ("model", "window", "output", "thinking", "images", "tools", "served as")
 
@@ -59,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(str(args.policy))
         config = load_litellm_config(args.litellm_config, environ=EveryVariableSet())
-    except (PolicyError, LiteLLMConfigError) as e:
+    except ConfigError as e:
         print(f"stabilizer: {e}", file=sys.stderr)
         return 1
     served: dict[str, list[str]] = {}

@@ -15,8 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from litellm_service.envfile import EnvFileError, default_env_file, load_into_environ
-from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
+from addons.config.litellm_config import load_litellm_config
+from addons.errors.config import ConfigError
+from litellm_service.envfile import default_env_file, load_into_environ
 
 
 def _redirect_output(log_file: Path) -> None:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         prepare_environment(args.config.resolve(), args.env_file)
-    except (EnvFileError, LiteLLMConfigError) as e:
+    except ConfigError as e:
         print(f"litellm_service: {e}", file=sys.stderr)
         return 2
     _redirect_output(args.log_file)

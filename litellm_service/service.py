@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Protocol
 
 from addons import MASTER_KEY_VAR
-from addons.config.policy import PolicyError, load_policy
+from addons.config.litellm_config import load_litellm_config
+from addons.config.policy import load_policy
+from addons.errors.config import ConfigError
 from litellm_service import envexec, logpipe, stack
-from litellm_service.envfile import EnvFileError, ensure_master_key, read_env_file
-from litellm_service.litellm_config import LiteLLMConfigError, load_litellm_config
+from litellm_service.envfile import ensure_master_key, read_env_file
 
 TEMPLATE_DIR = stack.PROJECT_ROOT / "launchd"
 JOB_NAMES = ("litellm", "mitmdump")  # also the names of their templates
@@ -31,7 +32,7 @@ MITMDUMP_JOB_OUTPUT_NAME = "mitmdump.job.log"
 TOOL_TIMEOUT_SECONDS = 30
 
 
-class ServiceError(Exception):
+class ServiceError(ConfigError):
     pass
 
 
@@ -193,10 +194,7 @@ def rendered(manager: Manager, settings: Settings) -> list[tuple[Path, str]]:
 
 def install(manager: Manager, settings: Settings) -> list[str]:
     require_tool(manager)
-    try:
-        check_env_file(settings)
-    except (EnvFileError, LiteLLMConfigError, PolicyError) as e:
-        raise ServiceError(str(e)) from None
+    check_env_file(settings)
     # launchd and systemd open the output files but create no directories.
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -267,6 +265,6 @@ def main(args: argparse.Namespace) -> int:
         else:
             print("\n".join(install(manager, settings) if args.action == "install" else uninstall(manager)))
         return 0
-    except ServiceError as e:
+    except ConfigError as e:
         print(f"stabilizer: {e}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from addons import upstream_target
+from addons.errors.config import ConfigError
 from addons.flow.kind import STATUS_PATH
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -134,11 +135,11 @@ def mitmdump_command(
     return command
 
 
-class PortUnavailable(Exception):
+class PortUnavailable(ConfigError):
     pass
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(ConfigError):
     pass
 
 
@@ -149,7 +150,13 @@ def check_upstream(url: str, ca: Path | None = None, timeout: float = 5.0) -> No
         upstream_target(url)
     except ValueError as e:
         raise UpstreamUnavailable(f"--upstream {e}") from None
-    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    try:
+        context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    except (OSError, ssl.SSLError) as e:
+        raise UpstreamUnavailable(
+            f"--upstream-ca {ca}: cannot read it as CA certificates ({e.strerror or e}); "
+            "give the PEM file of the CA that signed LiteLLM's certificate"
+        ) from None
     try:
         urllib.request.urlopen(url.rstrip("/") + "/health/liveliness", timeout=timeout, context=context).close()
     except urllib.error.HTTPError:

@@ -30,6 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from addons.errors.config import ConfigError
+
 DEFAULT_ACCEPTED_KEYS = frozenset(
     {"model", "messages", "system", "max_tokens", "stream", "temperature", "stop_sequences", "tools", "tool_choice"}
 )
@@ -261,7 +263,7 @@ class Policy(BaseModel):
         return name if isinstance(name, str) else None
 
 
-class PolicyError(Exception):
+class PolicyError(ConfigError):
     """A policy file that cannot be used; str() says where, what is wrong and what to write."""
 
     def __init__(self, path: str, problems: list[str]):

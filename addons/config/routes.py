@@ -16,22 +16,14 @@ LiteLLM's config maps a `model_name` (what Claude Code sends as `model`) to
 
 Without a LiteLLM config (a LiteLLM run elsewhere), or for a name it does not
 list, the route is the OpenAI-compatible one and the model id is the name.
-
-The config also says which master key LiteLLM checks (`litellm_master_key`),
-which the front door checks too (addons/master_key_auth.py).
+The config is read by addons/config/litellm_config.py, as everywhere else.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
+from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 
-from addons import MASTER_KEY_VAR
-
-# How a LiteLLM config names an environment variable instead of a value (keys among them).
-ENV_PREFIX = "os.environ/"
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
 # Providers whose /v1/messages LiteLLM forwards in Anthropic's format.
@@ -47,10 +39,6 @@ class Route:
 
 
 UNKNOWN = Route(OPENAI, None)
-
-
-class RoutesError(Exception):
-    pass
 
 
 def route_of(deployment: dict[str, Any]) -> Route:
@@ -70,22 +58,12 @@ def route_of(deployment: dict[str, Any]) -> Route:
     return Route(ANTHROPIC if native else OPENAI, model_id or None)
 
 
-def read_config(path: str) -> Any:
-    """The LiteLLM config at `path`, parsed."""
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RoutesError(f"{path}: file not found. Fix: give the LiteLLM config that LiteLLM runs with") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise RoutesError(f"{path}: cannot read it as YAML: {e}") from None
-
-
 def load_routes(path: str) -> dict[str, Route]:
     """model_name -> Route for every entry of the LiteLLM config at `path` (the first entry wins)."""
-    config = read_config(path)
+    config = read_litellm_config(path)
     entries = config.get("model_list") if isinstance(config, dict) else None
     if not isinstance(entries, list):
-        raise RoutesError(f"{path}: model_list: expected a list of models")
+        raise LiteLLMConfigError(f"{path}: model_list: expected a list of models")
     return routes_of(entries)
 
 
@@ -96,15 +74,3 @@ def routes_of(model_list: list) -> dict[str, Route]:
         if isinstance(entry, dict) and isinstance(entry.get("model_name"), str):
             routes.setdefault(entry["model_name"], route_of(entry))
     return routes
-
-
-def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
-    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
-    general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY."""
-    general = config.get("general_settings") if isinstance(config, dict) else None
-    key = general.get("master_key") if isinstance(general, dict) else None
-    if not isinstance(key, str) or not key:
-        key = environ.get(MASTER_KEY_VAR)
-    elif key.startswith(ENV_PREFIX):
-        key = environ.get(key.removeprefix(ENV_PREFIX))
-    return key or None

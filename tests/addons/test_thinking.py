@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
+from addons.config.litellm_config import LiteLLMConfigError
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
-from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, RoutesError, load_routes, route_of
+from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, load_routes, route_of
 from addons.flow.change import Change, ChangeKind
 from addons.request.history import History
 from addons.request.shaping import shape_request, with_reasoning_note
@@ -282,10 +283,10 @@ def test_route_of_a_deployment(deployment, route):
 def test_shipped_litellm_config_routes(tmp_path):
     routes = load_routes(str(ROOT / "config" / "litellm.yaml"))
     assert routes == {"demo": Route(OPENAI, "demo")}
-    with pytest.raises(RoutesError, match="file not found"):
+    with pytest.raises(LiteLLMConfigError, match="file not found"):
         load_routes(str(tmp_path / "missing.yaml"))
     (tmp_path / "bad.yaml").write_text("model_list: 5\n")
-    with pytest.raises(RoutesError, match="model_list: expected a list"):
+    with pytest.raises(LiteLLMConfigError, match="model_list: expected a list"):
         load_routes(str(tmp_path / "bad.yaml"))
 
 

@@ -417,6 +417,22 @@ def test_envexec_loads_the_env_file_then_runs_the_command(tmp_path):
     assert seen[MASTER_KEY_VAR] == "sk-from-file" and seen["DEEPSEEK_API_KEY"] == "sk-deep"
 
 
+@pytest.mark.parametrize("exported", [None, ""])
+def test_envexec_writes_a_master_key_into_the_env_file_once(tmp_path, exported):
+    """Without one in the environment (an empty one is none), the key is generated into the env file
+    on first use, and the file's key is the one every later start gets."""
+    env_file = tmp_path / "stabilizer" / "env"
+    env = {k: v for k, v in os.environ.items() if k != MASTER_KEY_VAR}
+    if exported is not None:
+        env[MASTER_KEY_VAR] = exported
+    keys = []
+    for _ in range(2):
+        done = subprocess.run(envexec.wrapped(env_file, env_dump_command()), env=env, capture_output=True, text=True)
+        keys.append(json.loads(done.stdout)[MASTER_KEY_VAR])
+    assert keys[0].startswith("sk-stabilizer-") and keys == [keys[0]] * 2
+    assert env_file.read_text().count(f"{MASTER_KEY_VAR}=") == 1
+
+
 def test_envexec_refuses_a_readable_env_file_and_runs_nothing(tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text(f"{MASTER_KEY_VAR}=sk-from-file\n")

@@ -145,6 +145,39 @@ def test_run_refuses_a_taken_port(child_env, tmp_path):
     assert f"port {port}" in stderr.decode()
 
 
+def test_run_names_a_litellm_config_that_is_not_utf8(child_env, tmp_path):
+    config = tmp_path / "litellm.yaml"
+    config.write_bytes("model_list:\n  - model_name: café\n".encode("latin-1"))
+    process = stabilizer(
+        "run",
+        *("--port", str(free_port()), "--log-dir", str(tmp_path / "logs")),
+        *("--litellm-config", str(config), "--env-file", str(tmp_path / "env")),
+        env=child_env,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert (
+        stderr.decode()
+        == f"stabilizer: {config}: not UTF-8 (byte 31: invalid continuation byte). Fix: save it as UTF-8\n"
+    )
+
+
+def test_run_names_an_upstream_ca_it_cannot_read(child_env, tmp_path):
+    missing = tmp_path / "missing.pem"
+    process = stabilizer(
+        "run",
+        *("--port", str(free_port()), "--log-dir", str(tmp_path / "logs")),
+        *("--upstream", "https://127.0.0.1:9", "--upstream-ca", str(missing)),
+        env=child_env,
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert stderr.decode() == (
+        f"stabilizer: --upstream-ca {missing}: cannot read it as CA certificates (No such file or directory); "
+        "give the PEM file of the CA that signed LiteLLM's certificate\n"
+    )
+
+
 def child_pids(pid: int) -> set[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     return {int(p) for p in children.read_text().split()} if children.exists() else set()

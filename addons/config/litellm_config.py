@@ -1,4 +1,12 @@
-"""Checks of config/litellm.yaml that LiteLLM itself would only report at request time."""
+"""LiteLLM's config, read by one reader for the addons and the CLI alike.
+
+The front door takes its master key from it (addons/master_key_auth.py), the
+request shaper its routes (addons/config/routes.py), and `stabilizer run`, `key`,
+`doctor`, `aliases`, `profiles` and the service install read it here too, so a
+config that cannot be read gets one message wherever it is read.
+`load_litellm_config` also checks what LiteLLM itself would only report at
+request time.
+"""
 
 import os
 from collections.abc import Mapping
@@ -7,11 +15,31 @@ from typing import Any
 
 import yaml
 
-from addons.config.routes import ENV_PREFIX
+from addons import MASTER_KEY_VAR
+from addons.errors.config import ConfigError
+
+# How a LiteLLM config names an environment variable instead of a value (keys among them).
+ENV_PREFIX = "os.environ/"
 
 
-class LiteLLMConfigError(Exception):
+class LiteLLMConfigError(ConfigError):
     pass
+
+
+def read_litellm_config(path: str | Path) -> Any:
+    """The LiteLLM config at `path`, parsed but not checked (reading the master key needs no more)."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LiteLLMConfigError(
+            f"{path}: file not found. Fix: give the LiteLLM config that LiteLLM runs with"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise LiteLLMConfigError(f"{path}: not UTF-8 (byte {e.start}: {e.reason}). Fix: save it as UTF-8") from None
+    except OSError as e:
+        raise LiteLLMConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise LiteLLMConfigError(f"{path}: not valid YAML: {e}") from None
 
 
 def _env_refs(value: Any, key_path: str):
@@ -34,14 +62,9 @@ class EveryVariableSet(dict):
 
 
 def load_litellm_config(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Parse and check the config; every problem names the file, the key and the fix."""
+    """Read and check the config; every problem names the file, the key and the fix."""
     environ = os.environ if environ is None else environ
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise LiteLLMConfigError(f"{path}: file not found (pass --litellm-config PATH)") from None
-    except yaml.YAMLError as e:
-        raise LiteLLMConfigError(f"{path}: not valid YAML: {e}") from None
+    config = read_litellm_config(path)
     if not isinstance(config, dict):
         raise LiteLLMConfigError(f"{path}: expected a mapping with model_list, litellm_settings, general_settings")
     models = config.get("model_list")
@@ -71,3 +94,16 @@ def load_litellm_config(path: Path, environ: Mapping[str, str] | None = None) ->
 
 def model_names(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(entry["model_name"] for entry in config["model_list"]))
+
+
+def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
+    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
+    general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY.
+    The one resolution: the front door checks this key and `stabilizer key` prints it."""
+    general = config.get("general_settings") if isinstance(config, dict) else None
+    key = general.get("master_key") if isinstance(general, dict) else None
+    if not isinstance(key, str) or not key:
+        key = environ.get(MASTER_KEY_VAR)
+    elif key.startswith(ENV_PREFIX):
+        key = environ.get(key.removeprefix(ENV_PREFIX))
+    return key or None
