@@ -7,17 +7,23 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from addons.messages.tokens import count_text
 
-PROVIDERS = ("deepseek", "qwen", "kimi", "glm", "minimax", "vllm", "ollama", "llamacpp", "openai")
-
 
 def type_disabled(body: dict[str, Any]) -> bool:
+    """The common thinking switch: `thinking: {"type": "disabled"}`."""
     thinking = body.get("thinking")
     return isinstance(thinking, dict) and thinking.get("type") == "disabled"
+
+
+def thinks(body: dict[str, Any], quirks: Quirks, switched_off: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether a thinking profile reasons on this request: unless its switch (the provider's
+    `thinking_off`; `type_disabled` on the Messages route) says off and the model lets it
+    (`always_thinks`)."""
+    return quirks.thinking and (quirks.always_thinks or not switched_off(body))
 
 
 USAGE_MODES = ("real", "null", "absent", "zero")
@@ -29,6 +35,8 @@ LINE_ENDINGS = ("\n", "\r\n")
 class Quirks:
     """How the server behaves for one request.
 
+    provider: the provider whose gateway it plays (one of providers.PROVIDERS;
+        its hooks, provider.Provider, word the errors and shape the answers).
     usage: "real" counts, "zero" counts, "null" (`"usage": null`) or "absent"
         (no usage key, no usage chunk), placed where the provider places it.
     chunking: "normal" writes one SSE event per HTTP chunk; "odd" cuts the
@@ -52,7 +60,7 @@ class Quirks:
     strict_arguments: an assistant `tool_calls[].function.arguments` that is not
         a JSON object (Qwen) or not JSON at all (vLLM, the other profiles) -> 400.
     always_thinks: a thinking model that cannot be switched off: `thinking`
-        disabled (or the profile's own switch, THINKING_OFF) is ignored
+        disabled (or the provider's own switch, `thinking_off`) is ignored
         (kimi-k3*, glm-5.3*, MiniMax).
     fixed_temperature: a `temperature` other than this -> 400 (kimi-k3*; None: no check).
     tool_parser: vLLM started with `--enable-auto-tool-choice --tool-call-parser`;
@@ -82,7 +90,6 @@ class Quirks:
 
     def __post_init__(self) -> None:
         checks = (
-            ("provider", PROVIDERS),
             ("usage", USAGE_MODES),
             ("chunking", CHUNKING_MODES),
             ("line_ending", LINE_ENDINGS),

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from addons.messages.tokens import count_text
-from tests.backend.checks import anthropic_thinks, thinks
 from tests.backend.core import (
     UNSET,
     Quirks,
@@ -24,25 +23,10 @@ from tests.backend.core import (
     default_reasoning,
     default_reasoning_text,
     request_tokens,
+    thinks,
+    type_disabled,
 )
-
-# Where each profile writes its reasoning on the OpenAI route (default: reasoning_content).
-# vLLM: "`reasoning` used to be called `reasoning_content`"
-#   (https://docs.vllm.ai/en/stable/features/reasoning_outputs/, read 2026-11-26).
-# Ollama: `Reasoning string json:"reasoning"` on message and delta
-#   (https://github.com/ollama/ollama/blob/main/openai/openai.go, read 2026-11-26).
-# MiniMax: `<think>` inside `content`, or with `reasoning_split: true` a `reasoning_details`
-#   list (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26; see
-#   `reasoning_field`).
-REASONING_FIELDS = {"vllm": "reasoning", "ollama": "reasoning"}
-
-
-def reasoning_field(body: dict[str, Any], provider: str) -> str | None:
-    """Where the reasoning goes on the OpenAI route; None: inside `content` as
-    `<think>...</think>` before the answer (MiniMax without `reasoning_split`)."""
-    if provider == "minimax":
-        return "reasoning_details" if body.get("reasoning_split") is True else None
-    return REASONING_FIELDS.get(provider, "reasoning_content")
+from tests.backend.providers import BY_NAME
 
 
 class Completion:
@@ -51,30 +35,25 @@ class Completion:
 
     def __init__(self, body: dict[str, Any], reply: Text | ToolCalls, quirks: Quirks) -> None:
         self.body, self.quirks = body, quirks
-        self.provider = quirks.provider
+        self.provider = BY_NAME[quirks.provider]
         self.model = body.get("model") if isinstance(body.get("model"), str) else "stand-in"
-        self.id = str(uuid.uuid4()) if self.provider == "deepseek" else f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = self.provider.completion_id()
         self.created = int(time.time())
-        self.fingerprint = None if self.provider == "qwen" else "fp_standin_prod"
+        self.fingerprint = self.provider.fingerprint
         self.text = reply.text
         self.reasoning = ""
-        if thinks(body, quirks):
+        if thinks(body, quirks, self.provider.thinking_off):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning(body)
-        self.reasoning_field = reasoning_field(body, self.provider)
+        self.reasoning_field = self.provider.reasoning_field(body)
         # MiniMax's `<think>` block in the content, a newline inside each tag and a blank line
         # before the answer (as streamed in https://github.com/MiniMax-AI/MiniMax-M2/issues/105, read 2026-11-26).
         inline = self.reasoning and self.reasoning_field is None
         self.content = f"<think>\n{self.reasoning}\n</think>\n\n{self.text}" if inline else self.text
         self.calls = [
-            (self._call_id(index), name, arguments_text(arguments))
+            (self.provider.call_id(index), name, arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
         self.finish_reason = "tool_calls" if self.calls else getattr(reply, "finish_reason", "stop")
-
-    def _call_id(self, index: int) -> str:
-        if self.provider == "deepseek":
-            return f"call_{index:02d}_{uuid.uuid4().hex[:24]}"
-        return f"call_{uuid.uuid4().hex[:24]}"
 
     def usage(self) -> dict[str, Any] | None:
         if self.quirks.usage == "null":
@@ -92,12 +71,7 @@ class Completion:
         }
         if self.reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-        cached = int(prompt * self.quirks.cached_share)
-        if self.provider in ("deepseek", "qwen") or cached:
-            usage["prompt_tokens_details"] = {"cached_tokens": cached}
-        if self.provider == "deepseek":
-            usage |= {"prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": prompt - cached}
-        return usage
+        return usage | self.provider.cache_usage(prompt, int(prompt * self.quirks.cached_share))
 
     # -- non-streaming
 
@@ -115,7 +89,7 @@ class Completion:
     def json_body(self) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": self.content, **self._reasoning(self.reasoning)}
         if self.calls:
-            if self.provider == "openai" and not self.text:
+            if self.provider.null_content_with_calls and not self.text:
                 message["content"] = None
             message["tool_calls"] = [
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
@@ -152,7 +126,7 @@ class Completion:
             # Where the provider puts `"usage": null` on ordinary chunks.
             if self.quirks.usage == "absent":
                 return chunk
-            if self.provider == "qwen" or self._include_usage():
+            if self.provider.usage_null_on_every_chunk or self._include_usage():
                 chunk["usage"] = None
             return chunk
         chunk["usage"] = usage
@@ -170,11 +144,7 @@ class Completion:
                 ]
             }
             for fragment in split_fragments(arguments):
-                call: dict[str, Any] = {"index": index, "function": {"arguments": fragment}}
-                if self.provider == "qwen":
-                    # DashScope repeats an empty id and the type on every fragment.
-                    call = {"index": index, "id": "", "type": "function", "function": {"arguments": fragment}}
-                yield {"tool_calls": [call]}
+                yield {"tool_calls": [self.provider.argument_fragment(index, fragment)]}
 
     def chunks(self) -> list[dict[str, Any]]:
         if self._reasoning(""):
@@ -185,13 +155,12 @@ class Completion:
             chunks = [self._delta({"role": "assistant", "content": ""})]
         chunks += [self._delta({"content": piece}) for piece in split_text(self.content)]
         chunks += [self._delta(fragment) for fragment in self._tool_call_fragments()]
-        finish_delta: dict[str, Any] = {"content": ""} if self.provider in ("deepseek", "qwen") else {}
-        if self.provider == "deepseek" and self.quirks.usage != "absent":
-            # DeepSeek: usage rides on the finish chunk, with or without include_usage.
+        finish_delta: dict[str, Any] = {"content": ""} if self.provider.empty_content_at_finish else {}
+        if self.provider.usage_on_finish_chunk and self.quirks.usage != "absent":
             chunks.append(self._delta(finish_delta, self.finish_reason, usage=self.usage()))
         else:
             chunks.append(self._delta(finish_delta, self.finish_reason))
-        if self.provider != "deepseek" and self._include_usage() and self.quirks.usage != "absent":
+        if not self.provider.usage_on_finish_chunk and self._include_usage() and self.quirks.usage != "absent":
             chunks.append(self._chunk([], usage=self.usage()))
         return chunks
 
@@ -268,7 +237,7 @@ class MessagesCompletion:
         self.id = str(uuid.uuid4())
         self.model = body.get("model") if isinstance(body.get("model"), str) else "stand-in"
         self.reasoning = ""
-        if anthropic_thinks(body, quirks):
+        if thinks(body, quirks, type_disabled):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning_text(body)
         self.text = reply.text
         self.calls = [
@@ -312,9 +281,7 @@ class MessagesCompletion:
 
     def events(self) -> list[bytes]:
         usage = self.usage()
-        # Z.ai: message_start's usage is always zero, the real counts come in the last message_delta
-        # (https://github.com/zai-org/GLM-5/issues/139, glm-5.3, read 2026-11-26).
-        zero_start = self.quirks.provider == "glm"
+        zero_start = BY_NAME[self.quirks.provider].zero_usage_at_start
         start_usage = {"input_tokens": 0, "output_tokens": 0} if zero_start else {**usage, "output_tokens": 0}
         start = {
             "id": self.id,

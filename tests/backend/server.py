@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tests.backend.checks import check_messages_request, check_request, fit_history, invalid_json_error
+from tests.backend.checks import check_messages_request, check_request
 from tests.backend.core import (
-    PROVIDERS,
     CloseMidEvent,
     EndlessEvent,
     Error,
@@ -34,7 +33,7 @@ from tests.backend.core import (
     compact,
     default_reply,
 )
-from tests.backend.profiles import MODEL_QUIRKS, PROFILES, provider_for
+from tests.backend.providers import BY_NAME, MODEL_QUIRKS, PROFILES, PROVIDERS, ollama, provider_for
 from tests.backend.render import Completion, MessagesCompletion, odd_pieces
 
 logger = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._not_found()
             return
         if problem is not None:
-            error = invalid_json_error(backend.provider or "openai", problem)
+            error = BY_NAME[backend.provider or "openai"].invalid_json_error(problem)
             self._send_error(anthropic_error(error.body["error"]["message"]) if route in MESSAGES_PATHS else error)
             return
         quirks = backend.quirks_for(body.get("model"))
@@ -185,7 +184,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error(rejection)
             return
         if quirks.truncate_history and quirks.context_window is not None:
-            body, self.exchange.dropped_messages = fit_history(body, quirks.context_window, route in MESSAGES_PATHS)
+            body, self.exchange.dropped_messages = ollama.fit_history(
+                body, quirks.context_window, route in MESSAGES_PATHS
+            )
         try:
             self._answer(body, backend._next_reply(body), quirks, release)
         except _ClientGone:
@@ -483,7 +484,9 @@ class Backend:
         unknown = set(overrides) - {field.name for field in dataclasses.fields(Quirks)}
         if unknown:
             raise TypeError(f"unknown quirks: {', '.join(sorted(unknown))}")
-        dataclasses.replace(PROFILES["openai"], **overrides)  # validates the values now
+        if overrides.get("provider", "openai") not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {overrides['provider']!r}")
+        dataclasses.replace(PROFILES["openai"], **overrides)  # validates the other values now
         previous = self._overrides
         self._overrides = previous | overrides
         try:
