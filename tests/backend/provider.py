@@ -178,8 +178,10 @@ class Provider:
     # -- thinking
     # Whether the request turns the reasoning off, when the model lets it (`always_thinks`).
     thinking_off: Callable[[dict[str, Any]], bool] = type_disabled
-    # Where the reasoning goes on the chat route; None: inside `content` as `<think>...</think>`.
-    reasoning_field: Callable[[dict[str, Any]], str | None] = lambda body: "reasoning_content"
+    # The fields of a chat message or delta that carry (a piece of) the reasoning: (body, piece);
+    # {}: the reasoning goes inside the content instead, as `reasoning_in_content` writes it.
+    reasoning_fields: Callable[[dict[str, Any], str], dict[str, Any]] = lambda body, piece: {"reasoning_content": piece}
+    reasoning_in_content: Callable[[str, str], str] = lambda reasoning, text: text  # (reasoning, answer)
 
     # -- how the chat route writes an answer (render.Completion)
     completion_id: Callable[[], str] = lambda: f"chatcmpl-{uuid.uuid4().hex}"

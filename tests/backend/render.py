@@ -44,11 +44,8 @@ class Completion:
         self.reasoning = ""
         if thinks(body, quirks, self.provider.thinking_off):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning(body)
-        self.reasoning_field = self.provider.reasoning_field(body)
-        # MiniMax's `<think>` block in the content, a newline inside each tag and a blank line
-        # before the answer (as streamed in https://github.com/MiniMax-AI/MiniMax-M2/issues/105, read 2026-11-26).
-        inline = self.reasoning and self.reasoning_field is None
-        self.content = f"<think>\n{self.reasoning}\n</think>\n\n{self.text}" if inline else self.text
+        inline = self.reasoning and not self._reasoning("")
+        self.content = self.provider.reasoning_in_content(self.reasoning, self.text) if inline else self.text
         self.calls = [
             (self.provider.call_id(index), name, arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
@@ -76,15 +73,8 @@ class Completion:
     # -- non-streaming
 
     def _reasoning(self, text: str) -> dict[str, Any]:
-        """The reasoning (or a piece of it) in the profile's field. MiniMax's `reasoning_details`
-        items are `{"type": "reasoning.text", "text": ...}` (https://belingud.github.io/yaicli/providers/minimax/;
-        its docs read `reasoning_details[0]['text']`), incremental when streamed
-        (https://github.com/MiniMax-AI/MiniMax-M2/issues/95); read 2026-11-26."""
-        if not (self.reasoning and self.reasoning_field):
-            return {}
-        if self.reasoning_field == "reasoning_details":
-            return {"reasoning_details": [{"type": "reasoning.text", "text": text}]}
-        return {self.reasoning_field: text}
+        """The reasoning (or a piece of it) in the provider's fields; {} when there is none."""
+        return self.provider.reasoning_fields(self.body, text) if self.reasoning else {}
 
     def json_body(self) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": self.content, **self._reasoning(self.reasoning)}

@@ -35,11 +35,21 @@ def _minimax_anthropic_error(message: str) -> Error:
     )
 
 
-def _reasoning_field(body: dict[str, Any]) -> str | None:
+def _reasoning_fields(body: dict[str, Any], piece: str) -> dict[str, Any]:
     """`<think>` inside `content`, or with `reasoning_split: true` a `reasoning_details` list
-    (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26; the
-    shapes are written in render.Completion)."""
-    return "reasoning_details" if body.get("reasoning_split") is True else None
+    (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26) whose
+    items are `{"type": "reasoning.text", "text": ...}` (https://belingud.github.io/yaicli/providers/minimax/;
+    its docs read `reasoning_details[0]['text']`), incremental when streamed
+    (https://github.com/MiniMax-AI/MiniMax-M2/issues/95); read 2026-11-26."""
+    if body.get("reasoning_split") is True:
+        return {"reasoning_details": [{"type": "reasoning.text", "text": piece}]}
+    return {}
+
+
+def _think_block(reasoning: str, text: str) -> str:
+    """The `<think>` block in the content, a newline inside each tag and a blank line before the
+    answer (as streamed in https://github.com/MiniMax-AI/MiniMax-M2/issues/105, read 2026-11-26)."""
+    return f"<think>\n{reasoning}\n</think>\n\n{text}"
 
 
 PROVIDER = Provider(
@@ -52,6 +62,7 @@ PROVIDER = Provider(
     # MiniMax-M2.x: 204,800 tokens (https://platform.minimax.io/docs/api-reference/text-openai-api, read 2026-11-26).
     model_quirks={"minimax-m2": {"context_window": 204_800}},
     context_error=lambda window, prompt, completion: minimax_error(MINIMAX_CONTEXT),
-    reasoning_field=_reasoning_field,
+    reasoning_fields=_reasoning_fields,
+    reasoning_in_content=_think_block,
     messages_context_error=lambda window, prompt, completion: _minimax_anthropic_error(MINIMAX_CONTEXT),
 )

@@ -47,5 +47,5 @@ PROVIDER = Provider(
     thinking_off=lambda body: body.get("reasoning_effort") == "none",
     # `Reasoning string json:"reasoning"` on message and delta
     # (https://github.com/ollama/ollama/blob/main/openai/openai.go, read 2026-11-26).
-    reasoning_field=lambda body: "reasoning",
+    reasoning_fields=lambda body, piece: {"reasoning": piece},
 )

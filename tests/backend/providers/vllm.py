@@ -72,5 +72,5 @@ PROVIDER = Provider(
     and body["chat_template_kwargs"].get("enable_thinking") is False,
     # "`reasoning` used to be called `reasoning_content`"
     # (https://docs.vllm.ai/en/stable/features/reasoning_outputs/, read 2026-11-26).
-    reasoning_field=lambda body: "reasoning",
+    reasoning_fields=lambda body, piece: {"reasoning": piece},
 )
