@@ -442,25 +442,24 @@ class Backend:
         with self._lock:
             return list(self._exchanges)
 
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """JSON bodies of the chat-completion POSTs received, in order."""
+    def _bodies(self, paths: tuple[str, ...]) -> list[dict[str, Any]]:
+        """JSON bodies of the POSTs received on these paths, in order."""
         with self._lock:
             return [
                 e.body
                 for e in self._exchanges
-                if e.method == "POST" and _route(e.path) in CHAT_PATHS and isinstance(e.body, dict)
+                if e.method == "POST" and _route(e.path) in paths and isinstance(e.body, dict)
             ]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of the chat-completion POSTs received, in order."""
+        return self._bodies(CHAT_PATHS)
 
     @property
     def messages_requests(self) -> list[dict[str, Any]]:
         """JSON bodies of the Anthropic Messages POSTs received, in order."""
-        with self._lock:
-            return [
-                e.body
-                for e in self._exchanges
-                if e.method == "POST" and _route(e.path) in MESSAGES_PATHS and isinstance(e.body, dict)
-            ]
+        return self._bodies(MESSAGES_PATHS)
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until `count` JSON bodies have arrived; TimeoutError otherwise."""
