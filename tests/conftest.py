@@ -29,7 +29,7 @@ PROJECT_ROOT = TESTS.parent
 IN_PROCESS_TIERS = (TESTS / "pure", TESTS / "addons")
 POLICY = PROJECT_ROOT / "config" / "stabilizer.yaml"
 # Model names served through the stand-in's OpenAI-compatible route (LiteLLM's openai/
-# provider); the stand-in picks the provider's behaviour by the name's prefix (tests/backend.py).
+# provider); the stand-in picks the provider's behaviour by the name's prefix (tests/backend/).
 BACKEND_MODELS = (
     "deepseek-flash",
     "deepseek-v4-pro",

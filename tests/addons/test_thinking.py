@@ -1,7 +1,7 @@
 """Thinking controls and reasoning round trips (addons/request/thinking.py, addons/config/routes.py), without a proxy.
 
 Each request that shaping writes for DeepSeek's OpenAI-compatible route is also
-put to the stand-in's own checks (tests/backend.py), which reproduce DeepSeek's
+put to the stand-in's own checks (tests/backend/), which reproduce DeepSeek's
 documented rules: a combination it refuses is never sent.
 """
 

@@ -3,7 +3,7 @@
 A user runs `stabilizer run` with config/stabilizer.yaml and a LiteLLM entry for
 the provider: an OpenAI-compatible one (LiteLLM translates to Chat Completions)
 or an Anthropic-compatible one (LiteLLM passes the Messages request through).
-The stand-in backend thinks the way each provider documents it (tests/backend.py):
+The stand-in backend thinks the way each provider documents it (tests/backend/):
 DeepSeek, Qwen, Kimi, GLM, MiniMax, vLLM, Ollama and llama-server, each with its
 own reasoning field, switch and round-trip rule. Each scenario asserts on Claude
 Code's result, on every request the backend received, and on the stream Claude

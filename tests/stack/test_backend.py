@@ -1,4 +1,4 @@
-"""Tests of the stand-in provider itself (tests/backend.py).
+"""Tests of the stand-in provider itself (tests/backend/).
 
 Fast tests talk to it directly: httpx for ordinary exchanges, a raw socket
 when the test is about the bytes and HTTP chunks on the wire. One test, marked

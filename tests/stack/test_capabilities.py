@@ -1,7 +1,7 @@
 """A session never gets stuck: what the backend cannot take is turned into what it can.
 
 Each case, through the real stack (mitmdump with the addons, the real LiteLLM),
-against a stand-in that refuses it the way the provider does (tests/backend.py):
+against a stand-in that refuses it the way the provider does (tests/backend/):
 first the same turn sent to LiteLLM directly, which the backend refuses, so the
 case is real; then the turn and the next two turns of the same session through
 the stabilizer, which must all succeed.

@@ -1,6 +1,6 @@
 """Re-record the LiteLLM answers in this folder: `.venv/bin/python -m tests.data.streams.record`.
 
-Starts the stand-in backend (tests/backend.py) and the real LiteLLM proxy in
+Starts the stand-in backend (tests/backend/) and the real LiteLLM proxy in
 front of it (openai/<model> deployments, chat-completions routing for
 /v1/messages), sends Anthropic /v1/messages?beta=true requests and saves the
 bodies exactly as LiteLLM sent them. Files named `litellm-*` come from here;
