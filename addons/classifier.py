@@ -1,6 +1,6 @@
 """Note on every flow what its request is (addons/flow/kind.py), before any addon changes it.
 
-The other addons read the note (flow_kind(), addons/flow/notes.py) instead of
+The other addons read the note (flow_kind(), addons/flow/kind.py) instead of
 the path, which Upstream rewrites: under an --upstream path prefix
 (`https://host/litellm`) the path no longer names the route the request came
 for. `requestheaders` comes before every addon's `request` hook; it is this
@@ -9,8 +9,7 @@ addon's only hook, since every hook costs every flow a call.
 
 from mitmproxy import http
 
-from addons.flow.kind import classify
-from addons.flow.notes import KIND
+from addons.flow.kind import KIND, classify
 
 
 class FlowClassifier:

@@ -54,8 +54,8 @@ from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net import encoding
 
 from addons.flow.change import Change, ChangeKind, described
-from addons.flow.kind import SHAPED
-from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes, flow_kind
+from addons.flow.kind import SHAPED, flow_kind
+from addons.flow.notes import ANSWERED_HERE, ORIGINAL, SENT, changes
 from addons.recorder import PLACEHOLDER, SECRET_HEADERS, StreamTee, redact_json, scrub, secret_values
 from addons.views import turn_view
 from addons.wire.json_codec import from_json

@@ -21,8 +21,7 @@ from mitmproxy import ctx, exceptions, http
 from addons import MASTER_KEY_VAR
 from addons.config.litellm_config import LiteLLMConfigError, litellm_master_key, read_litellm_config
 from addons.flow.answers import answer, error_response
-from addons.flow.kind import PUBLIC
-from addons.flow.notes import flow_kind
+from addons.flow.kind import PUBLIC, flow_kind
 
 logger = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from typing import Any, BinaryIO
 from mitmproxy import ctx, exceptions, http, io
 
 from addons import MASTER_KEY_VAR
-from addons.flow.kind import FlowKind
-from addons.flow.notes import ORIGINAL, SENT, flow_kind
+from addons.flow.kind import FlowKind, flow_kind
+from addons.flow.notes import ORIGINAL, SENT
 
 logger = logging.getLogger(__name__)
 

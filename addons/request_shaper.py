@@ -52,6 +52,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
@@ -61,12 +62,12 @@ from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
-from addons.flow.change import Change, ChangeKind, described
-from addons.flow.kind import SHAPED, FlowKind, endpoint
-from addons.flow.notes import NOTES, TurnNotes, add_changes, flow_kind
+from addons.flow.change import Change, ChangeKind, described, stored
+from addons.flow.kind import SHAPED, FlowKind, flow_kind
+from addons.flow.notes import NOTES, TurnNotes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
-from addons.request.shaping import shape_request
+from addons.request.shaping import brings_images, shape_request
 from addons.request.thinking import reasoning_in_text
 from addons.request.trim import trim_request
 from addons.request.validation import request_problem
@@ -82,6 +83,14 @@ OFF_LOOP_BYTES = 1 << 20
 # A body larger than this is parsed in the worker thread too (orjson's time grows with the
 # size: docs/benchmarks.md); a session's history of a 1M-token window is about 4 MB.
 PARSE_ON_LOOP_BYTES = 8 << 20
+
+
+class Target(NamedTuple):
+    """Where a request's model leads: its route, its policy, and the policy entry that applies (or would)."""
+
+    route: Route
+    policy: ModelPolicy
+    policy_key: str | None
 
 
 class RequestShaper:
@@ -146,7 +155,7 @@ class RequestShaper:
             return f"{policy_file}: {unknown[0]} ({ctx.options.stabilizer_litellm_config})"
         for key, entry in self.policy.entries().items():
             vision = entry.vision_model
-            if vision is not None and "image" not in self._target(vision)[1].accepted_block_types:
+            if vision is not None and "image" not in self._target(vision).policy.accepted_block_types:
                 return (
                     f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
                     f"(accepted_block_types has no image); name a model that does"
@@ -159,10 +168,11 @@ class RequestShaper:
         limit = ctx.options.body_size_limit if "body_size_limit" in ctx.options else None
         return (human.parse_size(limit) if limit else None) or DEFAULT_LIMIT
 
-    def _target(self, model: object) -> tuple[Route, ModelPolicy]:
-        """The route and policy of the model a request names."""
+    def _target(self, model: object) -> "Target":
+        """The route, policy and policy key of the model a request names."""
         route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
-        return route, self.policy.for_model(model, route.model_id)
+        key, policy = self.policy.entry(model, route.model_id)
+        return Target(route, policy, key)
 
     def running(self):
         # Load the tokenizer's tables now: otherwise the first request waits for them.
@@ -223,7 +233,7 @@ class RequestShaper:
             self._shape(flow, parsed, trim=kind is FlowKind.MESSAGES)
         except Exception:
             logger.exception(
-                "request addon failed; %s %s goes upstream unchanged", flow.request.method, endpoint(flow.request.path)
+                "request addon failed; %s %s goes upstream unchanged", flow.request.method, flow.request.path
             )
 
     def _parse(self, flow: http.HTTPFlow) -> Parsed | str:
@@ -265,14 +275,14 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
-        route, policy = self._target(model)
+        route, policy, policy_key = self._target(model)
         routed = []
         if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(body["messages"]):
             # This turn goes to a model that reads the images; the next one comes back here,
             # its history's images replaced by notes.
             vision = policy.vision_model
             body = {**body, "model": vision}
-            route, policy = self._target(vision)
+            route, policy, policy_key = self._target(vision)
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
@@ -308,12 +318,12 @@ class RequestShaper:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
-        notes = TurnNotes(
+        flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
             policy_file=ctx.options.stabilizer_policy,
-            policy_key=self.policy.key_for(body.get("model"), route.model_id),
+            policy_key=policy_key,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -323,9 +333,8 @@ class RequestShaper:
             max_output_tokens=policy.max_output_tokens,
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
+            changes=stored(changes),
         )
-        add_changes(notes, changes)
-        flow.metadata[NOTES] = notes
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
@@ -346,28 +355,12 @@ def _new_bytes(parsed: Parsed, raw: bytes) -> int:
     return len(raw) - (layout.ends[parsed.reused - 1] - layout.first)
 
 
-def brings_images(messages: list) -> bool:
-    """Whether the last message is a user turn with an image, in its content or a tool result's."""
-    last = messages[-1] if messages else None
-    content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
-    blocks = content if isinstance(content, list) else []
-    nested = [
-        block.get("content") for block in blocks if isinstance(block, dict) and block.get("type") == "tool_result"
-    ]
-    return any(
-        isinstance(block, dict) and block.get("type") == "image"
-        for group in [blocks, *(inner for inner in nested if isinstance(inner, list))]
-        for block in group
-    )
-
-
 def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
     """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
     status = STATUS_BY_TYPE[error_type]
-    logger.info("%s %s answered %d: %s", flow.request.method, endpoint(flow.request.path), status, problem)
+    logger.info("%s %s answered %d: %s", flow.request.method, flow.request.path, status, problem)
     answer(flow, error_response(error_type, problem))
-    notes = flow.metadata[NOTES] = TurnNotes()
-    add_changes(notes, [Change(ChangeKind.REFUSED, f"answered {status}: {problem}")])
+    flow.metadata[NOTES] = TurnNotes(changes=stored([Change(ChangeKind.REFUSED, f"answered {status}: {problem}")]))
 
 
 @contextmanager

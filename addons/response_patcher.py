@@ -15,8 +15,8 @@ from mitmproxy.net.http import status_codes
 
 from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
 from addons.flow.change import Change, ChangeKind, described
-from addons.flow.kind import FlowKind
-from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, flow_kind, turn_notes
+from addons.flow.kind import FlowKind, flow_kind
+from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, turn_notes
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher

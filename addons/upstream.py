@@ -33,8 +33,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from addons import __version__, http_url, upstream_target
 from addons.flow.answers import answer, error_response, unavailable_response
-from addons.flow.kind import PUBLIC, SHAPED, STATUS_PATH, FlowKind, canonical_path, endpoint
-from addons.flow.notes import flow_kind
+from addons.flow.kind import PUBLIC, SHAPED, STATUS_PATH, FlowKind, canonical_path, endpoint, flow_kind
 from addons.wire.logfollow import LogFollower, listening_address
 
 logger = logging.getLogger(__name__)

@@ -235,8 +235,12 @@ class Policy(BaseModel):
     def for_model(self, name: Any, model_id: str | None = None) -> ModelPolicy:
         """The settings for `name` (the request's `model`), else for `model_id` (the provider's
         id behind it, addons/config/routes.py), else the defaults."""
+        return self.entry(name, model_id)[1]
+
+    def entry(self, name: Any, model_id: str | None = None) -> tuple[str | None, ModelPolicy]:
+        """(key_for(), for_model()) in one look-up."""
         key = self.key_for(name, model_id)
-        return self.models.get(key, self.defaults) if key is not None else self.defaults
+        return key, self.models.get(key, self.defaults) if key is not None else self.defaults
 
     def entries(self) -> dict[str, ModelPolicy]:
         """Every entry by its key path in the file: `defaults`, `models.<name>`."""

@@ -3,12 +3,15 @@
 The code that makes a change makes the record; readers go by the kind (the filter
 words of addons/inspection.py) and show the sentence only at the edge: the flow's
 comment, the stabilizer view, log lines. Plain data, nothing here knows about
-mitmproxy; addons/flow/notes.py stores the records on the flow.
+mitmproxy; addons/flow/notes.py keeps the records on the flow, in the form
+stored() writes and restored() reads.
 """
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 class ChangeKind(enum.StrEnum):
@@ -35,3 +38,36 @@ class Change:
 def described(changes: Iterable[Change]) -> str:
     """The changes as one line of text, for a log line or a flow's comment."""
     return "; ".join(change.detail for change in changes)
+
+
+# The sentences that earned a filter word (addons/inspection.py) before changes were records,
+# and the kind that earns it now: a recording of those days gets the same words.
+LEGACY_KINDS = (
+    (re.compile(r"^answered \d{3}:"), ChangeKind.REFUSED),
+    (re.compile(r"^(trimmed \d+ messages|shortened the last turn's tool results)"), ChangeKind.TRIMMED),
+    (
+        re.compile(r"^count_tokens: upstream HTTP \d{3} gave no count, answered the estimate"),
+        ChangeKind.COUNT_ESTIMATED,
+    ),
+    (re.compile(r"filled usage"), ChangeKind.USAGE_FILLED),
+    (
+        re.compile(r"^(HTTP \d{3} error ->|error event reshaped|stream ended without message_stop)"),
+        ChangeKind.UPSTREAM_ERROR,
+    ),
+)
+
+
+def stored(changes: Iterable[Change]) -> list[dict[str, str]]:
+    """The changes as plain data, the form flow notes keep them in."""
+    return [{"kind": change.kind.value, "detail": change.detail} for change in changes]
+
+
+def restored(value: Any) -> Change:
+    """A change as stored() wrote it; a sentence alone (a recording made before the records)
+    gets the kind it earned a filter word by then (LEGACY_KINDS), else OTHER."""
+    if isinstance(value, dict) and isinstance(detail := value.get("detail"), str):
+        kind = value.get("kind")  # one a later version added: OTHER
+        return Change(ChangeKind(kind) if isinstance(kind, str) and kind in ChangeKind else ChangeKind.OTHER, detail)
+    detail = str(value)
+    kind = next((kind for pattern, kind in LEGACY_KINDS if pattern.search(detail)), ChangeKind.OTHER)
+    return Change(kind, detail)

@@ -2,13 +2,20 @@
 
 FlowClassifier (addons/classifier.py) notes the kind on every flow before any
 addon changes the request (Upstream puts an --upstream path prefix in front of
-the path), and every addon reads the note (addons/flow/notes.py) instead of
-the path.
+the path), and every addon reads the note (flow_kind()) instead of the path.
+The note is the kind's string under KIND in flow.metadata: mitmproxy writes
+flow.metadata into flow files as plain data.
 """
 
 import enum
 import re
 import urllib.parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mitmproxy import http
+
+KIND = "stabilizer_kind"
 
 # Answered by the Upstream addon itself; read by `stabilizer run` and `stabilizer doctor`.
 STATUS_PATH = "/_stabilizer/status"
@@ -57,3 +64,12 @@ def canonical_path(path: str) -> str:
     """`path` written the canonical way: its route (endpoint()), then its query string as it came."""
     route, mark, query = path.partition("?")
     return endpoint(route) + mark + query
+
+
+def flow_kind(flow: "http.HTTPFlow") -> FlowKind:
+    """What the request is, as noted on arrival; classified now when no kind (or junk) was noted
+    (a recording of an earlier version, a hook driven on its own), by its request as it is now."""
+    try:
+        return FlowKind(flow.metadata[KIND])
+    except (KeyError, ValueError):
+        return classify(flow.request.method, flow.request.path)

@@ -3,35 +3,25 @@
 The request addon notes what it worked out about a turn (TurnNotes, under
 NOTES); the response addon reads it to patch the answer, and every addon that
 changes something adds a record to its `changes` (add_changes, with the records
-of addons/flow/change.py), which FlowMarker writes into the flow's comment.
-mitmproxy writes flow.metadata into flow files (--record) as plain data, so the
-notes stay a plain dict, each change in it {"kind": ..., "detail": ...}: TurnNotes
-says what each key holds, and the readers here take a missing or malformed value
-(a recording of another version) as absent. A recording made before the records
-holds each change as its sentence alone: `changes` gives such a sentence the kind
-it earned a filter word by then (LEGACY_KINDS), else OTHER.
-
-KIND holds what the request is (addons/flow/kind.py), noted by FlowClassifier
-(addons/classifier.py) as it arrives, as the kind's string: read it with
-flow_kind(), which classifies a flow that lacks it (a recording of an earlier
-version, a hook driven on its own) by its request as it is now.
+of addons/flow/change.py, stored as that module writes them), which FlowMarker
+writes into the flow's comment. mitmproxy writes flow.metadata into flow files
+(--record) as plain data, so the notes stay a plain dict: TurnNotes says what
+each key holds, and the readers here take a missing or malformed value (a
+recording of another version) as absent.
 
 The other keys: SENT (addons/recorder.py: what went on, in a recorded flow),
 ORIGINAL (addons/inspection.py: what arrived, kept for mitmweb's view) and
 ANSWERED_HERE (addons/flow/answers.py: an addon answered the request itself).
 """
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
 from mitmproxy import http
 
-from addons.flow.change import Change, ChangeKind
-from addons.flow.kind import FlowKind, classify
+from addons.flow.change import Change, restored, stored
 
 NOTES = "stabilizer"
-KIND = "stabilizer_kind"
 SENT = "stabilizer_sent"
 ORIGINAL = "stabilizer_original"
 ANSWERED_HERE = "stabilizer_answered_here"
@@ -50,14 +40,6 @@ class TurnNotes(TypedDict, total=False):
     changes: list[dict[str, str]]  # what the addons did, as stored: add_changes() writes, changes() reads
 
 
-def flow_kind(flow: http.HTTPFlow) -> FlowKind:
-    """What the request is, as noted on arrival; classified now when no kind (or junk) was noted."""
-    try:
-        return FlowKind(flow.metadata[KIND])
-    except (KeyError, ValueError):
-        return classify(flow.request.method, flow.request.path)
-
-
 def turn_notes(flow: http.HTTPFlow) -> TurnNotes:
     """The flow's notes, created empty when no addon left any; `changes` is always a list."""
     notes = flow.metadata.get(NOTES)
@@ -70,41 +52,14 @@ def turn_notes(flow: http.HTTPFlow) -> TurnNotes:
 
 def add_changes(notes: TurnNotes, changes: Iterable[Change]) -> None:
     """Add the changes to `notes` (a flow's turn_notes, or new ones), after those already in, as plain data."""
-    stored = notes.setdefault("changes", [])
-    stored.extend({"kind": change.kind.value, "detail": change.detail} for change in changes)
+    notes.setdefault("changes", []).extend(stored(changes))
 
 
 def changes(flow: http.HTTPFlow) -> list[Change]:
     """What the addons did to the flow; empty when nothing (read only: no notes are created)."""
     notes = flow.metadata.get(NOTES)
     found = notes.get("changes") if isinstance(notes, dict) else None
-    return [_change(stored) for stored in found] if isinstance(found, list) else []
-
-
-# The sentences that earned a filter word (addons/inspection.py) before changes were records,
-# and the kind that earns it now: a recording of those days gets the same words.
-LEGACY_KINDS = (
-    (re.compile(r"^answered \d{3}:"), ChangeKind.REFUSED),
-    (re.compile(r"^(trimmed \d+ messages|shortened the last turn's tool results)"), ChangeKind.TRIMMED),
-    (
-        re.compile(r"^count_tokens: upstream HTTP \d{3} gave no count, answered the estimate"),
-        ChangeKind.COUNT_ESTIMATED,
-    ),
-    (re.compile(r"filled usage"), ChangeKind.USAGE_FILLED),
-    (
-        re.compile(r"^(HTTP \d{3} error ->|error event reshaped|stream ended without message_stop)"),
-        ChangeKind.UPSTREAM_ERROR,
-    ),
-)
-
-
-def _change(stored: Any) -> Change:
-    if isinstance(stored, dict) and isinstance(detail := stored.get("detail"), str):
-        kind = stored.get("kind")  # one a later version added: OTHER
-        return Change(ChangeKind(kind) if isinstance(kind, str) and kind in ChangeKind else ChangeKind.OTHER, detail)
-    detail = str(stored)
-    kind = next((kind for pattern, kind in LEGACY_KINDS if pattern.search(detail)), ChangeKind.OTHER)
-    return Change(kind, detail)
+    return [restored(value) for value in found] if isinstance(found, list) else []
 
 
 def count(notes: Mapping[str, object], key: str) -> int:

@@ -596,3 +596,18 @@ def _block_type(block: Any) -> str | None:
     """A block's type, or None for what is not a block with a string type (a list is no type)."""
     kind = block.get("type") if isinstance(block, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+def brings_images(messages: list) -> bool:
+    """Whether the last message is a user turn with an image, in its content or a tool result's."""
+    last = messages[-1] if messages else None
+    content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
+    blocks = content if isinstance(content, list) else []
+    nested = [
+        block.get("content") for block in blocks if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+    return any(
+        isinstance(block, dict) and block.get("type") == "image"
+        for group in [blocks, *(inner for inner in nested if isinstance(inner, list))]
+        for block in group
+    )

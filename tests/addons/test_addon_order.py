@@ -14,7 +14,8 @@ from mitmproxy import http
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flow.notes import KIND, ORIGINAL
+from addons.flow.kind import KIND
+from addons.flow.notes import ORIGINAL
 from tests.conftest import POLICY
 
 STREAM = (Path(__file__).parent.parent / "data" / "streams" / "litellm-text-zero-usage.sse").read_bytes()

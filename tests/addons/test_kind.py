@@ -8,8 +8,7 @@ from mitmproxy import http, io
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.classifier import FlowClassifier
-from addons.flow.kind import FlowKind, canonical_path, classify
-from addons.flow.notes import KIND, flow_kind
+from addons.flow.kind import KIND, FlowKind, canonical_path, classify, flow_kind
 from addons.upstream import Upstream
 
 FLOWS = Path(__file__).parent.parent / "flows"
