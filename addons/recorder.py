@@ -195,15 +195,15 @@ class StreamTee:
 # --- the addons ----------------------------------------------------------------------
 
 
-class _Arrivals:
-    """First in the entry list: copies the request, and a whole response, before other addons change them."""
+class _Copies:
+    """Copies the request, and a whole response, before other addons change them."""
 
     def __init__(self, recorder: "FlowRecorder"):
         self.recorder = recorder
 
     def request(self, flow: http.HTTPFlow) -> None:
         # Status polls (`stabilizer run` and `doctor` waiting for the stack) are not traffic.
-        if self.recorder.writer is not None and flow_kind(flow) is not FlowKind.STATUS:
+        if flow_kind(flow) is not FlowKind.STATUS:
             self.recorder.arrived[flow.id] = (flow.request.copy(), None)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -214,11 +214,42 @@ class _Arrivals:
             self.recorder.arrived[flow.id] = (entry[0], response.copy())
 
 
-class FlowRecorder:
-    """Last in the entry list: taps streams and writes each finished flow (see the module docstring)."""
+class _Writes:
+    """Taps streams and writes each finished flow."""
+
+    def __init__(self, recorder: "FlowRecorder"):
+        self.recorder = recorder
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        assert response is not None  # mitmproxy calls responseheaders once the headers are in
+        if flow.id in self.recorder.arrived and response.stream:
+            response.stream = StreamTee(response.stream)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.recorder.write(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.recorder.write(flow)
+
+
+class _Arrivals:
+    """First in the entry list; holds _Copies while recording."""
 
     def __init__(self):
-        self.arrivals = _Arrivals(self)
+        self.addons: list[_Copies] = []
+
+
+class FlowRecorder:
+    """Last in the entry list; holds _Writes while recording (see the module docstring).
+
+    The hooks sit in nested addons (mitmproxy calls the hooks of an addon's `addons`
+    where it finds them) only while a file is open: a flow that is not recorded pays
+    no hook call to the recorder."""
+
+    def __init__(self):
+        self.arrivals = _Arrivals()
+        self.addons: list[_Writes] = []
         self.arrived: dict[str, tuple[http.Request, http.Response | None]] = {}
         self.secrets: list[bytes] = []
         self.writer: io.FlowWriter | None = None
@@ -250,6 +281,8 @@ class FlowRecorder:
         except OSError as e:
             raise exceptions.OptionsError(f"stabilizer_record: cannot write {path}: {e.strerror}") from None
         self.writer = io.FlowWriter(self._file)
+        self.arrivals.addons = [_Copies(self)]
+        self.addons = [_Writes(self)]
         logger.info("recording flows to %s", path)
 
     def done(self):
@@ -260,20 +293,10 @@ class FlowRecorder:
             self._file.close()
         self._file = self.writer = None
         self.arrived.clear()
+        self.arrivals.addons = []
+        self.addons = []
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        response = flow.response
-        assert response is not None  # mitmproxy calls responseheaders once the headers are in
-        if flow.id in self.arrived and response.stream:
-            response.stream = StreamTee(response.stream)
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        self._write(flow)
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        self._write(flow)
-
-    def _write(self, flow: http.HTTPFlow) -> None:
+    def write(self, flow: http.HTTPFlow) -> None:
         entry = self.arrived.pop(flow.id, None)  # also makes the write happen once per flow
         if entry is None or self.writer is None or self._file is None:  # (writer and file go together)
             return

@@ -14,10 +14,10 @@ before anything changes the flow, the rest after ResponsePatcher, whose stream
 it taps), and FlowCap bounds the flows mitmweb keeps (all for
 `stabilizer run --web`). The FlowRecorder
 (`stabilizer run --record FILE`) comes in two parts: the first copies what
-arrives before anything changes it, the last writes the flow.
-KeysHidden, after the recorder, replaces the key headers of the flows mitmweb
-keeps once they went upstream. TurnKeeper and KeysHidden are in the list under
-mitmweb only. LegacyLogEventsOff stops mitmproxy's deprecated
+arrives before anything changes it, the last writes the flow; both hold their
+hooks only while recording. KeysHidden, after the recorder, replaces the key
+headers of the flows mitmweb keeps once they went upstream. TurnKeeper, FlowCap
+and KeysHidden are in the list under mitmweb only. LegacyLogEventsOff stops mitmproxy's deprecated
 add_log events, which cost more than the log lines themselves, when no addon
 takes them.
 """
@@ -39,8 +39,8 @@ from addons.upstream import Upstream
 def _keeps_flows() -> bool:
     """Whether the master keeps flows to show: mitmweb's "view" addon is loaded before scripts are.
 
-    mitmdump keeps none. There TurnKeeper and KeysHidden would have nothing to tend, and
-    leaving them out of the list spares every flow their six hook calls (docs/benchmarks.md)."""
+    mitmdump keeps none. There TurnKeeper, FlowCap and KeysHidden would have nothing to
+    tend, and leaving them out of the list spares every flow their hook calls (docs/benchmarks.md)."""
     master = getattr(ctx, "master", None)
     return master is not None and master.addons.get("view") is not None
 
@@ -61,7 +61,7 @@ addons = [
     UpstreamIdleTimeout(),
     *([keeper] if under_mitmweb else []),
     FlowMarker(),
-    FlowCap(),
+    *([FlowCap()] if under_mitmweb else []),
     recorder,
     *([KeysHidden()] if under_mitmweb else []),
     LegacyLogEventsOff(),

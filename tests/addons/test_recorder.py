@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy import exceptions, http, io
+from mitmproxy.addonmanager import traverse
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.flow.change import Change, ChangeKind
@@ -198,7 +199,7 @@ def recording(tmp_path, monkeypatch):
         chain = [recorder.arrivals, changer, recorder]
 
         def run(flow, hook, *args):
-            for addon in chain:
+            for addon in traverse(chain):  # as mitmproxy does: nested addons' hooks too
                 if hasattr(addon, hook):
                     getattr(addon, hook)(flow, *args)
 
@@ -296,3 +297,18 @@ def test_unwritable_file_stops_start_up(tmp_path):
     with taddons.context(recorder) as tctx:
         with pytest.raises(exceptions.OptionsError, match="cannot write"):
             tctx.configure(recorder, stabilizer_record=str(tmp_path / "missing" / "out.flow"))
+
+
+def test_without_a_file_no_flow_pays_a_hook_call(tmp_path):
+    recorder = FlowRecorder()
+    hooks = ("request", "responseheaders", "response", "error")
+
+    def hooked() -> list[str]:
+        return [hook for addon in traverse([recorder.arrivals, recorder]) for hook in hooks if hasattr(addon, hook)]
+
+    with taddons.context(recorder) as tctx:
+        assert hooked() == []
+        tctx.configure(recorder, stabilizer_record=str(tmp_path / "out.flow"))
+        assert hooked() == ["request", "response", "responseheaders", "response", "error"]
+        tctx.configure(recorder, stabilizer_record="")
+        assert hooked() == []
