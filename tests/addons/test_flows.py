@@ -31,7 +31,7 @@ from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
 from tests.claude import pinned_version
 from tests.e2e.test_claude import SCENARIOS
-from tests.pure.test_patching import chunked, sdk_final_message
+from tests.pure.test_stream import chunked, sdk_final_message
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FLOWS = ROOT / "tests" / "flows"

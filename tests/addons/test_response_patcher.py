@@ -15,7 +15,7 @@ from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import TurnNotes, changes
 from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
-from tests.pure.test_patching import ESTIMATE, chunked, patch, sdk_final_message, text_of
+from tests.pure.test_stream import ESTIMATE, chunked, patch, sdk_final_message, text_of
 
 STREAMS = Path(__file__).parent.parent / "data" / "streams"
 CAPPED = Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192")
