@@ -215,6 +215,38 @@ def test_key_route_and_quota_errors_are_not_explained(status):
     assert message == "Unrecognized request argument supplied: foo"
 
 
+@pytest.mark.parametrize(
+    "backend_words",
+    [
+        '{"error":{"message":"Not found: /v1/responses","type":"invalid_request_error","code":"not_found"}}',
+        '{"detail":"Not Found"}',  # FastAPI (vLLM)
+        "404 page not found",  # Go (Ollama)
+        '{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}',  # llama-server
+    ],
+)
+def test_a_turns_404_names_the_litellm_setting_that_avoids_the_responses_api(backend_words):
+    # LiteLLM's /v1/messages error, Anthropic-shaped, around the backend's words.
+    body = error_body(
+        "not_found_error",
+        f"litellm.NotFoundError: OpenAIException - {backend_words}\n\n"
+        "LiteLLM: model group 'plain-model' failed with the error above. No fallback was attempted.",
+    )
+    status, error_type, message = error_of(
+        to_anthropic_error(404, body, "application/json", 0, 0, RefusalContext("plain-model", POLICY))
+    )
+    assert (status, error_type) == (404, "not_found_error")
+    assert message.startswith(f"plain-model refused the request: {backend_words.rstrip('. ')}. LiteLLM sends")
+    assert "litellm_settings.use_chat_completions_url_for_anthropic_messages: true" in message
+
+
+def test_a_404_for_a_model_or_outside_a_turn_is_not_blamed_on_the_responses_api():
+    missing_model = openai_error("The model `gpt-9` does not exist or you do not have access to it.", "model_not_found")
+    _, _, message = error_of(to_anthropic_error(404, missing_model, "", 0, 0, RefusalContext("m", POLICY)))
+    assert "litellm_settings" not in message
+    unknown_path = b'{"detail":"Not Found"}'  # LiteLLM's own, for a path it lacks: no turn notes
+    assert "litellm_settings" not in error_of(to_anthropic_error(404, unknown_path, ""))[2]
+
+
 def test_anthropics_max_tokens_overflow_keeps_the_words_claude_code_parses():
     body = error_body(
         "invalid_request_error",
