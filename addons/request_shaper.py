@@ -28,10 +28,13 @@ puts an --upstream path prefix in front of the path, so the addon goes by the
 kind noted as the request arrived, addons/flow/kind.py).
 
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
-turns) is counted and shaped in a worker thread, and the requests that come
-meanwhile queue behind it: its token count (seconds for tens of MB,
-docs/benchmarks.md) would otherwise hold every other flow's events on mitmproxy's event loop. A compressed body, or
-one above PARSE_ON_LOOP_BYTES, is decoded and parsed there as well.
+turns) is counted and shaped in a worker thread: its token count (seconds for
+tens of MB, docs/benchmarks.md) would otherwise hold every other flow's events
+on mitmproxy's event loop. A compressed body, or one above PARSE_ON_LOOP_BYTES,
+is decoded and parsed there as well. Meanwhile the other requests (another
+session's, a subagent's, the same session's small ones) are shaped on the loop
+as usual, the history shared between the two (addons/request/history.py); only
+another large one waits, for the worker thread.
 
 Lone UTF-16 surrogates in the body's strings (addons/wire/json_codec.py, parse_json) are
 replaced by U+FFFD and the body written again: LiteLLM refuses them.
@@ -98,8 +101,8 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.history = History()
+        # One large request in the worker thread at a time: two would only share the cores.
         self._worker = asyncio.Lock()
-        self._off_loop_queued = 0  # requests handed to the worker thread and not yet done
 
     def load(self, loader):
         loader.add_option(
@@ -181,10 +184,8 @@ class RequestShaper:
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or (kind := flow_kind(flow)) not in SHAPED:
             return None
-        if self._off_loop_queued or _costly_to_parse(flow.request):
-            # The history is in a worker thread's hands: this one waits its turn there;
-            # or parsing alone would hold the loop.
-            return self._off_loop(flow, kind, None)
+        if _costly_to_parse(flow.request):
+            return self._shape_off_loop(flow, kind, None)
         with _collector_paused():
             # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
             parsed = self._parsed(flow)
@@ -195,20 +196,14 @@ class RequestShaper:
                 return None
         # Much that is new to count: awaited by mitmproxy for this flow only, every other
         # flow's events go on meanwhile.
-        return self._off_loop(flow, kind, parsed)
-
-    def _off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> Awaitable[None]:
-        self._off_loop_queued += 1
         return self._shape_off_loop(flow, kind, parsed)
 
     async def _shape_off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
-        """Shaping in a worker thread, one request at a time (the history is not shared
-        between threads); the requests that come meanwhile queue behind it."""
-        try:
-            async with self._worker:
-                await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
-        finally:
-            self._off_loop_queued -= 1
+        """Shaping in the worker thread, one large request at a time; the loop's requests go on."""
+        size = human.pretty_size(len(flow.request.raw_content or b""))
+        logger.info("%s %s: %s counted off the event loop", flow.request.method, flow.request.path, size)
+        async with self._worker:
+            await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
 
     def _parse_and_shape(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
         with _collector_paused():
