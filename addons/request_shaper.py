@@ -60,6 +60,7 @@ from typing import NamedTuple
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
+from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
@@ -67,12 +68,12 @@ from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import SHAPED, FlowKind, flow_kind
-from addons.flow.notes import NOTES, TurnNotes
+from addons.flow.notes import NOTES, TurnNotes, add_changes, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
-from addons.request.shaping import brings_images, shape_request
+from addons.request.shaping import brings_images, cap_max_tokens, shape_request
 from addons.request.thinking import reasoning_in_text
-from addons.request.trim import trim_request
+from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
@@ -101,6 +102,7 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.history = History()
+        self.learned = LearnedLimits()  # what backends' refusals said, applied over the policy
         # One large request in the worker thread at a time: two would only share the cores.
         self._worker = asyncio.Lock()
 
@@ -175,7 +177,38 @@ class RequestShaper:
         """The route, policy and policy key of the model a request names."""
         route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
         key, policy = self.policy.entry(model, route.model_id)
-        return Target(route, policy, key)
+        return Target(route, self.learned.applied(key, policy), key)
+
+    def learn(self, key: str, setting: str, value: int) -> bool:
+        """Shape every later request for the policy entry `key` within a limit its backend stated
+        (addons/limit_learner.py); False when the entry allows no more than that already."""
+        policy = self.learned.applied(key, self.policy.models.get(key, self.policy.defaults))
+        return self.learned.learn(key, setting, value, policy)
+
+    def refit(self, flow: http.HTTPFlow) -> bool:
+        """Fit the request as it was sent into its model's limits again, learned ones among them:
+        max_tokens capped, messages trimmed, or the request answered "prompt is too long" here when
+        they cannot fit. Whether anything changed (else sending it again would meet the same refusal)."""
+        parsed = whole(flow.request.raw_content or b"")
+        policy = self._target(parsed.body.get("model")).policy
+        body, changes = cap_max_tokens(parsed.body, policy)
+        trimmed = trim_request(body, policy, (), parsed.memo)
+        changes += _trim_changes(trimmed)
+        if trimmed.removed or trimmed.shortened:
+            body = trimmed.request
+        if not changes:
+            return False
+        notes = turn_notes(flow)
+        if trimmed.too_long:
+            _answer_too_long(flow, trimmed, changes)
+        else:
+            flow.request.set_content(encode(body, parsed))
+            notes["input_tokens"] = trimmed.tokens_after
+            notes["context_window"] = policy.context_window
+            notes["max_output_tokens"] = policy.max_output_tokens
+        add_changes(notes, changes)
+        logger.info("model=%s refitted: %s", parsed.body.get("model"), described(changes))
+        return True
 
     def running(self):
         # Load the tokenizer's tables now: otherwise the first request waits for them.
@@ -294,20 +327,14 @@ class RequestShaper:
         if trim:
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
             before, after = trimmed.tokens_before, trimmed.tokens_after
-            if trimmed.shortened:
-                shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
-                changes.append(Change(ChangeKind.TRIMMED, shortened))
+            changes += _trim_changes(trimmed)
             if trimmed.removed or trimmed.shortened:
                 outgoing, removed = trimmed.request, trimmed.removed
-            if trimmed.removed:
-                changes.append(Change(ChangeKind.TRIMMED, f"trimmed {removed} messages"))
         else:
             before = after = estimate_request(outgoing, memo)
 
         if trim and trimmed.too_long:
-            message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
-            changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}"))
-            answer(flow, error_response("invalid_request_error", message))
+            _answer_too_long(flow, trimmed, changes)
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
@@ -334,6 +361,23 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
             )
+
+
+def _trim_changes(trimmed: Trimmed) -> list[Change]:
+    changes = []
+    if trimmed.shortened:
+        shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
+        changes.append(Change(ChangeKind.TRIMMED, shortened))
+    if trimmed.removed:
+        changes.append(Change(ChangeKind.TRIMMED, f"trimmed {trimmed.removed} messages"))
+    return changes
+
+
+def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
+    """Answer Anthropic's "prompt is too long", which Claude Code turns into an offer to /compact."""
+    message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
+    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}"))
+    answer(flow, error_response("invalid_request_error", message))
 
 
 def _costly_to_parse(request: http.Request) -> bool:

@@ -87,21 +87,14 @@ class ResponsePatcher:
         assert response is not None  # mitmproxy calls responseheaders once the headers are in
         if not (flow_kind(flow) is FlowKind.MESSAGES and _is_2xx(response)):
             return
-        if "text/event-stream" not in response.headers.get("content-type", "").lower():
+        if not _is_event_stream(response):
             return  # a whole body: the response hook handles it
         if response.headers.get("content-encoding", "identity").lower() != "identity":
             # Compressed events cannot be patched without decoding; still never buffer them.
             logger.info("%s: %s event stream passes unpatched", _label(flow), response.headers["content-encoding"])
             response.stream = True
             return
-        notes = turn_notes(flow)
-        patcher = StreamPatcher(
-            count(notes, "input_tokens"),
-            fixed_tokens_estimate=count(notes, "fixed_tokens"),
-            refusal=_refusal_context(notes),
-            think_tags=notes.get("think_tags") is True,
-        )
-        response.stream = MitmproxyStream(patcher, _label(flow), notes)
+        response.stream = _stream(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -141,6 +134,11 @@ class ResponsePatcher:
     def _message(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response is not None  # response() checked
+        if _is_event_stream(response):
+            # Events read whole (a request sent again, addons/limit_learner.py): patched as one piece.
+            stream = _stream(flow)
+            response.content = b"".join([*stream(response.content or b""), *stream(b"")])
+            return
         message = _json(response)
         if not is_message(message):
             return
@@ -179,6 +177,22 @@ class ResponsePatcher:
         response.content = body
         reshaped_error = f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"
         _record(flow, [Change(ChangeKind.UPSTREAM_ERROR, reshaped_error)])
+
+
+def _is_event_stream(response: http.Response) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "").lower()
+
+
+def _stream(flow: http.HTTPFlow) -> MitmproxyStream:
+    """The stream callable that patches the flow's events as they pass."""
+    notes = turn_notes(flow)
+    patcher = StreamPatcher(
+        count(notes, "input_tokens"),
+        fixed_tokens_estimate=count(notes, "fixed_tokens"),
+        refusal=_refusal_context(notes),
+        think_tags=notes.get("think_tags") is True,
+    )
+    return MitmproxyStream(patcher, _label(flow), notes)
 
 
 def _refusal_context(notes: TurnNotes) -> RefusalContext:

@@ -56,6 +56,13 @@ _REQUEST_TOKENS = (
         re.IGNORECASE,
     ),
 )
+# A backend's own range for max_tokens: DeepSeek "the valid range of max_tokens is [1, 8192]",
+# Qwen "Range of max_tokens should be [1, 8192]", GLM "The max_tokens parameter is illegal.：
+# 限制数值范围[1,8192]", OpenAI "This model supports at most 8192 completion tokens".
+_MAX_TOKENS_LIMIT = (
+    re.compile(r"\bmax_(?:completion_)?tokens\b[^\[\]]*\[\s*\d+\s*,\s*(\d+)\s*\]", re.IGNORECASE),
+    re.compile(r"supports at most (\d+) completion tokens", re.IGNORECASE),
+)
 _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
 # LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7): "Authentication Error, Invalid proxy
 # server token passed", "No api key passed in.", expired or blocked keys, and "No connected db.".
@@ -230,6 +237,26 @@ def _responses_api_explained(message: str, model: str) -> str | None:
     if not _PATH_NOT_FOUND.search(words):
         return None
     return f"{model} refused the request: {words.rstrip('. ')}. {_RESPONSES_API_FIX}"
+
+
+def stated_limit(status: int, body: bytes) -> tuple[str, int] | None:
+    """The limit a backend's 400 states, as the policy setting it bounds: ("max_output_tokens", N)
+    for its range of max_tokens, ("context_window", N) for a context-length error naming the
+    window; None for any other answer."""
+    if status != 400:
+        return None
+    text = body.decode("utf-8", "replace")
+    try:
+        payload = from_json(text) if text else None
+    except ValueError:
+        payload = None
+    searchable = upstream_error_text(payload, text)[1]
+    if _CONTEXT_ERROR.search(searchable):
+        window = _first_number(_CONTEXT_LIMIT, searchable)
+        return ("context_window", window) if window else None
+    if limit := _first_number(_MAX_TOKENS_LIMIT, searchable):
+        return "max_output_tokens", limit
+    return None
 
 
 def kept_as_it_came(payload: Any, status: int, message: str) -> bool:

@@ -8,11 +8,8 @@ shaped on the event loop and answered before the large one is done.
 import json
 import threading
 
-import pytest
-
 from tests.backend import Text
-from tests.conftest import POLICY
-from tests.procs import Mitmdump, poll_until, post_json
+from tests.procs import poll_until, post_json
 
 MODEL = "plain-model"
 
@@ -26,24 +23,14 @@ def ask(url: str, key: str, content: str) -> tuple[int, dict]:
     return status, json.loads(raw)
 
 
-@pytest.fixture
-def talking_proxy(litellm, child_env):
-    """mitmdump with the addons' INFO lines in its output (the session's proxy runs quiet)."""
-    process = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config)
-    process.start(quiet=False)
-    process.wait_upstream(litellm.url, timeout=30)
-    yield process
-    process.stop()
-
-
-def test_another_sessions_request_is_answered_while_a_large_one_is_counted(talking_proxy, fresh_backend, master_key):
+def test_another_sessions_request_is_answered_while_a_large_one_is_counted(own_proxy, fresh_backend, master_key):
     fresh_backend.responder = lambda body: Text("Not held up.")
-    output = talking_proxy.log.name
+    output = own_proxy.log.name
     large: dict[str, object] = {}
 
     def send_large() -> None:
         # 12 MB in one turn: more than any window, so it is counted whole and answered 400 here.
-        large["answer"] = ask(talking_proxy.url, master_key, "a long file: " + "word " * 2_400_000)
+        large["answer"] = ask(own_proxy.url, master_key, "a long file: " + "word " * 2_400_000)
 
     sender = threading.Thread(target=send_large)
     sender.start()
@@ -53,7 +40,7 @@ def test_another_sessions_request_is_answered_while_a_large_one_is_counted(talki
             60,
             "the large request in the worker thread",
         )
-        status, body = ask(talking_proxy.url, master_key, "hi")
+        status, body = ask(own_proxy.url, master_key, "hi")
         # Answered while the large one is still being counted.
         assert "answer" not in large
         assert (status, body["content"][0]["text"]) == (200, "Not held up."), body
