@@ -9,9 +9,9 @@ the request as it was sent is fitted into it (max_tokens capped, messages trimme
 RequestShaper.refit) and sent again to the same upstream, and its answer replaces
 the refusal. The log names the policy line that keeps the limit for good.
 
-Nothing else is sent again: not a refusal for another reason, not one whose limit
-the request already kept (the backend refused something else), not a request the
-refit leaves as it was, and never twice. A 400 never arrives as a stream (the
+Nothing else is sent again: not a refusal for another reason, not a request that
+kept the limit already (the backend refused something else: the refit leaves it
+as it was), and never twice. A 400 never arrives as a stream (the
 response addon streams 2xx answers only), so its body is here whole; the answer
 to the second try is read whole too, and the response addon patches it as one
 piece (a streaming request's events included).
@@ -56,14 +56,15 @@ class LimitLearner:
         if stated is None or not key:
             return None
         setting, value = stated
-        if not self.shaper.learn(key, setting, value):
-            return None
-        policy = ctx.options.stabilizer_policy or "a policy file (stabilizer run --policy)"
-        logger.warning(
-            "%s: the backend takes %s up to %d; later requests keep to it until mitmdump stops. "
-            "To keep it, add to %s: models: {%s: {%s: %d}}",
-            notes.get("model") or key, setting, value, policy, key, setting, value,
-        )  # fmt: skip
+        if self.shaper.learn(key, setting, value):
+            policy = ctx.options.stabilizer_policy or "a policy file (stabilizer run --policy)"
+            logger.warning(
+                "%s: the backend takes %s up to %d; later requests keep to it until mitmdump stops. "
+                "To keep it, add to %s: models: {%s: {%s: %d}}",
+                notes.get("model") or key, setting, value, policy, key, setting, value,
+            )  # fmt: skip
+        # Learned now or by a request refused just before (both went before either came back):
+        # sent again if the request did not keep to it.
         return self._send_again(flow, f"HTTP 400 stated {setting} {value}")
 
     async def _send_again(self, flow: http.HTTPFlow, reason: str) -> None:
