@@ -1,8 +1,9 @@
 """The response addon: mitmproxy hooks around the pure patches in addons/response/ and addons/errors/.
 
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
-the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
-in `response`. All per-flow state lives on the flow: the patcher in the stream
+the flow's stream callable); whole bodies (JSON messages, errors, count_tokens,
+and events read whole: a request sent again, addons/limit_learner.py) in
+`response`. All per-flow state lives on the flow: the patcher in the stream
 callable, what it changed in the flow's notes (addons/flow/notes.py).
 """
 
