@@ -29,4 +29,15 @@ class LearnedLimits:
     def applied(self, key: str | None, policy: ModelPolicy) -> ModelPolicy:
         """`policy` (the entry `key`'s) with what was learned for `key` in place of its own values."""
         learned = self._by_key.get(key) if key is not None else None
-        return policy.model_copy(update=learned) if learned else policy
+        return _with_room_for_a_prompt(policy.model_copy(update=learned)) if learned else policy
+
+
+def _with_room_for_a_prompt(policy: ModelPolicy) -> ModelPolicy:
+    """A learned window that the entry's max_output_tokens and safety margin would fill (a policy
+    file cannot say that: its check refuses it) keeps a sixteenth at most as the margin and gives
+    the answer at most half of the rest, so that a prompt still has a budget."""
+    if policy.context_window > policy.max_output_tokens + policy.safety_margin_tokens:
+        return policy
+    margin = min(policy.safety_margin_tokens, policy.context_window // 16)
+    answer = max(1, min(policy.max_output_tokens, (policy.context_window - margin) // 2))
+    return policy.model_copy(update={"safety_margin_tokens": margin, "max_output_tokens": answer})
