@@ -17,6 +17,7 @@ from tests.procs import free_port, get_json, poll_until
 OPENAI_ROUTE = "llamacpp-openai"
 ANTHROPIC_ROUTE = "llamacpp-anthropic"
 MODEL_ID = "bigram"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LlamaServer:
@@ -75,10 +76,29 @@ class LlamaServer:
         self._log.close()
 
 
+# llama-server's thinking switch, per request: Qwen's template reads `enable_thinking` from
+# chat_template_kwargs; Anthropic's `thinking: {type: disabled}` it ignores, on either route
+# (measured with llama-cpp-python 0.3.36's llama.cpp, commit 1652066).
+THINKING_SWITCH = {
+    "enable": {"chat_template_kwargs": {"enable_thinking": True}},
+    "disable": {"chat_template_kwargs": {"enable_thinking": False}},
+    "history": "all",
+}
+
+
+def write_policy(path: Path) -> Path:
+    """The shipped policy with an entry for the model: llama-server's thinking switch. No window:
+    the default's is larger than -c, so llama-server's own refusal is what comes back."""
+    shipped = yaml.safe_load((PROJECT_ROOT / "config" / "stabilizer.yaml").read_text())
+    shipped["models"][MODEL_ID] = {"thinking": THINKING_SWITCH}
+    path.write_text(yaml.safe_dump(shipped))
+    return path
+
+
 def write_litellm_config(path: Path, server_url: str) -> Path:
     """The shipped config's settings, with llama-server on both routes, as config/litellm.yaml's
     commented local-server entries have them."""
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "litellm.yaml").read_text())
+    shipped = yaml.safe_load((PROJECT_ROOT / "config" / "litellm.yaml").read_text())
     shipped["model_list"] = [
         {
             "model_name": OPENAI_ROUTE,

@@ -12,9 +12,8 @@ import re
 
 import pytest
 
-from tests.conftest import POLICY
 from tests.llama.model import AFTER_TOOL, REPLY, THOUGHT, ToolCall, write_model
-from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config
+from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config, write_policy
 from tests.procs import LiteLLM, Mitmdump, post_json
 from tests.streams import streamed_message
 
@@ -37,7 +36,8 @@ def llama_stack(tmp_path_factory, session_home, child_env):
     server = LlamaServer(model, folder / "llama-server.log", CONTEXT).start()
     config = write_litellm_config(folder / "litellm.yaml", server.url)
     litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env).start()
-    proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=config).start()
+    policy = write_policy(folder / "stabilizer.yaml")
+    proxy = Mitmdump(litellm.log_file, policy, child_env, litellm_config=config).start()
     proxy.wait_upstream(litellm.url)
     yield proxy.url
     proxy.stop()
@@ -62,6 +62,16 @@ def test_a_plain_answer_comes_with_its_thinking(llama_stack, master_key, route):
     assert message["content"][1]["text"] == REPLY
     assert message["stop_reason"] == "end_turn"
     assert message["usage"]["output_tokens"] > 0
+
+
+def test_thinking_switched_off_through_the_template_kwargs(llama_stack, master_key):
+    # Claude Code's `disabled` becomes the policy's chat_template_kwargs, which llama-server
+    # honours (its own reading of `thinking: {type: disabled}` is to think anyway).
+    question = [{"role": "user", "content": "Say hello."}]
+    status, raw = ask(llama_stack, master_key, OPENAI_ROUTE, question, thinking={"type": "disabled"})
+    assert status == 200, raw
+    message = streamed_message(raw)
+    assert [(block["type"], block.get("text")) for block in message["content"]] == [("text", REPLY)]
 
 
 @pytest.mark.parametrize("route", ROUTES)
