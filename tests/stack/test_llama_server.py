@@ -30,7 +30,7 @@ WEATHER_TOOL = {
 
 @pytest.fixture(scope="module")
 def llama_stack(tmp_path_factory, session_home, child_env):
-    """llama-server, a LiteLLM with its two routes and mitmdump in front: the stack's URL."""
+    """llama-server, a LiteLLM with its two routes and mitmdump in front: (the stack's URL, llama-server's)."""
     folder = tmp_path_factory.mktemp("llama")
     model = write_model(folder / "bigram.gguf", WEATHER)
     server = LlamaServer(model, folder / "llama-server.log", CONTEXT).start()
@@ -39,7 +39,7 @@ def llama_stack(tmp_path_factory, session_home, child_env):
     policy = write_policy(folder / "stabilizer.yaml")
     proxy = Mitmdump(litellm.log_file, policy, child_env, litellm_config=config).start()
     proxy.wait_upstream(litellm.url)
-    yield proxy.url
+    yield proxy.url, server.url
     proxy.stop()
     litellm.stop()
     server.stop()
@@ -54,7 +54,7 @@ def ask(url: str, master_key: str, model: str, messages: list, **fields) -> tupl
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_plain_answer_comes_with_its_thinking(llama_stack, master_key, route):
-    status, raw = ask(llama_stack, master_key, route, [{"role": "user", "content": "Say hello."}])
+    status, raw = ask(llama_stack[0], master_key, route, [{"role": "user", "content": "Say hello."}])
     assert status == 200, raw
     message = streamed_message(raw)
     assert [block["type"] for block in message["content"]] == ["thinking", "text"], message
@@ -68,7 +68,7 @@ def test_thinking_switched_off_through_the_template_kwargs(llama_stack, master_k
     # Claude Code's `disabled` becomes the policy's chat_template_kwargs, which llama-server
     # honours (its own reading of `thinking: {type: disabled}` is to think anyway).
     question = [{"role": "user", "content": "Say hello."}]
-    status, raw = ask(llama_stack, master_key, OPENAI_ROUTE, question, thinking={"type": "disabled"})
+    status, raw = ask(llama_stack[0], master_key, OPENAI_ROUTE, question, thinking={"type": "disabled"})
     assert status == 200, raw
     message = streamed_message(raw)
     assert [(block["type"], block.get("text")) for block in message["content"]] == [("text", REPLY)]
@@ -77,7 +77,7 @@ def test_thinking_switched_off_through_the_template_kwargs(llama_stack, master_k
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_tool_round_trip(llama_stack, master_key, route):
     question = [{"role": "user", "content": "What is the weather in Paris?"}]
-    status, raw = ask(llama_stack, master_key, route, question, tools=[WEATHER_TOOL])
+    status, raw = ask(llama_stack[0], master_key, route, question, tools=[WEATHER_TOOL])
     assert status == 200, raw
     message = streamed_message(raw)
     thinking, call = message["content"]
@@ -89,7 +89,7 @@ def test_a_tool_round_trip(llama_stack, master_key, route):
     turn = [thinking, {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {"city": "Paris"}}]
     result = {"type": "tool_result", "tool_use_id": call["id"], "content": "Sunny, 21 degrees."}
     history = question + [{"role": "assistant", "content": turn}, {"role": "user", "content": [result]}]
-    status, raw = ask(llama_stack, master_key, route, history, tools=[WEATHER_TOOL])
+    status, raw = ask(llama_stack[0], master_key, route, history, tools=[WEATHER_TOOL])
     assert status == 200, raw
     answer = streamed_message(raw)
     assert [block["text"] for block in answer["content"] if block["type"] == "text"] == [AFTER_TOOL]
@@ -100,7 +100,7 @@ def test_a_tool_round_trip(llama_stack, master_key, route):
 def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, master_key, route):
     # One token a byte in this vocabulary: far over the window.
     question = [{"role": "user", "content": "Summarise: " + "lorem ipsum " * CONTEXT}]
-    status, raw = ask(llama_stack, master_key, route, question)
+    status, raw = ask(llama_stack[0], master_key, route, question)
     assert status == 400, raw
     error = json.loads(raw)["error"]
     assert error["type"] == "invalid_request_error"
@@ -108,3 +108,19 @@ def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, maste
     match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", error["message"])
     assert match, error
     assert int(match[1]) > CONTEXT and int(match[2]) == CONTEXT
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_malformed_request_is_refused_before_llama_server(llama_stack, master_key, route):
+    stack, server = llama_stack
+    malformed = [{"role": "user", "content": [{"type": "text"}]}]  # a text block without its text
+    # llama-server's own answer is a 500 "server_error", which Claude Code would retry.
+    status, _, raw = post_json(server + "/v1/messages", {"model": "any", "max_tokens": 100, "messages": malformed})
+    assert status == 500 and json.loads(raw)["error"]["type"] == "server_error", raw
+
+    status, raw = ask(stack, master_key, route, malformed)
+    assert status == 400, raw
+    assert json.loads(raw)["error"] == {
+        "type": "invalid_request_error",
+        "message": "messages.0.content.0.text: expected a string",
+    }
