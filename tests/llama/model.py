@@ -29,8 +29,8 @@ import numpy as np
 THOUGHT = "Pondering"
 REPLY = "Hello from llama."
 AFTER_TOOL = "The tool has answered."
-# The model's training window; llama-server's -c sets the one the tests use.
-TRAINED_CONTEXT = 32768
+# The model's training window: llama-server lowers a larger -c to it, so it is larger than any test's -c.
+TRAINED_CONTEXT = 262144
 LOGIT = 40.0
 
 # Qwen's special tokens: the chat frame is control tokens, the thinking and tool markup user-defined
