@@ -8,6 +8,7 @@ minute a request on two cores.
 """
 
 import json
+from contextlib import ExitStack
 
 import pytest
 from mitmproxy import io
@@ -38,14 +39,16 @@ def project(tmp_path_factory):
 def llama_run(tmp_path_factory, project, child_env):
     """llama-server and `stabilizer run --record` in front of it, as a user starts them."""
     folder = tmp_path_factory.mktemp("llama-claude")
-    model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project / "notes.txt")}))
-    server = LlamaServer(model, folder / "llama-server.log", CONTEXT).start()
-    config = write_litellm_config(folder / "litellm.yaml", server.url)
-    run = StabilizerRun(folder, litellm_config=config, policy=POLICY, env=child_env, record=folder / "flows.flow")
-    run.start()
-    yield run
-    run.stop()
-    server.stop()
+    with ExitStack() as started:  # each process stops even when a later one fails to start
+        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project / "notes.txt")}))
+        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
+        started.callback(server.stop)
+        server.start()
+        config = write_litellm_config(folder / "litellm.yaml", server.url)
+        run = StabilizerRun(folder, litellm_config=config, policy=POLICY, env=child_env, record=folder / "flows.flow")
+        run.start()  # stops itself when it fails to start
+        started.callback(run.stop)
+        yield run
 
 
 def claude(run: StabilizerRun, master_key: str, cwd, model: str, prompt: str, tools: str) -> ClaudeResult:

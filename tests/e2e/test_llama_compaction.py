@@ -8,6 +8,7 @@ llama-server would refuse a prompt, and every turn must succeed.
 """
 
 import json
+from contextlib import ExitStack
 
 import pytest
 import yaml
@@ -35,18 +36,20 @@ def report(turn: int) -> str:
 @pytest.fixture(scope="module")
 def small_window_run(tmp_path_factory, child_env):
     folder = tmp_path_factory.mktemp("llama-compaction")
-    model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": "/dev/null"}))
-    server = LlamaServer(model, folder / "llama-server.log", WINDOW).start()
-    config = write_litellm_config(folder / "litellm.yaml", server.url)
-    policy = write_policy(folder / "stabilizer.yaml")
-    text = yaml.safe_load(policy.read_text())
-    text["models"][MODEL_ID].update(context_window=WINDOW, max_output_tokens=4096, safety_margin_tokens=2048)
-    policy.write_text(yaml.safe_dump(text))
-    run = StabilizerRun(folder, litellm_config=config, policy=policy, env=child_env, record=folder / "flows.flow")
-    run.start()
-    yield run, load_policy(str(policy)).for_model(MODEL_ID)
-    run.stop()
-    server.stop()
+    with ExitStack() as started:  # each process stops even when a later one fails to start
+        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": "/dev/null"}))
+        server = LlamaServer(model, folder / "llama-server.log", WINDOW)
+        started.callback(server.stop)
+        server.start()
+        config = write_litellm_config(folder / "litellm.yaml", server.url)
+        policy = write_policy(folder / "stabilizer.yaml")
+        text = yaml.safe_load(policy.read_text())
+        text["models"][MODEL_ID].update(context_window=WINDOW, max_output_tokens=4096, safety_margin_tokens=2048)
+        policy.write_text(yaml.safe_dump(text))
+        run = StabilizerRun(folder, litellm_config=config, policy=policy, env=child_env, record=folder / "flows.flow")
+        run.start()  # stops itself when it fails to start
+        started.callback(run.stop)
+        yield run, load_policy(str(policy)).for_model(MODEL_ID)
 
 
 def test_claude_code_compacts_before_llama_server_refuses(small_window_run, master_key, tmp_path):

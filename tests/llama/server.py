@@ -6,6 +6,7 @@ naming the target, rather than skipping: on a machine that can build it, the tes
 
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 
@@ -49,6 +50,7 @@ class LlamaServer:
             *extra_args,
         ]
         self.process: subprocess.Popen | None = None
+        self._log: BinaryIO | None = None
 
     @property
     def url(self) -> str:
@@ -73,7 +75,8 @@ class LlamaServer:
 
     def stop(self) -> None:
         stop(self.process)
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 # llama-server's thinking switch, per request: Qwen's template reads `enable_thinking` from

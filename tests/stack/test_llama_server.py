@@ -9,6 +9,7 @@ and `anthropic/` (its root).
 
 import json
 import re
+from contextlib import ExitStack
 
 import pytest
 
@@ -32,17 +33,22 @@ WEATHER_TOOL = {
 def llama_stack(tmp_path_factory, session_home, child_env):
     """llama-server, a LiteLLM with its two routes and mitmdump in front: (the stack's URL, llama-server's)."""
     folder = tmp_path_factory.mktemp("llama")
-    model = write_model(folder / "bigram.gguf", WEATHER)
-    server = LlamaServer(model, folder / "llama-server.log", CONTEXT).start()
-    config = write_litellm_config(folder / "litellm.yaml", server.url)
-    litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env).start()
-    policy = write_policy(folder / "stabilizer.yaml")
-    proxy = Mitmdump(litellm.log_file, policy, child_env, litellm_config=config).start()
-    proxy.wait_upstream(litellm.url)
-    yield proxy.url, server.url
-    proxy.stop()
-    litellm.stop()
-    server.stop()
+    # Each process stops even when a later one fails to start.
+    with ExitStack() as started:
+        model = write_model(folder / "bigram.gguf", WEATHER)
+        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
+        started.callback(server.stop)
+        server.start()
+        config = write_litellm_config(folder / "litellm.yaml", server.url)
+        litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env)
+        started.callback(litellm.stop)
+        litellm.start()
+        policy = write_policy(folder / "stabilizer.yaml")
+        proxy = Mitmdump(litellm.log_file, policy, child_env, litellm_config=config)
+        started.callback(proxy.stop)
+        proxy.start()
+        proxy.wait_upstream(litellm.url)
+        yield proxy.url, server.url
 
 
 def ask(url: str, master_key: str, model: str, messages: list, **fields) -> tuple[int, bytes]:
