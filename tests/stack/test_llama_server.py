@@ -110,10 +110,12 @@ def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, maste
     assert status == 400, raw
     error = json.loads(raw)["error"]
     assert error["type"] == "invalid_request_error"
-    # llama-server's figures, read from its own wording: the request's tokens over its -c.
+    # The request's tokens over what fits: llama-server's -c, read from its own wording; or, once
+    # that refusal taught the stack the window (addons/limit_learner.py), the prompt budget the
+    # stack answers with itself before llama-server sees the request.
     match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", error["message"])
     assert match, error
-    assert int(match[1]) > CONTEXT and int(match[2]) == CONTEXT
+    assert int(match[1]) > CONTEXT and 0 < int(match[2]) <= CONTEXT
 
 
 @pytest.mark.parametrize("route", ROUTES)
