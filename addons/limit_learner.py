@@ -9,7 +9,7 @@ the request as it was sent is fitted into it (max_tokens capped, messages trimme
 RequestShaper.refit) and sent again to the same upstream, and its answer replaces
 the refusal. The log names the policy line that keeps the limit for good.
 
-Nothing else is sent again: not a refusal for another reason, not a request that
+Nothing else is sent again: not a doctor's probe (PROBE_HEADER), not a refusal for another reason, not a request that
 kept the limit already (the backend refused something else: the refit leaves it
 as it was), and never twice. A 400 never arrives as a stream (the
 response addon streams 2xx answers only), so its body is here whole; the answer
@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 import httpx
 from mitmproxy import ctx, http
 
+from addons import PROBE_HEADER
 from addons.errors.upstream import stated_limit
 from addons.flow.change import Change, ChangeKind
 from addons.flow.kind import FlowKind, flow_kind
@@ -47,6 +48,8 @@ class LimitLearner:
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         response = flow.response
         if response is None or response.stream or flow.metadata.get(ANSWERED_HERE):
+            return None
+        if PROBE_HEADER in flow.request.headers:
             return None
         if flow_kind(flow) is not FlowKind.MESSAGES:
             return None

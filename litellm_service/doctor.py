@@ -18,7 +18,7 @@ from typing import Iterator
 
 from packaging.requirements import Requirement
 
-from addons import MASTER_KEY_VAR, http_url
+from addons import MASTER_KEY_VAR, PROBE_HEADER, http_url
 from addons.config.litellm_config import (
     LiteLLMConfigError,
     litellm_master_key,
@@ -231,7 +231,12 @@ def ask_model(base_url: str, model: str, key: str, timeout: float, thinking: boo
         f"{base_url}/v1/messages",
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"},
+        headers={
+            "content-type": "application/json",
+            "x-api-key": key,
+            "anthropic-version": "2023-06-01",
+            PROBE_HEADER: "doctor",
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from addons import MASTER_KEY_VAR
+from addons import CHAT_COMPLETIONS_SETTING, MASTER_KEY_VAR
 from addons.errors.config import ConfigError
 
 # How a LiteLLM config names an environment variable instead of a value (keys among them).
@@ -26,7 +26,6 @@ ENV_PREFIX = "os.environ/"
 # `include: ["reasoning.encrypted_content"]`), which DeepSeek, Qwen, Kimi, GLM and the local
 # servers do not serve. The stack sets it where a config leaves it out (added_settings); a config
 # that sets it false is the user's choice, and the 404 it meets names it (addons/errors/upstream.py).
-CHAT_COMPLETIONS_SETTING = "use_chat_completions_url_for_anthropic_messages"
 CLAUDE_CODE_SETTINGS: dict[str, Any] = {CHAT_COMPLETIONS_SETTING: True}
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from addons.config.litellm_config import CHAT_COMPLETIONS_SETTING
+from addons import CHAT_COMPLETIONS_SETTING
 from addons.errors.anthropic import STATUS_BY_TYPE, error_body, is_anthropic_error, prompt_too_long_message
 from addons.wire.json_codec import from_json
 

@@ -310,12 +310,13 @@ def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, sta
         "deepseek-flash-anthropic",
     ],
 )
-def test_each_providers_context_refusal_offers_compaction(stack, fresh_backend, master_key, model):
+def test_each_providers_context_refusal_offers_compaction(own_proxy, fresh_backend, master_key, model):
     # The backend holds less than the policy says (a server started with a smaller window): its
     # refusal, in its own words, must reach Claude Code as the sentence it offers /compact on.
+    # A mitmdump of its own: the window it learns from the refusal stays with it.
     request = {"model": model, "max_tokens": 1024, "messages": [{"role": "user", "content": "word " * 30_000}]}
     with fresh_backend.quirks(context_window=20_000):
-        status, raw = post(stack.url, master_key, request)
+        status, raw = post(own_proxy.url, master_key, request)
     assert status == 400, raw[:600]
     error = json.loads(raw)["error"]
     assert error["type"] == "invalid_request_error"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from addons.config.litellm_config import CHAT_COMPLETIONS_SETTING
+from addons import CHAT_COMPLETIONS_SETTING
 from litellm_service.cli import stop
 from tests.backend import Text
 from tests.conftest import POLICY
