@@ -34,7 +34,7 @@ from addons.wire.logfollow import listening_address
 from litellm_service import stack
 from litellm_service.envfile import EnvFileError, read_env_file
 from litellm_service.launchd import Launchd
-from litellm_service.service import Manager, ServiceError, job_statuses
+from litellm_service.service import JOB_NAMES, Manager, ServiceError, job_statuses
 from litellm_service.systemd import Systemd
 
 DISTRIBUTION = "stabilizer"
@@ -330,10 +330,15 @@ def service_manager(choice: str) -> Manager | None:
 
 
 def check_services(choice: str) -> Result:
+    """The service jobs where they are installed or asked about (--services launchd|systemd)."""
     manager = service_manager(choice)
     if manager is None:
         return Result(True, "services", f"not checked (--services {choice})")
     what = f"{manager.name} jobs"
+    if choice == "auto" and not any(manager.job_file(name).exists() for name in JOB_NAMES):
+        # The stack in the foreground (`stabilizer run`) needs no service manager, nor a
+        # user bus, which a machine without a login session lacks.
+        return Result(True, what, f"none installed (--services {manager.name} checks them anyway)")
     try:
         statuses = job_statuses(manager)
     except ServiceError as e:
@@ -396,7 +401,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--services",
         choices=["auto", "launchd", "systemd", "none"],
         default="auto",
-        help="which service jobs to check (auto: launchd on macOS, systemd on Linux; none: you use `stabilizer run`)",
+        help="which service jobs to check (auto: launchd on macOS, systemd on Linux, where installed; none: skip)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer")
     parser.set_defaults(func=main)
