@@ -119,8 +119,10 @@ def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estim
 def fill_thinking_signatures(message: dict[str, Any]) -> list[Change]:
     """Give thinking blocks without a string signature an empty one, in place.
 
-    LiteLLM writes `"signature": null` for reasoning a Chat Completions backend
-    returned (it has no signature); Anthropic's schema has a string there."""
+    LiteLLM 1.108.7 writes `"signature": null` for reasoning a Chat Completions
+    backend returned (it has no signature; 1.108.14 writes "" itself, but a
+    team's LiteLLM behind --upstream may be older); Anthropic's schema has a
+    string there."""
     unsigned = [
         block
         for block in message.get("content") or ()
