@@ -68,8 +68,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 # With LITELLM_VERSION: that LiteLLM over the pinned one, every other pin kept (a release that
-# needs other versions of them fails here, saying which). No `pip check`: it would name the pin
-# this replaces. The stamp goes, so that `make install` reinstalls the pinned set.
+# needs other versions of them fails here, saying which). Without its [proxy] extra, as pinned:
+# a release whose proxy imports a package the pinned set lacks fails to start, naming it (1.110.2:
+# semver). No `pip check`: it would name the pin this replaces. The stamp goes, so that `make
+# install` reinstalls the pinned set.
 litellm-version: install
 ifneq ($(LITELLM_VERSION),)
 	grep -v '^litellm==' constraints.txt > $(VENV)/constraints-litellm-$(LITELLM_VERSION).txt
