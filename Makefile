@@ -7,19 +7,23 @@ BIN := $(VENV)/bin
 # the end-to-end tests against another; each version gets its own folder.
 CLAUDE_CODE_VERSION := 2.1.332
 CLAUDE_DIR := .cache/claude-code/$(CLAUDE_CODE_VERSION)
+# The LiteLLM pinned in pyproject.toml and constraints.txt (1.108.14, and why). `make test
+# LITELLM_VERSION=x.y.z` installs that release into the venv instead and runs the suite against
+# it; the next `make install` without it puts the pinned one back.
+LITELLM_VERSION :=
 # Python >= 3.12: the first of these that exists and is new enough.
 PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test check lint bench flows docs install claude-code shells chromium llama-server clean
+.PHONY: run test check lint bench flows docs install litellm-version claude-code shells chromium llama-server clean
 
 run: install
 	$(BIN)/stabilizer run
 
 # Every tier (tests/conftest.py says which is which): pure, addons, stack, e2e, and tests/bench.
-test: lint claude-code shells chromium llama-server
-	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
+test: lint litellm-version claude-code shells chromium llama-server
+	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) LITELLM_VERSION=$(LITELLM_VERSION) $(BIN)/pytest
 
 # Lint and the tiers that start no process (tests/conftest.py fails a test there that does).
 check: lint
@@ -62,6 +66,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	$(BIN)/python -m pip check
 	@touch $@
+
+# With LITELLM_VERSION: that LiteLLM over the pinned one, every other pin kept (a release that
+# needs other versions of them fails here, saying which). Without its [proxy] extra, as pinned:
+# a release whose proxy imports a package the pinned set lacks fails to start, naming it (1.110.2:
+# semver). No `pip check`: it would name the pin this replaces. The stamp goes, so that `make
+# install` reinstalls the pinned set.
+litellm-version: install
+ifneq ($(LITELLM_VERSION),)
+	grep -v '^litellm==' constraints.txt > $(VENV)/constraints-litellm-$(LITELLM_VERSION).txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-litellm-$(LITELLM_VERSION).txt 'litellm==$(LITELLM_VERSION)'
+	rm -f $(VENV)/.installed
+endif
 
 claude-code: $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
 

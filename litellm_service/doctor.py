@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from packaging.requirements import Requirement
+from packaging.version import InvalidVersion, Version
 
 from addons import MASTER_KEY_VAR, PROBE_HEADER, http_url
 from addons.config.litellm_config import (
@@ -33,12 +34,19 @@ from addons.wire.logfollow import listening_address
 from litellm_service import stack
 from litellm_service.envfile import EnvFileError, read_env_file
 from litellm_service.launchd import Launchd
-from litellm_service.service import Manager, ServiceError, job_statuses
+from litellm_service.service import JOB_NAMES, Manager, ServiceError, job_statuses
 from litellm_service.systemd import Systemd
 
 DISTRIBUTION = "stabilizer"
 MINIMUM_PYTHON = (3, 12)
 CONNECT_TIMEOUT_SECONDS = 2.0
+# The newest LiteLLM security fix this project knows of, and the first release of each line that
+# has it. Source: LiteLLM's release notes for 1.106.12 and 1.108.13 (GitHub releases of
+# BerriAI/litellm, read 2026-12-06): "Fixed /key/info letting a key with no user read other
+# userless keys by hash or alias (#52838, #52925)", also in 1.109.3 and 1.110.2. Team mode
+# (docs/teams.md) hands out exactly such keys. A release of a later line than these has it.
+LITELLM_SECURITY_FIX = "/key/info let a key with no user read other userless keys (BerriAI/litellm#52838, #52925)"
+LITELLM_FIXED_IN = ("1.106.12", "1.108.13", "1.109.3", "1.110.2")
 START_HINT = "start it: `stabilizer run`, or `stabilizer launchd install` / `stabilizer systemd install`"
 
 
@@ -88,6 +96,38 @@ def check_packages() -> Result:
     if wrong:
         return Result(False, "packages", ", ".join(wrong), "make install")
     return Result(True, "packages", ", ".join(found))
+
+
+def has_security_fix(version: Version) -> bool:
+    """Whether this LiteLLM release has LITELLM_SECURITY_FIX: its line's fixed release or later, or a later line."""
+    fixed = [Version(release) for release in LITELLM_FIXED_IN]
+    same_line = [release for release in fixed if release.release[:2] == version.release[:2]]
+    if same_line:
+        return version >= same_line[0]
+    return version.release[:2] > max(fixed).release[:2]
+
+
+def check_litellm_version(version: str) -> Result:
+    """The LiteLLM this stack starts, against the newest security fix known here."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return Result(False, "litellm", f"version {version!r} is not a release number", "make install")
+    if has_security_fix(parsed):
+        return Result(True, "litellm", f"{version}, with the newest security fix known here: {LITELLM_SECURITY_FIX}")
+    return Result(
+        False,
+        "litellm",
+        f"{version} lacks a security fix (in {', '.join(LITELLM_FIXED_IN)}): {LITELLM_SECURITY_FIX}",
+        "make install (installs the pinned LiteLLM)",
+    )
+
+
+def installed_litellm() -> Result:
+    try:
+        return check_litellm_version(metadata.version("litellm"))
+    except metadata.PackageNotFoundError:
+        return Result(False, "litellm", f"not installed in {sys.prefix}", "make install")
 
 
 def check_env_file(path: Path) -> tuple[Result, dict[str, str]]:
@@ -295,10 +335,15 @@ def service_manager(choice: str) -> Manager | None:
 
 
 def check_services(choice: str) -> Result:
+    """The service jobs where they are installed or asked about (--services launchd|systemd)."""
     manager = service_manager(choice)
     if manager is None:
         return Result(True, "services", f"not checked (--services {choice})")
     what = f"{manager.name} jobs"
+    if choice == "auto" and not any(manager.job_file(name).exists() for name in JOB_NAMES):
+        # The stack in the foreground (`stabilizer run`) needs no service manager, nor a
+        # user bus, which a machine without a login session lacks.
+        return Result(True, what, f"none installed (--services {manager.name} checks them anyway)")
     try:
         statuses = job_statuses(manager)
     except ServiceError as e:
@@ -318,6 +363,7 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
     """Every check in order; later ones use what earlier ones found."""
     yield check_python()
     yield check_packages()
+    yield installed_litellm()
     env_result, env_values = check_env_file(args.env_file)
     yield env_result
     # As the stack sees it: the process environment wins over the file.
@@ -360,7 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--services",
         choices=["auto", "launchd", "systemd", "none"],
         default="auto",
-        help="which service jobs to check (auto: launchd on macOS, systemd on Linux; none: you use `stabilizer run`)",
+        help="which service jobs to check (auto: launchd on macOS, systemd on Linux, where installed; none: skip)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer")
     parser.set_defaults(func=main)

@@ -121,7 +121,7 @@ def model_names(config: dict[str, Any]) -> list[str]:
 
 
 def litellm_master_key(config: Any, environ: Mapping[str, str]) -> str | None:
-    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7):
+    """The master key LiteLLM checks, resolved as it resolves it (proxy_server.py, 1.108.7 and 1.108.14):
     general_settings.master_key, literal or `os.environ/NAME`, else LITELLM_MASTER_KEY.
     The one resolution: the front door checks this key and `stabilizer key` prints it."""
     general = config.get("general_settings") if isinstance(config, dict) else None

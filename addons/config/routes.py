@@ -6,7 +6,7 @@ LiteLLM's config maps a `model_name` (what Claude Code sends as `model`) to
 - The provider's model id (`openai/deepseek-flash` -> `deepseek-flash`), under
   which the policy keeps what it knows of a model (addons/config/policy.py): one entry
   serves every alias a user gives it in their own LiteLLM config.
-- The route. For `/v1/messages`, LiteLLM 1.108.7 sends a few providers the
+- The route. For `/v1/messages`, LiteLLM (1.108.7, 1.108.14) sends a few providers the
   Anthropic request as it is (`anthropic/`, `deepseek/` to
   api.deepseek.com/anthropic, `minimax/` ..., and any deployment whose
   `model_info.supported_endpoints` lists /v1/messages; see

@@ -64,7 +64,7 @@ _MAX_TOKENS_LIMIT = (
     re.compile(r"supports at most (\d+) completion tokens", re.IGNORECASE),
 )
 _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
-# LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7): "Authentication Error, Invalid proxy
+# LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7 and 1.108.14): "Authentication Error, Invalid proxy
 # server token passed", "No api key passed in.", expired or blocked keys, and "No connected db.".
 _KEY_REFUSAL = re.compile(
     r"authentication error|proxy server token|no api key passed|malformed api key|expired key|key is blocked|"

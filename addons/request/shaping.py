@@ -5,7 +5,9 @@ deep-copy it: a changed message is a shallow copy, everything else is shared, so
 a 2 MB history costs a walk, not a copy.
 
 - fold: `{"role": "system"}` entries inside `messages` (Claude Code's
-  mid-conversation system messages, which LiteLLM drops) become
+  mid-conversation system messages; older LiteLLMs dropped them, 1.108.7 and
+  1.108.14 make each a user turn behind an "Operator note" on the
+  OpenAI-compatible route and pass it on unchanged on the Anthropic one) become
   `<system-reminder>` text blocks in the neighbouring user turn, never between
   the tool results of one assistant turn (`defers_text`). One whose content is
   not text stays where it is, for validation to refuse.

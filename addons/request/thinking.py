@@ -16,8 +16,8 @@ backend takes:
     disabled                   disable                         thinking {type: disabled}
     nothing                    effort_field: effort, if asked  nothing
 
-On the Anthropic-compatible route the effort stays behind: LiteLLM 1.108.7's
-anthropic/ (and deepseek/) provider removes `output_config.effort`, and the
+On the Anthropic-compatible route the effort stays behind: LiteLLM's (1.108.7,
+1.108.14) anthropic/ (and deepseek/) provider removes `output_config.effort`, and the
 `thinking` beside it, for any model its cost map does not list as taking an
 effort (measured; `model_info` in the LiteLLM config does not change it), so
 the backend's own default effort applies there (DeepSeek: high, max for agent
@@ -30,7 +30,7 @@ the policy leaves null is not sent: with no `disable` (MiniMax cannot turn
 thinking off) a disabled request goes out without a switch, and the change
 says so. A model whose policy has `thinking: null` gets neither field.
 
-On the way back the backend needs its reasoning: LiteLLM 1.108.7 puts an
+On the way back the backend needs its reasoning: LiteLLM (1.108.7, 1.108.14) puts an
 assistant turn's thinking blocks back on its Chat Completions message as
 `reasoning_content` (measured), so the blocks stay in the history (shaping
 keeps them unless `thinking` is null; `history: tool_turns` keeps only those

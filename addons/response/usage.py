@@ -34,7 +34,7 @@ def _is_count(value: Any) -> bool:
 def is_substitute_input(usage: dict[str, Any], input_estimate: int, fixed_estimate: int) -> bool:
     """Whether the reported input count is LiteLLM's stand-in rather than the backend's.
 
-    When a backend reports no usage, LiteLLM 1.108.7 puts in a count of its own
+    When a backend reports no usage, LiteLLM (1.108.7, 1.108.14) puts in a count of its own
     that leaves out the system prompt and the tool schemas (measured: 12 input
     tokens for a request the backend counted as 328). Our estimate of what went
     upstream is `input_estimate`, of which `fixed_estimate` is the system prompt,
@@ -119,8 +119,10 @@ def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estim
 def fill_thinking_signatures(message: dict[str, Any]) -> list[Change]:
     """Give thinking blocks without a string signature an empty one, in place.
 
-    LiteLLM writes `"signature": null` for reasoning a Chat Completions backend
-    returned (it has no signature); Anthropic's schema has a string there."""
+    LiteLLM 1.108.7 writes `"signature": null` for reasoning a Chat Completions
+    backend returned (it has no signature; 1.108.14 writes "" itself, but a
+    team's LiteLLM behind --upstream may be older); Anthropic's schema has a
+    string there."""
     unsigned = [
         block
         for block in message.get("content") or ()

@@ -57,7 +57,7 @@ def claude_request(**fields) -> dict:
 
 
 def as_litellm_sends(request: dict) -> dict:
-    """The Chat Completions body LiteLLM 1.108.7 makes of a shaped request, as far as thinking
+    """The Chat Completions body LiteLLM (1.108.7, 1.108.14) makes of a shaped request, as far as thinking
     goes (measured): extra_body merged in, thinking blocks become reasoning_content."""
     body = {
         "model": request["model"],

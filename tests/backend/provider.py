@@ -124,7 +124,7 @@ def _refuses_part(kind: str, quirks: Quirks) -> bool:
 
 def _content_part_error(kind: str, index: int, number: int, raw: str) -> Error:
     """OpenAI's wording for an image sent to a text-only model (browser-use/web-ui#274). LiteLLM
-    1.108.7 sends an Anthropic `document` as an `image_url` part (`data:application/pdf;base64,...`,
+    1.108.7 and 1.108.14 send an Anthropic `document` as an `image_url` part (`data:application/pdf;base64,...`,
     its anthropic pass_through adapter), so a PDF from Claude Code meets the image rule."""
     return openai_error(
         "Invalid content type. image_url is only supported by certain models.",

@@ -328,7 +328,7 @@ def test_any_error_body_becomes_an_anthropic_error(status, body, estimate, windo
 
 
 def test_litellm_without_a_key_database_refusing_a_key_is_an_authentication_error():
-    # LiteLLM 1.108.7 answers a key that is not its master key with 400 "No connected db." when
+    # LiteLLM (1.108.7, 1.108.14) answers a key that is not its master key with 400 "No connected db." when
     # it has no database of virtual keys.
     for status in (400, 401):
         result = to_anthropic_error(status, litellm_error("No connected db."), "application/json")

@@ -7,7 +7,7 @@ import pytest
 
 from addons.flow.change import ChangeKind
 from addons.messages.tokens import count_text
-from addons.response.usage import MIN_FIXED_TOKENS, fill_message_usage, is_substitute_input
+from addons.response.usage import MIN_FIXED_TOKENS, fill_message_usage, fill_thinking_signatures, is_substitute_input
 from tests.pure.test_stream import ESTIMATE, STREAMS
 
 
@@ -69,3 +69,19 @@ def test_a_json_message_with_a_substitute_count_gets_the_estimate():
     assert changes[0].detail.startswith(
         f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)"
     )
+
+
+def test_a_null_thinking_signature_becomes_the_empty_string():
+    # What LiteLLM 1.108.7 wrote for a Chat Completions backend's reasoning (1.108.14 writes ""
+    # itself; a team's LiteLLM behind --upstream may be older). Anthropic's schema wants a string.
+    message = {
+        "content": [
+            {"type": "thinking", "thinking": "a", "signature": None},
+            {"type": "thinking", "thinking": "b", "signature": "sig"},
+            {"type": "text", "text": "c"},
+        ]
+    }
+    changes = fill_thinking_signatures(message)
+    assert [block.get("signature") for block in message["content"]] == ["", "sig", None]
+    assert [change.detail for change in changes] == ["thinking signature set to empty x1"]
+    assert fill_thinking_signatures(message) == []

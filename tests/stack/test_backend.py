@@ -385,7 +385,7 @@ def test_rejected_requests_do_not_consume_the_script(backend, client):
 # Provider checks, with the providers' wording
 
 
-# What LiteLLM 1.108.7 sent for Anthropic /v1/messages requests (plain,
+# What LiteLLM 1.108.7 and 1.108.14 sent for Anthropic /v1/messages requests (plain,
 # streaming with temperature/top_p/stop_sequences, tools with tool_choice and
 # tool_use/tool_result history): see test_real_litellm_proxy_against_strict_deepseek.
 LITELLM_KEYS = {

@@ -16,7 +16,7 @@ import pytest
 
 from addons import MASTER_KEY_VAR
 from litellm_service import cli, doctor, envexec, stack
-from litellm_service.systemd import quote_argument
+from litellm_service.systemd import Systemd, quote_argument
 from tests.procs import free_port, get_json, poll_until, post_json
 
 # Stand-ins for launchctl and systemctl: they record their arguments (one JSON list
@@ -401,6 +401,32 @@ def test_systemd_install_status_uninstall(home, capsys, monkeypatch):
     assert stabilizer("systemd", "status") == 1
     result = doctor.check_services("systemd")
     assert not result.ok and "stabilizer systemd install" in result.fix
+
+
+# systemctl --user on a machine without a user manager (a container, a login without a session).
+NO_USER_BUS_SYSTEMCTL = """\
+import sys
+sys.exit("Failed to connect to bus: No medium found")
+"""
+
+
+def test_doctor_checks_systemd_jobs_where_installed_or_asked_about(home, monkeypatch):
+    """After `make run` on Linux without a user bus, doctor finds nothing wrong with services the
+    foreground stack does not use; installed or asked about, the jobs are checked as before."""
+    install_fake(home, monkeypatch, "systemctl", NO_USER_BUS_SYSTEMCTL)
+    monkeypatch.setattr(doctor.sys, "platform", "linux")
+
+    result = doctor.check_services("auto")
+    assert result.ok and result.what == "systemd jobs" and "none installed" in result.detail, result.line()
+
+    asked = doctor.check_services("systemd")
+    assert not asked.ok and "Failed to connect to bus" in asked.detail
+
+    unit = Systemd().job_file("litellm")
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\n")
+    installed = doctor.check_services("auto")
+    assert not installed.ok and "Failed to connect to bus" in installed.detail
 
 
 def env_dump_command() -> list[str]:

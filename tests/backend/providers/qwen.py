@@ -88,7 +88,7 @@ PROVIDER = Provider(
     prefix="qwen",
     profile={"max_tokens_limit": 8192, "context_window": 129024, "strict_arguments": True},
     model_quirks={
-        # Qwen 3.7 / 3.8: 991,808 tokens in, 65,536 / 131,072 out (LiteLLM 1.108.7's model map, whose source is
+        # Qwen 3.7 / 3.8: 991,808 tokens in, 65,536 / 131,072 out (LiteLLM 1.108.7's model map, the same in 1.108.14, whose source is
         # https://www.alibabacloud.com/help/en/model-studio/models; read 2026-11-26).
         "qwen3.7": {"max_tokens_limit": 65_536, "context_window": 991_808, "thinking": True},
         "qwen3.8": {"max_tokens_limit": 131_072, "context_window": 991_808, "thinking": True},
