@@ -67,7 +67,7 @@ from addons.flow.notes import NOTES, TurnNotes, add_changes, flow_kind
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import shape_request
-from addons.request.thinking import reasoning_in_text
+from addons.request.thinking import needs_reasoning_note, reasoning_in_text
 from addons.request.trim import trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -314,6 +314,7 @@ class RequestShaper:
             # entry under `models` that applies, or would if it were written.
             policy_file=ctx.options.stabilizer_policy,
             policy_key=self.policy.key_for(body.get("model"), route.model_id),
+            reasoning_required=needs_reasoning_note(policy.thinking),
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py

@@ -83,8 +83,8 @@ class ThinkingPolicy(BaseModel):
     )
     require_reasoning: StrictBool = Field(
         False,
-        description="true or false: every assistant turn must carry reasoning (DeepSeek, Kimi; a turn without "
-        "gets a note saying so)",
+        description="true or false: every assistant turn must carry reasoning (DeepSeek, Kimi; a turn without, "
+        "such as one another model wrote, gets a thinking block saying it has none, on both routes)",
     )
     in_text: StrictBool = Field(
         False,

@@ -209,7 +209,7 @@ def strip_unaccepted(
     stripper = _BlockStripper(
         policy,
         Memo() if memo is None else memo,
-        needs_reasoning_note(policy.thinking, route),
+        needs_reasoning_note(policy.thinking),
         model if isinstance(model, str) and model else "this model",
         reasoning_in_text(policy.thinking, route),
     )

@@ -39,8 +39,12 @@ any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
 turn a thinking block that says it has none (PLACEHOLDER_REASONING, added by
 addons/request/shaping.py while it strips each message, so a session's next turn finds
-it in the memo) on the OpenAI-compatible route. On the Anthropic-compatible route
-thinking blocks go back exactly as Claude Code sent them, signature included.
+it in the memo). DeepSeek's Anthropic-compatible endpoint has the same rule for
+thinking blocks ("The `content[].thinking` in the thinking mode must be passed
+back to the API."), so the note goes on both routes; a session that began on
+another model, whose thinking Claude Code drops on /model and --continue, stays
+usable. Otherwise on the Anthropic-compatible route thinking blocks go back
+exactly as Claude Code sent them, signature included.
 """
 
 from typing import Any, TypeGuard, get_args
@@ -112,9 +116,11 @@ def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:
     return policy is not None and policy.in_text and route == OPENAI
 
 
-def needs_reasoning_note(policy: ThinkingPolicy | None, route: str) -> bool:
-    """Whether assistant turns without reasoning get a note on this route."""
-    return policy is not None and policy.require_reasoning and route == OPENAI
+def needs_reasoning_note(policy: ThinkingPolicy | None) -> bool:
+    """Whether assistant turns without reasoning get a note: on either route, since the backend
+    refuses the request on both (DeepSeek's Anthropic-compatible endpoint as "The
+    `content[].thinking` in the thinking mode must be passed back to the API.")."""
+    return policy is not None and policy.require_reasoning
 
 
 def _compact(value: Any) -> str:

@@ -445,6 +445,15 @@ def test_a_refusal_names_the_entry_that_applies_to_an_alias():
     assert message.endswith("Set models.deepseek-flash.thinking.require_reasoning: true in /srv/policy.yaml.")
 
 
+def test_a_reasoning_refusal_does_not_ask_for_a_setting_already_made():
+    message = explain_refusal(
+        "The `content[].thinking` in the thinking mode must be passed back to the API.",
+        RefusalContext("ds", "/srv/policy.yaml", "deepseek-flash", reasoning_required=True),
+    )
+    assert "Set models.deepseek-flash.thinking.require_reasoning" not in message
+    assert "models.deepseek-flash.thinking.require_reasoning is already true in /srv/policy.yaml" in message
+
+
 def test_a_refusal_under_the_built_in_defaults_points_to_a_policy_file():
     message = explain_refusal(
         "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]", RefusalContext("qwen", "")

@@ -123,3 +123,26 @@ def test_a_json_answer_gets_string_signatures(stack, litellm, fresh_backend, mas
     status, _, raw = post_json(stack.url + "/v1/messages", body, headers)
     assert status == 200, raw
     assert json.loads(raw)["content"][0] == {"type": "thinking", "thinking": "Compare the tenths.", "signature": ""}
+
+
+def test_a_turn_without_thinking_is_filled_on_deepseeks_anthropic_route(stack, litellm, fresh_backend, master_key):
+    # A session another model began (Claude Code drops other models' thinking on --continue
+    # and /model): its tool turn comes back without a thinking block.
+    history = {
+        "thinking": {"type": "adaptive"},
+        "tools": [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "read a.txt"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
+        ],
+    }
+    status, raw = ask(litellm.url, master_key, "deepseek-flash-anthropic", **history)
+    assert status == 400 and b"content[].thinking` in the thinking mode must be passed back" in raw
+    fresh_backend.reset()
+
+    status, raw = ask(stack.url, master_key, "deepseek-flash-anthropic", **history)
+    assert status == 200, raw
+    (body,) = fresh_backend.messages_requests
+    assert body["messages"][1]["content"][0] == PLACEHOLDER_REASONING
+    assert body["messages"][1]["content"][1]["type"] == "tool_use"
