@@ -276,7 +276,7 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
-        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
+        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind, target=route.model_id)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
@@ -324,6 +324,8 @@ class RequestShaper:
             max_output_tokens=policy.max_output_tokens,
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
+            # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
+            origin=route.model_id or (body["model"] if isinstance(body.get("model"), str) else ""),
         )
         add_changes(notes, changes)
         flow.metadata[NOTES] = notes

@@ -17,6 +17,7 @@ from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_
 from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import FlowKind
 from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, flow_kind, turn_notes
+from addons.messages.provenance import wrap_message
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
@@ -100,6 +101,7 @@ class ResponsePatcher:
             fixed_tokens_estimate=count(notes, "fixed_tokens"),
             refusal=_refusal_context(notes),
             think_tags=notes.get("think_tags") is True,
+            origin=notes.get("origin"),
         )
         response.stream = MitmproxyStream(patcher, _label(flow), notes)
 
@@ -149,6 +151,8 @@ class ResponsePatcher:
         if notes.get("think_tags") is True and split_message(message):
             changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         changes += fill_thinking_signatures(message)
+        if (origin := notes.get("origin")) and wrap_message(message, origin):
+            changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {origin}"))
         if _stream_requested(flow, notes):
             response.headers["content-type"] = SSE_CONTENT_TYPE
             response.content = message_to_sse_events(message)

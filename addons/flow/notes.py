@@ -48,6 +48,7 @@ class TurnNotes(TypedDict, total=False):
     context_window: int
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags
+    origin: str  # the provider's model id that answers: its thinking signatures name it (messages/provenance.py)
     changes: list[dict[str, str]]  # what the addons did, as stored: add_changes() writes, changes() reads
 
 

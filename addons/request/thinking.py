@@ -47,11 +47,13 @@ usable. Otherwise on the Anthropic-compatible route thinking blocks go back
 exactly as Claude Code sent them, signature included.
 """
 
+from dataclasses import dataclass
 from typing import Any, TypeGuard, get_args
 
 from addons.config.policy import ClaudeEffort, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
 from addons.flow.change import Change, ChangeKind
+from addons.messages.provenance import unwrap
 
 # `enabled` with a budget and no effort: the effort of the budget's band
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
@@ -121,6 +123,46 @@ def needs_reasoning_note(policy: ThinkingPolicy | None) -> bool:
     refuses the request on both (DeepSeek's Anthropic-compatible endpoint as "The
     `content[].thinking` in the thinking mode must be passed back to the API.")."""
     return policy is not None and policy.require_reasoning
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a target does with thinking blocks by their origin (addons/messages/provenance.py)."""
+
+    target: str  # the provider's model id the request goes to
+    verifies: bool  # the backend refuses a signature another provider wrote
+    other_models_thinking: str  # "drop" or "text": another model's thinking, for a target that verifies
+
+
+def provenance_for(policy: ThinkingPolicy | None, target: str) -> Provenance | None:
+    """How thinking blocks go back to `target` (None: a model that never thinks loses them anyway)."""
+    if policy is None:
+        return None
+    verifies = policy.verifies_signatures
+    if verifies is None:
+        verifies = "claude" in target.lower()
+    return Provenance(target, verifies, policy.other_models_thinking)
+
+
+def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None, str]:
+    """A thinking block of the history as the target gets it, and what was done ("" for nothing).
+
+    The same model's comes back exactly as it came, its signature unwrapped. Another
+    model's reaches a target that verifies signatures never: it is dropped or becomes
+    text (other_models_thinking); any other target gets it with the writer's own
+    signature. A block without an origin (it never passed the stack) goes as it is,
+    unless its signature is empty and the target verifies: no provider signed it."""
+    origin, signature = unwrap(block.get("signature"))
+    same = origin == provenance.target or (origin is None and (signature or not provenance.verifies))
+    if same or not provenance.verifies:
+        if origin is None:
+            return block, ""
+        return {**block, "signature": signature}, "unwrapped"
+    if provenance.other_models_thinking == "drop":
+        return None, "dropped"
+    thought = block.get("thinking")
+    text = f"[thinking of {origin or 'another model'}]\n{thought if isinstance(thought, str) else ''}"
+    return {"type": "text", "text": text}, "as text"
 
 
 def _compact(value: Any) -> str:

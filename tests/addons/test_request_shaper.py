@@ -82,6 +82,7 @@ def test_recorded_claude_code_request_is_shaped(shaper, path):
         "context_window": 131072,
         "max_output_tokens": 8192,
         "think_tags": False,
+        "origin": "qwen-plus",
         "changes": [  # as stored: plain data (addons/flow/notes.py)
             {"kind": "folded", "detail": "folded 1 system messages"},
             {"kind": "stripped", "detail": "stripped keys: metadata, thinking, context_management, output_config"},
@@ -116,6 +117,7 @@ def test_recorded_claude_code_request_is_shaped_for_deepseek(shaper):
         "context_window": 1000000,
         "max_output_tokens": 393216,
         "think_tags": False,
+        "origin": "deepseek-flash",
         "changes": [
             {"kind": "folded", "detail": "folded 1 system messages"},
             {"kind": "stripped", "detail": "stripped keys: metadata, thinking, context_management, output_config"},
