@@ -56,6 +56,8 @@ ANTHROPIC_ROUTE_MODELS = {
     "vllm-qwen3-coder-anthropic": ("anthropic", "vllm-qwen3-coder"),
     "ollama-qwen3-coder-anthropic": ("anthropic", "ollama-qwen3-coder"),
     "llamacpp-local-anthropic": ("anthropic", "llamacpp-local"),
+    # Anthropic's own model behind the same LiteLLM: it verifies thinking signatures.
+    "claude-sonnet-anthropic": ("anthropic", "claude-sonnet-4-6"),
 }
 
 
