@@ -150,11 +150,11 @@ def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None,
     The same model's comes back exactly as it came, its signature unwrapped. Another
     model's reaches a target that verifies signatures never: it is dropped or becomes
     text (other_models_thinking); any other target gets it with the writer's own
-    signature. A block without an origin (it never passed the stack) goes as it is,
-    unless its signature is empty and the target verifies: no provider signed it."""
+    signature. A block without an origin (it never passed the stack, or did before
+    provenance existed) goes as it is, except to a target that verifies: nothing says it
+    wrote it, and a refusal would cost the whole turn where a drop costs a thought."""
     origin, signature = unwrap(block.get("signature"))
-    same = origin == provenance.target or (origin is None and (signature or not provenance.verifies))
-    if same or not provenance.verifies:
+    if origin == provenance.target or not provenance.verifies:
         if origin is None:
             return block, ""
         return {**block, "signature": signature}, "unwrapped"

@@ -89,10 +89,10 @@ CLAUDE_AS_TEXT = provenance_for(ThinkingPolicy(other_models_thinking="text"), "c
             {"type": "text", "text": f"[thinking of deepseek-flash]\n{THOUGHT}"},
             "as text",
         ),
-        # Never through the stack: as it is, unless no provider signed it and the target verifies.
+        # Never through the stack: as it is, except to a target that verifies (nothing says it is its own).
         (DEEPSEEK, block("uuid-1"), block("uuid-1"), ""),
         (DEEPSEEK, block(""), block(""), ""),
-        (CLAUDE, block("claude-sig"), block("claude-sig"), ""),
+        (CLAUDE, block("uuid-1"), None, "dropped"),
         (CLAUDE, block(""), None, "dropped"),
     ],
 )
