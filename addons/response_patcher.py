@@ -13,6 +13,7 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
+from addons.config.routes import route_of
 from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
 from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import FlowKind
@@ -28,6 +29,8 @@ from addons.wire.sse import json_data
 logger = logging.getLogger(__name__)
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+# The deployment that answered, as LiteLLM 1.108.7 names it (its litellm_params.model).
+DEPLOYMENT_HEADER = "x-litellm-model-name"
 
 
 def _label(flow: http.HTTPFlow) -> str:
@@ -101,7 +104,7 @@ class ResponsePatcher:
             fixed_tokens_estimate=count(notes, "fixed_tokens"),
             refusal=_refusal_context(notes),
             think_tags=notes.get("think_tags") is True,
-            origin=notes.get("origin"),
+            origin=_origin(response, notes),
         )
         response.stream = MitmproxyStream(patcher, _label(flow), notes)
 
@@ -151,7 +154,7 @@ class ResponsePatcher:
         if notes.get("think_tags") is True and split_message(message):
             changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         changes += fill_thinking_signatures(message)
-        if (origin := notes.get("origin")) and wrap_message(message, origin):
+        if (origin := _origin(response, notes)) and wrap_message(message, origin):
             changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {origin}"))
         if _stream_requested(flow, notes):
             response.headers["content-type"] = SSE_CONTENT_TYPE
@@ -190,6 +193,15 @@ def _refusal_context(notes: TurnNotes) -> RefusalContext:
     return RefusalContext(
         notes.get("model"), notes.get("policy_file"), notes.get("policy_key"), notes.get("reasoning_required", False)
     )
+
+
+def _origin(response: http.Response, notes: TurnNotes) -> str | None:
+    """The provider's model id that wrote the answer: LiteLLM names the deployment that answered
+    (x-litellm-model-name, `anthropic/deepseek-flash`), which after a fallback (router_settings.
+    fallbacks) is not the one the request named; else the request addon's note."""
+    if deployment := response.headers.get(DEPLOYMENT_HEADER):
+        return route_of({"litellm_params": {"model": deployment}}).model_id
+    return notes.get("origin")
 
 
 def _json(message: http.Message) -> Any:
