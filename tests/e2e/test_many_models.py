@@ -74,3 +74,58 @@ def test_one_session_across_five_models_answers_every_turn(stack_run, fresh_back
         # The whole session so far went to this model: each earlier step's tool turn is in it.
         last = sent[-1].body
         assert sum(f"part{earlier}.txt" in str(last["messages"]) for earlier in range(step + 1)) == step + 1
+
+
+def first_user_text(body: dict) -> str:
+    content = next(message for message in body["messages"] if message["role"] == "user")["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_a_subagent_on_another_provider_and_the_main_models_next_turn_answer(
+    stack_run, fresh_backend, master_key, tmp_path
+):
+    # DeepSeek thinks and calls a subagent, which runs on Kimi (OpenAI route, wants reasoning
+    # back); then DeepSeek's next prompt. (Claude Code -p sends no background work to
+    # ANTHROPIC_DEFAULT_HAIKU_MODEL here, so that role is not exercised.)
+    cwd, home = tmp_path / "project", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    subtask = "SUBTASK-7: report the magic number"
+
+    def model(body: dict):
+        if subtask in first_user_text(body):  # the subagent's own conversation
+            return Text("The magic number is 42.", reasoning="The subagent knows it.")
+        last = body["messages"][-1]
+        content = last.get("content")
+        if isinstance(content, list) and any(block.get("type") == "tool_result" for block in content):
+            return Text("The subagent reported 42.", reasoning="Its report is in.")
+        if "And now?" in str(content):
+            return Text("Still 42.", reasoning="Nothing changed.")
+        agent = {"description": "find it", "prompt": subtask, "subagent_type": "general-purpose"}
+        return ToolCalls([("Agent", {**agent, "run_in_background": False})], reasoning="A subagent should do it.")
+
+    fresh_backend.responder = model
+    roles = {"CLAUDE_CODE_SUBAGENT_MODEL": "kimi-k3"}
+    for prompt, expected, extra in [
+        ("Ask a subagent for the magic number.", "The subagent reported 42.", []),
+        ("And now?", "Still 42.", ["--continue"]),
+    ]:
+        result = run_claude(
+            prompt,
+            base_url=stack_run.url,
+            auth_token=master_key,
+            model="deepseek-flash-anthropic",
+            cwd=cwd,
+            home=home,
+            extra_args=extra,
+            env_extra=roles,
+            timeout=180,
+        )
+        assert not result["is_error"], result.describe()
+        assert result["result"] == expected
+    posts = [e for e in fresh_backend.exchanges if e.method == "POST"]
+    assert all(e.status == 200 for e in posts), [(e.body.get("model"), e.status) for e in posts]
+    subagent = [e for e in posts if subtask in first_user_text(e.body)]
+    assert subagent and {e.body["model"] for e in subagent} == {"kimi-k3"}
+    main = [e for e in posts if e.body["model"] == "deepseek-flash"]
+    assert len(main) >= 3  # the call, the answer after its result, the next prompt
