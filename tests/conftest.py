@@ -59,9 +59,13 @@ ANTHROPIC_ROUTE_MODELS = {
     # Anthropic's own models behind the same LiteLLM: they verify thinking signatures.
     "claude-sonnet-anthropic": ("anthropic", "claude-sonnet-4-6"),
     "claude-opus-anthropic": ("anthropic", "claude-opus-4-7"),  # falls back to DeepSeek (FALLBACKS)
+    "deepseek-pro-anthropic": ("anthropic", "deepseek-v4-pro"),  # falls back to Claude (FALLBACKS)
 }
 # LiteLLM's router_settings.fallbacks of the test config: model name -> the names tried after it.
-FALLBACKS = {"claude-opus-anthropic": ["deepseek-flash-anthropic"]}
+FALLBACKS = {
+    "claude-opus-anthropic": ["deepseek-flash-anthropic"],
+    "deepseek-pro-anthropic": ["claude-sonnet-anthropic"],
+}
 
 
 def write_litellm_config(path: Path, backend_url: str) -> Path:
