@@ -14,7 +14,8 @@ a 2 MB history costs a walk, not a copy.
   fields beyond name, description and schema, tools over `max_tools`; a
   content block the backend does not take becomes a text note saying what was
   there (thinking blocks follow the model's `thinking` section instead: all
-  kept, only those of tool-calling turns, or none); a tool_use input that is
+  kept, only those of tool-calling turns, or none, each as its origin allows:
+  addons/request/thinking.py returned_thinking); a tool_use input that is
   not an object is repaired.
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend

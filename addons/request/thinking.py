@@ -43,8 +43,14 @@ it in the memo). DeepSeek's Anthropic-compatible endpoint has the same rule for
 thinking blocks ("The `content[].thinking` in the thinking mode must be passed
 back to the API."), so the note goes on both routes; a session that began on
 another model, whose thinking Claude Code drops on /model and --continue, stays
-usable. Otherwise on the Anthropic-compatible route thinking blocks go back
-exactly as Claude Code sent them, signature included.
+usable.
+
+Which model wrote a thinking block is in its signature (addons/messages/provenance.py),
+and `returned_thinking` decides by it: the target's own blocks go back exactly as
+the provider wrote them, signature included; another model's reach a target that
+verifies signatures (Anthropic's own models, `verifies_signatures`) never, but are
+dropped or become text (`other_models_thinking`), and reach any other target with
+their writer's own signature.
 """
 
 from dataclasses import dataclass
