@@ -67,7 +67,7 @@ from addons.flow.notes import NOTES, TurnNotes, add_changes, flow_kind
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import shape_request
-from addons.request.thinking import needs_reasoning_note, reasoning_in_text
+from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
 from addons.request.trim import trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -308,6 +308,9 @@ class RequestShaper:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
+        # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
+        origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
+        provenance = provenance_for(policy.thinking, origin)
         notes = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
@@ -315,6 +318,7 @@ class RequestShaper:
             policy_file=ctx.options.stabilizer_policy,
             policy_key=self.policy.key_for(body.get("model"), route.model_id),
             reasoning_required=needs_reasoning_note(policy.thinking),
+            signatures_verified=provenance is not None and provenance.verifies,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -324,8 +328,7 @@ class RequestShaper:
             max_output_tokens=policy.max_output_tokens,
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
-            # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
-            origin=route.model_id or (body["model"] if isinstance(body.get("model"), str) else ""),
+            origin=origin,
         )
         add_changes(notes, changes)
         flow.metadata[NOTES] = notes

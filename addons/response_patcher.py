@@ -191,7 +191,11 @@ class ResponsePatcher:
 def _refusal_context(notes: TurnNotes) -> RefusalContext:
     """The model and the policy entry a refusal names (explain_refusal), from the request addon's notes."""
     return RefusalContext(
-        notes.get("model"), notes.get("policy_file"), notes.get("policy_key"), notes.get("reasoning_required", False)
+        notes.get("model"),
+        notes.get("policy_file"),
+        notes.get("policy_key"),
+        notes.get("reasoning_required", False),
+        notes.get("signatures_verified", False),
     )
 
 

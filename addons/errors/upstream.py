@@ -82,10 +82,18 @@ _REASONING_SENT_HINT = (
     "models.{key}.thinking.require_reasoning is already true in {policy}, so every assistant turn went with "
     "reasoning, yet the backend wants more: please report it; /clear starts the session afresh."
 )
+# Anthropic: "messages.1.content.0: Invalid `signature` in `thinking` block".
+_SIGNATURE_REFUSAL = re.compile(r"invalid `?signature`? in `?thinking`? block", re.IGNORECASE)
 # What the backend objected to, as providers word it, and the policy setting that avoids it; the
 # first that matches wins (a serde "unknown variant `image_url`" is about images, not a key).
 _REFUSAL_HINTS = (
     (_REASONING_REFUSAL, "Set models.{key}.thinking.require_reasoning: true in {policy}."),
+    # Another model's thinking, to a backend that verifies signatures.
+    (
+        _SIGNATURE_REFUSAL,
+        "Set models.{key}.thinking.verifies_signatures: true in {policy} (other models' thinking then never "
+        "reaches it).",
+    ),
     # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]".
     (
         re.compile(
@@ -180,6 +188,7 @@ class RefusalContext:
     # addons/config/routes.py), else `model`.
     policy_key: str | None = None
     reasoning_required: bool = False  # that entry's thinking.require_reasoning
+    signatures_verified: bool = False  # whether other models' thinking is kept from it (verifies_signatures)
 
 
 def _explained(status: int, message: str, refusal: RefusalContext | None) -> str:
@@ -207,12 +216,16 @@ def explain_refusal(message: str, refusal: RefusalContext | None = None) -> str:
     """What Claude Code shows for a backend's client error: who refused, the backend's own
     words without LiteLLM's wrapping, and the policy setting that avoids it when the words
     match a known cause."""
-    model, policy_file, policy_key, reasoning_required = dataclasses.astuple(refusal or RefusalContext())
+    model, policy_file, policy_key, reasoning_required, signatures_verified = dataclasses.astuple(
+        refusal or RefusalContext()
+    )
     words = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message)) or message
     refused = f"{model or 'the backend'} refused the request: {words}"
     hint = next((hint for pattern, hint in _REFUSAL_HINTS if pattern.search(words)), None) or _parameter_hint(words)
     if reasoning_required and _REASONING_REFUSAL.search(words):
         hint = _REASONING_SENT_HINT
+    elif signatures_verified and _SIGNATURE_REFUSAL.search(words):
+        hint = None  # the setting is in effect already: no hint is better than a wrong one
     if hint is None:
         return refused
     policy = policy_file or "a policy file (stabilizer run --policy)"
