@@ -6,6 +6,7 @@ history it sends; the stand-ins enforce each provider's rule (tests/backend/). E
 """
 
 import pytest
+import yaml
 
 from tests.backend import Text, ToolCalls
 from tests.claude import run_claude
@@ -30,6 +31,19 @@ def stack_run(tmp_path_factory, litellm_config, child_env):
     run.stop()
 
 
+@pytest.fixture(scope="module")
+def run_without_the_note(tmp_path_factory, litellm_config, child_env):
+    """The stack with DeepSeek's turns left as Claude Code sends them: require_reasoning off."""
+    folder = tmp_path_factory.mktemp("stabilizer-without-note")
+    shipped = yaml.safe_load(POLICY.read_text())
+    shipped["models"]["deepseek-flash"]["thinking"]["require_reasoning"] = False
+    policy = folder / "policy.yaml"
+    policy.write_text(yaml.safe_dump(shipped))
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=policy, env=child_env).start()
+    yield run
+    run.stop()
+
+
 def answers_after_one_read(step: int, path: str):
     """A model that reads `path` once, then answers: the turn's own tool round trip."""
 
@@ -47,6 +61,19 @@ def answers_after_one_read(step: int, path: str):
 
 
 def test_one_session_across_five_models_answers_every_turn(stack_run, fresh_backend, master_key, tmp_path):
+    five_models(stack_run, fresh_backend, master_key, tmp_path)
+
+
+def test_without_reasoning_for_other_models_turns_the_session_sticks(
+    run_without_the_note, fresh_backend, master_key, tmp_path
+):
+    # The issue's stuck session: the turn back to DeepSeek is refused.
+    with pytest.raises(AssertionError, match="must be passed back to the API"):
+        five_models(run_without_the_note, fresh_backend, master_key, tmp_path)
+
+
+def five_models(stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_path) -> None:
+    """The session of SESSION, asserting every turn answers."""
     cwd, home = tmp_path / "project", tmp_path / "home"
     cwd.mkdir()
     home.mkdir()
