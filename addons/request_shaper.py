@@ -72,7 +72,7 @@ from addons.flow.notes import NOTES, TurnNotes, add_changes, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
-from addons.request.thinking import reasoning_in_text
+from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
 from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -314,7 +314,7 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
-        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
+        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind, target=route.model_id)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
@@ -340,12 +340,17 @@ class RequestShaper:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
+        # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
+        origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
+        provenance = provenance_for(policy.thinking, origin)
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
             policy_file=ctx.options.stabilizer_policy,
             policy_key=policy_key,
+            reasoning_required=needs_reasoning_note(policy.thinking),
+            signatures_verified=provenance is not None and provenance.verifies,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -356,6 +361,7 @@ class RequestShaper:
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
             changes=stored(changes),
+            origin=origin,
         )
         if changes:
             logger.info(

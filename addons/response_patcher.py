@@ -14,10 +14,12 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.net.http import status_codes
 
+from addons.config.routes import route_of
 from addons.errors.upstream import RefusalContext, is_key_refusal, to_anthropic_error
 from addons.flow.change import Change, ChangeKind, described
 from addons.flow.kind import FlowKind, flow_kind
 from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, turn_notes
+from addons.messages.provenance import wrap_message
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
@@ -28,6 +30,8 @@ from addons.wire.sse import json_data
 logger = logging.getLogger(__name__)
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+# The deployment that answered, as LiteLLM 1.108.7 names it (its litellm_params.model).
+DEPLOYMENT_HEADER = "x-litellm-model-name"
 
 
 def _label(flow: http.HTTPFlow) -> str:
@@ -148,6 +152,8 @@ class ResponsePatcher:
         if notes.get("think_tags") is True and split_message(message):
             changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         changes += fill_thinking_signatures(message)
+        if (origin := _origin(response, notes)) and wrap_message(message, origin):
+            changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {origin}"))
         if _stream_requested(flow, notes):
             response.headers["content-type"] = SSE_CONTENT_TYPE
             response.content = message_to_sse_events(message)
@@ -187,18 +193,35 @@ def _is_event_stream(response: http.Response) -> bool:
 def _stream(flow: http.HTTPFlow) -> MitmproxyStream:
     """The stream callable that patches the flow's events as they pass."""
     notes = turn_notes(flow)
+    assert flow.response is not None  # called once the response's headers are in
     patcher = StreamPatcher(
         count(notes, "input_tokens"),
         fixed_tokens_estimate=count(notes, "fixed_tokens"),
         refusal=_refusal_context(notes),
         think_tags=notes.get("think_tags") is True,
+        origin=_origin(flow.response, notes),
     )
     return MitmproxyStream(patcher, _label(flow), notes)
 
 
 def _refusal_context(notes: TurnNotes) -> RefusalContext:
     """The model and the policy entry a refusal names (explain_refusal), from the request addon's notes."""
-    return RefusalContext(notes.get("model"), notes.get("policy_file"), notes.get("policy_key"))
+    return RefusalContext(
+        notes.get("model"),
+        notes.get("policy_file"),
+        notes.get("policy_key"),
+        notes.get("reasoning_required", False),
+        notes.get("signatures_verified", False),
+    )
+
+
+def _origin(response: http.Response, notes: TurnNotes) -> str | None:
+    """The provider's model id that wrote the answer: LiteLLM names the deployment that answered
+    (x-litellm-model-name, `anthropic/deepseek-flash`), which after a fallback (router_settings.
+    fallbacks) is not the one the request named; else the request addon's note."""
+    if deployment := response.headers.get(DEPLOYMENT_HEADER):
+        return route_of({"litellm_params": {"model": deployment}}).model_id
+    return notes.get("origin")
 
 
 def _json(message: http.Message) -> Any:

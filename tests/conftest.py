@@ -56,6 +56,15 @@ ANTHROPIC_ROUTE_MODELS = {
     "vllm-qwen3-coder-anthropic": ("anthropic", "vllm-qwen3-coder"),
     "ollama-qwen3-coder-anthropic": ("anthropic", "ollama-qwen3-coder"),
     "llamacpp-local-anthropic": ("anthropic", "llamacpp-local"),
+    # Anthropic's own models behind the same LiteLLM: they verify thinking signatures.
+    "claude-sonnet-anthropic": ("anthropic", "claude-sonnet-4-6"),
+    "claude-opus-anthropic": ("anthropic", "claude-opus-4-7"),  # falls back to DeepSeek (FALLBACKS)
+    "deepseek-pro-anthropic": ("anthropic", "deepseek-v4-pro"),  # falls back to Claude (FALLBACKS)
+}
+# LiteLLM's router_settings.fallbacks of the test config: model name -> the names tried after it.
+FALLBACKS = {
+    "claude-opus-anthropic": ["deepseek-flash-anthropic"],
+    "deepseek-pro-anthropic": ["claude-sonnet-anthropic"],
 }
 
 
@@ -78,6 +87,7 @@ def write_litellm_config(path: Path, backend_url: str) -> Path:
         }
         for name, model, base in routes
     ]
+    shipped.setdefault("router_settings", {})["fallbacks"] = [{name: names} for name, names in FALLBACKS.items()]
     path.write_text(yaml.safe_dump(shipped))
     return path
 

@@ -8,7 +8,8 @@ from addons.wire.sse import SSEDecoder
 
 def streamed_message(content: bytes) -> dict[str, Any]:
     """The message an Anthropic client builds from `content`: content blocks in order with
-    their text, thinking (and signature) and tool input joined, and the last usage seen."""
+    their text, thinking and tool input joined, the last signature_delta's signature (Claude
+    Code 2.1.332 and Anthropic's SDKs assign it, they do not join), and the last usage seen."""
     decoder = SSEDecoder()
     events = decoder.feed(content)
     events += decoder.finish()[0]
@@ -24,12 +25,9 @@ def streamed_message(content: bytes) -> dict[str, Any]:
             message["content"].append(dict(payload["content_block"]))
         elif kind == "content_block_delta":
             block, delta = message["content"][payload["index"]], payload["delta"]
-            for field, into in (
-                ("text", "text"),
-                ("thinking", "thinking"),
-                ("signature", "signature"),
-                ("partial_json", "input_json"),
-            ):
+            if "signature" in delta:
+                block["signature"] = delta["signature"]
+            for field, into in (("text", "text"), ("thinking", "thinking"), ("partial_json", "input_json")):
                 if field in delta:
                     block[into] = (block.get(into) or "") + delta[field]
         elif kind == "message_delta":

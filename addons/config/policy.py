@@ -83,8 +83,22 @@ class ThinkingPolicy(BaseModel):
     )
     require_reasoning: StrictBool = Field(
         False,
-        description="true or false: every assistant turn must carry reasoning (DeepSeek, Kimi; a turn without "
-        "gets a note saying so)",
+        description="true or false: every assistant turn must carry reasoning (DeepSeek, Kimi; a turn without, "
+        "such as one another model wrote, gets a thinking block saying it has none, on both routes)",
+    )
+    verifies_signatures: StrictBool | None = Field(
+        None,
+        description="true or false: the backend checks the signature of each thinking block sent back and refuses "
+        'one another provider wrote (Anthropic\'s own models: "Invalid `signature` in `thinking` block"), so '
+        "other models' thinking never reaches it (see other_models_thinking); or null: true for a model id with "
+        "claude in it",
+    )
+    other_models_thinking: Literal["drop", "text"] = Field(
+        "drop",
+        description="drop or text: what becomes of thinking another model wrote (after /model, --continue with "
+        "another model, a LiteLLM fallback) on its way to a backend that verifies signatures: dropped, as Claude "
+        "Code itself does, or kept as a plain text block ([thinking of <model>] ...) so the reasoning still "
+        "counts; a backend that does not verify gets it as it came",
     )
     in_text: StrictBool = Field(
         False,
@@ -161,7 +175,7 @@ class ModelPolicy(BaseModel):
     thinking: ThinkingPolicy | None = Field(
         ThinkingPolicy(),
         description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning, "
-        "in_text): thinking blocks stay in the history; or null for a model that never thinks: its history "
+        "verifies_signatures, other_models_thinking, in_text): thinking blocks stay in the history; or null for a model that never thinks: its history "
         "loses its thinking blocks",
     )
     low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(

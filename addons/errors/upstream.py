@@ -81,14 +81,26 @@ _UNAVAILABLE = re.compile(
 # Available Model Group Fallbacks=None") after. The user needs the backend's sentence, not the chain.
 _LITELLM_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)(?::| -)\s*)+")
 _LITELLM_SUFFIX = re.compile(r"\s*(?:LiteLLM: model group|Received Model Group=|LiteLLM Retried:).*$")
+# DeepSeek: "The reasoning_content in the thinking mode must be passed back to the API." (on its
+# Anthropic-compatible endpoint "The `content[].thinking` ..."); Kimi: "thinking is enabled but
+# reasoning_content is missing in assistant tool call message at index 2".
+_REASONING_REFUSAL = re.compile(r"reasoning_content\b.*(?:passed back|missing)|content\[\]\.thinking", re.IGNORECASE)
+# The same refusal when require_reasoning is set already: the stabilizer gave every turn reasoning.
+_REASONING_SENT_HINT = (
+    "models.{key}.thinking.require_reasoning is already true in {policy}, so every assistant turn went with "
+    "reasoning, yet the backend wants more: please report it; /clear starts the session afresh."
+)
+# Anthropic: "messages.1.content.0: Invalid `signature` in `thinking` block".
+_SIGNATURE_REFUSAL = re.compile(r"invalid `?signature`? in `?thinking`? block", re.IGNORECASE)
 # What the backend objected to, as providers word it, and the policy setting that avoids it; the
 # first that matches wins (a serde "unknown variant `image_url`" is about images, not a key).
 _REFUSAL_HINTS = (
-    # DeepSeek: "The reasoning_content in the thinking mode must be passed back to the API."; Kimi:
-    # "thinking is enabled but reasoning_content is missing in assistant tool call message at index 2".
+    (_REASONING_REFUSAL, "Set models.{key}.thinking.require_reasoning: true in {policy}."),
+    # Another model's thinking, to a backend that verifies signatures.
     (
-        re.compile(r"reasoning_content\b.*(?:passed back|missing)|content\[\]\.thinking", re.IGNORECASE),
-        "Set models.{key}.thinking.require_reasoning: true in {policy}.",
+        _SIGNATURE_REFUSAL,
+        "Set models.{key}.thinking.verifies_signatures: true in {policy} (other models' thinking then never "
+        "reaches it).",
     ),
     # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]".
     (
@@ -193,6 +205,8 @@ class RefusalContext:
     # The entry under `models` that applies (the provider's model id behind `model`,
     # addons/config/routes.py), else `model`.
     policy_key: str | None = None
+    reasoning_required: bool = False  # that entry's thinking.require_reasoning
+    signatures_verified: bool = False  # whether other models' thinking is kept from it (verifies_signatures)
 
 
 def _explained(status: int, message: str, refusal: RefusalContext | None) -> str:
@@ -220,10 +234,16 @@ def explain_refusal(message: str, refusal: RefusalContext | None = None) -> str:
     """What Claude Code shows for a backend's client error: who refused, the backend's own
     words without LiteLLM's wrapping, and the policy setting that avoids it when the words
     match a known cause."""
-    model, policy_file, policy_key = dataclasses.astuple(refusal or RefusalContext())
+    model, policy_file, policy_key, reasoning_required, signatures_verified = dataclasses.astuple(
+        refusal or RefusalContext()
+    )
     words = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message)) or message
     refused = f"{model or 'the backend'} refused the request: {words}"
     hint = next((hint for pattern, hint in _REFUSAL_HINTS if pattern.search(words)), None) or _parameter_hint(words)
+    if reasoning_required and _REASONING_REFUSAL.search(words):
+        hint = _REASONING_SENT_HINT
+    elif signatures_verified and _SIGNATURE_REFUSAL.search(words):
+        hint = None  # the setting is in effect already: no hint is better than a wrong one
     if hint is None:
         return refused
     policy = policy_file or "a policy file (stabilizer run --policy)"

@@ -31,12 +31,15 @@ class TurnNotes(TypedDict, total=False):
     model: str  # the model name Claude Code sent
     policy_file: str | None  # the policy in use ("" or None: built-in defaults), named in a refusal's hint
     policy_key: str | None  # the entry under `models` that applies, or would
+    reasoning_required: bool  # that entry's thinking.require_reasoning: a reasoning refusal's hint differs
+    signatures_verified: bool  # other models' thinking is kept from it: a signature refusal gets no hint
     stream: bool  # the client asked for a stream
     input_tokens: int  # the estimate of what went upstream
     fixed_tokens: int  # of which the system prompt, the tools and the request's overhead
     context_window: int
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags
+    origin: str  # the provider's model id that answers: its thinking signatures name it (messages/provenance.py)
     changes: list[dict[str, str]]  # what the addons did, as stored: add_changes() writes, changes() reads
 
 

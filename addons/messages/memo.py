@@ -36,7 +36,7 @@ class Kind:
     FOLD = "fold"  # a user turn with folded system text; + at the end?, the texts (shaping)
     STRIP_BLOCKS = "strip blocks"  # blocks a model takes; + accepted types, model (shaping)
     STRIP_TOOLS = "strip tools"  # tools a model takes; + server tools kept? (shaping)
-    # a message a model takes; + accepted types, reasoning noted?, model, <think> tags? (shaping)
+    # a message a model takes; + accepted types, reasoning noted?, model, <think> tags?, provenance (shaping)
     STRIP_MESSAGE = "strip message"
 
 

@@ -16,7 +16,8 @@ a 2 MB history costs a walk, not a copy.
   fields beyond name, description and schema, tools over `max_tools`; a
   content block the backend does not take becomes a text note saying what was
   there (thinking blocks follow the model's `thinking` section instead: all
-  kept, only those of tool-calling turns, or none); a tool_use input that is
+  kept, only those of tool-calling turns, or none, each as its origin allows:
+  addons/request/thinking.py returned_thinking); a tool_use input that is
   not an object is repaired.
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend
@@ -40,7 +41,15 @@ from addons.config.routes import OPENAI
 from addons.flow.change import Change, ChangeKind
 from addons.messages.memo import Kind, Memo
 from addons.messages.think_tags import joined_message
-from addons.request.thinking import PLACEHOLDER_REASONING, apply_thinking, needs_reasoning_note, reasoning_in_text
+from addons.request.thinking import (
+    PLACEHOLDER_REASONING,
+    Provenance,
+    apply_thinking,
+    needs_reasoning_note,
+    provenance_for,
+    reasoning_in_text,
+    returned_thinking,
+)
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -54,15 +63,23 @@ class Shaped:
 
 
 def shape_request(
-    request: dict, policy: ModelPolicy, *, cap: bool = True, memo: Memo | None = None, route: str = OPENAI
+    request: dict,
+    policy: ModelPolicy,
+    *,
+    cap: bool = True,
+    memo: Memo | None = None,
+    route: str = OPENAI,
+    target: str | None = None,
 ) -> Shaped:
     """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
     `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
-    thinking is written. `memo`: results for values seen before (see strip_unaccepted)."""
+    thinking is written. `target`: the provider's model id behind it, which decides which
+    thinking blocks are its own (addons/messages/provenance.py); None: the request's model.
+    `memo`: results for values seen before (see strip_unaccepted)."""
     original = request
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo, route)
+    request, changes = strip_unaccepted(request, policy, memo, route, target)
     if reminders:
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
@@ -189,7 +206,7 @@ INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other tha
 
 
 def strip_unaccepted(
-    request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI
+    request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI, target: str | None = None
 ) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
@@ -200,7 +217,8 @@ def strip_unaccepted(
     TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
     own, so the result for a value is found in `memo` when the same object comes again (a
     session's next turn, addons/request/history.py). In the same pass an assistant turn without
-    reasoning gets its note where the backend needs every turn's (addons/request/thinking.py).
+    reasoning gets its note where the backend needs every turn's, and each thinking block goes
+    back as its origin allows (addons/request/thinking.py: returned_thinking).
     """
     changes: list[Change] = []
     shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
@@ -208,12 +226,14 @@ def strip_unaccepted(
         changes.append(Change(ChangeKind.STRIPPED, f"stripped keys: {', '.join(stripped)}"))
 
     model = request.get("model")
+    named = model if isinstance(model, str) and model else "this model"
     stripper = _BlockStripper(
         policy,
         Memo() if memo is None else memo,
-        needs_reasoning_note(policy.thinking, route),
-        model if isinstance(model, str) and model else "this model",
+        needs_reasoning_note(policy.thinking),
+        named,
         reasoning_in_text(policy.thinking, route),
+        provenance_for(policy.thinking, target or named),
     )
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
@@ -275,6 +295,7 @@ class _Stripped:
     replaced_blocks: tuple[str, ...] = ()  # the type of each block replaced by a note
     removed_fields: tuple[str, ...] = ()  # each other field removed from a block or a tool
     repaired_inputs: int = 0
+    returned_thinking: tuple[str, ...] = ()  # what was done to each thinking block by its origin
     noted: bool = False  # an assistant turn given a no-reasoning note
     tagged: bool = False  # an assistant turn whose thinking went back into <think> tags
 
@@ -289,6 +310,7 @@ class _Stripped:
             replaced_blocks=self.replaced_blocks + other.replaced_blocks,
             removed_fields=self.removed_fields + other.removed_fields,
             repaired_inputs=self.repaired_inputs + other.repaired_inputs,
+            returned_thinking=self.returned_thinking + other.returned_thinking,
         )
 
     def changed(self) -> bool:
@@ -298,6 +320,7 @@ class _Stripped:
             or self.replaced_blocks
             or self.removed_fields
             or self.repaired_inputs
+            or self.returned_thinking
         )
 
 
@@ -316,8 +339,10 @@ class _BlockStripper:
         note_reasoning: bool = False,
         model: str = "this model",
         think_tags: bool = False,
+        provenance: Provenance | None = None,
     ):
         thinking = policy.thinking
+        self.provenance = provenance
         self.think_tags = think_tags  # thinking goes back inside <think> tags in the text
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
         self.note_reasoning = note_reasoning
@@ -384,6 +409,9 @@ class _BlockStripper:
         if self.noted_messages:
             noted = f"added a no-reasoning note to {self.noted_messages} assistant turns"
             changes.append(Change(ChangeKind.THINKING, noted))
+        if tally.returned_thinking:
+            returned = "thinking blocks by their origin: " + _counted(tally.returned_thinking)
+            changes.append(Change(ChangeKind.THINKING, returned))
         if self.tagged_messages:
             tagged = f"wrote the thinking of {self.tagged_messages} assistant turns back inside <think> tags"
             changes.append(Change(ChangeKind.THINKING, tagged))
@@ -397,7 +425,7 @@ class _BlockStripper:
 
     def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = (Kind.STRIP_MESSAGE, accepted, self.note_reasoning, self.model, self.think_tags)
+        kind = (Kind.STRIP_MESSAGE, accepted, self.note_reasoning, self.model, self.think_tags, self.provenance)
         return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
@@ -431,6 +459,13 @@ class _BlockStripper:
                         continue
                     block = replacement_block(block, self.model)
                     tally = tally.add(_Stripped(None, replaced_blocks=(kind,)))
+                elif kind == "thinking" and self.provenance is not None:
+                    returned, done = returned_thinking(block, self.provenance)
+                    if done:
+                        tally = tally.add(_Stripped(None, returned_thinking=(done,)))
+                    if returned is None:
+                        continue
+                    block = returned
                 else:
                     block, fixed = self._strip_block(block, kind, accepted)
                     tally = tally.add(fixed)

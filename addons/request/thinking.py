@@ -39,15 +39,27 @@ any earlier assistant turn lacks reasoning_content, even an empty one; LiteLLM
 writes none for a turn without thinking, so `require_reasoning` gives such a
 turn a thinking block that says it has none (PLACEHOLDER_REASONING, added by
 addons/request/shaping.py while it strips each message, so a session's next turn finds
-it in the memo) on the OpenAI-compatible route. On the Anthropic-compatible route
-thinking blocks go back exactly as Claude Code sent them, signature included.
+it in the memo). DeepSeek's Anthropic-compatible endpoint has the same rule for
+thinking blocks ("The `content[].thinking` in the thinking mode must be passed
+back to the API."), so the note goes on both routes; a session that began on
+another model, whose thinking Claude Code drops on /model and --continue, stays
+usable.
+
+Which model wrote a thinking block is in its signature (addons/messages/provenance.py),
+and `returned_thinking` decides by it: the target's own blocks go back exactly as
+the provider wrote them, signature included; another model's reach a target that
+verifies signatures (Anthropic's own models, `verifies_signatures`) never, but are
+dropped or become text (`other_models_thinking`), and reach any other target with
+their writer's own signature.
 """
 
+from dataclasses import dataclass
 from typing import Any, TypeGuard, get_args
 
 from addons.config.policy import ClaudeEffort, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
 from addons.flow.change import Change, ChangeKind
+from addons.messages.provenance import unwrap
 
 # `enabled` with a budget and no effort: the effort of the budget's band
 # (budget_tokens up to the bound -> effort). Claude Code's own MAX_THINKING_TOKENS
@@ -112,9 +124,51 @@ def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:
     return policy is not None and policy.in_text and route == OPENAI
 
 
-def needs_reasoning_note(policy: ThinkingPolicy | None, route: str) -> bool:
-    """Whether assistant turns without reasoning get a note on this route."""
-    return policy is not None and policy.require_reasoning and route == OPENAI
+def needs_reasoning_note(policy: ThinkingPolicy | None) -> bool:
+    """Whether assistant turns without reasoning get a note: on either route, since the backend
+    refuses the request on both (DeepSeek's Anthropic-compatible endpoint as "The
+    `content[].thinking` in the thinking mode must be passed back to the API.")."""
+    return policy is not None and policy.require_reasoning
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a target does with thinking blocks by their origin (addons/messages/provenance.py)."""
+
+    target: str  # the provider's model id the request goes to
+    verifies: bool  # the backend refuses a signature another provider wrote
+    other_models_thinking: str  # "drop" or "text": another model's thinking, for a target that verifies
+
+
+def provenance_for(policy: ThinkingPolicy | None, target: str) -> Provenance | None:
+    """How thinking blocks go back to `target` (None: a model that never thinks loses them anyway)."""
+    if policy is None:
+        return None
+    verifies = policy.verifies_signatures
+    if verifies is None:
+        verifies = "claude" in target.lower()
+    return Provenance(target, verifies, policy.other_models_thinking)
+
+
+def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None, str]:
+    """A thinking block of the history as the target gets it, and what was done ("" for nothing).
+
+    The same model's comes back exactly as it came, its signature unwrapped. Another
+    model's reaches a target that verifies signatures never: it is dropped or becomes
+    text (other_models_thinking); any other target gets it with the writer's own
+    signature. A block without an origin (it never passed the stack, or did before
+    provenance existed) goes as it is, except to a target that verifies: nothing says it
+    wrote it, and a refusal would cost the whole turn where a drop costs a thought."""
+    origin, signature = unwrap(block.get("signature"))
+    if origin == provenance.target or not provenance.verifies:
+        if origin is None:
+            return block, ""
+        return {**block, "signature": signature}, "unwrapped"
+    if provenance.other_models_thinking == "drop":
+        return None, "dropped"
+    thought = block.get("thinking")
+    text = f"[thinking of {origin or 'another model'}]\n{thought if isinstance(thought, str) else ''}"
+    return {"type": "text", "text": text}, "as text"
 
 
 def _compact(value: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from addons.errors.anthropic import error_payload
 from addons.errors.upstream import RefusalContext, classify_error, kept_as_it_came
 from addons.flow.change import Change, ChangeKind
+from addons.messages.provenance import wrap_event
 from addons.messages.think_tags import ThinkTagSplitter
 from addons.messages.tokens import count_text
 from addons.response.usage import complete_usage, filled_notes, is_substitute_input, reported_count
@@ -58,6 +59,7 @@ class StreamPatcher:
         fixed_tokens_estimate: int = 0,
         refusal: RefusalContext | None = None,
         think_tags: bool = False,
+        origin: str | None = None,
     ) -> None:
         self.input_estimate = input_tokens_estimate
         self.refusal = refusal  # named when an error event is a refusal (explain_refusal)
@@ -73,6 +75,9 @@ class StreamPatcher:
         self._oversized_noted = False
         # Reasoning inside <think> tags in the text, sent on as thinking blocks (addons/messages/think_tags.py).
         self._splitter = ThinkTagSplitter() if think_tags else None
+        # The model that writes this answer: named in its thinking signatures (addons/messages/provenance.py).
+        self.origin = origin
+        self._signed = 0
 
     def feed(self, chunk: bytes) -> bytes:
         out = b"".join([self._patch_or_pass(event) for event in self._decoder.feed(chunk)])
@@ -122,8 +127,12 @@ class StreamPatcher:
             return self._split(event, self._splitter, name)
         if name == "content_block_delta":  # the hot path: nearly every event
             if event.data is not None:
+                if self.origin is not None and b"signature_delta" in event.data:
+                    return self._signed_event(event)
                 self._deltas.append(event.data)
             return event.raw
+        if name == "content_block_start" and self.origin is not None and b'"thinking"' in (event.data or b""):
+            return self._signed_event(event)
         if name is None:
             return self._patch_unnamed(event)
         if name == "message_start":
@@ -149,6 +158,7 @@ class StreamPatcher:
         noticed = splitter.split
         out = []
         for name, data in splitter.feed(event_name, payload):
+            self._sign(data)
             encoded = json_data(data)
             if name == "content_block_delta":
                 self._deltas.append(encoded)
@@ -156,6 +166,25 @@ class StreamPatcher:
         if splitter.split and not noticed:
             self.changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         return b"".join(out)
+
+    def _signed_event(self, event: SSEEvent) -> bytes:
+        """The event with the origin wrapped into the thinking signature it carries, if it carries one."""
+        try:
+            payload = from_json(event.data) if event.data is not None else None
+        except ValueError:
+            return event.raw
+        if not isinstance(payload, dict) or not self._sign(payload):
+            return event.raw
+        return replace_data(event, json_data(payload))
+
+    def _sign(self, payload: dict[str, Any]) -> bool:
+        """Wrap the origin into a thinking signature the event carries, in place (the first noted)."""
+        if self.origin is None or not wrap_event(payload, self.origin):
+            return False
+        if not self._signed:
+            self.changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {self.origin}"))
+        self._signed += 1
+        return True
 
     def _patch_unnamed(self, event: SSEEvent) -> bytes:
         """Data without an `event:` line: named after its JSON type, if it has one."""

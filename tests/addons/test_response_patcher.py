@@ -13,6 +13,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from addons.errors.anthropic import is_anthropic_error
 from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import TurnNotes, changes
+from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
 from tests.pure.test_stream import ESTIMATE, chunked, patch, sdk_final_message, text_of
@@ -306,3 +307,54 @@ def test_count_tokens_without_estimate_is_still_an_anthropic_error(addon):
     addon.response(flow)
     assert flow.response.status_code == 404
     assert is_anthropic_error(json.loads(flow.response.content))
+
+
+# --- provenance: the thinking signatures name the model that wrote them ----------------------
+
+
+THOUGHT_ANSWER = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "m",
+    "content": [{"type": "thinking", "thinking": "hmm", "signature": None}, {"type": "text", "text": "ok"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 5, "output_tokens": 3},
+}
+
+
+@pytest.mark.parametrize(
+    "deployment, origin",
+    [
+        (None, "deepseek-flash"),  # the model the request named, as the request addon noted it
+        ("anthropic/claude-sonnet-4-6", "claude-sonnet-4-6"),  # LiteLLM fell back to another deployment
+    ],
+)
+def test_a_json_answers_thinking_names_the_model_that_wrote_it(addon, deployment, origin):
+    flow = make_flow(body=json.dumps(THOUGHT_ANSWER).encode(), notes={"stream": False, "origin": "deepseek-flash"})
+    if deployment:
+        flow.response.headers["x-litellm-model-name"] = deployment
+    addon.response(flow)
+    assert json.loads(flow.response.content)["content"][0]["signature"] == f"stz1:{origin}:"
+
+
+def test_a_streamed_answers_thinking_names_the_deployment_that_answered(addon):
+    flow = make_flow(content_type=SSE, notes={"origin": "claude-opus-4-7"})
+    flow.response.headers["x-litellm-model-name"] = "anthropic/deepseek-flash"
+    addon.responseheaders(flow)
+    sent = stream_through(
+        flow,
+        [
+            message_to_sse_events(
+                {
+                    **THOUGHT_ANSWER,
+                    "content": [
+                        {"type": "thinking", "thinking": "hmm", "signature": "uuid-1"},
+                        {"type": "text", "text": "ok"},
+                    ],
+                }
+            )
+        ],
+    )
+    assert sdk_final_message(sent).content[0].signature == "stz1:deepseek-flash:uuid-1"

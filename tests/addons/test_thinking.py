@@ -25,6 +25,8 @@ from addons.request.trim import trim_request
 from addons.request_shaper import RequestShaper
 from tests.addons.test_request_shaper import post, sent
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
+from tests.backend.checks import check_messages_request
+from tests.backend.providers.deepseek import THINKING_MISSING
 from tests.pure.test_trim import agent_session, policy_for, request_of
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -215,10 +217,15 @@ def test_anthropic_route_gets_anthropic_fields(fields, thinking):
     assert shaped["messages"][1] == claude_request()["messages"][1]
 
 
-def test_anthropic_route_adds_no_reasoning_of_its_own():
-    request = claude_request()
+def test_anthropic_route_fills_a_turn_without_thinking_for_deepseek():
+    # A turn another model wrote (Claude Code drops its thinking on /model and --continue).
+    request = claude_request(thinking={"type": "adaptive"})
     request["messages"][1]["content"] = request["messages"][1]["content"][1:]
-    assert shape_request(request, DEEPSEEK, route=ANTHROPIC).request["messages"] == request["messages"]
+    unfilled = shape_request(request, ModelPolicy(), route=ANTHROPIC).request
+    assert check_messages_request(unfilled, PROFILES["deepseek"]).body["error"]["message"] == THINKING_MISSING
+    shaped = shape_request(request, DEEPSEEK, route=ANTHROPIC)
+    assert shaped.request["messages"][1]["content"] == [PLACEHOLDER_REASONING, *request["messages"][1]["content"]]
+    assert check_messages_request(shaped.request, PROFILES["deepseek"]) is None
 
 
 # --- the history ---------------------------------------------------------------------------
@@ -353,7 +360,9 @@ def test_trimming_never_separates_a_tool_call_from_its_reasoning(turns, seed, bu
         if own:
             assert kept == own  # the call's own reasoning, with its signature, went with it
         else:
-            assert kept == ([PLACEHOLDER_REASONING] if route == OPENAI else [])
+            assert kept == [PLACEHOLDER_REASONING]
     if route == OPENAI:
         body = as_litellm_sends(trimmed.request)
         assert check_request(body, json.dumps(body), PROFILES["deepseek"]) is None
+    else:
+        assert check_messages_request(trimmed.request, PROFILES["deepseek"]) is None

@@ -200,3 +200,5 @@ class Provider:
     messages_content_error: Callable[[dict[str, Any], Quirks], Error | None] = _no_error  # (body, quirks)
     messages_context_error: Callable[[int, int, int], Error | None] = _no_error  # (window, prompt, completion), over it
     zero_usage_at_start: bool = False  # message_start's usage zero, the counts in the last message_delta
+    # The signature of a thinking block it writes: (message id, thinking); DeepSeek's is the message id.
+    thinking_signature: Callable[[str, str], str] = lambda message_id, thinking: message_id

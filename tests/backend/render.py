@@ -220,7 +220,7 @@ def odd_pieces(events: list[bytes], seed: int = 0) -> list[bytes]:
 
 class MessagesCompletion:
     """Renders one answer as an Anthropic Messages response: SSE events or a JSON body.
-    A thinking answer starts with a thinking block signed with the message id."""
+    A thinking answer starts with a thinking block signed as its provider signs (provider.thinking_signature)."""
 
     def __init__(self, body: dict[str, Any], reply: Text | ToolCalls, quirks: Quirks) -> None:
         self.body, self.quirks = body, quirks
@@ -239,7 +239,8 @@ class MessagesCompletion:
     def _blocks(self) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if self.reasoning:
-            blocks.append({"type": "thinking", "thinking": self.reasoning, "signature": self.id})
+            signature = BY_NAME[self.quirks.provider].thinking_signature(self.id, self.reasoning)
+            blocks.append({"type": "thinking", "thinking": self.reasoning, "signature": signature})
         if self.text:
             blocks.append({"type": "text", "text": self.text})
         blocks += [

@@ -179,6 +179,32 @@ def test_a_refusal_names_the_entry_that_applies_to_an_alias():
     assert message.endswith("Set models.deepseek-flash.thinking.require_reasoning: true in /srv/policy.yaml.")
 
 
+def test_a_reasoning_refusal_does_not_ask_for_a_setting_already_made():
+    message = explain_refusal(
+        "The `content[].thinking` in the thinking mode must be passed back to the API.",
+        RefusalContext("ds", "/srv/policy.yaml", "deepseek-flash", reasoning_required=True),
+    )
+    assert "Set models.deepseek-flash.thinking.require_reasoning" not in message
+    assert "models.deepseek-flash.thinking.require_reasoning is already true in /srv/policy.yaml" in message
+
+
+def test_a_signature_refusal_points_to_verifies_signatures():
+    message = explain_refusal(
+        "messages.1.content.0: Invalid `signature` in `thinking` block",
+        RefusalContext("my-gateway", "/srv/policy.yaml", "gateway-model"),
+    )
+    assert message.endswith(
+        "Set models.gateway-model.thinking.verifies_signatures: true in /srv/policy.yaml (other models' "
+        "thinking then never reaches it)."
+    )
+
+
+def test_a_signature_refusal_asks_for_nothing_already_in_effect():
+    words = "messages.1.content.0: Invalid `signature` in `thinking` block"
+    message = explain_refusal(words, RefusalContext("claude", "/srv/policy.yaml", "claude-x", signatures_verified=True))
+    assert message == f"claude refused the request: {words}"
+
+
 def test_a_refusal_under_the_built_in_defaults_points_to_a_policy_file():
     message = explain_refusal(
         "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]", RefusalContext("qwen", "")

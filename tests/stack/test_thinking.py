@@ -6,11 +6,15 @@ of it), and the stand-in backend says what arrived.
 """
 
 import json
+import uuid
 
 import pytest
 
+from addons.messages.provenance import unwrap
 from addons.request.thinking import PLACEHOLDER_REASONING
-from tests.backend import Text
+from tests.backend import PROFILES, Text, ToolCalls
+from tests.backend.checks import check_messages_request
+from tests.backend.providers.claude import signature_of as claude_signature_of
 from tests.conftest import ANTHROPIC_ROUTE_MODELS
 from tests.procs import post_json
 from tests.streams import streamed_message
@@ -124,4 +128,76 @@ def test_a_json_answer_gets_string_signatures(stack, litellm, fresh_backend, mas
     fresh_backend.script([reply])
     status, _, raw = post_json(stack.url + "/v1/messages", body, headers)
     assert status == 200, raw
-    assert json.loads(raw)["content"][0] == {"type": "thinking", "thinking": "Compare the tenths.", "signature": ""}
+    # The empty signature, wrapped with the model that wrote it (addons/messages/provenance.py).
+    thought = {"type": "thinking", "thinking": "Compare the tenths.", "signature": "stz1:deepseek-flash:"}
+    assert json.loads(raw)["content"][0] == thought
+
+
+def test_a_turn_without_thinking_is_filled_on_deepseeks_anthropic_route(stack, litellm, fresh_backend, master_key):
+    # A session another model began (Claude Code drops other models' thinking on --continue
+    # and /model): its tool turn comes back without a thinking block.
+    history = {
+        "thinking": {"type": "adaptive"},
+        "tools": [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "read a.txt"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
+        ],
+    }
+    status, raw = ask(litellm.url, master_key, "deepseek-flash-anthropic", **history)
+    assert status == 400 and b"content[].thinking` in the thinking mode must be passed back" in raw
+    fresh_backend.reset()
+
+    status, raw = ask(stack.url, master_key, "deepseek-flash-anthropic", **history)
+    assert status == 200, raw
+    (body,) = fresh_backend.messages_requests
+    assert body["messages"][1]["content"][0] == PLACEHOLDER_REASONING
+    assert body["messages"][1]["content"][1]["type"] == "tool_use"
+
+
+def test_a_session_across_deepseek_and_claude_keeps_each_ones_thinking(stack, litellm, fresh_backend, master_key):
+    # Turn 1 on DeepSeek's Anthropic route: a tool call with its signed thinking.
+    tools = [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}]
+    asked = {"thinking": {"type": "adaptive"}, "tools": tools}
+    fresh_backend.script([ToolCalls([("Read", {"file_path": "a.txt"})], reasoning="Read it first.")])
+    status, raw = ask(stack.url, master_key, "deepseek-flash-anthropic", **asked)
+    assert status == 200, raw
+    first = streamed_message(raw)
+    # DeepSeek's own signature (the stand-in's message id), wrapped with the model that wrote it.
+    origin, deepseek_signature = unwrap(first["content"][0]["signature"])
+    assert origin == "deepseek-flash" and uuid.UUID(deepseek_signature)
+    call = first["content"][-1]
+    call["input"] = json.loads(call.pop("input_json"))
+    history = [
+        {"role": "user", "content": "Which is larger, 9.11 or 9.8?"},
+        {"role": "assistant", "content": first["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "A"}]},
+    ]
+
+    # Turn 2, the same history to Claude, which verifies signatures (a LiteLLM fallback, or a
+    # client that keeps other models' thinking): as it stands, Anthropic refuses it. (LiteLLM
+    # alone retries such a refusal without thinking at all.)
+    refused = check_messages_request({"messages": history}, PROFILES["claude"])
+    assert refused.body["error"]["message"] == "messages.1.content.0: Invalid `signature` in `thinking` block"
+    fresh_backend.reset()
+    fresh_backend.script([Text("It says A.", reasoning="The file holds A.")])
+    status, raw = ask(stack.url, master_key, "claude-sonnet-anthropic", messages=history, **asked)
+    assert status == 200, raw
+    (body,) = fresh_backend.messages_requests
+    assert [block["type"] for block in body["messages"][1]["content"]] == ["tool_use"]  # DeepSeek's dropped
+    second = streamed_message(raw)
+    history += [{"role": "assistant", "content": second["content"]}, {"role": "user", "content": "And now?"}]
+
+    # Turn 3 back on DeepSeek: its own thinking exactly as it came, Claude's with Claude's signature.
+    fresh_backend.reset()
+    fresh_backend.script([Text("Done.", reasoning="Nothing left.")])
+    status, raw = ask(stack.url, master_key, "deepseek-flash-anthropic", messages=history, **asked)
+    assert status == 200, raw
+    (body,) = fresh_backend.messages_requests
+    assert body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Read it first.",
+        "signature": deepseek_signature,
+    }
+    assert body["messages"][3]["content"][0]["signature"] == claude_signature_of("The file holds A.")

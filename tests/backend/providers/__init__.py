@@ -7,11 +7,11 @@ from typing import Any
 
 from tests.backend.core import Quirks
 from tests.backend.provider import Provider
-from tests.backend.providers import deepseek, glm, kimi, llamacpp, minimax, ollama, openai, qwen, vllm
+from tests.backend.providers import claude, deepseek, glm, kimi, llamacpp, minimax, ollama, openai, qwen, vllm
 
 BY_NAME: dict[str, Provider] = {
     module.PROVIDER.name: module.PROVIDER
-    for module in (deepseek, qwen, kimi, glm, minimax, vllm, ollama, llamacpp, openai)
+    for module in (deepseek, qwen, kimi, glm, minimax, vllm, ollama, llamacpp, claude, openai)
 }
 PROVIDERS = tuple(BY_NAME)
 PROFILES: dict[str, Quirks] = {name: Quirks(provider=name, **provider.profile) for name, provider in BY_NAME.items()}

@@ -1,0 +1,121 @@
+"""A session written by many models (/model, --continue under another model, LiteLLM's fallbacks,
+role models): whatever mix of writers a history has, the request each target receives satisfies
+that target's documented rules, as the stand-in reproduces them (tests/backend/)."""
+
+import json
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from addons.config.routes import ANTHROPIC, OPENAI
+from addons.messages.provenance import unwrap, wrap
+from addons.request.shaping import shape_request
+from tests.addons.test_thinking import SHIPPED, TOOLS
+from tests.backend import PROFILES, check_request
+from tests.backend.checks import check_messages_request
+from tests.backend.providers.claude import signature_of
+
+# Who writes a turn: the provider's model id, and how its thinking block is signed as Claude
+# Code gets it from that provider (None: a model that does not think).
+WRITERS = {
+    "deepseek-flash": lambda thought: str(uuid.uuid4()),  # its Anthropic route: the message id
+    "kimi-k2.6": lambda thought: "",  # an OpenAI-compatible route: no signature
+    "claude-sonnet-4-6": signature_of,
+    "qwen3-coder-plus": None,
+}
+# Each target: (model id, route, the stand-in profile whose rules it enforces).
+TARGETS = [
+    ("deepseek-flash", OPENAI, "deepseek"),
+    ("deepseek-flash", ANTHROPIC, "deepseek"),
+    ("kimi-k2.6", OPENAI, "kimi"),
+    ("claude-sonnet-4-6", ANTHROPIC, "claude"),
+]
+
+# One assistant turn: its writer, whether Claude Code kept its thinking (it drops other
+# models' on /model and --continue), and whether the stack that handed it out wrapped its
+# signature (a turn from before provenance existed did not).
+turns = st.lists(st.tuples(st.sampled_from(sorted(WRITERS)), st.booleans(), st.booleans()), min_size=1, max_size=8)
+
+
+def history(written: list[tuple[str, bool, bool]]) -> list[dict]:
+    messages: list[dict] = [{"role": "user", "content": "read the files"}]
+    for index, (writer, kept, wrapped) in enumerate(written):
+        content: list[dict] = []
+        sign = WRITERS[writer]
+        if sign is not None and kept:
+            thought = f"{writer} reads file {index}."
+            signature = sign(thought)
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": thought,
+                    "signature": wrap(signature, writer) if wrapped else signature,
+                }
+            )
+        call = f"toolu_{index:02d}"
+        content.append({"type": "tool_use", "id": call, "name": "Read", "input": {"file_path": f"{index}.txt"}})
+        messages += [
+            {"role": "assistant", "content": content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call, "content": str(index)}]},
+        ]
+    return messages
+
+
+def chat_body(request: dict) -> dict:
+    """The Chat Completions body LiteLLM 1.108.7 makes of a shaped request, as far as the
+    round trip goes: extra_body merged in, tool calls and tool messages, thinking blocks as
+    reasoning_content (an unsigned block with blank text is dropped)."""
+    body = {key: request[key] for key in ("model", "max_tokens", "tools") if key in request}
+    body |= request.get("extra_body", {})
+    body["messages"] = []
+    for message in request["messages"]:
+        content = message["content"] if isinstance(message["content"], list) else [message["content"]]
+        if message["role"] == "user":
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    body["messages"].append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": "."})
+                else:
+                    body["messages"].append({"role": "user", "content": "..."})
+            continue
+        converted: dict = {"role": "assistant", "content": "..."}
+        thinking = "\n".join(b["thinking"] for b in content if b.get("type") == "thinking" and b.get("thinking"))
+        if thinking:
+            converted["reasoning_content"] = thinking
+        if calls := [b for b in content if b.get("type") == "tool_use"]:
+            converted["tool_calls"] = [
+                {
+                    "id": b["id"],
+                    "type": "function",
+                    "function": {"name": b["name"], "arguments": json.dumps(b["input"])},
+                }
+                for b in calls
+            ]
+        body["messages"].append(converted)
+    return body
+
+
+@settings(max_examples=150, deadline=None)
+@given(turns, st.sampled_from(TARGETS))
+def test_every_target_gets_a_history_it_accepts(written, target):
+    model, route, profile = target
+    request = {
+        "model": model,
+        "max_tokens": 32000,
+        "thinking": {"type": "adaptive"},
+        "tools": TOOLS,
+        "messages": history(written),
+    }
+    shaped = shape_request(request, SHIPPED.for_model(model), route=route, target=model).request
+    if route == ANTHROPIC:
+        refused = check_messages_request(shaped, PROFILES[profile])
+    else:
+        body = chat_body(shaped)
+        refused = check_request(body, json.dumps(body), PROFILES[profile])
+    assert refused is None, (refused.body, shaped["messages"])
+    # A block the target wrote and the stack handed out goes back exactly as the provider wrote it.
+    for sent, original in zip(shaped["messages"], request["messages"], strict=True):
+        for block in original["content"] if original["role"] == "assistant" else []:
+            origin, signature = unwrap(block.get("signature"))
+            if block["type"] == "thinking" and origin == model:
+                assert {**block, "signature": signature} in sent["content"]

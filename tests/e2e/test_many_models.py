@@ -1,0 +1,158 @@
+"""The real Claude Code on one session written by five models, both routes, with --continue:
+DeepSeek's Anthropic-compatible route, a second Anthropic-compatible provider (Qwen), a thinking
+model on the OpenAI-compatible route (Kimi), Anthropic's own Claude (it verifies thinking
+signatures), then back to DeepSeek. Claude Code drops the other models' thinking from the
+history it sends; the stand-ins enforce each provider's rule (tests/backend/). Every turn answers.
+"""
+
+import pytest
+import yaml
+
+from tests.backend import Text, ToolCalls
+from tests.claude import run_claude
+from tests.conftest import POLICY
+from tests.procs import StabilizerRun
+
+# (model name Claude Code sends, the provider's model id the stand-in sees, its route)
+SESSION = [
+    ("deepseek-flash-anthropic", "deepseek-flash", "anthropic"),
+    ("qwen3.7-plus-anthropic", "qwen3.7-plus", "anthropic"),
+    ("kimi-k3", "kimi-k3", "openai"),
+    ("claude-sonnet-anthropic", "claude-sonnet-4-6", "anthropic"),
+    ("deepseek-flash-anthropic", "deepseek-flash", "anthropic"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack_run(tmp_path_factory, litellm_config, child_env):
+    folder = tmp_path_factory.mktemp("stabilizer-many-models")
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
+    yield run
+    run.stop()
+
+
+@pytest.fixture(scope="module")
+def run_without_the_note(tmp_path_factory, litellm_config, child_env):
+    """The stack with DeepSeek's turns left as Claude Code sends them: require_reasoning off."""
+    folder = tmp_path_factory.mktemp("stabilizer-without-note")
+    shipped = yaml.safe_load(POLICY.read_text())
+    shipped["models"]["deepseek-flash"]["thinking"]["require_reasoning"] = False
+    policy = folder / "policy.yaml"
+    policy.write_text(yaml.safe_dump(shipped))
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=policy, env=child_env).start()
+    yield run
+    run.stop()
+
+
+def answers_after_one_read(step: int, path: str):
+    """A model that reads `path` once, then answers: the turn's own tool round trip."""
+
+    def model(body: dict):
+        last = body["messages"][-1]
+        content = last.get("content")
+        after_result = last["role"] == "tool" or (
+            isinstance(content, list) and any(block.get("type") == "tool_result" for block in content)
+        )
+        if after_result:
+            return Text(f"Step {step} done.", reasoning=f"Step {step}: the file is read.")
+        return ToolCalls([("Read", {"file_path": path})], text=f"Reading for step {step}.", reasoning="Read it.")
+
+    return model
+
+
+def test_one_session_across_five_models_answers_every_turn(stack_run, fresh_backend, master_key, tmp_path):
+    five_models(stack_run, fresh_backend, master_key, tmp_path)
+
+
+def test_without_reasoning_for_other_models_turns_the_session_sticks(
+    run_without_the_note, fresh_backend, master_key, tmp_path
+):
+    # The issue's stuck session: the turn back to DeepSeek is refused.
+    with pytest.raises(AssertionError, match="must be passed back to the API"):
+        five_models(run_without_the_note, fresh_backend, master_key, tmp_path)
+
+
+def five_models(stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_path) -> None:
+    """The session of SESSION, asserting every turn answers."""
+    cwd, home = tmp_path / "project", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    for step, (model, model_id, route) in enumerate(SESSION):
+        path = cwd / f"part{step}.txt"
+        path.write_text(f"piece {step}\n")
+        fresh_backend.reset()
+        fresh_backend.responder = answers_after_one_read(step, str(path))
+        result = run_claude(
+            f"Step {step}: read part{step}.txt.",
+            base_url=stack_run.url,
+            auth_token=master_key,
+            model=model,
+            cwd=cwd,
+            home=home,
+            extra_args=["--continue"] if step else [],
+            timeout=180,
+        )
+        assert not result["is_error"], (model, result.describe())
+        assert result["result"] == f"Step {step} done.", model
+        wanted = "/v1/messages" if route == "anthropic" else "/v1/chat/completions"
+        sent = [e for e in fresh_backend.exchanges if e.method == "POST" and e.path.startswith(wanted)]
+        assert sent and all(e.status == 200 for e in sent), (model, [e.status for e in sent])
+        assert {e.body["model"] for e in sent} == {model_id}
+        # The whole session so far went to this model: each earlier step's tool turn is in it.
+        last = sent[-1].body
+        assert sum(f"part{earlier}.txt" in str(last["messages"]) for earlier in range(step + 1)) == step + 1
+
+
+def first_user_text(body: dict) -> str:
+    content = next(message for message in body["messages"] if message["role"] == "user")["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_a_subagent_on_another_provider_and_the_main_models_next_turn_answer(
+    stack_run, fresh_backend, master_key, tmp_path
+):
+    # DeepSeek thinks and calls a subagent, which runs on Kimi (OpenAI route, wants reasoning
+    # back); then DeepSeek's next prompt. (Claude Code -p sends no background work to
+    # ANTHROPIC_DEFAULT_HAIKU_MODEL here, so that role is not exercised.)
+    cwd, home = tmp_path / "project", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    subtask = "SUBTASK-7: report the magic number"
+
+    def model(body: dict):
+        if subtask in first_user_text(body):  # the subagent's own conversation
+            return Text("The magic number is 42.", reasoning="The subagent knows it.")
+        last = body["messages"][-1]
+        content = last.get("content")
+        if isinstance(content, list) and any(block.get("type") == "tool_result" for block in content):
+            return Text("The subagent reported 42.", reasoning="Its report is in.")
+        if "And now?" in str(content):
+            return Text("Still 42.", reasoning="Nothing changed.")
+        agent = {"description": "find it", "prompt": subtask, "subagent_type": "general-purpose"}
+        return ToolCalls([("Agent", {**agent, "run_in_background": False})], reasoning="A subagent should do it.")
+
+    fresh_backend.responder = model
+    roles = {"CLAUDE_CODE_SUBAGENT_MODEL": "kimi-k3"}
+    for prompt, expected, extra in [
+        ("Ask a subagent for the magic number.", "The subagent reported 42.", []),
+        ("And now?", "Still 42.", ["--continue"]),
+    ]:
+        result = run_claude(
+            prompt,
+            base_url=stack_run.url,
+            auth_token=master_key,
+            model="deepseek-flash-anthropic",
+            cwd=cwd,
+            home=home,
+            extra_args=extra,
+            env_extra=roles,
+            timeout=180,
+        )
+        assert not result["is_error"], result.describe()
+        assert result["result"] == expected
+    posts = [e for e in fresh_backend.exchanges if e.method == "POST"]
+    assert all(e.status == 200 for e in posts), [(e.body.get("model"), e.status) for e in posts]
+    subagent = [e for e in posts if subtask in first_user_text(e.body)]
+    assert subagent and {e.body["model"] for e in subagent} == {"kimi-k3"}
+    main = [e for e in posts if e.body["model"] == "deepseek-flash"]
+    assert len(main) >= 3  # the call, the answer after its result, the next prompt
