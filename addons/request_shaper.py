@@ -66,6 +66,7 @@ from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import SHAPED, FlowKind, flow_kind
 from addons.flow.notes import NOTES, TurnNotes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
+from addons.request.compaction import is_compaction_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, shape_request
 from addons.request.thinking import reasoning_in_text
@@ -297,7 +298,10 @@ class RequestShaper:
             changes.insert(0, Change(ChangeKind.REPAIRED, repaired))
         outgoing, removed = shaped.request, 0
         if trim:
-            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
+            # A history already too long before this turn is refused, so Claude Code compacts; its
+            # own compaction request, the way out, never is (the bound: addons/request/trim.py).
+            bound = None if is_compaction_request(shaped.request["messages"]) else policy.context_window
+            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=bound)
             before, after = trimmed.tokens_before, trimmed.tokens_after
             if trimmed.shortened:
                 shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
@@ -311,7 +315,8 @@ class RequestShaper:
 
         if trim and trimmed.too_long:
             message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
-            changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}"))
+            why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
+            changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
             answer(flow, error_response("invalid_request_error", message))
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
@@ -335,6 +340,9 @@ class RequestShaper:
             think_tags=reasoning_in_text(policy.thinking, route.kind),
             changes=stored(changes),
         )
+        if before > after:
+            # Added to the usage Claude Code reads, so its count passes its window and it compacts.
+            flow.metadata[NOTES]["trimmed_tokens"] = before - after
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)

@@ -69,3 +69,10 @@ def test_a_json_message_with_a_substitute_count_gets_the_estimate():
     assert changes[0].detail.startswith(
         f"message: filled usage input_tokens={ESTIMATE} for LiteLLM's count of the messages alone (12)"
     )
+
+
+def test_trimmed_tokens_are_added_to_a_messages_input_count():
+    message = json.loads((STREAMS / "litellm-demo-mock.json").read_bytes())
+    changes = fill_message_usage(message, ESTIMATE, trimmed_tokens=5000)
+    assert message["usage"]["input_tokens"] == 2095 + 5000
+    assert changes[-1].detail.endswith("input_tokens+5000 trimmed from the request")
