@@ -3,8 +3,9 @@
 For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
 capped and trimmed (addons/request/shaping.py, addons/request/trim.py) under the model's policy
 (addons/config/policy.py, option `stabilizer_policy`). A history that cannot fit even
-after trimming is answered here with Anthropic's 400 "prompt is too long", which
-Claude Code turns into an offer to /compact.
+after trimming, or that was over the model's window already before its latest turn
+(trim.py's bound; never Claude Code's own compaction request, addons/request/compaction.py),
+is answered here with Anthropic's 400 "prompt is too long", on which Claude Code compacts.
 
 The model's policy and route come from the model name Claude Code sends: the
 LiteLLM config (option `stabilizer_litellm_config`) says which provider model
@@ -42,7 +43,7 @@ safety_margin_tokens).
 
 For the response addon it leaves its notes on the flow (TurnNotes,
 addons/flow/notes.py: the model, what a refusal's hint names, the estimates,
-the window, and what it did). Each request
+the tokens trimming cut, which the usage then counts, the window, and what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
