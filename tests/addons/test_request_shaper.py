@@ -211,14 +211,14 @@ def test_a_history_over_the_window_before_its_turn_is_answered_prompt_too_long(s
 
 def test_claude_codes_compaction_request_over_a_long_history_is_trimmed(shaper):
     body = long_history(60)
-    body = with_summary_instruction(body)
+    body["messages"] = workload.as_compaction_request(body["messages"])
     flow = post("/v1/messages?beta=true", body)
     shaper.request(flow)
     assert flow.response is None
     kept = sent(flow)["messages"]
     assert "say hi" in [block.get("text") for block in kept[0]["content"]]  # the task
     assert kept[-1]["content"][0] == body["messages"][-1]["content"][0]  # the latest turn
-    assert SUMMARY_INSTRUCTION in [block.get("text") for block in kept[-1]["content"]]
+    assert kept[-1]["content"][-1] == body["messages"][-1]["content"][-1]  # Claude Code's instruction
     assert flow.metadata["stabilizer"]["input_tokens"] <= 32768 - 4096 - 2048
 
 
@@ -316,17 +316,6 @@ def test_no_policy_uses_built_in_defaults():
         assert flow.metadata["stabilizer"]["context_window"] == 131072
 
 
-SUMMARY_INSTRUCTION = "Your task is to create a detailed summary of the conversation so far."
-
-
-def with_summary_instruction(body: dict) -> dict:
-    """`body` as Claude Code's compaction request: its instructions added to the last user message."""
-    last = body["messages"][-1]
-    content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
-    summary = {**last, "content": [*content, {"type": "text", "text": SUMMARY_INSTRUCTION}]}
-    return {**body, "messages": [*body["messages"][:-1], summary]}
-
-
 def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
     """The addon parses a next turn from the previous one (addons/request/history.py) and reuses
     what it worked out from the shared messages; the result is what a fresh addon gives."""
@@ -335,7 +324,7 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         session = workload.next_turn(session, turn)
         # Claude Code's request for a summary: trimmed, where an ordinary turn of a history this
         # long is refused (the bound of addons/request/trim.py).
-        body = workload.encode(with_summary_instruction(session))
+        body = workload.encode({**session, "messages": workload.as_compaction_request(session["messages"])})
         continued = post("/v1/messages?beta=true", body)
         shaper.request(continued)
         alone = post("/v1/messages?beta=true", body)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from addons.messages.tokens import estimate_request
-from addons.request.compaction import SUMMARY_INSTRUCTION
 from tests.procs import post_json
+from tests.workload import as_compaction_request
 
 DATA = Path(__file__).parent.parent / "data"
 # What each strict stand-in takes as max_tokens, and the thinking fields it must get for
@@ -90,14 +90,6 @@ def long_history(messages: int, seed: int = 7) -> list[dict]:
     history.append({"role": "assistant", "content": prose(30)})
     history.append({"role": "user", "content": "And now the last question: what is left to do?"})
     return history
-
-
-def as_compaction_request(history: list[dict]) -> list[dict]:
-    """`history` as Claude Code's request for a summary: its instructions added to the last user message."""
-    last = history[-1]
-    content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
-    instruction = {"type": "text", "text": f"Your task is to {SUMMARY_INSTRUCTION} so far."}
-    return [*history[:-1], {**last, "content": [*content, instruction]}]
 
 
 def test_a_history_already_over_the_window_is_answered_prompt_too_long(stack, fresh_backend, master_key):

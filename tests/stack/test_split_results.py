@@ -19,7 +19,8 @@ from tests.procs import post_json
 from tests.pure.test_fuzz_transforms import tool_order_problem
 from tests.pure.test_shaping import reminder, system
 from tests.pure.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user
-from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, as_compaction_request, long_history, sse_event_types
+from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, long_history, sse_event_types
+from tests.workload import as_compaction_request
 
 
 def split_results(*ids: str) -> list[dict]:
