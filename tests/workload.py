@@ -183,3 +183,8 @@ def as_compaction_request(messages: list[dict]) -> list[dict]:
     content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
     instruction = {"type": "text", "text": f"Your task is to {SUMMARY_INSTRUCTION} so far."}
     return [*messages[:-1], {**last, "content": [*content, instruction]}]
+
+
+def as_summary_request(request: dict) -> dict:
+    """`request` with its messages as_compaction_request makes them."""
+    return {**request, "messages": as_compaction_request(request["messages"])}

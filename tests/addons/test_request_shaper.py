@@ -324,7 +324,7 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         session = workload.next_turn(session, turn)
         # Claude Code's request for a summary: trimmed, where an ordinary turn of a history this
         # long is refused (the bound of addons/request/trim.py).
-        body = workload.encode({**session, "messages": workload.as_compaction_request(session["messages"])})
+        body = workload.encode(workload.as_summary_request(session))
         continued = post("/v1/messages?beta=true", body)
         shaper.request(continued)
         alone = post("/v1/messages?beta=true", body)
