@@ -12,13 +12,13 @@ PYTHON_CANDIDATES := $(PYTHON) python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) \
 	$(wildcard /usr/local/bin/python3.1[2-9]) $(wildcard /opt/homebrew/bin/python3.1[2-9])
 
-.PHONY: run test check lint bench flows docs install claude-code shells chromium clean
+.PHONY: run test check lint bench flows docs install claude-code shells chromium llama-server clean
 
 run: install
 	$(BIN)/stabilizer run
 
 # Every tier (tests/conftest.py says which is which): pure, addons, stack, e2e, and tests/bench.
-test: lint claude-code shells chromium
+test: lint claude-code shells chromium llama-server
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) $(BIN)/pytest
 
 # Lint and the tiers that start no process (tests/conftest.py fails a test there that does).
@@ -90,6 +90,19 @@ chromium:
 	    (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
 	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }) >/dev/null; \
 	  else echo "/usr/bin/chromium is missing: the mitmweb browser test will be skipped (apt install chromium to run it)"; fi; }
+
+# llama.cpp's llama-server, built once per machine from the llama.cpp tree in llama-cpp-python's
+# sdist (about 7 minutes on 2 cores) and kept in ~/.cache/stabilizer/, outside any checkout:
+# the real-server tests (tests/llama/) run it. Root with apt installs the compiler and build
+# tools it needs; anyone else is told.
+llama-server: install
+	@command -v cmake >/dev/null && command -v ninja >/dev/null && command -v c++ >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing cmake, ninja and g++ to build llama-server"; \
+	    (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq cmake ninja-build g++ >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq cmake ninja-build g++; }) >/dev/null; \
+	  else echo "llama-server needs cmake, ninja and a C++ compiler (apt install cmake ninja-build g++)"; exit 1; fi; }
+	$(BIN)/python -m tests.llama.build
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -29,10 +29,13 @@ puts an --upstream path prefix in front of the path, so the addon goes by the
 kind noted as the request arrived, addons/flow/kind.py).
 
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
-turns) is counted and shaped in a worker thread, and the requests that come
-meanwhile queue behind it: its token count (seconds for tens of MB,
-docs/benchmarks.md) would otherwise hold every other flow's events on mitmproxy's event loop. A compressed body, or
-one above PARSE_ON_LOOP_BYTES, is decoded and parsed there as well.
+turns) is counted and shaped in a worker thread: its token count (seconds for
+tens of MB, docs/benchmarks.md) would otherwise hold every other flow's events
+on mitmproxy's event loop. A compressed body, or one above PARSE_ON_LOOP_BYTES,
+is decoded and parsed there as well. Meanwhile the other requests (another
+session's, a subagent's, the same session's small ones) are shaped on the loop
+as usual, the history shared between the two (addons/request/history.py); only
+another large one waits, for the worker thread.
 
 Lone UTF-16 surrogates in the body's strings (addons/wire/json_codec.py, parse_json) are
 replaced by U+FFFD and the body written again: LiteLLM refuses them.
@@ -58,6 +61,7 @@ from typing import NamedTuple
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
+from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
@@ -65,13 +69,13 @@ from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import SHAPED, FlowKind, flow_kind
-from addons.flow.notes import NOTES, TurnNotes
+from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.compaction import is_compaction_request
 from addons.request.history import History, Parsed, encode, whole
-from addons.request.shaping import brings_images, shape_request
+from addons.request.shaping import brings_images, cap_max_tokens, shape_request
 from addons.request.thinking import reasoning_in_text
-from addons.request.trim import trim_request
+from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
@@ -100,8 +104,9 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.history = History()
+        self.learned = LearnedLimits()  # what backends' refusals said, applied over the policy
+        # One large request in the worker thread at a time: two would only share the cores.
         self._worker = asyncio.Lock()
-        self._off_loop_queued = 0  # requests handed to the worker thread and not yet done
 
     def load(self, loader):
         loader.add_option(
@@ -174,7 +179,40 @@ class RequestShaper:
         """The route, policy and policy key of the model a request names."""
         route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
         key, policy = self.policy.entry(model, route.model_id)
-        return Target(route, policy, key)
+        return Target(route, self.learned.applied(key, policy), key)
+
+    def learn(self, key: str, setting: str, value: int) -> bool:
+        """Shape every later request for the policy entry `key` within a limit its backend stated
+        (addons/limit_learner.py); False when the entry allows no more than that already."""
+        policy = self.learned.applied(key, self.policy.models.get(key, self.policy.defaults))
+        return self.learned.learn(key, setting, value, policy)
+
+    def refit(self, flow: http.HTTPFlow) -> bool:
+        """Fit the request as it was sent into its model's limits again, learned ones among them:
+        max_tokens capped, messages trimmed, or the request answered "prompt is too long" here when
+        they cannot fit. Whether anything changed (else sending it again would meet the same refusal)."""
+        parsed = whole(flow.request.raw_content or b"")
+        policy = self._target(parsed.body.get("model")).policy
+        body, changes = cap_max_tokens(parsed.body, policy)
+        trimmed = trim_request(body, policy, (), parsed.memo, history_bound=_history_bound(body, policy))
+        changes += _trim_changes(trimmed)
+        if trimmed.removed or trimmed.shortened:
+            body = trimmed.request
+        if not changes:
+            return False
+        notes = turn_notes(flow)
+        if trimmed.too_long:
+            _answer_too_long(flow, trimmed, changes)
+        else:
+            flow.request.set_content(encode(body, parsed))
+            notes["input_tokens"] = trimmed.tokens_after
+            if trimmed.tokens_before > trimmed.tokens_after:
+                notes["trimmed_tokens"] = count(notes, "trimmed_tokens") + trimmed.tokens_before - trimmed.tokens_after
+            notes["context_window"] = policy.context_window
+            notes["max_output_tokens"] = policy.max_output_tokens
+        add_changes(notes, changes)
+        logger.info("model=%s refitted: %s", parsed.body.get("model"), described(changes))
+        return True
 
     def running(self):
         # Load the tokenizer's tables now: otherwise the first request waits for them.
@@ -183,10 +221,8 @@ class RequestShaper:
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or (kind := flow_kind(flow)) not in SHAPED:
             return None
-        if self._off_loop_queued or _costly_to_parse(flow.request):
-            # The history is in a worker thread's hands: this one waits its turn there;
-            # or parsing alone would hold the loop.
-            return self._off_loop(flow, kind, None)
+        if _costly_to_parse(flow.request):
+            return self._shape_off_loop(flow, kind, None)
         with _collector_paused():
             # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
             parsed = self._parsed(flow)
@@ -197,20 +233,14 @@ class RequestShaper:
                 return None
         # Much that is new to count: awaited by mitmproxy for this flow only, every other
         # flow's events go on meanwhile.
-        return self._off_loop(flow, kind, parsed)
-
-    def _off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> Awaitable[None]:
-        self._off_loop_queued += 1
         return self._shape_off_loop(flow, kind, parsed)
 
     async def _shape_off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
-        """Shaping in a worker thread, one request at a time (the history is not shared
-        between threads); the requests that come meanwhile queue behind it."""
-        try:
-            async with self._worker:
-                await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
-        finally:
-            self._off_loop_queued -= 1
+        """Shaping in the worker thread, one large request at a time; the loop's requests go on."""
+        size = human.pretty_size(len(flow.request.raw_content or b""))
+        logger.info("%s %s: %s counted off the event loop", flow.request.method, flow.request.path, size)
+        async with self._worker:
+            await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
 
     def _parse_and_shape(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
         with _collector_paused():
@@ -299,26 +329,17 @@ class RequestShaper:
             changes.insert(0, Change(ChangeKind.REPAIRED, repaired))
         outgoing, removed = shaped.request, 0
         if trim:
-            # A history already too long before this turn is refused, so Claude Code compacts; its
-            # own compaction request, the way out, never is (the bound: addons/request/trim.py).
-            bound = None if is_compaction_request(shaped.request["messages"]) else policy.context_window
+            bound = _history_bound(shaped.request, policy)
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=bound)
             before, after = trimmed.tokens_before, trimmed.tokens_after
-            if trimmed.shortened:
-                shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
-                changes.append(Change(ChangeKind.TRIMMED, shortened))
+            changes += _trim_changes(trimmed)
             if trimmed.removed or trimmed.shortened:
                 outgoing, removed = trimmed.request, trimmed.removed
-            if trimmed.removed:
-                changes.append(Change(ChangeKind.TRIMMED, f"trimmed {removed} messages"))
         else:
             before = after = estimate_request(outgoing, memo)
 
         if trim and trimmed.too_long:
-            message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
-            why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
-            changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
-            answer(flow, error_response("invalid_request_error", message))
+            _answer_too_long(flow, trimmed, changes)
         else:
             if flow.request.headers.pop("anthropic-beta", None) is not None:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
@@ -348,6 +369,31 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
             )
+
+
+def _trim_changes(trimmed: Trimmed) -> list[Change]:
+    changes = []
+    if trimmed.shortened:
+        shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
+        changes.append(Change(ChangeKind.TRIMMED, shortened))
+    if trimmed.removed:
+        changes.append(Change(ChangeKind.TRIMMED, f"trimmed {trimmed.removed} messages"))
+    return changes
+
+
+def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
+    """What the history before a request's latest turn may hold (the bound of addons/request/trim.py):
+    the model's window, so a client that did not compact after a trim is refused and compacts;
+    none for Claude Code's own compaction request, the way out (addons/request/compaction.py)."""
+    return None if is_compaction_request(request["messages"]) else policy.context_window
+
+
+def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
+    """Answer Anthropic's "prompt is too long", on which Claude Code compacts."""
+    message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
+    why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
+    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
+    answer(flow, error_response("invalid_request_error", message))
 
 
 def _costly_to_parse(request: http.Request) -> bool:

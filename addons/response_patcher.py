@@ -1,8 +1,9 @@
 """The response addon: mitmproxy hooks around the pure patches in addons/response/ and addons/errors/.
 
 Streams are patched as they pass (`responseheaders` installs a StreamPatcher as
-the flow's stream callable); whole bodies (JSON messages, errors, count_tokens)
-in `response`. All per-flow state lives on the flow: the patcher in the stream
+the flow's stream callable); whole bodies (JSON messages, errors, count_tokens,
+and events read whole: a request sent again, addons/limit_learner.py) in
+`response`. All per-flow state lives on the flow: the patcher in the stream
 callable, what it changed in the flow's notes (addons/flow/notes.py).
 """
 
@@ -87,22 +88,14 @@ class ResponsePatcher:
         assert response is not None  # mitmproxy calls responseheaders once the headers are in
         if not (flow_kind(flow) is FlowKind.MESSAGES and _is_2xx(response)):
             return
-        if "text/event-stream" not in response.headers.get("content-type", "").lower():
+        if not _is_event_stream(response):
             return  # a whole body: the response hook handles it
         if response.headers.get("content-encoding", "identity").lower() != "identity":
             # Compressed events cannot be patched without decoding; still never buffer them.
             logger.info("%s: %s event stream passes unpatched", _label(flow), response.headers["content-encoding"])
             response.stream = True
             return
-        notes = turn_notes(flow)
-        patcher = StreamPatcher(
-            count(notes, "input_tokens"),
-            fixed_tokens_estimate=count(notes, "fixed_tokens"),
-            refusal=_refusal_context(notes),
-            think_tags=notes.get("think_tags") is True,
-            trimmed_tokens=count(notes, "trimmed_tokens"),
-        )
-        response.stream = MitmproxyStream(patcher, _label(flow), notes)
+        response.stream = _stream(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -142,6 +135,11 @@ class ResponsePatcher:
     def _message(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response is not None  # response() checked
+        if _is_event_stream(response):
+            # Events read whole (a request sent again, addons/limit_learner.py): patched as one piece.
+            stream = _stream(flow)
+            response.content = b"".join([*stream(response.content or b""), *stream(b"")])
+            return
         message = _json(response)
         if not is_message(message):
             return
@@ -182,6 +180,23 @@ class ResponsePatcher:
         response.content = body
         reshaped_error = f"HTTP {upstream} error -> {status} {json.loads(body)['error']['type']}"
         _record(flow, [Change(ChangeKind.UPSTREAM_ERROR, reshaped_error)])
+
+
+def _is_event_stream(response: http.Response) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "").lower()
+
+
+def _stream(flow: http.HTTPFlow) -> MitmproxyStream:
+    """The stream callable that patches the flow's events as they pass."""
+    notes = turn_notes(flow)
+    patcher = StreamPatcher(
+        count(notes, "input_tokens"),
+        fixed_tokens_estimate=count(notes, "fixed_tokens"),
+        refusal=_refusal_context(notes),
+        think_tags=notes.get("think_tags") is True,
+        trimmed_tokens=count(notes, "trimmed_tokens"),
+    )
+    return MitmproxyStream(patcher, _label(flow), notes)
 
 
 def _refusal_context(notes: TurnNotes) -> RefusalContext:

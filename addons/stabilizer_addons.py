@@ -5,7 +5,9 @@ hook comes before every `request` hook), for the addons after it to read.
 ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
 MasterKeyAuth refuses callers without the master key, Upstream decides where a
 request goes (or answers it while LiteLLM is away), RequestShaper makes the
-request acceptable to the model, ResponsePatcher makes the answer parseable by
+request acceptable to the model, LimitLearner sends a request the backend refused
+for a limit it states again within it (before ResponsePatcher, which then patches
+the second answer), ResponsePatcher makes the answer parseable by
 Claude Code, UpstreamIdleTimeout gives up a request LiteLLM stays silent on
 (after the hooks that may answer, before the recorder taps the stream).
 FlowMarker comments each flow with what was changed and registers the
@@ -28,6 +30,7 @@ from addons.classifier import FlowClassifier
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log_events import LegacyLogEventsOff
+from addons.limit_learner import LimitLearner
 from addons.master_key_auth import MasterKeyAuth
 from addons.proxy_errors import ProxyErrorAnswers
 from addons.recorder import FlowRecorder
@@ -46,6 +49,7 @@ def _keeps_flows() -> bool:
 
 
 recorder = FlowRecorder()
+shaper = RequestShaper()
 keeper = TurnKeeper()
 under_mitmweb = _keeps_flows()
 
@@ -56,7 +60,8 @@ addons = [
     ProxyErrorAnswers(),
     MasterKeyAuth(),
     Upstream(),
-    RequestShaper(),
+    shaper,
+    LimitLearner(shaper),
     ResponsePatcher(),
     UpstreamIdleTimeout(),
     *([keeper] if under_mitmweb else []),

@@ -12,7 +12,14 @@ from pathlib import Path
 import argon2
 
 from addons import http_url
-from addons.config.litellm_config import litellm_master_key, load_litellm_config, model_names, read_litellm_config
+from addons.config.litellm_config import (
+    added_settings,
+    added_settings_note,
+    litellm_master_key,
+    load_litellm_config,
+    model_names,
+    read_litellm_config,
+)
 from addons.config.policy import load_policy
 from addons.errors.config import ConfigError
 from addons.wire.logfollow import LogFollower, listening_address
@@ -97,7 +104,11 @@ class ForegroundRun:
             return []
         # Both children inherit it: LiteLLM checks keys with it, and so does mitmdump's auth addon.
         load_into_environ(self.args.env_file)
-        return model_names(load_litellm_config(self.args.litellm_config))
+        config = load_litellm_config(self.args.litellm_config)
+        if added := added_settings(config):
+            # LiteLLM's start (litellm_service/server.py) sets them and says so in its log, unseen here.
+            say(added_settings_note(self.args.litellm_config, added))
+        return model_names(config)
 
     def start_litellm(self) -> None:
         self.litellm = spawn(

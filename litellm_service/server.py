@@ -14,8 +14,9 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from addons.config.litellm_config import load_litellm_config
+from addons.config.litellm_config import added_settings, added_settings_note, load_litellm_config
 from addons.errors.config import ConfigError
 from litellm_service.envfile import default_env_file, load_into_environ
 
@@ -32,14 +33,16 @@ def _redirect_output(log_file: Path) -> None:
         stream.reconfigure(line_buffering=True)
 
 
-def prepare_environment(config: Path, env_file: Path) -> None:
-    """Load keys, check the config against them, and make LiteLLM offline-safe."""
+def prepare_environment(config: Path, env_file: Path) -> dict[str, Any]:
+    """Load keys, check the config against them, and make LiteLLM offline-safe.
+    Returns the litellm_settings Claude Code's traffic needs that the config leaves out."""
     load_into_environ(env_file)
-    load_litellm_config(config)
+    added = added_settings(load_litellm_config(config))
     os.environ["CONFIG_FILE_PATH"] = str(config)
     # No cost-map download at start-up, no telemetry.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_TELEMETRY", "False")
+    return added
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", type=Path, default=default_env_file(), help="NAME=value keys, mode 0600")
     args = parser.parse_args(argv)
     try:
-        prepare_environment(args.config.resolve(), args.env_file)
+        added = prepare_environment(args.config.resolve(), args.env_file)
     except ConfigError as e:
         print(f"litellm_service: {e}", file=sys.stderr)
         return 2
@@ -61,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     litellm.disable_hf_tokenizer_download = True
+    if added:
+        # LiteLLM applies a config's litellm_settings as these same module attributes, and
+        # only those the config has: what is set here stays.
+        for key, value in added.items():
+            setattr(litellm, key, value)
+        print(f"litellm_service: {added_settings_note(args.config, added)}")
     # Access lines would grow the log the upstream addon follows by one line per request.
     # The rest is uvicorn's default on purpose (why, as measured: docs/benchmarks.md, "Where
     # LiteLLM's time goes"): uvloop and h11 (httptools is not installed), one worker (LiteLLM's

@@ -177,6 +177,17 @@ def stack(proxy, litellm):
 
 
 @pytest.fixture
+def own_proxy(litellm, child_env):
+    """A mitmdump of the test's own in front of the session LiteLLM (what it learns stays with
+    it), the addons' INFO lines in its output (self.log)."""
+    process = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=litellm.config)
+    process.start(quiet=False)
+    process.wait_upstream(litellm.url, timeout=30)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
 def lone_proxy(tmp_path, child_env):
     """A second mitmdump with the addons, following a log file the test writes itself."""
     log = tmp_path / "litellm.log"

@@ -149,10 +149,11 @@ class Mitmdump:
         except OSError:
             return None
 
-    def start(self, extra_args: tuple[str, ...] = ()) -> "Mitmdump":
+    def start(self, extra_args: tuple[str, ...] = (), quiet: bool = True) -> "Mitmdump":
+        """`quiet`: -q, without the flow lines and the addons' INFO lines (-q outranks any --set)."""
         self.log = open(Path(self.env["HOME"]) / f"mitmdump-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [*self.command, "-q", *extra_args],
+            [*self.command, *(["-q"] if quiet else []), *extra_args],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,

@@ -8,6 +8,7 @@ config that cannot be read gets one message wherever it is read.
 request time.
 """
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,13 @@ from addons.errors.config import ConfigError
 
 # How a LiteLLM config names an environment variable instead of a value (keys among them).
 ENV_PREFIX = "os.environ/"
+# What Claude Code's traffic needs of LiteLLM, under litellm_settings: without it LiteLLM sends
+# an `openai/` model's /v1/messages turns to the Responses API (`input`, `instructions`,
+# `include: ["reasoning.encrypted_content"]`), which DeepSeek, Qwen, Kimi, GLM and the local
+# servers do not serve. The stack sets it where a config leaves it out (added_settings); a config
+# that sets it false is the user's choice, and the 404 it meets names it (addons/errors/upstream.py).
+CHAT_COMPLETIONS_SETTING = "use_chat_completions_url_for_anthropic_messages"
+CLAUDE_CODE_SETTINGS: dict[str, Any] = {CHAT_COMPLETIONS_SETTING: True}
 
 
 class LiteLLMConfigError(ConfigError):
@@ -90,6 +98,23 @@ def load_litellm_config(path: Path, environ: Mapping[str, str] | None = None) ->
                 f"add {name}=... to ~/.config/stabilizer/env (mode 0600) or export it"
             )
     return config
+
+
+def added_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The CLAUDE_CODE_SETTINGS that `config` (a checked one) leaves out of litellm_settings:
+    the stack sets them on the LiteLLM it starts."""
+    given = config.get("litellm_settings")
+    given = given if isinstance(given, dict) else {}
+    return {key: value for key, value in CLAUDE_CODE_SETTINGS.items() if key not in given}
+
+
+def added_settings_note(path: Path, added: dict[str, Any]) -> str:
+    """The line that says what the stack set on a config's behalf, and how to write it down."""
+    settings = ", ".join(f"{key}: {json.dumps(value)}" for key, value in added.items())
+    return (
+        f"{path}: litellm_settings lacks what Claude Code's turns need; LiteLLM runs with {settings} "
+        f"(openai/ models get Chat Completions, not the Responses API). Add it under litellm_settings to silence this"
+    )
 
 
 def model_names(config: dict[str, Any]) -> list[str]:

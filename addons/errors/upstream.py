@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from addons.config.litellm_config import CHAT_COMPLETIONS_SETTING
 from addons.errors.anthropic import STATUS_BY_TYPE, error_body, is_anthropic_error, prompt_too_long_message
 from addons.wire.json_codec import from_json
 
@@ -54,6 +55,13 @@ _REQUEST_TOKENS = (
         r"(?:request|prompt|messages?) (?:has|contains|resulted in) (?:at least )?(\d+) (?:input )?tokens",
         re.IGNORECASE,
     ),
+)
+# A backend's own range for max_tokens: DeepSeek "the valid range of max_tokens is [1, 8192]",
+# Qwen "Range of max_tokens should be [1, 8192]", GLM "The max_tokens parameter is illegal.：
+# 限制数值范围[1,8192]", OpenAI "This model supports at most 8192 completion tokens".
+_MAX_TOKENS_LIMIT = (
+    re.compile(r"\bmax_(?:completion_)?tokens\b[^\[\]]*\[\s*\d+\s*,\s*(\d+)\s*\]", re.IGNORECASE),
+    re.compile(r"supports at most (\d+) completion tokens", re.IGNORECASE),
 )
 _NO_KEY_DATABASE = re.compile(r"no connected db", re.IGNORECASE)
 # LiteLLM's refusals of the caller's key (proxy/auth, 1.108.7): "Authentication Error, Invalid proxy
@@ -121,6 +129,16 @@ _SERDE_UNKNOWN = re.compile(r"target type: (?:(\S+): )?unknown (?:field|variant)
 _NAMED_PARAMETER = re.compile(r"(?:supplied|parameter):\s*[`'\"]?(\w+(?:, \w+)*)", re.IGNORECASE)
 # Client errors a policy setting may avoid; 401/403/404/429 are about keys, routes and quotas.
 _NOT_REFUSALS = frozenset({401, 403, 404, 429})
+# A backend's 404 for the path LiteLLM called, not for a model ("The model `x` does not exist"):
+# on a Messages turn, the Responses API that LiteLLM calls for an `openai/` model unless
+# litellm_settings says otherwise. Worded "Not found: /v1/responses" (OpenAI-style), {"detail":
+# "Not Found"} (FastAPI: vLLM), "404 page not found" (Go: Ollama), "File Not Found" (llama-server).
+_PATH_NOT_FOUND = re.compile(r"/responses\b|^(?!.*\bmodel\b).*\bnot found\b", re.IGNORECASE)
+_RESPONSES_API_FIX = (
+    "LiteLLM sends an openai/ model's turns to the Responses API (/responses), which most OpenAI-compatible "
+    f"backends do not serve, unless its config has litellm_settings.{CHAT_COMPLETIONS_SETTING}: true; "
+    "add it and restart LiteLLM"
+)
 # Anthropic's own 400 that Claude Code parses to retry with a smaller max_tokens: its words must stay.
 _CLIENT_READS = re.compile(r"input length and `?max_tokens`? exceed context limit")
 # Anthropic's error type for a status; 5xx are sorted out in classify_error.
@@ -212,10 +230,42 @@ def explain_refusal(message: str, refusal: RefusalContext | None = None) -> str:
     return f"{refused.rstrip('. ')}. {hint.format(key=policy_key or model or '<model>', policy=policy)}"
 
 
+def _responses_api_explained(message: str, model: str) -> str | None:
+    """A backend's 404 for a Messages turn as what it likely means: LiteLLM called the Responses
+    API (its choice for an `openai/` model without the setting), which the backend lacks; or None."""
+    words = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message)) or message
+    if not _PATH_NOT_FOUND.search(words):
+        return None
+    return f"{model} refused the request: {words.rstrip('. ')}. {_RESPONSES_API_FIX}"
+
+
+def stated_limit(status: int, body: bytes) -> tuple[str, int] | None:
+    """The limit a backend's 400 states, as the policy setting it bounds: ("max_output_tokens", N)
+    for its range of max_tokens, ("context_window", N) for a context-length error naming the
+    window; None for any other answer."""
+    if status != 400:
+        return None
+    text = body.decode("utf-8", "replace")
+    try:
+        payload = from_json(text) if text else None
+    except ValueError:
+        payload = None
+    searchable = upstream_error_text(payload, text)[1]
+    if _CONTEXT_ERROR.search(searchable):
+        window = _first_number(_CONTEXT_LIMIT, searchable)
+        return ("context_window", window) if window else None
+    if limit := _first_number(_MAX_TOKENS_LIMIT, searchable):
+        return "max_output_tokens", limit
+    return None
+
+
 def kept_as_it_came(payload: Any, status: int, message: str) -> bool:
     """An Anthropic-shaped upstream error goes on untouched unless its message was changed
-    for Claude Code: a context error reworded, a refusal explained."""
-    return is_anthropic_error(payload) and (payload["error"]["message"] == message or not _is_refusal(status))
+    for Claude Code: a context error reworded, a refusal or a turn's 404 explained."""
+    if not is_anthropic_error(payload):
+        return False
+    explained = _is_refusal(status) or message.endswith(_RESPONSES_API_FIX)
+    return payload["error"]["message"] == message or not explained
 
 
 def is_key_refusal(body: bytes) -> bool:
@@ -242,7 +292,9 @@ def classify_error(
     the prompt is too long, and Claude Code reads the overflow from N - M.
 
     Any other client error (4xx but 401/403/404/429) is explained with
-    explain_refusal, naming what `refusal` says.
+    explain_refusal, naming what `refusal` says; a 404 for a turn's path
+    (not for a model) names the LiteLLM setting that keeps turns off the
+    Responses API.
     """
     message, searchable = upstream_error_text(payload, body_text)
     if _NO_KEY_DATABASE.search(searchable):
@@ -269,6 +321,9 @@ def classify_error(
         return 529, "overloaded_error", message
     if status >= 500:
         return status, _TYPE_BY_STATUS.get(status, "api_error"), message
+    if status == 404 and refusal is not None and refusal.model:  # a shaped turn (Messages, count_tokens)
+        if explained := _responses_api_explained(message, refusal.model):
+            return status, "not_found_error", explained
     return status, _TYPE_BY_STATUS.get(status, "invalid_request_error"), _explained(status, message, refusal)
 
 

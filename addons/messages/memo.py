@@ -10,7 +10,10 @@ Each entry keeps its value alive, so the id it is filed under cannot be taken
 by another object while the entry exists. A memo lives as long as the request
 it serves and what history.py remembers of it; it starts from the previous
 request's entries and keeps only those it used again, so it never holds more
-than two requests' worth.
+than two requests' worth. The previous request may still be shaped in the
+request addon's worker thread, filling its entries while this memo looks them
+up: each lookup and each entry added is one dict operation, whole under the GIL,
+and an entry not yet there is computed again.
 """
 
 from collections.abc import Callable, Hashable

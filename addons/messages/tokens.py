@@ -9,6 +9,7 @@ means tiktoken never downloads. We locate the folder without importing litellm
 import functools
 import importlib.util
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -82,25 +83,32 @@ CACHE_ENTRIES = 32768
 
 
 class _EstimateCache:
-    """Least-recently-used map from (kind, length, hash) of a value's JSON to its estimate."""
+    """Least-recently-used map from (kind, length, hash) of a value's JSON to its estimate.
+    The event loop and the request addon's worker thread count at once: the map is read and
+    changed under a lock (an entry another thread dropped cannot be moved), never held while counting."""
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
         self._estimates: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, kind: str, value: Any, estimate: Callable[[Any], T]) -> T:
         encoded = to_json(value)
         key = (kind, len(encoded), hash(encoded))
-        if (found := self._estimates.get(key)) is not None:
-            self._estimates.move_to_end(key)
-            return found
-        estimated = self._estimates[key] = estimate(value)
-        if len(self._estimates) > self.max_entries:
-            self._estimates.popitem(last=False)
+        with self._lock:
+            if (found := self._estimates.get(key)) is not None:
+                self._estimates.move_to_end(key)
+                return found
+        estimated = estimate(value)
+        with self._lock:
+            self._estimates[key] = estimated
+            if len(self._estimates) > self.max_entries:
+                self._estimates.popitem(last=False)
         return estimated
 
     def clear(self) -> None:
-        self._estimates.clear()
+        with self._lock:
+            self._estimates.clear()
 
 
 _cache = _EstimateCache(CACHE_ENTRIES)

@@ -41,8 +41,15 @@ one but its last message takes its place: the same session, a turn later. Any
 other is added, so a session forked from another (a subagent, a compaction, a
 resumed branch) does not push out the one it shares its start with. A body
 that is not canonical is parsed whole every time, and written with to_json.
+
+The event loop and the request addon's worker thread parse at once (a small
+request goes on while a large one is counted, addons/request_shaper.py): the
+list of remembered bodies is read and changed under a lock, held for that
+alone, never while a body is parsed. What a body's memo is given while another
+thread still fills it is only looked up (addons/messages/memo.py).
 """
 
+import threading
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -88,12 +95,15 @@ class History:
         self.max_bodies = max_bodies
         self.max_bytes = max_bytes
         self._known: list[_Layout] = []  # least recently used first
+        self._lock = threading.Lock()  # over _known: the loop and a worker thread parse at once
 
     def parse(self, raw: bytes) -> Parsed:
         """`raw` parsed as addons.wire.json_codec.parse_json parses it (same value, same
         errors), from a remembered body where `raw` continues one."""
+        with self._lock:
+            remembered = list(self._known)
         best, reused = None, -1
-        for known in reversed(self._known):
+        for known in reversed(remembered):
             if (k := _reusable_messages(known, raw)) > reused:
                 best, reused = known, k
         if best is not None:
@@ -125,17 +135,20 @@ class History:
                 for key, (begin, end) in known.members.items()
             }
             layout = _Layout(raw, body, [*known.ends[:k], *ends], known.first, rest_end, members, memo)
-            if k >= len(known.ends) - 1:  # all of it again, and more: the same session a turn on
-                self._known.remove(known)
-            self._remember(layout)
+            self._remember(layout, replaces=known if k >= len(known.ends) - 1 else None)
         return Parsed(body, memo, k, layout, repaired)
 
-    def _remember(self, layout: _Layout | None) -> None:
+    def _remember(self, layout: _Layout | None, replaces: _Layout | None = None) -> None:
+        """Remember `layout`, in place of `replaces` (the same session a turn earlier: all of it
+        again, and more) unless another thread's parse has replaced that one already."""
         if layout is None:
             return
-        self._known.append(layout)
-        while len(self._known) > self.max_bodies or sum(len(known.raw) for known in self._known) > self.max_bytes:
-            del self._known[0]
+        with self._lock:
+            if replaces is not None and replaces in self._known:
+                self._known.remove(replaces)
+            self._known.append(layout)
+            while len(self._known) > self.max_bodies or sum(len(known.raw) for known in self._known) > self.max_bytes:
+                del self._known[0]
 
 
 def whole(raw: bytes) -> Parsed:

@@ -528,36 +528,48 @@ def test_a_vision_model_that_cannot_take_the_turn_stops_start_up(tmp_path, polic
         assert str(policy) in str(caught.value) and expected in str(caught.value)
 
 
-def test_a_large_body_is_shaped_off_the_event_loop(shaper):
+def test_small_requests_are_shaped_while_a_large_one_is_counted(shaper, monkeypatch):
     # 20 MB of history to count: seconds of tokenizer work, which on the loop would hold every flow.
     body = recorded(model="qwen-plus")
     body["messages"] = [*body["messages"][:-1], {"role": "user", "content": "a long file: " + "word " * 4_000_000}]
-    flow = post("/v1/messages/count_tokens", body)
-    small = post("/v1/messages?beta=true", recorded(model="qwen-plus"))
+    large = post("/v1/messages/count_tokens", body)
+    other_session = post("/v1/messages?beta=true", recorded(model="qwen-plus"))
+    turn = recorded(model="qwen-plus")
+    next_turn = {**turn, "messages": [*turn["messages"], {"role": "assistant", "content": "ok"},
+                                      {"role": "user", "content": "and now?"}]}  # fmt: skip
+    same_session = [post("/v1/messages?beta=true", turn), post("/v1/messages?beta=true", next_turn)]
+    # The worker thread is held inside the large count until the small ones are done: if they
+    # waited for it, they would never be.
+    counting, release = threading.Event(), threading.Event()
+    loop_thread = threading.get_ident()
+    encoding = tokens._encoding()
+
+    class Encoding:
+        def encode_ordinary(self, text):
+            if threading.get_ident() != loop_thread and not counting.is_set():
+                counting.set()
+                release.wait(60)
+            return encoding.encode_ordinary(text)
+
+    monkeypatch.setattr(tokens, "_encoding", lambda: Encoding())
 
     async def together():
-        ticks = 0
-        pending = shaper.request(flow)
+        pending = shaper.request(large)
         assert pending is not None  # awaited by mitmproxy for this flow only
-        queued = shaper.request(small)  # meanwhile: waits its turn instead of sharing the history
+        task = asyncio.ensure_future(pending)
+        try:
+            assert await asyncio.to_thread(counting.wait, 60)
+            for small in [other_session, *same_session]:
+                assert shaper.request(small) is None  # shaped at once, on the loop
+                assert Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192") in changes(small)
+            assert not task.done()
+        finally:
+            release.set()
+        await task
 
-        async def ticker():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.001)
-                ticks += 1
-
-        clock = asyncio.create_task(ticker())
-        await pending
-        assert queued is not None
-        await queued
-        clock.cancel()
-        return ticks
-
-    ticks = asyncio.run(together())
-    assert ticks > 0  # the loop ran while the body was counted
-    assert flow.metadata["stabilizer"]["input_tokens"] > 4_000_000
-    assert Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192") in changes(small)
+    asyncio.run(together())
+    assert large.metadata["stabilizer"]["input_tokens"] > 4_000_000
+    assert sent(same_session[1])["messages"][-1]["content"] == "and now?"
 
 
 class LoopWork:

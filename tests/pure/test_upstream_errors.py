@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from addons.errors.anthropic import error_body, is_anthropic_error
-from addons.errors.upstream import RefusalContext, explain_refusal, is_key_refusal, to_anthropic_error
+from addons.errors.upstream import RefusalContext, explain_refusal, is_key_refusal, stated_limit, to_anthropic_error
 from addons.flow.change import Change, ChangeKind
 from addons.response.stream import StreamPatcher
 from tests.pure.test_stream import NO_DEADLINE, STREAMS, sdk_events
@@ -213,6 +213,61 @@ def test_key_route_and_quota_errors_are_not_explained(status):
         )
     )
     assert message == "Unrecognized request argument supplied: foo"
+
+
+@pytest.mark.parametrize(
+    "backend_words",
+    [
+        '{"error":{"message":"Not found: /v1/responses","type":"invalid_request_error","code":"not_found"}}',
+        '{"detail":"Not Found"}',  # FastAPI (vLLM)
+        "404 page not found",  # Go (Ollama)
+        '{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}',  # llama-server
+    ],
+)
+def test_a_turns_404_names_the_litellm_setting_that_avoids_the_responses_api(backend_words):
+    # LiteLLM's /v1/messages error, Anthropic-shaped, around the backend's words.
+    body = error_body(
+        "not_found_error",
+        f"litellm.NotFoundError: OpenAIException - {backend_words}\n\n"
+        "LiteLLM: model group 'plain-model' failed with the error above. No fallback was attempted.",
+    )
+    status, error_type, message = error_of(
+        to_anthropic_error(404, body, "application/json", 0, 0, RefusalContext("plain-model", POLICY))
+    )
+    assert (status, error_type) == (404, "not_found_error")
+    assert message.startswith(f"plain-model refused the request: {backend_words.rstrip('. ')}. LiteLLM sends")
+    assert "litellm_settings.use_chat_completions_url_for_anthropic_messages: true" in message
+
+
+def test_a_404_for_a_model_or_outside_a_turn_is_not_blamed_on_the_responses_api():
+    missing_model = openai_error("The model `gpt-9` does not exist or you do not have access to it.", "model_not_found")
+    _, _, message = error_of(to_anthropic_error(404, missing_model, "", 0, 0, RefusalContext("m", POLICY)))
+    assert "litellm_settings" not in message
+    unknown_path = b'{"detail":"Not Found"}'  # LiteLLM's own, for a path it lacks: no turn notes
+    assert "litellm_settings" not in error_of(to_anthropic_error(404, unknown_path, ""))[2]
+
+
+@pytest.mark.parametrize(
+    "status, body, expected",
+    [
+        # The stand-ins' wordings (tests/backend/providers/), as LiteLLM passes them on.
+        (400, litellm_error("OpenAIException - Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"),
+         ("max_output_tokens", 8192)),
+        (400, openai_error("Range of max_tokens should be [1, 8192]"), ("max_output_tokens", 8192)),
+        (400, openai_error("The max_tokens parameter is illegal.：限制数值范围[1,131072]"),
+         ("max_output_tokens", 131072)),
+        (400, openai_error("max_tokens is too large: 32000. This model supports at most 4096 completion tokens, "
+                           "whereas you provided 32000."), ("max_output_tokens", 4096)),
+        (400, litellm_error(DEEPSEEK_CONTEXT), ("context_window", 131072)),
+        (400, openai_error("Range of input length should be [1, 129024]"), ("context_window", 129024)),
+        # A context error that names no window, another refusal, another status: nothing stated.
+        (400, openai_error("Prompt exceeds max length"), None),
+        (400, openai_error("Unrecognized request argument supplied: top_k"), None),
+        (429, openai_error("Range of max_tokens should be [1, 8192]"), None),
+    ],
+)  # fmt: skip
+def test_the_limit_a_refusal_states(status, body, expected):
+    assert stated_limit(status, body) == expected
 
 
 def test_anthropics_max_tokens_overflow_keeps_the_words_claude_code_parses():

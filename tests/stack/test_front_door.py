@@ -22,7 +22,7 @@ from tests.backend import Text
 from tests.claude import run_claude
 from tests.conftest import POLICY
 from tests.procs import LiteLLM, Mitmdump, StabilizerRun, post_json
-from tests.test_stack_shaping import TOOLS, WINDOW_128K_MODEL, long_history, recorded_request
+from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, long_history, recorded_request
 
 STABILIZER = str(Path(sys.executable).parent / "stabilizer")
 

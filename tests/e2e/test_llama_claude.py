@@ -1,0 +1,106 @@
+"""The real Claude Code through the stack to the real llama.cpp llama-server, on both routes.
+
+llama-server (`make llama-server`) runs a model of tests/llama/model.py: it thinks a fixed word,
+answers a fixed sentence, calls the Read tool once when tools are offered and answers after
+the result. The CLI runs with --bare, a one-line system prompt and only the tools a scenario
+needs: the model's vocabulary is one token a byte, and Claude Code's full prompt would take a
+minute a request on two cores.
+"""
+
+import json
+from contextlib import ExitStack
+
+import pytest
+from mitmproxy import io
+
+from addons.flow.notes import SENT
+from tests.claude import ClaudeResult, run_claude
+from tests.conftest import POLICY
+from tests.llama.model import AFTER_TOOL, REPLY, THOUGHT, ToolCall, write_model
+from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config
+from tests.procs import StabilizerRun
+from tests.streams import streamed_message
+
+ROUTES = (OPENAI_ROUTE, ANTHROPIC_ROUTE)
+# Claude Code's --bare prompt with the Read tool is about 10K bytes, one token each.
+CONTEXT = 16384
+NOTES = "The notes say: water the plants."
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The folder Claude Code works in, with the file the model reads."""
+    folder = tmp_path_factory.mktemp("project")
+    (folder / "notes.txt").write_text(NOTES + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def llama_run(tmp_path_factory, project, child_env):
+    """llama-server and `stabilizer run --record` in front of it, as a user starts them."""
+    folder = tmp_path_factory.mktemp("llama-claude")
+    with ExitStack() as started:  # each process stops even when a later one fails to start
+        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project / "notes.txt")}))
+        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
+        started.callback(server.stop)
+        server.start()
+        config = write_litellm_config(folder / "litellm.yaml", server.url)
+        run = StabilizerRun(folder, litellm_config=config, policy=POLICY, env=child_env, record=folder / "flows.flow")
+        run.start()  # stops itself when it fails to start
+        started.callback(run.stop)
+        yield run
+
+
+def claude(run: StabilizerRun, master_key: str, cwd, model: str, prompt: str, tools: str) -> ClaudeResult:
+    return run_claude(
+        prompt,
+        base_url=run.url,
+        auth_token=master_key,
+        model=model,
+        cwd=cwd,
+        extra_args=("--bare", "--system-prompt", "You are terse.", "--tools", tools),
+        timeout=180,
+    )
+
+
+def received_by_claude(run: StabilizerRun) -> list[dict]:
+    """Every message Claude Code received so far, as it parsed the streams (oldest first)."""
+    with (run.folder / "flows.flow").open("rb") as file:
+        flows = [flow for flow in io.FlowReader(file).stream() if flow.request.path.startswith("/v1/messages")]
+    return [streamed_message(flow.metadata[SENT]["response"]["content"]) for flow in flows]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_plain_answer_with_its_thinking(llama_run, master_key, project, route):
+    result = claude(llama_run, master_key, project, route, "Say hello.", tools="")
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == REPLY
+    last = received_by_claude(llama_run)[-1]
+    assert [block["type"] for block in last["content"]] == ["thinking", "text"]
+    assert last["content"][0]["thinking"].strip() == THOUGHT
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_tool_round_trip(llama_run, master_key, project, route):
+    result = claude(llama_run, master_key, project, route, "Read notes.txt.", tools="Read")
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == AFTER_TOOL
+    assert result["num_turns"] == 2
+    call, answer = received_by_claude(llama_run)[-2:]
+    (use,) = [block for block in call["content"] if block["type"] == "tool_use"]
+    assert use["name"] == "Read" and json.loads(use["input_json"]) == {"file_path": str(project / "notes.txt")}
+    assert [block["type"] for block in answer["content"]] == ["thinking", "text"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_prompt_over_the_window_is_too_long(llama_run, master_key, project, route):
+    # One token a byte: the question alone is over llama-server's window.
+    result = claude(llama_run, master_key, project, route, "Summarise: " + "lorem ipsum " * (CONTEXT // 8), tools="")
+
+    assert result["is_error"]
+    assert result["api_error_status"] == 400
+    assert "Prompt is too long" in result["result"], result.describe()
+    # Claude Code read llama-server's window from the stack's sentence: what it compacts to.
+    assert f"tokens (limit {CONTEXT})" in result["result"], result.describe()

@@ -1,0 +1,117 @@
+"""llama-server on a model of tests/llama/model.py, and a LiteLLM config with both of its routes.
+
+The binary comes from `make llama-server` (tests/llama/build.py); a test that finds none fails,
+naming the target, rather than skipping: on a machine that can build it, the tests run.
+"""
+
+import subprocess
+from pathlib import Path
+from typing import BinaryIO
+
+import yaml
+
+from litellm_service.cli import stop
+from tests.llama.build import server_binary
+from tests.procs import free_port, get_json, poll_until
+
+# The names the LiteLLM config gives llama-server's two routes, and the model id behind both.
+OPENAI_ROUTE = "llamacpp-openai"
+ANTHROPIC_ROUTE = "llamacpp-anthropic"
+MODEL_ID = "bigram"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LlamaServer:
+    """llama-server on 127.0.0.1, one slot, `context` tokens of window."""
+
+    def __init__(self, model: Path, log_file: Path, context: int, extra_args: tuple[str, ...] = ()):
+        binary = server_binary()
+        if not binary.exists():
+            raise FileNotFoundError(f"{binary} is missing: `make llama-server` builds it (tests/llama/build.py)")
+        self.port = free_port()
+        self.log_file = log_file
+        self.command = [
+            str(binary),
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ctx-size",
+            str(context),
+            # One slot holds the whole window (with more, -c is split between them).
+            "--parallel",
+            "1",
+            # The machine is shared: one thread is plenty for a one-layer model.
+            "--threads",
+            "1",
+            "--jinja",
+            *extra_args,
+        ]
+        self.process: subprocess.Popen | None = None
+        self._log: BinaryIO | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LlamaServer":
+        self._log = open(self.log_file, "wb")
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+        def healthy():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama-server exited with {self.process.returncode}; log: {self.log_file}")
+            try:
+                return get_json(self.url + "/health")[0] == 200
+            except OSError:
+                return False
+
+        poll_until(healthy, 30, "llama-server's /health")
+        return self
+
+    def stop(self) -> None:
+        stop(self.process)
+        if self._log is not None:
+            self._log.close()
+
+
+# llama-server's thinking switch, per request: Qwen's template reads `enable_thinking` from
+# chat_template_kwargs; Anthropic's `thinking: {type: disabled}` it ignores, on either route
+# (measured with llama-cpp-python 0.3.36's llama.cpp, commit 1652066).
+THINKING_SWITCH = {
+    "enable": {"chat_template_kwargs": {"enable_thinking": True}},
+    "disable": {"chat_template_kwargs": {"enable_thinking": False}},
+    "history": "all",
+}
+
+
+def write_policy(path: Path) -> Path:
+    """The shipped policy with an entry for the model: llama-server's thinking switch. No window:
+    the default's is larger than -c, so llama-server's own refusal is what comes back."""
+    shipped = yaml.safe_load((PROJECT_ROOT / "config" / "stabilizer.yaml").read_text())
+    shipped["models"][MODEL_ID] = {"thinking": THINKING_SWITCH}
+    path.write_text(yaml.safe_dump(shipped))
+    return path
+
+
+def write_litellm_config(path: Path, server_url: str) -> Path:
+    """The shipped config's settings, with llama-server on both routes, as config/litellm.yaml's
+    commented local-server entries have them."""
+    shipped = yaml.safe_load((PROJECT_ROOT / "config" / "litellm.yaml").read_text())
+    shipped["model_list"] = [
+        {
+            "model_name": OPENAI_ROUTE,
+            "litellm_params": {"model": f"openai/{MODEL_ID}", "api_base": f"{server_url}/v1", "api_key": "none"},
+        },
+        {
+            "model_name": ANTHROPIC_ROUTE,
+            "litellm_params": {"model": f"anthropic/{MODEL_ID}", "api_base": server_url, "api_key": "none"},
+            "model_info": {"supports_output_config": True},
+        },
+    ]
+    path.write_text(yaml.safe_dump(shipped))
+    return path
