@@ -194,7 +194,9 @@ class RequestShaper:
         parsed = whole(flow.request.raw_content or b"")
         policy = self._target(parsed.body.get("model")).policy
         body, changes = cap_max_tokens(parsed.body, policy)
-        trimmed = trim_request(body, policy, (), parsed.memo, history_bound=_history_bound(body, policy))
+        # No bound here: the turn was let through once already; its next one meets the bound
+        # under the learned window, and Claude Code compacts then.
+        trimmed = trim_request(body, policy, (), parsed.memo)
         changes += _trim_changes(trimmed)
         if trimmed.removed or trimmed.shortened:
             body = trimmed.request
