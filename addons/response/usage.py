@@ -2,7 +2,9 @@
 
 Claude Code reads `usage` from `message_start` and `message_delta` to know how
 full its context is; LiteLLM sends zeros there (or null, or nothing) whenever
-the backend does not report usage. Plain data in, plain data out.
+the backend does not report usage. For a request the request addon trimmed, the
+input count also holds what trimming cut (add_trimmed): what Claude Code sent,
+so that it compacts. Plain data in, plain data out.
 """
 
 import json
