@@ -3,8 +3,9 @@
 For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
 capped and trimmed (addons/request/shaping.py, addons/request/trim.py) under the model's policy
 (addons/config/policy.py, option `stabilizer_policy`). A history that cannot fit even
-after trimming is answered here with Anthropic's 400 "prompt is too long", which
-Claude Code turns into an offer to /compact.
+after trimming, or that was over the model's window already before its latest turn
+(trim.py's bound; never Claude Code's own compaction request, addons/request/compaction.py),
+is answered here with Anthropic's 400 "prompt is too long", on which Claude Code compacts.
 
 The model's policy and route come from the model name Claude Code sends: the
 LiteLLM config (option `stabilizer_litellm_config`) says which provider model
@@ -45,7 +46,7 @@ safety_margin_tokens).
 
 For the response addon it leaves its notes on the flow (TurnNotes,
 addons/flow/notes.py: the model, what a refusal's hint names, the estimates,
-the window, and what it did). Each request
+the tokens trimming cut, which the usage then counts, the window, and what it did). Each request
 it changes gets one INFO line: model, tokens before and after trimming, messages
 removed, and the changes (keys stripped among them).
 """
@@ -68,8 +69,9 @@ from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import SHAPED, FlowKind, flow_kind
-from addons.flow.notes import NOTES, TurnNotes, add_changes, turn_notes
+from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
+from addons.request.compaction import is_compaction_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
 from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
@@ -192,6 +194,8 @@ class RequestShaper:
         parsed = whole(flow.request.raw_content or b"")
         policy = self._target(parsed.body.get("model")).policy
         body, changes = cap_max_tokens(parsed.body, policy)
+        # No bound here: the turn was let through once already; its next one meets the bound
+        # under the learned window, and Claude Code compacts then.
         trimmed = trim_request(body, policy, (), parsed.memo)
         changes += _trim_changes(trimmed)
         if trimmed.removed or trimmed.shortened:
@@ -204,6 +208,8 @@ class RequestShaper:
         else:
             flow.request.set_content(encode(body, parsed))
             notes["input_tokens"] = trimmed.tokens_after
+            if trimmed.tokens_before > trimmed.tokens_after:
+                notes["trimmed_tokens"] = count(notes, "trimmed_tokens") + trimmed.tokens_before - trimmed.tokens_after
             notes["context_window"] = policy.context_window
             notes["max_output_tokens"] = policy.max_output_tokens
         add_changes(notes, changes)
@@ -325,7 +331,8 @@ class RequestShaper:
             changes.insert(0, Change(ChangeKind.REPAIRED, repaired))
         outgoing, removed = shaped.request, 0
         if trim:
-            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo)
+            bound = _history_bound(shaped.request, policy)
+            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=bound)
             before, after = trimmed.tokens_before, trimmed.tokens_after
             changes += _trim_changes(trimmed)
             if trimmed.removed or trimmed.shortened:
@@ -363,6 +370,9 @@ class RequestShaper:
             changes=stored(changes),
             origin=origin,
         )
+        if before > after:
+            # Added to the usage Claude Code reads, so its count passes its window and it compacts.
+            flow.metadata[NOTES]["trimmed_tokens"] = before - after
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
@@ -379,10 +389,18 @@ def _trim_changes(trimmed: Trimmed) -> list[Change]:
     return changes
 
 
+def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
+    """What the history before a request's latest turn may hold (the bound of addons/request/trim.py):
+    the model's window, so a client that did not compact after a trim is refused and compacts;
+    none for Claude Code's own compaction request, the way out (addons/request/compaction.py)."""
+    return None if is_compaction_request(request["messages"]) else policy.context_window
+
+
 def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
-    """Answer Anthropic's "prompt is too long", which Claude Code turns into an offer to /compact."""
+    """Answer Anthropic's "prompt is too long", on which Claude Code compacts."""
     message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
-    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}"))
+    why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
+    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
     answer(flow, error_response("invalid_request_error", message))
 
 

@@ -148,7 +148,9 @@ class ResponsePatcher:
         if not is_message(message):
             return
         notes = turn_notes(flow)
-        changes = fill_message_usage(message, count(notes, "input_tokens"), count(notes, "fixed_tokens"))
+        changes = fill_message_usage(
+            message, count(notes, "input_tokens"), count(notes, "fixed_tokens"), count(notes, "trimmed_tokens")
+        )
         if notes.get("think_tags") is True and split_message(message):
             changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
         changes += fill_thinking_signatures(message)
@@ -200,6 +202,7 @@ def _stream(flow: http.HTTPFlow) -> MitmproxyStream:
         refusal=_refusal_context(notes),
         think_tags=notes.get("think_tags") is True,
         origin=_origin(flow.response, notes),
+        trimmed_tokens=count(notes, "trimmed_tokens"),
     )
     return MitmproxyStream(patcher, _label(flow), notes)
 

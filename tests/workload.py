@@ -19,6 +19,8 @@ from pathlib import Path
 
 import orjson
 
+from addons.request.compaction import SUMMARY_INSTRUCTION
+
 DATA = Path(__file__).resolve().parent / "data"
 RECORDED_PATH = DATA / "claude_code_request.json"
 ROUNDTRIP_PATH = DATA / "claude_code_tool_roundtrip_request.json"
@@ -171,3 +173,18 @@ def unique_first_request(base: dict, number: int) -> dict:
     first = messages[0]
     content = [*first["content"][:-1], {**first["content"][-1], "text": f"Question {number}: say hi."}]
     return {**base, "messages": [{**first, "content": content}, *messages[1:]]}
+
+
+def as_compaction_request(messages: list[dict]) -> list[dict]:
+    """`messages` as Claude Code's request for a summary: its instruction added to the last user
+    message (addons/request/compaction.py), the one request a history past the window still gets
+    trimmed for."""
+    last = messages[-1]
+    content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
+    instruction = {"type": "text", "text": f"Your task is to {SUMMARY_INSTRUCTION} so far."}
+    return [*messages[:-1], {**last, "content": [*content, instruction]}]
+
+
+def as_summary_request(request: dict) -> dict:
+    """`request` with its messages as_compaction_request makes them."""
+    return {**request, "messages": as_compaction_request(request["messages"])}

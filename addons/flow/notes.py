@@ -36,6 +36,7 @@ class TurnNotes(TypedDict, total=False):
     stream: bool  # the client asked for a stream
     input_tokens: int  # the estimate of what went upstream
     fixed_tokens: int  # of which the system prompt, the tools and the request's overhead
+    trimmed_tokens: int  # the estimate of what trimming cut from the client's request (added to its usage)
     context_window: int
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags

@@ -54,6 +54,18 @@ The message-count limit steps the same way, in messages. The article's "first
 10 + last 90 above 100" is max_messages: 100, keep_first_messages: 10,
 low_water_percent: 100 (the start then holds 9 messages, to end on a user turn).
 
+The bound. Trimming is a bridge, not a way of life: the usage reported for a
+trimmed request counts what the client sent (addons/response/usage.py,
+add_trimmed), so a client that compacts by its own count does so at once. One
+that does not (Claude Code told of a larger window than the model's, or none)
+would send an ever longer history, up to the body limit. So when the request
+without its latest turn (the previous request, which was trimmed already) is
+over `history_bound` (the caller passes the model's context window), it is not
+trimmed again: the caller answers "prompt is too long", on which Claude Code
+compacts by itself (its reactive compaction). The latest turn does not count:
+one huge tool result is still shortened and sent. Claude Code's own compaction
+request is never bounded (addons/request/compaction.py).
+
 Nothing here keeps state between requests: the same history always gets the
 same cut, whichever process or restart handles it.
 """
@@ -87,6 +99,8 @@ class Trimmed:
     too_long: bool = False
     # Tokens cut from the last turn's tool results (see shorten_tool_results).
     shortened: int = 0
+    # True when the history before the latest turn is over `history_bound` (too_long too).
+    over_bound: bool = False
 
 
 def trim_request(
@@ -96,13 +110,16 @@ def trim_request(
     memo: Memo | None = None,
     *,
     shorten: bool = True,
+    history_bound: int | None = None,
 ) -> Trimmed:
     """Fit `request` (already shaped: roles alternate) into `policy`'s budget.
 
     `reminders` are the texts folded from system messages, carried over when
     their message is cut. `memo`: estimates of values seen before, by identity.
     `shorten`: whether the last turn's tool results may be shortened when cutting
-    messages is not enough.
+    messages is not enough. `history_bound`: tokens the request without its
+    latest turn (what went before the last assistant message: the previous
+    request) may hold and still be trimmed; over it, too_long (see the bound).
     """
     messages = request["messages"]
     estimates = [estimate_message(message, memo) for message in messages]
@@ -116,6 +133,8 @@ def trim_request(
         count_goal = _removal_goal(len(messages), policy.max_messages, policy.low_water_percent)
     if not token_goal and not count_goal:
         return unchanged
+    if token_goal and history_bound is not None and _earlier_tokens(request, estimates, memo) > history_bound:
+        return Trimmed(request, tokens, tokens, budget, too_long=True, over_bound=True)
 
     start = _start_length(messages, policy.keep_first_messages)
     cuts = _allowed_cuts(messages, estimates, start)
@@ -221,6 +240,15 @@ def _cut_middle(text: str, size: int, cut: int) -> str:
     head = keep_chars * 2 // 3  # the start of an output says most about what it is
     tail = keep_chars - head
     return text[:head] + CUT_NOTE.format(cut) + (text[len(text) - tail :] if tail else "")
+
+
+def _earlier_tokens(request: dict, estimates: list[MessageEstimate], memo: Memo | None) -> int:
+    """Tokens of the request without its latest turn: the messages before the last assistant one."""
+    messages = request["messages"]
+    last_assistant = next((i for i in range(len(messages) - 1, -1, -1) if role_of(messages[i]) == "assistant"), None)
+    if last_assistant is None:
+        return 0  # a first turn: nothing was sent before it
+    return count_fixed(request, memo) + sum(estimate.tokens for estimate in estimates[:last_assistant])
 
 
 def _removal_goal(size: int, limit: int, low_water_percent: int) -> int:

@@ -13,7 +13,7 @@ from addons.flow.change import Change, ChangeKind
 from addons.messages.provenance import wrap_event
 from addons.messages.think_tags import ThinkTagSplitter
 from addons.messages.tokens import count_text
-from addons.response.usage import complete_usage, filled_notes, is_substitute_input, reported_count
+from addons.response.usage import add_trimmed, complete_usage, filled_notes, is_substitute_input, reported_count
 from addons.wire.json_codec import from_json
 from addons.wire.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
 
@@ -60,8 +60,10 @@ class StreamPatcher:
         refusal: RefusalContext | None = None,
         think_tags: bool = False,
         origin: str | None = None,
+        trimmed_tokens: int = 0,
     ) -> None:
         self.input_estimate = input_tokens_estimate
+        self.trimmed_tokens = trimmed_tokens  # cut from the request: added to the input count (add_trimmed)
         self.refusal = refusal  # named when an error event is a refusal (explain_refusal)
         self.fixed_estimate = fixed_tokens_estimate
         self.changes: list[Change] = []  # what it changed so far
@@ -234,7 +236,7 @@ class StreamPatcher:
         message["usage"], filled = complete_usage(usage, self.input_estimate, None, self.fixed_estimate)
         if isinstance(usage, dict) and reported_count(usage.get("input_tokens")) is not None:
             self._reported_input = message["usage"]["input_tokens"]
-        return filled_notes("message_start", filled)
+        return filled_notes("message_start", filled + add_trimmed(message["usage"], self.trimmed_tokens))
 
     def _patch_message_delta(self, payload: dict[str, Any]) -> list[Change]:
         """output_tokens always; input_tokens when the key is there without a
@@ -255,6 +257,8 @@ class StreamPatcher:
         ):
             usage["input_tokens"] = self._reported_input or self.input_estimate
             filled.append(f"input_tokens={usage['input_tokens']}")
+        if "input_tokens" in usage:
+            filled += add_trimmed(usage, self.trimmed_tokens)
         payload["usage"] = usage
         return filled_notes("message_delta", filled)
 

@@ -2,7 +2,9 @@
 
 Claude Code reads `usage` from `message_start` and `message_delta` to know how
 full its context is; LiteLLM sends zeros there (or null, or nothing) whenever
-the backend does not report usage. Plain data in, plain data out.
+the backend does not report usage. For a request the request addon trimmed, the
+input count also holds what trimming cut (add_trimmed): what Claude Code sent,
+so that it compacts. Plain data in, plain data out.
 """
 
 import json
@@ -84,6 +86,19 @@ def complete_usage(
     return result, filled
 
 
+def add_trimmed(usage: dict[str, Any], trimmed_tokens: int) -> list[str]:
+    """Add to usage's input count, in place, the tokens the request addon trimmed from the request.
+
+    The count then says what the client sent (the backend's figure for what it
+    received plus the estimate of what was cut), so a client that compacts by
+    its own count (Claude Code) learns that its history outgrew the window.
+    """
+    if trimmed_tokens <= 0 or not _is_count(usage.get("input_tokens")):
+        return []
+    usage["input_tokens"] += trimmed_tokens
+    return [f"input_tokens+{trimmed_tokens} trimmed from the request"]
+
+
 def filled_notes(where: str, fields: list[str]) -> list[Change]:
     """One change per patched event, naming the fields complete_usage filled."""
     return [Change(ChangeKind.USAGE_FILLED, f"{where}: filled usage {', '.join(fields)}")] if fields else []
@@ -109,11 +124,14 @@ def is_message(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "message" and isinstance(value.get("content"), list)
 
 
-def fill_message_usage(message: dict[str, Any], input_estimate: int, fixed_estimate: int = 0) -> list[Change]:
-    """Complete `message["usage"]` of a non-streaming message in place; returns the changes."""
+def fill_message_usage(
+    message: dict[str, Any], input_estimate: int, fixed_estimate: int = 0, trimmed_tokens: int = 0
+) -> list[Change]:
+    """Complete `message["usage"]` of a non-streaming message in place, the trimmed tokens
+    added (add_trimmed); returns the changes."""
     output_estimate = count_text(content_text(message.get("content")))
     message["usage"], filled = complete_usage(message.get("usage"), input_estimate, output_estimate, fixed_estimate)
-    return filled_notes("message", filled)
+    return filled_notes("message", filled + add_trimmed(message["usage"], trimmed_tokens))
 
 
 def fill_thinking_signatures(message: dict[str, Any]) -> list[Change]:

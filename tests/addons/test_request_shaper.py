@@ -179,19 +179,53 @@ def test_count_tokens_is_folded_and_stripped_only(shaper):
     assert flow.metadata["stabilizer"]["input_tokens"] > 40_000
 
 
-def test_long_history_is_trimmed(shaper):
+def long_history(turns: int, lines: int = 300) -> dict:
+    """The recorded request plus `turns` tool round trips of `lines` lines each, on the 32K demo policy."""
     body = recorded(model="demo")
-    for i in range(60):
+    for i in range(turns):
         body["messages"] += [
             {"role": "assistant", "content": [{"type": "tool_use", "id": f"t{i}", "name": "Read", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "line\n" * 300}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "line\n" * lines}]},
         ]
+    return body
+
+
+def test_a_turn_past_the_budget_is_trimmed_and_its_usage_counts_what_was_sent(shaper):
+    # The history before the last turn fits the window: the last tool result takes it past the budget.
+    body = long_history(12)
+    body["messages"][-1]["content"][0]["content"] = "line\n" * 4000
     flow = post("/v1/messages?beta=true", body)
     shaper.request(flow)
     meta = flow.metadata["stabilizer"]
     removed = len(body["messages"]) - 1 - len(sent(flow)["messages"])
     assert removed > 0 and Change(ChangeKind.TRIMMED, f"trimmed {removed} messages") in changes(flow)
     assert meta["input_tokens"] <= 32768 - 4096 - 2048
+    # What the usage will count: what Claude Code sent, past the budget.
+    assert meta["input_tokens"] + meta["trimmed_tokens"] > 32768 - 4096 - 2048
+
+
+def test_a_history_over_the_window_before_its_turn_is_answered_prompt_too_long(shaper):
+    body = long_history(60)
+    flow = post("/v1/messages?beta=true", body)
+    shaper.request(flow)
+    assert flow.response.status_code == 400
+    message = json.loads(flow.response.content)["error"]["message"]
+    tokens_sent, maximum = message.removeprefix("prompt is too long: ").split(" tokens > ")
+    assert int(tokens_sent) > 32768 and maximum == f"{32768 - 4096 - 2048} maximum"
+    assert "over the model's window" in changes(flow)[-1].detail
+
+
+def test_claude_codes_compaction_request_over_a_long_history_is_trimmed(shaper):
+    body = long_history(60)
+    body["messages"] = workload.as_compaction_request(body["messages"])
+    flow = post("/v1/messages?beta=true", body)
+    shaper.request(flow)
+    assert flow.response is None
+    kept = sent(flow)["messages"]
+    assert "say hi" in [block.get("text") for block in kept[0]["content"]]  # the task
+    assert kept[-1]["content"][0] == body["messages"][-1]["content"][0]  # the latest turn
+    assert kept[-1]["content"][-1] == body["messages"][-1]["content"][-1]  # Claude Code's instruction
+    assert flow.metadata["stabilizer"]["input_tokens"] <= 32768 - 4096 - 2048
 
 
 def test_prompt_too_long_is_answered_here(shaper):
@@ -294,7 +328,9 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
     session = {**workload.long_session(700_000), "model": "qwen-plus"}  # trimmed under qwen-plus's 128K window
     for turn in range(4):
         session = workload.next_turn(session, turn)
-        body = workload.encode(session)
+        # Claude Code's request for a summary: trimmed, where an ordinary turn of a history this
+        # long is refused (the bound of addons/request/trim.py).
+        body = workload.encode(workload.as_summary_request(session))
         continued = post("/v1/messages?beta=true", body)
         shaper.request(continued)
         alone = post("/v1/messages?beta=true", body)

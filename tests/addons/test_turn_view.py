@@ -119,6 +119,8 @@ def test_no_key_appears_in_the_view(bundle):
 
 def test_a_trimmed_history_shows_which_messages_were_removed(bundle):
     session = {**workload.long_session(2_000_000), "model": "qwen-plus"}  # trimmed under a 128K window
+    # Claude Code's compaction request: an ordinary turn of a history this long is refused.
+    session["messages"] = workload.as_compaction_request(session["messages"])
     flow = bundle.request(session)
     trimmed = next(int(change.detail.split()[1]) for change in changes(flow) if change.detail.startswith("trimmed "))
 

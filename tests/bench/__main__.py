@@ -5,7 +5,8 @@
 Starts a fast stand-in upstream (tests/bench/upstream.py), stock mitmdump in
 front of it and mitmdump with the addons, all on loopback, and measures
 (see each module): 1 latency, 2 streaming, 3 throughput, 4 costs (in this
-process), 5 memory (a fresh bundle), 6 accuracy; then 7 whole-stack: the
+process), 5 memory (a fresh bundle), 6 accuracy, 8 sessions (in this process:
+the largest body a long session sends); then 7 whole-stack: the
 stabilizer with the real LiteLLM against LiteLLM alone, stock mitmdump in
 front of it and claude-code-router (installed from npm into .cache/ccr/), all
 on one stand-in provider (tests/bench/provider_upstream.py). Prints one markdown table
@@ -51,9 +52,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tests import workload
-from tests.bench import accuracy, costs, latency, memory, report, servers, streaming, throughput, whole_stack
+from tests.bench import (
+    accuracy,
+    costs,
+    latency,
+    memory,
+    report,
+    servers,
+    sessions,
+    streaming,
+    throughput,
+    whole_stack,
+)
 
-SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy", "whole-stack")
+SECTIONS = ("latency", "streaming", "throughput", "costs", "memory", "accuracy", "sessions", "whole-stack")
 RESULTS_DIR = servers.PROJECT_ROOT / "bench-results"
 
 
@@ -71,6 +83,7 @@ class Plan:
     web_turns: tuple[int, ...]
     cost_repeats: int
     cost_sizes: tuple[int, ...]
+    session_turns: int
     whole_stack: whole_stack.Settings
 
 
@@ -87,6 +100,7 @@ FULL = Plan(
     web_turns=(100, 500, 1_000),
     cost_repeats=5,
     cost_sizes=costs.SIZES,
+    session_turns=sessions.TURNS,
     whole_stack=whole_stack.Settings(),
 )
 QUICK = Plan(
@@ -102,6 +116,7 @@ QUICK = Plan(
     web_turns=(10, 30),
     cost_repeats=2,
     cost_sizes=(10_000, 100_000, 300_000, 1_000_000),
+    session_turns=100,
     whole_stack=whole_stack.Settings(rounds=2, requests=10, gap_deltas=20, gap_ms=5, gap_streams=1),
 )
 
@@ -252,6 +267,8 @@ def main() -> int:
             results["costs"] = costs.measure(plan.cost_repeats, progress, plan.cost_sizes)
         if "accuracy" in sections:
             results["accuracy"] = accuracy.measure(progress)
+        if "sessions" in sections:
+            results["sessions"] = sessions.measure(progress, plan.session_turns)
         if "whole-stack" in sections:
             (folder / "whole-stack").mkdir()
             litellm_profile = args.out / f"profile-litellm-{stamp}.svg" if args.profile else None

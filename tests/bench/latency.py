@@ -37,7 +37,9 @@ MODES = ("direct", "stock", "bundle")
 # (r): the bundle at an earlier revision (servers.BundleAt), when the routes have it.
 BEFORE = "before"
 PATH = "/v1/messages?beta=true"
-# A 128K window in the shipped policy: the 2 MB session is trimmed.
+# A 128K window in the shipped policy: the 2 MB session is trimmed. It goes as Claude Code's
+# compaction request (workload.as_summary_request): an ordinary turn of a history past the window is
+# answered "prompt is too long" (the bound of addons/request/trim.py).
 TRIMMED_MODEL = "qwen-plus"
 THINKING_MODEL = "deepseek-flash"
 
@@ -82,13 +84,17 @@ def cases(settings: Settings) -> list[Case]:
 
     def first_seen(round_: int) -> list[bytes]:
         return [
-            workload.encode({**workload.long_session(large, salt=f"r{round_}s{i}x"), "model": TRIMMED_MODEL})
+            workload.encode(
+                workload.as_summary_request(
+                    {**workload.long_session(large, salt=f"r{round_}s{i}x"), "model": TRIMMED_MODEL}
+                )
+            )
             for i in range(settings.cold_requests)
         ]
 
-    trimmed = workload.encode(session(TRIMMED_MODEL))
+    trimmed = workload.encode(workload.as_summary_request(session(TRIMMED_MODEL)))
     whole = workload.encode(session(LONG_WINDOW_MODEL))
-    trimmed_warmup, trimmed_next = next_turns(TRIMMED_MODEL, 10_000)
+    trimmed_warmup, trimmed_next = next_turns(TRIMMED_MODEL, 10_000, workload.as_summary_request)
     whole_warmup, whole_next = next_turns(LONG_WINDOW_MODEL, 20_000)
     # The same whole session as DeepSeek V4 (1M window) has it: every assistant turn with its
     # reasoning; the thinking section writes the switch and the effort and checks every turn.

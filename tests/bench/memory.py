@@ -68,7 +68,9 @@ async def web_session(
             progress(f"memory: mitmweb, turns {turn + 1}-{checkpoint}")
             while turn < checkpoint:
                 request = workload.next_turn(request, turn)
-                body = workload.encode(request)
+                # As Claude Code's compaction request: an ordinary turn of a history past the
+                # window is answered "prompt is too long" (the bound of addons/request/trim.py).
+                body = workload.encode(workload.as_summary_request(request))
                 reply = await connection.post(prepare("/v1/messages?beta=true", body, headers), body)
                 if reply.status != 200:
                     raise RuntimeError(f"HTTP {reply.status}: {reply.body[:300]!r}")

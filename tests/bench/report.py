@@ -220,6 +220,20 @@ def markdown(results: dict, machine: dict, date: str, found: list[Target]) -> st
                 f"{row['o200k']:,} | {row['o200k error %']:+.1f}% |"
             )
         out.append("")
+    if long_sessions := results.get("sessions"):
+        out += [
+            f"**8. A long session** ({long_sessions['turns']:,} turns of 8-30 KB, a 200K window, a client that "
+            'believes 1M tokens and compacts by its count or on "prompt is too long"; in this process)',
+            "",
+            "| | largest body (MB) | compactions | turns trimmed |",
+            "| --- | --- | --- | --- |",
+        ]
+        for way, label in (("now", "usage counts what was sent, history bounded"), ("without", "without (before)")):
+            row = long_sessions[way]
+            out.append(
+                f"| {label} | {row['largest body MB']:.2f} | {row['compactions']:,} | {row['trimmed turns']:,} |"
+            )
+        out.append("")
     if whole := results.get("whole_stack"):
         out += _whole_stack(whole)
     if found:

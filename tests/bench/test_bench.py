@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests import workload
-from tests.bench import provider_upstream, report, stats, streaming, whole_stack
+from tests.bench import provider_upstream, report, sessions, stats, streaming, whole_stack
 from tests.bench.client import Connection, prepare
 from tests.bench.servers import PROJECT_ROOT, UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
@@ -309,3 +309,9 @@ def test_shuffled_orders_let_each_way_follow_every_other_about_as_often():
     expected = sum(follows[pair] for pair in pairs) / len(pairs)
     # A fixed rotation never lets "stock" follow "bundle" within an order; shuffled, every pair comes.
     assert all(0.8 * expected < follows[pair] < 1.2 * expected for pair in pairs), follows
+
+
+def test_a_long_sessions_body_stays_bounded_only_with_the_bound():
+    now, before = sessions.run(150, bounded=True), sessions.run(150, bounded=False)
+    assert now["compactions"] >= 3 and before["compactions"] == 0
+    assert now["largest body MB"] < 1 < before["largest body MB"]

@@ -281,3 +281,12 @@ def test_the_stream_delivers_the_backends_count_or_the_estimate(reported, delive
     assert {key: getattr(message.usage, key) for key in delivered} == delivered
     replaced = [change for change in patcher.changes if "LiteLLM's count of the messages alone" in change.detail]
     assert bool(replaced) is (delivered["input_tokens"] != reported["input_tokens"])
+
+
+@pytest.mark.parametrize("name", ["litellm-text-usage.sse", "litellm-text-no-usage.sse"])
+def test_trimmed_tokens_are_added_to_the_streamed_input_count(name):
+    body = (STREAMS / name).read_bytes()
+    untrimmed = sdk_final_message(patch([body])[0]).usage.input_tokens
+    patcher = StreamPatcher(ESTIMATE, trimmed_tokens=5000)
+    out = patcher.feed(body) + patcher.finish()
+    assert sdk_final_message(out).usage.input_tokens == untrimmed + 5000

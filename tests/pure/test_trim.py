@@ -420,3 +420,29 @@ def test_malformed_requests_never_raise(messages, extra, window):
     shaped = shape_request({"model": "m", "messages": messages, **extra}, policy)
     trimmed = trim_request(shaped.request, policy, shaped.reminders)
     assert trimmed.too_long or trimmed.tokens_after <= trimmed.budget or not trimmed.removed
+
+
+# --- the bound: a history already too long before its turn -------------------------------
+
+
+def test_a_history_over_the_bound_before_its_turn_is_too_long_untrimmed():
+    messages = agent_session(40)
+    earlier = estimate_request(request_of(messages[:-2]))  # the previous request: up to the last assistant
+    budget = earlier // 2
+    trimmed = trim_request(request_of(messages), policy_for(budget), history_bound=earlier - 1)
+    assert trimmed.too_long and trimmed.over_bound and trimmed.removed == 0
+    assert trimmed.tokens_before == estimate_request(request_of(messages))
+
+
+def test_a_history_within_the_bound_before_its_turn_is_trimmed():
+    messages = agent_session(40)
+    earlier = estimate_request(request_of(messages[:-2]))
+    trimmed = trim_request(request_of(messages), policy_for(earlier // 2), history_bound=earlier + 200)
+    assert trimmed.removed and not trimmed.too_long and not trimmed.over_bound
+
+
+def test_a_first_turn_is_never_over_the_bound():
+    # Nothing was sent before it: the user's own words are answered too long, never "over the bound".
+    alone = [user(text("summarise " + words(3000)))]
+    trimmed = trim_request(request_of(alone), policy_for(2000), history_bound=1)
+    assert trimmed.too_long and not trimmed.over_bound

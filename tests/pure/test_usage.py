@@ -85,3 +85,10 @@ def test_a_null_thinking_signature_becomes_the_empty_string():
     assert [block.get("signature") for block in message["content"]] == ["", "sig", None]
     assert [change.detail for change in changes] == ["thinking signature set to empty x1"]
     assert fill_thinking_signatures(message) == []
+
+
+def test_trimmed_tokens_are_added_to_a_messages_input_count():
+    message = json.loads((STREAMS / "litellm-demo-mock.json").read_bytes())
+    changes = fill_message_usage(message, ESTIMATE, trimmed_tokens=5000)
+    assert message["usage"]["input_tokens"] == 2095 + 5000
+    assert changes[-1].detail.endswith("input_tokens+5000 trimmed from the request")

@@ -211,11 +211,18 @@ def test_a_tool_result_larger_than_the_window_is_shortened(stack, litellm, fresh
     }
     refused_directly(litellm, master_key, request, "Range of input length should be")
     fresh_backend.reset()
-    three_turns(stack.url, master_key, request)
-    # The turn that brought it sees it shortened; later turns trim the old call away instead.
+    status, raw = post(stack.url, master_key, request)
+    assert status == 200, raw[:600]
+    # The turn that brought it sees it shortened.
     result = next(message["content"] for message in fresh_backend.requests[0]["messages"] if message["role"] == "tool")
     assert result.startswith("line 0: value 0") and result.endswith("line 21999: value 153993 of the build log\n")
     assert "tokens of this tool result were cut here to fit the model's context window" in result
+    # A later turn still holding it is over the window before it begins: "prompt is too long",
+    # on which Claude Code compacts (the answer's usage counted the cut tokens already).
+    follow_up = [{"role": "assistant", "content": json.loads(raw)["content"]}, {"role": "user", "content": "Go on."}]
+    status, raw = post(stack.url, master_key, {**request, "messages": [*request["messages"], *follow_up]})
+    assert status == 400 and json.loads(raw)["error"]["message"].startswith("prompt is too long: "), raw[:600]
+    assert len(fresh_backend.requests) == 1
 
 
 def test_an_unpredicted_refusal_names_what_the_backend_objected_to_and_the_policy_key(stack, fresh_backend, master_key):
@@ -338,7 +345,10 @@ def long_tool_session(turns: int) -> list[dict]:
 def test_ollama_would_drop_history_silently_but_the_stabilizer_trims_it_visibly(
     capable_proxy, stack, litellm, fresh_backend, master_key
 ):
-    request = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "tools": [READ], "messages": long_tool_session(30)}
+    # Past the window with its last round, within it before that round (else "prompt is too long").
+    last_round = tool_round("toolu_last", {"file_path": "last.txt"}, " ".join(f"line {i} of it" for i in range(1000)))
+    messages = [*long_tool_session(15), *last_round]
+    request = {"model": "ollama-qwen3-coder", "max_tokens": 1024, "tools": [READ], "messages": messages}
     # Without a window in the policy (the defaults' 128K), Ollama drops the oldest messages itself.
     status, _ = post(stack.url, master_key, request)
     assert status == 200 and fresh_backend.exchanges[-1].dropped_messages > 0

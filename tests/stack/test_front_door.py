@@ -23,6 +23,7 @@ from tests.claude import run_claude
 from tests.conftest import POLICY
 from tests.procs import LiteLLM, Mitmdump, StabilizerRun, post_json
 from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, long_history, recorded_request
+from tests.workload import as_compaction_request
 
 STABILIZER = str(Path(sys.executable).parent / "stabilizer")
 
@@ -282,7 +283,9 @@ def test_a_path_prefix_in_upstream_shapes_and_patches_as_without_one(stack, pref
     (patched with the estimates noted on the request); LiteLLM is asked under the prefix."""
     door, hop = prefixed_door
     recorded, headers = recorded_request(WINDOW_128K_MODEL)
-    long = {"model": WINDOW_128K_MODEL, "max_tokens": 32000, "stream": True, "messages": long_history(300)}
+    # Claude Code's compaction request: an ordinary turn of a history this long is refused.
+    messages = as_compaction_request(long_history(300))
+    long = {"model": WINDOW_128K_MODEL, "max_tokens": 32000, "stream": True, "messages": messages}
     turns = [
         ("/v1/messages?beta=true", recorded),
         ("/v1/messages", {**long, "tools": TOOLS}),

@@ -8,6 +8,7 @@ import pytest
 
 from addons.messages.tokens import estimate_request
 from tests.procs import post_json
+from tests.workload import as_compaction_request
 
 DATA = Path(__file__).parent.parent / "data"
 # What each strict stand-in takes as max_tokens, and the thinking fields it must get for
@@ -91,9 +92,23 @@ def long_history(messages: int, seed: int = 7) -> list[dict]:
     return history
 
 
-def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, litellm, fresh_backend, master_key):
-    model = WINDOW_128K_MODEL
+def test_a_history_already_over_the_window_is_answered_prompt_too_long(stack, fresh_backend, master_key):
+    # Its turn before the last was over the window too: trimmed once, it would be trimmed on
+    # every later turn while Claude Code sends ever more. Refused, Claude Code compacts.
     history = long_history(300)
+    request = {"model": WINDOW_128K_MODEL, "max_tokens": 32000, "stream": True, "messages": history, "tools": TOOLS}
+    status, _, body = post_json(stack.url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 400, body[:300]
+    message = json.loads(body)["error"]["message"]
+    tokens, maximum = message.removeprefix("prompt is too long: ").split(" tokens > ")
+    assert int(tokens) > 131072 and maximum == f"{131072 - 8192 - 4096} maximum"
+    assert fresh_backend.requests == []
+
+
+def test_300_message_history_over_the_window_is_trimmed_and_accepted(stack, litellm, fresh_backend, master_key):
+    # Claude Code's own compaction request carries the whole history: trimmed, never refused.
+    model = WINDOW_128K_MODEL
+    history = as_compaction_request(long_history(300))
     request = {"model": model, "max_tokens": 32000, "stream": True, "messages": history, "tools": TOOLS}
     assert estimate_request(request) > 131072
     # Sent straight to LiteLLM (no addons), the backend refuses it: that is what trimming must prevent.

@@ -20,6 +20,7 @@ from tests.pure.test_fuzz_transforms import tool_order_problem
 from tests.pure.test_shaping import reminder, system
 from tests.pure.test_trim import assistant, policy_for, request_of, text, tool_result, tool_use, user
 from tests.stack.test_shaping import TOOLS, WINDOW_128K_MODEL, long_history, sse_event_types
+from tests.workload import as_compaction_request
 
 
 def split_results(*ids: str) -> list[dict]:
@@ -173,12 +174,15 @@ def test_trimmed_history_of_split_results_is_accepted_turn_after_turn(stack, fre
             history[index + 1],
             user({**result, "tool_use_id": second}),
         ]
-    request = {"model": WINDOW_128K_MODEL, "max_tokens": 8192, "stream": True, "messages": history, "tools": TOOLS}
+    # Sent as Claude Code's compaction request: a history this long is trimmed only then (an
+    # ordinary turn of it is answered "prompt is too long").
+    messages = as_compaction_request(history)
+    request = {"model": WINDOW_128K_MODEL, "max_tokens": 8192, "stream": True, "messages": messages, "tools": TOOLS}
     send(stack.url, request, master_key)
     sent = fresh_backend.requests[-1]["messages"]
     assert len(sent) < len(history) and "were omitted" in json.dumps(sent)
     assert_tool_messages_follow_their_calls(sent)
 
-    request["messages"] = [*history, assistant(text("more")), *split_round(1)]
+    request["messages"] = as_compaction_request([*history, assistant(text("more")), *split_round(1)])
     send(stack.url, request, master_key)
     assert_tool_messages_follow_their_calls(fresh_backend.requests[-1]["messages"])
