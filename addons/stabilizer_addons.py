@@ -3,7 +3,8 @@
 FlowClassifier notes what each request is as it arrives (its `requestheaders`
 hook comes before every `request` hook), for the addons after it to read.
 ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
-MasterKeyAuth refuses callers without the master key, Upstream decides where a
+MasterKeyAuth refuses callers without the master key, ModelDirectory answers
+GET /v1/models from the request addon's config and policy, Upstream decides where a
 request goes (or answers it while LiteLLM is away), RequestShaper makes the
 request acceptable to the model, LimitLearner sends a request the backend refused
 for a limit it states again within it (before ResponsePatcher, which then patches
@@ -32,6 +33,7 @@ from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log_events import LegacyLogEventsOff
 from addons.limit_learner import LimitLearner
 from addons.master_key_auth import MasterKeyAuth
+from addons.model_directory import ModelDirectory
 from addons.proxy_errors import ProxyErrorAnswers
 from addons.recorder import FlowRecorder
 from addons.request_shaper import RequestShaper
@@ -59,6 +61,7 @@ addons = [
     *([keeper.arrivals] if under_mitmweb else []),
     ProxyErrorAnswers(),
     MasterKeyAuth(),
+    ModelDirectory(shaper),
     Upstream(),
     shaper,
     LimitLearner(shaper),

@@ -8,7 +8,8 @@ too, unless the model's policy entry names another model for them
 (background_model, subagent_model). It also passes the model's limits from the policy: Claude Code assumes a
 window of its own for any model name it does not know (1M tokens in 2.1.332),
 so without being told it would never compact before a 128K backend refuses the
-request, or before the request addon has to trim the history.
+request, or before the request addon has to trim the history. And it turns on Claude Code's gateway model
+discovery, so `/model` offers the config's models with their limits.
 
 The master key is not in the printed text: each function asks `stabilizer key`
 for it when it runs. So the output can be shown, pasted or cached in a file
@@ -95,6 +96,8 @@ def claude_code_environment(model: str, limits: ModelPolicy, base_url: str) -> d
         **{variable: (getattr(limits, role) if role else None) or model for variable, role in MODEL_VARIABLES.items()},
         "CLAUDE_CODE_MAX_CONTEXT_TOKENS": window,
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(limits.max_output_tokens),
+        # `/model` lists the stack's models (GET /v1/models, addons/model_directory.py), not Anthropic's.
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
     }
     if int(window) >= AUTO_COMPACT_WINDOW_MINIMUM:
         # The one window a model named "claude..." takes; under the minimum Claude Code warns at start.

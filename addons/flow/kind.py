@@ -29,6 +29,9 @@ class FlowKind(enum.StrEnum):
     # `/`, any method: answered here whatever the key (Claude Code sends `HEAD /` first;
     # LiteLLM would serve its landing page).
     ROOT = "root"
+    # GET /v1/models: answered here from the LiteLLM config and the policy (addons/model_directory.py),
+    # the list Claude Code's model picker shows with gateway model discovery on.
+    MODELS = "models"
     OTHER = "other"  # anything else: LiteLLM's to serve
 
 
@@ -41,6 +44,7 @@ _KIND_OF_ROUTE = {
     "/v1/messages/count_tokens": FlowKind.COUNT_TOKENS,
     STATUS_PATH: FlowKind.STATUS,
     "/": FlowKind.ROOT,
+    "/v1/models": FlowKind.MODELS,
 }
 
 
@@ -49,6 +53,8 @@ def classify(method: str, path: str) -> FlowKind:
     kind = _KIND_OF_ROUTE.get(endpoint(path), FlowKind.OTHER)
     if kind in SHAPED and method != "POST":
         return FlowKind.NOT_POSTED
+    if kind is FlowKind.MODELS and method != "GET":
+        return FlowKind.OTHER  # LiteLLM's to answer, as before
     return kind
 
 
