@@ -13,8 +13,7 @@ from mitmproxy import http
 
 from addons.config.model_directory import model_page
 from addons.flow.answers import answer
-from addons.flow.kind import FlowKind
-from addons.flow.notes import flow_kind
+from addons.flow.kind import FlowKind, flow_kind
 from addons.request_shaper import RequestShaper
 
 

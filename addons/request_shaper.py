@@ -77,6 +77,9 @@ from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
+# What LiteLLM answers itself when it judges auto mode's tool calls, and keeps from the backend.
+SAFEGUARDS_KEYS = frozenset({"safeguards"})
+
 logger = logging.getLogger(__name__)
 
 # A request with more new bytes than this (not taken over from the session's previous
@@ -166,6 +169,13 @@ class RequestShaper:
                     f"(accepted_block_types has no image); name a model that does"
                 )
         return None
+
+    @staticmethod
+    def _litellm_keys() -> frozenset[str]:
+        """Keys that go on to LiteLLM whatever the policy: auto mode's `safeguards`, when LiteLLM
+        judges the tool calls (option stabilizer_safeguards_classifier, addons/safeguards.py)."""
+        on = "stabilizer_safeguards_classifier" in ctx.options and ctx.options.stabilizer_safeguards_classifier
+        return SAFEGUARDS_KEYS if on else frozenset()
 
     @staticmethod
     def _body_limit() -> int:
@@ -314,7 +324,8 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
-        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind)
+        litellm_keys = self._litellm_keys()
+        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind, litellm_keys=litellm_keys)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
@@ -340,7 +351,7 @@ class RequestShaper:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
-        flow.metadata[NOTES] = TurnNotes(
+        notes = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
@@ -357,6 +368,9 @@ class RequestShaper:
             think_tags=reasoning_in_text(policy.thinking, route.kind),
             changes=stored(changes),
         )
+        if "safeguards" in litellm_keys and "safeguards" in outgoing:
+            notes["safeguards"] = True
+        flow.metadata[NOTES] = notes
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)

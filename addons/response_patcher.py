@@ -72,6 +72,8 @@ class MitmproxyStream:
             return [chunk] if chunk else []
         finally:
             self._note(patcher.changes)
+            if patcher.safeguard_results is not None:
+                self.notes["safeguard_results"] = patcher.safeguard_results
         if not chunk and patcher.changes:
             logger.info("%s: %s", self.label, described(patcher.changes))
         return [out] if out else []
@@ -144,6 +146,8 @@ class ResponsePatcher:
         if not is_message(message):
             return
         notes = turn_notes(flow)
+        if "safeguard_results" in message:
+            notes["safeguard_results"] = message["safeguard_results"]
         changes = fill_message_usage(message, count(notes, "input_tokens"), count(notes, "fixed_tokens"))
         if notes.get("think_tags") is True and split_message(message):
             changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))

@@ -22,7 +22,6 @@ import argparse
 import re
 import sys
 
-from addons import http_url
 from addons.config.litellm_config import EveryVariableSet, load_litellm_config, model_names
 from addons.config.policy import ModelPolicy, load_policy
 from addons.config.routes import UNKNOWN, routes_of
@@ -63,13 +62,6 @@ def function_names(models: list[str]) -> dict[str, str]:
         names[model] = name
         taken.add(name)
     return names
-
-
-def client_url(host: str, port: int) -> str:
-    """Where a client on this machine reaches a stack listening on host:port."""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return http_url(host, port)
 
 
 def quote(value: str) -> str:
@@ -165,5 +157,5 @@ def main(args: argparse.Namespace) -> int:
         else:
             # The limits the request addon works with: found by name, else by the provider's model id.
             models.append((model, policy.for_model(model, routes.get(model, UNKNOWN).model_id)))
-    print(render(models, client_url(args.host, args.port), key_command), end="")
+    print(render(models, stack.client_url(args.host, args.port), key_command), end="")
     return 0

@@ -19,6 +19,10 @@ KIND = "stabilizer_kind"
 
 # Answered by the Upstream addon itself; read by `stabilizer run` and `stabilizer doctor`.
 STATUS_PATH = "/_stabilizer/status"
+# Where LiteLLM sends auto mode's classifier call (its api_base, addons/config/safeguards.py; LiteLLM
+# appends /v1/messages): a Messages turn, which addons/safeguards.py gives its model and path.
+SAFEGUARDS_PREFIX = "/_stabilizer/safeguards"
+SAFEGUARDS_ROUTE = SAFEGUARDS_PREFIX + "/v1/messages"
 
 
 class FlowKind(enum.StrEnum):
@@ -41,6 +45,7 @@ PUBLIC = frozenset({FlowKind.STATUS, FlowKind.ROOT})
 
 _KIND_OF_ROUTE = {
     "/v1/messages": FlowKind.MESSAGES,
+    SAFEGUARDS_ROUTE: FlowKind.MESSAGES,
     "/v1/messages/count_tokens": FlowKind.COUNT_TOKENS,
     STATUS_PATH: FlowKind.STATUS,
     "/": FlowKind.ROOT,

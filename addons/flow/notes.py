@@ -37,6 +37,8 @@ class TurnNotes(TypedDict, total=False):
     context_window: int
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags
+    safeguards: bool  # auto mode: the request asks for verdicts on its tool calls, kept for LiteLLM
+    safeguard_results: list  # auto mode: the verdicts the answer carried (addons/safeguards.py)
     changes: list[dict[str, str]]  # what the addons did, as stored: add_changes() writes, changes() reads
 
 

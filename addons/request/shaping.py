@@ -52,15 +52,22 @@ class Shaped:
 
 
 def shape_request(
-    request: dict, policy: ModelPolicy, *, cap: bool = True, memo: Memo | None = None, route: str = OPENAI
+    request: dict,
+    policy: ModelPolicy,
+    *,
+    cap: bool = True,
+    memo: Memo | None = None,
+    route: str = OPENAI,
+    litellm_keys: frozenset[str] = frozenset(),
 ) -> Shaped:
     """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
     `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
-    thinking is written. `memo`: results for values seen before (see strip_unaccepted)."""
+    thinking is written. `memo`: results for values seen before (see strip_unaccepted).
+    `litellm_keys`: keys LiteLLM answers itself and keeps from the backend, kept whatever the policy."""
     original = request
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo, route)
+    request, changes = strip_unaccepted(request, policy, memo, route, litellm_keys)
     if reminders:
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
@@ -187,11 +194,15 @@ INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other tha
 
 
 def strip_unaccepted(
-    request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI
+    request: dict,
+    policy: ModelPolicy,
+    memo: Memo | None = None,
+    route: str = OPENAI,
+    litellm_keys: frozenset[str] = frozenset(),
 ) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
-    Keys outside the allow-list go; a content block of a type the backend does not take
+    Keys outside the allow-list (and `litellm_keys`) go; a content block of a type the backend does not take
     becomes a text block saying what was there (see `replacement_block`), thinking blocks
     apart, which follow the `thinking` section; a tool_use whose input is not an object is
     repaired (`repaired_input`); server tools (unless `server_tools`), tool fields outside
@@ -201,8 +212,9 @@ def strip_unaccepted(
     reasoning gets its note where the backend needs every turn's (addons/request/thinking.py).
     """
     changes: list[Change] = []
-    shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
-    if stripped := [key for key in request if key not in policy.accepted_keys]:
+    kept = policy.accepted_keys | litellm_keys
+    shaped = {key: value for key, value in request.items() if key in kept}
+    if stripped := [key for key in request if key not in kept]:
         changes.append(Change(ChangeKind.STRIPPED, f"stripped keys: {', '.join(stripped)}"))
 
     model = request.get("model")
