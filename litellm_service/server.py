@@ -7,6 +7,10 @@ Everything LiteLLM and uvicorn print goes to the log file, including uvicorn's
 upstream addon needs to find this process. Port 0 lets the OS choose: LiteLLM's
 own CLI silently drifts to a random port when 4000 is taken, which is exactly the
 instability the mitmdump front end exists to hide.
+
+With `--front-door URL` (the stack's address; `stabilizer run` and the services
+give it) LiteLLM runs with the config set up for Claude Code's auto mode
+(addons/config/safeguards.py), written beside the log as `<log>.config.yaml`.
 """
 
 import argparse

@@ -346,3 +346,41 @@ def test_a_refused_caller_key_is_told_from_a_provider_key_litellm_lacks():
     assert is_key_refusal(litellm_error("No connected db."))
     # LiteLLM cannot count for a deployment without its provider key: the estimate may answer instead.
     assert not is_key_refusal(litellm_error("No OpenAI API key is set for model demo, so tokens can't be counted."))
+
+
+# --- auto mode ------------------------------------------------------------------
+
+SAFEGUARD_RESULTS = [
+    {
+        "type": "dangerous_tool_use",
+        "status": {"type": "available", "tool_uses": {"toolu_1": {"type": "unavailable", "reason": "timeout"}}},
+    }
+]
+
+
+def test_safeguard_results_pass_in_message_delta_and_are_kept():
+    delta = {"type": "message_delta", "delta": {"stop_reason": "tool_use", "safeguard_results": SAFEGUARD_RESULTS}}
+    stream = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":5}}}\n\n'
+        b"event: message_delta\ndata: " + json.dumps(delta).encode() + b"\n\n"
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    out, patcher = patch([stream])
+    assert patcher.safeguard_results == SAFEGUARD_RESULTS
+    sent = [json.loads(line[6:]) for line in out.split(b"\n") if line.startswith(b"data: ")]
+    assert sent[1]["delta"]["safeguard_results"] == SAFEGUARD_RESULTS
+
+
+def test_a_json_messages_verdicts_come_with_the_stop_in_the_stream():
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "demo",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls | wc -l"}}],
+        "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 3},
+        "safeguard_results": SAFEGUARD_RESULTS,
+    }  # fmt: skip
+    events = [
+        json.loads(line[6:]) for line in message_to_sse_events(message).split(b"\n") if line.startswith(b"data: ")
+    ]
+    assert "safeguard_results" not in events[0]["message"]
+    delta = next(event for event in events if event["type"] == "message_delta")
+    assert delta["delta"]["safeguard_results"] == SAFEGUARD_RESULTS
