@@ -62,6 +62,7 @@ from mitmproxy.utils import human
 
 from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
+from addons.config.model_directory import model_name
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
@@ -313,6 +314,9 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
+        if (listed := model_name(model, self.routes)) is not model:
+            # A model picked in Claude Code's /model goes on under its own name.
+            body, model = {**body, "model": listed}, listed
         route, policy, policy_key = self._target(model)
         routed = []
         if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(body["messages"]):

@@ -2,9 +2,13 @@
 
 With gateway model discovery on (CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1,
 which `stabilizer aliases` sets) Claude Code 2.1.332 reads this list for
-`/model` and keeps only `id`, `display_name` and `description` of each entry;
-LiteLLM's own answer has no description and nulls for the limits. The body has
-Anthropic's shape (a page of `model` objects).
+`/model` and keeps only `id`, `display_name` and `description` of each entry,
+and only the entries whose id says `claude` or `anthropic` (read from its
+binary, 2026-12-06). So each model is listed under PICKER_PREFIX + its name,
+shown by its name; a turn that comes back with such an id goes to the model
+(`model_name`, used by the request addon). LiteLLM's own answer has no
+description and nulls for the limits. The body has Anthropic's shape (a page of
+`model` objects).
 """
 
 from collections.abc import Mapping
@@ -12,6 +16,16 @@ from typing import Any
 
 from addons.config.policy import ModelPolicy, Policy
 from addons.config.routes import Route
+
+# What a listed id begins with: Claude Code lists no id without "claude" or "anthropic" in it.
+PICKER_PREFIX = "anthropic-gateway/"
+
+
+def model_name(model: object, known: Mapping[str, Route]) -> object:
+    """The config's model name behind a picker id (PICKER_PREFIX + a name of `known`); any other value as it is."""
+    if isinstance(model, str) and model.startswith(PICKER_PREFIX) and model[len(PICKER_PREFIX) :] in known:
+        return model[len(PICKER_PREFIX) :]
+    return model
 
 
 def window_words(tokens: int) -> str:
@@ -41,7 +55,7 @@ def model_page(routes: Mapping[str, Route], policy: Policy) -> dict[str, Any]:
     data = [
         {
             "type": "model",
-            "id": name,
+            "id": PICKER_PREFIX + name,
             "display_name": name,
             "description": description(policy.for_model(name, route.model_id)),
             "created_at": "1970-01-01T00:00:00Z",

@@ -6,7 +6,7 @@ import yaml
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.classifier import FlowClassifier
-from addons.config.model_directory import description, window_words
+from addons.config.model_directory import PICKER_PREFIX, description, window_words
 from addons.config.policy import ModelPolicy, ThinkingPolicy
 from addons.model_directory import ModelDirectory
 from addons.request_shaper import RequestShaper
@@ -43,13 +43,34 @@ def test_the_list_is_the_configs_models_with_their_limits(tmp_path):
         directory.request(flow)
     assert flow.response.status_code == 200
     page = json.loads(flow.response.content)
-    assert [model["id"] for model in page["data"]] == ["deepseek-flash", "kimi-k3", "plain-model"]
-    assert (page["first_id"], page["last_id"], page["has_more"]) == ("deepseek-flash", "plain-model", False)
-    by_id = {model["id"]: model for model in page["data"]}
+    names = ["deepseek-flash", "kimi-k3", "plain-model"]
+    # Claude Code lists no id without "claude" or "anthropic" in it; it shows the display name.
+    assert [model["id"] for model in page["data"]] == [PICKER_PREFIX + name for name in names]
+    assert [model["display_name"] for model in page["data"]] == names
+    assert "anthropic" in PICKER_PREFIX
+    assert (page["first_id"], page["last_id"], page["has_more"]) == (
+        PICKER_PREFIX + "deepseek-flash",
+        PICKER_PREFIX + "plain-model",
+        False,
+    )
+    by_id = {model["display_name"]: model for model in page["data"]}
     assert by_id["deepseek-flash"]["description"] == description(shaper.policy.for_model("deepseek-flash"))
     assert by_id["kimi-k3"]["description"] == description(shaper.policy.for_model("kimi-k3"))
     assert by_id["plain-model"]["description"] == description(shaper.policy.defaults)
-    assert all(model["type"] == "model" and model["display_name"] == model["id"] for model in page["data"])
+    assert all(model["type"] == "model" for model in page["data"])
+
+
+def test_a_picked_model_goes_on_under_its_own_name(tmp_path):
+    shaper, _, config = directory_with(tmp_path, ["plain-model"])
+    with taddons.context(shaper) as tctx:
+        tctx.configure(shaper, stabilizer_litellm_config=config)
+        for picked, sent in [(PICKER_PREFIX + "plain-model", "plain-model"), (PICKER_PREFIX + "gone", None)]:
+            body = {"model": picked, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+            flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=json.dumps(body).encode()))
+            FlowClassifier().requestheaders(flow)
+            shaper.request(flow)
+            # A name the config does not have stays as it came: LiteLLM names the unknown model.
+            assert json.loads(flow.request.content)["model"] == (sent or picked)
 
 
 def test_without_a_config_litellm_answers(tmp_path):
