@@ -328,7 +328,8 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
-        litellm_keys = self._litellm_keys()
+        # Auto mode's verdicts are asked of a turn, never of a count.
+        litellm_keys = self._litellm_keys() if trim else frozenset()
         shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind, litellm_keys=litellm_keys)
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)

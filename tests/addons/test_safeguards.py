@@ -106,6 +106,14 @@ def test_without_the_option_safeguards_are_stripped(addons):
     assert "safeguards" not in json.loads(flow.request.content)
 
 
+def test_a_count_of_tokens_loses_safeguards(addons):
+    _, shaper, _ = addons
+    body = {"model": "big", "messages": [{"role": "user", "content": "hi"}], "safeguards": SAFEGUARDS}
+    flow = flow_for(body, "/v1/messages/count_tokens?beta=true")
+    shaper.request(flow)
+    assert "safeguards" not in json.loads(flow.request.content)
+
+
 def test_verdicts_and_a_failed_classifier_call_reach_the_status_and_the_flow(addons):
     _, shaper, safeguards = addons
     parent = turn(shaper, safeguards, "big")
