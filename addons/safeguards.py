@@ -56,8 +56,10 @@ logger = logging.getLogger(__name__)
 
 AUTO = "auto"
 RECENT_TURNS = 20
-# On a classifier call: the id of the flow whose tool calls it judges.
+# On a classifier call: the id of the flow whose tool calls it judges, and the sentence for its
+# changes, noted once the request addon has made the flow's notes.
 JUDGES = "stabilizer_safeguards_judges"
+CLASSIFIER_CALL = "stabilizer_safeguards_call"
 
 
 @dataclass
@@ -123,7 +125,7 @@ class SafeguardsClassifierCalls:
         if judged is not None:
             flow.metadata[JUDGES] = judged
         whose = f"{turn.model}'s turn" if turn is not None else "no turn in flight"
-        add_changes(turn_notes(flow), [Change(ChangeKind.AUTO_MODE, f"auto mode's classifier for {whose}: {model}")])
+        flow.metadata[CLASSIFIER_CALL] = f"auto mode's classifier for {whose}: {model}"
 
 
 class Safeguards:
@@ -176,6 +178,8 @@ class Safeguards:
         if flow.response or flow_kind(flow) is not FlowKind.MESSAGES:
             return
         notes = turn_notes(flow)
+        if isinstance(call := flow.metadata.get(CLASSIFIER_CALL), str):
+            add_changes(notes, [Change(ChangeKind.AUTO_MODE, call)])
         if notes.get("safeguards") is True:
             model = notes.get("model") or ""
             self.in_flight[flow.id] = Turn(model, self.classifier_for(model), time.monotonic())

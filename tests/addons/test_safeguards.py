@@ -69,9 +69,12 @@ def turn(shaper: RequestShaper, safeguards: Safeguards, model: str):
     return flow
 
 
-def classifier_call(safeguards: Safeguards):
+def classifier_call(shaper: RequestShaper, safeguards: Safeguards):
+    """LiteLLM's classifier call through the hooks, as far as LiteLLM."""
     flow = flow_for(CLASSIFIER_BODY, SAFEGUARDS_ROUTE)
     safeguards.calls.request(flow)
+    shaper.request(flow)
+    safeguards.request(flow)
     return flow
 
 
@@ -79,7 +82,7 @@ def test_the_classifier_is_the_background_model_else_the_sessions_own(addons):
     _, shaper, safeguards = addons
     for model, judge in [("big", "small"), ("plain", "plain")]:
         parent = turn(shaper, safeguards, model)
-        call = classifier_call(safeguards)
+        call = classifier_call(shaper, safeguards)
         assert call.request.path == "/v1/messages"
         assert json.loads(call.request.content)["model"] == judge
         assert call.metadata[JUDGES] == parent.id
@@ -91,7 +94,7 @@ def test_a_chosen_classifier_judges_every_turn(addons):
     tctx, shaper, safeguards = addons
     tctx.configure(safeguards, stabilizer_safeguards_classifier="plain")
     turn(shaper, safeguards, "big")
-    assert json.loads(classifier_call(safeguards).request.content)["model"] == "plain"
+    assert json.loads(classifier_call(shaper, safeguards).request.content)["model"] == "plain"
     with pytest.raises(exceptions.OptionsError, match="not a model_name"):
         tctx.configure(safeguards, stabilizer_safeguards_classifier="nowhere")
 
@@ -117,7 +120,7 @@ def test_a_count_of_tokens_loses_safeguards(addons):
 def test_verdicts_and_a_failed_classifier_call_reach_the_status_and_the_flow(addons):
     _, shaper, safeguards = addons
     parent = turn(shaper, safeguards, "big")
-    call = classifier_call(safeguards)
+    call = classifier_call(shaper, safeguards)
     call.response = tutils.tresp(status_code=503, content=b'{"error": {"message": "backend down"}}')
     safeguards.response(call)
     verdicts = {
