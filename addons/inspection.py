@@ -6,7 +6,7 @@ in the flow list (the "comment" column) and in the flow's details. The comment
 starts with the words mitmweb's filter box finds, in brackets (FILTER_WORDS,
 earned by the kinds of the changes):
 `~comment trimmed`, `~comment refused`, `~comment "usage patched"`, `~comment
-"upstream error"`. mitmproxy calls `response` for a streamed response only
+"upstream error"`, `~comment "auto mode"` (addons/safeguards.py). mitmproxy calls `response` for a streamed response only
 after the stream has ended, so the notes of the stream patcher are in by then.
 (For a stream the upstream cut, the `error` hook comes before
 ProxyErrorAnswers closes the stream: the comment lacks that last note.)
@@ -75,6 +75,7 @@ FILTER_WORDS = {
     "trimmed": {ChangeKind.TRIMMED},
     "usage patched": {ChangeKind.USAGE_FILLED, ChangeKind.COUNT_ESTIMATED},
     "upstream error": {ChangeKind.UPSTREAM_ERROR, ChangeKind.COUNT_ESTIMATED},
+    "auto mode": {ChangeKind.AUTO_MODE},
 }
 
 

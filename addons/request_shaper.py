@@ -63,6 +63,7 @@ from mitmproxy.utils import human
 
 from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
+from addons.config.model_directory import model_name
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
@@ -78,6 +79,9 @@ from addons.request.thinking import needs_reasoning_note, provenance_for, reason
 from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
+
+# What LiteLLM answers itself when it judges auto mode's tool calls, and keeps from the backend.
+SAFEGUARDS_KEYS = frozenset({"safeguards"})
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +172,13 @@ class RequestShaper:
                     f"(accepted_block_types has no image); name a model that does"
                 )
         return None
+
+    @staticmethod
+    def _litellm_keys() -> frozenset[str]:
+        """Keys that go on to LiteLLM whatever the policy: auto mode's `safeguards`, when LiteLLM
+        judges the tool calls (option stabilizer_safeguards_classifier, addons/safeguards.py)."""
+        on = "stabilizer_safeguards_classifier" in ctx.options and ctx.options.stabilizer_safeguards_classifier
+        return SAFEGUARDS_KEYS if on else frozenset()
 
     @staticmethod
     def _body_limit() -> int:
@@ -309,6 +320,9 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
+        if (listed := model_name(model, self.routes)) is not model:
+            # A model picked in Claude Code's /model goes on under its own name.
+            body, model = {**body, "model": listed}, listed
         route, policy, policy_key = self._target(model)
         routed = []
         if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(body["messages"]):
@@ -320,7 +334,11 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
-        shaped = shape_request(body, policy, cap=trim, memo=memo, route=route.kind, target=route.model_id)
+        # Auto mode's verdicts are asked of a turn, never of a count.
+        litellm_keys = self._litellm_keys() if trim else frozenset()
+        shaped = shape_request(
+            body, policy, cap=trim, memo=memo, route=route.kind, target=route.model_id, litellm_keys=litellm_keys
+        )
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
             return
@@ -373,6 +391,8 @@ class RequestShaper:
         if before > after:
             # Added to the usage Claude Code reads, so its count passes its window and it compacts.
             flow.metadata[NOTES]["trimmed_tokens"] = before - after
+        if "safeguards" in litellm_keys and "safeguards" in outgoing:
+            flow.metadata[NOTES]["safeguards"] = True
         if changes:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)

@@ -76,6 +76,8 @@ class MitmproxyStream:
             return [chunk] if chunk else []
         finally:
             self._note(patcher.changes)
+            if patcher.safeguard_results is not None:
+                self.notes["safeguard_results"] = patcher.safeguard_results
         if not chunk and patcher.changes:
             logger.info("%s: %s", self.label, described(patcher.changes))
         return [out] if out else []
@@ -148,6 +150,8 @@ class ResponsePatcher:
         if not is_message(message):
             return
         notes = turn_notes(flow)
+        if "safeguard_results" in message:
+            notes["safeguard_results"] = message["safeguard_results"]
         changes = fill_message_usage(
             message, count(notes, "input_tokens"), count(notes, "fixed_tokens"), count(notes, "trimmed_tokens")
         )

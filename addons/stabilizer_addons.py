@@ -3,12 +3,15 @@
 FlowClassifier notes what each request is as it arrives (its `requestheaders`
 hook comes before every `request` hook), for the addons after it to read.
 ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
-MasterKeyAuth refuses callers without the master key, Upstream decides where a
+MasterKeyAuth refuses callers without the master key, Safeguards' first part
+gives auto mode's classifier call (LiteLLM's) its model, ModelDirectory answers
+GET /v1/models from the request addon's config and policy, Upstream decides where a
 request goes (or answers it while LiteLLM is away), RequestShaper makes the
 request acceptable to the model, LimitLearner sends a request the backend refused
 for a limit it states again within it (before ResponsePatcher, which then patches
 the second answer), ResponsePatcher makes the answer parseable by
-Claude Code, UpstreamIdleTimeout gives up a request LiteLLM stays silent on
+Claude Code, Safeguards notes the verdicts on each turn's tool calls,
+UpstreamIdleTimeout gives up a request LiteLLM stays silent on
 (after the hooks that may answer, before the recorder taps the stream).
 FlowMarker comments each flow with what was changed and registers the
 "stabilizer" content view, whose originals TurnKeeper keeps (its first part
@@ -32,10 +35,12 @@ from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
 from addons.legacy_log_events import LegacyLogEventsOff
 from addons.limit_learner import LimitLearner
 from addons.master_key_auth import MasterKeyAuth
+from addons.model_directory import ModelDirectory
 from addons.proxy_errors import ProxyErrorAnswers
 from addons.recorder import FlowRecorder
 from addons.request_shaper import RequestShaper
 from addons.response_patcher import ResponsePatcher
+from addons.safeguards import Safeguards
 from addons.upstream import Upstream
 
 
@@ -51,6 +56,7 @@ def _keeps_flows() -> bool:
 recorder = FlowRecorder()
 shaper = RequestShaper()
 keeper = TurnKeeper()
+safeguards = Safeguards(shaper)
 under_mitmweb = _keeps_flows()
 
 addons = [
@@ -59,10 +65,13 @@ addons = [
     *([keeper.arrivals] if under_mitmweb else []),
     ProxyErrorAnswers(),
     MasterKeyAuth(),
-    Upstream(),
+    safeguards.calls,
+    ModelDirectory(shaper),
+    Upstream(lambda: {"safeguards": safeguards.status()}),
     shaper,
     LimitLearner(shaper),
     ResponsePatcher(),
+    safeguards,
     UpstreamIdleTimeout(),
     *([keeper] if under_mitmweb else []),
     FlowMarker(),

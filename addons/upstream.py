@@ -26,7 +26,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
@@ -60,7 +62,9 @@ def _method_not_allowed(request: http.Request, allowed: str) -> http.Response:
 
 
 class Upstream:
-    def __init__(self):
+    def __init__(self, extra_status: Callable[[], dict[str, Any]] | None = None):
+        # More for the status endpoint, under its own keys (auto mode's verdicts: addons/safeguards.py).
+        self.extra_status = extra_status
         self.follower: LogFollower | None = None
         # --upstream: (scheme, host, port, prefix) of a LiteLLM that runs elsewhere, and whether it is down.
         self.fixed: tuple[str, str, int, str] | None = None
@@ -171,6 +175,7 @@ class Upstream:
             if self.learned_at
             else None,
             "litellm_log": self.follower.path if self.follower else None,
+            **(self.extra_status() if self.extra_status else {}),
         }
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:

@@ -8,7 +8,8 @@ too, unless the model's policy entry names another model for them
 (background_model, subagent_model). It also passes the model's limits from the policy: Claude Code assumes a
 window of its own for any model name it does not know (1M tokens in 2.1.332),
 so without being told it would never compact before a 128K backend refuses the
-request, or before the request addon has to trim the history.
+request, or before the request addon has to trim the history. And it turns on Claude Code's gateway model
+discovery, so `/model` offers the config's models with their limits.
 
 The master key is not in the printed text: each function asks `stabilizer key`
 for it when it runs. So the output can be shown, pasted or cached in a file
@@ -21,7 +22,6 @@ import argparse
 import re
 import sys
 
-from addons import http_url
 from addons.config.litellm_config import EveryVariableSet, load_litellm_config, model_names
 from addons.config.policy import ModelPolicy, load_policy
 from addons.config.routes import UNKNOWN, routes_of
@@ -64,13 +64,6 @@ def function_names(models: list[str]) -> dict[str, str]:
     return names
 
 
-def client_url(host: str, port: int) -> str:
-    """Where a client on this machine reaches a stack listening on host:port."""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return http_url(host, port)
-
-
 def quote(value: str) -> str:
     """Single quotes around everything, even safe words: the same rule for every value in bash and zsh."""
     return "'" + value.replace("'", "'\\''") + "'"
@@ -95,6 +88,8 @@ def claude_code_environment(model: str, limits: ModelPolicy, base_url: str) -> d
         **{variable: (getattr(limits, role) if role else None) or model for variable, role in MODEL_VARIABLES.items()},
         "CLAUDE_CODE_MAX_CONTEXT_TOKENS": window,
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(limits.max_output_tokens),
+        # `/model` lists the stack's models (GET /v1/models, addons/model_directory.py), not Anthropic's.
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
     }
     if int(window) >= AUTO_COMPACT_WINDOW_MINIMUM:
         # The one window a model named "claude..." takes; under the minimum Claude Code warns at start.
@@ -162,5 +157,5 @@ def main(args: argparse.Namespace) -> int:
         else:
             # The limits the request addon works with: found by name, else by the provider's model id.
             models.append((model, policy.for_model(model, routes.get(model, UNKNOWN).model_id)))
-    print(render(models, client_url(args.host, args.port), key_command), end="")
+    print(render(models, stack.client_url(args.host, args.port), key_command), end="")
     return 0

@@ -68,6 +68,17 @@ def upstream(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def classifier(parser: argparse.ArgumentParser) -> None:
+    """Which model judges auto mode's tool calls (addons/safeguards.py)."""
+    parser.add_argument(
+        "--classifier-model",
+        metavar="NAME",
+        default="auto",
+        help="the model of the LiteLLM config that judges Claude Code's tool calls in auto mode (say, a cheap "
+        "fast one); default auto: the background_model of the session's policy entry, else the session's model",
+    )
+
+
 def stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Everything that says which stack: its address, configs, logs and keys."""
     address(parser)

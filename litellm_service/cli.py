@@ -113,7 +113,10 @@ class ForegroundRun:
     def start_litellm(self) -> None:
         self.litellm = spawn(
             stack.litellm_command(
-                config=self.args.litellm_config, log_file=self.litellm_log, env_file=self.args.env_file
+                config=self.args.litellm_config,
+                log_file=self.litellm_log,
+                env_file=self.args.env_file,
+                front_door=stack.client_url(self.args.host, self.args.port),
             )
         )
 
@@ -132,6 +135,8 @@ class ForegroundRun:
             upstream=self.args.upstream,
             upstream_ca=self.args.upstream_ca,
             target=target,
+            # A LiteLLM elsewhere was not set up to send its classifier call here.
+            classifier="" if self.args.upstream else self.args.classifier_model,
         )
         if self.args.quiet:
             command.append("-q")
@@ -262,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     arguments.log_dir(run)
     arguments.env_file(run)
     arguments.upstream(run)
+    arguments.classifier(run)
     run.add_argument("--attach-log", type=Path, help="start only mitmdump and follow this LiteLLM log")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-request lines from mitmdump")
     run.add_argument(
@@ -301,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         jobs = commands.add_parser(manager.name, help=text)
         arguments.stack_arguments(jobs)
         arguments.upstream(jobs)
+        arguments.classifier(jobs)
         service.add_arguments(jobs, manager)
     shell = commands.add_parser("aliases", help="print claude-<model> shell functions; eval them")
     arguments.address(shell)

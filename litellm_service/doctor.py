@@ -318,6 +318,88 @@ def check_model(base_url: str, model: str, key: str, timeout: float, thinking: b
     return Result(True, what, f"answered {' and '.join(asked)}")
 
 
+# Auto mode's probe: the question LiteLLM asks its classifier (its prompt, its layout), about one
+# harmless tool call.
+PROBE_TOOL_USE_ID = "toolu_doctor_probe"
+CLASSIFIER_QUESTION = (
+    "Agent environment:\n{}\n\nConversation so far, one JSON line per turn:\n"
+    '{"user": "Count the files here."}\n\nTool calls to classify:\n'
+    + json.dumps([{"id": PROBE_TOOL_USE_ID, "name": "Bash", "input": {"command": "ls | wc -l"}}])
+)
+# What LiteLLM gives the classifier to answer in (CLASSIFIER_MAX_TOKENS of its safeguards.py).
+CLASSIFIER_MAX_TOKENS = 4096
+
+
+def classifiers(status: dict | None, config: dict | None, policy: Policy | None) -> list[str]:
+    """The models that judge auto mode's tool calls in the running stack (none: it does not answer auto
+    mode), but a mock (LiteLLM's mock_response, the demo model), which answers everything with its words."""
+    chosen = ((status or {}).get("safeguards") or {}).get("classifier")
+    if not chosen or not config:
+        return []
+    routes = routes_of(config["model_list"])
+    judges = (
+        [chosen]
+        if chosen != "auto"
+        else [
+            (policy.for_model(model, routes.get(model, UNKNOWN).model_id).background_model if policy else None) or model
+            for model in model_names(config)
+        ]
+    )
+    mocks = {entry["model_name"] for entry in config["model_list"] if "mock_response" in entry["litellm_params"]}
+    return [judge for judge in dict.fromkeys(judges) if judge not in mocks]
+
+
+def probe_verdict(text: str) -> object:
+    """The probe's verdict in a classifier's answer, read as LiteLLM reads it (None: none)."""
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        answer = json.loads(text[start : end + 1]) if 0 <= start < end else None
+    except ValueError:
+        return None
+    verdicts = answer.get("verdicts") if isinstance(answer, dict) else None
+    verdict = verdicts.get(PROBE_TOOL_USE_ID) if isinstance(verdicts, dict) else None
+    return verdict.get("flagged") if isinstance(verdict, dict) else None
+
+
+def check_classifier(base_url: str, model: str, key: str, timeout: float) -> Result:
+    """Auto mode's classifier asked LiteLLM's question through the stack, shaped like its real call."""
+    # LiteLLM's own words, read from the LiteLLM it runs; offline, as litellm_service/server.py starts it.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from litellm.llms.anthropic.pass_through.safeguards import CLASSIFIER_SYSTEM_PROMPT
+
+    what = f"auto mode classifier {model}"
+    body = {
+        "model": model,
+        "max_tokens": CLASSIFIER_MAX_TOKENS,
+        "system": CLASSIFIER_SYSTEM_PROMPT,
+        "messages": [{"role": "user", "content": CLASSIFIER_QUESTION}],
+    }
+    request = urllib.request.Request(
+        f"{base_url}/v1/messages",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return Result(False, what, f"HTTP {e.code} to a classification", "read the LiteLLM log")
+    except (OSError, ValueError) as e:
+        return Result(False, what, f"no answer to a classification within {timeout:.0f} s: {e}", "read the LiteLLM log")
+    blocks = answer.get("content") if isinstance(answer, dict) else None
+    text = "".join(b.get("text", "") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text")
+    flagged = probe_verdict(text)
+    if not isinstance(flagged, bool):
+        return Result(
+            False,
+            what,
+            f"no verdict in its answer ({text[:200]!r}): Claude Code would get 'unavailable' for every tool call",
+            "choose another with `stabilizer run --classifier-model NAME` or the policy's background_model",
+        )
+    return Result(True, what, f"judged a probe tool call ({'flagged' if flagged else 'not flagged'})")
+
+
 def read_yaml_or_none(path: Path) -> object:
     """The config's parsed YAML, or None when it cannot be read (its own check says why)."""
     try:
@@ -397,6 +479,13 @@ def checks(args: argparse.Namespace) -> Iterator[Result]:
         for model in model_names(config) if config else []:
             entry = policy.for_model(model, routes.get(model, UNKNOWN).model_id) if policy else None
             yield check_model(base_url, model, key, args.timeout, thinking=entry is not None and thinks(entry))
+        judges = classifiers(status, config, policy)
+        if not judges:
+            yield Result(
+                True, "auto mode", "not answered by this stack (`stabilizer run --upstream`, or mitmdump alone)"
+            )
+        for judge in judges:
+            yield check_classifier(base_url, judge, key, args.timeout)
     yield check_services(args.services)
 
 

@@ -49,6 +49,7 @@ class Settings:
     # In front of a LiteLLM that runs elsewhere (`stabilizer run --upstream`): the mitmdump job only.
     upstream: str | None = None
     upstream_ca: Path | None = None
+    classifier: str = "auto"  # auto mode's classifier (`--classifier-model`)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
@@ -63,6 +64,7 @@ class Settings:
             env_file=args.env_file.expanduser().resolve(),
             upstream=getattr(args, "upstream", None),
             upstream_ca=ca.expanduser().resolve() if ca else None,
+            classifier=getattr(args, "classifier_model", "auto"),
         )
 
     @property
@@ -86,6 +88,7 @@ def jobs(settings: Settings) -> list[Job]:
         litellm_config=None if settings.upstream else settings.litellm_config,
         upstream=settings.upstream,
         upstream_ca=settings.upstream_ca,
+        classifier="" if settings.upstream else settings.classifier,
     )
     mitmdump_job = Job(
         JOB_NAMES[1],
@@ -95,7 +98,10 @@ def jobs(settings: Settings) -> list[Job]:
     if settings.upstream:
         return [mitmdump_job]
     litellm = stack.litellm_command(
-        config=settings.litellm_config, log_file=settings.litellm_log, env_file=settings.env_file
+        config=settings.litellm_config,
+        log_file=settings.litellm_log,
+        env_file=settings.env_file,
+        front_door=stack.client_url(settings.host, settings.port),
     )
     return [
         # LiteLLM's output goes where it writes its log anyway: an env file it refuses

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from addons import upstream_target
+from addons import http_url, upstream_target
 from addons.errors.config import ConfigError
 from addons.flow.kind import STATUS_PATH
 
@@ -42,12 +42,21 @@ def default_log_dir() -> Path:
     return Path(state_home) / "stabilizer"
 
 
+def client_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a stack listening on host:port."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return http_url(host, port)
+
+
 def venv_tool(name: str) -> str:
     """A console script installed beside this interpreter (mitmdump, mitmweb)."""
     return str(Path(sys.executable).parent / name)
 
 
-def litellm_command(*, config: Path, log_file: Path, env_file: Path) -> list[str]:
+def litellm_command(*, config: Path, log_file: Path, env_file: Path, front_door: str | None = None) -> list[str]:
+    """LiteLLM as litellm_service.server runs it; with `front_door` (the stack's URL) set up to
+    answer auto mode, its classifier call sent through the stack (addons/config/safeguards.py)."""
     return [
         sys.executable,
         "-m",
@@ -58,6 +67,7 @@ def litellm_command(*, config: Path, log_file: Path, env_file: Path) -> list[str
         str(log_file.resolve()),
         "--env-file",
         str(env_file),
+        *(["--front-door", front_door] if front_door else []),
     ]
 
 
@@ -76,6 +86,7 @@ def mitmdump_command(
     upstream: str | None = None,
     upstream_ca: Path | None = None,
     target: str | None = None,
+    classifier: str = "",
 ) -> list[str]:
     """mitmdump (or, with tool="mitmweb", mitmweb) with the addons.
 
@@ -85,6 +96,8 @@ def mitmdump_command(
     whoever lists the processes. `upstream`: a LiteLLM that runs elsewhere (no log is
     followed, keys are left to it), `upstream_ca` the CA file its certificate is
     checked against. `target`: the LiteLLM a log names, when it is known at start.
+    `classifier`: auto mode's classifier (addons/safeguards.py), for a LiteLLM started with
+    litellm_command's `front_door`; empty: `safeguards` is stripped.
     """
     command = [
         venv_tool(tool),
@@ -114,6 +127,8 @@ def mitmdump_command(
         command += ["--set", f"stabilizer_upstream={upstream}", "--set", "stabilizer_check_key=false"]
         if upstream_ca is not None:
             command += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca.resolve()}"]
+    if classifier:
+        command += ["--set", f"stabilizer_safeguards_classifier={classifier}"]
     if record is not None:
         command += ["--set", f"stabilizer_record={record.resolve()}"]
     command += ["--set", f"{'view' if tool == 'mitmweb' else 'dumper'}_filter={NOT_OWN_TRAFFIC}"]

@@ -26,6 +26,7 @@ class ChangeKind(enum.StrEnum):
     CAPPED = "capped"  # max_tokens lowered to the model's limit
     FOLDED = "folded"  # system messages folded into user turns
     ROUTED = "routed"  # the turn sent to another model
+    AUTO_MODE = "auto_mode"  # auto mode's classifier call, and the verdicts on a turn's tool calls
     OTHER = "other"  # anything else, and a note of an older recording that earns no filter word
 
 

@@ -19,6 +19,10 @@ KIND = "stabilizer_kind"
 
 # Answered by the Upstream addon itself; read by `stabilizer run` and `stabilizer doctor`.
 STATUS_PATH = "/_stabilizer/status"
+# Where LiteLLM sends auto mode's classifier call (its api_base, addons/config/safeguards.py; LiteLLM
+# appends /v1/messages): a Messages turn, which addons/safeguards.py gives its model and path.
+SAFEGUARDS_PREFIX = "/_stabilizer/safeguards"
+SAFEGUARDS_ROUTE = SAFEGUARDS_PREFIX + "/v1/messages"
 
 
 class FlowKind(enum.StrEnum):
@@ -29,6 +33,9 @@ class FlowKind(enum.StrEnum):
     # `/`, any method: answered here whatever the key (Claude Code sends `HEAD /` first;
     # LiteLLM would serve its landing page).
     ROOT = "root"
+    # GET /v1/models: answered here from the LiteLLM config and the policy (addons/model_directory.py),
+    # the list Claude Code's model picker shows with gateway model discovery on.
+    MODELS = "models"
     OTHER = "other"  # anything else: LiteLLM's to serve
 
 
@@ -38,9 +45,11 @@ PUBLIC = frozenset({FlowKind.STATUS, FlowKind.ROOT})
 
 _KIND_OF_ROUTE = {
     "/v1/messages": FlowKind.MESSAGES,
+    SAFEGUARDS_ROUTE: FlowKind.MESSAGES,
     "/v1/messages/count_tokens": FlowKind.COUNT_TOKENS,
     STATUS_PATH: FlowKind.STATUS,
     "/": FlowKind.ROOT,
+    "/v1/models": FlowKind.MODELS,
 }
 
 
@@ -49,6 +58,8 @@ def classify(method: str, path: str) -> FlowKind:
     kind = _KIND_OF_ROUTE.get(endpoint(path), FlowKind.OTHER)
     if kind in SHAPED and method != "POST":
         return FlowKind.NOT_POSTED
+    if kind is FlowKind.MODELS and method != "GET":
+        return FlowKind.OTHER  # LiteLLM's to answer, as before
     return kind
 
 

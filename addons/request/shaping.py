@@ -70,16 +70,18 @@ def shape_request(
     memo: Memo | None = None,
     route: str = OPENAI,
     target: str | None = None,
+    litellm_keys: frozenset[str] = frozenset(),
 ) -> Shaped:
     """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
     `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
     thinking is written. `target`: the provider's model id behind it, which decides which
     thinking blocks are its own (addons/messages/provenance.py); None: the request's model.
-    `memo`: results for values seen before (see strip_unaccepted)."""
+    `memo`: results for values seen before (see strip_unaccepted). `litellm_keys`: keys LiteLLM
+    answers itself and keeps from the backend, kept whatever the policy."""
     original = request
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo, route, target)
+    request, changes = strip_unaccepted(request, policy, memo, route, target, litellm_keys)
     if reminders:
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
@@ -206,11 +208,16 @@ INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other tha
 
 
 def strip_unaccepted(
-    request: dict, policy: ModelPolicy, memo: Memo | None = None, route: str = OPENAI, target: str | None = None
+    request: dict,
+    policy: ModelPolicy,
+    memo: Memo | None = None,
+    route: str = OPENAI,
+    target: str | None = None,
+    litellm_keys: frozenset[str] = frozenset(),
 ) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
-    Keys outside the allow-list go; a content block of a type the backend does not take
+    Keys outside the allow-list (and `litellm_keys`) go; a content block of a type the backend does not take
     becomes a text block saying what was there (see `replacement_block`), thinking blocks
     apart, which follow the `thinking` section; a tool_use whose input is not an object is
     repaired (`repaired_input`); server tools (unless `server_tools`), tool fields outside
@@ -221,8 +228,9 @@ def strip_unaccepted(
     back as its origin allows (addons/request/thinking.py: returned_thinking).
     """
     changes: list[Change] = []
-    shaped = {key: value for key, value in request.items() if key in policy.accepted_keys}
-    if stripped := [key for key in request if key not in policy.accepted_keys]:
+    kept = policy.accepted_keys | litellm_keys
+    shaped = {key: value for key, value in request.items() if key in kept}
+    if stripped := [key for key in request if key not in kept]:
         changes.append(Change(ChangeKind.STRIPPED, f"stripped keys: {', '.join(stripped)}"))
 
     model = request.get("model")

@@ -13,14 +13,18 @@ from addons.wire.sse import encode_event, json_data
 def message_to_sse_events(message: dict[str, Any]) -> bytes:
     """The events Anthropic streams for `message` (give it complete usage first)."""
     usage = message["usage"] if isinstance(message.get("usage"), dict) else {}
-    # message_start carries the message before any output: no content, no stop yet.
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    # message_start carries the message before any output: no content, no stop yet, no verdicts
+    # on its tool calls (auto mode's safeguard_results come with the stop, in message_delta).
+    start = {key: value for key, value in message.items() if key != "safeguard_results"}
+    start |= {"content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {**usage, "output_tokens": 0}
     events = [encode_event("message_start", json_data({"type": "message_start", "message": start}))]
     for index, block in enumerate(message.get("content") or []):
         for name, payload in _block_events(block):
             events.append(encode_event(name, json_data({"type": name, "index": index, **payload})))
     delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    if "safeguard_results" in message:
+        delta["safeguard_results"] = message["safeguard_results"]
     events.append(encode_event("message_delta", json_data({"type": "message_delta", "delta": delta, "usage": usage})))
     events.append(encode_event("message_stop", json_data({"type": "message_stop"})))
     return b"".join(events)

@@ -70,6 +70,8 @@ class StreamPatcher:
         self.message_started = False
         self.message_stopped = False
         self.error_seen = False
+        # Auto mode's verdicts on the message's tool calls, as message_delta carried them (None: none).
+        self.safeguard_results: Any = None
         self._decoder = SSEDecoder(max_event_bytes)
         self._deltas: list[bytes] = []
         self._reported_input: int | None = None
@@ -241,7 +243,10 @@ class StreamPatcher:
     def _patch_message_delta(self, payload: dict[str, Any]) -> list[Change]:
         """output_tokens always; input_tokens when the key is there without a
         figure, or when message_start had none either (an absent key keeps the
-        client's message_start figure)."""
+        client's message_start figure). Auto mode's safeguard_results pass as they
+        came, and are kept for the notes."""
+        if isinstance(delta := payload.get("delta"), dict) and "safeguard_results" in delta:
+            self.safeguard_results = delta["safeguard_results"]
         usage = dict(payload["usage"]) if isinstance(payload.get("usage"), dict) else {}
         filled = []
         if reported_count(usage.get("output_tokens")) is None:

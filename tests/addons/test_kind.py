@@ -37,7 +37,10 @@ FLOWS = Path(__file__).parent.parent / "flows"
         ("POST", "/v2/messages", FlowKind.OTHER),
         ("POST", "/litellm/v1/messages", FlowKind.OTHER),  # a path prefix is added later, never sent
         ("POST", "/v1/messages/batches", FlowKind.OTHER),
-        ("GET", "/v1/models", FlowKind.OTHER),
+        ("GET", "/v1/models", FlowKind.MODELS),
+        ("GET", "/v1/models?limit=1000", FlowKind.MODELS),
+        ("POST", "/v1/models", FlowKind.OTHER),
+        ("GET", "/v1/models/demo", FlowKind.OTHER),
     ],
 )
 def test_classify(method, path, kind):

@@ -290,3 +290,26 @@ def test_trimmed_tokens_are_added_to_the_streamed_input_count(name):
     patcher = StreamPatcher(ESTIMATE, trimmed_tokens=5000)
     out = patcher.feed(body) + patcher.finish()
     assert sdk_final_message(out).usage.input_tokens == untrimmed + 5000
+
+
+# --- auto mode ------------------------------------------------------------------
+
+SAFEGUARD_RESULTS = [
+    {
+        "type": "dangerous_tool_use",
+        "status": {"type": "available", "tool_uses": {"toolu_1": {"type": "unavailable", "reason": "timeout"}}},
+    }
+]
+
+
+def test_safeguard_results_pass_in_message_delta_and_are_kept():
+    delta = {"type": "message_delta", "delta": {"stop_reason": "tool_use", "safeguard_results": SAFEGUARD_RESULTS}}
+    stream = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":5}}}\n\n'
+        b"event: message_delta\ndata: " + json.dumps(delta).encode() + b"\n\n"
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    out, patcher = patch([stream])
+    assert patcher.safeguard_results == SAFEGUARD_RESULTS
+    sent = [json.loads(line[6:]) for line in out.split(b"\n") if line.startswith(b"data: ")]
+    assert sent[1]["delta"]["safeguard_results"] == SAFEGUARD_RESULTS

@@ -146,6 +146,8 @@ def test_functions_set_what_claude_code_needs(setup, shell):
         limits = policy.for_model(model)
         assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(aliases.claude_code_window(limits))
         assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == str(limits.max_output_tokens)
+        # `/model` lists the stack's models (GET /v1/models), not Anthropic's.
+        assert env["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] == "1"
     assert policy.for_model("deepseek-flash").context_window == 65536  # its own entry, not the defaults
 
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from litellm_service.stack import DEFAULT_POLICY, venv_tool
-from tests.procs import free_port
+from tests.backend.classifier import classifier_question, verdicts
+from tests.procs import StabilizerRun, free_port
 
 
 def doctor(env: dict, *args: str) -> tuple[int, list[str]]:
@@ -129,3 +130,47 @@ def test_a_model_that_refuses_a_thinking_request_is_named_with_the_fix(stack_opt
         f"the backend's limit in {DEFAULT_POLICY}.; fix: follow the hint above"
     )
     assert any(line.startswith("ok       model plain-model: answered a request with a tool") for line in lines)
+
+
+@pytest.fixture(scope="module")
+def auto_mode_stack(tmp_path_factory, litellm_config, child_env):
+    """`stabilizer run` as a user starts it: auto mode answered, each session's model judging."""
+    folder = tmp_path_factory.mktemp("doctor-auto-mode")
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=DEFAULT_POLICY, env=child_env).start()
+    yield run
+    run.stop()
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_classifier_is_asked_a_classification(answers, auto_mode_stack, litellm_config, child_env, fresh_backend):
+    def respond(body: dict):
+        if (question := classifier_question(body)) is not None and answers:
+            return verdicts(question, lambda call: None)
+        return None  # the stand-in's default answer: words, no verdicts
+
+    fresh_backend.responder = respond
+    status, lines = doctor(
+        child_env,
+        "--port",
+        str(auto_mode_stack.port),
+        "--litellm-config",
+        str(litellm_config),
+        "--policy",
+        str(DEFAULT_POLICY),
+        "--log-dir",
+        str(auto_mode_stack.folder / "logs"),
+        "--env-file",
+        str(auto_mode_stack.folder / "env"),
+    )
+    judged = [line for line in lines if " auto mode classifier " in line]
+    # No policy entry names a background_model: each model of the config judges its own sessions,
+    # but the demo model, a mock.
+    models = [entry["model_name"] for entry in yaml.safe_load(litellm_config.read_text())["model_list"]]
+    assert [line.split(" auto mode classifier ", 1)[1].split(":")[0] for line in judged] == models[1:]
+    line = next(line for line in judged if "auto mode classifier deepseek-flash:" in line)
+    if answers:
+        assert status == 0, "\n".join(problems(lines))
+        assert line == "ok       auto mode classifier deepseek-flash: judged a probe tool call (not flagged)"
+    else:
+        assert line.startswith("problem  auto mode classifier deepseek-flash: no verdict in its answer")
+        assert status == 1

@@ -85,14 +85,15 @@ def test_every_spelling_of_a_shaped_path_is_shaped(stack, fresh_backend, master_
 
 
 def test_no_answer_carries_litellms_own_port(stack, litellm, master_key):
-    request = urllib.request.Request(stack.url + "/v1/models/", headers={"authorization": f"Bearer {master_key}"})
+    # A route of LiteLLM's own (GET /v1/models/ is answered here, for Claude Code's model picker).
+    request = urllib.request.Request(stack.url + "/models/", headers={"authorization": f"Bearer {master_key}"})
     opener = urllib.request.build_opener(NoRedirect)
     try:
         response = opener.open(request, timeout=10)
         status, location = response.status, response.headers.get("location")
     except urllib.error.HTTPError as e:
         status, location = e.code, e.headers.get("location")
-    assert status == 307 and location == f"{stack.url}/v1/models", location
+    assert status == 307 and location == f"{stack.url}/models", location
     assert str(litellm.address[1]) not in location
 
 

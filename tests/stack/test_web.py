@@ -1,5 +1,6 @@
 """Live inspection: `stabilizer run --web` (mitmweb with the addons), flow marking and the flow cap."""
 
+import json
 import re
 import signal
 import subprocess
@@ -14,6 +15,9 @@ from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import add_changes, turn_notes
 from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
 from addons.views.turn_view import NOT_KEPT
+from tests.backend import ToolCalls
+from tests.backend.classifier import classifier_question, verdicts
+from tests.conftest import POLICY
 from tests.procs import LineReader, free_port, get_json, post_json
 
 CAP = 5
@@ -182,3 +186,74 @@ def test_token_is_not_in_the_process_list(web):
     _, _, token = web
     listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert "mitmweb" in listing and token not in listing
+
+
+@pytest.fixture
+def web_with_litellm(litellm_config, child_env, tmp_path):
+    """`stabilizer run --web` starting its own LiteLLM, as a user runs it: auto mode answered."""
+    port, web_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "stabilizer"),
+            "run",
+            "--web",
+            "--port",
+            str(port),
+            "--web-port",
+            str(web_port),
+            "--litellm-config",
+            str(litellm_config),
+            "--policy",
+            str(POLICY),
+            "--env-file",
+            str(tmp_path / "env"),
+            "--log-dir",
+            str(tmp_path),
+            "-q",
+        ],
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        stderr = LineReader(process.stderr)
+        stderr.wait_for("ready on", timeout=90)
+        line = stderr.wait_for("mitmweb:", timeout=5)
+        match = re.search(rf"http://127\.0\.0\.1:{web_port}/\?token=(\S+)", line)
+        assert match, line
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}", match.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_web_shows_auto_modes_verdicts(web_with_litellm, master_key, fresh_backend):
+    proxy_url, web_url, token = web_with_litellm
+
+    def respond(body: dict):
+        if (question := classifier_question(body)) is not None:
+            return verdicts(question, lambda call: "it deletes the home folder")
+        return ToolCalls([("Bash", {"command": "rm -rf ~ | tee log"})])
+
+    fresh_backend.responder = respond
+    request = {
+        "model": "deepseek-flash",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "clean up"}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
+        "safeguards": [{"type": "dangerous_tool_use", "classifier_context": {"permission_mode": "auto"}}],
+    }
+    status, _, body = post_json(proxy_url + "/v1/messages", request, {"x-api-key": master_key})
+    assert status == 200, body
+    # A JSON answer carries the verdicts at its top level, as Anthropic's does.
+    (result,) = json.loads(body)["safeguard_results"]
+    (tool_use_id,) = result["status"]["tool_uses"]
+    assert result["status"]["tool_uses"][tool_use_id]["explanation"] == "it deletes the home folder"
+
+    shown = [flow for flow in flows(web_url, token) if flow["request"]["path"] == "/v1/messages"]
+    turn = next(flow for flow in shown if "flagged: " in flow["comment"])
+    assert "auto mode]" in turn["comment"]  # the filter word: ~comment "auto mode"
+    assert f"auto mode, deepseek-flash on {tool_use_id}: flagged: it deletes the home folder" in turn["comment"]
+    # The classifier's own call is a flow of its own, named for the turn it judges.
+    assert any("auto mode's classifier for deepseek-flash's turn: deepseek-flash" in flow["comment"] for flow in shown)
