@@ -63,7 +63,8 @@ def complete_usage(
     so zero means "not reported"); LiteLLM's stand-in count is replaced too
     (is_substitute_input). output_tokens: reported, else `output_estimate`;
     with None, any non-negative int stays (message_start comes before the
-    output). Cache counts: 0 when not an int. The backend's own figures are
+    output). A count given as a float becomes its int; cache counts: 0 when
+    not an int. The backend's own figures are
     never replaced.
     """
     result = dict(usage) if isinstance(usage, dict) else {}
@@ -79,7 +80,7 @@ def complete_usage(
     if output_estimate is not None and reported_count(result.get("output_tokens")) is None:
         result["output_tokens"] = output_estimate
         filled.append(f"output_tokens={output_estimate}")
-    for field in ("output_tokens", *CACHE_USAGE_FIELDS):
+    for field in ("input_tokens", "output_tokens", *CACHE_USAGE_FIELDS):
         if not _is_count(result.get(field)):
             result[field] = reported_count(result.get(field)) or 0
             filled.append(f"{field}={result[field]}")

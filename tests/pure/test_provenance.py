@@ -10,7 +10,7 @@ from addons.messages.provenance import unwrap, wrap, wrap_message
 from addons.request.thinking import provenance_for, returned_thinking
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
-from tests.pure.test_patching import NO_DEADLINE, chunked, sdk_final_message
+from tests.pure.test_stream import NO_DEADLINE, chunked, sdk_final_message
 
 
 @given(st.text(), st.text())
