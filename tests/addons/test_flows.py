@@ -113,10 +113,14 @@ def test_request_addon_sends_what_was_sent(name, index, recorded):
     # The policy file is named by its path on the machine that recorded the flows.
     assert Path(recorded_notes["policy_file"]).name == Path(notes["policy_file"]).name == POLICY.name
     assert {**recorded_notes, "changes": None, "policy_file": None} == {**notes, "changes": None, "policy_file": None}
-    if answered_by_the_request_addon(recorded):
+    if any(change.kind is ChangeKind.REFUSED for change in made):
         assert flow.response.content == sent_response(recorded).content
         return
     assert flow.response is None
+    if answered_by_the_request_addon(recorded):
+        # Refused only when the backend's refusal had taught a limit and the request was fitted
+        # into it (addons/limit_learner.py): what went on is that second try, not this pass.
+        return
     assert json.loads(flow.request.content) == json.loads(sent_request(recorded).content), RERECORD
     assert "anthropic-beta" not in flow.request.headers
 
