@@ -89,12 +89,12 @@ $(CLAUDE_DIR)/.installed-$(CLAUDE_CODE_VERSION):
 	cd $(CLAUDE_DIR) && npm install --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	@touch $@
 
-# The alias tests eval the functions in bash and zsh.
+# The alias tests eval the functions in bash and zsh; the interactive Claude Code runs in tmux.
 shells:
-	@command -v zsh >/dev/null || { \
+	@for tool in zsh tmux; do command -v $$tool >/dev/null || { \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }) >/dev/null; \
-	  else echo "zsh is missing: the zsh alias tests will be skipped (install zsh to run them)"; fi; }
+	    (apt-get install -y -qq $$tool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$tool; }) >/dev/null; \
+	  else echo "$$tool is missing: the tests that need it will be skipped (install $$tool to run them)"; fi; }; done
 
 # The browser test (tests/stack/test_web_browser.py) drives Debian's chromium headless. Root with apt
 # installs it (the package lists refreshed only when the install fails on stale ones); anyone
