@@ -92,7 +92,7 @@ def five_models(stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_pa
             extra_args=["--continue"] if step else [],
             timeout=180,
         )
-        assert not result["is_error"], (model, result.describe())
+        assert not result["is_error"], f"{model}: {result.describe()}"
         assert result["result"] == f"Step {step} done.", model
         wanted = "/v1/messages" if route == "anthropic" else "/v1/chat/completions"
         sent = [e for e in fresh_backend.exchanges if e.method == "POST" and e.path.startswith(wanted)]
