@@ -17,7 +17,9 @@ the request addon trims it (the results are shortened). Then:
 Either way a summary request reaches the backend within two requests of the
 trimmed one (or of the switch), the requests after it are not trimmed, every
 turn succeeds, and a word told at the start survives. The interactive Claude
-Code (in tmux) does the same without the window variables.
+Code (in tmux) does the same without the window variables, and after a `/model`
+switch inside the running session from the 200K model (started with its aliases'
+variables) to the 48K one.
 """
 
 import json
@@ -110,19 +112,31 @@ def backend_bodies(backend) -> list[dict]:
     return [e.body for e in backend.exchanges if e.method == "POST" and "messages" in e.body]
 
 
+def assert_compacted_after(bodies: list[dict], start: int) -> None:
+    """A summary request within two requests of request `start`, and no request trimmed after it."""
+    trimmed = [i for i, body in enumerate(bodies) if is_trimmed(body)]
+    summaries = [i for i, body in enumerate(bodies) if is_summary_request(body)]
+    due = [i for i in summaries if start <= i <= start + 2]
+    assert due, f"no summary within two requests of request {start}: trimmed {trimmed}, summaries {summaries}"
+    after = [i for i in trimmed if i > due[0] and not is_summary_request(bodies[i])]
+    sizes = [request_tokens(body) for body in bodies]
+    assert not after, f"requests {after} trimmed after the summary at {due[0]} (sizes {sizes})"
+
+
 @pytest.fixture(scope="module")
 def small_window_run(tmp_path_factory, litellm_config, child_env):
     folder = tmp_path_factory.mktemp("stabilizer-compaction-after-trim")
     policy = folder / "stabilizer.yaml"
     policy.write_text(POLICY_TEXT)
     run = StabilizerRun(folder, litellm_config=litellm_config, policy=policy, env=child_env).start()
-    yield run, load_policy(str(policy)).for_model(SMALL)
+    yield run, load_policy(str(policy))
     run.stop()
 
 
 @pytest.mark.parametrize("case", ["aliases", "no-window-variables", "model-switch"])
 def test_claude_code_compacts_within_two_turns_of_a_trim(small_window_run, fresh_backend, master_key, tmp_path, case):
-    run, limits = small_window_run
+    run, policy = small_window_run
+    limits = policy.for_model(SMALL)
     environment = claude_code_environment(SMALL, limits, run.url) if case == "aliases" else {}
     project = project_with_files(tmp_path)
 
@@ -156,15 +170,11 @@ def test_claude_code_compacts_within_two_turns_of_a_trim(small_window_run, fresh
     assert [e.status for e in exchanges] == [200] * len(exchanges)
     bodies = [e.body for e in exchanges]
     trimmed = [i for i, body in enumerate(bodies) if is_trimmed(body)]
-    summaries = [i for i, body in enumerate(bodies) if is_summary_request(body)]
     sizes = [request_tokens(body) for body in bodies]
     # The trim that leads to compaction; after a switch, the first request on the small model.
     start = switched if case == "model-switch" else (trimmed or [len(bodies)])[0]
     assert start < len(bodies), f"nothing was trimmed: requests of {sizes} tokens"
-    due = [i for i in summaries if start <= i <= start + 2]
-    assert due, f"no summary within two requests of request {start}: trimmed {trimmed}, summaries {summaries}"
-    after = [i for i in trimmed if i > due[0] and not is_summary_request(bodies[i])]
-    assert not after, f"requests {after} trimmed after the summary at {due[0]} (sizes {sizes})"
+    assert_compacted_after(bodies, start)
     assert sizes[-1] < limits.input_budget(limits.max_output_tokens) // 2
     assert answer["result"] == SECRET
 
@@ -192,52 +202,90 @@ class Terminal:
     def answered(self) -> int:
         return self.screen().count("· done")  # one line per finished turn: "✻ Brewed for 0s · done 5:45 AM"
 
-    def say(self, text: str) -> None:
-        """Type `text`, send it, and wait until Claude Code has answered it."""
-        answered = self.answered()
+    def type(self, text: str) -> None:
+        """Type `text` and send it once the pane shows it."""
         subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
         assert wait_for(lambda: text in self.screen(), 10), self.screen()
         subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
+
+    def say(self, text: str) -> None:
+        """Type `text`, send it, and wait until Claude Code has answered it."""
+        answered = self.answered()
+        self.type(text)
         assert wait_for(lambda: self.answered() > answered), self.screen()
+
+    def switch_model(self, model: str) -> None:
+        """`/model <model>` in the running session, until Claude Code says it switched. It asks first
+        ("This conversation is cached for the current model ...") some times, not others: confirmed."""
+        self.type(f"/model {model}")
+        asked, done = f"Yes, switch to {model}", f"Set model to {model}"
+        assert wait_for(lambda: asked in (screen := self.screen()) or done in screen, 30), self.screen()
+        if done not in self.screen():
+            subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
+            assert wait_for(lambda: done in self.screen(), 30), self.screen()
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="the interactive Claude Code runs in tmux")
-def test_the_tui_compacts_within_two_turns_of_a_trim(small_window_run, fresh_backend, master_key, tmp_path):
-    """The same in the interactive Claude Code, without the aliases' window variables."""
-    run, limits = small_window_run
-    project = project_with_files(tmp_path)
-    home = tmp_path / "home"
+def start_terminal(run: StabilizerRun, master_key: str, tmp_path: Path, model: str, env_extra: dict) -> Terminal:
+    """Claude Code's TUI on `model` in the project of `tmp_path`, once it shows its prompt."""
+    project, home = tmp_path / "project", tmp_path / "home"
     # Past the first-run screens: the theme, the folder's trust.
     onboarded = {"hasCompletedOnboarding": True, "theme": "dark"}
     trusted = {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}
     (home / ".claude.json").write_text(json.dumps({**onboarded, "projects": {str(project): trusted}}))
-    env = claude_env(base_url=run.url, auth_token=master_key, model=SMALL, home=home)
+    env = claude_env(base_url=run.url, auth_token=master_key, model=model, home=home, env_extra=env_extra)
     script = tmp_path / "claude.sh"
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
     script.write_text(f"#!/bin/sh\n{exports}cd {shlex.quote(str(project))}\nexec {shlex.quote(str(claude_binary()))}\n")
     script.chmod(0o755)
-
-    fresh_backend.responder = responder(project)
     terminal = Terminal(f"compact-{tmp_path.name}", script)
-    try:
-        with fresh_backend.quirks(context_window=WINDOW):
-            assert wait_for(lambda: "❯" in terminal.screen(), 60), terminal.screen()
+    if not wait_for(lambda: "❯" in terminal.screen(), 60):
+        terminal.close()
+        raise AssertionError(f"Claude Code never showed its prompt:\n{terminal.screen()}")
+    return terminal
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="the interactive Claude Code runs in tmux")
+@pytest.mark.parametrize("case", ["no-window-variables", "model-switch"])
+def test_the_tui_compacts_within_two_turns_of_a_trim(small_window_run, fresh_backend, master_key, tmp_path, case):
+    """The same in the interactive Claude Code: without the aliases' window variables (it believes
+    1M); and in a session started on the 200K model as its claude-<model> function starts it, so
+    Claude Code is told a window of about 200K, then switched with `/model` to the 48K model inside
+    the running TUI, which leaves that window in force. Either way the files are read on the small
+    model, and its request goes past the trimming budget.
+
+    What Claude Code 2.1.332 does after the switch (measured 2026-12-06 from the flows
+    `stabilizer run --record` wrote): the trimmed request's usage says 56.5K, far under the ~180K
+    it compacts at, so it does not compact; its next turn is answered "prompt is too long" (the
+    history before it is over the 48K window) and it compacts reactively, in two rounds: first the
+    early messages, keeping the reads (its retry is refused again), then everything, the reads
+    shortened in the summary request. The retried turn and the next are not trimmed."""
+    run, policy = small_window_run
+    project = project_with_files(tmp_path)
+    switch = case == "model-switch"
+    environment = claude_code_environment(LARGE, policy.for_model(LARGE), run.url) if switch else {}
+    fresh_backend.responder = responder(project)
+    with fresh_backend.quirks(context_window=WINDOW):
+        terminal = start_terminal(run, master_key, tmp_path, LARGE if switch else SMALL, environment)
+        try:
             terminal.say(f"Remember the word {SECRET}. Just say noted.")
+            if switch:
+                terminal.switch_model(SMALL)
+            switched = len(backend_bodies(fresh_backend))
             terminal.say("Read the files a.txt, b.txt and c.txt.")
             terminal.say("Just say noted.")
             terminal.say("Now tell me which word I asked you to remember.")
             screen = terminal.screen()
-    finally:
-        terminal.close()
+        finally:
+            terminal.close()
 
-    bodies = backend_bodies(fresh_backend)
+    exchanges = [e for e in fresh_backend.exchanges if e.method == "POST" and "messages" in e.body]
+    assert [e.status for e in exchanges] == [200] * len(exchanges), screen
+    bodies = [e.body for e in exchanges]
+    assert {body["model"] for body in bodies[switched:]} == {SMALL}, screen
     trimmed = [i for i, body in enumerate(bodies) if is_trimmed(body)]
-    summaries = [i for i, body in enumerate(bodies) if is_summary_request(body)]
-    assert trimmed, screen
-    due = [i for i in summaries if trimmed[0] <= i <= trimmed[0] + 2]
-    assert due, f"no summary within two requests of request {trimmed[0]}: summaries {summaries}"
-    assert not [i for i in trimmed if i > due[0] and not is_summary_request(bodies[i])]
+    assert trimmed and trimmed[0] >= switched, f"nothing trimmed on {SMALL}: {trimmed}, {switched} before"
+    assert_compacted_after(bodies, trimmed[0])
     assert f"● {SECRET}" in screen, screen
