@@ -23,11 +23,7 @@ variables) to the 48K one.
 """
 
 import json
-import shlex
 import shutil
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,8 +34,9 @@ from addons.request.compaction import SUMMARY_INSTRUCTION
 from addons.request.trim import CUT_NOTE, OMITTED_NOTE
 from litellm_service.aliases import claude_code_environment
 from tests.backend import Text, ToolCalls, request_tokens
-from tests.claude import claude_binary, claude_env, run_claude
+from tests.claude import claude_env, run_claude
 from tests.procs import StabilizerRun
+from tests.tui import Terminal, onboarded
 
 WINDOW = 48_000
 SMALL, LARGE = "plain-model", "vllm-qwen3-coder"
@@ -179,72 +176,12 @@ def test_claude_code_compacts_within_two_turns_of_a_trim(small_window_run, fresh
     assert answer["result"] == SECRET
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 90) -> bool:
-    """Whether `condition` came true within `timeout` seconds (looked at twice a second)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
-class Terminal:
-    """The interactive Claude Code in a tmux pane: what it shows, what is typed into it."""
-
-    def __init__(self, name: str, script: Path):
-        self.name = name
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", str(script)], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
-
-    def answered(self) -> int:
-        return self.screen().count("· done")  # one line per finished turn: "✻ Brewed for 0s · done 5:45 AM"
-
-    def type(self, text: str) -> None:
-        """Type `text` and send it once the pane shows it."""
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
-        assert wait_for(lambda: text in self.screen(), 10), self.screen()
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
-
-    def say(self, text: str) -> None:
-        """Type `text`, send it, and wait until Claude Code has answered it."""
-        answered = self.answered()
-        self.type(text)
-        assert wait_for(lambda: self.answered() > answered), self.screen()
-
-    def switch_model(self, model: str) -> None:
-        """`/model <model>` in the running session, until Claude Code says it switched. It asks first
-        ("This conversation is cached for the current model ...") some times, not others: confirmed."""
-        self.type(f"/model {model}")
-        asked, done = f"Yes, switch to {model}", f"Set model to {model}"
-        assert wait_for(lambda: asked in (screen := self.screen()) or done in screen, 30), self.screen()
-        if done not in self.screen():
-            subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
-            assert wait_for(lambda: done in self.screen(), 30), self.screen()
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
-
-
 def start_terminal(run: StabilizerRun, master_key: str, tmp_path: Path, model: str, env_extra: dict) -> Terminal:
     """Claude Code's TUI on `model` in the project of `tmp_path`, once it shows its prompt."""
     project, home = tmp_path / "project", tmp_path / "home"
-    # Past the first-run screens: the theme, the folder's trust.
-    onboarded = {"hasCompletedOnboarding": True, "theme": "dark"}
-    trusted = {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}
-    (home / ".claude.json").write_text(json.dumps({**onboarded, "projects": {str(project): trusted}}))
+    onboarded(home, project)
     env = claude_env(base_url=run.url, auth_token=master_key, model=model, home=home, env_extra=env_extra)
-    script = tmp_path / "claude.sh"
-    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
-    script.write_text(f"#!/bin/sh\n{exports}cd {shlex.quote(str(project))}\nexec {shlex.quote(str(claude_binary()))}\n")
-    script.chmod(0o755)
-    terminal = Terminal(f"compact-{tmp_path.name}", script)
-    if not wait_for(lambda: "❯" in terminal.screen(), 60):
-        terminal.close()
-        raise AssertionError(f"Claude Code never showed its prompt:\n{terminal.screen()}")
-    return terminal
+    return Terminal(tmp_path / "tmux.sock", env, project).start()
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="the interactive Claude Code runs in tmux")
@@ -279,7 +216,7 @@ def test_the_tui_compacts_within_two_turns_of_a_trim(small_window_run, fresh_bac
             terminal.say("Now tell me which word I asked you to remember.")
             screen = terminal.screen()
         finally:
-            terminal.close()
+            terminal.stop()
 
     exchanges = [e for e in fresh_backend.exchanges if e.method == "POST" and "messages" in e.body]
     assert [e.status for e in exchanges] == [200] * len(exchanges), screen
