@@ -4,7 +4,7 @@ For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
 capped and trimmed (addons/request/shaping.py, addons/request/trim.py) under the model's policy
 (addons/config/policy.py, option `stabilizer_policy`). A history that cannot fit even
 after trimming, or that was over the model's window already before its latest turn
-(trim.py's bound; never Claude Code's own compaction request, addons/request/compaction.py),
+(trim.py's bound; never Claude Code's own compaction request, trim.is_compaction_request),
 is answered here with Anthropic's 400 "prompt is too long", on which Claude Code compacts.
 
 The model's policy and route come from the model name Claude Code sends: the
@@ -72,11 +72,10 @@ from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import SHAPED, FlowKind, flow_kind
 from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
-from addons.request.compaction import is_compaction_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
 from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
-from addons.request.trim import Trimmed, trim_request
+from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
@@ -412,7 +411,7 @@ def _trim_changes(trimmed: Trimmed) -> list[Change]:
 def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
     """What the history before a request's latest turn may hold (the bound of addons/request/trim.py):
     the model's window, so a client that did not compact after a trim is refused and compacts;
-    none for Claude Code's own compaction request, the way out (addons/request/compaction.py)."""
+    none for Claude Code's own compaction request, the way out (is_compaction_request)."""
     return None if is_compaction_request(request["messages"]) else policy.context_window
 
 
