@@ -417,10 +417,8 @@ def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
 
 def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
     """Answer Anthropic's "prompt is too long", on which Claude Code compacts."""
-    message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
     why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
-    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
-    answer(flow, error_response("invalid_request_error", message))
+    changes.append(_answered(flow, prompt_too_long_message(trimmed.tokens_before, trimmed.budget), why=why))
 
 
 def _costly_to_parse(request: http.Request) -> bool:
@@ -439,10 +437,16 @@ def _new_bytes(parsed: Parsed, raw: bytes) -> int:
 
 def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
     """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
-    status = STATUS_BY_TYPE[error_type]
-    logger.info("%s %s answered %d: %s", flow.request.method, flow.request.path, status, problem)
+    refused = _answered(flow, problem, error_type)
+    logger.info("%s %s %s", flow.request.method, flow.request.path, refused.detail)
+    flow.metadata[NOTES] = TurnNotes(changes=stored([refused]))
+
+
+def _answered(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error", why: str = "") -> Change:
+    """Answer the request here with Anthropic's error, `problem` its message; the change that says so
+    (with `why`, for the flow's own record)."""
     answer(flow, error_response(error_type, problem))
-    flow.metadata[NOTES] = TurnNotes(changes=stored([Change(ChangeKind.REFUSED, f"answered {status}: {problem}")]))
+    return Change(ChangeKind.REFUSED, f"answered {STATUS_BY_TYPE[error_type]}: {problem}{why}")
 
 
 @contextmanager
