@@ -69,7 +69,7 @@ from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described, stored
-from addons.flow.kind import SHAPED, FlowKind, flow_kind
+from addons.flow.kind import KIND, SHAPED, FlowKind
 from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
@@ -231,7 +231,8 @@ class RequestShaper:
         count_text("warm up")
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or (kind := flow_kind(flow)) not in SHAPED:
+        # What FlowClassifier noted as the request arrived, before any request hook (addons/flow/kind.py).
+        if flow.response or (kind := flow.metadata.get(KIND)) not in SHAPED:
             return None
         if _costly_to_parse(flow.request):
             return self._shape_off_loop(flow, kind, None)
@@ -247,14 +248,14 @@ class RequestShaper:
         # flow's events go on meanwhile.
         return self._shape_off_loop(flow, kind, parsed)
 
-    async def _shape_off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
+    async def _shape_off_loop(self, flow: http.HTTPFlow, kind: str, parsed: Parsed | None) -> None:
         """Shaping in the worker thread, one large request at a time; the loop's requests go on."""
         size = human.pretty_size(len(flow.request.raw_content or b""))
         logger.info("%s %s: %s counted off the event loop", flow.request.method, flow.request.path, size)
         async with self._worker:
             await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
 
-    def _parse_and_shape(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
+    def _parse_and_shape(self, flow: http.HTTPFlow, kind: str, parsed: Parsed | None) -> None:
         with _collector_paused():
             if parsed is None and (parsed := self._parsed(flow)) is None:
                 return
@@ -272,9 +273,9 @@ class RequestShaper:
             return None
         return parsed
 
-    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, kind: FlowKind) -> None:
+    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, kind: str) -> None:
         try:
-            self._shape(flow, parsed, trim=kind is FlowKind.MESSAGES)
+            self._shape(flow, parsed, trim=kind == FlowKind.MESSAGES)
         except Exception:
             logger.exception(
                 "request addon failed; %s %s goes upstream unchanged", flow.request.method, flow.request.path
