@@ -63,7 +63,7 @@ from mitmproxy.utils import human
 
 from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
-from addons.config.model_directory import model_name
+from addons.config.model_directory import picker_ids
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
@@ -106,6 +106,7 @@ class RequestShaper:
     def __init__(self):
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
+        self.picked: dict[str, str] = {}  # the model picker's id of each name in routes, to the name
         self.history = History()
         self.learned = LearnedLimits()  # what backends' refusals said, applied over the policy
         # One large request in the worker thread at a time: two would only share the cores.
@@ -155,6 +156,7 @@ class RequestShaper:
                 self.routes = load_routes(path) if path else {}
             except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
+            self.picked = picker_ids(self.routes)
         if problem := self._model_reference_problem():
             raise exceptions.OptionsError(problem)
 
@@ -320,7 +322,7 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
-        if (listed := model_name(model, self.routes)) is not model:
+        if isinstance(model, str) and (listed := self.picked.get(model)) is not None:
             # A model picked in Claude Code's /model goes on under its own name.
             body, model = {**body, "model": listed}, listed
         route, policy, policy_key = self._target(model)
