@@ -4,7 +4,7 @@ For POST /v1/messages (with or without ?beta=true) the body is folded, stripped,
 capped and trimmed (addons/request/shaping.py, addons/request/trim.py) under the model's policy
 (addons/config/policy.py, option `stabilizer_policy`). A history that cannot fit even
 after trimming, or that was over the model's window already before its latest turn
-(trim.py's bound; never Claude Code's own compaction request, addons/request/compaction.py),
+(trim.py's bound; never Claude Code's own compaction request, trim.is_compaction_request),
 is answered here with Anthropic's 400 "prompt is too long", on which Claude Code compacts.
 
 The model's policy and route come from the model name Claude Code sends: the
@@ -63,20 +63,19 @@ from mitmproxy.utils import human
 
 from addons.config.learned import LearnedLimits
 from addons.config.litellm_config import LiteLLMConfigError
-from addons.config.model_directory import model_name
+from addons.config.model_directory import picker_ids
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
 from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
 from addons.flow.answers import answer, error_response
 from addons.flow.change import Change, ChangeKind, described, stored
-from addons.flow.kind import SHAPED, FlowKind, flow_kind
+from addons.flow.kind import KIND, SHAPED, FlowKind
 from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
-from addons.request.compaction import is_compaction_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
 from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
-from addons.request.trim import Trimmed, trim_request
+from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
@@ -107,6 +106,7 @@ class RequestShaper:
     def __init__(self):
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
+        self.picked: dict[str, str] = {}  # the model picker's id of each name in routes, to the name
         self.history = History()
         self.learned = LearnedLimits()  # what backends' refusals said, applied over the policy
         # One large request in the worker thread at a time: two would only share the cores.
@@ -156,6 +156,7 @@ class RequestShaper:
                 self.routes = load_routes(path) if path else {}
             except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
+            self.picked = picker_ids(self.routes)
         if problem := self._model_reference_problem():
             raise exceptions.OptionsError(problem)
 
@@ -232,7 +233,8 @@ class RequestShaper:
         count_text("warm up")
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or (kind := flow_kind(flow)) not in SHAPED:
+        # What FlowClassifier noted as the request arrived, before any request hook (addons/flow/kind.py).
+        if flow.response or (kind := flow.metadata.get(KIND)) not in SHAPED:
             return None
         if _costly_to_parse(flow.request):
             return self._shape_off_loop(flow, kind, None)
@@ -248,14 +250,14 @@ class RequestShaper:
         # flow's events go on meanwhile.
         return self._shape_off_loop(flow, kind, parsed)
 
-    async def _shape_off_loop(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
+    async def _shape_off_loop(self, flow: http.HTTPFlow, kind: str, parsed: Parsed | None) -> None:
         """Shaping in the worker thread, one large request at a time; the loop's requests go on."""
         size = human.pretty_size(len(flow.request.raw_content or b""))
         logger.info("%s %s: %s counted off the event loop", flow.request.method, flow.request.path, size)
         async with self._worker:
             await asyncio.to_thread(self._parse_and_shape, flow, kind, parsed)
 
-    def _parse_and_shape(self, flow: http.HTTPFlow, kind: FlowKind, parsed: Parsed | None) -> None:
+    def _parse_and_shape(self, flow: http.HTTPFlow, kind: str, parsed: Parsed | None) -> None:
         with _collector_paused():
             if parsed is None and (parsed := self._parsed(flow)) is None:
                 return
@@ -273,9 +275,9 @@ class RequestShaper:
             return None
         return parsed
 
-    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, kind: FlowKind) -> None:
+    def _shape_parsed(self, flow: http.HTTPFlow, parsed: Parsed, kind: str) -> None:
         try:
-            self._shape(flow, parsed, trim=kind is FlowKind.MESSAGES)
+            self._shape(flow, parsed, trim=kind == FlowKind.MESSAGES)
         except Exception:
             logger.exception(
                 "request addon failed; %s %s goes upstream unchanged", flow.request.method, flow.request.path
@@ -320,7 +322,7 @@ class RequestShaper:
     def _shape(self, flow: http.HTTPFlow, parsed: Parsed, *, trim: bool) -> None:
         body, memo = parsed.body, parsed.memo
         model = body.get("model")
-        if (listed := model_name(model, self.routes)) is not model:
+        if isinstance(model, str) and (listed := self.picked.get(model)) is not None:
             # A model picked in Claude Code's /model goes on under its own name.
             body, model = {**body, "model": listed}, listed
         route, policy, policy_key = self._target(model)
@@ -412,16 +414,14 @@ def _trim_changes(trimmed: Trimmed) -> list[Change]:
 def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
     """What the history before a request's latest turn may hold (the bound of addons/request/trim.py):
     the model's window, so a client that did not compact after a trim is refused and compacts;
-    none for Claude Code's own compaction request, the way out (addons/request/compaction.py)."""
+    none for Claude Code's own compaction request, the way out (is_compaction_request)."""
     return None if is_compaction_request(request["messages"]) else policy.context_window
 
 
 def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
     """Answer Anthropic's "prompt is too long", on which Claude Code compacts."""
-    message = prompt_too_long_message(trimmed.tokens_before, trimmed.budget)
     why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
-    changes.append(Change(ChangeKind.REFUSED, f"answered 400: {message}{why}"))
-    answer(flow, error_response("invalid_request_error", message))
+    changes.append(_answered(flow, prompt_too_long_message(trimmed.tokens_before, trimmed.budget), why=why))
 
 
 def _costly_to_parse(request: http.Request) -> bool:
@@ -440,10 +440,16 @@ def _new_bytes(parsed: Parsed, raw: bytes) -> int:
 
 def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
     """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
-    status = STATUS_BY_TYPE[error_type]
-    logger.info("%s %s answered %d: %s", flow.request.method, flow.request.path, status, problem)
+    refused = _answered(flow, problem, error_type)
+    logger.info("%s %s %s", flow.request.method, flow.request.path, refused.detail)
+    flow.metadata[NOTES] = TurnNotes(changes=stored([refused]))
+
+
+def _answered(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error", why: str = "") -> Change:
+    """Answer the request here with Anthropic's error, `problem` its message; the change that says so
+    (with `why`, for the flow's own record)."""
     answer(flow, error_response(error_type, problem))
-    flow.metadata[NOTES] = TurnNotes(changes=stored([Change(ChangeKind.REFUSED, f"answered {status}: {problem}")]))
+    return Change(ChangeKind.REFUSED, f"answered {STATUS_BY_TYPE[error_type]}: {problem}{why}")
 
 
 @contextmanager

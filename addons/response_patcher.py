@@ -22,7 +22,7 @@ from addons.flow.notes import ANSWERED_HERE, TurnNotes, add_changes, count, turn
 from addons.messages.provenance import wrap_message
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
-from addons.response.stream import StreamPatcher
+from addons.response.stream import THINK_TAGS_SPLIT, StreamPatcher
 from addons.response.usage import fill_message_usage, fill_thinking_signatures, is_message
 from addons.wire.json_codec import from_json
 from addons.wire.sse import json_data
@@ -156,7 +156,7 @@ class ResponsePatcher:
             message, count(notes, "input_tokens"), count(notes, "fixed_tokens"), count(notes, "trimmed_tokens")
         )
         if notes.get("think_tags") is True and split_message(message):
-            changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
+            changes.append(THINK_TAGS_SPLIT)
         changes += fill_thinking_signatures(message)
         if (origin := _origin(response, notes)) and wrap_message(message, origin):
             changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {origin}"))

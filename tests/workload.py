@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from addons.request.compaction import SUMMARY_INSTRUCTION
+from addons.request.trim import SUMMARY_INSTRUCTION
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORDED_PATH = DATA / "claude_code_request.json"
@@ -177,7 +177,7 @@ def unique_first_request(base: dict, number: int) -> dict:
 
 def as_compaction_request(messages: list[dict]) -> list[dict]:
     """`messages` as Claude Code's request for a summary: its instruction added to the last user
-    message (addons/request/compaction.py), the one request a history past the window still gets
+    message (addons/request/trim.py), the one request a history past the window still gets
     trimmed for."""
     last = messages[-1]
     content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]

@@ -6,12 +6,12 @@ which `stabilizer aliases` sets) Claude Code 2.1.332 reads this list for
 and only the entries whose id says `claude` or `anthropic` (read from its
 binary, 2026-12-06). So each model is listed under PICKER_PREFIX + its name,
 shown by its name; a turn that comes back with such an id goes to the model
-(`model_name`, used by the request addon). LiteLLM's own answer has no
+(`picker_ids`, the table the request addon looks a request's model up in). LiteLLM's own answer has no
 description and nulls for the limits. The body has Anthropic's shape (a page of
 `model` objects).
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from addons.config.policy import ModelPolicy, Policy
@@ -21,11 +21,9 @@ from addons.config.routes import Route
 PICKER_PREFIX = "anthropic-gateway/"
 
 
-def model_name(model: object, known: Mapping[str, Route]) -> object:
-    """The config's model name behind a picker id (PICKER_PREFIX + a name of `known`); any other value as it is."""
-    if isinstance(model, str) and model.startswith(PICKER_PREFIX) and model[len(PICKER_PREFIX) :] in known:
-        return model[len(PICKER_PREFIX) :]
-    return model
+def picker_ids(names: Iterable[str]) -> dict[str, str]:
+    """The id the picker lists for each model name, to that name: what a model picked in /model is sent as."""
+    return {PICKER_PREFIX + name: name for name in names}
 
 
 def window_words(tokens: int) -> str:
@@ -55,12 +53,12 @@ def model_page(routes: Mapping[str, Route], policy: Policy) -> dict[str, Any]:
     data = [
         {
             "type": "model",
-            "id": PICKER_PREFIX + name,
+            "id": picked,
             "display_name": name,
-            "description": description(policy.for_model(name, route.model_id)),
+            "description": description(policy.for_model(name, routes[name].model_id)),
             "created_at": "1970-01-01T00:00:00Z",
         }
-        for name, route in routes.items()
+        for picked, name in picker_ids(routes).items()
     ]
     return {
         "data": data,

@@ -64,7 +64,8 @@ over `history_bound` (the caller passes the model's context window), it is not
 trimmed again: the caller answers "prompt is too long", on which Claude Code
 compacts by itself (its reactive compaction). The latest turn does not count:
 one huge tool result is still shortened and sent. Claude Code's own compaction
-request is never bounded (addons/request/compaction.py).
+request (its summary instructions in the last user message, is_compaction_request)
+is never bounded: it is what makes the history short again.
 
 Nothing here keeps state between requests: the same history always gets the
 same cut, whichever process or restart handles it.
@@ -81,6 +82,8 @@ from addons.messages.tokens import MessageEstimate, count_fixed, count_message, 
 from addons.request.shaping import add_text_blocks, defers_text, role_of
 
 OMITTED_NOTE = "[{} earlier messages of this conversation were omitted here to fit the model's context window.]"
+# The sentence of Claude Code's summary instructions that names the task (2.1.x).
+SUMMARY_INSTRUCTION = "create a detailed summary of the conversation"
 CUT_NOTE = "\n[... {} tokens of this tool result were cut here to fit the model's context window ...]\n"
 # A shortened tool result keeps at least this much of its text, head and tail together.
 MIN_RESULT_TOKENS = 256
@@ -320,3 +323,19 @@ def _inserted_blocks(messages: list, start: int, cut: int, reminders: Collection
 def _blocks(message: Any) -> list[dict]:
     content = message.get("content") if isinstance(message, dict) else None
     return [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
+
+
+def is_compaction_request(messages: list[Any]) -> bool:
+    """Whether the last user message carries Claude Code's request for a summary.
+
+    Claude Code 2.1.332 asks for its summary by adding its instructions as a text
+    block to the last user message of the history it sends (captured 2026-12-06,
+    tests/e2e/test_compaction_after_trim.py): the whole history, however long, goes
+    with it."""
+    last = next((message for message in reversed(messages) if role_of(message) == "user"), None)
+    content = last.get("content") if isinstance(last, dict) else None
+    blocks = content if isinstance(content, list) else [{"text": content}]
+    return any(
+        isinstance(block, dict) and isinstance(text := block.get("text"), str) and SUMMARY_INSTRUCTION in text
+        for block in blocks
+    )

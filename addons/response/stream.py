@@ -34,6 +34,8 @@ STREAM_EVENT_TYPES = frozenset(
 )
 
 TRUNCATED_STREAM_MESSAGE = "upstream stream ended before message_stop"
+# What the flow records when the <think> splitter found reasoning, in a stream or a whole message.
+THINK_TAGS_SPLIT = Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block")
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +170,7 @@ class StreamPatcher:
                 self._deltas.append(encoded)
             out.append(encode_event(name, encoded))
         if splitter.split and not noticed:
-            self.changes.append(Change(ChangeKind.THINKING, "reasoning inside <think> tags sent as a thinking block"))
+            self.changes.append(THINK_TAGS_SPLIT)
         return b"".join(out)
 
     def _signed_event(self, event: SSEEvent) -> bytes:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from mitmproxy import http, io
 from mitmproxy.test import taddons
 
+from addons.classifier import FlowClassifier
 from addons.config.policy import load_policy
 from addons.errors.anthropic import is_anthropic_error
 from addons.flow.change import ChangeKind
@@ -64,6 +65,7 @@ def replay_request(recorded: http.HTTPFlow) -> http.HTTPFlow:
     """The recorded client request through the request addon, as mitmproxy would call it."""
     flow = recorded.copy()
     flow.response, flow.metadata, flow.comment, flow.marked = None, {}, "", ""
+    FlowClassifier().requestheaders(flow)
     shaper = RequestShaper()
     with taddons.context(shaper) as tctx:
         tctx.configure(shaper, stabilizer_policy=str(POLICY))

@@ -8,6 +8,7 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
 from addons import limit_learner
+from addons.classifier import FlowClassifier
 from addons.limit_learner import LimitLearner
 from addons.request_shaper import RequestShaper
 from tests.conftest import POLICY
@@ -43,6 +44,7 @@ def refused(shaper: RequestShaper, answer: bytes, max_tokens: int = 32000) -> ht
     flow.request.method, flow.request.path = "POST", "/v1/messages"
     body = {"model": "plain-model", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]}
     flow.request.content = json.dumps(body).encode()
+    FlowClassifier().requestheaders(flow)
     assert shaper.request(flow) is None
     flow.response = http.Response.make(400, answer, {"content-type": "application/json"})
     return flow

@@ -10,6 +10,7 @@ from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow
 
 from addons import request_shaper
+from addons.classifier import FlowClassifier
 from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import changes
 from addons.messages import tokens
@@ -31,14 +32,15 @@ def shaper():
         yield addon
 
 
-def post(path: str, body: bytes | dict, headers: dict | None = None):
+def post(path: str, body: bytes | dict, headers: dict | None = None, method: str = "POST"):
     flow = tflow.tflow()
-    flow.request.method = "POST"
+    flow.request.method = method
     flow.request.path = path
     flow.request.host, flow.request.port = "127.0.0.1", 43210  # where Upstream sent it
     for name, value in (headers or {}).items():
         flow.request.headers[name] = value
     flow.request.content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    FlowClassifier().requestheaders(flow)  # first in the bundle: the shaper goes by its note
     return flow
 
 
@@ -276,8 +278,7 @@ def test_undecodable_body_is_answered_400(shaper):
 
 def test_other_requests_are_not_touched(shaper):
     for method, path in [("GET", "/v1/messages"), ("POST", "/v1/complete"), ("POST", "/v1/models")]:
-        flow = post(path, RECORDED)
-        flow.request.method = method
+        flow = post(path, RECORDED, method=method)
         shaper.request(flow)
         assert flow.request.content == RECORDED and "stabilizer" not in flow.metadata
 

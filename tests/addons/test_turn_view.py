@@ -15,6 +15,7 @@ from mitmproxy import contentviews, flowfilter, http, io
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
+from addons.classifier import FlowClassifier
 from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import ORIGINAL, TurnNotes, add_changes, changes
 from addons.inspection import VIEW, FlowMarker, TurnKeeper, changes_comment
@@ -36,17 +37,22 @@ class Bundle:
 
     def __init__(self):
         self.keeper, self.shaper = TurnKeeper(), RequestShaper()
-        self.chain = [self.keeper.arrivals, self.shaper, ResponsePatcher(), self.keeper, FlowMarker()]
+        self.chain = [FlowClassifier(), self.keeper.arrivals, self.shaper, ResponsePatcher(), self.keeper, FlowMarker()]
 
     def run(self, flow: http.HTTPFlow, hook: str) -> None:
         for addon in self.chain:
             if (pending := getattr(addon, hook, lambda _: None)(flow)) is not None:
                 asyncio.run(pending)  # the shaper's worker thread, for a large body
 
+    def arrive(self, flow: http.HTTPFlow) -> None:
+        """The request hooks, as mitmproxy calls them for a request that arrived whole."""
+        self.run(flow, "requestheaders")
+        self.run(flow, "request")
+
     def request(self, body: dict, path: str = "/v1/messages?beta=true") -> http.HTTPFlow:
         flow = tflow.tflow(req=tutils.treq(method=b"POST", path=path.encode(), content=json.dumps(body).encode()))
         flow.request.headers["authorization"] = f"Bearer {MASTER}"
-        self.run(flow, "request")
+        self.arrive(flow)
         return flow
 
     def answer(
@@ -232,7 +238,7 @@ def test_originals_are_kept_only_while_a_flow_view_is_loaded(monkeypatch):
             tctx.configure(bundle.shaper, stabilizer_policy=str(POLICY))
             flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=body))
             arrived = flow.request.raw_content
-            bundle.run(flow, "request")
+            bundle.arrive(flow)
             assert flow.request.raw_content is not arrived  # shaped
             if with_view:  # the arrived bytes themselves, not a copy
                 assert flow.metadata[ORIGINAL]["request"]["content"] is arrived
@@ -250,7 +256,7 @@ def test_originals_are_kept_for_the_newest_turns_only(monkeypatch):
         tctx.configure(bundle.shaper, stabilizer_policy=str(POLICY))
         flows = [tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=body)) for _ in range(5)]
         for flow in flows:
-            bundle.run(flow, "request")
+            bundle.arrive(flow)
         assert ["request" in flow.metadata[ORIGINAL] for flow in flows] == [False, False, True, True, True]
         assert turn_view.NOT_KEPT in shown(flows[0].request, flows[0])
         assert "+ max_tokens: 8192" in shown(flows[-1].request, flows[-1])

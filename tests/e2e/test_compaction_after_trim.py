@@ -30,8 +30,7 @@ import pytest
 
 from addons.config.policy import load_policy
 from addons.messages.tokens import count_text
-from addons.request.compaction import SUMMARY_INSTRUCTION
-from addons.request.trim import CUT_NOTE, OMITTED_NOTE
+from addons.request.trim import CUT_NOTE, OMITTED_NOTE, SUMMARY_INSTRUCTION
 from litellm_service.aliases import claude_code_environment
 from tests.backend import Text, ToolCalls, request_tokens
 from tests.claude import claude_env, run_claude

@@ -17,7 +17,7 @@ import pytest
 
 from addons.config.policy import load_policy
 from addons.messages.tokens import count_text, estimate_request
-from addons.request.compaction import SUMMARY_INSTRUCTION
+from addons.request.trim import SUMMARY_INSTRUCTION
 from litellm_service.aliases import CLAUDE_CODE_OUTPUT_RESERVE_CAP, claude_code_window
 from tests.backend import Text, request_tokens
 from tests.conftest import POLICY

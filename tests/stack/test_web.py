@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,8 @@ def test_cap_without_a_view_does_nothing():
 # --- mitmweb, for real -----------------------------------------------------------------
 
 
-@pytest.fixture
-def web(litellm, child_env, tmp_path):
-    """`stabilizer run --web` attached to the session's LiteLLM; yields (proxy url, web url, token)."""
-    if litellm.process.poll() is not None:
-        litellm.start()
+def stabilizer_web(options: list[str], child_env: dict, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """`stabilizer run --web` with `options`, until the test is done; yields (proxy url, web url, token)."""
     port, web_port = free_port(), free_port()
     process = subprocess.Popen(
         [
@@ -109,10 +107,7 @@ def web(litellm, child_env, tmp_path):
             str(port),
             "--web-port",
             str(web_port),
-            "--max-flows",
-            str(CAP),
-            "--attach-log",
-            str(litellm.log_file),
+            *options,
             "--log-dir",
             str(tmp_path),
             "-q",
@@ -132,6 +127,15 @@ def web(litellm, child_env, tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def web(litellm, child_env, tmp_path):
+    """`stabilizer run --web` attached to the session's LiteLLM; yields (proxy url, web url, token)."""
+    if litellm.process.poll() is not None:
+        litellm.start()
+    options = ["--max-flows", str(CAP), "--attach-log", str(litellm.log_file)]
+    yield from stabilizer_web(options, child_env, tmp_path)
 
 
 def flows(web_url: str, token: str) -> list[dict]:
@@ -191,41 +195,8 @@ def test_token_is_not_in_the_process_list(web):
 @pytest.fixture
 def web_with_litellm(litellm_config, child_env, tmp_path):
     """`stabilizer run --web` starting its own LiteLLM, as a user runs it: auto mode answered."""
-    port, web_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "stabilizer"),
-            "run",
-            "--web",
-            "--port",
-            str(port),
-            "--web-port",
-            str(web_port),
-            "--litellm-config",
-            str(litellm_config),
-            "--policy",
-            str(POLICY),
-            "--env-file",
-            str(tmp_path / "env"),
-            "--log-dir",
-            str(tmp_path),
-            "-q",
-        ],
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        stderr = LineReader(process.stderr)
-        stderr.wait_for("ready on", timeout=90)
-        line = stderr.wait_for("mitmweb:", timeout=5)
-        match = re.search(rf"http://127\.0\.0\.1:{web_port}/\?token=(\S+)", line)
-        assert match, line
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}", match.group(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+    options = ["--litellm-config", str(litellm_config), "--policy", str(POLICY), "--env-file", str(tmp_path / "env")]
+    yield from stabilizer_web(options, child_env, tmp_path)
 
 
 def test_web_shows_auto_modes_verdicts(web_with_litellm, master_key, fresh_backend):
