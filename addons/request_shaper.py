@@ -61,8 +61,9 @@ from typing import NamedTuple
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
+from addons.config.fallbacks import Chain, chain_policy, chains_of
 from addons.config.learned import LearnedLimits
-from addons.config.litellm_config import LiteLLMConfigError
+from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 from addons.config.model_directory import picker_ids
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
@@ -107,6 +108,7 @@ class RequestShaper:
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.picked: dict[str, str] = {}  # the model picker's id of each name in routes, to the name
+        self.chains: dict[str, Chain] = {}  # LiteLLM's fallbacks of each model that has any
         self.history = History()
         self.learned = LearnedLimits()  # what backends' refusals said, applied over the policy
         # One large request in the worker thread at a time: two would only share the cores.
@@ -153,10 +155,17 @@ class RequestShaper:
         if "stabilizer_litellm_config" in updated:
             try:
                 path = ctx.options.stabilizer_litellm_config
-                self.routes = load_routes(path) if path else {}
+                config = read_litellm_config(path) if path else None
+                self.routes = load_routes(config, path) if path else {}
             except LiteLLMConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
             self.picked = picker_ids(self.routes)
+            self.chains = chains_of(config, self.routes)
+            for model, chain in self.chains.items():
+                logger.info(
+                    "model=%s may fall back to %s (LiteLLM's fallbacks): its requests are shaped for them too",
+                    model, ", ".join(chain.reached),
+                )  # fmt: skip
         if problem := self._model_reference_problem():
             raise exceptions.OptionsError(problem)
 
@@ -170,7 +179,7 @@ class RequestShaper:
             if vision is not None and "image" not in self._target(vision).policy.accepted_block_types:
                 return (
                     f"{policy_file}: {key}.vision_model: {vision!r} does not read images by its own entry "
-                    f"(accepted_block_types has no image); name a model that does"
+                    f"or a LiteLLM fallback's (accepted_block_types has no image); name a model that does"
                 )
         return None
 
@@ -188,7 +197,24 @@ class RequestShaper:
         return (human.parse_size(limit) if limit else None) or DEFAULT_LIMIT
 
     def _target(self, model: object) -> "Target":
-        """The route, policy and policy key of the model a request names."""
+        """The route, policy and policy key of the model a request names; the policy is its fallback
+        chain's (addons/config/fallbacks.py) where LiteLLM may send the request on."""
+        target = self._own_target(model)
+        chain = self.chains.get(model) if isinstance(model, str) else None
+        if chain is None:
+            return target
+        route, policy, _ = target
+        provenance = provenance_for(policy.thinking, route.model_id or str(model))
+        policy = chain_policy(
+            policy,
+            [self._own_target(name).policy for name in chain.reached],
+            [self._own_target(name).policy for name in chain.larger_windows],
+            verifies=provenance is not None and provenance.verifies,
+        )
+        return target._replace(policy=policy)
+
+    def _own_target(self, model: object) -> "Target":
+        """The route, policy and policy key of one model, its fallbacks aside."""
         route = self.routes.get(model, UNKNOWN) if isinstance(model, str) else UNKNOWN
         key, policy = self.policy.entry(model, route.model_id)
         return Target(route, self.learned.applied(key, policy), key)

@@ -43,7 +43,11 @@ BACKEND_MODELS = (
     "llamacpp-local",
 )
 # Other names for a model on the OpenAI-compatible route: name -> model id.
-OPENAI_ROUTE_MODELS = {"minimax-m3-openai": "MiniMax-M3"}
+OPENAI_ROUTE_MODELS = {
+    "minimax-m3-openai": "MiniMax-M3",
+    # A local server with a small window that sends what is over it to DeepSeek (CONTEXT_WINDOW_FALLBACKS).
+    "llamacpp-to-deepseek": "llamacpp-local",
+}
 # Model names served through the stand-in's Anthropic-compatible route (LiteLLM's anthropic/
 # provider, or minimax/ as config/litellm.yaml has it), as a user names a second route to the
 # same provider model: name -> (LiteLLM provider, model id).
@@ -60,12 +64,16 @@ ANTHROPIC_ROUTE_MODELS = {
     "claude-sonnet-anthropic": ("anthropic", "claude-sonnet-4-6"),
     "claude-opus-anthropic": ("anthropic", "claude-opus-4-7"),  # falls back to DeepSeek (FALLBACKS)
     "deepseek-pro-anthropic": ("anthropic", "deepseek-v4-pro"),  # falls back to Claude (FALLBACKS)
+    "deepseek-flash-to-qwen": ("anthropic", "deepseek-flash"),  # falls back to Qwen 3.7 (FALLBACKS)
 }
 # LiteLLM's router_settings.fallbacks of the test config: model name -> the names tried after it.
 FALLBACKS = {
     "claude-opus-anthropic": ["deepseek-flash-anthropic"],
     "deepseek-pro-anthropic": ["claude-sonnet-anthropic"],
+    "deepseek-flash-to-qwen": ["qwen3.7-plus-anthropic"],
 }
+# And its router_settings.context_window_fallbacks: where a request over the model's window goes.
+CONTEXT_WINDOW_FALLBACKS = {"llamacpp-to-deepseek": ["deepseek-flash"]}
 
 
 def write_litellm_config(path: Path, backend_url: str) -> Path:
@@ -87,7 +95,9 @@ def write_litellm_config(path: Path, backend_url: str) -> Path:
         }
         for name, model, base in routes
     ]
-    shipped.setdefault("router_settings", {})["fallbacks"] = [{name: names} for name, names in FALLBACKS.items()]
+    router = shipped.setdefault("router_settings", {})
+    router["fallbacks"] = [{name: names} for name, names in FALLBACKS.items()]
+    router["context_window_fallbacks"] = [{name: names} for name, names in CONTEXT_WINDOW_FALLBACKS.items()]
     path.write_text(yaml.safe_dump(shipped))
     return path
 

@@ -22,7 +22,7 @@ The config is read by addons/config/litellm_config.py, as everywhere else.
 from dataclasses import dataclass
 from typing import Any
 
-from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
+from addons.config.litellm_config import LiteLLMConfigError
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
@@ -58,9 +58,8 @@ def route_of(deployment: dict[str, Any]) -> Route:
     return Route(ANTHROPIC if native else OPENAI, model_id or None)
 
 
-def load_routes(path: str) -> dict[str, Route]:
-    """model_name -> Route for every entry of the LiteLLM config at `path` (the first entry wins)."""
-    config = read_litellm_config(path)
+def load_routes(config: Any, path: str) -> dict[str, Route]:
+    """model_name -> Route for every entry of `config`, the LiteLLM config read from `path` (the first entry wins)."""
     entries = config.get("model_list") if isinstance(config, dict) else None
     if not isinstance(entries, list):
         raise LiteLLMConfigError(f"{path}: model_list: expected a list of models")

@@ -400,14 +400,19 @@ model_list:
 """
 
 
-@pytest.fixture
-def routed(tmp_path):
+def shaper_with_litellm_config(tmp_path, text: str):
+    """A shaper under the shipped policy and the LiteLLM config `text`, configured in its context."""
     config = tmp_path / "litellm.yaml"
-    config.write_text(LITELLM_CONFIG)
+    config.write_text(text)
     addon = RequestShaper()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, stabilizer_policy=str(SHIPPED), stabilizer_litellm_config=str(config))
         yield addon
+
+
+@pytest.fixture
+def routed(tmp_path):
+    yield from shaper_with_litellm_config(tmp_path, LITELLM_CONFIG)
 
 
 def test_an_alias_gets_the_policy_of_the_model_behind_it(routed):
@@ -445,6 +450,52 @@ def test_a_name_the_litellm_config_does_not_list_gets_the_defaults(routed):
     flow = post("/v1/messages", recorded(model="unlisted"))
     routed.request(flow)
     assert flow.metadata["stabilizer"]["context_window"] == 131072
+
+
+FALLBACK_CONFIG = """
+model_list:
+  - model_name: ds-native
+    litellm_params: {model: anthropic/deepseek-v4-pro}
+  - model_name: flash
+    litellm_params: {model: anthropic/deepseek-flash}
+  - model_name: qwen-plus
+    litellm_params: {model: openai/qwen-plus}
+  - model_name: local
+    litellm_params: {model: openai/local}
+router_settings:
+  fallbacks: [{flash: [qwen-plus]}]
+  context_window_fallbacks: [{local: [flash]}]
+"""
+
+
+@pytest.fixture
+def with_fallbacks(tmp_path):
+    yield from shaper_with_litellm_config(tmp_path, FALLBACK_CONFIG)
+
+
+def test_a_request_is_shaped_for_the_fallbacks_litellm_may_send_it_to(with_fallbacks):
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    body = {"model": "flash", "max_tokens": 100000, "messages": [{"role": "user", "content": [image]}]}
+    flow = post("/v1/messages", body)
+    with_fallbacks.request(flow)
+    # qwen-plus's output cap (8192), not deepseek-flash's; both read images.
+    assert sent(flow)["max_tokens"] == 8192
+    assert sent(flow)["messages"][0]["content"][0]["type"] == "image"
+    assert flow.metadata["stabilizer"]["context_window"] == 1000000
+    # deepseek-v4-pro has no fallbacks: its own cap, and its own rule for images.
+    flow = post("/v1/messages", {**body, "model": "ds-native"})
+    with_fallbacks.request(flow)
+    assert sent(flow)["max_tokens"] == 100000
+    assert sent(flow)["messages"][0]["content"][0]["type"] == "text"
+
+
+def test_a_context_window_fallback_sets_the_window_trimmed_to(with_fallbacks):
+    # local's own window is the default 131072; deepseek-flash's (1M) is where LiteLLM sends more.
+    flow = post("/v1/messages", long_history(turns=40, lines=2000) | {"model": "local"})
+    with_fallbacks.request(flow)
+    notes = flow.metadata["stabilizer"]
+    assert notes["context_window"] == 1000000
+    assert "trimmed_tokens" not in notes and notes["input_tokens"] > 131072
 
 
 def test_bad_litellm_config_stops_start_up(tmp_path):

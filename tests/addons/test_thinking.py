@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
-from addons.config.litellm_config import LiteLLMConfigError
+from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, load_routes, route_of
 from addons.flow.change import Change, ChangeKind
@@ -288,13 +288,14 @@ def test_route_of_a_deployment(deployment, route):
 
 
 def test_shipped_litellm_config_routes(tmp_path):
-    routes = load_routes(str(ROOT / "config" / "litellm.yaml"))
+    shipped = str(ROOT / "config" / "litellm.yaml")
+    routes = load_routes(read_litellm_config(shipped), shipped)
     assert routes == {"demo": Route(OPENAI, "demo")}
     with pytest.raises(LiteLLMConfigError, match="file not found"):
-        load_routes(str(tmp_path / "missing.yaml"))
+        read_litellm_config(tmp_path / "missing.yaml")
     (tmp_path / "bad.yaml").write_text("model_list: 5\n")
     with pytest.raises(LiteLLMConfigError, match="model_list: expected a list"):
-        load_routes(str(tmp_path / "bad.yaml"))
+        load_routes(read_litellm_config(tmp_path / "bad.yaml"), str(tmp_path / "bad.yaml"))
 
 
 def test_a_model_found_under_its_provider_id(tmp_path):

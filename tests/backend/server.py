@@ -379,6 +379,7 @@ class Backend:
         self._exchanges: list[Exchange] = []
         self._script: list[Reply] = []
         self._overrides: dict[str, Any] = {}
+        self._model_overrides: dict[str, dict[str, Any]] = {}  # by model name, over the others
         self._release = threading.Event()
         self._connections: set[socket.socket] = set()
         self._stopping = False
@@ -431,6 +432,7 @@ class Backend:
             self._exchanges.clear()
             self._script.clear()
             self._overrides = {}
+            self._model_overrides = {}
             self.responder = None
             self._release.set()
             self._release = threading.Event()
@@ -478,20 +480,24 @@ class Backend:
             self._script = list(replies)
 
     @contextlib.contextmanager
-    def quirks(self, **overrides: Any) -> Iterator[Backend]:
-        """Override profile fields (see Quirks) for the duration of the block."""
+    def quirks(self, model: str | None = None, **overrides: Any) -> Iterator[Backend]:
+        """Override profile fields (see Quirks) for the duration of the block; for the requests
+        naming `model` only, when given (a small local server behind a larger cloud model, say)."""
         unknown = set(overrides) - {field.name for field in dataclasses.fields(Quirks)}
         if unknown:
             raise TypeError(f"unknown quirks: {', '.join(sorted(unknown))}")
         if overrides.get("provider", "openai") not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {overrides['provider']!r}")
         dataclasses.replace(PROFILES["openai"], **overrides)  # validates the other values now
-        previous = self._overrides
-        self._overrides = previous | overrides
+        previous, previous_by_model = self._overrides, self._model_overrides
+        if model is None:
+            self._overrides = previous | overrides
+        else:
+            self._model_overrides = previous_by_model | {model: previous_by_model.get(model, {}) | overrides}
         try:
             yield self
         finally:
-            self._overrides = previous
+            self._overrides, self._model_overrides = previous, previous_by_model
 
     def quirks_for(self, model: Any) -> Quirks:
         profile = PROFILES[self.provider or provider_for(model)]
@@ -500,7 +506,8 @@ class Backend:
         for prefix in sorted(MODEL_QUIRKS, key=len):
             if name.startswith(prefix):
                 defaults |= MODEL_QUIRKS[prefix]
-        return dataclasses.replace(profile, **(defaults | self._overrides))
+        for_model = self._model_overrides.get(model, {}) if isinstance(model, str) else {}
+        return dataclasses.replace(profile, **(defaults | self._overrides | for_model))
 
     # -- used by the handler
 
