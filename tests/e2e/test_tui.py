@@ -50,6 +50,11 @@ class Terminal:
         done = subprocess.run([*self.base, "capture-pane", "-p"], capture_output=True, text=True)
         return done.stdout
 
+    def title(self) -> str:
+        """The terminal's title, as the program set it."""
+        done = subprocess.run([*self.base, "display-message", "-p", "#{pane_title}"], capture_output=True, text=True)
+        return done.stdout
+
     def wait_for(self, text: str) -> str:
         """The screen once it shows `text`."""
 
