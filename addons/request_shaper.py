@@ -137,6 +137,15 @@ class RequestShaper:
             "parsed whole and nothing is remembered between requests (to rule it out when debugging).",
         )
         loader.add_option(
+            "stabilizer_thinking_provenance",
+            bool,
+            True,
+            "Name the model that wrote each thinking block in the signature handed to Claude Code, and give "
+            "each model the thinking it takes by that (addons/messages/provenance.py). Off: signatures pass as "
+            "the providers wrote them and every thinking block goes back to whichever model answers next, "
+            "another provider's signature to one that verifies it included (to show what it prevents).",
+        )
+        loader.add_option(
             "stabilizer_check_incremental",
             bool,
             False,
@@ -364,8 +373,16 @@ class RequestShaper:
             ]
         # Auto mode's verdicts are asked of a turn, never of a count.
         litellm_keys = self._litellm_keys() if trim else frozenset()
+        provenance = ctx.options.stabilizer_thinking_provenance
         shaped = shape_request(
-            body, policy, cap=trim, memo=memo, route=route.kind, target=route.model_id, litellm_keys=litellm_keys
+            body,
+            policy,
+            cap=trim,
+            memo=memo,
+            route=route.kind,
+            target=route.model_id,
+            litellm_keys=litellm_keys,
+            provenance=provenance,
         )
         if problem := request_problem(shaped.request, memo):
             _refuse(flow, problem)
@@ -395,7 +412,7 @@ class RequestShaper:
                 flow.request.set_content(encode(outgoing, parsed))
         # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
         origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
-        provenance = provenance_for(policy.thinking, origin)
+        target = provenance_for(policy.thinking, origin)
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
@@ -403,7 +420,7 @@ class RequestShaper:
             policy_file=ctx.options.stabilizer_policy,
             policy_key=policy_key,
             reasoning_required=needs_reasoning_note(policy.thinking),
-            signatures_verified=provenance is not None and provenance.verifies,
+            signatures_verified=target is not None and target.verifies,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -414,8 +431,9 @@ class RequestShaper:
             # The backend writes its reasoning inside <think> tags: the response addon splits it out.
             think_tags=reasoning_in_text(policy.thinking, route.kind),
             changes=stored(changes),
-            origin=origin,
         )
+        if provenance:
+            flow.metadata[NOTES]["origin"] = origin
         if before > after:
             # Added to the usage Claude Code reads, so its count passes its window and it compacts.
             flow.metadata[NOTES]["trimmed_tokens"] = before - after

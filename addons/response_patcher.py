@@ -225,7 +225,10 @@ def _refusal_context(notes: TurnNotes) -> RefusalContext:
 def _origin(response: http.Response, notes: TurnNotes) -> str | None:
     """The provider's model id that wrote the answer: LiteLLM names the deployment that answered
     (x-litellm-model-name, `anthropic/deepseek-flash`), which after a fallback (router_settings.
-    fallbacks) is not the one the request named; else the request addon's note."""
+    fallbacks) is not the one the request named; else the request addon's note. None when the
+    request addon noted no origin (option stabilizer_thinking_provenance off): no signature is wrapped."""
+    if "origin" not in notes:
+        return None
     if deployment := response.headers.get(DEPLOYMENT_HEADER):
         return route_of({"litellm_params": {"model": deployment}}).model_id
     return notes.get("origin")

@@ -34,6 +34,11 @@ class Terminal:
         done = subprocess.run([*self.base, "capture-pane", "-p", "-S", SCROLLBACK], capture_output=True, text=True)
         return done.stdout
 
+    def title(self) -> str:
+        """The terminal's title, as the program set it."""
+        done = subprocess.run([*self.base, "display-message", "-p", "#{pane_title}"], capture_output=True, text=True)
+        return done.stdout
+
     def wait_for(self, *texts: str, timeout: float = 90) -> str:
         """The screen once it shows one of `texts`; an API error shown instead fails at once."""
 

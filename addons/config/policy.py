@@ -157,9 +157,9 @@ class ModelPolicy(BaseModel):
     )
     background_model: str | None = Field(
         None,
-        description="a model name of the LiteLLM config for Claude Code's background work (its haiku role: "
-        "titles, summaries, quick checks; `stabilizer aliases` exports it as ANTHROPIC_DEFAULT_HAIKU_MODEL), "
-        "or null: the model itself",
+        description="a model name of the LiteLLM config for Claude Code's background work (its haiku role, which "
+        "`stabilizer aliases` exports as ANTHROPIC_DEFAULT_HAIKU_MODEL: 2.1.332 names the session there in its "
+        "interactive TUI) and, by default, auto mode's classifier; or null: the model itself",
     )
     subagent_model: str | None = Field(
         None,

@@ -40,7 +40,9 @@ class TurnNotes(TypedDict, total=False):
     context_window: int
     max_output_tokens: int
     think_tags: bool  # the backend writes its reasoning inside <think> tags
-    origin: str  # the provider's model id that answers: its thinking signatures name it (messages/provenance.py)
+    # The provider's model id that answers: its thinking signatures name it (messages/provenance.py);
+    # absent with the option stabilizer_thinking_provenance off.
+    origin: str
     safeguards: bool  # auto mode: the request asks for verdicts on its tool calls, kept for LiteLLM
     safeguard_results: list  # auto mode: the verdicts the answer carried (addons/safeguards.py)
     changes: list[dict[str, str]]  # what the addons did, as stored: add_changes() writes, changes() reads

@@ -71,17 +71,19 @@ def shape_request(
     route: str = OPENAI,
     target: str | None = None,
     litellm_keys: frozenset[str] = frozenset(),
+    provenance: bool = True,
 ) -> Shaped:
     """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
 
     `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
     thinking is written. `target`: the provider's model id behind it, which decides which
     thinking blocks are its own (addons/messages/provenance.py); None: the request's model.
+    `provenance` false: thinking blocks go back as they came, whoever wrote them.
     `memo`: results for values seen before (see strip_unaccepted). `litellm_keys`: keys LiteLLM
     answers itself and keeps from the backend, kept whatever the policy."""
     original = request
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo, route, target, litellm_keys)
+    request, changes = strip_unaccepted(request, policy, memo, route, target, litellm_keys, provenance)
     if reminders:
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
@@ -214,6 +216,7 @@ def strip_unaccepted(
     route: str = OPENAI,
     target: str | None = None,
     litellm_keys: frozenset[str] = frozenset(),
+    provenance: bool = True,
 ) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
@@ -225,7 +228,8 @@ def strip_unaccepted(
     own, so the result for a value is found in `memo` when the same object comes again (a
     session's next turn, addons/request/history.py). In the same pass an assistant turn without
     reasoning gets its note where the backend needs every turn's, and each thinking block goes
-    back as its origin allows (addons/request/thinking.py: returned_thinking).
+    back as its origin allows (addons/request/thinking.py: returned_thinking), or, without
+    `provenance`, as it came.
     """
     changes: list[Change] = []
     kept = policy.accepted_keys | litellm_keys
@@ -241,7 +245,7 @@ def strip_unaccepted(
         needs_reasoning_note(policy.thinking),
         named,
         reasoning_in_text(policy.thinking, route),
-        provenance_for(policy.thinking, target or named),
+        provenance_for(policy.thinking, target or named) if provenance else None,
     )
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)

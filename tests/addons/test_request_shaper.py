@@ -14,6 +14,7 @@ from addons.classifier import FlowClassifier
 from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import changes
 from addons.messages import tokens
+from addons.messages.provenance import wrap
 from addons.request.history import History
 from addons.request_shaper import RequestShaper
 from tests import workload
@@ -699,3 +700,28 @@ def test_lone_surrogates_are_repaired_and_said(shaper):
         assert "cut \ufffd here, kept \U0001f600, low \ufffd " in text
         repaired = Change(ChangeKind.REPAIRED, "replaced 2 lone UTF-16 surrogates with U+FFFD")
         assert repaired in changes(flow)
+
+
+@pytest.mark.parametrize("provenance", [True, False])
+def test_the_provenance_switch(provenance):
+    # DeepSeek's thinking (its signature wrapped with its origin) in front of Claude, which verifies
+    # signatures: dropped, and the answer's signatures to be named; off, it goes as it came, and no
+    # origin is noted, so the response addon wraps none.
+    shaper = RequestShaper()
+    with taddons.context(shaper) as tctx:
+        tctx.configure(shaper, stabilizer_policy=str(SHIPPED), stabilizer_thinking_provenance=provenance)
+        thought = {"type": "thinking", "thinking": "Read a.", "signature": wrap("uuid-1", "deepseek-flash")}
+        call = {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a.txt"}}
+        body = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 1024,
+            "messages": [
+                {"role": "user", "content": "read a.txt"},
+                {"role": "assistant", "content": [thought, call]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "A"}]},
+            ],
+        }
+        flow = post("/v1/messages", body)
+        handle(shaper, flow)
+    assert sent(flow)["messages"][1]["content"] == ([call] if provenance else [thought, call])
+    assert flow.metadata["stabilizer"].get("origin") == ("claude-sonnet-4-6" if provenance else None)

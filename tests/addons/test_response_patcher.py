@@ -339,6 +339,14 @@ def test_a_json_answers_thinking_names_the_model_that_wrote_it(addon, deployment
     assert json.loads(flow.response.content)["content"][0]["signature"] == f"stz1:{origin}:"
 
 
+def test_without_an_origin_noted_no_signature_is_wrapped(addon):
+    # The provenance switch off (option stabilizer_thinking_provenance): the request addon notes no origin.
+    flow = make_flow(body=json.dumps(THOUGHT_ANSWER).encode(), notes={"stream": False})
+    flow.response.headers["x-litellm-model-name"] = "anthropic/deepseek-flash"
+    addon.response(flow)
+    assert json.loads(flow.response.content)["content"][0]["signature"] == ""  # filled in, not wrapped
+
+
 def test_a_streamed_answers_thinking_names_the_deployment_that_answered(addon):
     flow = make_flow(content_type=SSE, notes={"origin": "claude-opus-4-7"})
     flow.response.headers["x-litellm-model-name"] = "anthropic/deepseek-flash"
