@@ -41,6 +41,7 @@ BACKEND_MODELS = (
     "vllm-qwen3-coder",
     "ollama-qwen3-coder",
     "llamacpp-local",
+    "gpt-4.1",  # OpenAI's own model: its rule for tool-call ids (tests/backend/providers/openai.py)
 )
 # Other names for a model on the OpenAI-compatible route: name -> model id.
 OPENAI_ROUTE_MODELS = {

@@ -46,6 +46,8 @@ PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 # The reasoning efforts Claude Code asks for in output_config.effort.
 ClaudeEffort = Literal["low", "medium", "high", "xhigh", "max"]
+# The providers' rules for tool-use ids (addons/request/tool_ids.py).
+ToolIdRuleName = Literal["anthropic", "openai", "mistral"]
 
 
 class ThinkingPolicy(BaseModel):
@@ -154,6 +156,13 @@ class ModelPolicy(BaseModel):
         None,
         description="a whole number above 0: the most tools the backend takes in one request (Kimi's coding plan: "
         "128; the last ones, MCP servers', go), or null: no limit",
+    )
+    tool_ids: ToolIdRuleName | None = Field(
+        None,
+        description="anthropic, openai or mistral: the backend's rule for tool-use ids (anthropic: letters, digits, "
+        "_ and -; openai: at most 40 characters; mistral: 9 letters and digits); an id another model wrote that "
+        "the rule refuses is mapped to one it takes, the same in every request, and its tool_result with it; "
+        "or null: none (anthropic for a model id with claude in it)",
     )
     background_model: str | None = Field(
         None,

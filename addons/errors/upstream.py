@@ -102,6 +102,16 @@ _REFUSAL_HINTS = (
         "Set models.{key}.thinking.verifies_signatures: true in {policy} (other models' thinking then never "
         "reaches it).",
     ),
+    # Tool-use ids another model wrote (addons/request/tool_ids.py): Anthropic "messages.1.content.1.tool_use.id:
+    # String should match pattern '^[a-zA-Z0-9_-]+$'"; OpenAI "Invalid 'messages[2].tool_calls[0].id': string too
+    # long"; Mistral "Tool call id was abc123 but must be a-z, A-Z, 0-9, with a length of 9.".
+    (
+        re.compile(
+            r"tool_use\.id: string should match pattern|tool_calls\[\d+\]\.id'?: string too long|tool call id was",
+            re.IGNORECASE,
+        ),
+        "Set models.{key}.tool_ids to the backend's rule (anthropic, openai or mistral) in {policy}.",
+    ),
     # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]".
     (
         re.compile(

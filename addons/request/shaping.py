@@ -18,7 +18,9 @@ a 2 MB history costs a walk, not a copy.
   there (thinking blocks follow the model's `thinking` section instead: all
   kept, only those of tool-calling turns, or none, each as its origin allows:
   addons/request/thinking.py returned_thinking); a tool_use input that is
-  not an object is repaired.
+  not an object is repaired; tool-use ids the backend refuses (another model wrote them)
+  are mapped to ones it takes, each tool_result's with its tool_use's
+  (addons/request/tool_ids.py).
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend
   needs every turn's (addons/request/thinking.py).
@@ -50,6 +52,7 @@ from addons.request.thinking import (
     reasoning_in_text,
     returned_thinking,
 )
+from addons.request.tool_ids import IdRule, mapped_id, rule_for
 
 SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
 
@@ -206,6 +209,8 @@ CACHE_CONTROL = "cache_control"
 CITATIONS = "citations"
 # Python's literal parser only ever sees strings up to this size (a repaired tool input).
 LITERAL_PARSE_LIMIT = 1 << 20
+# Where a block holds a tool-use id: a tool_use its own, a tool_result that of its tool_use.
+TOOL_ID_FIELDS = {"tool_use": "id", "tool_result": "tool_use_id"}
 INVALID_ARGUMENTS_NOTE = "the model wrote these arguments as something other than a JSON object"
 
 
@@ -223,8 +228,9 @@ def strip_unaccepted(
     Keys outside the allow-list (and `litellm_keys`) go; a content block of a type the backend does not take
     becomes a text block saying what was there (see `replacement_block`), thinking blocks
     apart, which follow the `thinking` section; a tool_use whose input is not an object is
-    repaired (`repaired_input`); server tools (unless `server_tools`), tool fields outside
-    TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
+    repaired (`repaired_input`), and a tool-use id the target's rule refuses is mapped, in
+    its tool_use and its tool_result alike (addons/request/tool_ids.py); server tools (unless
+    `server_tools`), tool fields outside TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
     own, so the result for a value is found in `memo` when the same object comes again (a
     session's next turn, addons/request/history.py). In the same pass an assistant turn without
     reasoning gets its note where the backend needs every turn's, and each thinking block goes
@@ -246,6 +252,7 @@ def strip_unaccepted(
         named,
         reasoning_in_text(policy.thinking, route),
         provenance_for(policy.thinking, target or named) if provenance else None,
+        rule_for(policy.tool_ids, target or named),
     )
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
@@ -307,6 +314,7 @@ class _Stripped:
     replaced_blocks: tuple[str, ...] = ()  # the type of each block replaced by a note
     removed_fields: tuple[str, ...] = ()  # each other field removed from a block or a tool
     repaired_inputs: int = 0
+    mapped_ids: int = 0  # tool_use ids and tool_result tool_use_ids put in the target's form
     returned_thinking: tuple[str, ...] = ()  # what was done to each thinking block by its origin
     noted: bool = False  # an assistant turn given a no-reasoning note
     tagged: bool = False  # an assistant turn whose thinking went back into <think> tags
@@ -322,6 +330,7 @@ class _Stripped:
             replaced_blocks=self.replaced_blocks + other.replaced_blocks,
             removed_fields=self.removed_fields + other.removed_fields,
             repaired_inputs=self.repaired_inputs + other.repaired_inputs,
+            mapped_ids=self.mapped_ids + other.mapped_ids,
             returned_thinking=self.returned_thinking + other.returned_thinking,
         )
 
@@ -332,6 +341,7 @@ class _Stripped:
             or self.replaced_blocks
             or self.removed_fields
             or self.repaired_inputs
+            or self.mapped_ids
             or self.returned_thinking
         )
 
@@ -352,9 +362,11 @@ class _BlockStripper:
         model: str = "this model",
         think_tags: bool = False,
         provenance: Provenance | None = None,
+        id_rule: IdRule | None = None,
     ):
         thinking = policy.thinking
         self.provenance = provenance
+        self.id_rule = id_rule  # the target's rule for tool-use ids, if it has one
         self.think_tags = think_tags  # thinking goes back inside <think> tags in the text
         self.accepted = policy.accepted_block_types | (THINKING_BLOCK_TYPES if thinking is not None else set())
         self.note_reasoning = note_reasoning
@@ -372,7 +384,7 @@ class _BlockStripper:
         self.tagged_messages = 0
 
     def blocks(self, blocks: list) -> list:
-        kind = (Kind.STRIP_BLOCKS, self.accepted, self.model)
+        kind = (Kind.STRIP_BLOCKS, self.accepted, self.model, self.id_rule)
         return self._tallied(self.memo.get(kind, blocks, self._strip_blocks))
 
     def tools(self, tools: list) -> list:
@@ -416,6 +428,9 @@ class _BlockStripper:
         if tally.repaired_inputs:
             repaired = f"repaired tool_use input that was not an object x{tally.repaired_inputs}"
             changes.append(Change(ChangeKind.REPAIRED, repaired))
+        if tally.mapped_ids:
+            mapped = f"mapped {tally.mapped_ids} tool ids to the form {self.model} takes"
+            changes.append(Change(ChangeKind.REPAIRED, mapped))
         if self.dropped_messages:
             changes.append(Change(ChangeKind.STRIPPED, f"dropped {self.dropped_messages} messages left empty"))
         if self.noted_messages:
@@ -437,7 +452,15 @@ class _BlockStripper:
 
     def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = (Kind.STRIP_MESSAGE, accepted, self.note_reasoning, self.model, self.think_tags, self.provenance)
+        kind = (
+            Kind.STRIP_MESSAGE,
+            accepted,
+            self.note_reasoning,
+            self.model,
+            self.think_tags,
+            self.provenance,
+            self.id_rule,
+        )
         return kind, lambda message: self._strip_message(message, accepted)
 
     def _strip_message(self, message: Any, accepted: frozenset[str]) -> _Stripped:
@@ -500,6 +523,11 @@ class _BlockStripper:
             tally = tally.add(inner)
             if inner.value is not nested:
                 block = {**block, "content": inner.value}
+        field = TOOL_ID_FIELDS.get(kind) if isinstance(kind, str) else None
+        if self.id_rule is not None and field is not None and isinstance(tool_id := block.get(field), str):
+            if (mapped := mapped_id(tool_id, self.id_rule)) != tool_id:
+                block = {**block, field: mapped}
+                tally = tally.add(_Stripped(None, mapped_ids=1))
         return block, tally
 
 

@@ -2,6 +2,7 @@
 role models): whatever mix of writers a history has, the request each target receives satisfies
 that target's documented rules, as the stand-in reproduces them (tests/backend/)."""
 
+import dataclasses
 import json
 import uuid
 
@@ -14,6 +15,7 @@ from addons.request.shaping import shape_request
 from tests.addons.test_thinking import SHIPPED, TOOLS
 from tests.backend import PROFILES, check_request
 from tests.backend.checks import check_messages_request
+from tests.backend.providers import MODEL_QUIRKS
 from tests.backend.providers.claude import signature_of
 
 # Who writes a turn: the provider's model id, and how its thinking block is signed as Claude
@@ -23,14 +25,31 @@ WRITERS = {
     "kimi-k2.6": lambda thought: "",  # an OpenAI-compatible route: no signature
     "claude-sonnet-4-6": signature_of,
     "qwen3-coder-plus": None,
+    "vllm-qwen3-coder": lambda thought: "",  # an OpenAI-compatible route: no signature
 }
-# Each target: (model id, route, the stand-in profile whose rules it enforces).
+# The tool-use id each writer gives its call of turn `index`, as Claude Code keeps it: its
+# own form (tests/backend/providers/), Kimi's as its Anthropic route hands it out, vLLM's 46
+# characters long.
+IDS = {
+    "deepseek-flash": lambda index: f"call_00_{index:024x}",
+    "kimi-k2.6": lambda index: f"functions.Read:{index}",
+    "claude-sonnet-4-6": lambda index: f"toolu_01{index:022x}",
+    "qwen3-coder-plus": lambda index: f"call_{index:024x}",
+    "vllm-qwen3-coder": lambda index: f"chatcmpl-tool-{index:032x}",
+}
+# Each target: (model id, route, the stand-in's quirks for it, whose rules it enforces).
 TARGETS = [
-    ("deepseek-flash", OPENAI, "deepseek"),
-    ("deepseek-flash", ANTHROPIC, "deepseek"),
-    ("kimi-k2.6", OPENAI, "kimi"),
-    ("claude-sonnet-4-6", ANTHROPIC, "claude"),
+    ("deepseek-flash", OPENAI, PROFILES["deepseek"]),
+    ("deepseek-flash", ANTHROPIC, PROFILES["deepseek"]),
+    ("kimi-k2.6", OPENAI, PROFILES["kimi"]),
+    ("claude-sonnet-4-6", ANTHROPIC, PROFILES["claude"]),
+    # OpenAI's own model: tool-call ids of 40 characters at most (tests/backend/providers/openai.py).
+    ("gpt-4.1", OPENAI, dataclasses.replace(PROFILES["openai"], **MODEL_QUIRKS["gpt-"])),
 ]
+# An OpenAI model's entry: OpenAI's rule for tool-call ids (at most 40 characters).
+POLICIES = {model: SHIPPED.for_model(model) for model, _, _ in TARGETS} | {
+    "gpt-4.1": SHIPPED.for_model("gpt-4.1").model_copy(update={"tool_ids": "openai"})
+}
 
 # One assistant turn: its writer, whether Claude Code kept its thinking (it drops other
 # models' on /model and --continue), and whether the stack that handed it out wrapped its
@@ -53,7 +72,7 @@ def history(written: list[tuple[str, bool, bool]]) -> list[dict]:
                     "signature": wrap(signature, writer) if wrapped else signature,
                 }
             )
-        call = f"toolu_{index:02d}"
+        call = IDS[writer](index)
         content.append({"type": "tool_use", "id": call, "name": "Read", "input": {"file_path": f"{index}.txt"}})
         messages += [
             {"role": "assistant", "content": content},
@@ -98,7 +117,7 @@ def chat_body(request: dict) -> dict:
 @settings(max_examples=150, deadline=None)
 @given(turns, st.sampled_from(TARGETS))
 def test_every_target_gets_a_history_it_accepts(written, target):
-    model, route, profile = target
+    model, route, quirks = target
     request = {
         "model": model,
         "max_tokens": 32000,
@@ -106,13 +125,20 @@ def test_every_target_gets_a_history_it_accepts(written, target):
         "tools": TOOLS,
         "messages": history(written),
     }
-    shaped = shape_request(request, SHIPPED.for_model(model), route=route, target=model).request
+    shaped = shape_request(request, POLICIES[model], route=route, target=model).request
     if route == ANTHROPIC:
-        refused = check_messages_request(shaped, PROFILES[profile])
+        refused = check_messages_request(shaped, quirks)
     else:
         body = chat_body(shaped)
-        refused = check_request(body, json.dumps(body), PROFILES[profile])
+        refused = check_request(body, json.dumps(body), quirks)
     assert refused is None, (refused.body, shaped["messages"])
+    # Each tool_result still answers its own tool_use; distinct ids stay distinct.
+    blocks = [
+        block for message in shaped["messages"] if isinstance(message["content"], list) for block in message["content"]
+    ]
+    calls = [block["id"] for block in blocks if block["type"] == "tool_use"]
+    answers = [block["tool_use_id"] for block in blocks if block["type"] == "tool_result"]
+    assert calls == answers and len(set(calls)) == len(written)
     # A block the target wrote and the stack handed out goes back exactly as the provider wrote it.
     for sent, original in zip(shaped["messages"], request["messages"], strict=True):
         for block in original["content"] if original["role"] == "assistant" else []:

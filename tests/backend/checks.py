@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.backend.core import Error, Quirks, anthropic_error, anthropic_request_tokens, request_tokens
 from tests.backend.provider import Provider
-from tests.backend.providers import BY_NAME, kimi, vllm
+from tests.backend.providers import BY_NAME, kimi, openai, vllm
 
 
 def _unanswered_calls(messages: list[Any]) -> tuple[int, list[str]] | None:
@@ -65,6 +65,8 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
         return error
     if provider.tool_order_error is not None and (found := _unanswered_calls(body["messages"])):
         return provider.tool_order_error(*found)
+    if quirks.max_tool_call_id is not None and (error := openai.tool_call_id_error(body, quirks.max_tool_call_id)):
+        return error
     if quirks.thinking and (error := provider.reasoning_error(body, raw, quirks)):
         return error
     if message := kimi.too_many_tools(body.get("tools"), quirks.max_tools):

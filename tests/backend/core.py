@@ -63,6 +63,8 @@ class Quirks:
         disabled (or the provider's own switch, `thinking_off`) is ignored
         (kimi-k3*, glm-5.3*, MiniMax).
     fixed_temperature: a `temperature` other than this -> 400 (kimi-k3*; None: no check).
+    max_tool_call_id: an earlier assistant `tool_calls[].id` longer than this -> 400, in
+        OpenAI's wording (OpenAI's gpt-*: 40; None: no check).
     tool_parser: vLLM started with `--enable-auto-tool-choice --tool-call-parser`;
         False: a request with tools -> 400 (vLLM's wording).
     truncate_history: over `context_window`, drop the oldest non-system
@@ -85,6 +87,7 @@ class Quirks:
     strict_arguments: bool = False
     always_thinks: bool = False
     fixed_temperature: float | None = None
+    max_tool_call_id: int | None = None
     tool_parser: bool = True
     truncate_history: bool = False
 

@@ -185,7 +185,8 @@ class Provider:
 
     # -- how the chat route writes an answer (render.Completion)
     completion_id: Callable[[], str] = lambda: f"chatcmpl-{uuid.uuid4().hex}"
-    call_id: Callable[[int], str] = lambda index: f"call_{uuid.uuid4().hex[:24]}"
+    # The id of a tool call it writes: (request body, the call's index in the answer, tool name).
+    call_id: Callable[[dict[str, Any], int, str], str] = lambda body, index, name: f"call_{uuid.uuid4().hex[:24]}"
     fingerprint: str | None = "fp_standin_prod"
     # The prompt-cache fields of `usage`: (prompt tokens, cached tokens).
     cache_usage: Callable[[int, int], dict[str, Any]] = _cached_tokens_when_any
@@ -200,5 +201,9 @@ class Provider:
     messages_content_error: Callable[[dict[str, Any], Quirks], Error | None] = _no_error  # (body, quirks)
     messages_context_error: Callable[[int, int, int], Error | None] = _no_error  # (window, prompt, completion), over it
     zero_usage_at_start: bool = False  # message_start's usage zero, the counts in the last message_delta
+    # The id of a tool_use block it writes: (request body, index, tool name); DeepSeek's form by default.
+    messages_call_id: Callable[[dict[str, Any], int, str], str] = (
+        lambda body, index, name: f"call_{index:02d}_{uuid.uuid4().hex[:24]}"
+    )
     # The signature of a thinking block it writes: (message id, thinking); DeepSeek's is the message id.
     thinking_signature: Callable[[str, str], str] = lambda message_id, thinking: message_id

@@ -47,7 +47,7 @@ class Completion:
         inline = self.reasoning and not self._reasoning("")
         self.content = self.provider.reasoning_in_content(self.reasoning, self.text) if inline else self.text
         self.calls = [
-            (self.provider.call_id(index), name, arguments_text(arguments))
+            (self.provider.call_id(body, index, name), name, arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
         self.finish_reason = "tool_calls" if self.calls else getattr(reply, "finish_reason", "stop")
@@ -231,7 +231,7 @@ class MessagesCompletion:
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning_text(body)
         self.text = reply.text
         self.calls = [
-            (f"call_{index:02d}_{uuid.uuid4().hex[:24]}", name, arguments)
+            (BY_NAME[quirks.provider].messages_call_id(body, index, name), name, arguments)
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
         self.stop_reason = "tool_use" if self.calls else "end_turn"

@@ -3,12 +3,21 @@ DeepSeek's Anthropic-compatible route, a second Anthropic-compatible provider (Q
 model on the OpenAI-compatible route (Kimi), Anthropic's own Claude (it verifies thinking
 signatures), then back to DeepSeek. Claude Code drops the other models' thinking from the
 history it sends; the stand-ins enforce each provider's rule (tests/backend/). Every turn answers.
+
+Each stand-in also writes tool-call ids in its provider's form, and Claude and OpenAI refuse
+ids outside their rules: Kimi's `functions.Read:2` reaches Claude (LiteLLM 1.108.14 already
+rewrites it to `functions_Read_2` on its way to Claude Code), and vLLM's 46-character ids reach
+an OpenAI model, which takes 40 at most, unless the stack maps them.
 """
+
+import dataclasses
+import json
 
 import pytest
 import yaml
 
-from tests.backend import Text, ToolCalls
+from tests.backend import PROFILES, Text, ToolCalls, check_request
+from tests.backend.providers import MODEL_QUIRKS
 from tests.claude import run_claude
 from tests.conftest import POLICY
 from tests.procs import StabilizerRun
@@ -27,6 +36,19 @@ SESSION = [
 def stack_run(tmp_path_factory, litellm_config, child_env):
     folder = tmp_path_factory.mktemp("stabilizer-many-models")
     run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
+    yield run
+    run.stop()
+
+
+@pytest.fixture(scope="module")
+def run_with_an_openai_model(tmp_path_factory, litellm_config, child_env):
+    """The shipped policy with an entry for an OpenAI model: OpenAI's rule for tool-call ids."""
+    folder = tmp_path_factory.mktemp("stabilizer-openai-model")
+    shipped = yaml.safe_load(POLICY.read_text())
+    shipped["models"]["gpt-4.1"] = {"tool_ids": "openai"}
+    policy = folder / "policy.yaml"
+    policy.write_text(yaml.safe_dump(shipped))
+    run = StabilizerRun(folder, litellm_config=litellm_config, policy=policy, env=child_env).start()
     yield run
     run.stop()
 
@@ -61,7 +83,38 @@ def answers_after_one_read(step: int, path: str):
 
 
 def test_one_session_across_five_models_answers_every_turn(stack_run, fresh_backend, master_key, tmp_path):
-    five_models(stack_run, fresh_backend, master_key, tmp_path)
+    sent = five_models(stack_run, fresh_backend, master_key, tmp_path)
+    # Kimi's call reached Claude, in a form Claude takes (the stand-in refuses any other).
+    claude = sent[SESSION.index(("claude-sonnet-anthropic", "claude-sonnet-4-6", "anthropic"))]
+    ids = [block["id"] for m in claude["messages"] for block in blocks(m) if block.get("type") == "tool_use"]
+    assert any(tool_id.startswith("functions_Read_2") for tool_id in ids), ids
+
+
+# vLLM writes 46-character tool-call ids; the next turn goes to an OpenAI model.
+VLLM_THEN_OPENAI = [
+    ("vllm-qwen3-coder", "vllm-qwen3-coder", "openai"),
+    ("gpt-4.1", "gpt-4.1", "openai"),
+]
+
+
+def test_ids_another_model_wrote_reach_an_openai_model_in_its_form(
+    run_with_an_openai_model, fresh_backend, master_key, tmp_path
+):
+    sent = five_models(run_with_an_openai_model, fresh_backend, master_key, tmp_path, VLLM_THEN_OPENAI)
+    ids = [call["id"] for m in sent[-1]["messages"] for call in m.get("tool_calls") or []]
+    assert ids and all(len(tool_id) <= 40 for tool_id in ids), ids
+
+
+def test_without_the_openai_rule_the_openai_model_refuses_the_history(stack_run, fresh_backend, master_key, tmp_path):
+    # The shipped policy has no entry for the OpenAI model: vLLM's ids reach it as they are.
+    # (LiteLLM 1.108.14 calls OpenAI's refusal a context overflow, and Claude Code then retries
+    # with its history cut, losing the earlier turns.)
+    with pytest.raises(AssertionError, match=r"\('gpt-4.1', \[400"):
+        five_models(stack_run, fresh_backend, master_key, tmp_path, VLLM_THEN_OPENAI)
+    refused = next(e for e in fresh_backend.exchanges if e.status == 400)
+    quirks = dataclasses.replace(PROFILES["openai"], **MODEL_QUIRKS["gpt-"])
+    error = check_request(refused.body, json.dumps(refused.body), quirks)
+    assert error is not None and "string too long" in error.body["error"]["message"]
 
 
 def test_without_reasoning_for_other_models_turns_the_session_sticks(
@@ -72,12 +125,21 @@ def test_without_reasoning_for_other_models_turns_the_session_sticks(
         five_models(run_without_the_note, fresh_backend, master_key, tmp_path)
 
 
-def five_models(stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_path) -> None:
-    """The session of SESSION, asserting every turn answers."""
+def blocks(message: dict) -> list:
+    content = message.get("content")
+    return content if isinstance(content, list) else []
+
+
+def five_models(
+    stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_path, session: list = SESSION
+) -> list[dict]:
+    """The `session` (model name, model id, route), asserting every turn answers; the last
+    request each model received."""
     cwd, home = tmp_path / "project", tmp_path / "home"
     cwd.mkdir()
     home.mkdir()
-    for step, (model, model_id, route) in enumerate(SESSION):
+    last_requests = []
+    for step, (model, model_id, route) in enumerate(session):
         path = cwd / f"part{step}.txt"
         path.write_text(f"piece {step}\n")
         fresh_backend.reset()
@@ -101,6 +163,8 @@ def five_models(stack_run: StabilizerRun, fresh_backend, master_key: str, tmp_pa
         # The whole session so far went to this model: each earlier step's tool turn is in it.
         last = sent[-1].body
         assert sum(f"part{earlier}.txt" in str(last["messages"]) for earlier in range(step + 1)) == step + 1
+        last_requests.append(last)
+    return last_requests
 
 
 def first_user_text(body: dict) -> str:

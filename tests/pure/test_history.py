@@ -24,6 +24,7 @@ from addons.messages.tokens import estimate_request
 from addons.request.history import History, encode
 from addons.request.shaping import shape_request
 from addons.request.thinking import provenance_for
+from addons.request.tool_ids import rule_for
 from addons.request.trim import trim_request
 from addons.request.validation import request_problem
 from addons.wire.json_codec import from_json, to_json
@@ -236,7 +237,8 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     old = next(message for message in after.body["messages"][: after.reused] if message["role"] == "assistant")
     accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
     provenance = provenance_for(ModelPolicy().thinking, after.body["model"])
-    kind = (Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance)
+    id_rule = rule_for(ModelPolicy().tool_ids, after.body["model"])
+    kind = (Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance, id_rule)
     stripped = after.memo.get(kind, old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 

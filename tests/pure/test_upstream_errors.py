@@ -154,6 +154,12 @@ def litellm_error(message: str) -> bytes:
          "LiteLLM: model group 'deepseek-flash' failed with the error above. No fallback was attempted.",
          "deepseek-flash refused the request: tools length must be less than or equal to 128. "
          f"Set models.deepseek-flash.max_tools to the backend's limit in {POLICY}."),
+        ("messages.1.content.1.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'",
+         "deepseek-flash refused the request: messages.1.content.1.tool_use.id: String should match pattern "
+         f"'^[a-zA-Z0-9_-]+$'. Set models.deepseek-flash.tool_ids to the backend's rule (anthropic, openai or mistral) in {POLICY}."),
+        ("Tool call id was functions.Read:0 but must be a-z, A-Z, 0-9, with a length of 9.",
+         "deepseek-flash refused the request: Tool call id was functions.Read:0 but must be a-z, A-Z, 0-9, with a length "
+         f"of 9. Set models.deepseek-flash.tool_ids to the backend's rule (anthropic, openai or mistral) in {POLICY}."),
         # nested deeper than a top-level key: accepted_keys cannot avoid it, so no hint
         ("Failed to deserialize the JSON body into the target type: messages[0]: unknown field `cache_control`",
          "deepseek-flash refused the request: Failed to deserialize the JSON body into the target type: messages[0]: "

@@ -3,24 +3,54 @@ each thinking block and verify every signature sent back, refusing one they did 
 "messages.1.content.0: Invalid `signature` in `thinking` block" (Anthropic's 400 as quoted in
 anthropics/anthropic-sdk-csharp#126, ding113/claude-code-hub#518 and kaitranntt/ccs#415, read
 2026-12-06; their extended-thinking guide: blocks go back unmodified). The signature here is a
-digest of the thinking text, so a block another provider wrote, or an empty signature, fails."""
+digest of the thinking text, so a block another provider wrote, or an empty signature, fails.
+Tool-use ids: its own are `toolu_01...` (the examples of Anthropic's tool-use guide), and it
+refuses one outside `^[a-zA-Z0-9_-]+$` or one used twice (TOOL_USE_ID_PATTERN, TOOL_USE_ID_TWICE)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+import uuid
 from typing import Any
 
 from tests.backend.core import Error, Quirks, anthropic_error
 from tests.backend.provider import Provider
 
 INVALID_SIGNATURE = "messages.{}.content.{}: Invalid `signature` in `thinking` block"
+# Anthropic's 400 for a tool_use id outside its pattern, as quoted in CommandCodeAI/command-code#323,
+# BerriAI/litellm#21114 and maximhq/bifrost#5097 (a Kimi id, `functions.Bash:0`, after a model switch);
+# read 2026-12-06.
+TOOL_USE_ID_PATTERN = "messages.{}.content.{}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+# Its 400 for an id used by two tool_use blocks, as quoted in anthropics/claude-code#21083 and
+# trycua/cua#524; read 2026-12-06.
+TOOL_USE_ID_TWICE = "messages.{}.content.{}: `tool_use` ids must be unique"
+VALID_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]+")
 
 
 def signature_of(thinking: str) -> str:
     return "claude-sig-" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
 
 
+def _tool_use_id_error(body: dict[str, Any]) -> Error | None:
+    seen: set[str] = set()
+    for index, message in enumerate(body["messages"]):
+        content = message.get("content") if isinstance(message, dict) else None
+        for position, block in enumerate(content if isinstance(content, list) else []):
+            if not (isinstance(block, dict) and block.get("type") == "tool_use"):
+                continue
+            tool_id = block.get("id")
+            if not (isinstance(tool_id, str) and VALID_TOOL_USE_ID.fullmatch(tool_id)):
+                return anthropic_error(TOOL_USE_ID_PATTERN.format(index, position))
+            if tool_id in seen:
+                return anthropic_error(TOOL_USE_ID_TWICE.format(index, position))
+            seen.add(tool_id)
+    return None
+
+
 def messages_content_error(body: dict[str, Any], quirks: Quirks) -> Error | None:
+    if error := _tool_use_id_error(body):
+        return error
     for index, message in enumerate(body["messages"]):
         content = message.get("content") if isinstance(message, dict) else None
         for position, block in enumerate(content if isinstance(content, list) else []):
@@ -38,4 +68,5 @@ PROVIDER = Provider(
     profile={"thinking": True},
     thinking_signature=lambda message_id, thinking: signature_of(thinking),
     messages_content_error=messages_content_error,
+    messages_call_id=lambda body, index, name: f"toolu_01{uuid.uuid4().hex[:22]}",
 )

@@ -3,7 +3,8 @@ message's index, token-limit and temperature wordings, 128 tools
 (platform.kimi.ai/docs/api/errors, MoonshotAI/kimi-cli#2011; read 2026-11-26). Its thinking
 switch is the common one, `thinking: {"type": "disabled"}` via extra_body
 (https://platform.kimi.ai/docs/api/models-overview, read 2026-11-26). On its Anthropic route
-only the tool limit is reproduced (a `document` wording was not found)."""
+only the tool limit is reproduced (a `document` wording was not found). On both routes it writes
+tool-call ids in its own form, `functions.{name}:{idx}` (kimi_call_id)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,24 @@ KIMI_REASONING_MISSING = (
 # https://dev.to/aihubmix/kimi-k31-pro-migration-guide-five-400s-one-404-and-the-claude-code-codex-config-13k
 # (read 2026-11-26). The `fixed_temperature` quirk uses it on any profile.
 FIXED_TEMPERATURE = "invalid temperature: only {:g} is allowed for this model"
+
+
+def kimi_call_id(body: dict[str, Any], index: int, name: str) -> str:
+    """Kimi's tool-call id: "The format of the tool ID is `functions.{func_name}:{idx}`"
+    (MoonshotAI/Kimi-K2 docs/tool_call_guidance.md, read 2026-12-06), idx counting every call
+    of the conversation (the `tool_call_counter` of its chat template, as quoted in
+    ikawrakow/ik_llama.cpp#955; such ids, `functions.Bash:0`, reach other providers after a
+    model switch: maximhq/bifrost#5097, BerriAI/litellm#31094; read 2026-12-06). Earlier calls
+    are counted in either route's history: chat `tool_calls` or Messages `tool_use` blocks."""
+    earlier = 0
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            calls = message.get("tool_calls")
+            content = message.get("content")
+            earlier += len(calls) if isinstance(calls, list) else 0
+            blocks = content if isinstance(content, list) else []
+            earlier += sum(isinstance(block, dict) and block.get("type") == "tool_use" for block in blocks)
+    return f"functions.{name}:{earlier + index}"
 
 
 def moonshot_error(message: str) -> Error:
@@ -86,4 +105,6 @@ PROVIDER = Provider(
     tool_order_error=_tool_order_error,
     reasoning_error=_reasoning_error,
     context_error=_context_error,
+    call_id=kimi_call_id,
+    messages_call_id=kimi_call_id,
 )

@@ -1,11 +1,14 @@
 """vLLM (`vllm-*`): a local server running a reasoning model behind a reasoning parser: the
 `reasoning` field, its renderer's context wording, the tool-parser flag
-(docs.vllm.ai/en/stable/features/reasoning_outputs, vllm renderers/params.py; read 2026-11-26).
+(docs.vllm.ai/en/stable/features/reasoning_outputs, vllm renderers/params.py; read 2026-11-26),
+and its tool-call ids, `chatcmpl-tool-` and 32 hex digits (46 characters: the default of
+ToolCall.id in vllm/entrypoints/openai/protocol.py, read 2026-12-06).
 Its window is --max-model-len (the model's own when unset): set context_window in a test."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from tests.backend.core import Error
@@ -73,4 +76,5 @@ PROVIDER = Provider(
     # "`reasoning` used to be called `reasoning_content`"
     # (https://docs.vllm.ai/en/stable/features/reasoning_outputs/, read 2026-11-26).
     reasoning_fields=lambda body, piece: {"reasoning": piece},
+    call_id=lambda body, index, name: f"chatcmpl-tool-{uuid.uuid4().hex}",
 )
