@@ -25,7 +25,7 @@ from addons.wire.json_codec import from_json
 # length is only N tokens" (vllm/renderers/params.py); llama-server "exceeds the available
 # context size (N tokens)"; Ollama "the prompt is longer than the context length".
 _CONTEXT_ERROR = re.compile(
-    r"context_length_exceeded|maximum context length|context[ _]?window[ _]?exceed"
+    r"context_length_exceeded|maximum context length|context[ _]window[ _]exceed"
     r"|range of input length should be|input length is too long|prompt is too long"
     r"|exceeds? (?:the )?(?:model'?s? )?(?:maximum |available )?context (?:length|window|size)"
     r"|exceeded model token limit|input token length too long|prompt exceeds max length"

@@ -100,6 +100,20 @@ def test_other_errors_keep_status_and_text(status, body, content_type, expected)
     assert error_of(to_anthropic_error(status, body, content_type)) == expected
 
 
+def test_litellms_class_name_alone_does_not_make_a_context_error():
+    # LiteLLM files OpenAI's refusal of a long tool-call id under ContextWindowExceededError;
+    # taken for an overflow, Claude Code would compact the session away instead of the id being fixed.
+    message = (
+        "litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - "
+        "Invalid 'messages[2].tool_calls[0].id': string too long. Expected a string with maximum length 40, but got "
+        "a string with length 46 instead."
+    )
+    status, kind, said = error_of(to_anthropic_error(400, openai_error(message), "application/json", 50_000, 1_000))
+    assert (status, kind) == (400, "invalid_request_error")
+    assert said.startswith("the backend refused the request: Invalid 'messages[2].tool_calls[0].id'")
+    assert "Set models.<model>.tool_ids" in said
+
+
 # --- refusals: a client error explained ---------------------------------------------
 
 POLICY = "/etc/stabilizer/policy.yaml"
