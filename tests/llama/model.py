@@ -104,9 +104,9 @@ and message.content.endswith('</tool_response>')) %}
 {{- '<|im_start|>assistant\\n' }}
 {%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}
 {%- elif messages[-1].role == 'tool' %}{{- '<|after_tool|>' }}
-{%- elif tools and '""" + RESUME + """' not in messages[-1].content %}{{- '<|call|>' }}
+{%- elif tools and 'RESUME' not in messages[-1].content %}{{- '<|call|>' }}
 {%- else %}{{- '<|reply|>' }}{%- endif %}
-{%- endif %}"""
+{%- endif %}""".replace("'RESUME'", repr(RESUME))
 
 
 def _bytes_to_unicode() -> dict[int, str]:

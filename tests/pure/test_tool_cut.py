@@ -35,7 +35,15 @@ def block(name: str, index: int, **fields) -> bytes:
 def tool_stream(pieces: list[str], stop_reason: str, shape: str) -> bytes:
     """A thinking block, then a tool_use whose input streams in `pieces`, as `shape` writes it."""
     start = {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "m"}
-    start |= {"stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+    start |= {
+        "stop_reason": None,
+        "usage": {
+            "input_tokens": 12,
+            "output_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
     thinking_open = block("content_block_start", 0, content_block={"type": "thinking", "thinking": ""})
     thinking_open += block("content_block_delta", 0, delta={"type": "thinking_delta", "thinking": "Hmm."})
     thinking_close = block("content_block_delta", 0, delta={"type": "signature_delta", "signature": ""})
@@ -49,7 +57,9 @@ def tool_stream(pieces: list[str], stop_reason: str, shape: str) -> bytes:
         blocks = thinking_open + thinking_close + body + block("content_block_stop", 1)
     else:  # llama-server's Anthropic route: the thinking block closed at the end
         blocks = thinking_open + body + thinking_close + block("content_block_stop", 1)
-    end = event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": 5}})
+    end = event(
+        "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": 5}}
+    )
     end += event("message_stop", {"type": "message_stop"})
     return event("message_start", {"type": "message_start", "message": start}) + blocks + end
 
