@@ -13,6 +13,7 @@ from addons.flow.change import Change, ChangeKind
 from addons.messages.provenance import wrap_event
 from addons.messages.think_tags import ThinkTagSplitter
 from addons.messages.tokens import count_text
+from addons.response.tool_cut import UnfinishedToolCalls
 from addons.response.usage import add_trimmed, complete_usage, filled_notes, is_substitute_input, reported_count
 from addons.wire.json_codec import from_json
 from addons.wire.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, encode_event, json_data, parse_event, replace_data
@@ -52,6 +53,9 @@ class StreamPatcher:
     A stream that started a message and ends with neither message_stop nor an
     error event gets an `overloaded_error` event appended, so the client
     retries instead of taking a truncated answer for a whole one.
+
+    A tool call cut by max_tokens is left unfinished, its content_block_stop
+    dropped (addons/response/tool_cut.py): tool_use blocks' deltas are read.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class StreamPatcher:
         # The model that writes this answer: named in its thinking signatures (addons/messages/provenance.py).
         self.origin = origin
         self._signed = 0
+        self._tools = UnfinishedToolCalls()
 
     def feed(self, chunk: bytes) -> bytes:
         out = b"".join([self._patch_or_pass(event) for event in self._decoder.feed(chunk)])
@@ -109,6 +114,8 @@ class StreamPatcher:
                 )
             else:
                 out.append(rest)
+        if self._tools.holding:
+            out.append(self._tools.release())
         if self._truncated():
             self.error_seen = True
             ended = "stream ended without message_stop: appended an overloaded_error event"
@@ -133,32 +140,72 @@ class StreamPatcher:
             return self._split(event, self._splitter, name)
         if name == "content_block_delta":  # the hot path: nearly every event
             if event.data is not None:
+                if self._tools.tracking and b"input_json_delta" in event.data:
+                    self._track(name, _payload(event))
                 if self.origin is not None and b"signature_delta" in event.data:
                     return self._signed_event(event)
                 self._deltas.append(event.data)
             return event.raw
-        if name == "content_block_start" and self.origin is not None and b'"thinking"' in (event.data or b""):
-            return self._signed_event(event)
+        if name == "content_block_start":
+            held = self._release_held()
+            if b'"tool_use"' in (event.data or b""):
+                self._track(name, _payload(event))
+            if self.origin is not None and b'"thinking"' in (event.data or b""):
+                return held + self._signed_event(event)
+            return held + event.raw
+        if name == "content_block_stop":
+            if self._tools.tracking and self._track(name, _payload(event), event.raw):
+                return b""
+            return event.raw
         if name is None:
             return self._patch_unnamed(event)
         if name == "message_start":
             self.message_started = True
             return self._rewrite(event, self._patch_message_start)
         if name == "message_delta":
-            return self._rewrite(event, self._patch_message_delta)
+            return self._settle_held(event) + self._rewrite(event, self._patch_message_delta)
         if name == "message_stop":
             self.message_stopped = True
-        elif name == "error":
+            return self._release_held() + event.raw
+        if name == "error":
             self.error_seen = True
-            return self._rewrite_error(event)
+            return self._release_held() + self._rewrite_error(event)
         return event.raw
+
+    def _track(self, name: str, payload: Any, raw: bytes = b"") -> bool:
+        """Follow the tool_use blocks (addons/response/tool_cut.py); True: `raw`, a
+        content_block_stop, is held back."""
+        if not isinstance(payload, dict):
+            return False
+        if name == "content_block_start":
+            self._tools.started(payload)
+        elif name == "content_block_delta":
+            self._tools.delta(payload)
+        elif name == "content_block_stop":
+            return self._tools.stopped(payload, raw)
+        return False
+
+    def _release_held(self) -> bytes:
+        return self._tools.release() if self._tools.holding else b""
+
+    def _settle_held(self, event: SSEEvent) -> bytes:
+        """At message_delta: held content_block_stop events dropped when the message ended at
+        max_tokens (Claude Code then drops the cut call and asks the model to resume), else
+        sent on before it."""
+        if not self._tools.holding:
+            return b""
+        payload = _payload(event)
+        delta = payload.get("delta") if isinstance(payload, dict) else None
+        if not (isinstance(delta, dict) and delta.get("stop_reason") == "max_tokens"):
+            return self._tools.release()
+        dropped = self._tools.drop()
+        cut = f"tool calls cut by max_tokens left unfinished (x{dropped}): Claude Code drops them, runs none"
+        self.changes.append(Change(ChangeKind.REPAIRED, cut))
+        return b""
 
     def _split(self, event: SSEEvent, splitter: ThinkTagSplitter, event_name: str) -> bytes:
         """A content block event through the <think> splitter: the events it gives in its place."""
-        try:
-            payload = from_json(event.data) if event.data is not None else None
-        except ValueError:
-            payload = None
+        payload = _payload(event)
         if not isinstance(payload, dict):
             return event.raw
         noticed = splitter.split
@@ -166,6 +213,10 @@ class StreamPatcher:
         for name, data in splitter.feed(event_name, payload):
             self._sign(data)
             encoded = json_data(data)
+            if name == "content_block_start":
+                out.append(self._release_held())
+            if self._track(name, data, encode_event(name, encoded)):
+                continue
             if name == "content_block_delta":
                 self._deltas.append(encoded)
             out.append(encode_event(name, encoded))
@@ -175,10 +226,7 @@ class StreamPatcher:
 
     def _signed_event(self, event: SSEEvent) -> bytes:
         """The event with the origin wrapped into the thinking signature it carries, if it carries one."""
-        try:
-            payload = from_json(event.data) if event.data is not None else None
-        except ValueError:
-            return event.raw
+        payload = _payload(event)
         if not isinstance(payload, dict) or not self._sign(payload):
             return event.raw
         return replace_data(event, json_data(payload))
@@ -209,10 +257,7 @@ class StreamPatcher:
 
     def _rewrite(self, event: SSEEvent, patch) -> bytes:
         """Apply `patch` to the event's JSON object; re-encode only if it changed something."""
-        try:
-            payload = from_json(event.data) if event.data is not None else None
-        except ValueError:
-            return event.raw
+        payload = _payload(event)
         if not isinstance(payload, dict) or not (changes := patch(payload)):
             return event.raw
         self.changes.extend(changes)
@@ -220,10 +265,7 @@ class StreamPatcher:
 
     def _rewrite_error(self, event: SSEEvent) -> bytes:
         """An error event stays where it is, in Anthropic's shape."""
-        try:
-            payload = from_json(event.data) if event.data is not None else None
-        except ValueError:
-            payload = None
+        payload = _payload(event)
         text = (event.data or b"").decode("utf-8", "replace")
         status, error_type, message = classify_error(None, payload, text, refusal=self.refusal)
         if kept_as_it_came(payload, status, message):
@@ -282,6 +324,14 @@ class StreamPatcher:
                 if isinstance(value, str):
                     parts.append(value)
         return count_text("".join(parts))
+
+
+def _payload(event: SSEEvent) -> Any:
+    """The event's JSON, None when it has none."""
+    try:
+        return from_json(event.data) if event.data is not None else None
+    except ValueError:
+        return None
 
 
 def _leftover_event(rest: bytes) -> SSEEvent | None:

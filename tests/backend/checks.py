@@ -61,6 +61,8 @@ def check_request(body: dict[str, Any], raw: str, quirks: Quirks) -> Error | Non
             return provider.unknown_keys_error(unknown, raw)
     if not isinstance(body.get("messages"), list):
         return provider.missing_messages_error(raw)
+    if error := provider.malformed_error(body):
+        return error
     if error := _content_part_error(body, raw, quirks, provider):
         return error
     if provider.tool_order_error is not None and (found := _unanswered_calls(body["messages"])):
@@ -98,8 +100,8 @@ def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None
     """The 400 the provider's Anthropic-compatible endpoint would answer, or None."""
     provider = BY_NAME[quirks.provider]
     messages = body.get("messages")
-    if not isinstance(messages, list):
-        return anthropic_error("messages: Field required")
+    if not isinstance(messages, list) and (error := provider.messages_not_a_list_error(messages)):
+        return error
     max_tokens = body.get("max_tokens")
     limit = quirks.max_tokens_limit
     if limit is not None and (error := provider.messages_max_tokens_error(max_tokens, limit)):
@@ -111,6 +113,6 @@ def check_messages_request(body: dict[str, Any], quirks: Quirks) -> Error | None
     if quirks.context_window is not None:
         prompt = anthropic_request_tokens(body)
         completion = max_tokens if isinstance(max_tokens, int) else 0
-        if prompt + completion > quirks.context_window:
+        if (prompt + completion if provider.window_counts_completion else prompt) > quirks.context_window:
             return provider.messages_context_error(quirks.context_window, prompt, completion)
     return None

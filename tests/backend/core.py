@@ -21,7 +21,7 @@ def type_disabled(body: dict[str, Any]) -> bool:
 
 def thinks(body: dict[str, Any], quirks: Quirks, switched_off: Callable[[dict[str, Any]], bool]) -> bool:
     """Whether a thinking profile reasons on this request: unless its switch (the provider's
-    `thinking_off`; `type_disabled` on the Messages route) says off and the model lets it
+    `thinking_off`, or `messages_thinking_off` on the Messages route) says off and the model lets it
     (`always_thinks`)."""
     return quirks.thinking and (quirks.always_thinks or not switched_off(body))
 
@@ -130,6 +130,11 @@ class ToolCalls:
     calls: list[tuple[str, dict[str, Any] | str]]
     text: str = ""  # content streamed before the calls, as DeepSeek often does
     reasoning: str | None = None
+    # "length": max_tokens cut the last call (give its arguments as the cut string): the chat
+    # route ends with finish_reason "length", the Messages route with stop_reason "max_tokens",
+    # as llama-server does (llama.cpp 1652066, measured 2026-12-06; vLLM says "tool_calls"
+    # there instead: vllm-project/vllm#58228, read 2026-12-06). None: "tool_calls" / "tool_use".
+    finish_reason: str | None = None
 
 
 @dataclasses.dataclass

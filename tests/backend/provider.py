@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.backend.core import Error, Quirks, type_disabled
+from tests.backend.core import Error, Quirks, anthropic_error, type_disabled
 
 # OpenAI's own Chat Completions parameters (used when a test turns strict_keys
 # on for the plain or the Qwen profile).
@@ -136,6 +136,14 @@ def _no_error(*_: Any) -> Error | None:
     return None
 
 
+def _messages_field_required(messages: Any) -> Error | None:
+    return anthropic_error("messages: Field required")
+
+
+def _messages_usage(prompt: int, cached: int, output: int) -> dict[str, Any]:
+    return {"input_tokens": prompt, "output_tokens": output}
+
+
 def _cached_tokens_when_any(prompt: int, cached: int) -> dict[str, Any]:
     return {"prompt_tokens_details": {"cached_tokens": cached}} if cached else {}
 
@@ -160,7 +168,8 @@ class Provider:
     # -- the chat route's checks (checks.check_request), in the order they run
     accepted_keys: tuple[str, ...] = OPENAI_KEYS  # with strict_keys
     unknown_keys_error: Callable[[list[str], str], Error] = _unknown_keys_error  # (unknown, raw body)
-    missing_messages_error: Callable[[str], Error] = _missing_messages_error  # (raw body)
+    missing_messages_error: Callable[[str], Error] = _missing_messages_error  # (raw body), `messages` not a list
+    malformed_error: Callable[[dict[str, Any]], Error | None] = _no_error  # (body) a message it cannot read
     invalid_json_error: Callable[[str], Error] = _invalid_json_error  # (the parser's problem)
     refuses_part: Callable[[str, Quirks], bool] = _refuses_part  # (a content part's type, quirks)
     content_part_error: Callable[[str, int, int, str], Error] = _content_part_error  # (type, message, part, raw)
@@ -197,6 +206,10 @@ class Provider:
     usage_on_finish_chunk: bool = False  # usage rides on the finish chunk, with or without include_usage
 
     # -- the Anthropic Messages route (checks.check_messages_request, render.MessagesCompletion)
+    messages_not_a_list_error: Callable[[Any], Error | None] = _messages_field_required  # (the `messages` value)
+    # A body that is not JSON: (the parser's problem); None: the chat route's wording in Anthropic's 400.
+    messages_invalid_json_error: Callable[[str], Error] | None = None
+    messages_thinking_off: Callable[[dict[str, Any]], bool] = type_disabled
     messages_max_tokens_error: Callable[[Any, int], Error | None] = _no_error  # (value, limit)
     messages_content_error: Callable[[dict[str, Any], Quirks], Error | None] = _no_error  # (body, quirks)
     messages_context_error: Callable[[int, int, int], Error | None] = _no_error  # (window, prompt, completion), over it
@@ -205,5 +218,8 @@ class Provider:
     messages_call_id: Callable[[dict[str, Any], int, str], str] = (
         lambda body, index, name: f"call_{index:02d}_{uuid.uuid4().hex[:24]}"
     )
+    messages_usage: Callable[[int, int, int], dict[str, Any]] = _messages_usage  # (prompt, cached, output tokens)
+    late_thinking_stop: bool = False  # a thinking block's signature_delta and stop come after the other blocks' deltas
+    tool_input_at_start: bool = True  # a tool_use's content_block_start carries `input: {}`
     # The signature of a thinking block it writes: (message id, thinking); DeepSeek's is the message id.
     thinking_signature: Callable[[str, str], str] = lambda message_id, thinking: message_id

@@ -24,7 +24,6 @@ from tests.backend.core import (
     default_reasoning_text,
     request_tokens,
     thinks,
-    type_disabled,
 )
 from tests.backend.providers import BY_NAME
 
@@ -50,7 +49,7 @@ class Completion:
             (self.provider.call_id(body, index, name), name, arguments_text(arguments))
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
-        self.finish_reason = "tool_calls" if self.calls else getattr(reply, "finish_reason", "stop")
+        self.finish_reason = getattr(reply, "finish_reason", None) or ("tool_calls" if self.calls else "stop")
 
     def usage(self) -> dict[str, Any] | None:
         if self.quirks.usage == "null":
@@ -226,20 +225,22 @@ class MessagesCompletion:
         self.body, self.quirks = body, quirks
         self.id = str(uuid.uuid4())
         self.model = body.get("model") if isinstance(body.get("model"), str) else "stand-in"
+        self.provider = BY_NAME[quirks.provider]
         self.reasoning = ""
-        if thinks(body, quirks, type_disabled):
+        if thinks(body, quirks, self.provider.messages_thinking_off):
             self.reasoning = reply.reasoning if reply.reasoning is not None else default_reasoning_text(body)
         self.text = reply.text
         self.calls = [
             (BY_NAME[quirks.provider].messages_call_id(body, index, name), name, arguments)
             for index, (name, arguments) in enumerate(reply.calls if isinstance(reply, ToolCalls) else [])
         ]
-        self.stop_reason = "tool_use" if self.calls else "end_turn"
+        cut = getattr(reply, "finish_reason", None) == "length"
+        self.stop_reason = "max_tokens" if cut else "tool_use" if self.calls else "end_turn"
 
     def _blocks(self) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if self.reasoning:
-            signature = BY_NAME[self.quirks.provider].thinking_signature(self.id, self.reasoning)
+            signature = self.provider.thinking_signature(self.id, self.reasoning)
             blocks.append({"type": "thinking", "thinking": self.reasoning, "signature": signature})
         if self.text:
             blocks.append({"type": "text", "text": self.text})
@@ -254,7 +255,8 @@ class MessagesCompletion:
         output += sum(count_text(name + arguments_text(arguments)) for _, name, arguments in self.calls)
         if self.quirks.usage == "zero":
             return {"input_tokens": 0, "output_tokens": 0}
-        return {"input_tokens": anthropic_request_tokens(self.body), "output_tokens": output}
+        prompt = anthropic_request_tokens(self.body)
+        return self.provider.messages_usage(prompt, int(prompt * self.quirks.cached_share), output)
 
     def json_body(self) -> bytes:
         return compact(
@@ -272,7 +274,7 @@ class MessagesCompletion:
 
     def events(self) -> list[bytes]:
         usage = self.usage()
-        zero_start = BY_NAME[self.quirks.provider].zero_usage_at_start
+        zero_start = self.provider.zero_usage_at_start
         start_usage = {"input_tokens": 0, "output_tokens": 0} if zero_start else {**usage, "output_tokens": 0}
         start = {
             "id": self.id,
@@ -285,18 +287,24 @@ class MessagesCompletion:
             "usage": start_usage,
         }
         events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+        # The events that end each block: after its deltas, or all at the end (late_thinking_stop).
+        endings: list[tuple[str, dict[str, Any]]] = []
         for index, block in enumerate(self._blocks()):
             kind = block["type"]
+            tool_start = {key: value for key, value in block.items() if key != "input"}
             opened = {
-                "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+                "thinking": {"type": "thinking", "thinking": ""}
+                if self.provider.late_thinking_stop
+                else {"type": "thinking", "thinking": "", "signature": ""},
                 "text": {"type": "text", "text": ""},
-            }.get(kind, {**block, "input": {}})
+            }.get(kind, {**tool_start, "input": {}} if self.provider.tool_input_at_start else tool_start)
             events.append(
                 ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened})
             )
+            ending = []
             if kind == "thinking":
                 deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_text(block["thinking"])]
-                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+                ending.append({"type": "signature_delta", "signature": block["signature"]})
             elif kind == "text":
                 deltas = [{"type": "text_delta", "text": piece} for piece in split_text(block["text"])]
             else:
@@ -309,7 +317,17 @@ class MessagesCompletion:
                 ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
                 for delta in deltas
             ]
-            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+            block_end = [
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                for delta in ending
+            ]
+            block_end.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+            if self.provider.late_thinking_stop:
+                # llama-server ends the thinking block first, then the others, all after the last delta.
+                endings = block_end + endings if kind == "thinking" else endings + block_end
+            else:
+                events += block_end
+        events += endings
         events.append(
             (
                 "message_delta",

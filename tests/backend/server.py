@@ -172,8 +172,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._not_found()
             return
         if problem is not None:
-            error = BY_NAME[backend.provider or "openai"].invalid_json_error(problem)
-            self._send_error(anthropic_error(error.body["error"]["message"]) if route in MESSAGES_PATHS else error)
+            provider = BY_NAME[backend.provider or "openai"]
+            error = provider.invalid_json_error(problem)
+            if route in MESSAGES_PATHS:
+                own = provider.messages_invalid_json_error
+                error = own(problem) if own is not None else anthropic_error(error.body["error"]["message"])
+            self._send_error(error)
             return
         quirks = backend.quirks_for(body.get("model"))
         if route in MESSAGES_PATHS:

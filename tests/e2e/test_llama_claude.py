@@ -2,7 +2,8 @@
 
 llama-server (`make llama-server`) runs a model of tests/llama/model.py: it thinks a fixed word,
 answers a fixed sentence, calls the Read tool once when tools are offered and answers after
-the result. The CLI runs with --bare, a one-line system prompt and only the tools a scenario
+the result; cut by max_tokens inside that call, it answers in text when Claude Code asks it to go
+on. The CLI runs with --bare, a one-line system prompt and only the tools a scenario
 needs: the model's vocabulary is one token a byte, and Claude Code's full prompt would take a
 minute a request on two cores.
 """
@@ -16,7 +17,7 @@ from mitmproxy import io
 from addons.flow.notes import SENT
 from tests.claude import ClaudeResult, run_claude
 from tests.conftest import POLICY
-from tests.llama.model import AFTER_TOOL, REPLY, THOUGHT, ToolCall, write_model
+from tests.llama.model import AFTER_TOOL, REPLY, RESUME, THOUGHT, ToolCall, write_model
 from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config
 from tests.procs import StabilizerRun
 from tests.streams import streamed_message
@@ -25,13 +26,18 @@ ROUTES = (OPENAI_ROUTE, ANTHROPIC_ROUTE)
 # Claude Code's --bare prompt with the Read tool is about 10K bytes, one token each.
 CONTEXT = 16384
 NOTES = "The notes say: water the plants."
+# Words in the notes' path: each a token of the Read call's arguments, so that an answer of CUT
+# tokens ends inside them (after ` the`), while REPLY (8 tokens and the end) fits.
+NOTES_PATH = ("field notes", "from the garden.txt")
+CUT = 10
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """The folder Claude Code works in, with the file the model reads."""
     folder = tmp_path_factory.mktemp("project")
-    (folder / "notes.txt").write_text(NOTES + "\n")
+    (folder / NOTES_PATH[0]).mkdir()
+    folder.joinpath(*NOTES_PATH).write_text(NOTES + "\n")
     return folder
 
 
@@ -40,7 +46,7 @@ def llama_run(tmp_path_factory, project, child_env):
     """llama-server and `stabilizer run --record` in front of it, as a user starts them."""
     folder = tmp_path_factory.mktemp("llama-claude")
     with ExitStack() as started:  # each process stops even when a later one fails to start
-        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project / "notes.txt")}))
+        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project.joinpath(*NOTES_PATH))}))
         server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
         started.callback(server.stop)
         server.start()
@@ -51,7 +57,9 @@ def llama_run(tmp_path_factory, project, child_env):
         yield run
 
 
-def claude(run: StabilizerRun, master_key: str, cwd, model: str, prompt: str, tools: str) -> ClaudeResult:
+def claude(
+    run: StabilizerRun, master_key: str, cwd, model: str, prompt: str, tools: str, env_extra: dict | None = None
+) -> ClaudeResult:
     return run_claude(
         prompt,
         base_url=run.url,
@@ -59,15 +67,20 @@ def claude(run: StabilizerRun, master_key: str, cwd, model: str, prompt: str, to
         model=model,
         cwd=cwd,
         extra_args=("--bare", "--system-prompt", "You are terse.", "--tools", tools),
+        env_extra=env_extra,
         timeout=180,
     )
 
 
+def message_flows(run: StabilizerRun) -> list:
+    """Every /v1/messages flow so far (oldest first)."""
+    with (run.folder / "flows.flow").open("rb") as file:
+        return [flow for flow in io.FlowReader(file).stream() if flow.request.path.startswith("/v1/messages")]
+
+
 def received_by_claude(run: StabilizerRun) -> list[dict]:
     """Every message Claude Code received so far, as it parsed the streams (oldest first)."""
-    with (run.folder / "flows.flow").open("rb") as file:
-        flows = [flow for flow in io.FlowReader(file).stream() if flow.request.path.startswith("/v1/messages")]
-    return [streamed_message(flow.metadata[SENT]["response"]["content"]) for flow in flows]
+    return [streamed_message(flow.metadata[SENT]["response"]["content"]) for flow in message_flows(run)]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -83,15 +96,36 @@ def test_a_plain_answer_with_its_thinking(llama_run, master_key, project, route)
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_tool_round_trip(llama_run, master_key, project, route):
-    result = claude(llama_run, master_key, project, route, "Read notes.txt.", tools="Read")
+    result = claude(llama_run, master_key, project, route, "Read the notes.", tools="Read")
 
     assert not result["is_error"], result.describe()
     assert result["result"] == AFTER_TOOL
     assert result["num_turns"] == 2
     call, answer = received_by_claude(llama_run)[-2:]
     (use,) = [block for block in call["content"] if block["type"] == "tool_use"]
-    assert use["name"] == "Read" and json.loads(use["input_json"]) == {"file_path": str(project / "notes.txt")}
+    assert use["name"] == "Read" and json.loads(use["input_json"]) == {"file_path": str(project.joinpath(*NOTES_PATH))}
     assert [block["type"] for block in answer["content"]] == ["thinking", "text"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_tool_call_cut_by_max_tokens_is_dropped_and_the_model_goes_on(llama_run, master_key, project, route):
+    # llama-server streams the cut Read call with its block stopped; run as it came, Claude Code
+    # would answer it "could not be parsed as JSON" and keep the broken call in the history.
+    result = claude(
+        llama_run, master_key, project, route, "Read the notes.", tools="Read",
+        env_extra={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(CUT)},
+    )  # fmt: skip
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == REPLY
+    cut_flow, resumed_flow = message_flows(llama_run)[-2:]
+    cut = streamed_message(cut_flow.metadata[SENT]["response"]["content"])
+    assert [block["type"] for block in cut["content"]] == ["thinking", "tool_use"]
+    assert cut["unfinished"] == [1] and cut["stop_reason"] == "max_tokens"
+    # Claude Code dropped the unfinished call, ran nothing, and asked the model to go on.
+    resumed = json.loads(resumed_flow.request.content)
+    assert "tool_use" not in json.dumps(resumed["messages"]) and "tool_result" not in json.dumps(resumed["messages"])
+    assert RESUME in json.dumps(resumed["messages"][-1])
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -8,8 +8,8 @@ token i is the one whose row holds a large number in column i. With a gap of LOG
 chosen token and every other, sampling picks it at any temperature.
 
 A bigram sees only the last token, so the chat template ends each prompt with a marker token
-that names the situation (a plain question, tools offered, a tool's result just in), and from
-each marker a chain of tokens of its own spells the whole answer: a thought, then the reply or a
+that names the situation (a plain question or Claude Code asking to go on after a cut answer,
+tools offered, a tool's result just in), and from each marker a chain of tokens of its own spells the whole answer: a thought, then the reply or a
 tool call, then <|im_end|>. Chains never share a token (llama.cpp wants every token's text
 unique, so a piece whose text is taken is joined to the next), so each stays on its own path.
 With `enable_thinking: false` in `chat_template_kwargs` (Qwen's switch) the prompt ends as
@@ -29,6 +29,9 @@ import numpy as np
 THOUGHT = "Pondering"
 REPLY = "Hello from llama."
 AFTER_TOOL = "The tool has answered."
+# Claude Code 2.1.332's words when it asks the model to go on after an answer cut by max_tokens: a
+# prompt whose last turn holds them is answered with REPLY, tools offered or not.
+RESUME = "Output token limit hit"
 # The model's training window: llama-server lowers a larger -c to it, so it is larger than any test's -c.
 TRAINED_CONTEXT = 262144
 LOGIT = 40.0
@@ -101,8 +104,9 @@ and message.content.endswith('</tool_response>')) %}
 {{- '<|im_start|>assistant\\n' }}
 {%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}
 {%- elif messages[-1].role == 'tool' %}{{- '<|after_tool|>' }}
-{%- elif tools %}{{- '<|call|>' }}{%- else %}{{- '<|reply|>' }}{%- endif %}
-{%- endif %}"""
+{%- elif tools and 'RESUME' not in messages[-1].content %}{{- '<|call|>' }}
+{%- else %}{{- '<|reply|>' }}{%- endif %}
+{%- endif %}""".replace("'RESUME'", repr(RESUME))
 
 
 def _bytes_to_unicode() -> dict[int, str]:

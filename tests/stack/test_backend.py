@@ -1318,12 +1318,140 @@ def messages_events(response: httpx.Response) -> list[dict]:
     return [json.loads(line.removeprefix("data: ")) for line in response.text.splitlines() if line.startswith("data: ")]
 
 
+# llama-server as measured on llama.cpp 1652066 (tests/stack/test_llama_server.py runs the real one).
+LLAMA = "llamacpp-local"
+LLAMA_TEXT_WITHOUT_TEXT = (
+    500,
+    {
+        "error": {
+            "code": 500,
+            "message": "Failed to parse messages: [json.exception.out_of_range.403] key 'text' not found",
+            "type": "server_error",
+        }
+    },
+)
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
+def test_llamacpp_thinks_unless_the_template_kwargs_switch_it_off(backend, client, path):
+    body = {"model": LLAMA, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    off = {"chat_template_kwargs": {"enable_thinking": False}}
+
+    def thought(extra: dict) -> bool:
+        backend.script([Text("the answer", reasoning="thinking it over")])
+        answer = post(client, backend, {**body, **extra}, path=path).json()
+        if path == "/messages":
+            return answer["content"][0]["type"] == "thinking"
+        return "reasoning_content" in answer["choices"][0]["message"]
+
+    assert thought({}) and thought({"thinking": {"type": "disabled"}}) and not thought(off)
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
+def test_llamacpp_answers_a_text_part_without_text_with_a_500(backend, client, path):
+    body = {"model": LLAMA, "max_tokens": 100, "messages": [{"role": "user", "content": [{"type": "text"}]}]}
+    response = post(client, backend, body, path=path)
+    assert (response.status_code, response.json()) == LLAMA_TEXT_WITHOUT_TEXT
+    body["messages"][0]["content"] = 5
+    response = post(client, backend, body, path=path)
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        400,
+        "Expected 'content' to be a string or an array",
+    )
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
+def test_llamacpp_answers_a_body_that_is_not_json_with_a_500(client, path):
+    server = Backend(provider="llamacpp").start()  # no model to pick a profile by
+    try:
+        response = client.post(server.base_url + path, content=b"{not json")
+    finally:
+        server.stop()
+    assert (response.status_code, response.json()["error"]["type"]) == (500, "server_error")
+    assert response.json()["error"]["message"].startswith("[json.exception.parse_error.101] parse error")
+
+
+def test_llamacpp_messages_a_string_or_missing_differ_by_route(backend, client):
+    chat_missing = post(client, backend, {"model": LLAMA, "max_tokens": 100})
+    assert (chat_missing.status_code, chat_missing.json()["error"]["message"]) == (400, "'messages' is required")
+    chat_string = post(client, backend, {"model": LLAMA, "max_tokens": 100, "messages": "hi"})
+    assert (chat_string.status_code, chat_string.json()["error"]["message"]) == (
+        400,
+        "Expected 'messages' to be an array",
+    )
+    messages_missing = post(client, backend, {"model": LLAMA, "max_tokens": 100}, path="/messages")
+    assert (messages_missing.status_code, messages_missing.json()["error"]["type"]) == (500, "server_error")
+    assert post(client, backend, {"model": LLAMA, "max_tokens": 100, "messages": "hi"}, path="/messages").is_success
+
+
+def test_llamacpp_messages_route_counts_the_prompt_alone_against_the_window(backend, client):
+    body = {"model": LLAMA, "max_tokens": 100_000, "messages": [{"role": "user", "content": "lorem ipsum " * 30}]}
+    prompt = anthropic_request_tokens(body)
+    with backend.quirks(context_window=prompt):
+        assert post(client, backend, body, path="/messages").status_code == 200
+    with backend.quirks(context_window=prompt - 1):
+        response = post(client, backend, {**body, "stream": True}, path="/messages")
+    assert (response.status_code, response.headers["content-type"]) == (400, "application/json")
+    assert response.json()["error"]["n_prompt_tokens"] == prompt
+
+
+def test_llamacpp_messages_stream_shapes(backend, client):
+    backend.script([ToolCalls([("Read", {"file_path": "a.txt"})], text="Reading.", reasoning="Look.")])
+    body = {"model": LLAMA, "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    with backend.quirks(cached_share=0.5):
+        events = messages_events(post(client, backend, body, path="/messages"))
+    usage = events[0]["message"]["usage"]
+    prompt = anthropic_request_tokens(body)
+    assert usage == {"cache_read_input_tokens": prompt // 2, "input_tokens": prompt - prompt // 2, "output_tokens": 0}
+    starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert starts[0] == {"type": "thinking", "thinking": ""}  # no signature at the start
+    assert "input" not in starts[2] and starts[2]["name"] == "Read"
+    # The thinking block ends after the others' deltas, with an empty signature, then the others end.
+    ends = [(e["type"], e.get("index"), e.get("delta", {}).get("type")) for e in events][-6:]
+    assert ends == [
+        ("content_block_delta", 0, "signature_delta"),
+        ("content_block_stop", 0, None),
+        ("content_block_stop", 1, None),
+        ("content_block_stop", 2, None),
+        ("message_delta", None, None),
+        ("message_stop", None, None),
+    ]
+    assert [e["delta"]["signature"] for e in events if e.get("delta", {}).get("type") == "signature_delta"] == [""]
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
+def test_a_tool_call_cut_by_max_tokens(backend, client, path):
+    backend.script([ToolCalls([("Read", '{"file_path": "a')], finish_reason="length")])
+    body = {
+        "model": "deepseek-flash",
+        "max_tokens": 10,
+        "stream": True,
+        "messages": [{"role": "user", "content": "go"}],
+    }
+    response = post(client, backend, body, path=path)
+    if path == "/messages":
+        events = messages_events(response)
+        arguments = "".join(e["delta"].get("partial_json", "") for e in events if e["type"] == "content_block_delta")
+        assert events[-2]["delta"]["stop_reason"] == "max_tokens"
+    else:
+        chunks = chunks_of(response.content)
+        arguments = "".join(
+            call["function"].get("arguments", "")
+            for c in chunks
+            if c["choices"]
+            for call in c["choices"][0]["delta"].get("tool_calls") or []
+        )
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert arguments == '{"file_path": "a'
+
+
 @pytest.mark.parametrize("model", ["kimi-k2.6", "glm-5.3-flash", "MiniMax-M3", "vllm-qwen3", "llamacpp-local"])
 def test_messages_route_thinking_profiles_think_first(backend, client, model):
     backend.script([Text("the answer", reasoning="thinking it over")])
     answer = post(client, backend, {**anthropic_body(), "model": model}, path="/messages").json()
     assert [block["type"] for block in answer["content"]] == ["thinking", "text"]
-    assert answer["content"][0] == {"type": "thinking", "thinking": "thinking it over", "signature": answer["id"]}
+    signature = "" if model.startswith("llamacpp") else answer["id"]  # llama-server's is empty
+    assert answer["content"][0] == {"type": "thinking", "thinking": "thinking it over", "signature": signature}
 
 
 def test_messages_route_kimi_takes_documents_and_caps_tools(backend, client):

@@ -13,8 +13,10 @@ import re
 import pytest
 import yaml
 
+from tests.backend import ToolCalls
 from tests.conftest import POLICY
 from tests.procs import Mitmdump, post_json
+from tests.streams import streamed_message
 
 PNG = {
     "type": "image",
@@ -197,6 +199,26 @@ def test_tool_arguments_that_are_not_objects_come_back_as_objects(stack, litellm
         ]
 
 
+@pytest.mark.parametrize("model", ["deepseek-flash", "deepseek-flash-anthropic", "llamacpp-local"])
+def test_a_tool_call_cut_by_max_tokens_reaches_claude_code_unfinished(stack, fresh_backend, master_key, model):
+    # The provider streams the cut arguments and closes the block; Claude Code would run that
+    # call. Left unfinished, it drops the call and asks the model to go on (tool_cut.py).
+    fresh_backend.script([ToolCalls([("Read", '{"file_path": "notes/da')], finish_reason="length")])
+    request = {
+        "model": model,
+        "max_tokens": 20,
+        "stream": True,
+        "tools": [READ],
+        "messages": [{"role": "user", "content": "Read the notes."}],
+    }
+    status, raw = post(stack.url, master_key, request)
+    assert status == 200, raw[:600]
+    message = streamed_message(raw)
+    (call,) = [index for index, block in enumerate(message["content"]) if block["type"] == "tool_use"]
+    assert message["content"][call]["input_json"] == '{"file_path": "notes/da'
+    assert message["unfinished"] == [call] and message["stop_reason"] == "max_tokens"
+
+
 def test_a_tool_result_larger_than_the_window_is_shortened(stack, litellm, fresh_backend, master_key):
     # qwen-plus: 131072 tokens in the policy; the stand-in refuses inputs over 129024 (DashScope).
     output = "".join(f"line {i}: value {i * 7} of the build log\n" for i in range(22_000))  # ~260K tokens
@@ -313,6 +335,7 @@ def test_a_turn_that_brings_an_image_goes_to_the_vision_model(capable_proxy, sta
         "MiniMax-M3",
         "vllm-qwen3-coder",
         "llamacpp-local",
+        "llamacpp-local-anthropic",
         "qwen3.8-max",
         "deepseek-flash-anthropic",
     ],

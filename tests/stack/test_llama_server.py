@@ -21,6 +21,8 @@ from tests.streams import streamed_message
 ROUTES = (OPENAI_ROUTE, ANTHROPIC_ROUTE)
 # Small enough that a long question overflows it.
 CONTEXT = 2048
+# An answer of this many tokens ends inside WEATHER's arguments, after `{"city":`.
+CUT = 7
 WEATHER = ToolCall("get_weather", {"city": "Paris"})
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -100,6 +102,23 @@ def test_a_tool_round_trip(llama_stack, master_key, route):
     answer = streamed_message(raw)
     assert [block["text"] for block in answer["content"] if block["type"] == "text"] == [AFTER_TOOL]
     assert answer["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_tool_call_cut_by_max_tokens_reaches_claude_code_unfinished(llama_stack, master_key, route):
+    # llama-server streams the cut call's arguments as far as they got, then stops its block;
+    # the stack holds that stop back, so Claude Code drops the call instead of running it
+    # (addons/response/tool_cut.py).
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    status, raw = ask(llama_stack[0], master_key, route, question, tools=[WEATHER_TOOL], max_tokens=CUT)
+    assert status == 200, raw
+    message = streamed_message(raw)
+    thinking, call = message["content"]
+    assert call["type"] == "tool_use" and call["name"] == "get_weather"
+    with pytest.raises(ValueError):
+        json.loads(call["input_json"])
+    assert message["unfinished"] == [1]
+    assert message["stop_reason"] == "max_tokens"
 
 
 @pytest.mark.parametrize("route", ROUTES)
