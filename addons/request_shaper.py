@@ -75,7 +75,7 @@ from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
-from addons.request.thinking import needs_reasoning_note, provenance_for, reasoning_in_text
+from addons.request.thinking import needs_reasoning_note
 from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -213,12 +213,10 @@ class RequestShaper:
         if chain is None:
             return target
         route, policy, _ = target
-        provenance = provenance_for(policy.thinking, route.model_id or str(model))
         policy = chain_policy(
             policy,
             [self._own_target(name).policy for name in chain.reached],
             [self._own_target(name).policy for name in chain.larger_windows],
-            verifies=provenance is not None and provenance.verifies,
         )
         return target._replace(policy=policy)
 
@@ -244,7 +242,7 @@ class RequestShaper:
         # No bound here: the turn was let through once already; its next one meets the bound
         # under the learned window, and Claude Code compacts then.
         trimmed = trim_request(body, policy, (), parsed.memo)
-        changes += _trim_changes(trimmed)
+        changes += trimmed.changes()
         if trimmed.removed or trimmed.shortened:
             body = trimmed.request
         if not changes:
@@ -397,7 +395,7 @@ class RequestShaper:
             bound = _history_bound(shaped.request, policy)
             trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=bound)
             before, after = trimmed.tokens_before, trimmed.tokens_after
-            changes += _trim_changes(trimmed)
+            changes += trimmed.changes()
             if trimmed.removed or trimmed.shortened:
                 outgoing, removed = trimmed.request, trimmed.removed
         else:
@@ -412,7 +410,6 @@ class RequestShaper:
                 flow.request.set_content(encode(outgoing, parsed))
         # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
         origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
-        target = provenance_for(policy.thinking, origin)
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
@@ -420,7 +417,7 @@ class RequestShaper:
             policy_file=ctx.options.stabilizer_policy,
             policy_key=policy_key,
             reasoning_required=needs_reasoning_note(policy.thinking),
-            signatures_verified=target is not None and target.verifies,
+            signatures_verified=policy.thinking is not None and policy.thinking.verifies(origin),
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -428,8 +425,7 @@ class RequestShaper:
             fixed_tokens=count_fixed(outgoing, memo),
             context_window=policy.context_window,
             max_output_tokens=policy.max_output_tokens,
-            # The backend writes its reasoning inside <think> tags: the response addon splits it out.
-            think_tags=reasoning_in_text(policy.thinking, route.kind),
+            think_tags=shaped.think_tags,
             changes=stored(changes),
         )
         if provenance:
@@ -443,16 +439,6 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
             )
-
-
-def _trim_changes(trimmed: Trimmed) -> list[Change]:
-    changes = []
-    if trimmed.shortened:
-        shortened = f"shortened the last turn's tool results by {trimmed.shortened} tokens"
-        changes.append(Change(ChangeKind.TRIMMED, shortened))
-    if trimmed.removed:
-        changes.append(Change(ChangeKind.TRIMMED, f"trimmed {trimmed.removed} messages"))
-    return changes
 
 
 def _history_bound(request: dict, policy: ModelPolicy) -> int | None:

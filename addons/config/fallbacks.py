@@ -90,26 +90,25 @@ def chains_of(config: Any, names: Iterable[str]) -> dict[str, Chain]:
 
 
 def chain_policy(
-    primary: ModelPolicy, reached: Sequence[ModelPolicy], larger_windows: Sequence[ModelPolicy], verifies: bool
+    primary: ModelPolicy, reached: Sequence[ModelPolicy], larger_windows: Sequence[ModelPolicy]
 ) -> ModelPolicy:
     """The policy a request for `primary` is shaped by when LiteLLM may send it on to the models of
-    `reached` (their policies; `larger_windows` among them). `verifies`: the primary checks thinking
-    signatures.
+    `reached` (their policies; `larger_windows` among them).
 
     Where the rules combine, every model gets what it takes: the lowest output cap, only the keys,
     block types and tools all take. The window is the largest of the primary and its context window
     fallbacks: trimmed to the primary's, a request would never be over it, and they would never fire.
     Thinking stays the primary's: it needs its own thinking back (DeepSeek) or checks signatures
     (Claude), and a fallback that checks them refuses the primary's once, after which LiteLLM sends
-    the request again without thinking. A primary that does not check them gets a note on turns
-    without reasoning where a fallback wants every turn's (DeepSeek, Kimi)."""
+    the request again without thinking. The primary wants every turn's reasoning where a fallback
+    does (DeepSeek, Kimi): turns without get a note, unless the primary checks signatures
+    (addons/request/shaping.py: a note is unsigned)."""
     if not reached:
         return primary
     every = (primary, *reached)
     thinking = primary.thinking
     if (
         thinking is not None
-        and not verifies
         and not thinking.require_reasoning
         and any(policy.thinking is not None and policy.thinking.require_reasoning for policy in reached)
     ):

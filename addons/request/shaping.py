@@ -63,6 +63,8 @@ class Shaped:
     changes: list[Change]
     # The <system-reminder> texts folded from system messages: trimming must not lose them.
     reminders: list[str]
+    # The backend writes its reasoning inside <think> tags: the response addon splits it out.
+    think_tags: bool
 
 
 def shape_request(
@@ -91,10 +93,11 @@ def shape_request(
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
     changes += thought
+    think_tags = reasoning_in_text(policy.thinking, route)
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped
-    return Shaped(request, changes, reminders)
+    return Shaped(request, changes, reminders, think_tags)
 
 
 # --- fold ---------------------------------------------------------------------------------
@@ -245,13 +248,15 @@ def strip_unaccepted(
 
     model = request.get("model")
     named = model if isinstance(model, str) and model else "this model"
+    origins = provenance_for(policy.thinking, target or named) if provenance else None
     stripper = _BlockStripper(
         policy,
         Memo() if memo is None else memo,
-        needs_reasoning_note(policy.thinking),
+        # A note is unsigned: a backend that checks signatures would refuse it.
+        needs_reasoning_note(policy.thinking) and not (origins is not None and origins.verifies),
         named,
         reasoning_in_text(policy.thinking, route),
-        provenance_for(policy.thinking, target or named) if provenance else None,
+        origins,
         rule_for(policy.tool_ids, target or named),
     )
     if isinstance(system := shaped.get("system"), list):

@@ -144,10 +144,7 @@ def provenance_for(policy: ThinkingPolicy | None, target: str) -> Provenance | N
     """How thinking blocks go back to `target` (None: a model that never thinks loses them anyway)."""
     if policy is None:
         return None
-    verifies = policy.verifies_signatures
-    if verifies is None:
-        verifies = "claude" in target.lower()
-    return Provenance(target, verifies, policy.other_models_thinking)
+    return Provenance(target, policy.verifies(target), policy.other_models_thinking)
 
 
 def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None, str]:

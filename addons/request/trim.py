@@ -77,6 +77,7 @@ from itertools import accumulate
 from typing import Any
 
 from addons.config.policy import ModelPolicy
+from addons.flow.change import Change, ChangeKind
 from addons.messages.memo import Memo
 from addons.messages.tokens import MessageEstimate, count_fixed, count_message, count_text, estimate_message
 from addons.request.shaping import add_text_blocks, defers_text, role_of
@@ -104,6 +105,16 @@ class Trimmed:
     shortened: int = 0
     # True when the history before the latest turn is over `history_bound` (too_long too).
     over_bound: bool = False
+
+    def changes(self) -> list[Change]:
+        """What trimming did, as the flow's change records."""
+        changes = []
+        if self.shortened:
+            shortened = f"shortened the last turn's tool results by {self.shortened} tokens"
+            changes.append(Change(ChangeKind.TRIMMED, shortened))
+        if self.removed:
+            changes.append(Change(ChangeKind.TRIMMED, f"trimmed {self.removed} messages"))
+        return changes
 
 
 def trim_request(

@@ -5,6 +5,8 @@ from hypothesis import strategies as st
 
 from addons.config.fallbacks import Chain, chain_policy, chains_of
 from addons.config.policy import DEFAULT_ACCEPTED_KEYS, ModelPolicy, ThinkingPolicy
+from addons.config.routes import ANTHROPIC
+from addons.request.shaping import shape_request
 
 NAMES = ("a", "b", "c", "d")
 
@@ -54,15 +56,26 @@ QWEN = ModelPolicy(max_output_tokens=8192, thinking=ThinkingPolicy(history="tool
 
 
 def test_the_primary_keeps_its_thinking_and_a_fallback_wanting_reasoning_adds_notes():
-    combined = chain_policy(QWEN, [DEEPSEEK], [], verifies=False)
+    combined = chain_policy(QWEN, [DEEPSEEK], [])
     assert combined.thinking == ThinkingPolicy(history="all", require_reasoning=True)
-    # A primary that checks signatures (Claude) would refuse the note: its own thinking stays.
-    assert chain_policy(QWEN, [DEEPSEEK], [], verifies=True).thinking == QWEN.thinking
-    assert chain_policy(DEEPSEEK, [QWEN], [], verifies=False).thinking == DEEPSEEK.thinking
+    assert chain_policy(DEEPSEEK, [QWEN], []).thinking == DEEPSEEK.thinking
+    tool_turn = [
+        {"role": "user", "content": "read a"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "A"}]},
+    ]
+    request = {"model": "m", "max_tokens": 100, "messages": tool_turn}
+
+    def noted(target: str) -> bool:
+        shaped = shape_request(request, combined, route=ANTHROPIC, target=target)
+        return shaped.request["messages"][1]["content"][0]["type"] == "thinking"
+
+    # A primary that checks signatures (Claude) would refuse the unsigned note: it gets none.
+    assert noted("qwen3.7-plus") and not noted("claude-sonnet-4-6")
 
 
 def test_no_fallbacks_leave_the_policy_as_it_is():
-    assert chain_policy(QWEN, [], [], verifies=False) is QWEN
+    assert chain_policy(QWEN, [], []) is QWEN
 
 
 policies = st.builds(
@@ -83,7 +96,7 @@ policies = st.builds(
 @given(policies, st.lists(policies, min_size=1, max_size=4), st.data())
 def test_every_model_of_the_chain_takes_what_its_policy_lets_through(primary, reached, data):
     larger = data.draw(st.lists(st.sampled_from(reached), max_size=len(reached)))
-    combined = chain_policy(primary, reached, larger, verifies=False)
+    combined = chain_policy(primary, reached, larger)
     for policy in (primary, *reached):
         assert combined.max_output_tokens <= policy.max_output_tokens
         assert combined.accepted_keys <= policy.accepted_keys
