@@ -58,9 +58,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write_policy(folder: Path) -> Path:
-    """The shipped policy plus the long-window model, as mitmdump reads it."""
-    policy = yaml.safe_load(POLICY.read_text())
+def write_policy(folder: Path, checkout: Path = PROJECT_ROOT) -> Path:
+    """The policy `checkout` ships plus the long-window model, as mitmdump reads it (a bundle of
+    another commit refuses keys added after it)."""
+    policy = yaml.safe_load((checkout / POLICY.relative_to(PROJECT_ROOT)).read_text())
     policy["models"][LONG_WINDOW_MODEL] = {"context_window": LONG_WINDOW_TOKENS}
     path = folder / "stabilizer.yaml"
     path.write_text(yaml.safe_dump(policy))
@@ -176,7 +177,8 @@ class Bundle:
         home.mkdir(exist_ok=True)
         litellm_log = folder / "litellm.log"
         litellm_log.write_bytes(running_line(upstream_url))
-        self.mitmdump = Mitmdump(litellm_log, write_policy(folder), child_environment(home, master_key), tool=tool)
+        policy = write_policy(folder, checkout)
+        self.mitmdump = Mitmdump(litellm_log, policy, child_environment(home, master_key), tool=tool)
         if checkout != PROJECT_ROOT:
             _run_addons_of(self.mitmdump, checkout)
         self.mitmdump.start()
