@@ -187,6 +187,15 @@ def run_claude(
     return ClaudeResult(result, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
 
 
+def session_prompt(prompt: str, *, first: bool = False, extra_args: Iterable[str] = (), **run) -> ClaudeResult:
+    """One prompt of a session kept in `run`'s cwd and home: the first starts it, every later one
+    goes on with --continue. Asserted to answer (run_claude's other arguments in `run`)."""
+    extra_args = (*extra_args, *(() if first else ("--continue",)))
+    result = run_claude(prompt, extra_args=extra_args, **run)
+    assert not result["is_error"], result.describe()
+    return result
+
+
 def _text(output: bytes | str | None) -> str:
     if isinstance(output, bytes):
         return output.decode("utf-8", "replace")

@@ -14,8 +14,7 @@ import pytest
 from tests.backend import Error, Text, ToolCalls
 from tests.backend.classifier import classifier_question, verdicts
 from tests.claude import run_claude
-from tests.conftest import POLICY
-from tests.procs import StabilizerRun, get_json
+from tests.procs import get_json
 
 # A DeepSeek-style model on the OpenAI-compatible route, a Kimi-style one on the Anthropic-compatible route.
 MODELS = {"openai": "deepseek-flash", "anthropic": "kimi-k2.6-anthropic"}
@@ -27,14 +26,6 @@ REASON = "it pipes a downloaded script into a shell"
 def flag_a_piped_download(call: dict) -> str | None:
     """The stand-in classifier's rule: a download piped into a shell is flagged."""
     return REASON if "| sh" in json.dumps(call["input"]) else None
-
-
-@pytest.fixture(scope="module")
-def stack_run(tmp_path_factory, litellm_config, child_env):
-    folder = tmp_path_factory.mktemp("stabilizer-auto-mode")
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
-    yield run
-    run.stop()
 
 
 def agent(command: str, classifier_down: bool = False):

@@ -12,6 +12,7 @@ Run for a backend that reports its usage and for one that streams `usage: null`
 """
 
 import json
+from functools import partial
 
 import pytest
 
@@ -20,7 +21,7 @@ from addons.messages.tokens import count_text
 from addons.request.trim import OMITTED_NOTE
 from litellm_service.aliases import claude_code_environment
 from tests.backend import Text, request_tokens
-from tests.claude import run_claude
+from tests.claude import session_prompt
 from tests.procs import StabilizerRun
 
 WINDOW = 48_000
@@ -81,20 +82,16 @@ def test_claude_code_compacts_before_the_history_would_be_trimmed(
     (tmp_path / "project").mkdir()
     (tmp_path / "home").mkdir()
 
-    def claude(prompt: str, first: bool = False):
-        result = run_claude(
-            prompt,
-            base_url=run.url,
-            auth_token=master_key,
-            model="plain-model",
-            cwd=tmp_path / "project",
-            home=tmp_path / "home",
-            extra_args=() if first else ("--continue",),
-            env_extra=environment,
-            timeout=180,
-        )
-        assert not result["is_error"], result.describe()
-        return result
+    claude = partial(
+        session_prompt,
+        base_url=run.url,
+        auth_token=master_key,
+        model="plain-model",
+        cwd=tmp_path / "project",
+        home=tmp_path / "home",
+        env_extra=environment,
+        timeout=180,
+    )
 
     fresh_backend.responder = model
     with fresh_backend.quirks(usage=usage, context_window=WINDOW):

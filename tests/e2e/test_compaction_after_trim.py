@@ -24,6 +24,7 @@ variables) to the 48K one.
 
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from addons.messages.tokens import count_text
 from addons.request.trim import CUT_NOTE, OMITTED_NOTE, SUMMARY_INSTRUCTION
 from litellm_service.aliases import claude_code_environment
 from tests.backend import Text, ToolCalls, request_tokens
-from tests.claude import claude_env, run_claude
+from tests.claude import claude_env, session_prompt
 from tests.procs import StabilizerRun
 from tests.tui import Terminal, onboarded
 
@@ -136,20 +137,16 @@ def test_claude_code_compacts_within_two_turns_of_a_trim(small_window_run, fresh
     environment = claude_code_environment(SMALL, limits, run.url) if case == "aliases" else {}
     project = project_with_files(tmp_path)
 
-    def claude(prompt: str, model: str = SMALL, first: bool = False):
-        result = run_claude(
-            prompt,
-            base_url=run.url,
-            auth_token=master_key,
-            model=model,
-            cwd=project,
-            home=tmp_path / "home",
-            extra_args=() if first else ("--continue",),
-            env_extra=environment,
-            timeout=180,
-        )
-        assert not result["is_error"], result.describe()
-        return result
+    claude = partial(
+        session_prompt,
+        base_url=run.url,
+        auth_token=master_key,
+        model=SMALL,
+        cwd=project,
+        home=tmp_path / "home",
+        env_extra=environment,
+        timeout=180,
+    )
 
     fresh_backend.responder = responder(project)
     # The stand-in refuses past the small window only for the small model's requests.

@@ -16,7 +16,7 @@ from mitmproxy import io
 
 from addons.config.policy import load_policy
 from litellm_service.aliases import claude_code_environment
-from tests.claude import run_claude
+from tests.claude import session_prompt
 from tests.llama.model import REPLY, ToolCall, write_model
 from tests.llama.server import MODEL_ID, OPENAI_ROUTE, LlamaServer, write_litellm_config, write_policy
 from tests.procs import StabilizerRun
@@ -59,19 +59,18 @@ def test_claude_code_compacts_before_llama_server_refuses(small_window_run, mast
     (tmp_path / "home").mkdir()
 
     def claude(prompt: str, first: bool = False):
-        result = run_claude(
+        result = session_prompt(
             prompt,
+            first=first,
             base_url=run.url,
             auth_token=master_key,
             model=OPENAI_ROUTE,
             cwd=tmp_path / "project",
             home=tmp_path / "home",
-            extra_args=("--bare", "--system-prompt", "You are terse.", "--tools", "")
-            + (() if first else ("--continue",)),
+            extra_args=("--bare", "--system-prompt", "You are terse.", "--tools", ""),
             env_extra=environment,
             timeout=180,
         )
-        assert not result["is_error"], result.describe()
         assert result["result"] == REPLY
         return result
 

@@ -33,14 +33,6 @@ SESSION = [
 
 
 @pytest.fixture(scope="module")
-def stack_run(tmp_path_factory, litellm_config, child_env):
-    folder = tmp_path_factory.mktemp("stabilizer-many-models")
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
-    yield run
-    run.stop()
-
-
-@pytest.fixture(scope="module")
 def run_with_an_openai_model(tmp_path_factory, litellm_config, child_env):
     """The shipped policy with an entry for an OpenAI model: OpenAI's rule for tool-call ids."""
     folder = tmp_path_factory.mktemp("stabilizer-openai-model")

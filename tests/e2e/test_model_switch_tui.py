@@ -7,9 +7,7 @@ import shutil
 import pytest
 
 from tests.claude import claude_env
-from tests.conftest import POLICY
 from tests.e2e.test_many_models import answers_after_one_read
-from tests.procs import StabilizerRun
 from tests.tui import Terminal, onboarded
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
@@ -21,14 +19,6 @@ MODELS = [
     ("kimi-k3", "kimi-k3"),
     ("claude-sonnet-anthropic", "claude-sonnet-4-6"),
 ]
-
-
-@pytest.fixture(scope="module")
-def stack_run(tmp_path_factory, litellm_config, child_env):
-    folder = tmp_path_factory.mktemp("stabilizer-tui")
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
-    yield run
-    run.stop()
 
 
 def test_model_switches_in_the_tui_answer_every_turn(stack_run, fresh_backend, master_key, tmp_path):

@@ -19,21 +19,12 @@ from tests.backend import Text, ToolCalls
 from tests.backend.classifier import classifier_question, verdicts
 from tests.claude import claude_env
 from tests.conftest import POLICY
-from tests.procs import StabilizerRun
 from tests.tui import Terminal, onboarded
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux drives the TUI (apt install tmux)")
 
 MODEL = "deepseek-flash"
 REASON = "it pipes a downloaded script into a shell"
-
-
-@pytest.fixture(scope="module")
-def stack_run(tmp_path_factory, litellm_config, child_env):
-    folder = tmp_path_factory.mktemp("stabilizer-tui")
-    run = StabilizerRun(folder, litellm_config=litellm_config, policy=POLICY, env=child_env).start()
-    yield run
-    run.stop()
 
 
 @pytest.fixture
