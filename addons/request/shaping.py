@@ -51,6 +51,7 @@ from addons.request.thinking import (
     provenance_for,
     reasoning_in_text,
     returned_thinking,
+    without_thinking_after_another_models_call,
 )
 from addons.request.tool_ids import IdRule, mapped_id, rule_for
 
@@ -93,6 +94,10 @@ def shape_request(
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
     request, thought = apply_thinking(original, request, policy.thinking, route)
     changes += thought
+    named = request.get("model")
+    if policy.thinking is not None and policy.thinking.verifies(target or (named if isinstance(named, str) else "")):
+        request, off = without_thinking_after_another_models_call(request)
+        changes += off
     think_tags = reasoning_in_text(policy.thinking, route)
     if cap:
         request, capped = cap_max_tokens(request, policy)

@@ -53,8 +53,7 @@ dropped or become text (`other_models_thinking`), and reach any other target wit
 their writer's own signature.
 """
 
-from dataclasses import dataclass
-from typing import Any, TypeGuard, get_args
+from typing import Any, NamedTuple, TypeGuard, get_args
 
 from addons.config.policy import ClaudeEffort, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
@@ -118,6 +117,34 @@ def apply_thinking(
     return {**shaped, **added}, [*changes, Change(ChangeKind.THINKING, f"{asked} -> {described}")]
 
 
+def without_thinking_after_another_models_call(request: dict) -> tuple[dict, list[Change]]:
+    """`request` without thinking when it answers a tool call whose turn does not start with
+    thinking (another model's, its thinking dropped for a backend that checks signatures).
+    Anthropic's models refuse that with thinking on: "When `thinking` is enabled, a final
+    `assistant` message must start with a thinking block (preceeding the lastmost set of
+    `tool_use` and `tool_result` blocks) ... To avoid this requirement, disable `thinking`."
+    (quoted in OpenRouterTeam/ai-sdk-provider#162 and anomalyco/opencode#3077, read 2026-12-06).
+    This turn alone goes without; the next prompt thinks again."""
+    thinking = request.get("thinking")
+    if not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")):
+        return request, []
+    messages = request["messages"]
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if not (isinstance(content, list) and any(_is_type(block, "tool_result") for block in content)):
+        return request, []
+    opened = next(
+        (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"), None
+    )
+    if not isinstance(opened, list) or not opened or _is_type(opened[0], "thinking", "redacted_thinking"):
+        return request, []
+    off = "thinking off for this turn: the tool call it answers starts without this model's thinking"
+    return {key: value for key, value in request.items() if key != "thinking"}, [Change(ChangeKind.THINKING, off)]
+
+
+def _is_type(block: object, *types: str) -> bool:
+    return isinstance(block, dict) and block.get("type") in types
+
+
 def reasoning_in_text(policy: ThinkingPolicy | None, route: str) -> bool:
     """Whether the backend's reasoning travels inside <think> tags in the text on this route
     (addons/messages/think_tags.py)."""
@@ -131,9 +158,10 @@ def needs_reasoning_note(policy: ThinkingPolicy | None) -> bool:
     return policy is not None and policy.require_reasoning
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """What a target does with thinking blocks by their origin (addons/messages/provenance.py)."""
+class Provenance(NamedTuple):
+    """What a target does with thinking blocks by their origin (addons/messages/provenance.py).
+    A tuple: it is part of every message's memo key, hashed at each lookup (a dataclass's hash
+    is a Python call)."""
 
     target: str  # the provider's model id the request goes to
     verifies: bool  # the backend refuses a signature another provider wrote

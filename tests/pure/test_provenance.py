@@ -5,8 +5,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addons.config.policy import ThinkingPolicy
+from addons.config.policy import DEFAULT_ACCEPTED_KEYS, ModelPolicy, ThinkingPolicy
+from addons.config.routes import ANTHROPIC
+from addons.flow.change import ChangeKind
 from addons.messages.provenance import unwrap, wrap, wrap_message
+from addons.request.shaping import shape_request
 from addons.request.thinking import provenance_for, returned_thinking
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
@@ -105,3 +108,33 @@ def test_verifying_is_the_policys_word_else_anthropics_models():
     assert provenance_for(ThinkingPolicy(verifies_signatures=True), "my-gateway-model").verifies
     assert not provenance_for(ThinkingPolicy(verifies_signatures=False), "claude-local-copy").verifies
     assert provenance_for(None, "qwen3-coder-plus") is None
+
+
+CALL = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}]}
+RESULT = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "A"}]}
+THINKING_KEPT = ModelPolicy(accepted_keys=DEFAULT_ACCEPTED_KEYS | {"thinking"})
+
+
+@pytest.mark.parametrize(
+    "messages, target, thinks",
+    [
+        # Another model's call, its thinking dropped for Claude: Claude refuses it with thinking on.
+        ([{"role": "user", "content": "read a"}, CALL, RESULT], "claude-sonnet-4-6", False),
+        # Claude's own call, its thinking first: thinking stays.
+        (
+            [{"role": "user", "content": "read a"}, {**CALL, "content": [block(wrap("s", "claude-sonnet-4-6")), *CALL["content"]]}, RESULT],
+            "claude-sonnet-4-6",
+            True,
+        ),
+        # A new prompt after another model's call: nothing is being answered.
+        ([{"role": "user", "content": "read a"}, CALL, RESULT, {"role": "assistant", "content": "A."}, {"role": "user", "content": "b?"}], "claude-sonnet-4-6", True),
+        # A backend that does not check signatures takes any turn.
+        ([{"role": "user", "content": "read a"}, CALL, RESULT], "deepseek-flash", True),
+    ],
+)  # fmt: skip
+def test_claude_answers_another_models_tool_call_without_thinking(messages, target, thinks):
+    request = {"model": "m", "max_tokens": 100, "thinking": {"type": "adaptive"}, "messages": messages}
+    shaped = shape_request(request, THINKING_KEPT, route=ANTHROPIC, target=target)
+    assert ("thinking" in shaped.request) is thinks
+    off = [change for change in shaped.changes if change.detail.startswith("thinking off for this turn")]
+    assert [change.kind for change in off] == ([] if thinks else [ChangeKind.THINKING])

@@ -89,6 +89,9 @@ def test_a_fallback_turn_and_the_primary_after_it_answer(stack, fresh_backend, m
     assert body["model"] == "claude-opus-4-7"
     assert [block["type"] for block in body["messages"][1]["content"]] == ["thinking", "tool_use"]
     assert [block["type"] for block in body["messages"][3]["content"]] == ["tool_use"]
+    # DeepSeek's call, now without its thinking, opens the round trip Claude answers: without
+    # thinking for this turn, or Claude refuses it (tests/backend/providers/claude.py, THINKING_FIRST).
+    assert "thinking" not in body
 
 
 def test_a_fallback_from_deepseek_to_claude_and_back(stack, fresh_backend, master_key):

@@ -5,7 +5,9 @@ anthropics/anthropic-sdk-csharp#126, ding113/claude-code-hub#518 and kaitranntt/
 2026-12-06; their extended-thinking guide: blocks go back unmodified). The signature here is a
 digest of the thinking text, so a block another provider wrote, or an empty signature, fails.
 Tool-use ids: its own are `toolu_01...` (the examples of Anthropic's tool-use guide), and it
-refuses one outside `^[a-zA-Z0-9_-]+$` or one used twice (TOOL_USE_ID_PATTERN, TOOL_USE_ID_TWICE)."""
+refuses one outside `^[a-zA-Z0-9_-]+$` or one used twice (TOOL_USE_ID_PATTERN, TOOL_USE_ID_TWICE).
+With thinking on, the assistant turn that opened the tool round trip being answered must start
+with a thinking block (THINKING_FIRST)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,16 @@ TOOL_USE_ID_PATTERN = "messages.{}.content.{}.tool_use.id: String should match p
 # trycua/cua#524; read 2026-12-06.
 TOOL_USE_ID_TWICE = "messages.{}.content.{}: `tool_use` ids must be unique"
 VALID_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]+")
+# Its 400 when thinking is on and the last assistant turn of an unfinished tool round trip does not
+# start with thinking, as quoted in OpenRouterTeam/ai-sdk-provider#162, anomalyco/opencode#3077 and
+# mastra-ai/mastra#7799 (read 2026-12-06); a history whose last turn is a new prompt is not checked.
+THINKING_FIRST = (
+    "messages.{}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{}`. When `thinking` is "
+    "enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of "
+    "`tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid "
+    "this requirement, disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
 
 
 def signature_of(thinking: str) -> str:
@@ -48,8 +60,28 @@ def _tool_use_id_error(body: dict[str, Any]) -> Error | None:
     return None
 
 
+def _thinking_first_error(body: dict[str, Any]) -> Error | None:
+    thinking = body.get("thinking")
+    if not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")):
+        return None
+    messages = body["messages"]
+    last = messages[-1] if messages else None
+    content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
+    if not (isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)):
+        return None
+    index = max(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), default=None
+    )
+    opened = messages[index].get("content") if index is not None else None
+    if not (isinstance(opened, list) and opened and isinstance(opened[0], dict)):
+        return None
+    if (first := opened[0].get("type")) in ("thinking", "redacted_thinking"):
+        return None
+    return anthropic_error(THINKING_FIRST.format(index, first))
+
+
 def messages_content_error(body: dict[str, Any], quirks: Quirks) -> Error | None:
-    if error := _tool_use_id_error(body):
+    if error := _tool_use_id_error(body) or _thinking_first_error(body):
         return error
     for index, message in enumerate(body["messages"]):
         content = message.get("content") if isinstance(message, dict) else None
