@@ -28,9 +28,10 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HASH_LENGTH = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IdRule:
-    """What a provider takes as a tool-use id."""
+    """What a provider takes as a tool-use id. One object per rule (RULES), equal to itself alone:
+    it is part of every message's memo key, and an identity hash costs no Python call."""
 
     valid: re.Pattern[str]  # an id it takes, matched whole
     refused_char: re.Pattern[str] | None  # one character it refuses (None: any character goes)
