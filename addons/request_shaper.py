@@ -417,7 +417,7 @@ class RequestShaper:
             policy_file=ctx.options.stabilizer_policy,
             policy_key=policy_key,
             reasoning_required=needs_reasoning_note(policy.thinking),
-            signatures_verified=policy.thinking is not None and policy.thinking.verifies(origin),
+            signatures_verified=shaped.checks_signatures,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py

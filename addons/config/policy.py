@@ -116,11 +116,6 @@ class ThinkingPolicy(BaseModel):
             raise ValueError("require_reasoning needs history: all (the backend wants every turn's reasoning)")
         return self
 
-    def verifies(self, model_id: str) -> bool:
-        """Whether the backend of `model_id` checks thinking signatures: verifies_signatures, else
-        whether it is one of Anthropic's own models."""
-        return "claude" in model_id.lower() if self.verifies_signatures is None else self.verifies_signatures
-
 
 class ModelPolicy(BaseModel):
     """Everything the request addon needs to know about one target model."""

@@ -47,6 +47,7 @@ from addons.request.thinking import (
     PLACEHOLDER_REASONING,
     Provenance,
     apply_thinking,
+    checks_signatures,
     needs_reasoning_note,
     provenance_for,
     reasoning_in_text,
@@ -66,6 +67,8 @@ class Shaped:
     reminders: list[str]
     # The backend writes its reasoning inside <think> tags: the response addon splits it out.
     think_tags: bool
+    # The backend refuses thinking signatures another provider wrote.
+    checks_signatures: bool
 
 
 def shape_request(
@@ -95,14 +98,15 @@ def shape_request(
     request, thought = apply_thinking(original, request, policy.thinking, route)
     changes += thought
     named = request.get("model")
-    if policy.thinking is not None and policy.thinking.verifies(target or (named if isinstance(named, str) else "")):
+    checks = checks_signatures(policy.thinking, target or (named if isinstance(named, str) else ""))
+    if checks:
         request, off = without_thinking_after_another_models_call(request)
         changes += off
     think_tags = reasoning_in_text(policy.thinking, route)
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped
-    return Shaped(request, changes, reminders, think_tags)
+    return Shaped(request, changes, reminders, think_tags, checks)
 
 
 # --- fold ---------------------------------------------------------------------------------

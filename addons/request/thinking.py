@@ -172,7 +172,16 @@ def provenance_for(policy: ThinkingPolicy | None, target: str) -> Provenance | N
     """How thinking blocks go back to `target` (None: a model that never thinks loses them anyway)."""
     if policy is None:
         return None
-    return Provenance(target, policy.verifies(target), policy.other_models_thinking)
+    return Provenance(target, checks_signatures(policy, target), policy.other_models_thinking)
+
+
+def checks_signatures(policy: ThinkingPolicy | None, target: str) -> bool:
+    """Whether the backend of `target` (a provider's model id) refuses a thinking signature
+    another provider wrote: verifies_signatures, else whether it is one of Anthropic's own
+    models; a model that never thinks (no policy) checks nothing."""
+    if policy is None:
+        return False
+    return "claude" in target.lower() if policy.verifies_signatures is None else policy.verifies_signatures
 
 
 def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None, str]:
