@@ -122,6 +122,24 @@ def test_a_tool_call_cut_by_max_tokens_reaches_claude_code_unfinished(llama_stac
 
 
 @pytest.mark.parametrize("route", ROUTES)
+def test_a_tool_call_cut_by_max_tokens_without_streaming_reaches_claude_code_as_a_stop(llama_stack, master_key, route):
+    # Without streaming, llama-server's Messages route gives the cut call `input: {}`, which Claude
+    # Code would run; LiteLLM's translation of its chat route answers 500 "Failed to parse tool
+    # call arguments", which Claude Code sends again and again. Either way Claude Code gets the
+    # max_tokens stop without the call, and asks the model to go on (addons/response/tool_cut.py).
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    body = {"model": route, "max_tokens": CUT, "messages": question, "tools": [WEATHER_TOOL]}
+    status, _, raw = post_json(llama_stack[0] + "/v1/messages", body, {"authorization": f"Bearer {master_key}"})
+    assert status == 200, raw
+    message = json.loads(raw)
+    assert message["stop_reason"] == "max_tokens"
+    # The thinking that came before the call, where the route gave it.
+    expected = [] if route == OPENAI_ROUTE else [("thinking", THOUGHT)]
+    assert [(block["type"], block["thinking"].strip()) for block in message["content"]] == expected
+    assert message["usage"]["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
 def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, master_key, route):
     # One token a byte in this vocabulary: far over the window.
     question = [{"role": "user", "content": "Summarise: " + "lorem ipsum " * CONTEXT}]
