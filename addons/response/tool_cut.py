@@ -16,17 +16,17 @@ message_delta, and the request side repairs those arguments on the next turn
 (addons/request/shaping.py: repaired_input). Every other event passes as it came, so nothing of
 the call's input is delayed.
 
-Without streaming (Claude Code's fallback when a stream fails) the cut call comes whole: llama-server's
-Messages route gives it `input: {}`, and Claude Code 2.1.332 runs it as it is (measured: Read
-"The required parameter `file_path` is missing"); LiteLLM's translation of a chat completion
+Without streaming (Claude Code's fallback when a stream fails) the cut call comes whole:
+llama-server's Messages route gives it `input: {}`, and Claude Code 2.1.332 runs it as it is (measured:
+Read "The required parameter `file_path` is missing"); LiteLLM's translation of a chat completion
 answers 500 "Failed to parse tool call arguments" when its repair cannot close them, and Claude
-Code sends the same request again, ten times (measured with llama.cpp 1652066 and LiteLLM
-1.108.14, 2026-12-06). So a whole message that stopped at max_tokens loses the tool_use it ended
-in (`cut_call`), and that 500, when the arguments are the start of a JSON object (`cut_short`),
-becomes the message stopped at max_tokens without the call (`cut_call_message`); Claude Code then
-runs nothing and asks the model to go on ("Output token limit hit. Resume directly", measured on
-both routes). A whole message answering a streaming request becomes events with that block left
-open, as the stream path leaves it.
+Code sends the same request again and again, nine times in three minutes (measured with llama.cpp
+1652066 and LiteLLM 1.108.14, 2026-12-06). So a whole message that stopped at max_tokens loses the
+tool_use it ended in (`cut_call`), and that 500, when the arguments are the start of a JSON object
+(`cut_short`), becomes the message stopped at max_tokens without the call (`cut_call_message`);
+Claude Code then runs nothing and asks the model to go on ("Output token limit hit. Resume
+directly", measured on both routes). A whole message answering a streaming request becomes events
+with that block left open, as the stream path leaves it.
 """
 
 import json
