@@ -75,7 +75,7 @@ from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import brings_images, cap_max_tokens, shape_request
-from addons.request.thinking import needs_reasoning_note
+from addons.request.thinking import needs_reasoning_note, thinking_off_model
 from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -369,6 +369,13 @@ class RequestShaper:
             routed = [
                 Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
             ]
+        if off := thinking_off_model(body, policy, route.kind):
+            # This turn asks thinking off, which this route cannot say; the next one comes back.
+            body = {**body, "model": off}
+            route, policy, policy_key = self._target(off)
+            routed.append(
+                Change(ChangeKind.ROUTED, f"routed to {off}: thinking off, which {model}'s route cannot switch")
+            )
         # Auto mode's verdicts are asked of a turn, never of a count.
         litellm_keys = self._litellm_keys() if trim else frozenset()
         provenance = ctx.options.stabilizer_thinking_provenance

@@ -23,6 +23,7 @@ from addons.messages.provenance import wrap_message
 from addons.messages.think_tags import split_message
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import THINK_TAGS_SPLIT, StreamPatcher
+from addons.response.tool_cut import cut_call, cut_call_message, cut_call_refused
 from addons.response.usage import fill_message_usage, fill_thinking_signatures, is_message
 from addons.wire.json_codec import from_json
 from addons.wire.sse import json_data
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 # The deployment that answered, as LiteLLM 1.108.7 names it (its litellm_params.model).
 DEPLOYMENT_HEADER = "x-litellm-model-name"
+CUT_CALL_LEFT_OPEN = Change(ChangeKind.REPAIRED, "a tool call cut by max_tokens left unfinished: Claude Code drops it")
+CUT_CALL_DROPPED = Change(ChangeKind.REPAIRED, "a tool call cut by max_tokens removed: Claude Code would run it")
 
 
 def _label(flow: http.HTTPFlow) -> str:
@@ -112,6 +115,8 @@ class ResponsePatcher:
             self._count_tokens(flow)
         elif kind is FlowKind.MESSAGES and _is_2xx(response):
             self._message(flow)
+        elif kind is FlowKind.MESSAGES and self._cut_call_refusal(flow):
+            self._message(flow)
         elif response.status_code >= 400 and flow.request.method != "HEAD":
             # Any path, any method: LiteLLM's FastAPI `{"detail": ...}` (an unknown path, a method
             # a route does not take) is not an error Claude Code can read.
@@ -160,13 +165,38 @@ class ResponsePatcher:
         changes += fill_thinking_signatures(message)
         if (origin := _origin(response, notes)) and wrap_message(message, origin):
             changes.append(Change(ChangeKind.THINKING, f"thinking signatures name their origin, {origin}"))
+        cut = cut_call(message)
         if _stream_requested(flow, notes):
             response.headers["content-type"] = SSE_CONTENT_TYPE
-            response.content = message_to_sse_events(message)
+            response.content = message_to_sse_events(message, left_open=cut)
             changes.append(Change(ChangeKind.REPAIRED, "streaming request answered with JSON: converted to events"))
-        elif changes:
-            response.content = json_data(message)
+            if cut is not None:
+                changes.append(CUT_CALL_LEFT_OPEN)
+        else:
+            if cut is not None:
+                del message["content"][cut]
+                changes.append(CUT_CALL_DROPPED)
+            if changes:
+                response.content = json_data(message)
         _record(flow, changes)
+
+    def _cut_call_refusal(self, flow: http.HTTPFlow) -> bool:
+        """LiteLLM's 500 for a tool call cut by max_tokens, replaced by the message that stops
+        there without it (addons/response/tool_cut.py); whether it was one. Claude Code would
+        send the same request again and again, and meet the same cut."""
+        response = flow.response
+        assert response is not None  # response() checked
+        payload = _json(response) if response.status_code == 500 else None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        words = error.get("message") if isinstance(error, dict) else None
+        tool = cut_call_refused(words) if isinstance(words, str) else None
+        if tool is None:
+            return False
+        message = cut_call_message(turn_notes(flow).get("model") or "")
+        flow.response = http.Response.make(200, json_data(message), {"content-type": "application/json"})
+        cut = f"LiteLLM's 500 for a {tool} call cut by max_tokens -> a max_tokens stop without the call"
+        _record(flow, [Change(ChangeKind.REPAIRED, cut)])
+        return True
 
     def _error(self, flow: http.HTTPFlow) -> None:
         response = flow.response

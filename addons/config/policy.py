@@ -40,7 +40,7 @@ DEFAULT_BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result"})
 THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
 ESSENTIAL_BLOCK_TYPES = frozenset({"text", "tool_use", "tool_result"})
 # The fields of an entry that name another model of the LiteLLM config.
-MODEL_REFERENCES = ("vision_model", "background_model", "subagent_model")
+MODEL_REFERENCES = ("vision_model", "background_model", "subagent_model", "thinking_off_model")
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -55,9 +55,9 @@ class ThinkingPolicy(BaseModel):
 
     `enable`, `disable` and `effort_field` name what the backend takes on its
     OpenAI-compatible route; LiteLLM forwards them verbatim (as `extra_body`).
-    On the Anthropic-compatible route the switch is written in Anthropic's own
-    `thinking.type` (the effort cannot pass LiteLLM there). addons/request/thinking.py
-    applies it.
+    On the Anthropic-compatible route LiteLLM passes Anthropic's own fields only,
+    so the switch is Anthropic's `thinking.type`, or none (`anthropic_switch`);
+    the effort cannot pass there. addons/request/thinking.py applies it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -101,6 +101,13 @@ class ThinkingPolicy(BaseModel):
         "another model, a LiteLLM fallback) on its way to a backend that verifies signatures: dropped, as Claude "
         "Code itself does, or kept as a plain text block ([thinking of <model>] ...) so the reasoning still "
         "counts; a backend that does not verify gets it as it came",
+    )
+    anthropic_switch: Literal["thinking", "none"] = Field(
+        "thinking",
+        description="thinking or none: the switch on the Anthropic-compatible route, where LiteLLM (1.108.14) "
+        "passes Anthropic's own fields only (chat_template_kwargs and extra_body are dropped): thinking, Anthropic's "
+        "thinking {type: enabled|disabled} where enable / disable are set; none, the backend reads none of them "
+        "(llama-server), so nothing is sent and its own default holds (see thinking_off_model)",
     )
     in_text: StrictBool = Field(
         False,
@@ -184,8 +191,15 @@ class ModelPolicy(BaseModel):
     thinking: ThinkingPolicy | None = Field(
         ThinkingPolicy(),
         description="a thinking section (enable, disable, effort_field, efforts, history, require_reasoning, "
-        "verifies_signatures, other_models_thinking, in_text): thinking blocks stay in the history; or null for a model that never thinks: its history "
-        "loses its thinking blocks",
+        "verifies_signatures, other_models_thinking, anthropic_switch, in_text): thinking blocks stay in the "
+        "history; or null for a model that never thinks: its history loses its thinking blocks",
+    )
+    thinking_off_model: str | None = Field(
+        None,
+        description="a model name of the LiteLLM config for the turns that ask thinking off on the "
+        "Anthropic-compatible route when it has no switch (thinking.anthropic_switch: none): the same server's "
+        "OpenAI-compatible route, where thinking.disable works; the next turn comes back; or null: such a turn "
+        "goes as it is, thinking",
     )
     low_water_percent: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
         70,
@@ -220,6 +234,11 @@ class ModelPolicy(BaseModel):
             raise ValueError(
                 f"accepted_block_types lists {', '.join(sorted(mixed))}: thinking blocks follow the `thinking` "
                 f"section instead, remove them here"
+            )
+        if self.thinking_off_model is not None and (self.thinking is None or self.thinking.anthropic_switch != "none"):
+            raise ValueError(
+                "thinking_off_model is for a model whose Anthropic-compatible route has no switch: set "
+                "thinking.anthropic_switch: none, or remove thinking_off_model"
             )
         if self.max_messages and self.max_messages < self.keep_first_messages + 2:
             raise ValueError(
@@ -270,7 +289,7 @@ class Policy(BaseModel):
         return {"defaults": self.defaults} | {f"models.{name}": entry for name, entry in self.models.items()}
 
     def unknown_model_names(self, known: Collection[str]) -> list[str]:
-        """A line for each model an entry names (vision_model, background_model, subagent_model)
+        """A line for each model an entry names (vision_model, background_model, subagent_model, thinking_off_model)
         that is not among `known`, the LiteLLM config's model names."""
         return [
             f"{key}.{field}: {name!r} is not a model_name in the LiteLLM config; add an entry for it there "

@@ -11,10 +11,20 @@ which DeepSeek and Qwen gateways do not serve. So shaping strips both, and
 backend takes:
 
     Claude Code asks           OpenAI-compatible route         Anthropic-compatible route
-                               (LiteLLM's extra_body, verbatim)
+                               (LiteLLM's extra_body, verbatim)  (anthropic_switch: thinking)
     adaptive / enabled         enable + effort_field: effort   thinking {type: enabled}
     disabled                   disable                         thinking {type: disabled}
     nothing                    effort_field: effort, if asked  nothing
+
+On the Anthropic-compatible route LiteLLM (1.108.14) passes only the fields of Anthropic's own
+request: chat_template_kwargs and extra_body, in the body or in the deployment's litellm_params,
+never reach the backend (measured in front of llama-server, 2026-12-06). A backend that takes
+none of Anthropic's fields as its switch has `anthropic_switch: none` and gets nothing: llama-server
+thinks on `thinking: {type: disabled}` and on `enabled` with any budget_tokens (llama.cpp 1652066,
+measured; its server_chat_convert_anthropic_to_oai reads `enabled` as a reasoning budget only,
+10000 tokens without budget_tokens, read 2026-12-06). A turn that asks thinking off there goes to
+the entry's `thinking_off_model` when it names one, the same server's OpenAI-compatible route,
+where `disable` works; the next turn comes back.
 
 On the Anthropic-compatible route the effort stays behind: LiteLLM's (1.108.7,
 1.108.14) anthropic/ (and deepseek/) provider removes `output_config.effort`, and the
@@ -55,7 +65,7 @@ their writer's own signature.
 
 from typing import Any, NamedTuple, TypeGuard, get_args
 
-from addons.config.policy import ClaudeEffort, ThinkingPolicy
+from addons.config.policy import ClaudeEffort, ModelPolicy, ThinkingPolicy
 from addons.config.routes import ANTHROPIC, OPENAI
 from addons.flow.change import Change, ChangeKind
 from addons.messages.provenance import unwrap
@@ -106,6 +116,10 @@ def apply_thinking(
     if switch is None and value is None:
         return shaped, changes
     if route == ANTHROPIC:
+        if policy.anthropic_switch == "none":
+            if mode == "off" and policy.disable is not None:
+                changes.append(Change(ChangeKind.THINKING, "thinking stays on: this route takes no switch"))
+            return shaped, changes
         if switch is None:
             return shaped, changes
         added: dict[str, Any] = {"thinking": {"type": "enabled" if mode == "on" else "disabled"}}
@@ -115,6 +129,15 @@ def apply_thinking(
         asked = f"thinking {mode or 'unset'}, effort {effort or 'unset'}"
     described = ", ".join(f"{key}={_compact(item)}" for key, item in added.items())
     return {**shaped, **added}, [*changes, Change(ChangeKind.THINKING, f"{asked} -> {described}")]
+
+
+def thinking_off_model(request: dict, policy: ModelPolicy, route: str) -> str | None:
+    """The model of the LiteLLM config a turn goes to because it asks thinking off on an
+    Anthropic-compatible route without a switch (ModelPolicy.thinking_off_model), or None."""
+    thinking, model = policy.thinking, policy.thinking_off_model
+    if route != ANTHROPIC or thinking is None or thinking.anthropic_switch != "none" or model is None:
+        return None
+    return model if requested(request)[0] == "off" and model != request.get("model") else None
 
 
 def without_thinking_after_another_models_call(request: dict) -> tuple[dict, list[Change]]:

@@ -10,8 +10,10 @@ from typing import Any
 from addons.wire.sse import encode_event, json_data
 
 
-def message_to_sse_events(message: dict[str, Any]) -> bytes:
-    """The events Anthropic streams for `message` (give it complete usage first)."""
+def message_to_sse_events(message: dict[str, Any], left_open: int | None = None) -> bytes:
+    """The events Anthropic streams for `message` (give it complete usage first); the block at
+    index `left_open` gets no content_block_stop (a tool call cut by max_tokens:
+    addons/response/tool_cut.py)."""
     usage = message["usage"] if isinstance(message.get("usage"), dict) else {}
     # message_start carries the message before any output: no content, no stop yet, no verdicts
     # on its tool calls (auto mode's safeguard_results come with the stop, in message_delta).
@@ -21,7 +23,8 @@ def message_to_sse_events(message: dict[str, Any]) -> bytes:
     events = [encode_event("message_start", json_data({"type": "message_start", "message": start}))]
     for index, block in enumerate(message.get("content") or []):
         for name, payload in _block_events(block):
-            events.append(encode_event(name, json_data({"type": name, "index": index, **payload})))
+            if not (index == left_open and name == "content_block_stop"):
+                events.append(encode_event(name, json_data({"type": name, "index": index, **payload})))
     delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
     if "safeguard_results" in message:
         delta["safeguard_results"] = message["safeguard_results"]

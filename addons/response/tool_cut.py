@@ -15,8 +15,23 @@ model that wrote malformed arguments and ended its turn) sends it on there, righ
 message_delta, and the request side repairs those arguments on the next turn
 (addons/request/shaping.py: repaired_input). Every other event passes as it came, so nothing of
 the call's input is delayed.
+
+Without streaming (Claude Code's fallback when a stream fails) the cut call comes whole:
+llama-server's Messages route gives it `input: {}`, and Claude Code 2.1.332 runs it as it is (measured:
+Read "The required parameter `file_path` is missing"); LiteLLM's translation of a chat completion
+answers 500 "Failed to parse tool call arguments" when its repair cannot close them, and Claude
+Code sends the same request again and again, nine times in three minutes (measured with llama.cpp
+1652066 and LiteLLM 1.108.14, 2026-12-06). So a whole message that stopped at max_tokens loses the
+tool_use it ended in (`cut_call`), and that 500, when the arguments are the start of a JSON object
+(`cut_short`), becomes the message stopped at max_tokens without the call (`cut_call_message`);
+Claude Code then runs nothing and asks the model to go on ("Output token limit hit. Resume
+directly", measured on both routes). A whole message answering a streaming request becomes events
+with that block left open, as the stream path leaves it.
 """
 
+import json
+import re
+import uuid
 from typing import Any
 
 from addons.wire.json_codec import from_json
@@ -80,3 +95,72 @@ class UnfinishedToolCalls:
         """Forget the held events (the message ended at max_tokens); how many there were."""
         dropped, self._held = len(self._held), []
         return dropped
+
+
+def cut_call(message: dict[str, Any]) -> int | None:
+    """The index of the tool_use block a whole message was cut in: its last block, when the
+    message stopped at max_tokens (a block after it would mean generation went past it)."""
+    content = message.get("content")
+    if message.get("stop_reason") != "max_tokens" or not isinstance(content, list) or not content:
+        return None
+    last = content[-1]
+    return len(content) - 1 if isinstance(last, dict) and last.get("type") == "tool_use" else None
+
+
+# What is left of a JSON value cut inside a literal or a number (`tr`, `-1.`, `2e+`), where a
+# value was expected; and of a number cut after its digits, where the parser read the number whole.
+_CUT_VALUE = re.compile(r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?|-?\d*(?:\.\d*)?(?:[eE][+-]?\d*)?")
+_CUT_NUMBER_TAIL = re.compile(r"(?:\.\d*)?(?:[eE][+-]?\d*)?")
+
+
+def cut_short(text: str) -> bool:
+    """Whether `text` is the start of a JSON object that stops early (a cut), rather than
+    something that is not JSON however it goes on (single quotes, a bare word)."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        rest = text[error.pos :].rstrip()
+        if error.msg.startswith("Unterminated string"):
+            return True  # the string runs to the end
+        if error.msg.startswith("Invalid \\uXXXX escape"):  # pos: at the u
+            return re.fullmatch(r"\\u[0-9a-fA-F]{0,4}", text[error.pos - 1 :]) is not None
+        if error.msg == "Expecting value":
+            return _CUT_VALUE.fullmatch(rest) is not None
+        if error.msg == "Expecting ',' delimiter" and text[error.pos - 1].isdigit():
+            return _CUT_NUMBER_TAIL.fullmatch(rest) is not None
+        return not rest
+    return False
+
+
+# LiteLLM's words (1.108.14: parse_tool_call_arguments in litellm_core_utils/prompt_templates/
+# common_utils.py) when its translation of a chat completion meets tool arguments it can neither
+# parse nor close: the whole answer becomes a 500.
+_UNPARSED_ARGUMENTS = re.compile(
+    r"Failed to parse tool call arguments for tool '(?P<tool>[^']*)' \([^)]*\)\. Error: .*?\. Arguments: (?P<arguments>.*)",
+    re.DOTALL,
+)
+
+
+def cut_call_refused(message: str) -> str | None:
+    """The tool's name, when `message` is LiteLLM's refusal of a call whose arguments were cut
+    short (never of arguments that are malformed: that answer ended, and stays an error)."""
+    match = _UNPARSED_ARGUMENTS.search(message)
+    return match["tool"] if match and cut_short(match["arguments"]) else None
+
+
+def cut_call_message(model: str) -> dict[str, Any]:
+    """What Claude Code goes on from in place of that refusal: the answer stopped at max_tokens,
+    without the call (its thinking and text went down with LiteLLM's translation); usage is
+    filled in as for any message (addons/response/usage.py)."""
+    return {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": "max_tokens",
+        "stop_sequence": None,
+        "usage": {},
+    }

@@ -16,7 +16,8 @@ from addons.flow.notes import TurnNotes, changes
 from addons.response.json_to_sse import message_to_sse_events
 from addons.response.stream import StreamPatcher
 from addons.response_patcher import MitmproxyStream, ResponsePatcher
-from tests.pure.test_stream import ESTIMATE, chunked, patch, sdk_final_message, text_of
+from tests.pure.test_stream import ESTIMATE, chunked, patch, sdk_events, sdk_final_message, text_of
+from tests.pure.test_tool_cut import LITELLM_CUT_REFUSAL
 
 STREAMS = Path(__file__).parent.parent / "data" / "streams"
 CAPPED = Change(ChangeKind.CAPPED, "capped max_tokens 32000->8192")
@@ -195,6 +196,60 @@ def test_json_message_with_complete_usage_is_left_as_it_came(addon):
     flow = make_flow(body=body, notes={"input_tokens": ESTIMATE, "stream": False})
     addon.response(flow)
     assert flow.response.content == body
+
+
+# A tool call max_tokens cut, as llama-server's Messages route answers without streaming
+# (llama.cpp 1652066, measured 2026-12-06): Claude Code 2.1.332 runs such a call as it is.
+CUT_CALL_MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "llamacpp-anthropic",
+    "content": [
+        {"type": "thinking", "thinking": "Pondering", "signature": ""},
+        {"type": "tool_use", "id": "call_1", "name": "Read", "input": {}},
+    ],
+    "stop_reason": "max_tokens",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 30, "output_tokens": 10, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
+}
+
+
+def test_a_json_answers_cut_call_is_removed(addon):
+    flow = make_flow(body=json.dumps(CUT_CALL_MESSAGE).encode(), notes={"input_tokens": ESTIMATE, "stream": False})
+    addon.response(flow)
+    assert json.loads(flow.response.content)["content"] == CUT_CALL_MESSAGE["content"][:1]
+    assert Change(ChangeKind.REPAIRED, "a tool call cut by max_tokens removed: Claude Code would run it") in changes(
+        flow
+    )
+
+
+def test_a_json_answer_for_a_stream_leaves_its_cut_call_unfinished(addon):
+    flow = make_flow(body=json.dumps(CUT_CALL_MESSAGE).encode(), notes={"input_tokens": ESTIMATE, "stream": True})
+    addon.response(flow)
+    stops = [
+        json.loads(data)["index"] for name, data in sdk_events(flow.response.content) if name == "content_block_stop"
+    ]
+    assert stops == [0]
+
+
+def test_litellms_500_for_cut_arguments_becomes_a_max_tokens_stop(addon):
+    error = {"message": LITELLM_CUT_REFUSAL, "type": None, "param": None, "code": "500"}
+    flow = make_flow(
+        status=500, body=json.dumps({"error": error}).encode(), notes={"input_tokens": ESTIMATE, "model": "m"}
+    )
+    addon.response(flow)
+    assert flow.response.status_code == 200
+    message = json.loads(flow.response.content)
+    assert (message["content"], message["stop_reason"], message["model"]) == ([], "max_tokens", "m")
+    assert message["usage"]["input_tokens"] == ESTIMATE
+
+
+def test_litellms_500_for_malformed_arguments_stays_an_error(addon):
+    words = LITELLM_CUT_REFUSAL.split("Arguments: ")[0] + "Arguments: {'file_path': 'a.txt'}"
+    flow = make_flow(status=500, body=json.dumps({"error": {"message": words}}).encode(), notes={})
+    addon.response(flow)
+    assert flow.response.status_code == 500 and is_anthropic_error(json.loads(flow.response.content))
 
 
 # --- errors ----------------------------------------------------------------------

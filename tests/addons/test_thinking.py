@@ -5,11 +5,13 @@ put to the stand-in's own checks (tests/backend/), which reproduce DeepSeek's
 documented rules: a combination it refuses is never sent.
 """
 
+import itertools
 import json
 from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
@@ -18,6 +20,7 @@ from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
 from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, load_routes, route_of
 from addons.flow.change import Change, ChangeKind
+from addons.flow.notes import changes
 from addons.request.history import History
 from addons.request.shaping import shape_request, with_reasoning_note
 from addons.request.thinking import BUDGET_BANDS, PLACEHOLDER_REASONING, requested
@@ -27,6 +30,7 @@ from tests.addons.test_request_shaper import post, sent
 from tests.backend import PROFILES, REASONING_MISSING, check_request, reasoning_missing
 from tests.backend.checks import check_messages_request
 from tests.backend.providers.deepseek import THINKING_MISSING
+from tests.llama.server import ANTHROPIC_ROUTE, LLAMA_ENTRY, MODEL_ID, OPENAI_ROUTE, write_policy
 from tests.pure.test_trim import agent_session, policy_for, request_of
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -226,6 +230,61 @@ def test_anthropic_route_fills_a_turn_without_thinking_for_deepseek():
     shaped = shape_request(request, DEEPSEEK, route=ANTHROPIC)
     assert shaped.request["messages"][1]["content"] == [PLACEHOLDER_REASONING, *request["messages"][1]["content"]]
     assert check_messages_request(shaped.request, PROFILES["deepseek"]) is None
+
+
+# llama-server's entry (tests/llama/server.py): no switch on the Anthropic-compatible route, the turns
+# that ask thinking off sent to the OpenAI-compatible one.
+LLAMA = ModelPolicy.model_validate(LLAMA_ENTRY)
+
+
+@pytest.mark.parametrize("fields", [{"thinking": {"type": "adaptive"}}, {"thinking": {"type": "disabled"}}, {}])
+def test_an_anthropic_route_without_a_switch_gets_none(fields):
+    shaped = shape_request(claude_request(**fields), LLAMA, route=ANTHROPIC)
+    assert "thinking" not in shaped.request and "extra_body" not in shaped.request
+    stays_on = Change(ChangeKind.THINKING, "thinking stays on: this route takes no switch")
+    assert (stays_on in shaped.changes) == (fields.get("thinking") == {"type": "disabled"})
+
+
+def test_a_turn_asking_thinking_off_goes_to_the_route_that_can_switch_and_the_next_comes_back(tmp_path):
+    config = tmp_path / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {OPENAI_ROUTE}\n    litellm_params: {{model: openai/{MODEL_ID}}}\n"
+        f"  - model_name: {ANTHROPIC_ROUTE}\n    litellm_params: {{model: anthropic/{MODEL_ID}}}\n"
+    )
+    addon = RequestShaper()
+    with taddons.context(addon) as tctx:
+        tctx.configure(
+            addon,
+            stabilizer_policy=str(write_policy(tmp_path / "stabilizer.yaml")),
+            stabilizer_litellm_config=str(config),
+        )
+        flow = post("/v1/messages", claude_request(model=ANTHROPIC_ROUTE, thinking={"type": "disabled"}))
+        addon.request(flow)
+        assert sent(flow)["model"] == OPENAI_ROUTE
+        assert sent(flow)["extra_body"] == {"chat_template_kwargs": {"enable_thinking": False}}
+        routed = f"routed to {OPENAI_ROUTE}: thinking off, which {ANTHROPIC_ROUTE}'s route cannot switch"
+        assert Change(ChangeKind.ROUTED, routed) in changes(flow)
+        # The thinking of the history goes on as it came: the same model wrote it.
+        assert sent(flow)["messages"][1] == claude_request()["messages"][1]
+        flow = post("/v1/messages", claude_request(model=ANTHROPIC_ROUTE, thinking={"type": "adaptive"}))
+        addon.request(flow)
+        assert sent(flow)["model"] == ANTHROPIC_ROUTE and "thinking" not in sent(flow)
+
+
+def test_the_shipped_llama_example_is_the_tested_entry():
+    # config/stabilizer.yaml's commented llama.cpp entry, as a user uncomments it.
+    text = (ROOT / "config" / "stabilizer.yaml").read_text()
+    lines = text[text.index("  # local:\n") :].splitlines()
+    example = "\n".join(
+        line.removeprefix("  # ") for line in itertools.takewhile(lambda line: line.startswith("  # "), lines)
+    )
+    assert yaml.safe_load(example) == {"local": LLAMA_ENTRY | {"thinking_off_model": "local-llamacpp"}}
+
+
+def test_a_thinking_off_model_needs_a_route_without_a_switch():
+    with pytest.raises(ValueError, match="set thinking.anthropic_switch: none"):
+        ModelPolicy.model_validate({"thinking_off_model": OPENAI_ROUTE})
 
 
 # --- the history ---------------------------------------------------------------------------

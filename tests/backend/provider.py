@@ -221,5 +221,8 @@ class Provider:
     messages_usage: Callable[[int, int, int], dict[str, Any]] = _messages_usage  # (prompt, cached, output tokens)
     late_thinking_stop: bool = False  # a thinking block's signature_delta and stop come after the other blocks' deltas
     tool_input_at_start: bool = True  # a tool_use's content_block_start carries `input: {}`
+    # The input of the tool_use max_tokens cut, in a whole (non-streamed) answer: (its arguments as
+    # scripted, the cut string); by default that string as it is.
+    messages_cut_input: Callable[[Any], Any] = lambda arguments: arguments
     # The signature of a thinking block it writes: (message id, thinking); DeepSeek's is the message id.
     thinking_signature: Callable[[str, str], str] = lambda message_id, thinking: message_id

@@ -259,13 +259,16 @@ class MessagesCompletion:
         return self.provider.messages_usage(prompt, int(prompt * self.quirks.cached_share), output)
 
     def json_body(self) -> bytes:
+        blocks = self._blocks()
+        if self.stop_reason == "max_tokens" and blocks and blocks[-1]["type"] == "tool_use":
+            blocks[-1]["input"] = self.provider.messages_cut_input(blocks[-1]["input"])
         return compact(
             {
                 "id": self.id,
                 "type": "message",
                 "role": "assistant",
                 "model": self.model,
-                "content": self._blocks(),
+                "content": blocks,
                 "stop_reason": self.stop_reason,
                 "stop_sequence": None,
                 "usage": self.usage(),

@@ -5,11 +5,13 @@ answers a fixed sentence, calls the Read tool once when tools are offered and an
 the result; cut by max_tokens inside that call, it answers in text when Claude Code asks it to go
 on. The CLI runs with --bare, a one-line system prompt and only the tools a scenario
 needs: the model's vocabulary is one token a byte, and Claude Code's full prompt would take a
-minute a request on two cores.
+minute a request on two cores. Claude Code's path without streaming is driven by refusing its
+streaming requests (tests/e2e/streaming_refused.py), on which it sends each again without.
 """
 
 import json
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from mitmproxy import io
@@ -19,7 +21,7 @@ from tests.claude import ClaudeResult, run_claude
 from tests.conftest import POLICY
 from tests.llama.model import AFTER_TOOL, REPLY, RESUME, THOUGHT, ToolCall, write_model
 from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config
-from tests.procs import StabilizerRun
+from tests.procs import LiteLLM, Mitmdump, StabilizerRun
 from tests.streams import streamed_message
 
 ROUTES = (OPENAI_ROUTE, ANTHROPIC_ROUTE)
@@ -138,3 +140,51 @@ def test_a_prompt_over_the_window_is_too_long(llama_run, master_key, project, ro
     assert "Prompt is too long" in result["result"], result.describe()
     # Claude Code read llama-server's window from the stack's sentence: what it compacts to.
     assert f"tokens (limit {CONTEXT})" in result["result"], result.describe()
+
+
+@pytest.fixture(scope="module")
+def no_streaming(tmp_path_factory, project, child_env):
+    """llama-server, LiteLLM and mitmdump with the bundle, behind which every streaming turn is
+    refused (tests/e2e/streaming_refused.py): Claude Code sends each turn again without streaming.
+    (the stack's URL, the recorded flows)"""
+    folder = tmp_path_factory.mktemp("llama-no-streaming")
+    with ExitStack() as started:  # each process stops even when a later one fails to start
+        model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project.joinpath(*NOTES_PATH))}))
+        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
+        started.callback(server.stop)
+        server.start()
+        config = write_litellm_config(folder / "litellm.yaml", server.url)
+        litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env)
+        started.callback(litellm.stop)
+        litellm.start()
+        proxy = Mitmdump(litellm.log_file, POLICY, child_env, litellm_config=config)
+        started.callback(proxy.stop)
+        proxy.start(extra_args=("-s", str(Path(__file__).parent / "streaming_refused.py"), "-w", str(folder / "flows")))
+        proxy.wait_upstream(litellm.url)
+        yield proxy.url, folder / "flows"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_without_streaming_a_tool_call_cut_by_max_tokens_is_not_run(no_streaming, master_key, project, route):
+    # Without streaming, llama-server's Messages route gives the cut Read call `input: {}` and LiteLLM's
+    # translation of its chat route answers 500: Claude Code would run a Read without its path, or
+    # send the same request until it gives up. It gets the max_tokens stop without the call.
+    url, flows = no_streaming
+    result = run_claude(
+        "Read the notes.", base_url=url, auth_token=master_key, model=route, cwd=project,
+        extra_args=("--bare", "--system-prompt", "You are terse.", "--tools", "Read"),
+        env_extra={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(CUT)}, timeout=180,
+    )  # fmt: skip
+
+    assert not result["is_error"], result.describe()
+    assert result["result"] == REPLY
+    with flows.open("rb") as file:
+        answered = [flow for flow in io.FlowReader(file).stream() if flow.response.status_code != 404]
+    cut, resumed = answered[-2:]
+    assert json.loads(cut.request.content)["stream"] is False
+    message = json.loads(cut.response.content)
+    assert message["stop_reason"] == "max_tokens"
+    assert "tool_use" not in [block["type"] for block in message["content"]]
+    # Claude Code ran nothing and asked the model to go on.
+    asked = json.loads(resumed.request.content)
+    assert "tool_result" not in json.dumps(asked["messages"]) and RESUME in json.dumps(asked["messages"][-1])

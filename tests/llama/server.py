@@ -79,13 +79,19 @@ class LlamaServer:
             self._log.close()
 
 
-# llama-server's thinking switch, per request: Qwen's template reads `enable_thinking` from
-# chat_template_kwargs; Anthropic's `thinking: {type: disabled}` it ignores, on either route
-# (measured with llama-cpp-python 0.3.36's llama.cpp, commit 1652066).
-THINKING_SWITCH = {
-    "enable": {"chat_template_kwargs": {"enable_thinking": True}},
-    "disable": {"chat_template_kwargs": {"enable_thinking": False}},
-    "history": "all",
+# The llama.cpp entry of config/stabilizer.yaml, for the model behind both routes (tests/addons/
+# test_thinking.py holds the two the same): Qwen's template reads `enable_thinking` from
+# chat_template_kwargs, which LiteLLM passes on the OpenAI-compatible route only; Anthropic's
+# `thinking` llama-server takes as no switch, so a turn that asks thinking off on the
+# Anthropic-compatible route goes to the OpenAI-compatible one (measured with llama-cpp-python
+# 0.3.36's llama.cpp, commit 1652066, and LiteLLM 1.108.14).
+LLAMA_ENTRY = {
+    "thinking": {
+        "enable": {"chat_template_kwargs": {"enable_thinking": True}},
+        "disable": {"chat_template_kwargs": {"enable_thinking": False}},
+        "anthropic_switch": "none",
+    },
+    "thinking_off_model": OPENAI_ROUTE,
 }
 
 
@@ -93,7 +99,7 @@ def write_policy(path: Path) -> Path:
     """The shipped policy with an entry for the model: llama-server's thinking switch. No window:
     the default's is larger than -c, so llama-server's own refusal is what comes back."""
     shipped = yaml.safe_load((PROJECT_ROOT / "config" / "stabilizer.yaml").read_text())
-    shipped["models"][MODEL_ID] = {"thinking": THINKING_SWITCH}
+    shipped["models"][MODEL_ID] = LLAMA_ENTRY
     path.write_text(yaml.safe_dump(shipped))
     return path
 

@@ -10,10 +10,13 @@ is run, one left open at a max_tokens message_delta is dropped and the model ask
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from addons.flow.change import ChangeKind
+from addons.response.json_to_sse import message_to_sse_events
+from addons.response.tool_cut import cut_call, cut_call_refused, cut_short
 from tests.pure.test_stream import NO_DEADLINE, chunked, patch, sdk_events
 
 JSON_VALUES = st.recursive(
@@ -160,3 +163,68 @@ def test_the_next_block_after_malformed_arguments_gets_the_stop_first():
     out, _ = patch([upstream[:at] + second + upstream[at:]])
     indexes = [(name, json.loads(data).get("index")) for name, data in sdk_events(out)]
     assert indexes.index(("content_block_stop", 1)) < indexes.index(("content_block_start", 2))
+
+
+# --- a whole (non-streamed) message ---------------------------------------------------------
+
+# LiteLLM 1.108.14's 500 for the cut Read call of tests/e2e/test_llama_claude.py (measured through
+# the stack on llama-server's chat route, 2026-12-06), as its message reads.
+LITELLM_CUT_REFUSAL = (
+    "Failed to parse tool call arguments for tool 'Read' (Anthropic pass-through adapter). Error: Unterminated "
+    'string starting at: line 1 column 15 (char 14). Arguments: {"file_path": "/tmp/project/field notes/from the'
+)
+MALFORMED = st.dictionaries(st.text(min_size=1, max_size=6), JSON_VALUES, min_size=1, max_size=4).map(repr)
+
+
+@given(value=st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=4), ascii_only=st.booleans(), cut=st.integers())
+def test_any_start_of_a_json_object_is_cut_short_and_the_whole_is_not(value, ascii_only, cut):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert not cut_short(text)
+    start = text[: 1 + cut % len(text)]
+    assert cut_short(start) == (start != text)
+
+
+@given(text=MALFORMED.filter(lambda text: text.startswith("{'")), cut=st.integers())
+def test_single_quoted_arguments_are_malformed_not_cut_short(text, cut):
+    # Python's repr (Qwen coder models' arguments): no continuation of any part of it is JSON.
+    assert not cut_short(text[: 2 + cut % (len(text) - 1)])
+
+
+@pytest.mark.parametrize("text", ['{"a" 1', '{"a": tx', '{"a": 1 .5', "[1, 2", "null", '{"a": 1}}', "{'a': 1"])
+def test_text_that_no_continuation_makes_an_object_is_not_cut_short(text):
+    assert not cut_short(text)
+
+
+def message(content: list, stop_reason: str) -> dict:
+    return {"type": "message", "role": "assistant", "content": content, "stop_reason": stop_reason}
+
+
+THINKING = {"type": "thinking", "thinking": "Hmm.", "signature": ""}
+CALL = {"type": "tool_use", "id": "call_1", "name": "Read", "input": {}}
+
+
+def test_the_cut_call_of_a_whole_message_is_its_last_block_at_max_tokens():
+    assert cut_call(message([THINKING, CALL], "max_tokens")) == 1
+    assert cut_call(message([CALL, {**CALL, "id": "call_2"}], "max_tokens")) == 1  # the first one ended
+    assert cut_call(message([THINKING, CALL], "tool_use")) is None
+    assert cut_call(message([CALL, {"type": "text", "text": "and"}], "max_tokens")) is None
+    assert cut_call(message([], "max_tokens")) is None
+
+
+def test_a_json_message_for_a_stream_leaves_the_cut_call_open():
+    cut = message([THINKING, {**CALL, "input": {"file_path": "a"}}], "max_tokens") | {"id": "m", "model": "x"}
+    cut["usage"] = {"input_tokens": 3, "output_tokens": 5}
+    events = [(name, json.loads(data)) for name, data in sdk_events(message_to_sse_events(cut, left_open=1))]
+    assert [(name, payload.get("index")) for name, payload in events if name == "content_block_stop"] == [
+        ("content_block_stop", 0)
+    ]
+    assert stopped_tool_inputs(message_to_sse_events(cut, left_open=1)) == {}
+    assert stopped_tool_inputs(message_to_sse_events(cut)) == {1: '{"file_path": "a"}'}
+
+
+def test_litellms_refusal_of_cut_arguments_names_the_tool():
+    assert cut_call_refused(LITELLM_CUT_REFUSAL) == "Read"
+    # Arguments a model wrote wrong and finished: not a cut.
+    malformed = LITELLM_CUT_REFUSAL.split("Arguments: ")[0] + "Arguments: {'file_path': 'a.txt'}"
+    assert cut_call_refused(malformed) is None
+    assert cut_call_refused("Connection refused") is None

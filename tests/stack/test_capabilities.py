@@ -219,6 +219,22 @@ def test_a_tool_call_cut_by_max_tokens_reaches_claude_code_unfinished(stack, fre
     assert message["unfinished"] == [call] and message["stop_reason"] == "max_tokens"
 
 
+@pytest.mark.parametrize("model", ["deepseek-flash", "deepseek-flash-anthropic", "llamacpp-local-anthropic"])
+def test_a_tool_call_cut_by_max_tokens_without_streaming_is_not_handed_over(stack, fresh_backend, master_key, model):
+    # The chat route's cut arguments make LiteLLM's translation answer 500; a Messages route's
+    # whole answer carries the call (llama-server: with `input: {}`). Claude Code gets the
+    # max_tokens stop without it (tool_cut.py).
+    # Every try the same, as a model's answer to the same request is (LiteLLM tries a 500 again).
+    cut = ToolCalls([("Read", '{"file_path": "notes/da')], reasoning="Hmm.", finish_reason="length")
+    fresh_backend.responder = lambda body: cut
+    request = {"model": model, "max_tokens": 20, "tools": [READ], "messages": [{"role": "user", "content": "Read."}]}
+    status, raw = post(stack.url, master_key, request)
+    assert status == 200, raw[:600]
+    message = json.loads(raw)
+    assert message["stop_reason"] == "max_tokens", message
+    assert "tool_use" not in [block["type"] for block in message["content"]]
+
+
 def test_a_tool_result_larger_than_the_window_is_shortened(stack, litellm, fresh_backend, master_key):
     # qwen-plus: 131072 tokens in the policy; the stand-in refuses inputs over 129024 (DashScope).
     output = "".join(f"line {i}: value {i * 7} of the build log\n" for i in range(22_000))  # ~260K tokens

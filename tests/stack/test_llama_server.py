@@ -33,7 +33,8 @@ WEATHER_TOOL = {
 
 @pytest.fixture(scope="module")
 def llama_stack(tmp_path_factory, session_home, child_env):
-    """llama-server, a LiteLLM with its two routes and mitmdump in front: (the stack's URL, llama-server's)."""
+    """llama-server, a LiteLLM with its two routes and mitmdump in front: the stack's URL, llama-server's
+    and LiteLLM's."""
     folder = tmp_path_factory.mktemp("llama")
     # Each process stops even when a later one fails to start.
     with ExitStack() as started:
@@ -50,7 +51,7 @@ def llama_stack(tmp_path_factory, session_home, child_env):
         started.callback(proxy.stop)
         proxy.start()
         proxy.wait_upstream(litellm.url)
-        yield proxy.url, server.url
+        yield proxy.url, server.url, litellm.url
 
 
 def ask(url: str, master_key: str, model: str, messages: list, **fields) -> tuple[int, bytes]:
@@ -72,14 +73,36 @@ def test_a_plain_answer_comes_with_its_thinking(llama_stack, master_key, route):
     assert message["usage"]["output_tokens"] > 0
 
 
-def test_thinking_switched_off_through_the_template_kwargs(llama_stack, master_key):
+@pytest.mark.parametrize("route", ROUTES)
+def test_thinking_switched_off_through_the_template_kwargs(llama_stack, master_key, route):
     # Claude Code's `disabled` becomes the policy's chat_template_kwargs, which llama-server
-    # honours (its own reading of `thinking: {type: disabled}` is to think anyway).
+    # honours (its own reading of `thinking: {type: disabled}` is to think anyway). LiteLLM drops
+    # them on the Anthropic-compatible route, so that turn goes to the OpenAI-compatible one
+    # (thinking_off_model).
     question = [{"role": "user", "content": "Say hello."}]
-    status, raw = ask(llama_stack[0], master_key, OPENAI_ROUTE, question, thinking={"type": "disabled"})
+    status, raw = ask(llama_stack[0], master_key, route, question, thinking={"type": "disabled"})
     assert status == 200, raw
     message = streamed_message(raw)
     assert [(block["type"], block.get("text")) for block in message["content"]] == [("text", REPLY)]
+
+
+def test_litellm_passes_no_template_kwargs_on_the_anthropic_route(llama_stack, master_key):
+    # Why the Anthropic-compatible route has no switch (thinking.anthropic_switch: none): llama-server
+    # honours chat_template_kwargs on its Messages route, but LiteLLM drops them there, in the body
+    # or in extra_body; and Anthropic's `thinking: {type: disabled}` llama-server ignores.
+    _, server, litellm = llama_stack
+    question = [{"role": "user", "content": "Say hello."}]
+    off = {"chat_template_kwargs": {"enable_thinking": False}}
+    direct = {"model": "any", "max_tokens": 100, "messages": question}
+    for url, body, thinks in (
+        (server, direct | off, False),
+        (server, direct | {"thinking": {"type": "disabled"}}, True),
+        (litellm, direct | off | {"model": ANTHROPIC_ROUTE}, True),
+        (litellm, direct | {"model": ANTHROPIC_ROUTE, "extra_body": off}, True),
+    ):
+        status, _, raw = post_json(url + "/v1/messages", body, {"authorization": f"Bearer {master_key}"})
+        assert status == 200, raw
+        assert [block["type"] for block in json.loads(raw)["content"]] == ["thinking", "text"][not thinks :], body
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -122,6 +145,24 @@ def test_a_tool_call_cut_by_max_tokens_reaches_claude_code_unfinished(llama_stac
 
 
 @pytest.mark.parametrize("route", ROUTES)
+def test_a_tool_call_cut_by_max_tokens_without_streaming_reaches_claude_code_as_a_stop(llama_stack, master_key, route):
+    # Without streaming, llama-server's Messages route gives the cut call `input: {}`, which Claude
+    # Code would run; LiteLLM's translation of its chat route answers 500 "Failed to parse tool
+    # call arguments", which Claude Code sends again and again. Either way Claude Code gets the
+    # max_tokens stop without the call, and asks the model to go on (addons/response/tool_cut.py).
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    body = {"model": route, "max_tokens": CUT, "messages": question, "tools": [WEATHER_TOOL]}
+    status, _, raw = post_json(llama_stack[0] + "/v1/messages", body, {"authorization": f"Bearer {master_key}"})
+    assert status == 200, raw
+    message = json.loads(raw)
+    assert message["stop_reason"] == "max_tokens"
+    # The thinking that came before the call, where the route gave it.
+    expected = [] if route == OPENAI_ROUTE else [("thinking", THOUGHT)]
+    assert [(block["type"], block["thinking"].strip()) for block in message["content"]] == expected
+    assert message["usage"]["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
 def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, master_key, route):
     # One token a byte in this vocabulary: far over the window.
     question = [{"role": "user", "content": "Summarise: " + "lorem ipsum " * CONTEXT}]
@@ -139,7 +180,7 @@ def test_a_prompt_over_the_window_is_too_long_for_claude_code(llama_stack, maste
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_malformed_request_is_refused_before_llama_server(llama_stack, master_key, route):
-    stack, server = llama_stack
+    stack, server, _ = llama_stack
     malformed = [{"role": "user", "content": [{"type": "text"}]}]  # a text block without its text
     # llama-server's own answer is a 500 "server_error", which Claude Code would retry.
     status, _, raw = post_json(server + "/v1/messages", {"model": "any", "max_tokens": 100, "messages": malformed})

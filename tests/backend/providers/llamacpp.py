@@ -109,4 +109,6 @@ PROVIDER = Provider(
     late_thinking_stop=True,
     thinking_signature=lambda message_id, thinking: "",
     tool_input_at_start=False,
+    # Without streaming, the call max_tokens cut comes with an empty input.
+    messages_cut_input=lambda arguments: {},
 )
