@@ -74,8 +74,8 @@ from addons.flow.kind import KIND, SHAPED, FlowKind
 from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
-from addons.request.shaping import brings_images, cap_max_tokens, shape_request
-from addons.request.thinking import needs_reasoning_note, thinking_off_model
+from addons.request.shaping import cap_max_tokens, shape_request, turn_elsewhere
+from addons.request.thinking import needs_reasoning_note
 from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
 from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
@@ -359,23 +359,14 @@ class RequestShaper:
             # A model picked in Claude Code's /model goes on under its own name.
             body, model = {**body, "model": listed}, listed
         route, policy, policy_key = self._target(model)
-        routed = []
-        if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(body["messages"]):
-            # This turn goes to a model that reads the images; the next one comes back here,
-            # its history's images replaced by notes.
-            vision = policy.vision_model
-            body = {**body, "model": vision}
-            route, policy, policy_key = self._target(vision)
-            routed = [
-                Change(ChangeKind.ROUTED, f"routed to {vision}: the new turn brings images {model} does not read")
-            ]
-        if off := thinking_off_model(body, policy, route.kind):
-            # This turn asks thinking off, which this route cannot say; the next one comes back.
-            body = {**body, "model": off}
-            route, policy, policy_key = self._target(off)
-            routed.append(
-                Change(ChangeKind.ROUTED, f"routed to {off}: thinking off, which {model}'s route cannot switch")
-            )
+        routed: list[Change] = []
+        # The turn goes elsewhere (images, then thinking off: each reason once); the next one
+        # comes back here.
+        while len(routed) < 2 and (elsewhere := turn_elsewhere(body, policy, route.kind)) is not None:
+            other, why = elsewhere
+            body = {**body, "model": other}
+            route, policy, policy_key = self._target(other)
+            routed.append(Change(ChangeKind.ROUTED, f"routed to {other}: {why}"))
         # Auto mode's verdicts are asked of a turn, never of a count.
         litellm_keys = self._litellm_keys() if trim else frozenset()
         provenance = ctx.options.stabilizer_thinking_provenance

@@ -52,6 +52,7 @@ from addons.request.thinking import (
     provenance_for,
     reasoning_in_text,
     returned_thinking,
+    thinking_off_model,
     without_thinking_after_another_models_call,
 )
 from addons.request.tool_ids import IdRule, mapped_id, rule_for
@@ -687,6 +688,19 @@ def _block_type(block: Any) -> str | None:
     """A block's type, or None for what is not a block with a string type (a list is no type)."""
     kind = block.get("type") if isinstance(block, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+def turn_elsewhere(request: dict, policy: ModelPolicy, route: str) -> tuple[str, str] | None:
+    """The model of the LiteLLM config that takes this turn instead of the one it names, and why:
+    one that reads the images the turn brings (vision_model; the history's images become notes
+    for the named model's next turn), or one that turns thinking off where this route cannot
+    (thinking_off_model); None: the named model takes it."""
+    named = request.get("model")
+    if policy.vision_model and "image" not in policy.accepted_block_types and brings_images(request["messages"]):
+        return policy.vision_model, f"the new turn brings images {named} does not read"
+    if off := thinking_off_model(request, policy, route):
+        return off, f"thinking off, which {named}'s route cannot switch"
+    return None
 
 
 def brings_images(messages: list) -> bool:
