@@ -20,7 +20,7 @@ from addons.flow.notes import SENT
 from tests.claude import ClaudeResult, run_claude
 from tests.conftest import POLICY
 from tests.llama.model import AFTER_TOOL, REPLY, RESUME, THOUGHT, ToolCall, write_model
-from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config
+from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, serve, write_litellm_config
 from tests.procs import LiteLLM, Mitmdump, StabilizerRun
 from tests.streams import streamed_message
 
@@ -49,9 +49,7 @@ def llama_run(tmp_path_factory, project, child_env):
     folder = tmp_path_factory.mktemp("llama-claude")
     with ExitStack() as started:  # each process stops even when a later one fails to start
         model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project.joinpath(*NOTES_PATH))}))
-        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
-        started.callback(server.stop)
-        server.start()
+        server = serve(started, model, CONTEXT)
         config = write_litellm_config(folder / "litellm.yaml", server.url)
         run = StabilizerRun(folder, litellm_config=config, policy=POLICY, env=child_env, record=folder / "flows.flow")
         run.start()  # stops itself when it fails to start
@@ -150,9 +148,7 @@ def no_streaming(tmp_path_factory, project, child_env):
     folder = tmp_path_factory.mktemp("llama-no-streaming")
     with ExitStack() as started:  # each process stops even when a later one fails to start
         model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": str(project.joinpath(*NOTES_PATH))}))
-        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
-        started.callback(server.stop)
-        server.start()
+        server = serve(started, model, CONTEXT)
         config = write_litellm_config(folder / "litellm.yaml", server.url)
         litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env)
         started.callback(litellm.stop)

@@ -18,7 +18,7 @@ from addons.config.policy import load_policy
 from litellm_service.aliases import claude_code_environment
 from tests.claude import session_prompt
 from tests.llama.model import REPLY, ToolCall, write_model
-from tests.llama.server import MODEL_ID, OPENAI_ROUTE, LlamaServer, write_litellm_config, write_policy
+from tests.llama.server import MODEL_ID, OPENAI_ROUTE, serve, write_litellm_config, write_policy
 from tests.procs import StabilizerRun
 
 WINDOW = 49152
@@ -38,9 +38,7 @@ def small_window_run(tmp_path_factory, child_env):
     folder = tmp_path_factory.mktemp("llama-compaction")
     with ExitStack() as started:  # each process stops even when a later one fails to start
         model = write_model(folder / "bigram.gguf", ToolCall("Read", {"file_path": "/dev/null"}))
-        server = LlamaServer(model, folder / "llama-server.log", WINDOW)
-        started.callback(server.stop)
-        server.start()
+        server = serve(started, model, WINDOW)
         config = write_litellm_config(folder / "litellm.yaml", server.url)
         policy = write_policy(folder / "stabilizer.yaml")
         text = yaml.safe_load(policy.read_text())

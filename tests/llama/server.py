@@ -5,6 +5,7 @@ naming the target, rather than skipping: on a machine that can build it, the tes
 """
 
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
@@ -102,6 +103,14 @@ def write_policy(path: Path) -> Path:
     shipped["models"][MODEL_ID] = LLAMA_ENTRY
     path.write_text(yaml.safe_dump(shipped))
     return path
+
+
+def serve(started: ExitStack, model: Path, context: int) -> LlamaServer:
+    """llama-server on `model` with a window of `context`, its log beside the model, stopped
+    when `started` closes (also when a process started after it fails to start)."""
+    server = LlamaServer(model, model.parent / "llama-server.log", context)
+    started.callback(server.stop)
+    return server.start()
 
 
 def write_litellm_config(path: Path, server_url: str) -> Path:

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import pytest
 
 from tests.llama.model import AFTER_TOOL, REPLY, THOUGHT, ToolCall, write_model
-from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, LlamaServer, write_litellm_config, write_policy
+from tests.llama.server import ANTHROPIC_ROUTE, OPENAI_ROUTE, serve, write_litellm_config, write_policy
 from tests.procs import LiteLLM, Mitmdump, post_json
 from tests.streams import streamed_message
 
@@ -39,9 +39,7 @@ def llama_stack(tmp_path_factory, session_home, child_env):
     # Each process stops even when a later one fails to start.
     with ExitStack() as started:
         model = write_model(folder / "bigram.gguf", WEATHER)
-        server = LlamaServer(model, folder / "llama-server.log", CONTEXT)
-        started.callback(server.stop)
-        server.start()
+        server = serve(started, model, CONTEXT)
         config = write_litellm_config(folder / "litellm.yaml", server.url)
         litellm = LiteLLM(config, folder / "logs" / "litellm.log", child_env)
         started.callback(litellm.stop)
