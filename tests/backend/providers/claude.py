@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from tests.backend.core import Error, Quirks, anthropic_error
@@ -44,19 +45,24 @@ def signature_of(thinking: str) -> str:
     return "claude-sig-" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
 
 
-def _tool_use_id_error(body: dict[str, Any]) -> Error | None:
-    seen: set[str] = set()
+def _blocks(body: dict[str, Any], kind: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(message index, block position, block) of each `kind` block in the messages' contents."""
     for index, message in enumerate(body["messages"]):
         content = message.get("content") if isinstance(message, dict) else None
         for position, block in enumerate(content if isinstance(content, list) else []):
-            if not (isinstance(block, dict) and block.get("type") == "tool_use"):
-                continue
-            tool_id = block.get("id")
-            if not (isinstance(tool_id, str) and VALID_TOOL_USE_ID.fullmatch(tool_id)):
-                return anthropic_error(TOOL_USE_ID_PATTERN.format(index, position))
-            if tool_id in seen:
-                return anthropic_error(TOOL_USE_ID_TWICE.format(index, position))
-            seen.add(tool_id)
+            if isinstance(block, dict) and block.get("type") == kind:
+                yield index, position, block
+
+
+def _tool_use_id_error(body: dict[str, Any]) -> Error | None:
+    seen: set[str] = set()
+    for index, position, block in _blocks(body, "tool_use"):
+        tool_id = block.get("id")
+        if not (isinstance(tool_id, str) and VALID_TOOL_USE_ID.fullmatch(tool_id)):
+            return anthropic_error(TOOL_USE_ID_PATTERN.format(index, position))
+        if tool_id in seen:
+            return anthropic_error(TOOL_USE_ID_TWICE.format(index, position))
+        seen.add(tool_id)
     return None
 
 
@@ -83,14 +89,10 @@ def _thinking_first_error(body: dict[str, Any]) -> Error | None:
 def messages_content_error(body: dict[str, Any], quirks: Quirks) -> Error | None:
     if error := _tool_use_id_error(body) or _thinking_first_error(body):
         return error
-    for index, message in enumerate(body["messages"]):
-        content = message.get("content") if isinstance(message, dict) else None
-        for position, block in enumerate(content if isinstance(content, list) else []):
-            if not (isinstance(block, dict) and block.get("type") == "thinking"):
-                continue
-            thinking = block.get("thinking")
-            if not isinstance(thinking, str) or block.get("signature") != signature_of(thinking):
-                return anthropic_error(INVALID_SIGNATURE.format(index, position))
+    for index, position, block in _blocks(body, "thinking"):
+        thinking = block.get("thinking")
+        if not isinstance(thinking, str) or block.get("signature") != signature_of(thinking):
+            return anthropic_error(INVALID_SIGNATURE.format(index, position))
     return None
 
 
