@@ -18,10 +18,8 @@ for the true size of what it would send, so it is neither capped nor trimmed.
 The body is parsed by addons/request/history.py: a session's next turn is parsed from
 its previous one (only what changed), and what was worked out from the messages
 the two share comes from the previous request's memo instead of being done
-again. A compressed body (Content-Encoding gzip, br, zstd, deflate) is decoded first,
-within mitmdump's body limit (addons/wire/bodies.py; 413 past it): LiteLLM reads plain
-bodies only. A body that is not a JSON object with a
-`messages` list, or whose shaped messages are malformed (addons/request/validation.py),
+again. A compressed body reaches it decoded (BodyDecoder, addons/body_decoder.py,
+ordered before it). A body that is not a JSON object with a `messages` list, or whose shaped messages are malformed (addons/request/validation.py),
 is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
 most of them a 500, after retrying for seconds. The addon never touches host or
 port: the Upstream addon, ordered before it, decides where the request goes (and
@@ -31,11 +29,11 @@ kind noted as the request arrived, addons/flow/kind.py).
 A body with more than OFF_LOOP_BYTES that are new (not a session's earlier
 turns) is counted and shaped in a worker thread: its token count (seconds for
 tens of MB, docs/benchmarks.md) would otherwise hold every other flow's events
-on mitmproxy's event loop. A compressed body, or one above PARSE_ON_LOOP_BYTES,
-is decoded and parsed there as well. Meanwhile the other requests (another
-session's, a subagent's, the same session's small ones) are shaped on the loop
-as usual, the history shared between the two (addons/request/history.py); only
-another large one waits, for the worker thread.
+on mitmproxy's event loop. A body above PARSE_ON_LOOP_BYTES is parsed there as
+well. Meanwhile the other requests (another session's, a subagent's, the same
+session's small ones) are shaped on the loop as usual, the history shared
+between the two (addons/request/history.py); only another large one waits, for
+the worker thread.
 
 Lone UTF-16 surrogates in the body's strings (addons/wire/json_codec.py, parse_json) are
 replaced by U+FFFD and the body written again: LiteLLM refuses them.
@@ -67,18 +65,17 @@ from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 from addons.config.model_directory import picker_ids
 from addons.config.policy import ModelPolicy, Policy, PolicyError, load_policy
 from addons.config.routes import UNKNOWN, Route, load_routes
-from addons.errors.anthropic import STATUS_BY_TYPE, prompt_too_long_message
-from addons.flow.answers import answer, error_response
+from addons.errors.anthropic import prompt_too_long_message
+from addons.flow.answers import refuse, refused
 from addons.flow.change import Change, ChangeKind, described, stored
 from addons.flow.kind import KIND, SHAPED, FlowKind
 from addons.flow.notes import NOTES, TurnNotes, add_changes, count, turn_notes
 from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import cap_max_tokens, shape_request, turn_elsewhere
-from addons.request.thinking import needs_reasoning_note
+from addons.request.thinking import needs_reasoning_note, plan_thinking
 from addons.request.trim import Trimmed, is_compaction_request, trim_request
 from addons.request.validation import request_problem
-from addons.wire.bodies import DEFAULT_LIMIT, TooLarge, decoded
 
 # What LiteLLM answers itself when it judges auto mode's tool calls, and keeps from the backend.
 SAFEGUARDS_KEYS = frozenset({"safeguards"})
@@ -199,12 +196,6 @@ class RequestShaper:
         on = "stabilizer_safeguards_classifier" in ctx.options and ctx.options.stabilizer_safeguards_classifier
         return SAFEGUARDS_KEYS if on else frozenset()
 
-    @staticmethod
-    def _body_limit() -> int:
-        """What a decoded body may hold: mitmdump's own limit on the bodies it receives."""
-        limit = ctx.options.body_size_limit if "body_size_limit" in ctx.options else None
-        return (human.parse_size(limit) if limit else None) or DEFAULT_LIMIT
-
     def _target(self, model: object) -> "Target":
         """The route, policy and policy key of the model a request names; the policy is its fallback
         chain's (addons/config/fallbacks.py) where LiteLLM may send the request on."""
@@ -269,7 +260,7 @@ class RequestShaper:
         # What FlowClassifier noted as the request arrived, before any request hook (addons/flow/kind.py).
         if flow.response or (kind := flow.metadata.get(KIND)) not in SHAPED:
             return None
-        if _costly_to_parse(flow.request):
+        if len(flow.request.raw_content or b"") > PARSE_ON_LOOP_BYTES:
             return self._shape_off_loop(flow, kind, None)
         with _collector_paused():
             # On the loop: a next turn parses only what is new, and orjson is fast for the rest.
@@ -297,14 +288,10 @@ class RequestShaper:
             self._shape_parsed(flow, parsed, kind)
 
     def _parsed(self, flow: http.HTTPFlow) -> Parsed | None:
-        """The body parsed, or None when it was answered (400, 413) instead."""
-        try:
-            parsed = self._parse(flow)
-        except TooLarge as e:
-            _refuse(flow, f"{e}: send less, or send it uncompressed", "request_too_large")
-            return None
+        """The body parsed, or None when it was answered 400 instead."""
+        parsed = self._parse(flow.request.raw_content or b"")
         if isinstance(parsed, str):
-            _refuse(flow, parsed)
+            refuse(flow, parsed)
             return None
         return parsed
 
@@ -316,19 +303,10 @@ class RequestShaper:
                 "request addon failed; %s %s goes upstream unchanged", flow.request.method, flow.request.path
             )
 
-    def _parse(self, flow: http.HTTPFlow) -> Parsed | str:
+    def _parse(self, raw: bytes) -> Parsed | str:
         """The body as a Messages request, or why it is not one."""
-        if encoding := flow.request.headers.get("content-encoding"):
-            try:
-                body = decoded(flow.request.raw_content or b"", encoding, self._body_limit())
-            except TooLarge:
-                raise
-            except ValueError as e:
-                return f"the body cannot be decoded as Content-Encoding: {encoding} ({e})"
-            del flow.request.headers["content-encoding"]
-            flow.request.content = body
         try:
-            parsed = self._parsed_body(flow.request.raw_content or b"")
+            parsed = self._parsed_body(raw)
         except ValueError as e:
             return f"the body is not JSON: {e}"
         if not isinstance(parsed.body, dict):
@@ -367,21 +345,24 @@ class RequestShaper:
             body = {**body, "model": other}
             route, policy, policy_key = self._target(other)
             routed.append(Change(ChangeKind.ROUTED, f"routed to {other}: {why}"))
+        # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
+        origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
+        provenance = ctx.options.stabilizer_thinking_provenance
+        thinking = plan_thinking(policy.thinking, route.kind, origin, provenance)
         # Auto mode's verdicts are asked of a turn, never of a count.
         litellm_keys = self._litellm_keys() if trim else frozenset()
-        provenance = ctx.options.stabilizer_thinking_provenance
         shaped = shape_request(
             body,
             policy,
             cap=trim,
             memo=memo,
             route=route.kind,
-            target=route.model_id,
+            target=origin,
             litellm_keys=litellm_keys,
-            provenance=provenance,
+            thinking=thinking,
         )
         if problem := request_problem(shaped.request, memo):
-            _refuse(flow, problem)
+            refuse(flow, problem)
             return
         changes = routed + shaped.changes
         if parsed.repaired:
@@ -406,8 +387,6 @@ class RequestShaper:
                 changes.append(Change(ChangeKind.STRIPPED, "removed anthropic-beta header"))
             if outgoing is not parsed.body or parsed.repaired:
                 flow.request.set_content(encode(outgoing, parsed))
-        # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
-        origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
         flow.metadata[NOTES] = TurnNotes(
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
@@ -415,7 +394,7 @@ class RequestShaper:
             policy_file=ctx.options.stabilizer_policy,
             policy_key=policy_key,
             reasoning_required=needs_reasoning_note(policy.thinking),
-            signatures_verified=shaped.checks_signatures,
+            signatures_verified=thinking.checks_signatures,
             stream=body.get("stream") is True,
             input_tokens=after,
             # Of which the system prompt, the tools and the request's overhead (addons/response/usage.py
@@ -423,7 +402,7 @@ class RequestShaper:
             fixed_tokens=count_fixed(outgoing, memo),
             context_window=policy.context_window,
             max_output_tokens=policy.max_output_tokens,
-            think_tags=shaped.think_tags,
+            think_tags=thinking.in_text,
             changes=stored(changes),
         )
         if provenance:
@@ -449,13 +428,7 @@ def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
 def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:
     """Answer Anthropic's "prompt is too long", on which Claude Code compacts."""
     why = " (the history before this turn is over the model's window)" if trimmed.over_bound else ""
-    changes.append(_answered(flow, prompt_too_long_message(trimmed.tokens_before, trimmed.budget), why=why))
-
-
-def _costly_to_parse(request: http.Request) -> bool:
-    """Whether parsing the body would take the loop for more than a few ms: a compressed body
-    is inflated first (up to 32 MB from a 0.1 MB bomb), and no session's next turn is this large."""
-    return "content-encoding" in request.headers or len(request.raw_content or b"") > PARSE_ON_LOOP_BYTES
+    changes.append(refused(flow, prompt_too_long_message(trimmed.tokens_before, trimmed.budget), why=why))
 
 
 def _new_bytes(parsed: Parsed, raw: bytes) -> int:
@@ -464,20 +437,6 @@ def _new_bytes(parsed: Parsed, raw: bytes) -> int:
     if not parsed.reused or layout is None:
         return len(raw)
     return len(raw) - (layout.ends[parsed.reused - 1] - layout.first)
-
-
-def _refuse(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error") -> None:
-    """Answer a malformed request with Anthropic's 400 (or 413), which Claude Code shows instead of retrying."""
-    refused = _answered(flow, problem, error_type)
-    logger.info("%s %s %s", flow.request.method, flow.request.path, refused.detail)
-    flow.metadata[NOTES] = TurnNotes(changes=stored([refused]))
-
-
-def _answered(flow: http.HTTPFlow, problem: str, error_type: str = "invalid_request_error", why: str = "") -> Change:
-    """Answer the request here with Anthropic's error, `problem` its message; the change that says so
-    (with `why`, for the flow's own record)."""
-    answer(flow, error_response(error_type, problem))
-    return Change(ChangeKind.REFUSED, f"answered {STATUS_BY_TYPE[error_type]}: {problem}{why}")
 
 
 @contextmanager

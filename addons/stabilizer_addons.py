@@ -6,8 +6,8 @@ ProxyErrorAnswers turns mitmproxy's own error answers into Anthropic ones,
 MasterKeyAuth refuses callers without the master key, Safeguards' first part
 gives auto mode's classifier call (LiteLLM's) its model, ModelDirectory answers
 GET /v1/models from the request addon's config and policy, Upstream decides where a
-request goes (or answers it while LiteLLM is away), RequestShaper makes the
-request acceptable to the model, LimitLearner sends a request the backend refused
+request goes (or answers it while LiteLLM is away), BodyDecoder decodes a
+compressed body, RequestShaper makes the request acceptable to the model, LimitLearner sends a request the backend refused
 for a limit it states again within it (before ResponsePatcher, which then patches
 the second answer), ResponsePatcher makes the answer parseable by
 Claude Code, Safeguards notes the verdicts on each turn's tool calls,
@@ -29,6 +29,7 @@ takes them.
 
 from mitmproxy import ctx
 
+from addons.body_decoder import BodyDecoder
 from addons.classifier import FlowClassifier
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.inspection import FlowCap, FlowMarker, KeysHidden, TurnKeeper
@@ -68,6 +69,7 @@ addons = [
     safeguards.calls,
     ModelDirectory(shaper),
     Upstream(lambda: {"safeguards": safeguards.status()}),
+    BodyDecoder(),
     shaper,
     LimitLearner(shaper),
     ResponsePatcher(),

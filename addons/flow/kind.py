@@ -3,8 +3,8 @@
 FlowClassifier (addons/classifier.py) notes the kind on every flow before any
 addon changes the request (Upstream puts an --upstream path prefix in front of
 the path), and every addon reads the note instead of the path: flow_kind(), or
-the note itself where a hook only ever runs behind FlowClassifier (the request
-addon's, on every Messages turn).
+the note itself where a hook only ever runs behind FlowClassifier (the body
+decoder's and the request addon's, on every Messages turn).
 The note is the kind's string under KIND in flow.metadata: mitmproxy writes
 flow.metadata into flow files as plain data.
 """

@@ -46,14 +46,11 @@ from addons.messages.think_tags import joined_message
 from addons.request.thinking import (
     PLACEHOLDER_REASONING,
     Provenance,
+    ThinkingPlan,
     apply_thinking,
-    checks_signatures,
-    needs_reasoning_note,
-    provenance_for,
-    reasoning_in_text,
+    plan_thinking,
     returned_thinking,
     thinking_off_model,
-    without_thinking_after_another_models_call,
 )
 from addons.request.tool_ids import IdRule, mapped_id, rule_for
 
@@ -66,10 +63,6 @@ class Shaped:
     changes: list[Change]
     # The <system-reminder> texts folded from system messages: trimming must not lose them.
     reminders: list[str]
-    # The backend writes its reasoning inside <think> tags: the response addon splits it out.
-    think_tags: bool
-    # The backend refuses thinking signatures another provider wrote.
-    checks_signatures: bool
 
 
 def shape_request(
@@ -81,33 +74,29 @@ def shape_request(
     route: str = OPENAI,
     target: str | None = None,
     litellm_keys: frozenset[str] = frozenset(),
-    provenance: bool = True,
+    thinking: ThinkingPlan | None = None,
 ) -> Shaped:
-    """Fold, strip, think and (unless `cap` is false) cap; `request["messages"]` must be a list.
+    """Fold, strip, (unless `cap` is false) cap, and think; `request["messages"]` must be a list.
 
     `route`: how LiteLLM reaches the backend (addons/config/routes.py), which decides how
     thinking is written. `target`: the provider's model id behind it, which decides which
     thinking blocks are its own (addons/messages/provenance.py); None: the request's model.
-    `provenance` false: thinking blocks go back as they came, whoever wrote them.
+    `thinking`: what thinking means for the target (addons/request/thinking.py, plan_thinking);
+    None: the plan for `target` on `route`, provenance on.
     `memo`: results for values seen before (see strip_unaccepted). `litellm_keys`: keys LiteLLM
     answers itself and keeps from the backend, kept whatever the policy."""
     original = request
+    target = target or _model_of(request)
+    thinking = thinking or plan_thinking(policy.thinking, route, target)
     request, reminders = fold_system_messages(request, memo)
-    request, changes = strip_unaccepted(request, policy, memo, route, target, litellm_keys, provenance)
+    request, changes = strip_unaccepted(request, policy, memo, target, litellm_keys, thinking)
     if reminders:
         changes.insert(0, Change(ChangeKind.FOLDED, f"folded {len(reminders)} system messages"))
-    request, thought = apply_thinking(original, request, policy.thinking, route)
-    changes += thought
-    named = request.get("model")
-    checks = checks_signatures(policy.thinking, target or (named if isinstance(named, str) else ""))
-    if checks:
-        request, off = without_thinking_after_another_models_call(request)
-        changes += off
-    think_tags = reasoning_in_text(policy.thinking, route)
     if cap:
         request, capped = cap_max_tokens(request, policy)
         changes += capped
-    return Shaped(request, changes, reminders, think_tags, checks)
+    request, thought = apply_thinking(original, request, policy.thinking, route, thinking.checks_signatures)
+    return Shaped(request, changes + thought, reminders)
 
 
 # --- fold ---------------------------------------------------------------------------------
@@ -231,10 +220,9 @@ def strip_unaccepted(
     request: dict,
     policy: ModelPolicy,
     memo: Memo | None = None,
-    route: str = OPENAI,
     target: str | None = None,
     litellm_keys: frozenset[str] = frozenset(),
-    provenance: bool = True,
+    thinking: ThinkingPlan | None = None,
 ) -> tuple[dict, list[Change]]:
     """Make every part of the request something the backend takes. Returns the new request and changes.
 
@@ -245,10 +233,10 @@ def strip_unaccepted(
     its tool_use and its tool_result alike (addons/request/tool_ids.py); server tools (unless
     `server_tools`), tool fields outside TOOL_KEYS and tools over `max_tools` go. Each message, the system prompt and the tool list are stripped on their
     own, so the result for a value is found in `memo` when the same object comes again (a
-    session's next turn, addons/request/history.py). In the same pass an assistant turn without
+    session's next turn, addons/request/history.py). In the same pass, as `thinking` plans
+    (by default the OpenAI-compatible route's plan for `target`), an assistant turn without
     reasoning gets its note where the backend needs every turn's, and each thinking block goes
-    back as its origin allows (addons/request/thinking.py: returned_thinking), or, without
-    `provenance`, as it came.
+    back as its origin allows (addons/request/thinking.py: returned_thinking).
     """
     changes: list[Change] = []
     kept = policy.accepted_keys | litellm_keys
@@ -256,18 +244,17 @@ def strip_unaccepted(
     if stripped := [key for key in request if key not in kept]:
         changes.append(Change(ChangeKind.STRIPPED, f"stripped keys: {', '.join(stripped)}"))
 
-    model = request.get("model")
-    named = model if isinstance(model, str) and model else "this model"
-    origins = provenance_for(policy.thinking, target or named) if provenance else None
+    named = _model_of(request) or "this model"
+    target = target or named
+    thinking = thinking or plan_thinking(policy.thinking, OPENAI, target)
     stripper = _BlockStripper(
         policy,
         Memo() if memo is None else memo,
-        # A note is unsigned: a backend that checks signatures would refuse it.
-        needs_reasoning_note(policy.thinking) and not (origins is not None and origins.verifies),
+        thinking.note_reasoning,
         named,
-        reasoning_in_text(policy.thinking, route),
-        origins,
-        rule_for(policy.tool_ids, target or named),
+        thinking.in_text,
+        thinking.provenance,
+        rule_for(policy.tool_ids, target),
     )
     if isinstance(system := shaped.get("system"), list):
         shaped["system"] = stripper.blocks(system)
@@ -677,6 +664,12 @@ def cap_max_tokens(request: dict, policy: ModelPolicy) -> tuple[dict, list[Chang
 def _calls_tools(message: Any) -> bool:
     content = message.get("content") if isinstance(message, dict) else None
     return isinstance(content, list) and any(_block_type(block) == "tool_use" for block in content)
+
+
+def _model_of(request: dict) -> str:
+    """The model a request names, "" for none."""
+    model = request.get("model")
+    return model if isinstance(model, str) else ""
 
 
 def role_of(message: Any) -> Any:

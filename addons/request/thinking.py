@@ -101,10 +101,21 @@ def requested(request: dict) -> tuple[str | None, str | None]:
 
 
 def apply_thinking(
-    original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str
+    original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str, signatures_checked: bool = False
 ) -> tuple[dict, list[Change]]:
     """`shaped` (whose thinking fields shaping removed) with the backend's own thinking fields
-    for what `original` asked. Returns the request and the changes made."""
+    for what `original` asked, none for a turn that answers another model's tool call where the
+    backend has its `signatures_checked` (without_thinking_after_another_models_call). Returns the
+    request and the changes made."""
+    request, changes = _switched(original, shaped, policy, route)
+    if signatures_checked:
+        request, off = without_thinking_after_another_models_call(request)
+        changes += off
+    return request, changes
+
+
+def _switched(original: dict, shaped: dict, policy: ThinkingPolicy | None, route: str) -> tuple[dict, list[Change]]:
+    """`shaped` with the backend's own switch and effort for what `original` asked."""
     if policy is None:
         return shaped, []
     mode, effort = requested(original)
@@ -205,6 +216,28 @@ def checks_signatures(policy: ThinkingPolicy | None, target: str) -> bool:
     if policy is None:
         return False
     return "claude" in target.lower() if policy.verifies_signatures is None else policy.verifies_signatures
+
+
+class ThinkingPlan(NamedTuple):
+    """What thinking means for one request's target, decided once for the whole of its shaping."""
+
+    provenance: Provenance | None  # how thinking blocks go back by their origin; None: as they came
+    note_reasoning: bool  # an assistant turn without reasoning gets PLACEHOLDER_REASONING
+    in_text: bool  # the backend's reasoning travels inside <think> tags in the text
+    checks_signatures: bool  # the backend refuses a thinking signature another provider wrote
+
+
+def plan_thinking(policy: ThinkingPolicy | None, route: str, target: str, provenance: bool = True) -> ThinkingPlan:
+    """The plan for `target` (a provider's model id) on `route`; `provenance` false: every
+    thinking block goes back as it came, whoever wrote it."""
+    origins = provenance_for(policy, target) if provenance else None
+    return ThinkingPlan(
+        origins,
+        # A note is unsigned: a backend that checks signatures would refuse it.
+        needs_reasoning_note(policy) and not (origins is not None and origins.verifies),
+        reasoning_in_text(policy, route),
+        checks_signatures(policy, target),
+    )
 
 
 def returned_thinking(block: dict, provenance: Provenance) -> tuple[dict | None, str]:

@@ -5,6 +5,7 @@ Run the way mitmproxy runs them: every addon of addons/stabilizer_addons.py, eac
 under a flow view (mitmweb) and with a recording on.
 """
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from mitmproxy import http
 from mitmproxy.addonmanager import traverse
 from mitmproxy.addons.view import View
+from mitmproxy.net.encoding import encode
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.flow.kind import KIND
@@ -83,6 +85,27 @@ def run_one_turn(entry, tctx, tmp_path: Path) -> None:
 
     kept = flow.metadata[ORIGINAL]["stream"]
     assert kept["upstream"] != kept["client"]  # the keeper saw both sides
+
+
+def test_the_shaper_gets_a_compressed_body_decoded(monkeypatch):
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-order-test-key")
+    with taddons.context() as tctx:
+        entry = importlib.reload(importlib.import_module("addons.stabilizer_addons"))
+        tctx.master.addons.add(*entry.addons)
+        with done_at_the_end(entry.addons):
+            tctx.options.update(stabilizer_policy=str(POLICY))
+            request = {"model": "qwen-plus", "max_tokens": 32000, "messages": [{"role": "user", "content": "hi"}]}
+            content = encode(json.dumps(request).encode(), "br")
+            flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=content))
+            flow.request.headers["content-encoding"] = "br"
+            flow.request.headers["x-api-key"] = "sk-order-test-key"
+            run_hook(entry.addons, "requestheaders", flow)
+            for addon in traverse(entry.addons):  # (Upstream has no port: the rest, past its 503)
+                if type(addon).__name__ != "Upstream" and (hook := getattr(addon, "request", None)):
+                    if (pending := hook(flow)) is not None:  # the decoder's, in its worker thread
+                        asyncio.run(pending)
+    assert flow.response is None and "content-encoding" not in flow.request.headers
+    assert json.loads(flow.request.content)["max_tokens"] == 8192  # decoded, then shaped (capped)
 
 
 def test_under_mitmdump_the_addons_for_kept_flows_are_left_out(monkeypatch):
