@@ -1,4 +1,4 @@
-"""Fold, strip and cap: a Claude Code request made acceptable to the target model.
+"""Fold, strip, cap and think: a Claude Code request made acceptable to the target model.
 
 Pure functions over the parsed request. They never mutate their input and never
 deep-copy it: a changed message is a shallow copy, everything else is shared, so
@@ -21,10 +21,10 @@ a 2 MB history costs a walk, not a copy.
   not an object is repaired; tool-use ids the backend refuses (another model wrote them)
   are mapped to ones it takes, each tool_result's with its tool_use's
   (addons/request/tool_ids.py).
+- cap: `max_tokens` down to the model's `max_output_tokens`.
 - think: Claude Code's `thinking` and `output_config.effort` written as the
   backend's own switch and effort, and reasoning filled in where the backend
   needs every turn's (addons/request/thinking.py).
-- cap: `max_tokens` down to the model's `max_output_tokens`.
 
 The client's `stream` choice is never touched.
 """
