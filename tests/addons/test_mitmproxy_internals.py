@@ -1,19 +1,15 @@
 """addons/flow/mitmproxy_internals.py: the private mitmproxy names, wired into a real mitmproxy and put back.
 
 That mitmdump itself refuses another mitmproxy: tests/stack/test_mitmproxy_internals.py.
-The answers are checked through mitmproxy's real proxy server and HTTP/1 layer:
-a DumpMaster runs in a thread of this process (so what the module replaced is
-what the layer runs), raw sockets talk to it, and a scripted upstream plays
-LiteLLM. After the master stops, the replaced names must be mitmproxy's again.
+The answers are checked through mitmproxy's real proxy server and HTTP/1 layer, in
+this process (tests/addons/in_process.py). After the master stops, the replaced names
+must be mitmproxy's again. The idle limit's closing of a connection: tests/addons/test_idle_timeout.py.
 """
 
-import asyncio
-import http.client
 import json
 import logging
 import re
 import socket
-import threading
 import tomllib
 from pathlib import Path
 
@@ -21,16 +17,15 @@ import pytest
 from mitmproxy import exceptions, log, version
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons
-from mitmproxy.tools.dump import DumpMaster
 
 from addons.flow import mitmproxy_internals
 from addons.idle_timeout import UpstreamIdleTimeout
 from addons.legacy_log_events import LegacyLogEventsOff
 from addons.proxy_errors import ProxyErrorAnswers
+from tests.addons.in_process import InProcessProxy, ScriptedUpstream, anthropic_error, post, read_answer
 from tests.procs import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-TIMEOUT = 10
 # The names replaced, as mitmproxy has them.
 ORIGINALS = {(owner, name): getattr(owner, name) for owner, name in mitmproxy_internals.REPLACED}
 
@@ -38,105 +33,6 @@ ORIGINALS = {(owner, name): getattr(owner, name) for owner, name in mitmproxy_in
 def assert_mitmproxy_s_own() -> None:
     for (owner, name), original in ORIGINALS.items():
         assert getattr(owner, name) is original, f"{name} is not mitmproxy's own"
-
-
-class Ready:
-    """Tells the test where the proxy listens once mitmproxy runs."""
-
-    def __init__(self) -> None:
-        self.port: int | None = None
-        self.event = threading.Event()
-
-    def running(self):
-        from mitmproxy import ctx
-
-        self.port = ctx.master.addons.get("proxyserver").listen_addrs()[0][1]
-        self.event.set()
-
-
-class InProcessProxy:
-    """mitmdump's master, in a thread of this process: the given addons, reverse proxy to `upstream_port`."""
-
-    def __init__(self, upstream_port: int, *addons, **options) -> None:
-        self.upstream_port = upstream_port
-        self.addons = addons
-        self.options = options
-        self.ready = Ready()
-        self.master: DumpMaster | None = None
-
-    def __enter__(self) -> "InProcessProxy":
-        self.thread = threading.Thread(target=asyncio.run, args=(self.main(),), daemon=True)
-        self.thread.start()
-        assert self.ready.event.wait(TIMEOUT), "the in-process mitmproxy did not start"
-        return self
-
-    async def main(self) -> None:
-        self.master = DumpMaster(None, with_termlog=False, with_dumper=False)
-        self.master.addons.add(*self.addons, self.ready)
-        self.master.options.update(
-            listen_host="127.0.0.1",
-            listen_port=0,
-            mode=[f"reverse:http://127.0.0.1:{self.upstream_port}"],
-            connection_strategy="lazy",
-            **self.options,
-        )
-        await self.master.run()
-
-    def __exit__(self, *exc) -> None:
-        self.master.shutdown()
-        self.thread.join(TIMEOUT)
-        assert not self.thread.is_alive(), "the in-process mitmproxy did not stop"
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.ready.port), timeout=TIMEOUT)
-
-
-class ScriptedUpstream:
-    """Plays LiteLLM for one request: reads it whole, then `answer(connection)`."""
-
-    def __init__(self, answer) -> None:
-        self.answer = answer
-        self.request = b""
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self.serve_one, daemon=True)
-        self.thread.start()
-
-    def serve_one(self) -> None:
-        connection, _ = self.listener.accept()
-        with connection:
-            while not self.request_complete():
-                if not (data := connection.recv(65536)):
-                    return
-                self.request += data
-            self.answer(connection)
-        self.listener.close()
-
-    def request_complete(self) -> bool:
-        head, found, body = self.request.partition(b"\r\n\r\n")
-        if not found:
-            return False
-        if b"transfer-encoding: chunked" in head.lower():
-            return body.endswith(b"0\r\n\r\n")
-        length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
-        return len(body) >= (int(length[1]) if length else 0)
-
-
-def read_answer(connection: socket.socket) -> tuple[http.client.HTTPResponse, bytes]:
-    """The answer, its body read whole (http.client raises IncompleteRead on a chunked body left open)."""
-    response = http.client.HTTPResponse(connection, method="POST")
-    response.begin()
-    return response, response.read()
-
-
-def anthropic_error(response: http.client.HTTPResponse, body: bytes) -> dict:
-    assert response.getheader("content-type") == "application/json", body[:300]
-    return json.loads(body)["error"]
-
-
-def post(body: bytes = b"{}", *extra: str) -> bytes:
-    head = "\r\n".join(["POST /v1/messages HTTP/1.1", "host: x", "content-type: application/json", *extra])
-    return head.encode() + b"\r\n\r\n" + body
 
 
 # --- the version check ---------------------------------------------------------------
@@ -295,24 +191,6 @@ def test_an_over_limit_body_announced_with_expect_100_continue_gets_a_413(framin
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 ") and b"\r\ncontent-type: application/json\r\n" in head.lower()
     assert json.loads(body)["error"]["type"] == "request_too_large"
-
-
-# --- one server connection closed --------------------------------------------------
-
-
-def test_a_silent_upstream_connection_is_closed_after_the_idle_limit():
-    stays_silent = threading.Event()
-    upstream = ScriptedUpstream(lambda connection: stays_silent.wait(TIMEOUT))
-    with (
-        InProcessProxy(
-            upstream.port, ProxyErrorAnswers(), UpstreamIdleTimeout(), stabilizer_upstream_idle_timeout=1
-        ) as proxy,
-        proxy.connect() as client,
-    ):
-        client.sendall(post())
-        response, body = read_answer(client)  # within TIMEOUT: the upstream would answer nothing before it
-    stays_silent.set()
-    assert response.status == 503 and anthropic_error(response, body)["type"] == "overloaded_error"
 
 
 # --- the add_log events ------------------------------------------------------------
