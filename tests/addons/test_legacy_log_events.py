@@ -1,4 +1,7 @@
-"""addons/legacy_log_events.py: mitmproxy's deprecated add_log events stop when no addon takes them."""
+"""addons/legacy_log_events.py: mitmproxy's deprecated add_log events stop when no addon takes them.
+
+In a running master too: a real mitmproxy in this process (tests/addons/in_process.py).
+"""
 
 import logging
 
@@ -6,6 +9,8 @@ from mitmproxy import log
 from mitmproxy.test import taddons
 
 from addons.legacy_log_events import LegacyLogEventsOff
+from tests.addons.in_process import InProcessProxy
+from tests.procs import free_port
 
 
 def legacy_handlers(master) -> list[logging.Handler]:
@@ -46,3 +51,8 @@ def test_an_addon_that_takes_add_log_keeps_them():
         assert len(legacy_handlers(tctx.master)) == 1
         addon.done()  # nothing taken off, nothing put back
         assert len(legacy_handlers(tctx.master)) == 1
+
+
+def test_a_running_master_has_no_add_log_events():
+    with InProcessProxy(free_port(), LegacyLogEventsOff()) as proxy:
+        assert legacy_handlers(proxy.master) == []

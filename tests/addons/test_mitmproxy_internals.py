@@ -7,14 +7,13 @@ must be mitmproxy's again. The idle limit's closing of a connection: tests/addon
 """
 
 import json
-import logging
 import re
 import socket
 import tomllib
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions, log, version
+from mitmproxy import exceptions, version
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons
 
@@ -191,15 +190,3 @@ def test_an_over_limit_body_announced_with_expect_100_continue_gets_a_413(framin
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 ") and b"\r\ncontent-type: application/json\r\n" in head.lower()
     assert json.loads(body)["error"]["type"] == "request_too_large"
-
-
-# --- the add_log events ------------------------------------------------------------
-
-
-def legacy_handlers(master) -> list[logging.Handler]:
-    return [h for h in logging.getLogger().handlers if isinstance(h, log.LegacyLogEvents) and h.master is master]
-
-
-def test_a_running_master_has_no_add_log_events():
-    with InProcessProxy(free_port(), LegacyLogEventsOff()) as proxy:
-        assert legacy_handlers(proxy.master) == []
