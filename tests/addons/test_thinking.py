@@ -1,8 +1,9 @@
-"""Thinking controls and reasoning round trips (addons/request/thinking.py, addons/config/routes.py), without a proxy.
+"""Thinking controls and reasoning round trips (addons/request/thinking.py), without a proxy.
 
 Each request that shaping writes for DeepSeek's OpenAI-compatible route is also
 put to the stand-in's own checks (tests/backend/), which reproduce DeepSeek's
-documented rules: a combination it refuses is never sent.
+documented rules: a combination it refuses is never sent. Which route a model
+name takes: tests/pure/test_routes.py, tests/addons/test_routes.py.
 """
 
 import itertools
@@ -16,9 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons
 
-from addons.config.litellm_config import LiteLLMConfigError, read_litellm_config
 from addons.config.policy import ModelPolicy, ThinkingPolicy, load_policy
-from addons.config.routes import ANTHROPIC, OPENAI, UNKNOWN, Route, load_routes, route_of
+from addons.config.routes import ANTHROPIC, OPENAI
 from addons.flow.change import Change, ChangeKind
 from addons.flow.notes import changes
 from addons.request.history import History
@@ -321,66 +321,6 @@ def test_tool_turns_history_drops_reasoning_of_turns_without_tool_calls():
     assert shaped.request["messages"][1] == request["messages"][1]  # the tool turn keeps its reasoning
     assert shaped.request["messages"][3]["content"] == [{"type": "text", "text": "A."}]
     assert Change(ChangeKind.STRIPPED, "removed blocks: thinking x1") in shaped.changes
-
-
-# --- routes --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "deployment, route",
-    [
-        ({"litellm_params": {"model": "openai/deepseek-flash"}}, Route(OPENAI, "deepseek-flash")),
-        ({"litellm_params": {"model": "anthropic/deepseek-flash"}}, Route(ANTHROPIC, "deepseek-flash")),
-        ({"litellm_params": {"model": "deepseek/deepseek-v4-pro"}}, Route(ANTHROPIC, "deepseek-v4-pro")),
-        ({"litellm_params": {"model": "bedrock/anthropic.claude-opus"}}, Route(ANTHROPIC, "anthropic.claude-opus")),
-        ({"litellm_params": {"model": "bedrock/meta.llama3"}}, Route(OPENAI, "meta.llama3")),
-        (
-            {"litellm_params": {"model": "openai/qwen3"}, "model_info": {"supported_endpoints": ["/v1/messages"]}},
-            Route(ANTHROPIC, "qwen3"),
-        ),
-        ({"litellm_params": {"model": "hosted_vllm/org/model-x"}}, Route(OPENAI, "org/model-x")),
-        ({"litellm_params": {}}, UNKNOWN),
-    ],
-)
-def test_route_of_a_deployment(deployment, route):
-    assert route_of(deployment) == route
-
-
-def test_shipped_litellm_config_routes(tmp_path):
-    shipped = str(ROOT / "config" / "litellm.yaml")
-    routes = load_routes(read_litellm_config(shipped), shipped)
-    assert routes == {"demo": Route(OPENAI, "demo")}
-    with pytest.raises(LiteLLMConfigError, match="file not found"):
-        read_litellm_config(tmp_path / "missing.yaml")
-    (tmp_path / "bad.yaml").write_text("model_list: 5\n")
-    with pytest.raises(LiteLLMConfigError, match="model_list: expected a list"):
-        load_routes(read_litellm_config(tmp_path / "bad.yaml"), str(tmp_path / "bad.yaml"))
-
-
-def test_a_model_found_under_its_provider_id(tmp_path):
-    config = tmp_path / "litellm.yaml"
-    config.write_text(
-        "model_list:\n"
-        "  - model_name: ds\n    litellm_params: {model: openai/deepseek-flash}\n"
-        "  - model_name: ds-anthropic\n    litellm_params: {model: anthropic/deepseek-flash}\n"
-    )
-    addon = RequestShaper()
-    with taddons.context(addon) as tctx:
-        tctx.configure(
-            addon, stabilizer_policy=str(ROOT / "config" / "stabilizer.yaml"), stabilizer_litellm_config=str(config)
-        )
-        adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}
-        flow = post("/v1/messages", claude_request(model="ds", **adaptive))
-        addon.request(flow)
-        assert sent(flow)["extra_body"] == {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}
-        assert flow.metadata["stabilizer"]["context_window"] == DEEPSEEK.context_window
-        flow = post("/v1/messages", claude_request(model="ds-anthropic", **adaptive))
-        addon.request(flow)
-        assert sent(flow)["thinking"] == {"type": "enabled"} and "extra_body" not in sent(flow)
-        # A name neither the policy nor the LiteLLM config knows gets the defaults.
-        flow = post("/v1/messages", claude_request(model="other", **adaptive))
-        addon.request(flow)
-        assert "extra_body" not in sent(flow) and "thinking" not in sent(flow)
 
 
 # --- trimming a thinking session -----------------------------------------------------------
