@@ -1,14 +1,14 @@
 """Malformed but plausible fields (issue 19, item 6) through the real stack: answered at once
 with Anthropic's 400 naming the field, LiteLLM never reached; a system message's text reaches
-the backend. The checks themselves: tests/pure/test_malformed_fields.py."""
+the backend. The checks themselves: tests/pure/test_validation.py."""
 
 import json
 
 import pytest
 
 from tests.procs import post_json
-from tests.pure.test_malformed_fields import HELLO
 from tests.pure.test_shaping import system
+from tests.pure.test_validation import HELLO
 
 MALFORMED = {
     "tool_choice without type": ({"tool_choice": {"disable_parallel_tool_use": True}}, "tool_choice.type"),

@@ -1,4 +1,6 @@
-"""Malformed but plausible fields (issue 19, item 6): answered at once with Anthropic's 400
+"""addons/request/validation.py: the shape a request must have, each problem named where it is.
+
+Malformed but plausible fields (issue 19, item 6): answered at once with Anthropic's 400
 naming the field, not a 500 after LiteLLM's retries (which Claude Code retries ten times);
 a system message's text is folded or the request refused, never dropped. Through the real
 stack: tests/stack/test_malformed_fields.py."""
@@ -6,6 +8,7 @@ stack: tests/stack/test_malformed_fields.py."""
 import pytest
 
 from addons.config.policy import ModelPolicy
+from addons.messages.memo import Memo
 from addons.request.shaping import shape_request
 from addons.request.validation import request_problem
 from tests.pure.test_shaping import reminder, system, text, user
@@ -66,3 +69,43 @@ def test_system_message_without_text_is_refused_not_dropped(content):
 def test_empty_system_message_has_nothing_to_fold():
     shaped = shape_request({"messages": [*HELLO, system(""), system([])]}, ModelPolicy())
     assert shaped.request["messages"] == HELLO and request_problem(shaped.request) is None
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"messages": []}, "messages: expected a non-empty list of messages"),
+        ({"messages": "hello"}, "messages: expected a non-empty list of messages"),
+        ({"messages": [*HELLO, 5]}, "messages.1: expected a message object with role and content"),
+        (
+            {"messages": [{"role": "tool", "content": "x"}]},
+            'messages.0.role: expected "user" or "assistant", not \'tool\'',
+        ),
+        ({"messages": [{"role": "user", "content": {"text": "x"}}]}, "messages.0.content: expected a string or a list"),
+        ({"messages": [user(text("a"), 7)]}, "messages.0.content.1: expected a content block"),
+        ({"messages": [user({"type": "text", "text": 5})]}, "messages.0.content.0.text: expected a string"),
+        ({"messages": HELLO, "system": [{"text": "be brief"}]}, "system.0: expected a content block"),
+        ({"messages": HELLO, "tools": {"name": "Read"}}, "tools: expected a list of tool definitions"),
+        ({"messages": HELLO, "tool_choice": ["auto"]}, "tool_choice: expected an object"),
+        (
+            {"messages": [{"role": "x" * 100, "content": "a"}]},
+            f'messages.0.role: expected "user" or "assistant", not \'{"x" * 36}...',
+        ),
+    ],
+)
+def test_a_malformed_structure_is_named_where_it_is(body, expected):
+    assert request_problem(body).startswith(expected)
+
+
+def test_values_are_left_to_litellm_and_the_backend():
+    body = {"model": 5, "messages": [user(text(""))], "max_tokens": -3, "system": "x", "metadata": [1]}
+    assert request_problem(body) is None
+
+
+def test_a_message_found_sound_is_not_checked_again():
+    memo = Memo()
+    message = user(text("a"))
+    assert request_problem({"messages": [message]}, memo) is None
+    message["content"] = 5  # the same object: the memo knows it as sound
+    assert request_problem({"messages": [message]}, memo) is None
+    assert request_problem({"messages": [message]}).startswith("messages.0.content: expected")
