@@ -1,4 +1,6 @@
-"""addons/request/history.py and addons/messages/memo.py: a session's next request parsed from the one before.
+"""addons/request/history.py and its memo: a session's next request parsed from the one before.
+
+The memo alone (addons/messages/memo.py): tests/pure/test_memo.py.
 
 The claim to hold: whatever the bytes, History.parse gives exactly what
 from_json gives (or the same error), and the request pipeline run with the
@@ -308,21 +310,6 @@ def test_a_body_that_is_not_canonical_is_parsed_whole_and_not_remembered():
     assert parsed.body == from_json(spaced) and parsed.layout is None
     assert history._known == []
     assert encode(parsed.body, parsed) == to_json(parsed.body)
-
-
-def test_memo_computes_once_per_object_and_kind_and_carries_over():
-    first = Memo()
-    value = {"a": 1}
-    calls = []
-    assert first.get("k", value, lambda v: calls.append(v) or 1) == 1
-    assert first.get("k", value, lambda v: calls.append(v) or 2) == 1
-    assert first.get("other", value, lambda v: calls.append(v) or 3) == 3
-    assert first.get("k", {"a": 1}, lambda v: calls.append(v) or 4) == 4  # equal, not the same
-    second = Memo(first)
-    assert second.get("k", value, lambda v: calls.append(v) or 5) == 1
-    assert len(calls) == 3
-    third = Memo(second)  # only what the second one used goes on
-    assert third.get("other", value, lambda v: 6) == 6
 
 
 @settings(max_examples=50, deadline=None)
