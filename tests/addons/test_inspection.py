@@ -1,11 +1,12 @@
 """addons/inspection.py: the "stabilizer" content view (which flows get it, from which layout, no key
-shown), the originals kept for it, and the filter words in flow comments.
+shown), the originals kept for it, the filter words and marks of changed flows, the flow cap
+and the key headers hidden.
 
 In process: the request and response addons run on test flows in the bundle's
 order (tests/addons/view_bundle.py), and mitmproxy's own content view machinery
 (contentviews.prettify_message, as mitmweb calls it) picks and renders the view.
 The view's text: tests/addons/test_turn_view.py. Under a real mitmweb (the flow cap,
-the keys hidden): tests/stack/test_web.py.
+the token, the comments): tests/stack/test_web.py.
 """
 
 import json
@@ -16,8 +17,8 @@ from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.flow.change import Change, ChangeKind
-from addons.flow.notes import ORIGINAL, TurnNotes, add_changes
-from addons.inspection import VIEW, FlowMarker, changes_comment
+from addons.flow.notes import ORIGINAL, TurnNotes, add_changes, turn_notes
+from addons.inspection import CHANGED_MARKER, VIEW, FlowCap, FlowMarker, KeysHidden, changes_comment
 from addons.recorder import PLACEHOLDER, recorded_flow
 from addons.views import turn_view
 from tests.addons.view_bundle import MASTER, REQUEST, ROOT, Bundle, marked, shown
@@ -173,3 +174,71 @@ def test_a_filter_word_is_earned_by_the_kind_not_the_wording():
         noted(Change(ChangeKind.OTHER, "trimmed 4 messages"), Change(ChangeKind.STRIPPED, "answered 400: x"))
     )
     assert other.comment == "trimmed 4 messages; answered 400: x"
+
+
+# --- the marker, the cap, the keys -------------------------------------------------------
+
+
+def test_marker_comments_what_the_addons_changed():
+    flow = tflow.tflow(resp=True)
+    add_changes(
+        turn_notes(flow),
+        [
+            Change(ChangeKind.STRIPPED, "stripped keys: thinking"),
+            Change(ChangeKind.USAGE_FILLED, "message_start: filled usage input_tokens=9"),
+        ],
+    )
+    FlowMarker().response(flow)
+    assert flow.comment == "[usage patched] stripped keys: thinking; message_start: filled usage input_tokens=9"
+    assert flow.marked == CHANGED_MARKER
+
+
+@pytest.mark.parametrize("metadata", [{}, {"stabilizer": {"changes": []}}, {"stabilizer": "junk"}])
+def test_marker_leaves_untouched_flows_alone(metadata):
+    flow = tflow.tflow(err=True)
+    flow.metadata = metadata
+    FlowMarker().error(flow)
+    assert (flow.comment, flow.marked) == ("", "")
+
+
+def test_cap_drops_the_oldest_finished_flows():
+    view, cap = View(), FlowCap()
+    with taddons.context(view, cap) as tctx:
+        tctx.configure(cap, stabilizer_max_flows=3)
+        flows = [tflow.tflow(resp=True) for _ in range(5)]
+        for flow in flows:
+            flow.live = False
+        flows[0].live = True  # still streaming: not ours to cut off
+        view.add(flows)
+        cap.response(flows[-1])
+        assert list(view.resolve("@all")) == [flows[0], flows[3], flows[4]]
+
+        tctx.configure(cap, stabilizer_max_flows=0)  # no cap
+        view.add([tflow.tflow(resp=True) for _ in range(3)])
+        cap.response(flows[-1])
+        assert view.store_count() == 6
+
+
+@pytest.mark.parametrize("with_view", [True, False])
+def test_key_headers_are_hidden_once_sent_under_mitmweb_only(with_view):
+    hidden = KeysHidden()
+    with taddons.context(*([View()] if with_view else []), hidden):
+        flow = tflow.tflow()
+        flow.request.headers.update({"x-api-key": "sk-master-12345", "authorization": "Bearer sk-virtual-1"})
+        hidden.responseheaders(flow)
+        kept = [flow.request.headers[name] for name in ("x-api-key", "authorization")]
+        assert kept == (["[redacted]"] * 2 if with_view else ["sk-master-12345", "Bearer sk-virtual-1"])
+        flow = tflow.tflow(err=True)
+        flow.request.headers["x-api-key"] = "sk-master-12345"
+        hidden.error(flow)  # never answered: shown all the same
+        assert (flow.request.headers["x-api-key"] == "[redacted]") is with_view
+
+
+def test_cap_without_a_view_does_nothing():
+    cap = FlowCap()
+    with taddons.context(cap) as tctx:
+        tctx.configure(cap, stabilizer_max_flows=1)
+        flow = tflow.tflow(resp=True)
+        assert tctx.master.addons.get("view") is None  # mitmdump: no flows kept, nothing to drop
+        cap.response(flow)
+        assert flow.error is None and flow.response.status_code == 200

@@ -1,4 +1,7 @@
-"""Live inspection: `stabilizer run --web` (mitmweb with the addons), flow marking and the flow cap."""
+"""Live inspection: `stabilizer run --web` (mitmweb with the addons), flow marking and the flow cap.
+
+The addons in process (the marker, the cap, the keys hidden): tests/addons/test_inspection.py.
+"""
 
 import json
 import re
@@ -9,12 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mitmproxy.addons.view import View
-from mitmproxy.test import taddons, tflow
 
-from addons.flow.change import Change, ChangeKind
-from addons.flow.notes import add_changes, turn_notes
-from addons.inspection import CHANGED_MARKER, FlowCap, FlowMarker, KeysHidden
 from addons.views.turn_view import NOT_KEPT
 from tests.backend import ToolCalls
 from tests.backend.classifier import classifier_question, verdicts
@@ -22,74 +20,6 @@ from tests.conftest import POLICY
 from tests.procs import LineReader, free_port, get_json, post_json
 
 CAP = 5
-
-
-# --- the addons ----------------------------------------------------------------------
-
-
-def test_marker_comments_what_the_addons_changed():
-    flow = tflow.tflow(resp=True)
-    add_changes(
-        turn_notes(flow),
-        [
-            Change(ChangeKind.STRIPPED, "stripped keys: thinking"),
-            Change(ChangeKind.USAGE_FILLED, "message_start: filled usage input_tokens=9"),
-        ],
-    )
-    FlowMarker().response(flow)
-    assert flow.comment == "[usage patched] stripped keys: thinking; message_start: filled usage input_tokens=9"
-    assert flow.marked == CHANGED_MARKER
-
-
-@pytest.mark.parametrize("metadata", [{}, {"stabilizer": {"changes": []}}, {"stabilizer": "junk"}])
-def test_marker_leaves_untouched_flows_alone(metadata):
-    flow = tflow.tflow(err=True)
-    flow.metadata = metadata
-    FlowMarker().error(flow)
-    assert (flow.comment, flow.marked) == ("", "")
-
-
-def test_cap_drops_the_oldest_finished_flows():
-    view, cap = View(), FlowCap()
-    with taddons.context(view, cap) as tctx:
-        tctx.configure(cap, stabilizer_max_flows=3)
-        flows = [tflow.tflow(resp=True) for _ in range(5)]
-        for flow in flows:
-            flow.live = False
-        flows[0].live = True  # still streaming: not ours to cut off
-        view.add(flows)
-        cap.response(flows[-1])
-        assert list(view.resolve("@all")) == [flows[0], flows[3], flows[4]]
-
-        tctx.configure(cap, stabilizer_max_flows=0)  # no cap
-        view.add([tflow.tflow(resp=True) for _ in range(3)])
-        cap.response(flows[-1])
-        assert view.store_count() == 6
-
-
-@pytest.mark.parametrize("with_view", [True, False])
-def test_key_headers_are_hidden_once_sent_under_mitmweb_only(with_view):
-    hidden = KeysHidden()
-    with taddons.context(*([View()] if with_view else []), hidden):
-        flow = tflow.tflow()
-        flow.request.headers.update({"x-api-key": "sk-master-12345", "authorization": "Bearer sk-virtual-1"})
-        hidden.responseheaders(flow)
-        kept = [flow.request.headers[name] for name in ("x-api-key", "authorization")]
-        assert kept == (["[redacted]"] * 2 if with_view else ["sk-master-12345", "Bearer sk-virtual-1"])
-        flow = tflow.tflow(err=True)
-        flow.request.headers["x-api-key"] = "sk-master-12345"
-        hidden.error(flow)  # never answered: shown all the same
-        assert (flow.request.headers["x-api-key"] == "[redacted]") is with_view
-
-
-def test_cap_without_a_view_does_nothing():
-    cap = FlowCap()
-    with taddons.context(cap) as tctx:
-        tctx.configure(cap, stabilizer_max_flows=1)
-        flow = tflow.tflow(resp=True)
-        assert tctx.master.addons.get("view") is None  # mitmdump: no flows kept, nothing to drop
-        cap.response(flow)
-        assert flow.error is None and flow.response.status_code == 200
 
 
 # --- mitmweb, for real -----------------------------------------------------------------
