@@ -1,11 +1,13 @@
-"""The tables of docs/configuration.md, written from the code that defines what they describe.
+"""The tables of docs/configuration.md and docs/testing.md, written from the code that defines what they describe.
 
 Each policy key is described once, in its pydantic field (addons/config/policy.py), and each addon
 option once, in its `loader.add_option` help; mitmproxy writes its own options page from code the
-same way. `make docs` (`python -m tests.gendocs`) rewrites every region of the doc between
-`<!-- generated: NAME -->` and `<!-- end -->`; tests/addons/test_docs.py fails while the doc differs.
+same way. Each test file says what it tests once, in its docstring's first paragraph. `make docs`
+(`python -m tests.gendocs`) rewrites every region of the docs between `<!-- generated: NAME -->`
+and `<!-- end -->`; tests/addons/test_docs.py fails while a doc differs.
 """
 
+import ast
 import importlib
 import re
 from collections.abc import Callable
@@ -18,7 +20,12 @@ from pydantic import BaseModel
 
 from addons.config.policy import ModelPolicy
 
-CONFIGURATION = Path(__file__).parent.parent / "docs" / "configuration.md"
+TESTS = Path(__file__).parent
+CONFIGURATION = TESTS.parent / "docs" / "configuration.md"
+TESTING = TESTS.parent / "docs" / "testing.md"
+DOCS = (CONFIGURATION, TESTING)
+# The tiers in the order a change meets them (docs/testing.md), then the benchmark's own tests.
+TEST_FOLDERS = ("pure", "addons", "stack", "e2e", "bench")
 REGION = re.compile(r"(<!-- generated: (?P<name>[a-z ]+) -->\n)(.*?)(<!-- end -->)", re.DOTALL)
 
 
@@ -71,7 +78,22 @@ def addon_options() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"policy keys": policy_keys, "addon options": addon_options}
+def test_files() -> str:
+    """A row per test file, tier by tier: what its docstring's first paragraph says it tests."""
+    rows = [_row("file", "what it tests"), _row("---", "---")]
+    for folder in TEST_FOLDERS:
+        for path in sorted((TESTS / folder).glob("test_*.py")):
+            docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            first = " ".join(docstring.split("\n\n")[0].split())
+            rows.append(_row(f"`{folder}/{path.name}`", first))
+    return "\n".join(rows) + "\n"
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "policy keys": policy_keys,
+    "addon options": addon_options,
+    "test files": test_files,
+}
 
 
 def rendered(text: str) -> str:
@@ -84,10 +106,11 @@ def rendered(text: str) -> str:
 
 
 def main() -> None:
-    text = CONFIGURATION.read_text(encoding="utf-8")
-    if (new := rendered(text)) != text:
-        CONFIGURATION.write_text(new, encoding="utf-8")
-        print(f"rewrote {CONFIGURATION}")
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        if (new := rendered(text)) != text:
+            doc.write_text(new, encoding="utf-8")
+            print(f"rewrote {doc}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,7 @@
+"""A compressed request body decoded before the request addon reads it (addons/body_decoder.py): every
+coding, 400 and 413 in Anthropic's shape, off the event loop.
+"""
+
 import asyncio
 import gzip
 import json

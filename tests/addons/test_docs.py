@@ -31,9 +31,16 @@ def relative_links(path: Path) -> list[str]:
 
 
 def test_generated_tables_are_current():
-    text = gendocs.CONFIGURATION.read_text(encoding="utf-8")
-    assert text.count("<!-- generated:") == len(gendocs.GENERATORS)
-    assert gendocs.rendered(text) == text, "a policy or option description changed: run `make docs`"
+    texts = [doc.read_text(encoding="utf-8") for doc in gendocs.DOCS]
+    assert sum(text.count("<!-- generated:") for text in texts) == len(gendocs.GENERATORS)
+    for text in texts:
+        assert gendocs.rendered(text) == text, "a description the docs show changed: run `make docs`"
+
+
+def test_every_test_file_says_what_it_tests():
+    # Its docstring's first paragraph is its row in docs/testing.md.
+    said = gendocs.test_files().splitlines()[2:]
+    assert said and not [row for row in said if row.endswith("|  |")]
 
 
 def test_readme_is_short():

@@ -1,3 +1,9 @@
+"""The request addon in process (addons/request_shaper.py): the recorded Claude Code request shaped per
+model and route, trimmed or answered "prompt is too long", malformed bodies answered 400, the policy
+and LiteLLM config at start-up, fallbacks and the vision model, large bodies off the event loop, a
+session shaped turn by turn as each turn alone.
+"""
+
 import asyncio
 import json
 import logging

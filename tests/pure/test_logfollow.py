@@ -1,3 +1,7 @@
+"""LiteLLM's log followed for the port it listens on (addons/wire/logfollow.py): a log absent, then
+created; a partial line; truncated, rotated and replaced logs.
+"""
+
 import os
 
 from addons.wire.logfollow import LogFollower, listening_address

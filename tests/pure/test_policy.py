@@ -1,3 +1,8 @@
+"""The request policy (addons/config/policy.py): the shipped file's entries, an entry found by the name
+sent, then by the provider's model id behind it, built-in defaults, and every mistake in a policy
+file named by its file, key and fix.
+"""
+
 from pathlib import Path
 
 import pytest

@@ -1,3 +1,7 @@
+"""Fold, strip and cap (addons/request/shaping.py) on the recorded Claude Code requests and made-up
+ones; hypothesis: whatever the conversation, the shaped request holds only what the model takes.
+"""
+
 import copy
 import json
 from pathlib import Path

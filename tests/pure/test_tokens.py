@@ -1,3 +1,7 @@
+"""The token estimate (addons/messages/tokens.py): text counted with cl100k, each block kind by what
+reaches the backend, old messages never counted again, a bounded cache that keeps no text.
+"""
+
 import json
 from pathlib import Path
 

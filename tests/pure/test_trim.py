@@ -1,3 +1,8 @@
+"""Trimming (addons/request/trim.py): the middle of a history removed down to the low-water mark with a
+note, tool pairs never split, a tool result larger than the window shortened, the bound before a
+turn; hypothesis: a trimmed history keeps the API's rules and a stable prefix.
+"""
+
 import json
 import random
 from pathlib import Path
