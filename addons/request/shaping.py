@@ -32,6 +32,7 @@ The client's `stream` choice is never touched.
 import ast
 import collections
 import dataclasses
+import functools
 import itertools
 import json
 import operator
@@ -336,7 +337,7 @@ class _Stripped:
 
     def add(self, other: "_Stripped") -> "_Stripped":
         """This result's value with both tallies."""
-        if not other.changed():  # nearly always: a memo hit, an untouched block
+        if not other.changed:  # nearly always: a memo hit, an untouched block
             return self
         return dataclasses.replace(
             self,
@@ -349,6 +350,9 @@ class _Stripped:
             returned_thinking=self.returned_thinking + other.returned_thinking,
         )
 
+    # Asked of every message's result on every request, nearly always of a memo hit's same
+    # object: worked out once per object, then one attribute read instead of a call.
+    @functools.cached_property
     def changed(self) -> bool:
         return bool(
             self.cache_controls
@@ -520,7 +524,7 @@ class _BlockStripper:
                     block, fixed = self._strip_block(block, kind, accepted)
                     tally = tally.add(fixed)
             kept.append(block)
-        unchanged = not tally.changed() and all(map(operator.is_, kept, blocks))
+        unchanged = not tally.changed and all(map(operator.is_, kept, blocks))
         return dataclasses.replace(tally, value=blocks if unchanged else kept)
 
     def _strip_block(self, block: dict, kind: Any, accepted: frozenset[str]) -> tuple[dict, _Stripped]:
