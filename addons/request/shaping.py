@@ -42,7 +42,7 @@ from typing import Any
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.config.routes import OPENAI
 from addons.flow.change import Change, ChangeKind
-from addons.messages.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo, interned
 from addons.messages.think_tags import joined_message
 from addons.request.thinking import (
     PLACEHOLDER_REASONING,
@@ -469,16 +469,18 @@ class _BlockStripper:
         self.tagged_messages += stripped.tagged
         return stripped.value
 
-    def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
+    def _message_stripper(self, accepted: frozenset[str]) -> tuple[str, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = (
-            Kind.STRIP_MESSAGE,
-            accepted,
-            self.note_reasoning,
-            self.model,
-            self.think_tags,
-            self.provenance,
-            self.id_rule,
+        kind = interned(
+            (
+                Kind.STRIP_MESSAGE,
+                accepted,
+                self.note_reasoning,
+                self.model,
+                self.think_tags,
+                self.provenance,
+                self.id_rule,
+            )
         )
         return kind, lambda message: self._strip_message(message, accepted)
 

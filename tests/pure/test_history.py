@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mitmproxy import io
 
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
-from addons.messages.memo import Kind, Memo
+from addons.messages.memo import INTERNED_KINDS, Kind, Memo, interned
 from addons.messages.tokens import estimate_request
 from addons.request.history import History, encode
 from addons.request.shaping import shape_request
@@ -238,7 +238,7 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
     provenance = provenance_for(ModelPolicy().thinking, after.body["model"])
     id_rule = rule_for(ModelPolicy().tool_ids, after.body["model"])
-    kind = (Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance, id_rule)
+    kind = interned((Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance, id_rule))
     stripped = after.memo.get(kind, old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 
@@ -323,6 +323,16 @@ def test_memo_computes_once_per_object_and_kind_and_carries_over():
     assert len(calls) == 3
     third = Memo(second)  # only what the second one used goes on
     assert third.get("other", value, lambda v: 6) == 6
+
+
+def test_an_interned_kind_is_one_string_per_equal_tuple():
+    kind = (Kind.STRIP_MESSAGE, frozenset({"text"}), False, "mx")
+    name = interned(kind)
+    assert interned((Kind.STRIP_MESSAGE, frozenset({"text"}), False, "".join(["m", "x"]))) is name
+    others = {interned((*kind[:3], f"model {n}")) for n in range(INTERNED_KINDS)}
+    assert name not in others and len(others) == INTERNED_KINDS
+    # dropped for the others: a new string, never one another tuple has
+    assert interned(kind) not in {name, *others}
 
 
 @settings(max_examples=50, deadline=None)
