@@ -16,6 +16,8 @@ up: each lookup and each entry added is one dict operation, whole under the GIL,
 and an entry not yet there is computed again.
 """
 
+import functools
+import itertools
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -36,8 +38,24 @@ class Kind:
     FOLD = "fold"  # a user turn with folded system text; + at the end?, the texts (shaping)
     STRIP_BLOCKS = "strip blocks"  # blocks a model takes; + accepted types, model (shaping)
     STRIP_TOOLS = "strip tools"  # tools a model takes; + server tools kept? (shaping)
-    # a message a model takes; + accepted types, reasoning noted?, model, <think> tags?, provenance (shaping)
+    # a message a model takes; + accepted types, reasoning noted?, model, <think> tags?, provenance,
+    # tool-id rule (shaping, through `interned`)
     STRIP_MESSAGE = "strip message"
+
+
+# Kinds `interned` keeps: the tuples in use at once are a few per model a session goes to.
+INTERNED_KINDS = 256
+_serials = itertools.count()
+
+
+@functools.lru_cache(maxsize=INTERNED_KINDS)
+def interned(kind: tuple) -> str:
+    """A kind filed as a tuple, as one string: the same string for an equal tuple while it is kept
+    here, another one for any other tuple. For a kind looked up for every message of a request: a
+    lookup hashes its key three times (in the memo, in the previous request's entries, as it is
+    filed), and a tuple is hashed anew each time, nested ones too, while a string keeps its hash.
+    A tuple dropped here and asked again gets a new string, so its entries are worked out once more."""
+    return f"{kind[0]} #{next(_serials)}"
 
 
 class Memo:

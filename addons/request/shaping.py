@@ -32,6 +32,7 @@ The client's `stream` choice is never touched.
 import ast
 import collections
 import dataclasses
+import functools
 import itertools
 import json
 import operator
@@ -41,7 +42,7 @@ from typing import Any
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.config.routes import OPENAI
 from addons.flow.change import Change, ChangeKind
-from addons.messages.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo, interned
 from addons.messages.think_tags import joined_message
 from addons.request.thinking import (
     PLACEHOLDER_REASONING,
@@ -323,7 +324,7 @@ class _Stripped:
 
     def add(self, other: "_Stripped") -> "_Stripped":
         """This result's value with both tallies."""
-        if not other.changed():  # nearly always: a memo hit, an untouched block
+        if not other.changed:  # nearly always: a memo hit, an untouched block
             return self
         return dataclasses.replace(
             self,
@@ -336,6 +337,9 @@ class _Stripped:
             returned_thinking=self.returned_thinking + other.returned_thinking,
         )
 
+    # Asked of every message's result on every request, nearly always of a memo hit's same
+    # object: worked out once per object, then one attribute read instead of a call.
+    @functools.cached_property
     def changed(self) -> bool:
         return bool(
             self.cache_controls
@@ -452,16 +456,18 @@ class _BlockStripper:
         self.tagged_messages += stripped.tagged
         return stripped.value
 
-    def _message_stripper(self, accepted: frozenset[str]) -> tuple[tuple, Any]:
+    def _message_stripper(self, accepted: frozenset[str]) -> tuple[str, Any]:
         """(memo kind, function) that strips one message down to `accepted`."""
-        kind = (
-            Kind.STRIP_MESSAGE,
-            accepted,
-            self.note_reasoning,
-            self.model,
-            self.think_tags,
-            self.provenance,
-            self.id_rule,
+        kind = interned(
+            (
+                Kind.STRIP_MESSAGE,
+                accepted,
+                self.note_reasoning,
+                self.model,
+                self.think_tags,
+                self.provenance,
+                self.id_rule,
+            )
         )
         return kind, lambda message: self._strip_message(message, accepted)
 
@@ -507,7 +513,7 @@ class _BlockStripper:
                     block, fixed = self._strip_block(block, kind, accepted)
                     tally = tally.add(fixed)
             kept.append(block)
-        unchanged = not tally.changed() and all(map(operator.is_, kept, blocks))
+        unchanged = not tally.changed and all(map(operator.is_, kept, blocks))
         return dataclasses.replace(tally, value=blocks if unchanged else kept)
 
     def _strip_block(self, block: dict, kind: Any, accepted: frozenset[str]) -> tuple[dict, _Stripped]:

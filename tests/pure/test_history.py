@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from mitmproxy import io
 
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
-from addons.messages.memo import Kind, Memo
+from addons.messages.memo import Kind, Memo, interned
 from addons.messages.tokens import estimate_request
 from addons.request.history import History, encode
 from addons.request.shaping import shape_request
@@ -240,7 +240,7 @@ def test_the_next_turn_shares_the_objects_and_the_memo():
     accepted = ModelPolicy().accepted_block_types | THINKING_BLOCK_TYPES  # thinking blocks stay by default
     provenance = provenance_for(ModelPolicy().thinking, after.body["model"])
     id_rule = rule_for(ModelPolicy().tool_ids, after.body["model"])
-    kind = (Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance, id_rule)
+    kind = interned((Kind.STRIP_MESSAGE, accepted, False, after.body["model"], False, provenance, id_rule))
     stripped = after.memo.get(kind, old, calls.append)
     assert len(calls) == 1 and stripped is not None  # found, not computed
 

@@ -3,7 +3,7 @@
 A session's next request and its memo, through the request pipeline: tests/pure/test_history.py.
 """
 
-from addons.messages.memo import Memo
+from addons.messages.memo import INTERNED_KINDS, Kind, Memo, interned
 
 
 def test_memo_computes_once_per_object_and_kind_and_carries_over():
@@ -27,3 +27,13 @@ def test_an_entry_keeps_its_value_so_its_id_is_never_another_objects():
     # would often get its id, and with it the answer worked out for the one before.
     answers = [memo.get("k", {"n": n}, lambda value: value["n"]) for n in range(1000)]
     assert answers == list(range(1000))
+
+
+def test_an_interned_kind_is_one_string_per_equal_tuple():
+    kind = (Kind.STRIP_MESSAGE, frozenset({"text"}), False, "mx")
+    name = interned(kind)
+    assert interned((Kind.STRIP_MESSAGE, frozenset({"text"}), False, "".join(["m", "x"]))) is name
+    others = {interned((*kind[:3], f"model {n}")) for n in range(INTERNED_KINDS)}
+    assert name not in others and len(others) == INTERNED_KINDS
+    # dropped for the others: a new string, never one another tuple has
+    assert interned(kind) not in {name, *others}
