@@ -32,9 +32,10 @@ test: lint litellm-version claude-code shells chromium llama-server
 	CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) LITELLM_VERSION=$(LITELLM_VERSION) \
 	  $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-# Lint and the tiers that start no process (tests/conftest.py fails a test there that does).
+# Lint and the tiers that start no process (tests/conftest.py fails a test there that does), a
+# worker for each core: 43 s rather than 68 s in one process on 2 cores (2026-12-06).
 check: lint
-	$(BIN)/pytest -q tests/pure tests/addons
+	$(BIN)/pytest -q -n auto --dist loadfile tests/pure tests/addons
 
 # Style and types, in seconds, before the suite's minutes (settings in pyproject.toml).
 lint: install
