@@ -11,6 +11,7 @@ tests that kill it restart it through the same object, and mitmdump follows
 its log to the new port just as it does in production.
 """
 
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -117,6 +118,40 @@ def processes_refused(item: pytest.Item) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(subprocess.Popen, "__init__", refuse)
         yield
+
+
+# The files that take longest, in seconds of a serial run on 2 cores (2026-12-06): with workers
+# (`make test` runs pytest-xdist, a file to a worker) they start first, so that the run does not
+# end on one of them while the other workers are idle.
+SLOWEST_FILES = (
+    "stack/test_reliability.py",  # 154 s
+    "stack/test_long_session.py",  # 67 s
+    "e2e/test_providers.py",  # 47 s
+    "e2e/test_many_models.py",  # 40 s
+    "stack/test_front_door.py",  # 39 s
+    "stack/test_doctor.py",  # 34 s
+    "stack/test_stack.py",  # 32 s
+    "e2e/test_llama_claude.py",  # 30 s
+    "e2e/test_auto_mode.py",  # 29 s
+    "stack/test_secrets.py",  # 27 s
+    "e2e/test_compaction_after_trim.py",  # 26 s
+    "pure/test_fuzz_transforms.py",  # 24 s
+)
+
+
+def schedule_rank(item: pytest.Item) -> tuple[int, bool]:
+    """The slowest files first, then the others with processes, the in-process tiers last: their
+    many short files fill the workers' ends."""
+    path = item.path.relative_to(TESTS).as_posix()
+    slow = SLOWEST_FILES.index(path) if path in SLOWEST_FILES else len(SLOWEST_FILES)
+    return slow, any(item.path.is_relative_to(tier) for tier in IN_PROCESS_TIERS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Only in a worker: a run without them keeps the folders' order, the quick tiers first.
+    # xdist hands out files in the order its workers collected them (with --no-loadscope-reorder).
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=schedule_rank)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,9 +5,11 @@ bounded by a deadline; never a fixed sleep.
 """
 
 import contextlib
+import itertools
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -24,10 +26,29 @@ from litellm_service.cli import stop
 STARTUP_TIMEOUT = 90.0
 
 
+# The tests' own listeners take ports below the kernel's ephemeral range (32768-60999 on Linux,
+# 49152-65535 on macOS), from which it hands any process a port for connect() or bind(0): a port
+# found free here stays free until the child listens on it, seconds later (`stabilizer run` binds
+# its port after LiteLLM has started). Taken from the ephemeral range, it was once taken in that gap
+# by another xdist worker's connection: mitmdump's "address already in use". Each worker has a
+# block of its own, walked from a random start (another run on the machine likely starts elsewhere).
+FIRST_PORT, PORT_BLOCK, PORT_BLOCKS = 20000, 1000, 12
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_block = FIRST_PORT + _worker % PORT_BLOCKS * PORT_BLOCK
+_next_ports = itertools.count(random.randrange(PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 of this worker's block that nothing listens on."""
+    for _ in range(PORT_BLOCK):
+        port = _block + next(_next_ports) % PORT_BLOCK
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_block}-{_block + PORT_BLOCK - 1}")
 
 
 @contextlib.contextmanager

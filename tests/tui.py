@@ -64,15 +64,17 @@ class Terminal:
         self.wait_for(text, timeout=10)
         self.send("Enter")
 
-    def answered(self) -> int:
-        """Turns finished: one line each ("✻ Brewed for 0s · done 5:45 AM")."""
-        return self.screen().count("· done")
-
     def say(self, text: str) -> None:
-        """Type `text`, send it, and wait until Claude Code has answered it."""
-        answered = self.answered()
+        """Type `text`, send it, and wait until Claude Code has answered it: the turn's last line
+        ("✻ Brewed for 0s · done 5:45 AM") below the prompt. Not a count of those lines: earlier
+        turns scroll off the screen, and the answer's text shows before the turn ends."""
         self.type(text)
-        poll_until(lambda: self.answered() > answered, 90, f"an answer to {text!r}", interval=0.3)
+
+        def ended() -> bool:
+            _, prompt, after = self.screen().rpartition(text)
+            return bool(prompt) and "· done" in after
+
+        poll_until(ended, 90, f"an answer to {text!r}", interval=0.3)
 
     def switch_model(self, model: str) -> None:
         """`/model <model>` in the running session, until Claude Code says it switched. It asks first

@@ -36,7 +36,9 @@ def test_model_switches_in_the_tui_answer_every_turn(stack_run, fresh_backend, m
             path.write_text(f"piece {step}\n")
             fresh_backend.reset()
             fresh_backend.responder = answers_after_one_read(step, str(path))
-            terminal.type(f"Step {step}: read part{step}.txt.")
+            # The turn ended, not only its text shown: a /model typed while it runs is taken
+            # without the line this waits for.
+            terminal.say(f"Step {step}: read part{step}.txt.")
             terminal.wait_for(f"Step {step} done.")
             posts = [e for e in fresh_backend.exchanges if e.method == "POST"]
             assert {e.body["model"] for e in posts} == {model_id} and all(e.status == 200 for e in posts)

@@ -135,11 +135,11 @@ def test_background_work_on_another_provider_and_the_main_models_next_turn_answe
     terminal = Terminal(tmp_path / "tmux.sock", env, cwd).start()
     try:
         terminal.wait_for("auto mode on")
-        terminal.type("Count the lines of a.txt.")
+        terminal.say("Count the lines of a.txt.")  # the turn ended: the next prompt is not queued into it
         terminal.wait_for("Step 1 done.")
         # Claude Code shows the session's title as the terminal's.
         poll_until(lambda: "Line counts" in terminal.title(), 30, "the session's title")
-        terminal.type("And of b.txt?")
+        terminal.say("And of b.txt?")
         terminal.wait_for("Step 2 done.")
     finally:
         terminal.stop()

@@ -55,7 +55,7 @@ def test_auto_mode_in_the_tui(terminal, fresh_backend):
     fresh_backend.responder = agent
     (terminal.cwd / "one.txt").write_text("1")
     terminal.wait_for("auto mode on")  # the default mode, nothing chosen
-    terminal.type("Count the files here.")
+    terminal.say("Count the files here.")  # the turn ended, so /clear below is not typed into it
     terminal.wait_for("Done.")
     ran = [
         message.get("content")
