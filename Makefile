@@ -23,8 +23,8 @@ run: install
 
 # pytest-xdist workers for `make test`: a file to a worker (a module's fixtures, such as tests/e2e's
 # stack_run, stay in one), the slowest files first (tests/conftest.py). Most of a file's time is
-# waiting on its processes: on 2 cores, tests/e2e took 300 s alone, 232 s on 2 workers, 168 s on 3
-# and 171 s on 4 (2026-12-06). `make test TEST_WORKERS=0` runs it in one process.
+# waiting on its processes, so more workers than cores pay (docs/testing.md has the measurements).
+# `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS := 3
 
 # Every tier (tests/conftest.py says which is which): pure, addons, stack, e2e, and tests/bench.
@@ -33,7 +33,7 @@ test: lint litellm-version claude-code shells chromium llama-server
 	  $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Lint and the tiers that start no process (tests/conftest.py fails a test there that does), a
-# worker for each core: 43 s rather than 68 s in one process on 2 cores (2026-12-06).
+# worker for each core.
 check: lint
 	$(BIN)/pytest -q -n auto --dist loadfile tests/pure tests/addons
 

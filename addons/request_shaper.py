@@ -19,9 +19,10 @@ The body is parsed by addons/request/history.py: a session's next turn is parsed
 its previous one (only what changed), and what was worked out from the messages
 the two share comes from the previous request's memo instead of being done
 again. A compressed body reaches it decoded (BodyDecoder, addons/body_decoder.py,
-ordered before it). A body that is not a JSON object with a `messages` list, or whose shaped messages are malformed (addons/request/validation.py),
-is answered here with Anthropic's 400 invalid_request_error: LiteLLM would make
-most of them a 500, after retrying for seconds. The addon never touches host or
+ordered before it). A body that is not a JSON object with a `messages` list, or
+whose shaped messages are malformed (addons/request/validation.py), is answered
+here with Anthropic's 400 invalid_request_error: LiteLLM would make most of them
+a 500, after retrying for seconds. The addon never touches host or
 port: the Upstream addon, ordered before it, decides where the request goes (and
 puts an --upstream path prefix in front of the path, so the addon goes by the
 kind noted as the request arrived, addons/flow/kind.py).
