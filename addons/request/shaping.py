@@ -337,6 +337,10 @@ class _Stripped:
             returned_thinking=self.returned_thinking + other.returned_thinking,
         )
 
+    def holding(self, value: Any) -> "_Stripped":
+        """This tally with `value` as its result."""
+        return _Stripped(value) if self is _NOTHING else dataclasses.replace(self, value=value)
+
     # Asked of every message's result on every request, nearly always of a memo hit's same
     # object: worked out once per object, then one attribute read instead of a call.
     @functools.cached_property
@@ -350,6 +354,15 @@ class _Stripped:
             or self.mapped_ids
             or self.returned_thinking
         )
+
+
+# The tally of a value left as it was, as most are: shared, so a first-seen history's blocks
+# cost no tally object each.
+_NOTHING = _Stripped(None)
+
+
+def _removed_cache_controls(count: int) -> _Stripped:
+    return _Stripped(None, count) if count else _NOTHING
 
 
 class _BlockStripper:
@@ -384,7 +397,7 @@ class _BlockStripper:
         if thinking is not None and thinking.history == "tool_turns":
             self.without_reasoning = self._message_stripper(policy.accepted_block_types)
         self.memo = memo
-        self.tally = _Stripped(None)
+        self.tally = _NOTHING
         self.dropped_messages = 0
         self.noted_messages = 0
         self.tagged_messages = 0
@@ -475,7 +488,7 @@ class _BlockStripper:
         shaped, cache_controls = _without_cache_control(message)
         if not isinstance(shaped, dict):
             return _Stripped(shaped, cache_controls)
-        tally = _Stripped(None, cache_controls)
+        tally = _removed_cache_controls(cache_controls)
         if isinstance(content := shaped.get("content"), list):
             kept = self._strip_blocks(content, accepted)
             tally = tally.add(kept)
@@ -487,12 +500,12 @@ class _BlockStripper:
             return dataclasses.replace(tally, value=noted, noted=True)
         if self.think_tags and (tagged := joined_message(shaped)) is not shaped:
             return dataclasses.replace(tally, value=tagged, tagged=True)
-        return dataclasses.replace(tally, value=shaped)
+        return tally.holding(shaped)
 
     def _strip_blocks(self, blocks: list, accepted: frozenset[str] | None = None) -> _Stripped:
         accepted = self.accepted if accepted is None else accepted
         kept = []
-        tally = _Stripped(None)
+        tally = _NOTHING
         for block in blocks:
             if isinstance(block, dict):
                 kind = block.get("type")
@@ -514,12 +527,12 @@ class _BlockStripper:
                     tally = tally.add(fixed)
             kept.append(block)
         unchanged = not tally.changed and all(map(operator.is_, kept, blocks))
-        return dataclasses.replace(tally, value=blocks if unchanged else kept)
+        return tally.holding(blocks if unchanged else kept)
 
     def _strip_block(self, block: dict, kind: Any, accepted: frozenset[str]) -> tuple[dict, _Stripped]:
         """An accepted block without the fields no backend takes, and with what it holds stripped."""
         block, cache_controls = _without_cache_control(block)
-        tally = _Stripped(None, cache_controls)
+        tally = _removed_cache_controls(cache_controls)
         if kind == "text" and CITATIONS in block:
             block = {key: value for key, value in block.items() if key != CITATIONS}
             tally = tally.add(_Stripped(None, removed_fields=(CITATIONS,)))
@@ -531,9 +544,8 @@ class _BlockStripper:
             tally = tally.add(inner)
             if inner.value is not nested:
                 block = {**block, "content": inner.value}
-        field = TOOL_ID_FIELDS.get(kind) if isinstance(kind, str) else None
-        if self.id_rule is not None and field is not None and isinstance(tool_id := block.get(field), str):
-            if (mapped := mapped_id(tool_id, self.id_rule)) != tool_id:
+        if self.id_rule is not None and isinstance(kind, str) and (field := TOOL_ID_FIELDS.get(kind)) is not None:
+            if isinstance(tool_id := block.get(field), str) and (mapped := mapped_id(tool_id, self.id_rule)) != tool_id:
                 block = {**block, field: mapped}
                 tally = tally.add(_Stripped(None, mapped_ids=1))
         return block, tally
@@ -542,7 +554,7 @@ class _BlockStripper:
 def _accepted_tools(tools: list, keep_server: bool) -> _Stripped:
     """The custom tools, with only the fields in TOOL_KEYS, and the server tools if `keep_server`."""
     custom = []
-    tally = _Stripped(None)
+    tally = _NOTHING
     for tool in tools:
         if keep_server and not _is_custom_tool(tool):
             custom.append(tool)
@@ -554,7 +566,7 @@ def _accepted_tools(tools: list, keep_server: bool) -> _Stripped:
                 tally = tally.add(_Stripped(None, cache_controls, removed_fields=fields))
             custom.append(tool)
     unchanged = len(custom) == len(tools) and all(map(operator.is_, custom, tools))
-    return dataclasses.replace(tally, value=tools if unchanged else custom)
+    return tally.holding(tools if unchanged else custom)
 
 
 def _without_cache_control(value: Any) -> tuple[Any, int]:
