@@ -101,8 +101,45 @@ class Target(NamedTuple):
     policy_key: str | None
 
 
+class Settings(NamedTuple):
+    """The options the request hook reads, read in configure(): mitmproxy deep-copies an option's
+    value on every read of ctx.options, twice when it is at its default."""
+
+    policy_file: str = ""
+    incremental: bool = True
+    check_incremental: bool = False
+    provenance: bool = True
+    # Keys that go on to LiteLLM whatever the policy: auto mode's `safeguards`, when LiteLLM
+    # judges the tool calls (option stabilizer_safeguards_classifier, addons/safeguards.py).
+    litellm_keys: frozenset[str] = frozenset()
+
+    @classmethod
+    def read(cls, options) -> "Settings":
+        judged = "stabilizer_safeguards_classifier" in options and options.stabilizer_safeguards_classifier
+        return cls(
+            policy_file=options.stabilizer_policy,
+            incremental=options.stabilizer_incremental,
+            check_incremental=options.stabilizer_check_incremental,
+            provenance=options.stabilizer_thinking_provenance,
+            litellm_keys=SAFEGUARDS_KEYS if judged else frozenset(),
+        )
+
+
+# Every option Settings holds: a change to any of them reads them all again.
+_SETTINGS_OPTIONS = frozenset(
+    {
+        "stabilizer_policy",
+        "stabilizer_incremental",
+        "stabilizer_check_incremental",
+        "stabilizer_thinking_provenance",
+        "stabilizer_safeguards_classifier",
+    }
+)
+
+
 class RequestShaper:
     def __init__(self):
+        self.settings = Settings()
         self.policy = Policy()
         self.routes: dict[str, Route] = {}
         self.picked: dict[str, str] = {}  # the model picker's id of each name in routes, to the name
@@ -152,6 +189,8 @@ class RequestShaper:
         )
 
     def configure(self, updated):
+        if not _SETTINGS_OPTIONS.isdisjoint(updated):
+            self.settings = Settings.read(ctx.options)
         if "stabilizer_policy" in updated:
             try:
                 self.policy = load_policy(ctx.options.stabilizer_policy)
@@ -189,13 +228,6 @@ class RequestShaper:
                     f"or a LiteLLM fallback's (accepted_block_types has no image); name a model that does"
                 )
         return None
-
-    @staticmethod
-    def _litellm_keys() -> frozenset[str]:
-        """Keys that go on to LiteLLM whatever the policy: auto mode's `safeguards`, when LiteLLM
-        judges the tool calls (option stabilizer_safeguards_classifier, addons/safeguards.py)."""
-        on = "stabilizer_safeguards_classifier" in ctx.options and ctx.options.stabilizer_safeguards_classifier
-        return SAFEGUARDS_KEYS if on else frozenset()
 
     def _target(self, model: object) -> "Target":
         """The route, policy and policy key of the model a request names; the policy is its fallback
@@ -318,10 +350,10 @@ class RequestShaper:
 
     def _parsed_body(self, raw: bytes) -> Parsed:
         """`raw` parsed, from the session's previous body where it continues one (ValueError: not JSON)."""
-        if not ctx.options.stabilizer_incremental:
+        if not self.settings.incremental:
             return whole(raw)
         parsed = self.history.parse(raw)
-        if ctx.options.stabilizer_check_incremental and parsed.reused:
+        if self.settings.check_incremental and parsed.reused:
             if (alone := whole(raw)).body != parsed.body:
                 logger.error(
                     "a body parsed from the previous one (%d messages taken over) differs from "
@@ -348,10 +380,10 @@ class RequestShaper:
             routed.append(Change(ChangeKind.ROUTED, f"routed to {other}: {why}"))
         # The model that answers, named in its thinking signatures (addons/messages/provenance.py).
         origin = route.model_id or (body["model"] if isinstance(body.get("model"), str) else "")
-        provenance = ctx.options.stabilizer_thinking_provenance
+        provenance = self.settings.provenance
         thinking = plan_thinking(policy.thinking, route.kind, origin, provenance)
         # Auto mode's verdicts are asked of a turn, never of a count.
-        litellm_keys = self._litellm_keys() if trim else frozenset()
+        litellm_keys = self.settings.litellm_keys if trim else frozenset()
         shaped = shape_request(
             body,
             policy,
@@ -392,7 +424,7 @@ class RequestShaper:
             model=model if isinstance(model, str) else "",
             # Named in the hint of a backend's refusal (addons/errors/upstream.py): the file, and the
             # entry under `models` that applies, or would if it were written.
-            policy_file=ctx.options.stabilizer_policy,
+            policy_file=self.settings.policy_file,
             policy_key=policy_key,
             reasoning_required=needs_reasoning_note(policy.thinking),
             signatures_verified=thinking.checks_signatures,

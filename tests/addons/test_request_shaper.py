@@ -322,7 +322,7 @@ def test_a_session_shaped_turn_by_turn_is_shaped_as_each_turn_alone(shaper):
         shaper.request(continued)
         alone = post("/v1/messages?beta=true", body)
         fresh = RequestShaper()
-        fresh.policy = shaper.policy
+        fresh.policy, fresh.settings = shaper.policy, shaper.settings
         fresh.request(alone)
         assert continued.request.content == alone.request.content
         assert continued.metadata == alone.metadata
