@@ -89,7 +89,10 @@ def filter_words(changes: Sequence[Change], upstream_failed: bool) -> list[str]:
 
 def changes_comment(flow: http.HTTPFlow) -> str:
     """The filter words in brackets, then the addons' changes as one line; empty when neither."""
-    done = changes(flow)
+    return _comment(flow, changes(flow))
+
+
+def _comment(flow: http.HTTPFlow, done: list[Change]) -> str:
     response = flow.response
     failed = response is not None and response.status_code >= 400 and not flow.metadata.get(ANSWERED_HERE)
     words = filter_words(done, failed)
@@ -113,9 +116,10 @@ class FlowMarker:
 
     @staticmethod
     def _mark(flow: http.HTTPFlow) -> None:
-        if comment := changes_comment(flow):
+        done = changes(flow)
+        if comment := _comment(flow, done):
             flow.comment = comment
-        if changes(flow):
+        if done:
             flow.marked = CHANGED_MARKER
 
 

@@ -30,6 +30,11 @@ class ChangeKind(enum.StrEnum):
     OTHER = "other"  # anything else, and a note of an older recording that earns no filter word
 
 
+# Each kind by its value: restored() reads one per change on each flow, and calling the enum
+# class (ChangeKind(value), `value in ChangeKind`) is a Python call where this is a dict lookup.
+_KINDS = {kind.value: kind for kind in ChangeKind}
+
+
 @dataclass(frozen=True)
 class Change:
     kind: ChangeKind
@@ -68,7 +73,7 @@ def restored(value: Any) -> Change:
     gets the kind it earned a filter word by then (LEGACY_KINDS), else OTHER."""
     if isinstance(value, dict) and isinstance(detail := value.get("detail"), str):
         kind = value.get("kind")  # one a later version added: OTHER
-        return Change(ChangeKind(kind) if isinstance(kind, str) and kind in ChangeKind else ChangeKind.OTHER, detail)
+        return Change(_KINDS.get(kind, ChangeKind.OTHER) if isinstance(kind, str) else ChangeKind.OTHER, detail)
     detail = str(value)
     kind = next((kind for pattern, kind in LEGACY_KINDS if pattern.search(detail)), ChangeKind.OTHER)
     return Change(kind, detail)

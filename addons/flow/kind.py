@@ -10,6 +10,7 @@ flow.metadata into flow files as plain data.
 """
 
 import enum
+import functools
 import re
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -41,6 +42,10 @@ class FlowKind(enum.StrEnum):
     OTHER = "other"  # anything else: LiteLLM's to serve
 
 
+# Each kind by its value: flow_kind() reads the note on every hook of every flow, and calling
+# the enum class (FlowKind(value)) is a Python call where this is a dict lookup.
+_KINDS = {kind.value: kind for kind in FlowKind}
+
 # The kinds the request addon shapes, and the kinds answered whatever the key.
 SHAPED = frozenset({FlowKind.MESSAGES, FlowKind.COUNT_TOKENS})
 PUBLIC = frozenset({FlowKind.STATUS, FlowKind.ROOT})
@@ -65,6 +70,8 @@ def classify(method: str, path: str) -> FlowKind:
     return kind
 
 
+# Paths repeat (Claude Code's are a handful): addons ask for the same one on every flow.
+@functools.lru_cache(maxsize=256)
 def endpoint(path: str) -> str:
     """The route a request path names, as LiteLLM would serve it: no query string,
     percent-decoded (`/v1/%6D%65ssages`), runs of slashes as one, no trailing slash
@@ -82,7 +89,6 @@ def canonical_path(path: str) -> str:
 def flow_kind(flow: "http.HTTPFlow") -> FlowKind:
     """What the request is, as noted on arrival; classified now when no kind (or junk) was noted
     (a recording of an earlier version, a hook driven on its own), by its request as it is now."""
-    try:
-        return FlowKind(flow.metadata[KIND])
-    except (KeyError, ValueError):
-        return classify(flow.request.method, flow.request.path)
+    noted = flow.metadata.get(KIND)
+    kind = _KINDS.get(noted) if isinstance(noted, str) else None
+    return kind if kind is not None else classify(flow.request.method, flow.request.path)
