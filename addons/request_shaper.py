@@ -75,7 +75,7 @@ from addons.messages.tokens import count_fixed, count_text, estimate_request
 from addons.request.history import History, Parsed, encode, whole
 from addons.request.shaping import cap_max_tokens, shape_request, turn_elsewhere
 from addons.request.thinking import needs_reasoning_note, plan_thinking
-from addons.request.trim import Trimmed, is_compaction_request, trim_request
+from addons.request.trim import Trimmed, trim_request
 from addons.request.validation import request_problem
 
 # What LiteLLM answers itself when it judges auto mode's tool calls, and keeps from the backend.
@@ -404,8 +404,9 @@ class RequestShaper:
             changes.insert(0, Change(ChangeKind.REPAIRED, repaired))
         outgoing, removed = shaped.request, 0
         if trim:
-            bound = _history_bound(shaped.request, policy)
-            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=bound)
+            # The bound of trim.py: a client that did not compact after a trim is refused, and compacts.
+            window = policy.context_window
+            trimmed = trim_request(shaped.request, policy, shaped.reminders, memo, history_bound=window)
             before, after = trimmed.tokens_before, trimmed.tokens_after
             changes += trimmed.changes()
             if trimmed.removed or trimmed.shortened:
@@ -449,13 +450,6 @@ class RequestShaper:
             logger.info(
                 "model=%s tokens=%d->%d removed=%d changes: %s", model, before, after, removed, described(changes)
             )
-
-
-def _history_bound(request: dict, policy: ModelPolicy) -> int | None:
-    """What the history before a request's latest turn may hold (the bound of addons/request/trim.py):
-    the model's window, so a client that did not compact after a trim is refused and compacts;
-    none for Claude Code's own compaction request, the way out (is_compaction_request)."""
-    return None if is_compaction_request(request["messages"]) else policy.context_window
 
 
 def _answer_too_long(flow: http.HTTPFlow, trimmed: Trimmed, changes: list[Change]) -> None:

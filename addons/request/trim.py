@@ -133,7 +133,8 @@ def trim_request(
     `shorten`: whether the last turn's tool results may be shortened when cutting
     messages is not enough. `history_bound`: tokens the request without its
     latest turn (what went before the last assistant message: the previous
-    request) may hold and still be trimmed; over it, too_long (see the bound).
+    request) may hold and still be trimmed; over it, too_long (see the bound),
+    unless the request is Claude Code's compaction request (is_compaction_request).
     """
     messages = request["messages"]
     estimates = [estimate_message(message, memo) for message in messages]
@@ -147,7 +148,12 @@ def trim_request(
         count_goal = _removal_goal(len(messages), policy.max_messages, policy.low_water_percent)
     if not token_goal and not count_goal:
         return unchanged
-    if token_goal and history_bound is not None and _earlier_tokens(request, estimates, memo) > history_bound:
+    if (
+        token_goal
+        and history_bound is not None
+        and _earlier_tokens(request, estimates, memo) > history_bound
+        and not is_compaction_request(messages)
+    ):
         return Trimmed(request, tokens, tokens, budget, too_long=True, over_bound=True)
 
     start = _start_length(messages, policy.keep_first_messages)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from addons.config.policy import ModelPolicy
 from addons.messages.tokens import count_text, estimate_request
 from addons.request.shaping import SYSTEM_REMINDER, shape_request
-from addons.request.trim import OMITTED_NOTE, shorten_tool_results, trim_request
+from addons.request.trim import OMITTED_NOTE, SUMMARY_INSTRUCTION, shorten_tool_results, trim_request
 
 RECORDED = json.loads((Path(__file__).parent.parent / "data" / "claude_code_request.json").read_text())
 SYSTEM_PROMPT = "You are a coding agent."
@@ -437,6 +437,15 @@ def test_a_history_over_the_bound_before_its_turn_is_too_long_untrimmed():
     trimmed = trim_request(request_of(messages), policy_for(budget), history_bound=earlier - 1)
     assert trimmed.too_long and trimmed.over_bound and trimmed.removed == 0
     assert trimmed.tokens_before == estimate_request(request_of(messages))
+
+
+def test_claude_codes_compaction_request_over_the_bound_is_trimmed():
+    # Its summary instructions ride on the last user message: the request that makes the history short.
+    messages = agent_session(40)
+    earlier = estimate_request(request_of(messages[:-2]))
+    asking = [*messages[:-1], user(text(f"Your task is to {SUMMARY_INSTRUCTION} so far."))]
+    trimmed = trim_request(request_of(asking), policy_for(earlier // 2), history_bound=earlier - 1)
+    assert trimmed.removed and not trimmed.too_long and not trimmed.over_bound
 
 
 def test_a_history_within_the_bound_before_its_turn_is_trimmed():
