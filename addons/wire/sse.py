@@ -33,7 +33,7 @@ MAX_EVENT_BYTES = 1 << 20
 class SSEEvent:
     """One event as it came over the wire.
 
-    `event` is the `event:` field (None when absent), `data` the joined
+    `event` is the `event:` field (None when absent or empty), `data` the joined
     `data:` lines (None when there were none). Comment-only blocks, stray
     empty lines and the pieces of an oversized event come with both None, so
     no byte is ever lost.
@@ -44,8 +44,15 @@ class SSEEvent:
     data: bytes | None
 
 
+# The form nearly every event takes (Anthropic's, LiteLLM's): an `event:` line, one `data:` line,
+# `\n` line ends. Read in one match, with the fields parse_event's line rules give it.
+_PLAIN_EVENT = re.compile(rb"event: ([^\r\n]*)\ndata: ([^\r\n]*)\n\n")
+
+
 def parse_event(raw: bytes) -> SSEEvent:
     """The fields of one event block (its lines, up to and with the empty line)."""
+    if (plain := _PLAIN_EVENT.fullmatch(raw)) is not None:
+        return SSEEvent(raw, plain[1].decode("utf-8", "replace") or None, plain[2])
     name: str | None = None
     data_lines: list[bytes] = []
     for line in raw.splitlines():  # bytes.splitlines splits on \r\n, \r, \n only
@@ -57,7 +64,8 @@ def parse_event(raw: bytes) -> SSEEvent:
         if field == b"data":
             data_lines.append(value)
         elif field == b"event":
-            name = value.decode("utf-8", "replace")
+            # An empty name leaves the event unnamed (WHATWG: its type stays "message"), as the SDK reads it.
+            name = value.decode("utf-8", "replace") or None
     return SSEEvent(raw, name, b"\n".join(data_lines) if data_lines else None)
 
 
@@ -76,6 +84,8 @@ class SSEDecoder:
         self._scan_from = 0
         # Inside an oversized event: its last bytes, to spot its end across chunks.
         self._oversized_tail: bytes | None = None
+        # Whether the bytes held hold a `\r`: without one, an event ends at the first `\n\n`.
+        self._cr_held = False
 
     @property
     def in_oversized_event(self) -> bool:
@@ -86,6 +96,27 @@ class SSEDecoder:
         if self._oversized_tail is not None:
             chunk = self._pass_oversized(chunk, events)
         buffer = self._buffer + chunk if self._buffer else chunk
+        has_cr = self._cr_held or b"\r" in chunk
+        if has_cr:
+            start = self._cut(buffer, events)
+        elif buffer.find(b"\n\n", self._scan_from) < 0:
+            start = 0
+        else:
+            # `\n` line ends only, as nearly every stream has: split at once, not event by event.
+            *ended, rest = buffer.split(b"\n\n")
+            events.extend([parse_event(event + b"\n\n") for event in ended])
+            start = len(buffer) - len(rest)
+        self._buffer = buffer[start:]
+        self._cr_held = has_cr and b"\r" in self._buffer
+        self._scan_from = max(0, len(self._buffer) - _LOOKBACK)
+        if len(self._buffer) > self.max_event_bytes:
+            events.append(SSEEvent(self._buffer, None, None))
+            self._oversized_tail = self._buffer[-_LOOKBACK:]
+            self._buffer, self._scan_from, self._cr_held = b"", 0, False
+        return events
+
+    def _cut(self, buffer: bytes, events: list[SSEEvent]) -> int:
+        """Add the events `buffer` completes to `events`; where the rest begins."""
         start = 0
         scan = self._scan_from
         size = len(buffer)
@@ -97,13 +128,7 @@ class SSEDecoder:
                 break
             events.append(parse_event(buffer[start:end]))
             start = scan = end
-        self._buffer = buffer[start:]
-        self._scan_from = max(0, len(self._buffer) - _LOOKBACK)
-        if len(self._buffer) > self.max_event_bytes:
-            events.append(SSEEvent(self._buffer, None, None))
-            self._oversized_tail = self._buffer[-_LOOKBACK:]
-            self._buffer, self._scan_from = b"", 0
-        return events
+        return start
 
     def _pass_oversized(self, chunk: bytes, events: list[SSEEvent]) -> bytes:
         """Pass on the part of `chunk` that belongs to the oversized event; return the rest."""
@@ -127,6 +152,7 @@ class SSEDecoder:
         At the end a trailing `\\r` is a whole line end; nothing can follow it.
         """
         buffer, self._buffer, self._scan_from, self._oversized_tail = self._buffer, b"", 0, None
+        self._cr_held = False
         events: list[SSEEvent] = []
         start = 0
         while (match := _EVENT_END.search(buffer, start)) is not None:

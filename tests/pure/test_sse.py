@@ -14,7 +14,7 @@ VALUES = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_si
 
 
 @st.composite
-def sse_event(draw) -> str:
+def sse_event(draw, line_ends=LINE_ENDS) -> str:
     lines = []
     if draw(st.booleans()):
         lines.append(":" + draw(VALUES))
@@ -25,15 +25,23 @@ def sse_event(draw) -> str:
     for value in draw(st.lists(VALUES, min_size=1, max_size=3)):
         lines.append(draw(st.sampled_from(["data: ", "data:"])) + value)
     draw(st.randoms()).shuffle(lines)
-    text = "".join(line + draw(LINE_ENDS) for line in lines)
-    end = draw(LINE_ENDS)
+    text = "".join(line + draw(line_ends) for line in lines)
+    end = draw(line_ends)
     # `\r` then `\n` is one `\r\n`, not an empty line: the event would go on.
     return text + ("\r" if text.endswith("\r") and end == "\n" else end)
+
+
+@st.composite
+def plain_event(draw) -> str:
+    """The form nearly every event takes: an `event:` line, one `data: ` line, `\n` line ends."""
+    return f"event: {draw(VALUES)}\ndata: {draw(VALUES)}\n\n"
 
 
 # Hypothesis deadlines are timings: never asserted here.
 NO_DEADLINE = settings(deadline=None)
 STREAMS = st.lists(sse_event(), max_size=8).map(lambda events: "".join(events).encode())
+# `\n` line ends only, as nearly every real stream has: the decoder's fast path.
+LF_STREAMS = st.lists(plain_event() | sse_event(st.just("\n")), max_size=8).map(lambda events: "".join(events).encode())
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -58,7 +66,7 @@ def sdk_fields(data: bytes) -> list[tuple[str | None, str]]:
 
 
 @NO_DEADLINE
-@given(STREAMS, st.lists(st.integers(min_value=0), max_size=12))
+@given(STREAMS | LF_STREAMS, st.lists(st.integers(min_value=0), max_size=12))
 def test_every_chunking_cuts_the_same_events_and_loses_no_byte(data, cuts):
     whole, whole_rest = decode([data])
     events, rest = decode(chunked(data, cuts))
@@ -68,7 +76,7 @@ def test_every_chunking_cuts_the_same_events_and_loses_no_byte(data, cuts):
 
 
 @NO_DEADLINE
-@given(STREAMS)
+@given(STREAMS | LF_STREAMS)
 def test_fields_match_the_anthropic_sdk_decoder(data):
     events, rest = decode([data])
     assert rest == b""
@@ -76,7 +84,7 @@ def test_fields_match_the_anthropic_sdk_decoder(data):
 
 
 @NO_DEADLINE
-@given(STREAMS)
+@given(STREAMS | LF_STREAMS)
 def test_one_byte_at_a_time(data):
     events, rest = decode([data[i : i + 1] for i in range(len(data))])
     assert [e.raw for e in events] == [e.raw for e in decode([data])[0]]
@@ -104,6 +112,15 @@ def test_fields_comments_and_multiline_data():
     assert event.data == b'{"a":\n 1}\n'  # one space dropped; a bare `data` line adds an empty line
     assert parse_event(b": only a comment\n\n").data is None
     assert parse_event(b"\n").event is None
+
+
+def test_the_common_form_reads_as_the_line_rules_read_it():
+    # `event:` then one `data:` line, `\n` line ends: read in one match; ended `\r\n`: line by line.
+    for name, data in [(b"a:b", b" x "), (b"", b""), (b"message_delta", b'{"a": 1}')]:
+        plain = parse_event(b"event: " + name + b"\ndata: " + data + b"\n\n")
+        by_lines = parse_event(b"event: " + name + b"\r\ndata: " + data + b"\r\n\r\n")
+        assert (plain.event, plain.data) == (by_lines.event, by_lines.data)
+    assert parse_event(b"event: \ndata: x\n\n").event is None  # an empty name leaves it unnamed (WHATWG)
 
 
 def test_encode_event_round_trips():
