@@ -21,7 +21,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-import httpx
 from mitmproxy import ctx, http
 
 from addons import PROBE_HEADER
@@ -74,20 +73,29 @@ class LimitLearner:
         # Off the loop: the refit may count and trim a long history.
         if not await asyncio.to_thread(self.shaper.refit, flow) or flow.metadata.get(ANSWERED_HERE):
             return
-        try:
-            flow.response = await _resend(flow.request)
-        except httpx.HTTPError as e:
-            logger.warning("%s: sending it again failed (%s); the refusal stands", reason, e)
+        answer = await _resend(flow.request)
+        if isinstance(answer, str):
+            logger.warning("%s: sending it again failed (%s); the refusal stands", reason, answer)
             return
+        flow.response = answer
         sent_again = f"{reason}: sent again within it, answered HTTP {flow.response.status_code}"
         add_changes(turn_notes(flow), [Change(ChangeKind.UPSTREAM_ERROR, sent_again)])
 
 
-async def _resend(request: http.Request) -> http.Response:
-    """`request` sent to where it went (the Upstream addon's target), its answer read whole."""
+async def _resend(request: http.Request) -> http.Response | str:
+    """`request` sent to where it went (the Upstream addon's target), its answer read whole; or why it
+    could not be sent."""
+    # Imported for the rare request sent again: with the click, rich and pygments it imports at once,
+    # some 130 modules mitmdump would carry from its start, their objects walked by every full
+    # garbage collection.
+    import httpx
+
     trusted = ctx.options.ssl_verify_upstream_trusted_ca if "ssl_verify_upstream_trusted_ca" in ctx.options else None
     headers = [(name, value) for name, value in request.headers.fields if name.decode().lower() not in _NOT_RESENT]
-    async with httpx.AsyncClient(verify=trusted or True, timeout=RESEND_TIMEOUT_SECONDS) as client:
-        answer = await client.request(request.method, request.url, headers=headers, content=request.raw_content)
+    try:
+        async with httpx.AsyncClient(verify=trusted or True, timeout=RESEND_TIMEOUT_SECONDS) as client:
+            answer = await client.request(request.method, request.url, headers=headers, content=request.raw_content)
+    except httpx.HTTPError as e:
+        return str(e)
     kept = [(name, value) for name, value in answer.headers.raw if name.decode().lower() not in _NOT_COPIED]
     return http.Response.make(answer.status_code, answer.content, kept)

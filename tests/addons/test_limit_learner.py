@@ -12,6 +12,7 @@ from addons.classifier import FlowClassifier
 from addons.limit_learner import LimitLearner
 from addons.request_shaper import RequestShaper
 from tests.conftest import POLICY
+from tests.procs import free_port
 
 
 def error(message: str) -> bytes:
@@ -79,3 +80,17 @@ def test_nothing_else_is_sent_again(addons, answer, max_tokens):
     flow = refused(shaper, answer, max_tokens)
     answered(learner, flow)
     assert resent == [] and flow.response.status_code == 400
+
+
+def test_a_request_that_cannot_be_sent_again_keeps_its_refusal(caplog):
+    # Nothing listens on the port: the resend fails, says why, and the 400 stands.
+    shaper = RequestShaper()
+    learner = LimitLearner(shaper)
+    with taddons.context(shaper, learner) as tctx:
+        tctx.configure(shaper, stabilizer_policy=str(POLICY))
+        flow = refused(shaper, RANGE)
+        flow.request.host, flow.request.port = "127.0.0.1", free_port()
+        answered(learner, flow)
+    assert flow.response.status_code == 400
+    assert json.loads(flow.response.get_content()) == json.loads(RANGE)
+    assert "sending it again failed" in caplog.text

@@ -7,6 +7,8 @@ and later requests keep to it.
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,10 @@ def test_nothing_else_is_sent_again(own_proxy, fresh_backend, master_key, refusa
     status, _ = ask(own_proxy.url, master_key, "plain-model", hi(), 100)
     assert status == 400
     assert sent(fresh_backend, "max_tokens") == [100]
+
+
+def test_the_addons_load_without_httpx():
+    # The request sent again goes with httpx, which brings click, rich and pygments: loaded then, not at start.
+    probe = "import sys, addons.stabilizer_addons; print(sorted({'httpx', 'click', 'rich'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
