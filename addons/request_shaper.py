@@ -125,18 +125,6 @@ class Settings(NamedTuple):
         )
 
 
-# Every option Settings holds: a change to any of them reads them all again.
-_SETTINGS_OPTIONS = frozenset(
-    {
-        "stabilizer_policy",
-        "stabilizer_incremental",
-        "stabilizer_check_incremental",
-        "stabilizer_thinking_provenance",
-        "stabilizer_safeguards_classifier",
-    }
-)
-
-
 class RequestShaper:
     def __init__(self):
         self.settings = Settings()
@@ -189,8 +177,8 @@ class RequestShaper:
         )
 
     def configure(self, updated):
-        if not _SETTINGS_OPTIONS.isdisjoint(updated):
-            self.settings = Settings.read(ctx.options)
+        # Read again on any change: options change at start and on `set`, never per flow.
+        self.settings = Settings.read(ctx.options)
         if "stabilizer_policy" in updated:
             try:
                 self.policy = load_policy(ctx.options.stabilizer_policy)
