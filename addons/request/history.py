@@ -104,7 +104,7 @@ class History:
             remembered = list(self._known)
         best, reused = None, -1
         for known in reversed(remembered):
-            if (k := _reusable_messages(known, raw)) > reused:
+            if (k := _reusable_messages(known, raw, reused)) > reused:
                 best, reused = known, k
         if best is not None:
             if (parsed := self._continue(best, raw, reused)) is not None:
@@ -217,26 +217,35 @@ def _encode_messages(messages: list, layout: _Layout, memo: Memo, raw: memoryvie
     parts.append(b"]")
 
 
-def _reusable_messages(known: _Layout, raw: bytes) -> int:
+def _reusable_messages(known: _Layout, raw: bytes, to_beat: int = -1) -> int:
     """How many of `known`'s messages `raw` begins with (each with its comma); -1
-    when `raw` does not continue `known` at all."""
-    tail = memoryview(known.raw)[known.close :]
-    if len(raw) - len(tail) < known.first or not raw.endswith(tail):
+    when `raw` does not continue `known` at all, or cannot take over more than `to_beat`."""
+    most = max(len(known.ends) - 1, 0)  # the last message has no comma
+    if most <= to_beat:
         return -1
-    shared = _common_prefix(raw, known.raw, len(raw) - len(tail))
-    if shared < known.first:
+    known_raw = memoryview(known.raw)
+    tail = known_raw[known.close :]
+    limit = len(raw) - len(tail)  # where raw's messages would close
+    beaten = known.message_start(to_beat + 1)  # what raw must share to take over more
+    if limit < beaten or not raw.endswith(tail) or not raw.startswith(known_raw[:beaten]):
         return -1
+    # A next turn takes over all but the last message (its cache_control mark moved on):
+    # one comparison up to there, before searching byte by byte.
+    if (whole := known.message_start(most)) <= limit and raw.startswith(known_raw[beaten:whole], beaten):
+        return most
+    shared = _common_prefix(raw, known.raw, limit, beaten)
     # message i is reused when its comma (at ends[i]) is shared too
-    return min(bisect_right(known.ends, shared - 1), max(len(known.ends) - 1, 0))
+    return min(bisect_right(known.ends, shared - 1), most)
 
 
-def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
-    """Length of the longest common prefix of a[:limit] and b (memcmp, not a loop over bytes)."""
+def _common_prefix(a: bytes, b: bytes, limit: int, shared: int = 0) -> int:
+    """Length of the longest common prefix of a[:limit] and b (memcmp, not a loop over bytes),
+    given that a[:shared] == b[:shared]."""
     end = min(limit, len(b))
     view = memoryview(b)
-    if a.startswith(view[:end]):
+    if a.startswith(view[shared:end], shared):
         return end
-    low, high = 0, end  # a[:low] == b[:low]; a[:high] != b[:high]
+    low, high = min(shared, end), end  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if a.startswith(view[low:middle], low):

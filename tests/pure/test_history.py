@@ -23,7 +23,7 @@ from mitmproxy import io
 from addons.config.policy import THINKING_BLOCK_TYPES, ModelPolicy
 from addons.messages.memo import Kind, Memo, interned
 from addons.messages.tokens import estimate_request
-from addons.request.history import History, encode
+from addons.request.history import History, _reusable_messages, encode
 from addons.request.shaping import shape_request
 from addons.request.thinking import provenance_for
 from addons.request.tool_ids import rule_for
@@ -153,6 +153,34 @@ def test_parse_gives_what_from_json_gives(session):
     history = History()
     for raw in session_bodies(session):
         assert parsed_or_error(lambda r: history.parse(r).body, raw) == parsed_or_error(from_json, raw)
+
+
+def reusable_by_hand(known, raw: bytes) -> int:
+    """The most of `known`'s messages (each with its comma, so never its last) that `raw`
+    begins with, where `raw` ends with `known`'s `] tail`; -1 when it does not continue it."""
+    tail = known.raw[known.close :]
+    limit = len(raw) - len(tail)
+    if not raw.endswith(tail) or limit < known.first or raw[: known.first] != known.raw[: known.first]:
+        return -1
+    candidates = range(max(len(known.ends) - 1, 0), -1, -1)
+    return next(
+        k for k in candidates if known.message_start(k) <= limit and raw.startswith(known.raw[: known.message_start(k)])
+    )
+
+
+@FUZZ
+@given(sessions, st.integers(-1, 12))
+def test_a_remembered_body_gives_the_most_it_can_and_is_skipped_when_it_cannot_beat(session, to_beat):
+    history = History()
+    for raw in session_bodies(session):
+        for known in history._known:
+            most = reusable_by_hand(known, raw)
+            assert _reusable_messages(known, raw) == most
+            assert _reusable_messages(known, raw, to_beat) == (most if most > to_beat else -1)
+        try:
+            history.parse(raw)
+        except ValueError:
+            pass
 
 
 def test_the_generated_sessions_do_reach_the_splice():
