@@ -25,7 +25,7 @@ Cases:
   after a restart), trimmed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tests import workload
@@ -160,22 +160,25 @@ async def _run_case(
             await _post(connections[mode], body, headers)
     figures = {name: Figure() for name in _figure_names(modes)}
     requests = 0
+    # One run of orders through all the rounds: begun again each round, every round would
+    # repeat the same orders, and whatever they favour, every round's figure would carry.
+    orders = shuffled_orders(list(modes))
     for round_ in range(rounds):
         bodies = case.bodies(round_)
         requests = len(bodies)
         cpu_at_start = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
-        times = await _shuffled(bodies, connections, headers)
+        times = await _shuffled(bodies, connections, headers, orders)
         cpu = {mode: (cpu_seconds(pid) - cpu_at_start[mode]) * 1000 / requests for mode, pid in pids.items()}
         _add_round(figures, times, cpu)
     return {"case": case.name, "requests_per_round": requests, "rounds": rounds, "figures": figures}
 
 
 async def _shuffled(
-    bodies: list[bytes], connections: dict[str, Connection], headers: dict[str, str]
+    bodies: list[bytes], connections: dict[str, Connection], headers: dict[str, str], orders: Iterator[list[str]]
 ) -> dict[str, list[float]]:
-    """Each body every way, in an order shuffled per body (stats.shuffled_orders): ms per reply, per way."""
+    """Each body every way, in the next of `orders` (stats.shuffled_orders): ms per reply, per way."""
     times: dict[str, list[float]] = {mode: [] for mode in connections}
-    for body, order in zip(bodies, shuffled_orders(list(connections))):
+    for body, order in zip(bodies, orders):
         for mode in order:
             times[mode].append(await _post(connections[mode], body, headers))
     return times
