@@ -31,7 +31,9 @@ graph) while that section runs.
 `--against REV` (a git revision) adds a fourth way to the latency section:
 the bundle as it was at REV, checked out with `git worktree` into the
 temporary folder (removed at the end) and started with the same command,
-taking turns with the other three request by request. Its extra table says
+taking turns with the other three request by request. The bundle and it
+then run as two processes each, started bundle, before, before, bundle
+(servers.TWIN): a process started earlier measures slower. Its extra table says
 per case whether the bundle is slower than before (report.slower_than_before);
 with the default 3 rounds, noise alone makes 2 of 3 go one way about half the
 time: give `--rounds 10` or more.

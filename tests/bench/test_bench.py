@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from tests import workload
-from tests.bench import latency, provider_upstream, report, sessions, stats, streaming, whole_stack
+from tests.bench import latency, provider_upstream, report, servers, sessions, stats, streaming, whole_stack
 from tests.bench.client import Connection, Reply, prepare
 from tests.bench.servers import PROJECT_ROOT, UpstreamProcess
 from tests.bench.stats import Figure, Target, loglog_slope, percentile
@@ -333,6 +333,32 @@ def test_latency_rounds_go_on_through_the_orders_instead_of_repeating_them():
     rounds = [sent[i : i + 20] for i in range(0, len(sent), 20)]
     assert len(rounds) == 4 and len({tuple(round_) for round_ in rounds}) == 4
     assert sent == [way for order in itertools.islice(stats.shuffled_orders(ways), 20) for way in order]
+
+
+def test_against_a_revision_each_bundle_runs_twice_started_c_r_r_c(monkeypatch, tmp_path):
+    started: list[str] = []
+
+    class Started:
+        def __init__(self, name: str, checkout: object = None):
+            self.name, self.checkout, self.port, self.pid, self.url = name, checkout, len(started), len(started), "url"
+            started.append(name if checkout is None else f"{name} of {checkout}")
+
+        def stop(self) -> None:
+            started.remove(self.name if self.checkout is None else f"{self.name} of {self.checkout}")
+
+    monkeypatch.setattr(servers, "UpstreamProcess", lambda folder: Started("upstream"))
+    monkeypatch.setattr(servers, "StockMitmdump", lambda folder, url, streaming=False: Started("stock"))
+    monkeypatch.setattr(servers, "BundleAt", lambda folder, url, key, commit: Started("bundle", commit))
+    monkeypatch.setattr(
+        servers, "Bundle", lambda folder, url, key, checkout=servers.PROJECT_ROOT: Started("bundle", checkout)
+    )
+    routes = servers.start_routes(tmp_path, "key", against="abc")
+    bundles = [name.removeprefix("bundle of ") for name in started if name.startswith("bundle")]
+    # the twin of (r) runs from its worktree (here: its checkout stands for it)
+    assert bundles == [str(servers.PROJECT_ROOT), "abc", "abc", str(servers.PROJECT_ROOT)]
+    assert list(routes.proxy_pids) == ["stock", "bundle", "before", "before 2", "bundle 2"]
+    routes.stop()
+    assert started == []
 
 
 def test_a_long_sessions_body_stays_bounded_only_with_the_bound():
