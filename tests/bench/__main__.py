@@ -31,9 +31,10 @@ graph) while that section runs.
 `--against REV` (a git revision) adds a fourth way to the latency section:
 the bundle as it was at REV, checked out with `git worktree` into the
 temporary folder (removed at the end) and started with the same command,
-taking turns with the other three request by request. The bundle and it
-then run as two processes each, started bundle, before, before, bundle
-(servers.TWIN): a process started earlier measures slower. Its extra table says
+taking turns with the other three request by request. Half the rounds run
+with the bundle started first, then both are started again, the one at REV
+first (servers.Routes.swap_bundles): a mitmdump started earlier measures
+slower. Its extra table says
 per case whether the bundle is slower than before (report.slower_than_before);
 with the default 3 rounds, noise alone makes 2 of 3 go one way about half the
 time: give `--rounds 10` or more.
@@ -127,6 +128,24 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+async def _latency(
+    routes: servers.Routes, settings: latency.Settings, folder: Path, key: str, headers: dict, against: str | None
+) -> list[dict]:
+    """The latency section; with `against`, half its rounds with the bundle started first and half
+    with the one at `against` started first (Routes.swap_bundles)."""
+    if not against or settings.rounds < 2:
+        return await latency.measure(routes.ports, routes.proxy_pids, headers, settings, progress)
+    first = await latency.measure(
+        routes.ports, routes.proxy_pids, headers, replace(settings, rounds=(settings.rounds + 1) // 2), progress
+    )
+    progress(f"latency: the bundle and the one at {against[:10]} started again, that one first")
+    routes.swap_bundles(folder / "swapped", key, against)
+    then = await latency.measure(
+        routes.ports, routes.proxy_pids, headers, replace(settings, rounds=settings.rounds // 2), progress
+    )
+    return latency.merged(first, then)
+
+
 async def _through_proxies(
     plan: Plan,
     sections: set[str],
@@ -146,7 +165,7 @@ async def _through_proxies(
         profiler = servers.start_py_spy(routes.bundle.pid, 500, profile)
     try:
         if "latency" in sections:
-            results["latency"] = await latency.measure(routes.ports, routes.proxy_pids, headers, plan.latency, progress)
+            results["latency"] = await _latency(routes, plan.latency, folder, key, headers, against)
         body = workload.encode(workload.recorded())
         if "streaming" in sections:
             results["streaming"] = []

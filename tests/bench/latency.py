@@ -1,7 +1,6 @@
 """1. Added latency per request: the same requests (a) direct, (b) through stock mitmdump, (c) through the bundle.
 
-With `--against REV`, a fourth way: (r) through the bundle as it was at REV;
-then (c) and (r) run as two processes each (servers.TWIN), their replies pooled.
+With `--against REV`, a fourth way: (r) through the bundle as it was at REV.
 Requests go one at a time, each way over its own kept-alive connection, and
 the ways take turns request by request (in an order shuffled per request), so their
 distributions are measured side by side. A reply is timed from the
@@ -31,14 +30,12 @@ from dataclasses import dataclass
 
 from tests import workload
 from tests.bench.client import Connection, prepare
-from tests.bench.servers import LONG_WINDOW_MODEL, TWIN, cpu_seconds
+from tests.bench.servers import LONG_WINDOW_MODEL, cpu_seconds
 from tests.bench.stats import Figure, percentile, shuffled_orders
 
 MODES = ("direct", "stock", "bundle")
 # (r): the bundle at an earlier revision (servers.BundleAt), when the routes have it.
 BEFORE = "before"
-# With (r): the ways that run as two processes (servers.TWIN), their requests pooled.
-TWINNED = ("bundle", BEFORE)
 PATH = "/v1/messages?beta=true"
 # A 128K window in the shipped policy: the 2 MB session is trimmed. It goes as Claude Code's
 # compaction request (workload.as_summary_request): an ordinary turn of a history past the window is
@@ -118,7 +115,8 @@ def cases(settings: Settings) -> list[Case]:
 async def measure(
     ports: dict[str, int], pids: dict[str, int], headers: dict[str, str], settings: Settings, progress
 ) -> list[dict]:
-    modes = (*MODES, BEFORE, *(mode + TWIN for mode in TWINNED)) if BEFORE in pids else MODES
+    # In the order of `ports`: each way's connection is opened in turn.
+    modes = tuple(mode for mode in ports if mode in (*MODES, BEFORE))
     connections = {mode: await Connection(ports[mode]).open() for mode in modes}
     results = []
     try:
@@ -128,6 +126,16 @@ async def measure(
     finally:
         for connection in connections.values():
             await connection.close()
+    return results
+
+
+def merged(results: list[dict], later: list[dict]) -> list[dict]:
+    """The figures of two runs of the same cases, as one run of all their rounds."""
+    for case, more in zip(results, later, strict=True):
+        assert case["case"] == more["case"]
+        case["rounds"] += more["rounds"]
+        for name, figure in case["figures"].items():
+            figure.values += more["figures"][name].values
     return results
 
 
@@ -161,7 +169,7 @@ async def _run_case(
     for body in case.warmup:
         for mode in modes:
             await _post(connections[mode], body, headers)
-    figures = {name: Figure() for name in _figure_names(tuple(mode for mode in modes if not mode.endswith(TWIN)))}
+    figures = {name: Figure() for name in _figure_names(modes)}
     requests = 0
     # One run of orders through all the rounds: begun again each round, every round would
     # repeat the same orders, and whatever they favour, every round's figure would carry.
@@ -172,7 +180,7 @@ async def _run_case(
         cpu_at_start = {mode: cpu_seconds(pid) for mode, pid in pids.items()}
         times = await _shuffled(bodies, connections, headers, orders)
         cpu = {mode: (cpu_seconds(pid) - cpu_at_start[mode]) * 1000 / requests for mode, pid in pids.items()}
-        _add_round(figures, *_pooled(times, cpu))
+        _add_round(figures, times, cpu)
     return {"case": case.name, "requests_per_round": requests, "rounds": rounds, "figures": figures}
 
 
@@ -185,16 +193,6 @@ async def _shuffled(
         for mode in order:
             times[mode].append(await _post(connections[mode], body, headers))
     return times
-
-
-def _pooled(times: dict[str, list[float]], cpu: dict[str, float]) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Each twinned way's times and CPU with its twin's: the replies of both its processes, the CPU of one on average."""
-    times, cpu = dict(times), dict(cpu)
-    for mode in TWINNED:
-        if mode + TWIN in times:
-            times[mode] = times[mode] + times.pop(mode + TWIN)
-            cpu[mode] = (cpu[mode] + cpu.pop(mode + TWIN)) / 2
-    return times, cpu
 
 
 def _add_round(figures: dict[str, Figure], times: dict[str, list[float]], cpu: dict[str, float]) -> None:

@@ -253,8 +253,8 @@ def slower_than_before(figures: dict[str, Figure]) -> bool:
 def _against(latency: list[dict], against: dict) -> list[str]:
     out = [
         f"**Bundle against {against['revision']} (interleaved)** (ms; (r) the bundle at commit "
-        f"{against['commit'][:10]}, a fourth way, shuffled in with (a), (b) and (c) request by request; (c) and (r) two "
-        "processes each, started (c) (r) (r) (c), their replies pooled; p50 differences per "
+        f"{against['commit'][:10]}, a fourth way, shuffled in with (a), (b) and (c) request by request; half the rounds "
+        "with (r) started first; p50 differences per "
         "round, median of the rounds ± half their spread; CPU: ms the process used per request. Slower: c-b "
         f"exceeds r-b by more than {SLOWER_BY_MS:g} ms and by more than {SLOWER_BY_SHARE:.0%} of r-b, and (c) was "
         "slower than (r) in at least 2/3 of the rounds)",

@@ -276,13 +276,6 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-# With (r), each bundle runs as two processes, started (c) (r) (r) (c), and each gets every
-# request: the same code measured slower the earlier its process was started (by 0.1-0.3 ms a
-# place, on the 2 MB cases), so one process each would hand whichever started first the
-# difference. In this order the places even out.
-TWIN = " 2"
-
-
 @dataclass
 class Routes:
     """Ports of (a), (b), (c) and (r) if asked for, and the processes behind them."""
@@ -292,42 +285,44 @@ class Routes:
     stock_streaming: StockMitmdump
     bundle: Bundle
     before: BundleAt | None = None
-    before_twin: Bundle | None = None
-    bundle_twin: Bundle | None = None
+    # (r) started before (c), and listed before it (swap_bundles)
+    before_first: bool = False
 
     @property
     def ports(self) -> dict[str, int]:
-        ports = {
-            "direct": self.upstream.port,
-            "stock": self.stock.port,
-            "stock streaming": self.stock_streaming.port,
-            "bundle": self.bundle.port,
-        }
-        ports.update({name: bundle.port for name, bundle in self._against().items()})
-        return ports
+        ports = {"direct": self.upstream.port, "stock": self.stock.port, "stock streaming": self.stock_streaming.port}
+        bundles = {"bundle": self.bundle.port, **({"before": self.before.port} if self.before else {})}
+        return ports | dict(reversed(bundles.items()) if self.before_first else bundles.items())
 
     @property
     def proxy_pids(self) -> dict[str, int]:
         pids = {"stock": self.stock.pid, "bundle": self.bundle.pid}
-        pids.update({name: bundle.pid for name, bundle in self._against().items()})
+        if self.before:
+            pids["before"] = self.before.pid
         return pids
 
-    def _against(self) -> dict[str, Bundle]:
-        if not (self.before and self.before_twin and self.bundle_twin):
-            return {}
-        return {"before": self.before, "before" + TWIN: self.before_twin, "bundle" + TWIN: self.bundle_twin}
+    def swap_bundles(self, folder: Path, master_key: str, commit: str) -> None:
+        """Stop both bundles and start them again in `folder`, (r) first this time.
+
+        The same code measures slower the earlier its mitmdump was started (by 0.1-0.3 ms a
+        request on the 2 MB cases; docs/benchmarks.md): half the rounds in each order give
+        neither bundle the place."""
+        self.bundle.stop()
+        if self.before:
+            self.before.stop()
+        (folder / "before").mkdir(parents=True)
+        self.before = BundleAt(folder / "before", self.upstream.url, master_key, commit)
+        self.bundle = Bundle(folder, self.upstream.url, master_key)
+        self.before_first = True
 
     def stop(self) -> None:
-        # The twin of (r) runs from (r)'s worktree, which (r) removes when it stops.
-        servers = (self.bundle_twin, self.before_twin, self.before, self.bundle, self.stock_streaming, self.stock)
-        for server in (*servers, self.upstream):
+        for server in (self.before, self.bundle, self.stock_streaming, self.stock, self.upstream):
             if server:
                 server.stop()
 
 
 def start_routes(folder: Path, master_key: str, against: str | None = None) -> Routes:
-    """The routes; with `against` (a commit), the bundle as it was there too, in folder/before, and
-    each bundle's twin (TWIN)."""
+    """The routes; with `against` (a commit), the bundle as it was there too, in folder/before."""
     started = [UpstreamProcess(folder)]
     try:
         url = started[0].url
@@ -336,11 +331,7 @@ def start_routes(folder: Path, master_key: str, against: str | None = None) -> R
         started.append(Bundle(folder, url, master_key))
         if against:
             (folder / "before").mkdir()
-            started.append(before := BundleAt(folder / "before", url, master_key, against))
-            (folder / "before-2").mkdir()
-            started.append(Bundle(folder / "before-2", url, master_key, checkout=before.checkout))
-            (folder / "bundle-2").mkdir()
-            started.append(Bundle(folder / "bundle-2", url, master_key))
+            started.append(BundleAt(folder / "before", url, master_key, against))
     except BaseException:
         for server in reversed(started):
             server.stop()

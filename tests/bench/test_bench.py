@@ -335,30 +335,38 @@ def test_latency_rounds_go_on_through_the_orders_instead_of_repeating_them():
     assert sent == [way for order in itertools.islice(stats.shuffled_orders(ways), 20) for way in order]
 
 
-def test_against_a_revision_each_bundle_runs_twice_started_c_r_r_c(monkeypatch, tmp_path):
-    started: list[str] = []
+def test_the_bundles_swap_their_start_order_and_their_places_in_the_ports(monkeypatch, tmp_path):
+    running: list[str] = []
 
     class Started:
-        def __init__(self, name: str, checkout: object = None):
-            self.name, self.checkout, self.port, self.pid, self.url = name, checkout, len(started), len(started), "url"
-            started.append(name if checkout is None else f"{name} of {checkout}")
+        def __init__(self, name: str):
+            self.name, self.port, self.pid, self.url = name, len(running), len(running), "url"
+            running.append(name)
 
         def stop(self) -> None:
-            started.remove(self.name if self.checkout is None else f"{self.name} of {self.checkout}")
+            running.remove(self.name)
 
     monkeypatch.setattr(servers, "UpstreamProcess", lambda folder: Started("upstream"))
-    monkeypatch.setattr(servers, "StockMitmdump", lambda folder, url, streaming=False: Started("stock"))
-    monkeypatch.setattr(servers, "BundleAt", lambda folder, url, key, commit: Started("bundle", commit))
-    monkeypatch.setattr(
-        servers, "Bundle", lambda folder, url, key, checkout=servers.PROJECT_ROOT: Started("bundle", checkout)
-    )
+    monkeypatch.setattr(servers, "StockMitmdump", lambda folder, url, streaming=False: Started(f"stock {streaming}"))
+    monkeypatch.setattr(servers, "BundleAt", lambda folder, url, key, commit: Started(f"bundle at {commit}"))
+    monkeypatch.setattr(servers, "Bundle", lambda folder, url, key: Started("bundle"))
     routes = servers.start_routes(tmp_path, "key", against="abc")
-    bundles = [name.removeprefix("bundle of ") for name in started if name.startswith("bundle")]
-    # the twin of (r) runs from its worktree (here: its checkout stands for it)
-    assert bundles == [str(servers.PROJECT_ROOT), "abc", "abc", str(servers.PROJECT_ROOT)]
-    assert list(routes.proxy_pids) == ["stock", "bundle", "before", "before 2", "bundle 2"]
+    assert running[-2:] == ["bundle", "bundle at abc"]
+    assert list(routes.ports)[-2:] == ["bundle", "before"]
+    routes.swap_bundles(tmp_path / "swapped", "key", "abc")
+    assert running[-2:] == ["bundle at abc", "bundle"] and len(running) == 5
+    assert list(routes.ports)[-2:] == ["before", "bundle"]
+    assert routes.ports["bundle"] == routes.bundle.port == 4 and routes.ports["before"] == 3
     routes.stop()
-    assert started == []
+    assert running == []
+
+
+def test_two_runs_of_the_latency_cases_merge_into_one_of_all_their_rounds():
+    def run(values: list[float]) -> list[dict]:
+        return [{"case": "c", "rounds": len(values), "figures": {"c-r p50": Figure(list(values))}}]
+
+    merged = latency.merged(run([1.0, 2.0]), run([3.0]))
+    assert merged[0]["rounds"] == 3 and merged[0]["figures"]["c-r p50"].values == [1.0, 2.0, 3.0]
 
 
 def test_a_long_sessions_body_stays_bounded_only_with_the_bound():
