@@ -304,9 +304,8 @@ class Routes:
     def swap_bundles(self, folder: Path, master_key: str, commit: str) -> None:
         """Stop both bundles and start them again in `folder`, (r) first this time.
 
-        The same code measures slower the earlier its mitmdump was started (by 0.1-0.3 ms a
-        request on the 2 MB cases; docs/benchmarks.md): half the rounds in each order give
-        neither bundle the place."""
+        The same code measures slower the earlier its mitmdump was started (docs/benchmarks.md):
+        half the rounds in each order give neither bundle the place."""
         self.bundle.stop()
         if self.before:
             self.before.stop()
