@@ -86,8 +86,8 @@ async def _resend(request: http.Request) -> http.Response | str:
     """`request` sent to where it went (the Upstream addon's target), its answer read whole; or why it
     could not be sent."""
     # Imported for the rare request sent again: with the click, rich and pygments it imports at once,
-    # some 130 modules mitmdump would carry from its start, their objects walked by every full
-    # garbage collection.
+    # its modules would be in mitmdump from its start, their objects walked by every full garbage
+    # collection.
     import httpx
 
     trusted = ctx.options.ssl_verify_upstream_trusted_ca if "ssl_verify_upstream_trusted_ca" in ctx.options else None
